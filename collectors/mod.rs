@@ -1,0 +1,452 @@
+//! Collectors: one file each, each with its config struct, its pure parsing
+//! and its tests. This file is the explicit list of them and what they share.
+//!
+//! To add one: write `collectors/NAME.rs` (options struct, a type that
+//! implements [`Collector`], parse functions over `&str`, tests on
+//! fixtures), add a field to [`CollectorsConfig`] and a line to [`build`],
+//! and an example `conf.d/NAME.toml`.
+
+pub mod cpu;
+pub mod diskspace;
+pub mod diskusage;
+pub mod loadavg;
+pub mod memory;
+pub mod mountstats;
+pub mod sockstat;
+pub mod vmstat;
+
+use crate::config::{compile_regex, Common, Config, ConfigError, Section};
+use crate::rates::{CounterState, Counters};
+use crate::sample::{Kind, MetricPath, Sample};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `[collectors.*]`: one section per collector.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorsConfig {
+    pub cpu: Section<cpu::CpuConfig>,
+    pub diskspace: Section<diskspace::DiskSpaceConfig>,
+    pub diskusage: Section<diskusage::DiskUsageConfig>,
+    pub loadavg: Section<loadavg::LoadAvgConfig>,
+    pub memory: Section<memory::MemoryConfig>,
+    pub mountstats: Section<mountstats::MountStatsConfig>,
+    pub sockstat: Section<sockstat::SockstatConfig>,
+    pub vmstat: Section<vmstat::VmstatConfig>,
+}
+
+/// Why one run of a collector produced nothing (or less than it should).
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+}
+
+/// Reads a whole (small, virtual) file.
+pub fn read(path: &Path) -> Result<String, CollectError> {
+    std::fs::read_to_string(path).map_err(|source| CollectError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A collector: reads its source and emits samples through [`Emit`].
+pub trait Collector: Send {
+    fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError>;
+}
+
+/// Diamond's `metrics_whitelist` / `metrics_blacklist`, matched (like
+/// Python's `re.match`) at the start of the name after the collector path.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    whitelist: Option<regex::Regex>,
+    blacklist: Option<regex::Regex>,
+}
+
+impl Filter {
+    pub fn new(name: &str, common: &Common) -> Result<Self, ConfigError> {
+        Ok(Filter {
+            whitelist: compile_regex(
+                &format!("collectors.{name}.metrics_whitelist"),
+                common.metrics_whitelist.as_deref(),
+                true,
+            )?,
+            blacklist: compile_regex(
+                &format!("collectors.{name}.metrics_blacklist"),
+                common.metrics_blacklist.as_deref(),
+                true,
+            )?,
+        })
+    }
+
+    /// Whether a metric of this name is sent. A whitelist, when set, wins.
+    pub fn allows(&self, metric: &str) -> bool {
+        if let Some(w) = &self.whitelist {
+            return w.is_match(metric);
+        }
+        if let Some(b) = &self.blacklist {
+            return !b.is_match(metric);
+        }
+        true
+    }
+}
+
+/// What a collector writes to during one run: named values, rates from
+/// counters, all turned into full [`Sample`]s.
+pub struct Emit<'a> {
+    path: &'a MetricPath,
+    filter: &'a Filter,
+    timestamp: i64,
+    counters: Counters,
+    samples: Vec<Sample>,
+}
+
+impl<'a> Emit<'a> {
+    pub fn new(
+        path: &'a MetricPath,
+        filter: &'a Filter,
+        timestamp: i64,
+        counters: Counters,
+    ) -> Self {
+        Emit {
+            path,
+            filter,
+            timestamp,
+            counters,
+            samples: Vec::new(),
+        }
+    }
+
+    /// Emits `metric` (relative to the collector path) with `value`.
+    pub fn push(&mut self, metric: &str, value: f64, kind: Kind) {
+        if !value.is_finite() || !self.filter.allows(metric) {
+            return;
+        }
+        self.samples.push(Sample::new(
+            self.path.name(metric),
+            value,
+            self.timestamp,
+            kind,
+        ));
+    }
+
+    pub fn gauge(&mut self, metric: &str, value: f64) {
+        self.push(metric, value, Kind::Gauge);
+    }
+
+    /// Emits the per-second rate of the counter `metric` (nothing on the first run).
+    pub fn rate(&mut self, metric: &str, raw: u64) {
+        if let Some(r) = self.counters.rate(metric, raw) {
+            self.push(metric, r, Kind::Rate);
+        }
+    }
+
+    /// The counters, for collectors that derive more than plain rates.
+    pub fn counters(&mut self) -> &mut Counters {
+        &mut self.counters
+    }
+
+    /// The samples and the counter state to keep for the next run.
+    pub fn finish(self) -> (Vec<Sample>, CounterState) {
+        (self.samples, self.counters.finish())
+    }
+}
+
+/// A configured collector, ready to be scheduled.
+pub struct Instance {
+    pub name: &'static str,
+    pub interval: Duration,
+    pub path: MetricPath,
+    pub filter: Filter,
+    pub collector: Box<dyn Collector>,
+}
+
+impl Instance {
+    /// Runs the collector once, at scheduled time `timestamp` (unix seconds)
+    /// and measured time `now`, after the run that left `prev`.
+    pub fn run(
+        &mut self,
+        timestamp: i64,
+        now: f64,
+        prev: Option<CounterState>,
+    ) -> (Result<(), CollectError>, Vec<Sample>, CounterState) {
+        let mut emit = Emit::new(
+            &self.path,
+            &self.filter,
+            timestamp,
+            Counters::begin(prev, now),
+        );
+        let res = self.collector.collect(&mut emit);
+        let (samples, state) = emit.finish();
+        (res, samples, state)
+    }
+}
+
+fn boxed<C: Collector + 'static>(c: C) -> Box<dyn Collector> {
+    Box::new(c)
+}
+
+/// Builds every enabled collector of `cfg`; the disabled ones are checked too,
+/// so a bad option fails before anything runs. `hostname` is the resolved host
+/// segment.
+pub fn build_with_host(cfg: &Config, hostname: Option<&str>) -> Result<Vec<Instance>, ConfigError> {
+    let c = &cfg.collectors;
+    // (name, common keys, Diamond's default path, the collector)
+    let list: Vec<(&'static str, &Common, &str, Box<dyn Collector>)> = vec![
+        (
+            "cpu",
+            &c.cpu.common,
+            "cpu",
+            boxed(cpu::Cpu::new(&c.cpu.options, cfg)?),
+        ),
+        (
+            "diskspace",
+            &c.diskspace.common,
+            "diskspace",
+            boxed(diskspace::DiskSpace::new(&c.diskspace.options, cfg)?),
+        ),
+        (
+            "diskusage",
+            &c.diskusage.common,
+            "iostat",
+            boxed(diskusage::DiskUsage::new(&c.diskusage.options, cfg)?),
+        ),
+        (
+            "loadavg",
+            &c.loadavg.common,
+            "loadavg",
+            boxed(loadavg::LoadAverage::new(&c.loadavg.options, cfg)),
+        ),
+        (
+            "memory",
+            &c.memory.common,
+            "memory",
+            boxed(memory::Memory::new(&c.memory.options, cfg)?),
+        ),
+        (
+            "mountstats",
+            &c.mountstats.common,
+            "mountstats",
+            boxed(mountstats::MountStats::new(&c.mountstats.options, cfg)?),
+        ),
+        (
+            "sockstat",
+            &c.sockstat.common,
+            "sockets",
+            boxed(sockstat::Sockstat::new(&c.sockstat.options, cfg)),
+        ),
+        (
+            "vmstat",
+            &c.vmstat.common,
+            "vmstat",
+            boxed(vmstat::Vmstat::new(&c.vmstat.options, cfg)),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (name, common, default_path, collector) in list {
+        let filter = Filter::new(name, common)?;
+        let interval = common.interval.unwrap_or(cfg.interval);
+        if interval == 0 {
+            return Err(ConfigError::new(
+                format!("collectors.{name}.interval"),
+                "must be at least 1 second",
+            ));
+        }
+        let path = common.path.as_deref().unwrap_or(default_path);
+        if path.is_empty() || (path != "." && (path.contains("..") || path.contains(' '))) {
+            return Err(ConfigError::new(
+                format!("collectors.{name}.path"),
+                format!("{path:?} is not a metric path segment ('.' for none)"),
+            ));
+        }
+        if !common.enabled {
+            continue;
+        }
+        out.push(Instance {
+            name,
+            interval: Duration::from_secs(interval),
+            path: MetricPath::new(&cfg.path_prefix, hostname, &cfg.path_suffix, path),
+            filter,
+            collector,
+        });
+    }
+    Ok(out)
+}
+
+/// Checks every collector section of `cfg` (see [`build_with_host`]).
+pub fn build(cfg: &Config) -> Result<Vec<Instance>, ConfigError> {
+    build_with_host(cfg, Some("host"))
+}
+
+/// Byte units as Diamond's `byte_unit` names them, with their size in bits.
+pub fn unit_bits(unit: &str) -> Option<f64> {
+    let k = 1024f64;
+    Some(match unit {
+        "bit" | "b" => 1.0,
+        "kilobit" | "kb" | "Kibit" => k,
+        "megabit" | "mb" | "Mibit" => k * k,
+        "gigabit" | "gb" | "Gibit" => k * k * k,
+        "terabit" | "tb" | "Tibit" => k.powi(4),
+        "petabit" | "pb" | "Pibit" => k.powi(5),
+        "byte" | "B" => 8.0,
+        "kilobyte" | "kB" | "KB" | "KiB" => 8.0 * k,
+        "megabyte" | "MB" | "MiB" => 8.0 * k * k,
+        "gigabyte" | "GB" | "GiB" => 8.0 * k * k * k,
+        "terabyte" | "TB" | "TiB" => 8.0 * k.powi(4),
+        "petabyte" | "PB" | "PiB" => 8.0 * k.powi(5),
+        _ => return None,
+    })
+}
+
+/// Checks a `byte_unit` list; returns each unit with its divisor from bytes.
+pub fn byte_units(key: &str, units: &[String]) -> Result<Vec<(String, f64)>, ConfigError> {
+    if units.is_empty() {
+        return Err(ConfigError::new(key, "needs at least one unit"));
+    }
+    units
+        .iter()
+        .map(|u| match unit_bits(u) {
+            Some(bits) => Ok((u.clone(), bits / 8.0)),
+            None => Err(ConfigError::new(
+                key,
+                format!("unknown unit {u:?} (byte, kilobyte, megabyte, gigabyte, terabyte, petabyte, bit, kilobit, ...)"),
+            )),
+        })
+        .collect()
+}
+
+/// Compiles a list of regexes into one alternation (Diamond's
+/// `exclude_filters`); `None` for an empty list.
+pub fn regex_list(
+    key: &str,
+    patterns: &[String],
+    anchored: bool,
+) -> Result<Option<regex::Regex>, ConfigError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    for p in patterns {
+        compile_regex(key, Some(p), false)?;
+    }
+    let joined = patterns
+        .iter()
+        .map(|p| format!("(?:{p})"))
+        .collect::<Vec<_>>()
+        .join("|");
+    compile_regex(key, Some(&joined), anchored)
+}
+
+/// Counts the `cpuN` lines of a `/proc/stat` text.
+pub fn count_cpus(stat: &str) -> usize {
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(|b| b.is_ascii_digit()))
+        .count()
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+
+    /// The repository's fixture folder.
+    pub fn fixture(rel: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(rel)
+    }
+
+    /// Runs `c` twice: at t=1000 on the `before` text state, at t=1000+dt on
+    /// `after`; `swap` installs a text into the collector between runs.
+    pub fn two_runs<C: Collector>(
+        c: &mut C,
+        dt: f64,
+        mut swap: impl FnMut(&mut C, usize),
+    ) -> (Vec<Sample>, Vec<Sample>) {
+        let path = MetricPath::new("servers", Some("host"), "", "x");
+        let filter = Filter::default();
+        swap(c, 0);
+        let mut e = Emit::new(&path, &filter, 1000, Counters::begin(None, 1000.0));
+        c.collect(&mut e).expect("first run");
+        let (first, st) = e.finish();
+        swap(c, 1);
+        let t = 1000.0 + dt;
+        let mut e = Emit::new(&path, &filter, t as i64, Counters::begin(Some(st), t));
+        c.collect(&mut e).expect("second run");
+        (first, e.finish().0)
+    }
+
+    /// The samples as `relative.name -> value` (names without `servers.host.x.`).
+    pub fn values(samples: &[Sample]) -> std::collections::BTreeMap<String, f64> {
+        samples
+            .iter()
+            .map(|s| {
+                (
+                    s.name.trim_start_matches("servers.host.x.").to_string(),
+                    s.value,
+                )
+            })
+            .collect()
+    }
+
+    pub fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whitelist_wins_and_matches_at_start() {
+        let common = Common {
+            metrics_whitelist: Some("total\\.".into()),
+            metrics_blacklist: Some("total".into()),
+            ..Common::default()
+        };
+        let f = Filter::new("cpu", &common).expect("filter");
+        assert!(f.allows("total.user"));
+        assert!(!f.allows("cpu0.user"));
+        assert!(!f.allows("x.total.user"), "matches at the start only");
+        let common = Common {
+            metrics_blacklist: Some("cpu\\d+".into()),
+            ..Common::default()
+        };
+        let f = Filter::new("cpu", &common).expect("filter");
+        assert!(f.allows("total.user"));
+        assert!(!f.allows("cpu3.idle"));
+    }
+
+    #[test]
+    fn units() {
+        let u = byte_units("k", &["byte".into(), "kilobyte".into(), "bit".into()]).expect("units");
+        assert_eq!(u[0].1, 1.0);
+        assert_eq!(u[1].1, 1024.0);
+        assert_eq!(u[2].1, 0.125);
+        assert!(byte_units("k", &["parsec".into()]).is_err());
+    }
+
+    #[test]
+    fn every_collector_is_on_by_default() {
+        let all = build(&Config::default()).expect("build");
+        let names: Vec<_> = all.iter().map(|i| i.name).collect();
+        assert_eq!(
+            names,
+            [
+                "cpu",
+                "diskspace",
+                "diskusage",
+                "loadavg",
+                "memory",
+                "mountstats",
+                "sockstat",
+                "vmstat"
+            ]
+        );
+    }
+}

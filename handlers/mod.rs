@@ -1,0 +1,498 @@
+//! Handlers: where samples go. One file per handler type; this file is the
+//! explicit list of types, the per-handler bounded queue and the shared
+//! delivery bookkeeping.
+//!
+//! Every handler instance (`[handlers.NAME]`) owns a [`Queue`] and a tokio
+//! task. The scheduler pushes each collector run's samples into every queue
+//! and never waits for a handler: a full queue drops its oldest samples and
+//! counts them.
+//!
+//! To add a handler type: write `handlers/TYPE.rs` with its options struct
+//! and an `async fn run(Delivery, Options)`, add a variant to
+//! [`HandlerConfig`] and a line to [`HandlerConfig::parse`] and [`spawn`],
+//! and an example `conf.d/TYPE.toml`.
+
+pub mod graphite;
+pub mod stdout;
+
+use crate::config::{options_from_table, ConfigError};
+use crate::sample::Sample;
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+/// The handler types, each with its options.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HandlerConfig {
+    Graphite(graphite::GraphiteConfig),
+    Stdout(stdout::StdoutConfig),
+}
+
+/// A resolved `[handlers.NAME]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandlerSpec {
+    pub name: String,
+    pub enabled: bool,
+    pub config: HandlerConfig,
+}
+
+/// The handler types a section may name with `type = "..."`.
+pub const TYPES: &[&str] = &["graphite", "stdout"];
+
+impl HandlerConfig {
+    fn parse(kind: &str, key: &str, table: toml::Table) -> Result<Self, ConfigError> {
+        Ok(match kind {
+            "graphite" => {
+                let c: graphite::GraphiteConfig = options_from_table(key, table)?;
+                c.validate(key)?;
+                HandlerConfig::Graphite(c)
+            }
+            "stdout" => HandlerConfig::Stdout(options_from_table(key, table)?),
+            other => {
+                return Err(ConfigError::new(
+                    format!("{key}.type"),
+                    format!(
+                        "unknown handler type {other:?} (one of: {})",
+                        TYPES.join(", ")
+                    ),
+                ))
+            }
+        })
+    }
+
+    fn type_name(&self) -> &'static str {
+        match self {
+            HandlerConfig::Graphite(_) => "graphite",
+            HandlerConfig::Stdout(_) => "stdout",
+        }
+    }
+
+    fn options_table(&self) -> Result<toml::Table, toml::ser::Error> {
+        match self {
+            HandlerConfig::Graphite(c) => toml::Table::try_from(c),
+            HandlerConfig::Stdout(c) => toml::Table::try_from(c),
+        }
+    }
+
+    /// Resolves every `[handlers.NAME]` section. A section's type is its
+    /// `type` key, or its name when that is a type. With `partial` (one file
+    /// of several), a section with neither is left for the merged check.
+    pub fn resolve_all(
+        sections: &BTreeMap<String, toml::Table>,
+        partial: bool,
+    ) -> Result<Vec<HandlerSpec>, ConfigError> {
+        let mut out = Vec::new();
+        for (name, table) in sections {
+            let key = format!("handlers.{name}");
+            let mut table = table.clone();
+            let kind = match table.remove("type") {
+                Some(toml::Value::String(s)) => s,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        format!("{key}.type"),
+                        format!("expected a string, found {}", other.type_str()),
+                    ))
+                }
+                None if TYPES.contains(&name.as_str()) => name.clone(),
+                None if partial => continue,
+                None => {
+                    return Err(ConfigError::new(
+                        format!("{key}.type"),
+                        format!("missing (one of: {})", TYPES.join(", ")),
+                    ))
+                }
+            };
+            let enabled = match table.remove("enabled") {
+                None => true,
+                Some(toml::Value::Boolean(b)) => b,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        format!("{key}.enabled"),
+                        format!("expected a boolean, found {}", other.type_str()),
+                    ))
+                }
+            };
+            out.push(HandlerSpec {
+                name: name.clone(),
+                enabled,
+                config: HandlerConfig::parse(&kind, &key, table)?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl HandlerSpec {
+    /// The section with every default filled in, for `config check`.
+    pub fn to_table(&self) -> Result<toml::Table, ConfigError> {
+        let mut t = toml::Table::new();
+        t.insert("type".into(), self.config.type_name().into());
+        t.insert("enabled".into(), self.enabled.into());
+        let opts = self
+            .config
+            .options_table()
+            .map_err(|e| ConfigError::new(format!("handlers.{}", self.name), e.to_string()))?;
+        t.extend(opts);
+        Ok(t)
+    }
+}
+
+/// Counters of one handler, read by the self-metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub sent: AtomicU64,
+    pub dropped: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// A bounded queue of samples waiting for one handler; when full, the
+/// oldest samples are dropped (and counted) to make room for new ones.
+#[derive(Debug)]
+pub struct Queue {
+    items: Mutex<VecDeque<Sample>>,
+    capacity: usize,
+    notify: Notify,
+    pub stats: Stats,
+}
+
+impl Queue {
+    pub fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Queue {
+            items: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+            notify: Notify::new(),
+            stats: Stats::default(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Sample>> {
+        // A panic while holding the lock leaves a queue that is still valid.
+        self.items.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds samples at the back, dropping the oldest beyond capacity.
+    pub fn push(&self, samples: impl IntoIterator<Item = Sample>) {
+        let mut q = self.lock();
+        let mut dropped = 0u64;
+        for s in samples {
+            if q.len() >= self.capacity {
+                q.pop_front();
+                dropped += 1;
+            }
+            q.push_back(s);
+        }
+        drop(q);
+        if dropped > 0 {
+            self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+        self.notify.notify_one();
+    }
+
+    /// Takes up to `max` samples from the front.
+    pub fn take(&self, max: usize) -> Vec<Sample> {
+        let mut q = self.lock();
+        let n = q.len().min(max);
+        q.drain(..n).collect()
+    }
+
+    /// Puts back a batch that could not be delivered, in front, keeping the
+    /// bound (what no longer fits is the oldest, and is dropped).
+    pub fn put_back(&self, batch: Vec<Sample>) {
+        let mut q = self.lock();
+        let room = self.capacity.saturating_sub(q.len());
+        let skip = batch.len().saturating_sub(room);
+        for s in batch.into_iter().skip(skip).rev() {
+            q.push_front(s);
+        }
+        drop(q);
+        if skip > 0 {
+            self.stats.dropped.fetch_add(skip as u64, Ordering::Relaxed);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until samples may have arrived.
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+}
+
+/// What a handler task works with: its queue, its name for messages, and
+/// the stop signal (a deadline by which to have delivered everything).
+pub struct Delivery {
+    pub name: String,
+    pub queue: Arc<Queue>,
+    stop: watch::Receiver<Option<Instant>>,
+    failing: AtomicBool,
+}
+
+/// Why a handler could not deliver everything before its deadline.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DeliveryError(pub String);
+
+impl Delivery {
+    /// The deadline once stopping was asked for.
+    pub fn deadline(&self) -> Option<Instant> {
+        *self.stop.borrow()
+    }
+
+    /// Waits for new samples or a stop request.
+    pub async fn wait_for_work(&mut self) {
+        if self.deadline().is_some() {
+            return;
+        }
+        tokio::select! {
+            _ = self.queue.notified() => {}
+            _ = self.stop.changed() => {}
+        }
+    }
+
+    /// Sleeps `d`, or less when stopping and the deadline comes first; wakes
+    /// early when stopping is asked for.
+    pub async fn pause(&mut self, d: Duration) {
+        let until = Instant::now() + d;
+        let until = match self.deadline() {
+            Some(dl) => until.min(dl),
+            None => until,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => {}
+            _ = self.stop.changed() => {}
+        }
+    }
+
+    /// Records a failed attempt: logged once per failure streak, always counted.
+    pub fn failed(&self, what: &str) {
+        self.queue.stats.errors.fetch_add(1, Ordering::Relaxed);
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            log::warn!("{}: {what}; holding samples and retrying", self.name);
+        } else {
+            log::debug!("{}: {what}", self.name);
+        }
+    }
+
+    /// Records delivered samples.
+    pub fn sent(&self, n: usize) {
+        self.queue.stats.sent.fetch_add(n as u64, Ordering::Relaxed);
+        if self.failing.swap(false, Ordering::Relaxed) {
+            log::info!("{}: delivering again", self.name);
+        }
+    }
+
+    /// Whether the deadline has passed.
+    pub fn past_deadline(&self) -> bool {
+        self.deadline().is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// The error for what is still queued at the deadline.
+    pub fn undelivered(&self, peer: &str, last_error: Option<&str>) -> DeliveryError {
+        DeliveryError(format!(
+            "{} {peer}: {} ({} samples not delivered)",
+            self.name,
+            last_error.unwrap_or("not delivered in time"),
+            self.queue.len()
+        ))
+    }
+}
+
+/// Exponential backoff with jitter: 100 ms doubling up to `max`, each wait
+/// drawn between half and all of the current step.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    step: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub const FIRST: Duration = Duration::from_millis(100);
+
+    pub fn new(max: Duration) -> Self {
+        Backoff {
+            step: Self::FIRST,
+            max: max.max(Self::FIRST),
+        }
+    }
+
+    pub fn next_wait(&mut self) -> Duration {
+        let wait = self.step.mul_f64(0.5 + fastrand::f64() * 0.5);
+        self.step = (self.step * 2).min(self.max);
+        wait
+    }
+
+    pub fn reset(&mut self) {
+        self.step = Self::FIRST;
+    }
+}
+
+/// A short description of an I/O error: `connection refused`, `timed out`, ...
+pub fn brief(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected | BrokenPipe
+        | TimedOut | AddrNotAvailable | HostUnreachable | NetworkUnreachable => {
+            e.kind().to_string()
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// A running handler: its queue, and how to stop it and learn the outcome.
+pub struct Running {
+    pub name: String,
+    pub queue: Arc<Queue>,
+    stop: watch::Sender<Option<Instant>>,
+    task: tokio::task::JoinHandle<Result<(), DeliveryError>>,
+}
+
+impl Running {
+    /// Asks the handler to deliver what it holds by `deadline`, and waits
+    /// (a little past the deadline at most) for the outcome.
+    pub async fn stop(self, deadline: Instant) -> Result<(), DeliveryError> {
+        let _ = self.stop.send(Some(deadline));
+        let grace = deadline + Duration::from_secs(1);
+        match tokio::time::timeout_at(grace, self.task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(DeliveryError(format!("{}: task failed: {e}", self.name))),
+            Err(_) => Err(DeliveryError(format!(
+                "{}: did not finish in time ({} samples not delivered)",
+                self.name,
+                self.queue.len()
+            ))),
+        }
+    }
+}
+
+/// Starts the task of one handler.
+pub fn spawn(spec: &HandlerSpec) -> Running {
+    let capacity = match &spec.config {
+        HandlerConfig::Graphite(c) => c.max_queue,
+        HandlerConfig::Stdout(_) => usize::MAX,
+    };
+    let queue = Queue::new(capacity);
+    let (tx, rx) = watch::channel(None);
+    let delivery = Delivery {
+        name: spec.name.clone(),
+        queue: queue.clone(),
+        stop: rx,
+        failing: AtomicBool::new(false),
+    };
+    let task = match spec.config.clone() {
+        HandlerConfig::Graphite(c) => tokio::spawn(graphite::run(delivery, c)),
+        HandlerConfig::Stdout(c) => tokio::spawn(stdout::run(delivery, c)),
+    };
+    Running {
+        name: spec.name.clone(),
+        queue,
+        stop: tx,
+        task,
+    }
+}
+
+/// A serializable view of a handler's counters.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub sent: u64,
+    pub dropped: u64,
+    pub errors: u64,
+    pub queue: u64,
+}
+
+impl Queue {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            sent: self.stats.sent.load(Ordering::Relaxed),
+            dropped: self.stats.dropped.load(Ordering::Relaxed),
+            errors: self.stats.errors.load(Ordering::Relaxed),
+            queue: self.len() as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::Kind;
+
+    fn s(i: i64) -> Sample {
+        Sample::new(format!("m{i}"), i as f64, i, Kind::Gauge)
+    }
+
+    #[test]
+    fn full_queue_drops_oldest_and_counts() {
+        let q = Queue::new(3);
+        q.push((0..5).map(s));
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.snapshot().dropped, 2);
+        let got: Vec<_> = q.take(10).into_iter().map(|x| x.timestamp).collect();
+        assert_eq!(got, [2, 3, 4]);
+    }
+
+    #[test]
+    fn put_back_keeps_order_and_bound() {
+        let q = Queue::new(4);
+        q.push((0..4).map(s));
+        let batch = q.take(2); // 0, 1
+        q.push([s(4), s(5)]); // queue: 2 3 4 5
+        q.put_back(batch); // no room: 0 and 1 are the oldest, dropped
+        assert_eq!(q.snapshot().dropped, 2);
+        let got: Vec<_> = q.take(10).into_iter().map(|x| x.timestamp).collect();
+        assert_eq!(got, [2, 3, 4, 5]);
+        q.push([s(7)]);
+        let b = q.take(1);
+        q.push([s(8)]);
+        q.put_back(b);
+        let got: Vec<_> = q.take(10).into_iter().map(|x| x.timestamp).collect();
+        assert_eq!(got, [7, 8]);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let mut b = Backoff::new(Duration::from_secs(1));
+        let w: Vec<_> = (0..8).map(|_| b.next_wait()).collect();
+        assert!(w[0] >= Duration::from_millis(50) && w[0] <= Duration::from_millis(100));
+        assert!(w[3] >= Duration::from_millis(400) && w[3] <= Duration::from_millis(800));
+        assert!(w.iter().all(|d| *d <= Duration::from_secs(1)));
+        b.reset();
+        assert!(b.next_wait() <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn handler_sections_resolve_by_name_or_type() {
+        let mut m = BTreeMap::new();
+        m.insert("graphite".to_string(), toml::Table::new());
+        let mut second = toml::Table::new();
+        second.insert("type".into(), "graphite".into());
+        second.insert("host".into(), "10.1.1.1".into());
+        second.insert("enabled".into(), false.into());
+        m.insert("backup".to_string(), second);
+        let specs = HandlerConfig::resolve_all(&m, false).expect("resolve");
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[0].name, "backup");
+        assert!(!specs[0].enabled);
+        let HandlerConfig::Graphite(g) = &specs[0].config else {
+            panic!("graphite expected")
+        };
+        assert_eq!(g.host, "10.1.1.1");
+        let mut bad = BTreeMap::new();
+        bad.insert("x".to_string(), toml::Table::new());
+        let e = HandlerConfig::resolve_all(&bad, false)
+            .expect_err("no type")
+            .to_string();
+        assert!(e.contains("handlers.x.type"), "{e}");
+        assert!(HandlerConfig::resolve_all(&bad, true)
+            .expect("partial")
+            .is_empty());
+    }
+}

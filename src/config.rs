@@ -1,0 +1,489 @@
+//! Configuration: the main file plus `conf.d/*.toml` drop-ins, merged in
+//! lexical order by the `config` crate, checked strictly before anything runs.
+//!
+//! Every file is first read on its own with a strict TOML deserializer, so an
+//! unknown key, a wrong type or a bad regex is reported with the file, the
+//! line and the key. Only then are the files merged.
+
+use crate::hostname::HostnameMethod;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where the agent looks for its main file when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/carbyne/carbyne.toml";
+
+/// A configuration that cannot be used, with where it came from.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    /// The file at fault, or `None` when only the merged result is wrong.
+    pub file: Option<PathBuf>,
+    /// The dotted key at fault, where known.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: None,
+            key: Some(key.into()),
+            message: message.into(),
+        }
+    }
+
+    fn in_file(mut self, file: &Path) -> Self {
+        if self.file.is_none() {
+            self.file = Some(file.to_path_buf());
+        }
+        self
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(p) => write!(f, "{}: ", p.display())?,
+            None => write!(f, "merged configuration: ")?,
+        }
+        if let Some(k) = &self.key {
+            write!(f, "key `{k}`: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// The keys every collector section has, beside its own options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Common {
+    /// Run this collector.
+    pub enabled: bool,
+    /// Seconds between runs; the global `interval` when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval: Option<u64>,
+    /// The metric path segment (Diamond's `path`); `.` for none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Only metrics whose name (after the path) matches this regex at its start are sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_whitelist: Option<String>,
+    /// Metrics whose name matches this regex at its start are not sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_blacklist: Option<String>,
+}
+
+impl Default for Common {
+    fn default() -> Self {
+        Common {
+            enabled: true,
+            interval: None,
+            path: None,
+            metrics_whitelist: None,
+            metrics_blacklist: None,
+        }
+    }
+}
+
+const COMMON_KEYS: &[&str] = &[
+    "enabled",
+    "interval",
+    "path",
+    "metrics_whitelist",
+    "metrics_blacklist",
+];
+
+/// A plugin section: the [`Common`] keys and the plugin's own options `T`,
+/// side by side in one flat TOML table as Diamond users write them.
+///
+/// (Not `#[serde(flatten)]`: flatten would let unknown keys through.)
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Section<T> {
+    pub common: Common,
+    pub options: T,
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Section<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut table = toml::Table::deserialize(d)?;
+        let mut common = toml::Table::new();
+        for k in COMMON_KEYS {
+            if let Some(v) = table.remove(*k) {
+                common.insert((*k).to_string(), v);
+            }
+        }
+        let common = Common::deserialize(toml::Value::Table(common)).map_err(D::Error::custom)?;
+        let options = T::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)?;
+        Ok(Section { common, options })
+    }
+}
+
+impl<T: Serialize> Serialize for Section<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error as _;
+        let mut table = toml::Table::try_from(&self.common).map_err(S::Error::custom)?;
+        let options = toml::Table::try_from(&self.options).map_err(S::Error::custom)?;
+        table.extend(options);
+        table.serialize(s)
+    }
+}
+
+/// The whole agent configuration, as merged from every file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// A fixed hostname segment; overrides `hostname_method`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// How the hostname segment is derived (Diamond's methods).
+    pub hostname_method: HostnameMethod,
+    /// First segment of every metric name.
+    pub path_prefix: String,
+    /// Segment after the hostname, if not empty.
+    pub path_suffix: String,
+    /// Default seconds between collector runs.
+    pub interval: u64,
+    /// Where `--once` keeps counters between runs.
+    pub state_dir: PathBuf,
+    /// Seconds each handler gets to deliver what it holds at the end of
+    /// `--once` and on shutdown.
+    pub flush_timeout: f64,
+    /// Root of the proc filesystem the collectors read (tests point it at fixtures).
+    pub proc_root: PathBuf,
+    /// Root of `/dev` (for `/dev/disk/by-label`).
+    pub dev_root: PathBuf,
+    /// Send the agent's own metrics (`<prefix>.<host>.carbyne.*`).
+    pub self_metrics: bool,
+    pub collectors: crate::collectors::CollectorsConfig,
+    /// `[handlers.NAME]` sections, resolved by `crate::handlers::HandlerConfig`.
+    pub handlers: BTreeMap<String, toml::Table>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hostname: None,
+            hostname_method: HostnameMethod::Smart,
+            path_prefix: "servers".into(),
+            path_suffix: String::new(),
+            interval: 10,
+            state_dir: PathBuf::from("/var/lib/carbyne"),
+            flush_timeout: 5.0,
+            proc_root: PathBuf::from("/proc"),
+            dev_root: PathBuf::from("/dev"),
+            self_metrics: true,
+            collectors: Default::default(),
+            handlers: BTreeMap::new(),
+        }
+    }
+}
+
+/// Which files make up a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sources {
+    /// The main file, if there is one.
+    pub main: Option<PathBuf>,
+    /// Drop-ins in the order they are merged (lexical).
+    pub dropins: Vec<PathBuf>,
+}
+
+impl Sources {
+    /// Finds the files for `--config PATH`, or the default location.
+    ///
+    /// A file is the main file, with drop-ins from `conf.d/` beside it. A
+    /// directory holds `carbyne.toml` (optional) and its drop-ins in
+    /// `conf.d/`, or directly when it has no `conf.d/`. With no `--config` and
+    /// no file at the default place, the built-in defaults are used.
+    pub fn find(arg: Option<&Path>) -> Result<Sources, ConfigError> {
+        let path = match arg {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let p = PathBuf::from(DEFAULT_CONFIG);
+                if !p.exists() {
+                    return Ok(Sources {
+                        main: None,
+                        dropins: Vec::new(),
+                    });
+                }
+                p
+            }
+        };
+        let meta = std::fs::metadata(&path).map_err(|e| ConfigError {
+            file: Some(path.clone()),
+            key: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        if meta.is_dir() {
+            let main = path.join("carbyne.toml");
+            let main = main.is_file().then_some(main);
+            let confd = path.join("conf.d");
+            let dropins = if confd.is_dir() {
+                list_toml(&confd, None)?
+            } else {
+                list_toml(&path, main.as_deref())?
+            };
+            Ok(Sources { main, dropins })
+        } else {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let confd = dir.join("conf.d");
+            let dropins = if confd.is_dir() {
+                list_toml(&confd, None)?
+            } else {
+                Vec::new()
+            };
+            Ok(Sources {
+                main: Some(path),
+                dropins,
+            })
+        }
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = &PathBuf> {
+        self.main.iter().chain(self.dropins.iter())
+    }
+}
+
+fn list_toml(dir: &Path, except: Option<&Path>) -> Result<Vec<PathBuf>, ConfigError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| ConfigError {
+        file: Some(dir.to_path_buf()),
+        key: None,
+        message: format!("cannot list: {e}"),
+    })?;
+    let mut out: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .filter(|p| Some(p.as_path()) != except)
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Reads one file strictly: TOML syntax, known keys, right types, and the
+/// checks of [`Config::validate`]. Errors name the file (and line, for TOML).
+pub fn check_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: Some(path.to_path_buf()),
+        key: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError {
+        file: Some(path.to_path_buf()),
+        key: None,
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    cfg.validate(true).map_err(|e| e.in_file(path))?;
+    Ok(cfg)
+}
+
+/// Loads and merges every file of `sources`, later files overriding earlier ones.
+pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
+    let mut builder = config::Config::builder();
+    for f in sources.files() {
+        check_file(f)?;
+        builder = builder.add_source(
+            config::File::from(f.as_path())
+                .format(config::FileFormat::Toml)
+                .required(true),
+        );
+    }
+    let merged = builder.build().map_err(|e| ConfigError {
+        file: None,
+        key: None,
+        message: e.to_string(),
+    })?;
+    let cfg: Config = merged.try_deserialize().map_err(|e| ConfigError {
+        file: None,
+        key: None,
+        message: e.to_string(),
+    })?;
+    cfg.validate(false)?;
+    Ok(cfg)
+}
+
+impl Config {
+    /// Checks what serde cannot: ranges, regexes, handler sections. With
+    /// `partial`, a handler section whose type another file may give is let through.
+    pub fn validate(&self, partial: bool) -> Result<(), ConfigError> {
+        if self.interval == 0 {
+            return Err(ConfigError::new("interval", "must be at least 1 second"));
+        }
+        if !(self.flush_timeout.is_finite() && self.flush_timeout >= 0.0) {
+            return Err(ConfigError::new(
+                "flush_timeout",
+                "must be a number of seconds, 0 or more",
+            ));
+        }
+        for (key, value) in [
+            ("path_prefix", &self.path_prefix),
+            ("path_suffix", &self.path_suffix),
+        ] {
+            check_segment(key, value)?;
+        }
+        if let Some(h) = &self.hostname {
+            check_segment("hostname", h)?;
+        }
+        crate::collectors::build(self)?;
+        crate::handlers::HandlerConfig::resolve_all(&self.handlers, partial)?;
+        Ok(())
+    }
+
+    /// The merged configuration as TOML, for `config check`.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string_pretty(self).map_err(|e| ConfigError {
+            file: None,
+            key: None,
+            message: e.to_string(),
+        })
+    }
+}
+
+/// A name segment must not break the dotted Graphite path.
+fn check_segment(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err(ConfigError::new(
+            key,
+            format!("{value:?} must not contain whitespace or '/'"),
+        ));
+    }
+    if value.starts_with('.') || value.ends_with('.') || value.contains("..") {
+        return Err(ConfigError::new(
+            key,
+            format!("{value:?} must not start or end with '.' or contain an empty segment"),
+        ));
+    }
+    Ok(())
+}
+
+/// Compiles an optional regex option, naming the key when it is bad.
+/// `anchored` makes it match at the start only, like Python's `re.match`.
+pub fn compile_regex(
+    key: &str,
+    pattern: Option<&str>,
+    anchored: bool,
+) -> Result<Option<regex::Regex>, ConfigError> {
+    let Some(p) = pattern else { return Ok(None) };
+    let src = if anchored {
+        format!("^(?:{p})")
+    } else {
+        p.to_string()
+    };
+    regex::Regex::new(&src)
+        .map(Some)
+        .map_err(|e| ConfigError::new(key, format!("invalid regex {p:?}: {e}")))
+}
+
+/// Deserializes a plugin's options table strictly, naming `key` on error.
+pub fn options_from_table<T: DeserializeOwned>(
+    key: &str,
+    table: toml::Table,
+) -> Result<T, ConfigError> {
+    T::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::new(key, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    #[test]
+    fn dropins_merge_in_lexical_order_over_the_main_file() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let main = write(
+            d.path(),
+            "carbyne.toml",
+            "interval = 30\npath_prefix = \"hosts\"\n",
+        );
+        write(
+            d.path(),
+            "conf.d/20-b.toml",
+            "[collectors.cpu]\npercore = true\n",
+        );
+        write(
+            d.path(),
+            "conf.d/10-a.toml",
+            "interval = 20\n[collectors.cpu]\npercore = false\nnormalize = true\n",
+        );
+        let src = Sources::find(Some(&main)).expect("sources");
+        assert_eq!(src.dropins.len(), 2);
+        assert!(src.dropins[0].ends_with("10-a.toml"));
+        let cfg = load(&src).expect("load");
+        assert_eq!(cfg.interval, 20);
+        assert_eq!(cfg.path_prefix, "hosts");
+        assert!(cfg.collectors.cpu.options.percore);
+        assert!(cfg.collectors.cpu.options.normalize);
+        // A directory works the same.
+        let cfg2 = load(&Sources::find(Some(d.path())).expect("sources")).expect("load");
+        assert_eq!(cfg, cfg2);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let f = write(d.path(), "a.toml", "[collectors.cpu]\npercor = true\n");
+        let e = check_file(&f).expect_err("must fail").to_string();
+        assert!(e.contains("a.toml"), "{e}");
+        assert!(e.contains("line 1") || e.contains("line 2"), "{e}");
+        assert!(e.contains("percor"), "{e}");
+    }
+
+    #[test]
+    fn a_typo_in_every_section_is_rejected() {
+        let sections = [
+            "",
+            "[collectors.cpu]\n",
+            "[collectors.diskspace]\n",
+            "[collectors.diskusage]\n",
+            "[collectors.loadavg]\n",
+            "[collectors.memory]\n",
+            "[collectors.mountstats]\n",
+            "[collectors.sockstat]\n",
+            "[collectors.vmstat]\n",
+            "[handlers.graphite]\n",
+        ];
+        let d = tempfile::tempdir().expect("tempdir");
+        for s in sections {
+            let f = write(d.path(), "t.toml", &format!("{s}no_such_key = 1\n"));
+            let e = check_file(&f).expect_err(s).to_string();
+            assert!(e.contains("no_such_key"), "{s}: {e}");
+        }
+    }
+
+    #[test]
+    fn wrong_type_and_bad_regex() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let f = write(
+            d.path(),
+            "t.toml",
+            "[collectors.memory]\ndetailed = \"yes\"\n",
+        );
+        let e = check_file(&f).expect_err("type").to_string();
+        assert!(e.contains("detailed") || e.contains("line 2"), "{e}");
+        let f = write(
+            d.path(),
+            "t.toml",
+            "[collectors.cpu]\nmetrics_whitelist = \"total.(user\"\n",
+        );
+        let e = check_file(&f).expect_err("regex").to_string();
+        assert!(e.contains("collectors.cpu.metrics_whitelist"), "{e}");
+        assert!(e.contains("t.toml"), "{e}");
+    }
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let cfg = Config::default();
+        let text = cfg.to_toml().expect("toml");
+        let back: Config = toml::from_str(&text).expect("parse");
+        assert_eq!(cfg, back);
+    }
+}

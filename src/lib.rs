@@ -1,0 +1,18 @@
+//! carbyne: one binary for a server's metrics.
+//!
+//! The data flow, and where each part lives:
+//! collectors (`collectors/`) → [`scheduler`] → per-handler queues →
+//! handlers (`handlers/`). See ARCHITECTURE.md.
+
+pub mod cli;
+pub mod config;
+pub mod hostname;
+pub mod rates;
+pub mod sample;
+pub mod scheduler;
+
+#[path = "../collectors/mod.rs"]
+pub mod collectors;
+
+#[path = "../handlers/mod.rs"]
+pub mod handlers;

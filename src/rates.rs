@@ -1,0 +1,225 @@
+//! Rates from counters: the previous raw readings of every collector, the
+//! derivative between two runs, and the state file that carries them from
+//! one `agent --once` run to the next.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The previous raw readings of one collector and when they were taken.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CounterState {
+    /// Unix time (seconds, fractional) of the run that took these readings.
+    pub time: f64,
+    pub values: HashMap<String, u64>,
+}
+
+/// The counters of one collector run: reads the previous state, records the new one.
+#[derive(Debug)]
+pub struct Counters {
+    prev: HashMap<String, u64>,
+    next: HashMap<String, u64>,
+    now: f64,
+    elapsed: Option<f64>,
+}
+
+/// The increase of a counter from `old` to `new`.
+///
+/// A counter that went down either wrapped around 2^32 (a 32-bit kernel
+/// counter) or was reset (reboot, driver reload). A wrap is assumed only when
+/// the old value fits in 32 bits and the wrapped increase is plausible (under
+/// 2^31); anything else is a reset and gives no value rather than a wrong one.
+pub fn counter_delta(old: u64, new: u64) -> Option<u64> {
+    if new >= old {
+        return Some(new - old);
+    }
+    const WRAP: u64 = 1 << 32;
+    if old < WRAP && new < WRAP {
+        let d = WRAP - old + new;
+        if d < (1 << 31) {
+            return Some(d);
+        }
+    }
+    None
+}
+
+impl Counters {
+    /// Starts a run at unix time `now`, after the run recorded in `prev` (if any).
+    pub fn begin(prev: Option<CounterState>, now: f64) -> Self {
+        let (prev, elapsed) = match prev {
+            Some(p) if now > p.time => (p.values, Some(now - p.time)),
+            _ => (HashMap::new(), None),
+        };
+        Counters {
+            next: HashMap::with_capacity(prev.len()),
+            prev,
+            now,
+            elapsed,
+        }
+    }
+
+    /// Seconds since the previous run, measured; `None` on the first run.
+    pub fn elapsed(&self) -> Option<f64> {
+        self.elapsed
+    }
+
+    /// Records `raw` under `key` and returns its increase since the previous
+    /// run, or `None` on the first run or after a reset.
+    pub fn delta(&mut self, key: &str, raw: u64) -> Option<f64> {
+        let old = self.prev.get(key).copied();
+        match self.next.get_mut(key) {
+            Some(v) => *v = raw,
+            None => {
+                self.next.insert(key.to_owned(), raw);
+            }
+        }
+        self.elapsed?;
+        counter_delta(old?, raw).map(|d| d as f64)
+    }
+
+    /// The per-second rate of the counter `key` over the measured elapsed time.
+    pub fn rate(&mut self, key: &str, raw: u64) -> Option<f64> {
+        let d = self.delta(key, raw)?;
+        Some(d / self.elapsed?)
+    }
+
+    /// The state to keep for the next run.
+    pub fn finish(self) -> CounterState {
+        CounterState {
+            time: self.now,
+            values: self.next,
+        }
+    }
+}
+
+/// All collectors' counters, as kept on disk between `--once` runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StateFile {
+    pub version: u32,
+    /// The kernel's boot id when the counters were read: after a reboot every
+    /// counter restarted, so old readings are discarded.
+    pub boot_id: String,
+    pub collectors: BTreeMap<String, CounterState>,
+}
+
+impl StateFile {
+    pub const VERSION: u32 = 1;
+
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("agent-counters.json")
+    }
+
+    /// Loads the state; a missing, unreadable or foreign (other boot) file
+    /// gives an empty state, so the run emits no rates instead of wrong ones.
+    pub fn load(state_dir: &Path, boot_id: &str) -> Self {
+        let path = Self::path(state_dir);
+        let empty = StateFile {
+            version: Self::VERSION,
+            boot_id: boot_id.to_string(),
+            collectors: BTreeMap::new(),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return empty,
+            Err(e) => {
+                log::warn!(
+                    "{}: {e}; starting without previous counters",
+                    path.display()
+                );
+                return empty;
+            }
+        };
+        match serde_json::from_str::<StateFile>(&text) {
+            Ok(s) if s.version == Self::VERSION && s.boot_id == boot_id => s,
+            Ok(_) => empty,
+            Err(e) => {
+                log::warn!(
+                    "{}: unreadable state ({e}); starting without previous counters",
+                    path.display()
+                );
+                empty
+            }
+        }
+    }
+
+    /// Writes the state atomically (temporary file, fsync, rename).
+    pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(state_dir)?;
+        let path = Self::path(state_dir);
+        let tmp = path.with_extension("json.tmp");
+        let data = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    }
+}
+
+/// The running kernel's boot id (`<proc>/sys/kernel/random/boot_id`), or
+/// empty where the kernel does not provide one.
+pub fn boot_id(proc_root: &Path) -> String {
+    std::fs::read_to_string(proc_root.join("sys/kernel/random/boot_id"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_run_gives_no_rate() {
+        let mut c = Counters::begin(None, 100.0);
+        assert_eq!(c.rate("a", 10), None);
+        let st = c.finish();
+        assert_eq!(st.values["a"], 10);
+        assert_eq!(st.time, 100.0);
+    }
+
+    #[test]
+    fn rate_uses_measured_elapsed_time() {
+        let mut c = Counters::begin(None, 100.0);
+        c.rate("a", 10);
+        let mut c = Counters::begin(Some(c.finish()), 104.0);
+        assert_eq!(c.elapsed(), Some(4.0));
+        assert_eq!(c.rate("a", 30), Some(5.0));
+        assert_eq!(c.delta("b", 7), None, "a key new in this run has no rate");
+    }
+
+    #[test]
+    fn wrap_and_reset() {
+        assert_eq!(counter_delta(5, 9), Some(4));
+        // 32-bit wrap: 2^32 - 10 -> 5 is an increase of 15.
+        assert_eq!(counter_delta((1u64 << 32) - 10, 5), Some(15));
+        // A reset of a small counter is not a wrap.
+        assert_eq!(counter_delta(1_000, 5), None);
+        // A 64-bit counter that went down was reset.
+        assert_eq!(counter_delta(1 << 40, 3), None);
+    }
+
+    #[test]
+    fn clock_going_backwards_gives_no_rate() {
+        let mut c = Counters::begin(None, 100.0);
+        c.rate("a", 10);
+        let mut c = Counters::begin(Some(c.finish()), 90.0);
+        assert_eq!(c.rate("a", 20), None);
+    }
+
+    #[test]
+    fn state_file_round_trip_and_boot_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = StateFile::load(dir.path(), "boot-a");
+        assert!(s.collectors.is_empty());
+        let mut c = Counters::begin(None, 1.0);
+        c.delta("x", 3);
+        s.collectors.insert("cpu".into(), c.finish());
+        s.save(dir.path()).expect("save");
+        let again = StateFile::load(dir.path(), "boot-a");
+        assert_eq!(again, s);
+        let other_boot = StateFile::load(dir.path(), "boot-b");
+        assert!(other_boot.collectors.is_empty());
+        std::fs::write(StateFile::path(dir.path()), "{garbage").expect("write");
+        assert!(StateFile::load(dir.path(), "boot-a").collectors.is_empty());
+    }
+}
