@@ -20,6 +20,8 @@ pub const DEFAULT_CONFIG: &str = "/etc/carbyne/carbyne.toml";
 pub struct ConfigError {
     /// The file at fault, or `None` when only the merged result is wrong.
     pub file: Option<PathBuf>,
+    /// The line of the file at fault, where known (1-based).
+    pub line: Option<usize>,
     /// The dotted key at fault, where known.
     pub key: Option<String>,
     pub message: String,
@@ -29,16 +31,66 @@ impl ConfigError {
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             file: None,
+            line: None,
             key: Some(key.into()),
             message: message.into(),
         }
     }
 
-    fn in_file(mut self, file: &Path) -> Self {
+    /// An error about a whole file (or the merge), with no key.
+    pub fn general(file: Option<&Path>, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.map(Path::to_path_buf),
+            line: None,
+            key: None,
+            message: message.into(),
+        }
+    }
+
+    /// Places a key error in `file`, finding the key's line in `text`.
+    fn in_file(mut self, file: &Path, text: &str) -> Self {
         if self.file.is_none() {
             self.file = Some(file.to_path_buf());
         }
+        if self.line.is_none() {
+            self.line = self.key.as_deref().and_then(|k| locate(text, k));
+        }
         self
+    }
+
+    /// Turns a TOML error into one line: file, line, key (when a plugin
+    /// section named it) and message.
+    fn from_toml(file: &Path, text: &str, e: &toml::de::Error) -> Self {
+        let line = e.span().map(|s| line_of(text, s.start));
+        let msg = e.message();
+        if let Some((k, m)) = msg.strip_prefix("key `").and_then(|r| r.split_once("`: ")) {
+            let key = match line.and_then(|l| header_before(text, l)) {
+                Some(section) => format!("{section}.{k}"),
+                None => k.to_string(),
+            };
+            return ConfigError {
+                file: Some(file.to_path_buf()),
+                line: locate(text, &key).or(line),
+                key: Some(key),
+                message: m.to_string(),
+            };
+        }
+        // Otherwise name the key set on the line at fault, if one is.
+        let key = line.and_then(|l| {
+            let (name, _) = text.lines().nth(l - 1)?.split_once('=')?;
+            let name = name.trim();
+            let plain = !name.is_empty() && !name.starts_with(['[', '#']);
+            plain.then(|| match header_before(text, l) {
+                Some(section) => format!("{section}.{name}"),
+                None => name.to_string(),
+            })
+        });
+        ConfigError {
+            file: Some(file.to_path_buf()),
+            line,
+            key,
+            message: msg.to_string(),
+        }
     }
 }
 
@@ -48,11 +100,57 @@ impl fmt::Display for ConfigError {
             Some(p) => write!(f, "{}: ", p.display())?,
             None => write!(f, "merged configuration: ")?,
         }
+        if let Some(l) = self.line {
+            write!(f, "line {l}: ")?;
+        }
         if let Some(k) = &self.key {
             write!(f, "key `{k}`: ")?;
         }
         write!(f, "{}", self.message)
     }
+}
+
+/// 1-based line number of byte offset `at`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].matches('\n').count() + 1
+}
+
+/// The `[table]` header in force at `line` (1-based), without brackets.
+fn header_before(text: &str, line: usize) -> Option<String> {
+    text.lines()
+        .take(line)
+        .filter_map(|l| {
+            let t = l.trim();
+            t.strip_prefix('[')?
+                .strip_suffix(']')
+                .map(|h| h.trim().to_string())
+        })
+        .last()
+}
+
+/// The line (1-based) where the dotted `key` is set in `text`, if it is set
+/// there in the plain `[section]` + `name = value` form.
+pub fn locate(text: &str, key: &str) -> Option<usize> {
+    let (section, name) = match key.rsplit_once('.') {
+        Some((s, n)) => (Some(s), n),
+        None => (None, key),
+    };
+    let mut current: Option<String> = None;
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if let Some(h) = t.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+            current = Some(h.trim().to_string());
+            continue;
+        }
+        if current.as_deref() == section {
+            if let Some(rest) = t.strip_prefix(name) {
+                if rest.trim_start().starts_with('=') {
+                    return Some(i + 1);
+                }
+            }
+        }
+    }
+    None
 }
 
 /// The keys every collector section has, beside its own options.
@@ -114,10 +212,31 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Section<T> {
                 common.insert((*k).to_string(), v);
             }
         }
-        let common = Common::deserialize(toml::Value::Table(common)).map_err(D::Error::custom)?;
-        let options = T::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)?;
+        let common = strict::<Common>(common).map_err(D::Error::custom)?;
+        let options = strict::<T>(table).map_err(|m| {
+            D::Error::custom(if m.contains("unknown field") {
+                format!("{m} (or a common key: {})", COMMON_KEYS.join(", "))
+            } else {
+                m
+            })
+        })?;
         Ok(Section { common, options })
     }
+}
+
+/// Deserializes a table into `T`, the message starting with ``key `K`: ``
+/// (the key at fault) so the file's line can be found.
+fn strict<T: DeserializeOwned>(table: toml::Table) -> Result<T, String> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let full = e.inner().to_string();
+        // toml adds "\nin `key`" lines; the key is named in front instead.
+        let msg = full.lines().next().unwrap_or_default().trim_end();
+        let key = match msg.split_once("unknown field `") {
+            Some((_, rest)) => rest.split('`').next().unwrap_or_default().to_string(),
+            None => e.path().to_string(),
+        };
+        format!("key `{key}`: {msg}")
+    })
 }
 
 impl<T: Serialize> Serialize for Section<T> {
@@ -210,11 +329,8 @@ impl Sources {
                 p
             }
         };
-        let meta = std::fs::metadata(&path).map_err(|e| ConfigError {
-            file: Some(path.clone()),
-            key: None,
-            message: format!("cannot read: {e}"),
-        })?;
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| ConfigError::general(Some(&path), format!("cannot read: {e}")))?;
         if meta.is_dir() {
             let main = path.join("carbyne.toml");
             let main = main.is_file().then_some(main);
@@ -246,11 +362,8 @@ impl Sources {
 }
 
 fn list_toml(dir: &Path, except: Option<&Path>) -> Result<Vec<PathBuf>, ConfigError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| ConfigError {
-        file: Some(dir.to_path_buf()),
-        key: None,
-        message: format!("cannot list: {e}"),
-    })?;
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| ConfigError::general(Some(dir), format!("cannot list: {e}")))?;
     let mut out: Vec<PathBuf> = rd
         .filter_map(|e| e.ok())
         .map(|e| e.path())
@@ -264,17 +377,10 @@ fn list_toml(dir: &Path, except: Option<&Path>) -> Result<Vec<PathBuf>, ConfigEr
 /// Reads one file strictly: TOML syntax, known keys, right types, and the
 /// checks of [`Config::validate`]. Errors name the file (and line, for TOML).
 pub fn check_file(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: Some(path.to_path_buf()),
-        key: None,
-        message: format!("cannot read: {e}"),
-    })?;
-    let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError {
-        file: Some(path.to_path_buf()),
-        key: None,
-        message: e.to_string().trim_end().to_string(),
-    })?;
-    cfg.validate(true).map_err(|e| e.in_file(path))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::general(Some(path), format!("cannot read: {e}")))?;
+    let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::from_toml(path, &text, &e))?;
+    cfg.validate(true).map_err(|e| e.in_file(path, &text))?;
     Ok(cfg)
 }
 
@@ -289,16 +395,12 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
                 .required(true),
         );
     }
-    let merged = builder.build().map_err(|e| ConfigError {
-        file: None,
-        key: None,
-        message: e.to_string(),
-    })?;
-    let cfg: Config = merged.try_deserialize().map_err(|e| ConfigError {
-        file: None,
-        key: None,
-        message: e.to_string(),
-    })?;
+    let merged = builder
+        .build()
+        .map_err(|e| ConfigError::general(None, e.to_string()))?;
+    let cfg: Config = merged
+        .try_deserialize()
+        .map_err(|e| ConfigError::general(None, e.to_string()))?;
     cfg.validate(false)?;
     Ok(cfg)
 }
@@ -332,11 +434,7 @@ impl Config {
 
     /// The merged configuration as TOML, for `config check`.
     pub fn to_toml(&self) -> Result<String, ConfigError> {
-        toml::to_string_pretty(self).map_err(|e| ConfigError {
-            file: None,
-            key: None,
-            message: e.to_string(),
-        })
+        toml::to_string_pretty(self).map_err(|e| ConfigError::general(None, e.to_string()))
     }
 }
 
@@ -432,9 +530,11 @@ mod tests {
         let d = tempfile::tempdir().expect("tempdir");
         let f = write(d.path(), "a.toml", "[collectors.cpu]\npercor = true\n");
         let e = check_file(&f).expect_err("must fail").to_string();
-        assert!(e.contains("a.toml"), "{e}");
-        assert!(e.contains("line 1") || e.contains("line 2"), "{e}");
-        assert!(e.contains("percor"), "{e}");
+        assert!(
+            e.contains("a.toml: line 2: key `collectors.cpu.percor`"),
+            "{e}"
+        );
+        assert!(e.contains("unknown field `percor`"), "{e}");
     }
 
     #[test]
@@ -468,14 +568,20 @@ mod tests {
             "[collectors.memory]\ndetailed = \"yes\"\n",
         );
         let e = check_file(&f).expect_err("type").to_string();
-        assert!(e.contains("detailed") || e.contains("line 2"), "{e}");
+        assert!(
+            e.contains("line 2: key `collectors.memory.detailed`"),
+            "{e}"
+        );
         let f = write(
             d.path(),
             "t.toml",
             "[collectors.cpu]\nmetrics_whitelist = \"total.(user\"\n",
         );
         let e = check_file(&f).expect_err("regex").to_string();
-        assert!(e.contains("collectors.cpu.metrics_whitelist"), "{e}");
+        assert!(
+            e.contains("line 2: key `collectors.cpu.metrics_whitelist`"),
+            "{e}"
+        );
         assert!(e.contains("t.toml"), "{e}");
     }
 

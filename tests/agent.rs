@@ -1,0 +1,258 @@
+//! The built binary against real sockets: `agent --once` to a TCP and a UDP
+//! listener, to a closed port, and the daemon against a listener that starts late.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{TcpListener, UdpSocket};
+use std::time::Duration;
+
+fn meminfo_bytes(proc: &str, key: &str) -> f64 {
+    let text = std::fs::read_to_string(fixture(&format!("{proc}/meminfo"))).expect("meminfo");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{key}:")))
+        .expect(key);
+    let kb: f64 = line
+        .split_whitespace()
+        .nth(1)
+        .expect("value")
+        .parse()
+        .expect("number");
+    kb * 1024.0
+}
+
+#[test]
+fn once_sends_diamond_names_to_a_real_tcp_listener_and_rates_on_the_second_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let handler =
+        format!("self_metrics = false\n[handlers.graphite]\nport = {port}\ntimeout = 5\n");
+
+    // First run on the t0 snapshot: gauges only, no rate without a previous reading.
+    let cfg = config_dir(dir.path(), "proc/t0", &handler);
+    let before = now();
+    let out = run(&["agent", "--once", "--config", cfg.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = receive(
+        listener.try_clone().expect("clone"),
+        Duration::from_secs(10),
+        |t| t.contains("sockets.udp_mem"),
+    );
+    let lines = parse_lines(&text);
+    let v: BTreeMap<&str, f64> = lines.iter().map(|(n, v, _)| (n.as_str(), *v)).collect();
+    assert!(lines.iter().all(|(_, _, t)| (before..=now()).contains(t)));
+    assert_eq!(
+        v["servers.testhost.memory.MemTotal"],
+        meminfo_bytes("proc/t0", "MemTotal")
+    );
+    assert_eq!(
+        v["servers.testhost.memory.Dirty"],
+        meminfo_bytes("proc/t0", "Dirty")
+    );
+    assert_eq!(v["servers.testhost.cpu.cpu_count"], 2.0);
+    assert_eq!(v["servers.testhost.loadavg.processes_total"], 79.0);
+    assert_eq!(v["servers.testhost.loadavg.01"], 0.01);
+    assert_eq!(v["servers.testhost.sockets.tcp_mem"], 26.0);
+    assert!(v.contains_key("servers.testhost.diskspace.root.byte_avail"));
+    assert!(
+        !v.keys().any(|k| k.contains(".cpu.total.")),
+        "no rate on the first run"
+    );
+    assert!(!v.keys().any(|k| k.contains(".vmstat.")));
+
+    // Second run on the t1 snapshot, same state dir: real per-second rates.
+    let cfg = config_dir(dir.path(), "proc/t1", &handler);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = run(&["agent", "--once", "--config", cfg.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = receive(listener, Duration::from_secs(10), |t| {
+        t.contains("vmstat.pswpout")
+    });
+    let v: BTreeMap<String, f64> = parse_lines(&text)
+        .into_iter()
+        .map(|(n, v, _)| (n, v))
+        .collect();
+    for k in [
+        "cpu.total.user",
+        "cpu.cpu1.idle",
+        "iostat.vda.iops",
+        "vmstat.pgpgin",
+        "mountstats._mnt_projects.rpc.read.ops",
+    ] {
+        assert!(
+            v.contains_key(&format!("servers.testhost.{k}")),
+            "{k} missing"
+        );
+    }
+    // Rates share one measured elapsed time, so their ratios are the counters'.
+    // vmstat t0 -> t1: read the two snapshots' increases.
+    let counter = |proc: &str, key: &str| -> f64 {
+        let text = std::fs::read_to_string(fixture(&format!("{proc}/vmstat"))).expect("vmstat");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .expect(key)
+            .trim()
+            .parse()
+            .expect("number")
+    };
+    let d_in = counter("proc/t1", "pgpgin") - counter("proc/t0", "pgpgin");
+    let d_fault = counter("proc/t1", "pgfault") - counter("proc/t0", "pgfault");
+    let ratio = v["servers.testhost.vmstat.pgpgin"] / v["servers.testhost.vmstat.pgfault"];
+    assert!(
+        (ratio - d_in / d_fault).abs() < 1e-9,
+        "{ratio} vs {}",
+        d_in / d_fault
+    );
+    // The NFS READ ops went up by 100 between the snapshots, over >= 0.3 s.
+    let reads = v["servers.testhost.mountstats._mnt_projects.rpc.read.ops"];
+    assert!(reads > 0.0 && reads <= 100.0 / 0.3, "{reads}");
+}
+
+#[test]
+fn once_over_udp_packs_lines_into_datagrams() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let port = sock.local_addr().expect("addr").port();
+    let cfg = config_dir(
+        dir.path(),
+        "proc/t0",
+        &format!("[handlers.graphite]\nport = {port}\nproto = \"udp\"\n"),
+    );
+    let out = run(&["agent", "--once", "--config", cfg.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut text = String::new();
+    let mut buf = [0u8; 65536];
+    let mut datagrams = 0;
+    while !text.contains("handlers") && !text.contains("collectors.vmstat.samples") {
+        let n = sock.recv(&mut buf).expect("datagram");
+        assert!(n <= 1432, "datagram of {n} bytes");
+        assert!(buf[..n].ends_with(b"\n"), "whole lines only");
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        datagrams += 1;
+    }
+    assert!(datagrams > 1);
+    let names: BTreeSet<String> = parse_lines(&text).into_iter().map(|(n, _, _)| n).collect();
+    assert!(names.contains("servers.testhost.memory.MemFree"));
+    assert!(names.contains("servers.testhost.carbyne.collectors.cpu.run_time_ms"));
+}
+
+#[test]
+fn once_against_a_closed_port_exits_nonzero_naming_the_handler() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let cfg = config_dir(
+        dir.path(),
+        "proc/t0",
+        &format!("flush_timeout = 1\n[handlers.graphite]\nport = {port}\n"),
+    );
+    let out = run(&["agent", "--once", "--config", cfg.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("graphite 127.0.0.1:{port}: connection refused")),
+        "{err}"
+    );
+    assert!(err.contains("samples not delivered"), "{err}");
+}
+
+#[test]
+fn daemon_buffers_while_the_server_is_down_and_flushes_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let cfg = config_dir(
+        dir.path(),
+        "proc/t0",
+        &format!(
+            "interval = 1\nflush_timeout = 3\n\
+             [collectors.cpu]\nenabled = false\n[collectors.diskspace]\nenabled = false\n\
+             [collectors.diskusage]\nenabled = false\n[collectors.mountstats]\nenabled = false\n\
+             [collectors.sockstat]\nenabled = false\n[collectors.vmstat]\nenabled = false\n\
+             [handlers.graphite]\nport = {port}\nmax_backoff = 0.5\n"
+        ),
+    );
+    let started = now();
+    let mut child = bin()
+        .args(["agent", "--config", cfg.to_str().expect("path")])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The server is down for the first ticks.
+    std::thread::sleep(Duration::from_millis(3500));
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind late listener");
+    let text = receive(
+        listener.try_clone().expect("clone"),
+        Duration::from_secs(10),
+        |t| {
+            parse_lines_lossy(t)
+                .iter()
+                .any(|(_, ts)| *ts >= started + 5)
+        },
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let start = std::time::Instant::now();
+    let code = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s.code();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "daemon did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+    let text = text + &receive(listener, Duration::from_millis(500), |_| false);
+
+    // Every tick from the first one on arrived whole: 17 memory and 8 loadavg samples.
+    let mut per_tick: BTreeMap<i64, usize> = BTreeMap::new();
+    for (name, _, ts) in parse_lines(&text) {
+        if name.starts_with("servers.testhost.memory.")
+            || name.starts_with("servers.testhost.loadavg.")
+        {
+            *per_tick.entry(ts).or_default() += 1;
+        }
+    }
+    let ticks: Vec<i64> = per_tick.keys().copied().collect();
+    assert!(ticks.len() >= 5, "{per_tick:?}");
+    assert!(
+        ticks[0] <= started + 2,
+        "samples from before the server came up: {per_tick:?}"
+    );
+    assert!(
+        ticks.windows(2).all(|w| w[1] == w[0] + 1),
+        "no tick lost: {ticks:?}"
+    );
+    assert!(per_tick.values().all(|n| *n == 25), "{per_tick:?}");
+}
+
+fn parse_lines_lossy(text: &str) -> Vec<(String, i64)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split(' ');
+            let n = it.next()?;
+            let _ = it.next()?;
+            Some((n.to_string(), it.next()?.parse().ok()?))
+        })
+        .collect()
+}

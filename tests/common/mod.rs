@@ -1,0 +1,116 @@
+//! Helpers shared by the integration tests: the built binary, fixture
+//! paths, config folders in temp dirs, and real listeners on 127.0.0.1.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_carbyne"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+pub fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// A config folder: `carbyne.toml` with `main` and fixed test settings.
+pub fn config_dir(dir: &Path, proc: &str, main: &str) -> PathBuf {
+    let text = format!(
+        "hostname = \"testhost\"\nproc_root = {:?}\ndev_root = {:?}\nstate_dir = {:?}\n{main}",
+        fixture(proc),
+        fixture("dev"),
+        dir.join("state"),
+    );
+    std::fs::write(dir.join("carbyne.toml"), text).expect("write config");
+    dir.join("carbyne.toml")
+}
+
+/// Runs the binary to completion with a time bound.
+pub fn run(args: &[&str]) -> Output {
+    let mut child = bin()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn carbyne");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("carbyne {args:?} did not finish in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Accepts connections on `listener` and collects everything received until
+/// `until` returns true for the text so far or `limit` passes.
+pub fn receive(listener: TcpListener, limit: Duration, until: impl Fn(&str) -> bool) -> String {
+    listener.set_nonblocking(true).expect("nonblocking");
+    let start = Instant::now();
+    let mut text = String::new();
+    let mut conns = Vec::new();
+    while start.elapsed() < limit && !until(&text) {
+        if let Ok((s, _)) = listener.accept() {
+            s.set_nonblocking(true).expect("nonblocking");
+            conns.push(s);
+        }
+        let mut buf = [0u8; 65536];
+        for c in conns.iter_mut() {
+            while let Ok(n) = c.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    text
+}
+
+/// `name -> (value, timestamp)` of Graphite plaintext lines; panics on a bad line.
+pub fn parse_lines(text: &str) -> Vec<(String, f64, i64)> {
+    text.lines()
+        .map(|l| {
+            let mut it = l.split(' ');
+            let (Some(n), Some(v), Some(t), None) = (it.next(), it.next(), it.next(), it.next())
+            else {
+                panic!("not a plaintext line: {l:?}")
+            };
+            (
+                n.to_string(),
+                v.parse().unwrap_or_else(|_| panic!("bad value in {l:?}")),
+                t.parse()
+                    .unwrap_or_else(|_| panic!("bad timestamp in {l:?}")),
+            )
+        })
+        .collect()
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
