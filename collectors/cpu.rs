@@ -86,6 +86,7 @@ pub fn parse(text: &str) -> Result<Vec<CpuLine<'_>>, String> {
 pub struct Cpu {
     opts: CpuConfig,
     file: PathBuf,
+    buf: String,
 }
 
 impl Cpu {
@@ -93,14 +94,15 @@ impl Cpu {
         Ok(Cpu {
             opts: opts.clone(),
             file: cfg.proc_root.join("stat"),
+            buf: String::new(),
         })
     }
 }
 
 impl Collector for Cpu {
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
-        let text = read(&self.file)?;
-        let lines = parse(&text).map_err(|message| CollectError::Parse {
+        let text = read(&self.file, &mut self.buf)?;
+        let lines = parse(text).map_err(|message| CollectError::Parse {
             path: self.file.clone(),
             message,
         })?;
@@ -160,6 +162,7 @@ mod tests {
         Cpu {
             opts,
             file: PathBuf::new(),
+            buf: String::new(),
         }
     }
 

@@ -90,6 +90,7 @@ pub struct DiskSpace {
     mounts_file: PathBuf,
     labels_dir: PathBuf,
     dev_root: PathBuf,
+    buf: String,
 }
 
 impl DiskSpace {
@@ -105,6 +106,7 @@ impl DiskSpace {
             mounts_file: cfg.proc_root.join("mounts"),
             labels_dir: cfg.dev_root.join("disk/by-label"),
             dev_root: cfg.dev_root.clone(),
+            buf: String::new(),
         })
     }
 
@@ -276,10 +278,13 @@ fn statvfs(path: &str) -> std::io::Result<Vfs> {
 
 impl Collector for DiskSpace {
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
-        let text = read(&self.mounts_file)?;
+        let mut buf = std::mem::take(&mut self.buf);
+        let text = read(&self.mounts_file, &mut buf)?;
         let labels = self.labels();
         let mut seen_devices = HashSet::new();
-        for m in self.select(&text) {
+        let mounts = self.select(text);
+        self.buf = buf;
+        for m in mounts {
             // One filesystem mounted twice (bind mounts) is measured once.
             let Ok(st) = rustix::fs::stat(m.mount_point.as_str()) else {
                 log::debug!("diskspace: {} is not mounted here, skipped", m.mount_point);

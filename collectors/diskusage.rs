@@ -48,6 +48,7 @@ pub struct DiskUsage {
     send_zero: bool,
     units: Vec<(String, f64)>,
     file: PathBuf,
+    buf: String,
 }
 
 impl DiskUsage {
@@ -66,6 +67,7 @@ impl DiskUsage {
             send_zero: opts.send_zero,
             units: byte_units("collectors.diskusage.byte_unit", &opts.byte_unit)?,
             file: cfg.proc_root.join("diskstats"),
+            buf: String::new(),
         })
     }
 }
@@ -211,7 +213,7 @@ pub fn device_metrics(
 
 impl Collector for DiskUsage {
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
-        let text = read(&self.file)?;
+        let text = read(&self.file, &mut self.buf)?;
         let dt = out.counters().elapsed();
         let mut key = String::with_capacity(48);
         for line in text.lines() {

@@ -47,6 +47,9 @@ pub fn parse(text: &str) -> Result<LoadAvg, String> {
 pub struct LoadAverage {
     file: PathBuf,
     stat: PathBuf,
+    /// Counted from `/proc/stat` on the first run (CPU hotplug is not followed).
+    ncpus: Option<f64>,
+    buf: String,
 }
 
 impl LoadAverage {
@@ -54,18 +57,29 @@ impl LoadAverage {
         LoadAverage {
             file: cfg.proc_root.join("loadavg"),
             stat: cfg.proc_root.join("stat"),
+            ncpus: None,
+            buf: String::new(),
         }
     }
 }
 
 impl Collector for LoadAverage {
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
-        let text = read(&self.file)?;
-        let l = parse(&text).map_err(|message| CollectError::Parse {
+        let ncpus = match self.ncpus {
+            Some(n) => n,
+            None => {
+                let n = read(&self.stat, &mut self.buf)
+                    .map(count_cpus)
+                    .unwrap_or(0)
+                    .max(1) as f64;
+                *self.ncpus.insert(n)
+            }
+        };
+        let text = read(&self.file, &mut self.buf)?;
+        let l = parse(text).map_err(|message| CollectError::Parse {
             path: self.file.clone(),
             message,
         })?;
-        let ncpus = read(&self.stat).map(|s| count_cpus(&s)).unwrap_or(0).max(1) as f64;
         out.gauge("01", l.one);
         out.gauge("05", l.five);
         out.gauge("15", l.fifteen);

@@ -103,6 +103,7 @@ pub struct Memory {
     detailed: bool,
     divisor: f64,
     file: PathBuf,
+    buf: String,
 }
 
 impl Memory {
@@ -112,14 +113,15 @@ impl Memory {
             detailed: opts.detailed,
             divisor: units[0].1,
             file: cfg.proc_root.join("meminfo"),
+            buf: String::new(),
         })
     }
 }
 
 impl Collector for Memory {
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
-        let text = read(&self.file)?;
-        for e in parse(&text) {
+        let text = read(&self.file, &mut self.buf)?;
+        for e in parse(text) {
             if !self.detailed && !KEYS.contains(&e.key) {
                 continue;
             }
@@ -130,7 +132,7 @@ impl Collector for Memory {
             };
             out.gauge(e.key, v);
         }
-        if let Some(p) = used_percentage(&text) {
+        if let Some(p) = used_percentage(text) {
             out.gauge("MemUsedPercentage", p);
         }
         Ok(())

@@ -175,6 +175,7 @@ pub struct MountStats {
     exclude: Option<regex::Regex>,
     include: Option<regex::Regex>,
     file: PathBuf,
+    buf: String,
 }
 
 impl MountStats {
@@ -191,6 +192,7 @@ impl MountStats {
                 true,
             )?,
             file: cfg.proc_root.join("self/mountstats"),
+            buf: String::new(),
         })
     }
 
@@ -205,8 +207,10 @@ impl MountStats {
 
 impl Collector for MountStats {
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
-        let text = read(&self.file)?;
-        for (name, raw) in parse(&text, |mp| self.keep(mp)) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let counters = read(&self.file, &mut buf).map(|text| parse(text, |mp| self.keep(mp)));
+        self.buf = buf;
+        for (name, raw) in counters? {
             out.rate(&name, raw);
         }
         Ok(())

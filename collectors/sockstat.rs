@@ -58,6 +58,7 @@ pub fn accumulate(text: &str, acc: &mut [Option<u64>; 8]) {
 pub struct Sockstat {
     v4: PathBuf,
     v6: PathBuf,
+    buf: String,
 }
 
 impl Sockstat {
@@ -65,6 +66,7 @@ impl Sockstat {
         Sockstat {
             v4: cfg.proc_root.join("net/sockstat"),
             v6: cfg.proc_root.join("net/sockstat6"),
+            buf: String::new(),
         }
     }
 }
@@ -72,10 +74,10 @@ impl Sockstat {
 impl Collector for Sockstat {
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
         let mut acc = [None; 8];
-        accumulate(&read(&self.v4)?, &mut acc);
+        accumulate(read(&self.v4, &mut self.buf)?, &mut acc);
         // No IPv6 in the kernel: no sockstat6, nothing to add.
-        if let Ok(text) = read(&self.v6) {
-            accumulate(&text, &mut acc);
+        if let Ok(text) = read(&self.v6, &mut self.buf) {
+            accumulate(text, &mut acc);
         }
         for (name, v) in METRICS.iter().zip(acc) {
             if let Some(v) = v {

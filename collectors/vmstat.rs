@@ -32,20 +32,22 @@ pub fn parse(text: &str) -> impl Iterator<Item = (&'static str, u64)> + '_ {
 
 pub struct Vmstat {
     file: PathBuf,
+    buf: String,
 }
 
 impl Vmstat {
     pub fn new(_opts: &VmstatConfig, cfg: &Config) -> Self {
         Vmstat {
             file: cfg.proc_root.join("vmstat"),
+            buf: String::new(),
         }
     }
 }
 
 impl Collector for Vmstat {
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
-        let text = read(&self.file)?;
-        for (name, raw) in parse(&text) {
+        let text = read(&self.file, &mut self.buf)?;
+        for (name, raw) in parse(text) {
             out.rate(name, raw);
         }
         Ok(())

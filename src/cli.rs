@@ -101,8 +101,9 @@ async fn shutdown_signal() {
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread drives the handlers and timers; collectors run on their
+    // own threads. Fewer threads mean fewer wake-ups per collection.
+    tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(16)
         .enable_all()
         .build()
@@ -170,8 +171,25 @@ fn config_check(arg: &ConfigArg) -> i32 {
     }
 }
 
+/// Collector panics are caught, counted and logged by the scheduler; the
+/// default hook would print each one again on stderr.
+fn quiet_collector_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let collector = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("collect-"));
+        if collector {
+            log::debug!("{info}");
+        } else {
+            default(info)
+        }
+    }));
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
+    quiet_collector_panics();
     let cli = Cli::parse();
     match &cli.command {
         Command::Agent(a) => agent(a),

@@ -1,6 +1,10 @@
-//! The scheduler: runs each collector on its own wall-clock-aligned
-//! interval (or all of them once), off the async threads and under a
-//! timeout, and fans every run's samples out to the handlers' queues.
+//! The scheduler: runs the collectors on wall-clock-aligned intervals (or
+//! all of them once), off the async threads and under a timeout, and fans
+//! every run's samples out to the handlers' queues.
+//!
+//! In the daemon, the collectors that share an interval share a thread that
+//! runs them in turn at each tick; a watchdog gives that thread's work to a
+//! new thread when one collector hangs, so the others are never held up.
 
 use crate::collectors::{self, Instance};
 use crate::config::{Config, ConfigError};
@@ -10,10 +14,9 @@ use crate::rates::{boot_id, CounterState, StateFile};
 use crate::sample::{Kind, MetricPath, Sample};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::watch;
 
 /// Unix time now, in fractional seconds.
 pub fn unix_now() -> f64 {
@@ -31,6 +34,47 @@ pub fn next_tick(now: f64, interval: Duration) -> (i64, Duration) {
     (next as i64, Duration::from_secs_f64((next - now).max(0.0)))
 }
 
+/// Wall-clock-aligned ticks that never repeat a slot, even when a timer
+/// fires a little before the wall-clock time it was set for.
+pub struct Ticker {
+    interval: Duration,
+    last: Option<i64>,
+}
+
+impl Ticker {
+    pub fn new(interval: Duration) -> Self {
+        Ticker {
+            interval,
+            last: None,
+        }
+    }
+
+    /// A ticker whose next slot is the one after `last`, even if that slot
+    /// is already past: it runs at once (a taken-over group catches up).
+    pub fn resume(interval: Duration, last: i64) -> Self {
+        Ticker {
+            interval,
+            last: Some(last),
+        }
+    }
+
+    /// The next slot after the last one, and how long until it.
+    pub fn next(&mut self, now: f64) -> (i64, Duration) {
+        let (natural, _) = next_tick(now, self.interval);
+        let step = self.interval.as_secs().max(1) as i64;
+        // The slot after the last one; a missed slot is caught up at once.
+        // After a clock jump (either way) or a long stall, start afresh.
+        let ts = match self.last {
+            Some(last) if (natural - 10 * step..=natural + step).contains(&(last + step)) => {
+                last + step
+            }
+            _ => natural,
+        };
+        self.last = Some(ts);
+        (ts, Duration::from_secs_f64((ts as f64 - now).max(0.0)))
+    }
+}
+
 /// What one run of one collector produced.
 struct Outcome {
     result: Result<(), String>,
@@ -40,12 +84,15 @@ struct Outcome {
     took: Duration,
 }
 
-fn run_blocking(mut inst: Instance, ts: i64, prev: Option<CounterState>) -> (Instance, Outcome) {
-    let start = std::time::Instant::now();
-    let now = unix_now();
-    let r = std::panic::catch_unwind(AssertUnwindSafe(|| inst.run(ts, now, prev)));
-    let took = start.elapsed();
-    let outcome = match r {
+fn outcome(
+    r: std::thread::Result<(
+        Result<(), collectors::CollectError>,
+        Vec<Sample>,
+        CounterState,
+    )>,
+    took: Duration,
+) -> Outcome {
+    match r {
         Ok((res, samples, state)) => Outcome {
             result: res.map_err(|e| e.to_string()),
             samples,
@@ -65,8 +112,12 @@ fn run_blocking(mut inst: Instance, ts: i64, prev: Option<CounterState>) -> (Ins
                 took,
             }
         }
-    };
-    (inst, outcome)
+    }
+}
+
+fn run_blocking(mut inst: Instance, ts: i64, prev: Option<CounterState>) -> (Instance, Outcome) {
+    let o = run_in_place(&mut inst, ts, prev);
+    (inst, o)
 }
 
 /// Counters of one collector, read by the self-metrics.
@@ -161,37 +212,42 @@ async fn stop_handlers(running: Vec<Running>, flush_timeout: f64) -> Vec<String>
     failures
 }
 
-fn self_samples(
-    path: &MetricPath,
-    ts: i64,
-    collectors: &BTreeMap<&'static str, Arc<CollectorStats>>,
-    queues: &[(String, Arc<Queue>)],
-) -> Vec<Sample> {
-    let mut out = Vec::new();
-    let mut put =
-        |name: String, v: f64| out.push(Sample::new(path.name(&name), v, ts, Kind::Gauge));
-    for (name, st) in collectors {
-        put(
-            format!("collectors.{name}.run_time_ms"),
-            st.run_time_us.load(Ordering::Relaxed) as f64 / 1000.0,
-        );
-        put(
-            format!("collectors.{name}.errors"),
-            st.errors.load(Ordering::Relaxed) as f64,
-        );
-        put(
-            format!("collectors.{name}.samples"),
-            st.samples.load(Ordering::Relaxed) as f64,
-        );
+/// The agent's own metrics: per collector run time, errors and samples, per
+/// handler sent, dropped, errors and queue depth.
+struct SelfMetrics {
+    path: MetricPath,
+    collectors: BTreeMap<&'static str, Arc<CollectorStats>>,
+    queues: Vec<(String, Arc<Queue>)>,
+}
+
+impl SelfMetrics {
+    fn samples(&self, ts: i64) -> Vec<Sample> {
+        let mut out = Vec::new();
+        let mut put =
+            |name: String, v: f64| out.push(Sample::new(self.path.name(&name), v, ts, Kind::Gauge));
+        for (name, st) in &self.collectors {
+            put(
+                format!("collectors.{name}.run_time_ms"),
+                st.run_time_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            );
+            put(
+                format!("collectors.{name}.errors"),
+                st.errors.load(Ordering::Relaxed) as f64,
+            );
+            put(
+                format!("collectors.{name}.samples"),
+                st.samples.load(Ordering::Relaxed) as f64,
+            );
+        }
+        for (name, q) in &self.queues {
+            let s = q.snapshot();
+            put(format!("handlers.{name}.sent"), s.sent as f64);
+            put(format!("handlers.{name}.dropped"), s.dropped as f64);
+            put(format!("handlers.{name}.errors"), s.errors as f64);
+            put(format!("handlers.{name}.queue"), s.queue as f64);
+        }
+        out
     }
-    for (name, q) in queues {
-        let s = q.snapshot();
-        put(format!("handlers.{name}.sent"), s.sent as f64);
-        put(format!("handlers.{name}.dropped"), s.dropped as f64);
-        put(format!("handlers.{name}.errors"), s.errors as f64);
-        put(format!("handlers.{name}.queue"), s.queue as f64);
-    }
-    out
 }
 
 fn record(stats: &CollectorStats, o: &Outcome) {
@@ -244,8 +300,13 @@ pub async fn run_once(cfg: &Config, plan: Plan) -> Vec<String> {
         }
         stats.insert(name, st);
     }
-    if let Some(path) = &plan.self_path {
-        fan.send(self_samples(path, ts, &stats, &[]));
+    if let Some(path) = plan.self_path {
+        let own = SelfMetrics {
+            path,
+            collectors: stats,
+            queues: Vec::new(),
+        };
+        fan.send(own.samples(ts));
     }
     failures.extend(stop_handlers(running, cfg.flush_timeout).await);
     if let Err(e) = state.save(&cfg.state_dir) {
@@ -257,74 +318,187 @@ pub async fn run_once(cfg: &Config, plan: Plan) -> Vec<String> {
     failures
 }
 
-/// One collector's loop in the daemon.
-async fn collector_loop(
-    inst: Instance,
-    fan: FanOut,
+/// A collector in the daemon, shared between the thread that runs it and
+/// the watchdog. Its lock is held while it runs.
+struct Slot {
+    name: &'static str,
+    run: Mutex<(Instance, Option<CounterState>)>,
     stats: Arc<CollectorStats>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let (name, interval) = (inst.name, inst.interval);
-    let mut idle: Option<(Instance, Option<CounterState>)> = Some((inst, None));
-    let mut late: Option<tokio::task::JoinHandle<(Instance, Outcome)>> = None;
-    let mut failing = false;
-    loop {
-        let (ts, wait) = next_tick(unix_now(), interval);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return,
+    /// Set while the collector is failing, so a streak is logged once.
+    failing: AtomicBool,
+}
+
+impl Slot {
+    fn failed(&self, what: &str) {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            log::warn!("collector {}: {what}", self.name);
+        } else {
+            log::debug!("collector {}: {what}", self.name);
         }
-        if let Some(h) = late.take_if(|h| h.is_finished()) {
-            // The run that timed out has finished: take the collector back,
-            // but not its samples, which belong to a slot long gone.
-            match h.await {
-                Ok((inst, o)) => idle = Some((inst, o.state)),
-                Err(e) => {
-                    log::error!("collector {name}: lost after a failed run ({e}); stopped");
+    }
+
+    fn succeeded(&self) {
+        if self.failing.swap(false, Ordering::Relaxed) {
+            log::info!("collector {}: working again", self.name);
+        }
+    }
+}
+
+/// The collectors that share an interval. One thread runs them one after
+/// the other at each tick and hands their samples over in one batch: on
+/// small machines a thread wake-up costs more than a whole collection.
+struct Group {
+    interval: Duration,
+    slots: Vec<Arc<Slot>>,
+    /// Bumped when the watchdog gives the group a new thread.
+    generation: AtomicU64,
+    /// The slot (unix seconds) of the running tick; 0 when idle.
+    busy_tick: AtomicU64,
+    /// Samples of the running tick, handed over at its end (or by the
+    /// watchdog when one collector hangs).
+    pending: Mutex<Vec<Sample>>,
+    /// The slot being run.
+    current: AtomicUsize,
+    /// The agent's own metrics ride along with this group's samples (the
+    /// group on the global interval), saving a hand-over per tick.
+    own: Option<Arc<SelfMetrics>>,
+}
+
+/// Tells the collector threads to stop, waking them from their sleep.
+#[derive(Default)]
+struct Stopper {
+    stopped: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Stopper {
+    /// Sleeps `d`; true when stopping was asked for.
+    fn sleep(&self, d: Duration) -> bool {
+        let guard = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        let (guard, _) = self
+            .cv
+            .wait_timeout_while(guard, d, |stopped| !*stopped)
+            .unwrap_or_else(|p| p.into_inner());
+        *guard
+    }
+
+    fn stop(&self) {
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cv.notify_all();
+    }
+}
+
+/// The thread of one group, until stopped or superseded by the watchdog.
+/// A thread that takes over starts with the rest of the stuck tick: slot
+/// `resume.0`, from collector `resume.1` on.
+fn group_thread(
+    group: Arc<Group>,
+    resume: Option<(i64, usize)>,
+    generation: u64,
+    fan: FanOut,
+    stop: Arc<Stopper>,
+) {
+    let current = || group.generation.load(Ordering::Acquire) == generation;
+    let mut ticker = match resume {
+        Some((ts, _)) => Ticker::resume(group.interval, ts),
+        None => Ticker::new(group.interval),
+    };
+    let mut next = resume;
+    loop {
+        let (ts, from) = match next.take() {
+            Some(first) => first,
+            None => {
+                let (ts, wait) = ticker.next(unix_now());
+                if stop.sleep(wait) {
                     return;
                 }
+                (ts, 0)
             }
-        }
-        let Some((inst, prev)) = idle.take() else {
-            stats.errors.fetch_add(1, Ordering::Relaxed);
-            if !failing {
-                log::warn!("collector {name}: previous run still going, slot skipped");
-                failing = true;
-            }
-            continue;
         };
-        let mut h = tokio::task::spawn_blocking(move || run_blocking(inst, ts, prev));
-        match tokio::time::timeout(interval, &mut h).await {
-            Ok(Ok((inst, o))) => {
-                record(&stats, &o);
-                match &o.result {
-                    Err(e) if !failing => {
-                        log::warn!("collector {name}: {e}");
-                        failing = true;
-                    }
-                    Err(e) => log::debug!("collector {name}: {e}"),
-                    Ok(()) if failing => {
-                        log::info!("collector {name}: working again");
-                        failing = false;
-                    }
-                    Ok(()) => {}
-                }
-                idle = Some((inst, o.state));
-                fan.send(o.samples);
-            }
-            Ok(Err(e)) => {
-                log::error!("collector {name}: lost after a failed run ({e}); stopped");
-                return;
-            }
-            Err(_) => {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
-                if !failing {
-                    log::warn!("collector {name}: timed out after {interval:?}");
-                    failing = true;
-                }
-                late = Some(h);
-            }
+        if !current() {
+            return;
         }
+        group.busy_tick.store(ts.max(1) as u64, Ordering::Release);
+        for (i, slot) in group.slots.iter().enumerate().skip(from) {
+            let Ok(mut guard) = slot.run.try_lock() else {
+                // Still stuck in a run the watchdog gave up on.
+                slot.failed("previous run still going; slot skipped");
+                continue;
+            };
+            group.current.store(i, Ordering::Release);
+            let (inst, state) = &mut *guard;
+            let mut o = run_in_place(inst, ts, state.take());
+            *state = o.state.take();
+            drop(guard);
+            if !current() {
+                return; // superseded while this collector hung; its samples are stale
+            }
+            record(&slot.stats, &o);
+            match &o.result {
+                Err(e) => slot.failed(e),
+                Ok(()) => slot.succeeded(),
+            }
+            lock(&group.pending).extend(o.samples);
+        }
+        let mut batch = std::mem::take(&mut *lock(&group.pending));
+        group.busy_tick.store(0, Ordering::Release);
+        if let Some(own) = &group.own {
+            batch.extend(own.samples(ts));
+        }
+        fan.send(batch);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn run_in_place(inst: &mut Instance, ts: i64, prev: Option<CounterState>) -> Outcome {
+    let start = std::time::Instant::now();
+    let now = unix_now();
+    let r = std::panic::catch_unwind(AssertUnwindSafe(|| inst.run(ts, now, prev)));
+    outcome(r, start.elapsed())
+}
+
+fn spawn_group_thread(
+    group: &Arc<Group>,
+    resume: Option<(i64, usize)>,
+    generation: u64,
+    fan: &FanOut,
+    stop: &Arc<Stopper>,
+) {
+    let (g, f, s) = (group.clone(), fan.clone(), stop.clone());
+    let spawned = std::thread::Builder::new()
+        .name(format!("collect-{}s", group.interval.as_secs()))
+        .spawn(move || group_thread(g, resume, generation, f, s));
+    if let Err(e) = spawned {
+        log::error!("cannot start a collector thread: {e}");
+    }
+}
+
+/// Gives a group whose tick has run a whole interval a new thread: the
+/// samples its other collectors already gave are sent, the collector that
+/// hangs stays behind (skipped until it returns), and the new thread catches
+/// up the slots since. Runs from the housekeeping task, at the global interval.
+fn watchdog(groups: &[Arc<Group>], fan: &FanOut, stop: &Arc<Stopper>) {
+    let now = unix_now();
+    for g in groups {
+        let tick = g.busy_tick.load(Ordering::Acquire);
+        if tick == 0 || now < (tick + g.interval.as_secs()) as f64 {
+            continue;
+        }
+        let stuck = g.current.load(Ordering::Acquire);
+        if let Some(slot) = g.slots.get(stuck) {
+            slot.failed(&format!(
+                "timed out after {:?}; the other collectors go on without it",
+                g.interval
+            ));
+        }
+        let generation = g.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        g.busy_tick.store(0, Ordering::Release);
+        fan.send(std::mem::take(&mut *lock(&g.pending)));
+        spawn_group_thread(g, Some((tick as i64, stuck + 1)), generation, fan, stop);
     }
 }
 
@@ -337,50 +511,197 @@ pub async fn run_daemon(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Vec<String> {
     let (running, fan) = start_handlers(&plan);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = Arc::new(Stopper::default());
     let mut stats = BTreeMap::new();
-    let mut tasks = Vec::new();
+    let mut by_interval: BTreeMap<Duration, Vec<Arc<Slot>>> = BTreeMap::new();
     for inst in plan.collectors {
         let st = Arc::new(CollectorStats::default());
         stats.insert(inst.name, st.clone());
-        tasks.push(tokio::spawn(collector_loop(
-            inst,
-            fan.clone(),
-            st,
-            stop_rx.clone(),
-        )));
+        by_interval
+            .entry(inst.interval)
+            .or_default()
+            .push(Arc::new(Slot {
+                name: inst.name,
+                run: Mutex::new((inst, None)),
+                stats: st,
+                failing: AtomicBool::new(false),
+            }));
     }
-    if let Some(path) = plan.self_path.clone() {
-        let queues: Vec<(String, Arc<Queue>)> = running
-            .iter()
-            .map(|r| (r.name.clone(), r.queue.clone()))
-            .collect();
-        let interval = Duration::from_secs(cfg.interval);
-        let fan = fan.clone();
-        let mut stop = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let (ts, wait) = next_tick(unix_now(), interval);
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => return,
-                }
-                fan.send(self_samples(&path, ts, &stats, &queues));
+    let queues: Vec<(String, Arc<Queue>)> = running
+        .iter()
+        .map(|r| (r.name.clone(), r.queue.clone()))
+        .collect();
+    let global = Duration::from_secs(cfg.interval);
+    let mut own = plan.self_path.clone().map(|path| {
+        Arc::new(SelfMetrics {
+            path,
+            collectors: stats,
+            queues,
+        })
+    });
+    let groups: Vec<Arc<Group>> = by_interval
+        .into_iter()
+        .map(|(interval, slots)| {
+            Arc::new(Group {
+                interval,
+                slots,
+                generation: AtomicU64::new(0),
+                busy_tick: AtomicU64::new(0),
+                pending: Mutex::new(Vec::new()),
+                current: AtomicUsize::new(0),
+                own: if interval == global { own.take() } else { None },
+            })
+        })
+        .collect();
+    for g in &groups {
+        spawn_group_thread(g, None, 0, &fan, &stop);
+    }
+
+    // The watchdog, and the agent's own metrics when no group took them.
+    let (fan2, stop2) = (fan.clone(), stop.clone());
+    let housekeeping = async move {
+        let mut ticker = Ticker::new(global);
+        loop {
+            let (ts, wait) = ticker.next(unix_now());
+            tokio::time::sleep(wait).await;
+            watchdog(&groups, &fan2, &stop2);
+            if let Some(own) = &own {
+                fan2.send(own.samples(ts));
             }
-        }));
+        }
+    };
+    tokio::select! {
+        _ = shutdown => {}
+        _ = housekeeping => {}
     }
-    shutdown.await;
     log::info!("stopping: delivering what the handlers hold");
-    let _ = stop_tx.send(true);
-    for t in tasks {
-        let _ = t.await;
-    }
+    stop.stop();
     stop_handlers(running, cfg.flush_timeout).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collectors::{CollectError, Collector, Emit, Filter};
+    use crate::handlers::graphite::GraphiteConfig;
+    use tokio::io::AsyncReadExt;
+
+    /// Sends `up 1` every run.
+    struct Steady;
+    impl Collector for Steady {
+        fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
+            out.gauge("up", 1.0);
+            Ok(())
+        }
+    }
+
+    /// Hangs for 3.5 s on its second run.
+    struct Hangs(u32);
+    impl Collector for Hangs {
+        fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
+            self.0 += 1;
+            if self.0 == 2 {
+                std::thread::sleep(Duration::from_millis(3500));
+            }
+            out.gauge("up", 1.0);
+            Ok(())
+        }
+    }
+
+    /// Panics every run.
+    struct Panics;
+    impl Collector for Panics {
+        fn collect(&mut self, _: &mut Emit) -> Result<(), CollectError> {
+            panic!("collector bug")
+        }
+    }
+
+    fn instance(name: &'static str, c: Box<dyn Collector>) -> Instance {
+        Instance {
+            name,
+            interval: Duration::from_secs(1),
+            path: MetricPath::new("t", None, "", name),
+            filter: Filter::default(),
+            collector: c,
+        }
+    }
+
+    /// A hanging and a panicking collector, ahead of a healthy one in the
+    /// same group: the healthy one loses no slot, the others are counted.
+    #[tokio::test]
+    async fn a_hung_or_panicking_collector_never_holds_up_the_others() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let received = Arc::new(Mutex::new(String::new()));
+        let sink = received.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        lock(&sink).push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                });
+            }
+        });
+        let cfg = Config {
+            interval: 1,
+            flush_timeout: 2.0,
+            ..Config::default()
+        };
+        let plan = Plan {
+            collectors: vec![
+                instance("hangs", Box::new(Hangs(0))),
+                instance("panics", Box::new(Panics)),
+                instance("steady", Box::new(Steady)),
+            ],
+            handlers: vec![HandlerSpec {
+                name: "graphite".into(),
+                enabled: true,
+                config: HandlerConfig::Graphite(GraphiteConfig {
+                    port,
+                    ..GraphiteConfig::default()
+                }),
+            }],
+            self_path: Some(MetricPath::new("t", None, "", "carbyne")),
+        };
+        let failures = run_daemon(&cfg, plan, tokio::time::sleep(Duration::from_secs(7))).await;
+        assert!(failures.is_empty(), "{failures:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let text = lock(&received).clone();
+        let mut steady = std::collections::BTreeSet::new();
+        let mut errors = BTreeMap::new();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split(' ').collect();
+            assert_eq!(f.len(), 3, "{line:?}");
+            let ts: i64 = f[2].parse().expect("timestamp");
+            if f[0] == "t.steady.up" {
+                assert!(steady.insert(ts), "slot {ts} sent twice");
+            }
+            if let Some(name) = f[0].strip_prefix("t.carbyne.collectors.") {
+                if let Some(c) = name.strip_suffix(".errors") {
+                    let v: f64 = f[1].parse().expect("value");
+                    let e = errors.entry(c.to_string()).or_insert(0.0f64);
+                    *e = e.max(v);
+                }
+            }
+        }
+        let slots: Vec<i64> = steady.into_iter().collect();
+        assert!(slots.len() >= 5, "{slots:?}");
+        assert!(
+            slots.windows(2).all(|w| w[1] == w[0] + 1),
+            "a slot was lost: {slots:?}"
+        );
+        assert!(errors["panics"] >= 4.0, "{errors:?}");
+        assert!(errors["hangs"] >= 1.0, "{errors:?}");
+        assert_eq!(errors["steady"], 0.0, "{errors:?}");
+    }
 
     #[test]
     fn ticks_align_to_wall_clock_multiples() {
@@ -389,5 +710,33 @@ mod tests {
         assert!((wait.as_secs_f64() - 6.75).abs() < 1e-6);
         let (ts, _) = next_tick(1_700_000_010.0, Duration::from_secs(60));
         assert_eq!(ts, 1_700_000_040);
+    }
+
+    #[test]
+    fn a_timer_firing_early_does_not_repeat_a_slot() {
+        let mut t = Ticker::new(Duration::from_secs(10));
+        let (a, _) = t.next(1_700_000_003.0);
+        assert_eq!(a, 1_700_000_010);
+        // Woken 1 ms early: still the next slot, not the same one again.
+        let (b, wait) = t.next(1_700_000_009.999);
+        assert_eq!(b, 1_700_000_020);
+        assert!(wait > Duration::from_secs(10));
+    }
+
+    #[test]
+    fn missed_slots_are_caught_up_but_clock_jumps_start_afresh() {
+        let mut t = Ticker::resume(Duration::from_secs(10), 1_700_000_010);
+        let (a, wait) = t.next(1_700_000_035.0);
+        assert_eq!((a, wait), (1_700_000_020, Duration::ZERO));
+        let (b, _) = t.next(1_700_000_035.0);
+        assert_eq!(b, 1_700_000_030);
+        let (c, _) = t.next(1_700_000_035.0);
+        assert_eq!(c, 1_700_000_040);
+        // An hour forward, or back: no burst, no hour-long sleep.
+        let (d, _) = t.next(1_700_003_635.0);
+        assert_eq!(d, 1_700_003_640);
+        let (e, wait) = t.next(1_700_000_001.0);
+        assert_eq!(e, 1_700_000_010);
+        assert!(wait <= Duration::from_secs(10));
     }
 }
