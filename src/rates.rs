@@ -143,15 +143,15 @@ impl StateFile {
         }
     }
 
-    /// Writes the state atomically (temporary file, fsync, rename).
+    /// Writes the state atomically (temporary file, rename). There is no
+    /// fsync: after a crash the worst case is an unreadable file, which
+    /// [`StateFile::load`] treats as no state (one run without rates).
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(state_dir)?;
         let path = Self::path(state_dir);
         let tmp = path.with_extension("json.tmp");
         let data = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&data)?;
-        f.sync_all()?;
+        std::fs::File::create(&tmp)?.write_all(&data)?;
         std::fs::rename(&tmp, &path)
     }
 }
