@@ -61,17 +61,7 @@ pub const BYTES: [&str; 8] = [
 
 /// The `xprt:` counters per transport, by position after the transport name.
 pub fn xprt_fields(proto: &str) -> Option<&'static [&'static str]> {
-    const COMMON: [&str; 9] = [
-        "port",
-        "bind_count",
-        "connect_count",
-        "connect_time",
-        "idle_time",
-        "rpcsends",
-        "rpcreceives",
-        "badxids",
-        "backlogutil",
-    ];
+    // TCP has the first nine of RDMA's.
     const RDMA: [&str; 19] = [
         "port",
         "bind_count",
@@ -102,7 +92,7 @@ pub fn xprt_fields(proto: &str) -> Option<&'static [&'static str]> {
         "backlogutil",
     ];
     match proto {
-        "tcp" => Some(&COMMON),
+        "tcp" => Some(&RDMA[..9]),
         "udp" => Some(&UDP),
         "rdma" => Some(&RDMA),
         _ => None,

@@ -38,7 +38,11 @@ fn run(proc: &str, t: i64, states: &mut HashMap<&'static str, CounterState>, out
         let (res, samples, state) = inst.run(t, t as f64, states.remove(inst.name));
         states.insert(inst.name, state);
         if let Err(e) = res {
-            out.push_str(&format!("! {}: {}\n", inst.name, e.to_string().replace(&root, "<fixtures>/")));
+            out.push_str(&format!(
+                "! {}: {}\n",
+                inst.name,
+                e.to_string().replace(&root, "<fixtures>/")
+            ));
         }
         for s in samples {
             s.write_plaintext(out);
