@@ -16,3 +16,6 @@ pub mod collectors;
 
 #[path = "../handlers/mod.rs"]
 pub mod handlers;
+
+#[path = "../parsers/mod.rs"]
+pub mod parsers;
