@@ -13,7 +13,9 @@
 //! and an example `conf.d/TYPE.toml`.
 
 pub mod graphite;
+pub mod statsd;
 pub mod stdout;
+pub mod transport;
 
 use crate::config::{options_from_table, ConfigError};
 use crate::sample::Sample;
@@ -29,6 +31,7 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, PartialEq)]
 pub enum HandlerConfig {
     Graphite(graphite::GraphiteConfig),
+    Statsd(statsd::StatsdConfig),
     Stdout(stdout::StdoutConfig),
 }
 
@@ -41,7 +44,7 @@ pub struct HandlerSpec {
 }
 
 /// The handler types a section may name with `type = "..."`.
-pub const TYPES: &[&str] = &["graphite", "stdout"];
+pub const TYPES: &[&str] = &["graphite", "statsd", "stdout"];
 
 impl HandlerConfig {
     fn parse(kind: &str, key: &str, table: toml::Table) -> Result<Self, ConfigError> {
@@ -50,6 +53,11 @@ impl HandlerConfig {
                 let c: graphite::GraphiteConfig = options_from_table(key, table)?;
                 c.validate(key)?;
                 HandlerConfig::Graphite(c)
+            }
+            "statsd" => {
+                let c: statsd::StatsdConfig = options_from_table(key, table)?;
+                c.validate(key)?;
+                HandlerConfig::Statsd(c)
             }
             "stdout" => HandlerConfig::Stdout(options_from_table(key, table)?),
             other => {
@@ -67,6 +75,7 @@ impl HandlerConfig {
     fn type_name(&self) -> &'static str {
         match self {
             HandlerConfig::Graphite(_) => "graphite",
+            HandlerConfig::Statsd(_) => "statsd",
             HandlerConfig::Stdout(_) => "stdout",
         }
     }
@@ -74,6 +83,7 @@ impl HandlerConfig {
     fn options_table(&self) -> Result<toml::Table, toml::ser::Error> {
         match self {
             HandlerConfig::Graphite(c) => toml::Table::try_from(c),
+            HandlerConfig::Statsd(c) => toml::Table::try_from(c),
             HandlerConfig::Stdout(c) => toml::Table::try_from(c),
         }
     }
@@ -147,6 +157,8 @@ pub struct Stats {
     pub sent: AtomicU64,
     pub dropped: AtomicU64,
     pub errors: AtomicU64,
+    /// Lines longer than a datagram, sent alone.
+    pub oversize: AtomicU64,
 }
 
 /// A bounded queue of samples waiting for one handler; when full, the
@@ -291,6 +303,13 @@ impl Delivery {
         }
     }
 
+    /// Records lines that did not fit a datagram and went alone.
+    pub fn oversize(&self, n: u64) {
+        if n > 0 {
+            self.queue.stats.oversize.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     /// Whether the deadline has passed.
     pub fn past_deadline(&self) -> bool {
         self.deadline().is_some_and(|d| Instant::now() >= d)
@@ -378,6 +397,7 @@ impl Running {
 pub fn spawn(spec: &HandlerSpec) -> Running {
     let capacity = match &spec.config {
         HandlerConfig::Graphite(c) => c.max_queue,
+        HandlerConfig::Statsd(c) => c.max_queue,
         HandlerConfig::Stdout(_) => usize::MAX,
     };
     let queue = Queue::new(capacity);
@@ -390,6 +410,7 @@ pub fn spawn(spec: &HandlerSpec) -> Running {
     };
     let task = match spec.config.clone() {
         HandlerConfig::Graphite(c) => tokio::spawn(graphite::run(delivery, c)),
+        HandlerConfig::Statsd(c) => tokio::spawn(statsd::run(delivery, c)),
         HandlerConfig::Stdout(c) => tokio::spawn(stdout::run(delivery, c)),
     };
     Running {
@@ -407,6 +428,7 @@ pub struct StatsSnapshot {
     pub dropped: u64,
     pub errors: u64,
     pub queue: u64,
+    pub oversize: u64,
 }
 
 impl Queue {
@@ -416,6 +438,7 @@ impl Queue {
             dropped: self.stats.dropped.load(Ordering::Relaxed),
             errors: self.stats.errors.load(Ordering::Relaxed),
             queue: self.len() as u64,
+            oversize: self.stats.oversize.load(Ordering::Relaxed),
         }
     }
 }

@@ -185,37 +185,46 @@ impl Default for Common {
     }
 }
 
-const COMMON_KEYS: &[&str] = &[
-    "enabled",
-    "interval",
-    "path",
-    "metrics_whitelist",
-    "metrics_blacklist",
-];
+/// The keys a kind of section shares, beside each plugin's own options.
+pub trait CommonKeys {
+    const KEYS: &'static [&'static str];
+}
 
-/// A plugin section: the [`Common`] keys and the plugin's own options `T`,
+impl CommonKeys for Common {
+    const KEYS: &'static [&'static str] = &[
+        "enabled",
+        "interval",
+        "path",
+        "metrics_whitelist",
+        "metrics_blacklist",
+    ];
+}
+
+/// A plugin section: the common keys `C` and the plugin's own options `T`,
 /// side by side in one flat TOML table as Diamond users write them.
 ///
 /// (Not `#[serde(flatten)]`: flatten would let unknown keys through.)
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Section<T> {
-    pub common: Common,
+pub struct Section<T, C = Common> {
+    pub common: C,
     pub options: T,
 }
 
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Section<T> {
+impl<'de, T: DeserializeOwned, C: DeserializeOwned + CommonKeys> Deserialize<'de>
+    for Section<T, C>
+{
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut table = toml::Table::deserialize(d)?;
         let mut common = toml::Table::new();
-        for k in COMMON_KEYS {
+        for k in C::KEYS {
             if let Some(v) = table.remove(*k) {
                 common.insert((*k).to_string(), v);
             }
         }
-        let common = strict::<Common>(common).map_err(D::Error::custom)?;
+        let common = strict::<C>(common).map_err(D::Error::custom)?;
         let options = strict::<T>(table).map_err(|m| {
             D::Error::custom(if m.contains("unknown field") {
-                format!("{m} (or a common key: {})", COMMON_KEYS.join(", "))
+                format!("{m} (or a common key: {})", C::KEYS.join(", "))
             } else {
                 m
             })
@@ -239,7 +248,7 @@ fn strict<T: DeserializeOwned>(table: toml::Table) -> Result<T, String> {
     })
 }
 
-impl<T: Serialize> Serialize for Section<T> {
+impl<T: Serialize, C: Serialize> Serialize for Section<T, C> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::Error as _;
         let mut table = toml::Table::try_from(&self.common).map_err(S::Error::custom)?;
@@ -278,6 +287,8 @@ pub struct Config {
     pub collectors: crate::collectors::CollectorsConfig,
     /// `[handlers.NAME]` sections, resolved by `crate::handlers::HandlerConfig`.
     pub handlers: BTreeMap<String, toml::Table>,
+    /// `[logs.NAME]` sections: log files and the parser for each.
+    pub logs: BTreeMap<String, crate::logs::LogConfig>,
 }
 
 impl Default for Config {
@@ -295,6 +306,7 @@ impl Default for Config {
             self_metrics: true,
             collectors: Default::default(),
             handlers: BTreeMap::new(),
+            logs: BTreeMap::new(),
         }
     }
 }
@@ -428,6 +440,7 @@ impl Config {
             check_segment("hostname", h)?;
         }
         crate::collectors::build(self)?;
+        crate::logs::build(self, Some("host"))?;
         crate::handlers::HandlerConfig::resolve_all(&self.handlers, partial)?;
         Ok(())
     }

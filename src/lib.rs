@@ -7,9 +7,11 @@
 pub mod cli;
 pub mod config;
 pub mod hostname;
+pub mod logs;
 pub mod rates;
 pub mod sample;
 pub mod scheduler;
+pub mod tail;
 
 #[path = "../collectors/mod.rs"]
 pub mod collectors;

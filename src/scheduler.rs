@@ -131,6 +131,10 @@ pub struct CollectorStats {
 /// Everything an agent run needs, resolved from the configuration.
 pub struct Plan {
     pub collectors: Vec<Instance>,
+    /// `[logs.*]` jobs.
+    pub logs: Vec<crate::logs::LogJob>,
+    /// Print instead of sending; log positions are not moved.
+    pub dry_run: bool,
     pub handlers: Vec<HandlerSpec>,
     /// `<prefix>.<host>[.<suffix>].carbyne.` for the agent's own metrics.
     pub self_path: Option<MetricPath>,
@@ -145,6 +149,7 @@ impl Plan {
             None => cfg.hostname_method.resolve(&HostNames::from_system()),
         };
         let collectors = collectors::build_with_host(cfg, host.as_deref())?;
+        let logs = crate::logs::build(cfg, host.as_deref())?;
         let handlers = if dry_run {
             vec![HandlerSpec {
                 name: "dry-run".into(),
@@ -167,6 +172,8 @@ impl Plan {
         });
         Ok(Plan {
             collectors,
+            logs,
+            dry_run,
             handlers,
             self_path,
         })
@@ -245,6 +252,7 @@ impl SelfMetrics {
             put(format!("handlers.{name}.dropped"), s.dropped as f64);
             put(format!("handlers.{name}.errors"), s.errors as f64);
             put(format!("handlers.{name}.queue"), s.queue as f64);
+            put(format!("handlers.{name}.oversize"), s.oversize as f64);
         }
         out
     }
@@ -300,6 +308,27 @@ pub async fn run_once(cfg: &Config, plan: Plan) -> Vec<String> {
         }
         stats.insert(name, st);
     }
+    // Logs: from the saved positions to the end; positions saved only
+    // once every handler has delivered, so a failed send re-reads the lines.
+    let now = unix_now();
+    let mut pending = Vec::new();
+    let mut log_tasks = Vec::new();
+    for mut job in plan.logs {
+        let dir = cfg.state_dir.clone();
+        log_tasks.push(tokio::task::spawn_blocking(move || {
+            crate::logs::run_once(&mut job, &dir, now, ts)
+        }));
+    }
+    for t in log_tasks {
+        match t.await {
+            Ok(Ok(o)) => {
+                fan.send(o.samples);
+                pending.push((o.state_path, o.state));
+            }
+            Ok(Err(e)) => failures.push(e),
+            Err(e) => failures.push(format!("log reader failed: {e}")),
+        }
+    }
     if let Some(path) = plan.self_path {
         let own = SelfMetrics {
             path,
@@ -309,6 +338,16 @@ pub async fn run_once(cfg: &Config, plan: Plan) -> Vec<String> {
         fan.send(own.samples(ts));
     }
     failures.extend(stop_handlers(running, cfg.flush_timeout).await);
+    if failures.is_empty() && !plan.dry_run {
+        for (path, st) in pending {
+            if let Err(e) = crate::logs::save_state(&path, &st) {
+                failures.push(format!(
+                    "cannot save log positions in {}: {e}",
+                    path.display()
+                ));
+            }
+        }
+    }
     if let Err(e) = state.save(&cfg.state_dir) {
         log::warn!(
             "cannot save counters in {}: {e}; the next run will have no rates",
@@ -557,6 +596,24 @@ pub async fn run_daemon(
         spawn_group_thread(g, None, 0, &fan, &stop);
     }
 
+    // The logs: one thread follows them all.
+    let (wake_tx, wake_rx) = std::sync::mpsc::channel();
+    let logs_thread = if plan.logs.is_empty() {
+        None
+    } else {
+        let (jobs, dir, f, tx) = (
+            plan.logs,
+            cfg.state_dir.clone(),
+            fan.clone(),
+            wake_tx.clone(),
+        );
+        std::thread::Builder::new()
+            .name("logs".into())
+            .spawn(move || crate::logs::follow(jobs, &dir, &|s| f.send(s), wake_rx, tx))
+            .map_err(|e| log::error!("cannot start the log thread: {e}"))
+            .ok()
+    };
+
     // The watchdog, and the agent's own metrics when no group took them.
     let (fan2, stop2) = (fan.clone(), stop.clone());
     let housekeeping = async move {
@@ -576,6 +633,16 @@ pub async fn run_daemon(
     }
     log::info!("stopping: delivering what the handlers hold");
     stop.stop();
+    if let Some(t) = logs_thread {
+        let _ = wake_tx.send(crate::logs::Wake::Stop);
+        let joined = tokio::task::spawn_blocking(move || t.join());
+        if tokio::time::timeout(Duration::from_secs(5), joined)
+            .await
+            .is_err()
+        {
+            log::warn!("the log thread did not stop in 5 s");
+        }
+    }
     stop_handlers(running, cfg.flush_timeout).await
 }
 
@@ -656,6 +723,8 @@ mod tests {
             ..Config::default()
         };
         let plan = Plan {
+            logs: Vec::new(),
+            dry_run: false,
             collectors: vec![
                 instance("hangs", Box::new(Hangs(0))),
                 instance("panics", Box::new(Panics)),

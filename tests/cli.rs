@@ -266,5 +266,5 @@ fn conf_d_examples_show_every_key_with_its_default() {
         }
         seen += 1;
     }
-    assert_eq!(seen, 10, "eight collectors and two handlers");
+    assert_eq!(seen, 11, "eight collectors and three handlers");
 }
