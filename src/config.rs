@@ -563,6 +563,9 @@ mod tests {
             "[collectors.sockstat]\n",
             "[collectors.vmstat]\n",
             "[handlers.graphite]\n",
+            "[handlers.statsd]\n",
+            "[logs.mail]\nfile = \"/var/log/mail.log\"\nparser = \"postfix\"\n",
+            "[logs.app]\nfile = \"/var/log/app.log\"\nparser = \"log4j\"\n",
         ];
         let d = tempfile::tempdir().expect("tempdir");
         for s in sections {

@@ -280,6 +280,7 @@ pub async fn run_once(cfg: &Config, plan: Plan) -> Vec<String> {
     let mut failures = Vec::new();
     let mut stats = BTreeMap::new();
 
+    let had_collectors = !plan.collectors.is_empty();
     let mut tasks = Vec::new();
     for inst in plan.collectors {
         let prev = state.collectors.remove(inst.name);
@@ -337,8 +338,11 @@ pub async fn run_once(cfg: &Config, plan: Plan) -> Vec<String> {
         };
         fan.send(own.samples(ts));
     }
-    failures.extend(stop_handlers(running, cfg.flush_timeout).await);
-    if failures.is_empty() && !plan.dry_run {
+    let undelivered = stop_handlers(running, cfg.flush_timeout).await;
+    // Positions move only when every handler took the metrics of the lines.
+    let delivered = undelivered.is_empty();
+    failures.extend(undelivered);
+    if delivered && !plan.dry_run {
         for (path, st) in pending {
             if let Err(e) = crate::logs::save_state(&path, &st) {
                 failures.push(format!(
@@ -348,11 +352,13 @@ pub async fn run_once(cfg: &Config, plan: Plan) -> Vec<String> {
             }
         }
     }
-    if let Err(e) = state.save(&cfg.state_dir) {
-        log::warn!(
-            "cannot save counters in {}: {e}; the next run will have no rates",
-            cfg.state_dir.display()
-        );
+    if had_collectors {
+        if let Err(e) = state.save(&cfg.state_dir) {
+            log::warn!(
+                "cannot save counters in {}: {e}; the next run will have no rates",
+                cfg.state_dir.display()
+            );
+        }
     }
     failures
 }

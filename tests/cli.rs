@@ -221,7 +221,31 @@ fn conf_d_examples_show_every_key_with_its_default() {
             .and_then(|s| s.to_str())
             .expect("name")
             .to_string();
-        let (keys, _) = if let Some((name, table)) = cfg.handlers.iter().next() {
+        let (keys, _) = if let Some((name, section)) = cfg.logs.iter().next() {
+            assert_eq!(name, &stem, "{} is named after its parser", path.display());
+            assert_eq!(section.options.name(), stem);
+            let mut want = carbyne::logs::LogCommon::default();
+            want.file = section.common.file.clone();
+            want.enabled = section.common.enabled;
+            assert_eq!(
+                section.common,
+                want,
+                "{}: a key is not the default",
+                path.display()
+            );
+            let mut keys: Vec<String> =
+                <carbyne::logs::LogCommon as carbyne::config::CommonKeys>::KEYS
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect();
+            keys.extend(
+                toml::Table::try_from(&section.options)
+                    .expect("table")
+                    .keys()
+                    .cloned(),
+            );
+            (keys, ())
+        } else if let Some((name, table)) = cfg.handlers.iter().next() {
             assert_eq!(name, &stem, "{} is named after its handler", path.display());
             let spec = carbyne::handlers::HandlerConfig::resolve_all(&cfg.handlers, false)
                 .expect("resolve")
@@ -266,5 +290,8 @@ fn conf_d_examples_show_every_key_with_its_default() {
         }
         seen += 1;
     }
-    assert_eq!(seen, 11, "eight collectors and three handlers");
+    assert_eq!(
+        seen, 15,
+        "eight collectors, three handlers and four parsers"
+    );
 }
