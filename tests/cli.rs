@@ -224,9 +224,11 @@ fn conf_d_examples_show_every_key_with_its_default() {
         let (keys, _) = if let Some((name, section)) = cfg.logs.iter().next() {
             assert_eq!(name, &stem, "{} is named after its parser", path.display());
             assert_eq!(section.options.name(), stem);
-            let mut want = carbyne::logs::LogCommon::default();
-            want.file = section.common.file.clone();
-            want.enabled = section.common.enabled;
+            let want = carbyne::logs::LogCommon {
+                file: section.common.file.clone(),
+                enabled: section.common.enabled,
+                ..Default::default()
+            };
             assert_eq!(
                 section.common,
                 want,
