@@ -31,7 +31,6 @@ pub struct Postfix {
     out_tls: u64,
     out_untrusted: u64,
     status: Finder<'static>,
-    delay: Finder<'static>,
     tls: Finder<'static>,
     nrcpt: Finder<'static>,
     queue_active: Finder<'static>,
@@ -50,7 +49,6 @@ impl Default for Postfix {
             out_tls: 0,
             out_untrusted: 0,
             status: Finder::new("status="),
-            delay: Finder::new("delay="),
             tls: Finder::new(" TLS connection established "),
             nrcpt: Finder::new("nrcpt="),
             queue_active: Finder::new("queue active"),
@@ -88,8 +86,7 @@ impl Postfix {
             .last()?;
         // The last `delay=` whose value (up to the next comma, not empty)
         // ends before that status.
-        let delays: Vec<usize> = self.delay.find_iter(&line[..j]).collect();
-        delays.into_iter().rev().find_map(|i| {
+        memchr::memmem::rfind_iter(&line[..j], b"delay=").find_map(|i| {
             let start = i + 6;
             let comma = memchr::memchr(b',', &line[start..])? + start;
             (comma > start && comma < j).then(|| (status, &line[start..comma]))
