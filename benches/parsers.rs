@@ -22,7 +22,9 @@ fn fixture_lines(name: &str) -> Vec<Vec<u8>> {
     std::fs::read(path)
         .expect("fixture")
         .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
+        // The fixtures' over-long line is for the tailer's tests, not a
+        // realistic share of a log.
+        .filter(|l| !l.is_empty() && l.len() < 4096)
         .map(|l| l.to_vec())
         .collect()
 }

@@ -213,7 +213,7 @@ mod tests {
         let mut p = Postfix::default();
         let (hit, miss, m) = run_fixture(&mut p, "maillog", 60.0);
         assert_eq!(hit, 4 + 2 + 1 + 3 + 4);
-        assert_eq!(miss, 8);
+        assert_eq!(miss, 9, "one of them a 75 kB line");
         assert_eq!(m["numSent"], 4.0);
         assert_eq!(m["numDeferred"], 2.0);
         assert_eq!(m["numBounced"], 1.0);

@@ -299,7 +299,8 @@ fn logster_command_like_logster() {
     let lines = parse_lines(&got);
     assert_eq!(sum(&lines, "numSent.mx1"), 4.0, "{got}");
     assert_eq!(sum(&lines, "numBounced.mx1"), 1.0);
-    assert_eq!(sum(&lines, "lines_read.mx1"), 22.0);
+    assert_eq!(sum(&lines, "lines_read.mx1"), 23.0);
+    assert_eq!(sum(&lines, "lines_too_long.mx1"), 1.0, "the 75 kB line");
 }
 
 /// Runs the agent daemon, calls `during` while it runs, stops it with
