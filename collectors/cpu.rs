@@ -144,8 +144,8 @@ impl Collector for Cpu {
                 key.push_str(line.name);
                 key.push('.');
                 key.push_str(field);
-                if let Some(r) = out.counters().rate(&key, raw) {
-                    out.push(&key, r / div, crate::sample::Kind::Rate);
+                if let Some(d) = out.counters().delta(&key, raw) {
+                    out.push_rate(&key, d, div);
                 }
             }
         }

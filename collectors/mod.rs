@@ -152,8 +152,21 @@ impl<'a> Emit<'a> {
 
     /// Emits the per-second rate of the counter `metric` (nothing on the first run).
     pub fn rate(&mut self, metric: &str, raw: u64) {
-        if let Some(r) = self.counters.rate(metric, raw) {
-            self.push(metric, r, Kind::Rate);
+        if let Some(d) = self.counters.delta(metric, raw) {
+            self.push_rate(metric, d, 1.0);
+        }
+    }
+
+    /// Emits the rate of a counter that increased by `delta` since the last
+    /// run, divided by `div` (e.g. the CPU count) after the elapsed time.
+    pub fn push_rate(&mut self, metric: &str, delta: f64, div: f64) {
+        let Some(dt) = self.counters.elapsed() else {
+            return;
+        };
+        let len = self.samples.len();
+        self.push(metric, delta / dt / div, Kind::Rate);
+        if let Some(s) = self.samples.get_mut(len) {
+            s.delta = Some(delta / div);
         }
     }
 

@@ -23,6 +23,10 @@ pub struct StatsdConfig {
     pub proto: Proto,
     /// A segment put before every name.
     pub prefix: String,
+    /// Rates derived from counters: `gauge` sends the rate as a gauge,
+    /// `count` sends the counter's increase as a statsd count (`|c`), as
+    /// Diamond's statsd handler did.
+    pub counters_as: CountersAs,
     /// Largest datagram; a single longer line is sent alone (and counted).
     pub max_datagram_bytes: usize,
     /// Seconds allowed for connecting and for each write.
@@ -42,6 +46,7 @@ impl Default for StatsdConfig {
             port: 8125,
             proto: Proto::Udp,
             prefix: String::new(),
+            counters_as: CountersAs::Gauge,
             max_datagram_bytes: 1432,
             timeout: 15.0,
             batch: 500,
@@ -49,6 +54,14 @@ impl Default for StatsdConfig {
             max_backoff: 30.0,
         }
     }
+}
+
+/// How rates derived from counters are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CountersAs {
+    Gauge,
+    Count,
 }
 
 impl StatsdConfig {
@@ -107,6 +120,15 @@ pub fn write_gauge(prefix: &str, s: &Sample, out: &mut String) {
     out.push_str("|g\n");
 }
 
+/// One statsd count: `name:delta|c\n`.
+pub fn write_count(prefix: &str, name: &str, delta: f64, out: &mut String) {
+    out.push_str(prefix);
+    out.push_str(name);
+    out.push(':');
+    write_value(out, delta);
+    out.push_str("|c\n");
+}
+
 /// The handler task.
 pub async fn run(d: Delivery, cfg: StatsdConfig) -> Result<(), DeliveryError> {
     let link = Link {
@@ -124,7 +146,12 @@ pub async fn run(d: Delivery, cfg: StatsdConfig) -> Result<(), DeliveryError> {
     } else {
         format!("{}.", cfg.prefix.trim_end_matches('.'))
     };
-    run_lines(d, link, move |s, out| write_gauge(&prefix, s, out)).await
+    let counts = cfg.counters_as == CountersAs::Count;
+    run_lines(d, link, move |s, out| match s.delta {
+        Some(delta) if counts => write_count(&prefix, &s.name, delta, out),
+        _ => write_gauge(&prefix, s, out),
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -25,6 +25,9 @@ pub struct Sample {
     /// Unix time in seconds.
     pub timestamp: i64,
     pub kind: Kind,
+    /// For a rate: the counter's increase it was derived from (statsd's
+    /// `counters_as = "count"` sends it as a `|c` count).
+    pub delta: Option<f64>,
     /// Optional `key=value` tags for handlers that carry them.
     pub tags: Vec<(String, String)>,
 }
@@ -36,6 +39,7 @@ impl Sample {
             value,
             timestamp,
             kind,
+            delta: None,
             tags: Vec::new(),
         }
     }

@@ -10,6 +10,14 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# The real upstream programs the differential tests run against.
+peers=target/peers
+mkdir -p "$peers"
+if [ ! -f "$peers/node_modules/statsd/stats.js" ]; then
+    command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+    npm install --prefix "$peers" --no-audit --no-fund --silent statsd@0.9.0
+fi
+
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets

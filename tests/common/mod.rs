@@ -114,3 +114,38 @@ pub fn now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// Where `tests/run.sh` installs the real upstream peers (npm, pip).
+pub fn peers() -> PathBuf {
+    std::env::var_os("CARBYNE_PEERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo("target/peers"))
+}
+
+/// A peer program or file that the test setup installs; a clear failure
+/// when it is missing.
+pub fn peer(rel: &str) -> PathBuf {
+    let p = peers().join(rel);
+    assert!(
+        p.exists(),
+        "{} is missing: `bash tests/run.sh` installs the upstream peers the tests run against",
+        p.display()
+    );
+    p
+}
+
+/// A free UDP port on 127.0.0.1 (bound, then released).
+pub fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.local_addr().expect("addr").port()
+}
+
+/// A child process killed when dropped.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

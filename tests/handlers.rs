@@ -1,0 +1,173 @@
+//! Handlers against real receivers: etsy statsd 0.9.0 (npm).
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A real etsy statsd flushing every second to a Graphite listener of ours.
+struct Statsd {
+    _child: Child,
+    port: u16,
+    graphite: TcpListener,
+}
+
+fn statsd() -> Statsd {
+    let stats_js = peer("node_modules/statsd/stats.js");
+    let graphite = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let gport = graphite.local_addr().expect("addr").port();
+    let port = free_udp_port();
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    let conf = dir.join("statsd.js");
+    std::fs::write(
+        &conf,
+        format!(
+            "{{ port: {port}, address: \"127.0.0.1\", mgmt_port: {}, mgmt_address: \"127.0.0.1\",\n\
+               graphitePort: {gport}, graphiteHost: \"127.0.0.1\", flushInterval: 1000,\n\
+               backends: [\"./backends/graphite\"] }}\n",
+            free_port()
+        ),
+    )
+    .expect("config");
+    let child = Command::new("node")
+        .arg(&stats_js)
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node is needed for the statsd peer");
+    let s = Statsd {
+        _child: Child(child),
+        port,
+        graphite,
+    };
+    // Up once it has flushed its own numbers.
+    let first = receive(
+        s.graphite.try_clone().expect("clone"),
+        Duration::from_secs(15),
+        |t| t.contains("statsd.numStats"),
+    );
+    assert!(first.contains("statsd.numStats"), "statsd did not start");
+    s
+}
+
+/// The last value statsd flushed for each name, waiting until `want` is there.
+fn flushed(s: &Statsd, want: &str) -> BTreeMap<String, f64> {
+    let start = Instant::now();
+    let text = receive(
+        s.graphite.try_clone().expect("clone"),
+        Duration::from_secs(10),
+        |t| t.contains(want) && start.elapsed() > Duration::from_millis(1200),
+    );
+    parse_lines(&text)
+        .into_iter()
+        .map(|(n, v, _)| (n, v))
+        .collect()
+}
+
+fn only(collectors: &[&str]) -> String {
+    let all = [
+        "cpu",
+        "diskspace",
+        "diskusage",
+        "loadavg",
+        "memory",
+        "mountstats",
+        "sockstat",
+        "vmstat",
+    ];
+    all.iter()
+        .map(|c| format!("[collectors.{c}]\nenabled = {}\n", collectors.contains(c)))
+        .collect()
+}
+
+fn meminfo(key: &str) -> f64 {
+    let text = std::fs::read_to_string(fixture("proc/t0/meminfo")).expect("meminfo");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{key}:")))
+        .expect(key);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse::<f64>().ok())
+        .expect("value")
+        * 1024.0
+}
+
+#[test]
+fn statsd_gauges_come_out_of_etsy_statsd_with_their_names_and_values() {
+    let s = statsd();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config_dir(
+        dir.path(),
+        "proc/t0",
+        &format!(
+            "self_metrics = false\n{}[handlers.statsd]\nport = {}\nprefix = \"agents\"\nmax_datagram_bytes = 200\n",
+            only(&["memory", "loadavg", "sockstat"]),
+            s.port
+        ),
+    );
+    let out = run(&["agent", "--once", "--config", cfg.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = flushed(&s, "stats.gauges.agents.servers.testhost.sockets.udp_mem");
+    let g = |k: &str| {
+        v.get(&format!("stats.gauges.agents.servers.testhost.{k}"))
+            .copied()
+    };
+    assert_eq!(g("memory.MemTotal"), Some(meminfo("MemTotal")));
+    assert_eq!(g("memory.Cached"), Some(meminfo("Cached")));
+    assert_eq!(g("loadavg.01"), Some(0.01));
+    assert_eq!(g("loadavg.processes_total"), Some(79.0));
+    assert_eq!(g("sockets.tcp_mem"), Some(26.0));
+    // Every sample of the run arrived, through 200-byte datagrams.
+    let n = v
+        .keys()
+        .filter(|k| k.starts_with("stats.gauges.agents."))
+        .count();
+    assert_eq!(n, 17 + 8 + 8, "{v:?}");
+}
+
+#[test]
+fn statsd_counts_are_the_counters_increases() {
+    let s = statsd();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let handler = format!(
+        "self_metrics = false\n{}[handlers.statsd]\nport = {}\ncounters_as = \"count\"\n",
+        only(&["vmstat", "loadavg"]),
+        s.port
+    );
+    for proc in ["proc/t0", "proc/t1"] {
+        let cfg = config_dir(dir.path(), proc, &handler);
+        let out = run(&["agent", "--once", "--config", cfg.to_str().expect("path")]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let v = flushed(&s, "stats_counts.servers.testhost.vmstat.pgpgin");
+    let counter = |proc: &str, key: &str| -> f64 {
+        let text = std::fs::read_to_string(fixture(&format!("{proc}/vmstat"))).expect("vmstat");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .expect(key)
+    };
+    for key in ["pgpgin", "pgpgout", "pgfault", "pgmajfault"] {
+        let want = counter("proc/t1", key) - counter("proc/t0", key);
+        let got = v[&format!("stats_counts.servers.testhost.vmstat.{key}")];
+        assert_eq!(got, want, "{key}");
+    }
+    // Gauges stay gauges.
+    assert_eq!(
+        v["stats.gauges.servers.testhost.loadavg.processes_total"],
+        79.0
+    );
+}
