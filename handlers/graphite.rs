@@ -54,6 +54,12 @@ impl GraphiteConfig {
         if self.host.trim().is_empty() {
             return Err(ConfigError::new(format!("{key}.host"), "must not be empty"));
         }
+        if self.proto == Proto::Unix {
+            return Err(ConfigError::new(
+                format!("{key}.proto"),
+                "must be \"tcp\" or \"udp\"",
+            ));
+        }
         if self.port == 0 {
             return Err(ConfigError::new(
                 format!("{key}.port"),
@@ -93,6 +99,7 @@ impl GraphiteConfig {
             max_backoff: Duration::from_secs_f64(self.max_backoff),
             max_datagram: MAX_DATAGRAM,
             trim_datagram: false,
+            framing: super::transport::Framing::Lines,
         }
     }
 }

@@ -15,6 +15,7 @@
 pub mod graphite;
 pub mod statsd;
 pub mod stdout;
+pub mod syslog;
 pub mod transport;
 
 use crate::config::{options_from_table, ConfigError};
@@ -33,6 +34,7 @@ pub enum HandlerConfig {
     Graphite(graphite::GraphiteConfig),
     Statsd(statsd::StatsdConfig),
     Stdout(stdout::StdoutConfig),
+    Syslog(syslog::SyslogConfig),
 }
 
 /// A resolved `[handlers.NAME]` section.
@@ -44,7 +46,7 @@ pub struct HandlerSpec {
 }
 
 /// The handler types a section may name with `type = "..."`.
-pub const TYPES: &[&str] = &["graphite", "statsd", "stdout"];
+pub const TYPES: &[&str] = &["graphite", "statsd", "stdout", "syslog"];
 
 impl HandlerConfig {
     fn parse(kind: &str, key: &str, table: toml::Table) -> Result<Self, ConfigError> {
@@ -60,6 +62,11 @@ impl HandlerConfig {
                 HandlerConfig::Statsd(c)
             }
             "stdout" => HandlerConfig::Stdout(options_from_table(key, table)?),
+            "syslog" => {
+                let c: syslog::SyslogConfig = options_from_table(key, table)?;
+                c.validate(key)?;
+                HandlerConfig::Syslog(c)
+            }
             other => {
                 return Err(ConfigError::new(
                     format!("{key}.type"),
@@ -77,6 +84,7 @@ impl HandlerConfig {
             HandlerConfig::Graphite(_) => "graphite",
             HandlerConfig::Statsd(_) => "statsd",
             HandlerConfig::Stdout(_) => "stdout",
+            HandlerConfig::Syslog(_) => "syslog",
         }
     }
 
@@ -85,6 +93,7 @@ impl HandlerConfig {
             HandlerConfig::Graphite(c) => toml::Table::try_from(c),
             HandlerConfig::Statsd(c) => toml::Table::try_from(c),
             HandlerConfig::Stdout(c) => toml::Table::try_from(c),
+            HandlerConfig::Syslog(c) => toml::Table::try_from(c),
         }
     }
 
@@ -399,6 +408,7 @@ pub fn spawn(spec: &HandlerSpec) -> Running {
         HandlerConfig::Graphite(c) => c.max_queue,
         HandlerConfig::Statsd(c) => c.max_queue,
         HandlerConfig::Stdout(_) => usize::MAX,
+        HandlerConfig::Syslog(c) => c.max_queue,
     };
     let queue = Queue::new(capacity);
     let (tx, rx) = watch::channel(None);
@@ -412,6 +422,7 @@ pub fn spawn(spec: &HandlerSpec) -> Running {
         HandlerConfig::Graphite(c) => tokio::spawn(graphite::run(delivery, c)),
         HandlerConfig::Statsd(c) => tokio::spawn(statsd::run(delivery, c)),
         HandlerConfig::Stdout(c) => tokio::spawn(stdout::run(delivery, c)),
+        HandlerConfig::Syslog(c) => tokio::spawn(syslog::run(delivery, c)),
     };
     Running {
         name: spec.name.clone(),

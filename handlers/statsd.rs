@@ -69,6 +69,12 @@ impl StatsdConfig {
         if self.host.trim().is_empty() {
             return Err(ConfigError::new(format!("{key}.host"), "must not be empty"));
         }
+        if self.proto == Proto::Unix {
+            return Err(ConfigError::new(
+                format!("{key}.proto"),
+                "must be \"tcp\" or \"udp\"",
+            ));
+        }
         if self.port == 0 {
             return Err(ConfigError::new(
                 format!("{key}.port"),
@@ -140,6 +146,7 @@ pub async fn run(d: Delivery, cfg: StatsdConfig) -> Result<(), DeliveryError> {
         max_backoff: Duration::from_secs_f64(cfg.max_backoff),
         max_datagram: cfg.max_datagram_bytes,
         trim_datagram: true,
+        framing: super::transport::Framing::Lines,
     };
     let prefix = if cfg.prefix.is_empty() {
         String::new()

@@ -1,13 +1,15 @@
-//! The line transport the Graphite and statsd handlers share: text lines
-//! over TCP (one kept-open connection, batches) or UDP (lines packed into
-//! datagrams), with reconnects under exponential backoff and jitter.
+//! The line transport the Graphite, statsd and syslog handlers share: text
+//! lines over TCP or a unix stream socket (one kept-open connection,
+//! batches), or UDP or a unix datagram socket (lines packed into datagrams,
+//! or one message per datagram), with reconnects under exponential backoff
+//! and jitter.
 
 use super::{brief, Backoff, Delivery, DeliveryError};
 use crate::sample::Sample;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::{TcpStream, UdpSocket, UnixDatagram, UnixStream};
 
 /// Transport to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,6 +17,18 @@ use tokio::net::{TcpStream, UdpSocket};
 pub enum Proto {
     Tcp,
     Udp,
+    /// A local socket (`host` is its path): datagram, or stream if it is one.
+    Unix,
+}
+
+/// How lines are put on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Newline-separated lines, packed into datagrams (Graphite, statsd).
+    Lines,
+    /// Each line one message: one datagram each, or on a stream RFC 6587
+    /// octet counting (`LEN SP MSG`), as syslog wants.
+    Messages,
 }
 
 /// Where and how to send.
@@ -33,11 +47,14 @@ pub struct Link {
     /// Leave the newline off the last line of a datagram (statsd), or keep
     /// every line newline-terminated (Graphite plaintext).
     pub trim_datagram: bool,
+    pub framing: Framing,
 }
 
 impl Link {
     pub fn peer(&self) -> String {
-        if self.host.contains(':') {
+        if self.proto == Proto::Unix {
+            self.host.clone()
+        } else if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
             format!("{}:{}", self.host, self.port)
@@ -48,6 +65,8 @@ impl Link {
 enum Conn {
     Tcp(TcpStream),
     Udp(UdpSocket),
+    UnixStream(UnixStream),
+    UnixDgram(UnixDatagram),
 }
 
 async fn connect(link: &Link, peer: &str) -> std::io::Result<Conn> {
@@ -72,6 +91,17 @@ async fn connect(link: &Link, peer: &str) -> std::io::Result<Conn> {
                 s.connect(addr).await?;
                 Ok(Conn::Udp(s))
             }
+            Proto::Unix => {
+                let s = UnixDatagram::unbound()?;
+                match s.connect(&link.host) {
+                    Ok(()) => Ok(Conn::UnixDgram(s)),
+                    // EPROTOTYPE: the socket is a stream socket.
+                    Err(e) if e.raw_os_error() == Some(91) => {
+                        Ok(Conn::UnixStream(UnixStream::connect(&link.host).await?))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
         }
     };
     match tokio::time::timeout(timeout, fut).await {
@@ -93,12 +123,58 @@ fn closed_by_peer(s: &TcpStream) -> bool {
     }
 }
 
+/// RFC 6587 octet counting: each line (without its newline) as `LEN SP MSG`.
+fn octet_counted(payload: &str) -> String {
+    let mut out = String::with_capacity(payload.len() + payload.len() / 16);
+    for msg in payload.split_terminator('\n') {
+        out.push_str(&msg.len().to_string());
+        out.push(' ');
+        out.push_str(msg);
+    }
+    out
+}
+
+/// Whether the server closed a unix stream connection.
+fn unix_closed_by_peer(s: &UnixStream) -> bool {
+    let mut buf = [0u8; 64];
+    loop {
+        match s.try_read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
 /// Sends whole lines; returns how many UDP lines were over the datagram limit.
 async fn send(conn: &mut Conn, payload: &str, link: &Link) -> std::io::Result<u64> {
     let (timeout, max) = (link.timeout, link.max_datagram);
+    let messages = link.framing == Framing::Messages;
     let fut = async {
         match conn {
+            Conn::Tcp(s) if messages => s
+                .write_all(octet_counted(payload).as_bytes())
+                .await
+                .map(|_| 0),
+            Conn::UnixStream(s) if messages => s
+                .write_all(octet_counted(payload).as_bytes())
+                .await
+                .map(|_| 0),
             Conn::Tcp(s) => s.write_all(payload.as_bytes()).await.map(|_| 0),
+            Conn::UnixStream(s) => s.write_all(payload.as_bytes()).await.map(|_| 0),
+            Conn::Udp(s) if messages => {
+                for msg in payload.split_terminator('\n') {
+                    s.send(msg.as_bytes()).await?;
+                }
+                Ok(0)
+            }
+            Conn::UnixDgram(s) => {
+                for msg in payload.split_terminator('\n') {
+                    s.send(msg.as_bytes()).await?;
+                }
+                Ok(0)
+            }
             Conn::Udp(s) => {
                 // Whole lines per datagram, never over `max` unless one line is.
                 let bytes = payload.as_bytes();
@@ -154,10 +230,13 @@ pub async fn run_lines(
         if d.past_deadline() {
             return Err(d.undelivered(&peer, last_error.as_deref()));
         }
-        if let Some(Conn::Tcp(s)) = &conn {
-            if closed_by_peer(s) {
-                conn = None;
-            }
+        let closed = match &conn {
+            Some(Conn::Tcp(s)) => closed_by_peer(s),
+            Some(Conn::UnixStream(s)) => unix_closed_by_peer(s),
+            _ => false,
+        };
+        if closed {
+            conn = None;
         }
         let c = match conn.as_mut() {
             Some(c) => c,

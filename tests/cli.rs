@@ -292,8 +292,5 @@ fn conf_d_examples_show_every_key_with_its_default() {
         }
         seen += 1;
     }
-    assert_eq!(
-        seen, 15,
-        "eight collectors, three handlers and four parsers"
-    );
+    assert_eq!(seen, 16, "eight collectors, four handlers, four parsers");
 }

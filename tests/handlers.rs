@@ -171,3 +171,173 @@ fn statsd_counts_are_the_counters_increases() {
         79.0
     );
 }
+
+/// A real rsyslogd in the foreground, listening on UDP and TCP ports, a
+/// unix datagram socket and a unix stream socket of the test's, writing
+/// `facility|severity|app|host|structured-data|msg` lines to a file.
+struct Rsyslog {
+    _child: Child,
+    dir: tempfile::TempDir,
+    udp: u16,
+    tcp: u16,
+}
+
+fn rsyslog() -> Rsyslog {
+    let bin = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("rsyslogd is missing: `bash tests/run.sh` installs Debian's rsyslog");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (udp, tcp) = (free_udp_port(), free_port());
+    let d = dir.path().display().to_string();
+    let conf = format!(
+        r#"global(workDirectory="{d}")
+module(load="imudp")
+module(load="imtcp")
+module(load="imptcp")
+module(load="imuxsock" SysSock.Use="off")
+input(type="imudp" address="127.0.0.1" port="{udp}")
+input(type="imtcp" address="127.0.0.1" port="{tcp}")
+input(type="imuxsock" Socket="{d}/dgram.sock" RateLimit.Interval="0" UseSpecialParser="off" ParseHostname="on")
+input(type="imptcp" path="{d}/stream.sock" unlink="on")
+template(name="t" type="string" string="%syslogfacility-text%|%syslogseverity-text%|%app-name%|%hostname%|%structured-data%|%msg%\n")
+*.* action(type="omfile" file="{d}/out.log" template="t")
+"#
+    );
+    std::fs::write(dir.path().join("rsyslog.conf"), conf).expect("config");
+    let child = Command::new(bin)
+        .args(["-n", "-f"])
+        .arg(dir.path().join("rsyslog.conf"))
+        .arg("-i")
+        .arg(dir.path().join("rsyslog.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start rsyslogd");
+    let start = Instant::now();
+    while !(dir.path().join("dgram.sock").exists() && dir.path().join("stream.sock").exists()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "rsyslogd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    Rsyslog {
+        _child: Child(child),
+        dir,
+        udp,
+        tcp,
+    }
+}
+
+impl Rsyslog {
+    /// The lines rsyslog wrote, once there are at least `n`.
+    fn lines(&self, n: usize) -> Vec<Vec<String>> {
+        let path = self.dir.path().join("out.log");
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<Vec<String>> = text
+                .lines()
+                .map(|l| l.splitn(6, '|').map(String::from).collect())
+                .collect();
+            if lines.len() >= n || start.elapsed() > Duration::from_secs(10) {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Runs `agent --once` on the t0 fixture with memory and loadavg only (25 samples).
+fn once_with(dir: &std::path::Path, handler: &str) {
+    let cfg = config_dir(
+        dir,
+        "proc/t0",
+        &format!(
+            "self_metrics = false\n{}{handler}",
+            only(&["memory", "loadavg"])
+        ),
+    );
+    let out = run(&["agent", "--once", "--config", cfg.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn syslog_rfc5424_over_udp_into_rsyslog() {
+    let r = rsyslog();
+    let dir = tempfile::tempdir().expect("tempdir");
+    once_with(
+        dir.path(),
+        &format!("[handlers.syslog]\ntransport = \"udp\"\naddress = \"127.0.0.1:{}\"\nhostname = \"web01\"\n", r.udp),
+    );
+    let lines = r.lines(25);
+    assert_eq!(lines.len(), 25, "{lines:?}");
+    let total = meminfo("MemTotal");
+    let want = [
+        "user".to_string(),
+        "info".into(),
+        "carbyne".into(),
+        "web01".into(),
+        format!("[carbyne@32473 name=\"servers.testhost.memory.MemTotal\" value=\"{total}\"]"),
+    ];
+    let line = lines
+        .iter()
+        .find(|l| l[5].starts_with("servers.testhost.memory.MemTotal "))
+        .expect("MemTotal message");
+    assert_eq!(line[..5], want[..]);
+    let msg: Vec<&str> = line[5].split(' ').collect();
+    assert_eq!(msg[1].parse::<f64>().ok(), Some(total));
+}
+
+#[test]
+fn syslog_rfc3164_over_tcp_into_rsyslog() {
+    let r = rsyslog();
+    let dir = tempfile::tempdir().expect("tempdir");
+    once_with(
+        dir.path(),
+        &format!(
+            "[handlers.syslog]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{}\"\nformat = \"rfc3164\"\n\
+             facility = \"local3\"\nseverity = \"notice\"\nhostname = \"web01\"\n",
+            r.tcp
+        ),
+    );
+    let lines = r.lines(25);
+    assert_eq!(
+        lines.len(),
+        25,
+        "octet-counted frames all parsed: {lines:?}"
+    );
+    assert!(lines
+        .iter()
+        .all(|l| l[..4] == ["local3", "notice", "carbyne", "web01"]));
+    assert!(lines.iter().any(|l| l[5]
+        .trim_start()
+        .starts_with("servers.testhost.loadavg.01 0.01 ")));
+}
+
+#[test]
+fn syslog_over_unix_datagram_and_stream_sockets_into_rsyslog() {
+    let r = rsyslog();
+    for (sock, n) in [("dgram.sock", 25), ("stream.sock", 50)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        once_with(
+            dir.path(),
+            &format!(
+                "[handlers.syslog]\ntransport = \"unix\"\naddress = {:?}\nhostname = \"web01\"\n",
+                r.dir.path().join(sock).display().to_string()
+            ),
+        );
+        let lines = r.lines(n);
+        assert_eq!(lines.len(), n, "{sock}: {lines:?}");
+        assert!(
+            lines.iter().all(|l| l[2] == "carbyne" && l[3] == "web01"),
+            "{sock}"
+        );
+    }
+}

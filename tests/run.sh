@@ -18,6 +18,10 @@ if [ ! -f "$peers/node_modules/statsd/stats.js" ]; then
     npm install --prefix "$peers" --no-audit --no-fund --silent statsd@0.9.0
 fi
 
+if ! command -v rsyslogd >/dev/null 2>&1 && [ ! -x /usr/sbin/rsyslogd ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog
+fi
+
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets
