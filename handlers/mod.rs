@@ -13,6 +13,7 @@
 //! and an example `conf.d/TYPE.toml`.
 
 pub mod graphite;
+pub mod http;
 pub mod statsd;
 pub mod stdout;
 pub mod syslog;
@@ -32,6 +33,7 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, PartialEq)]
 pub enum HandlerConfig {
     Graphite(graphite::GraphiteConfig),
+    Http(http::HttpConfig),
     Statsd(statsd::StatsdConfig),
     Stdout(stdout::StdoutConfig),
     Syslog(syslog::SyslogConfig),
@@ -46,7 +48,7 @@ pub struct HandlerSpec {
 }
 
 /// The handler types a section may name with `type = "..."`.
-pub const TYPES: &[&str] = &["graphite", "statsd", "stdout", "syslog"];
+pub const TYPES: &[&str] = &["graphite", "http", "statsd", "stdout", "syslog"];
 
 impl HandlerConfig {
     fn parse(kind: &str, key: &str, table: toml::Table) -> Result<Self, ConfigError> {
@@ -55,6 +57,11 @@ impl HandlerConfig {
                 let c: graphite::GraphiteConfig = options_from_table(key, table)?;
                 c.validate(key)?;
                 HandlerConfig::Graphite(c)
+            }
+            "http" => {
+                let c: http::HttpConfig = options_from_table(key, table)?;
+                c.validate(key)?;
+                HandlerConfig::Http(c)
             }
             "statsd" => {
                 let c: statsd::StatsdConfig = options_from_table(key, table)?;
@@ -82,6 +89,7 @@ impl HandlerConfig {
     fn type_name(&self) -> &'static str {
         match self {
             HandlerConfig::Graphite(_) => "graphite",
+            HandlerConfig::Http(_) => "http",
             HandlerConfig::Statsd(_) => "statsd",
             HandlerConfig::Stdout(_) => "stdout",
             HandlerConfig::Syslog(_) => "syslog",
@@ -91,6 +99,7 @@ impl HandlerConfig {
     fn options_table(&self) -> Result<toml::Table, toml::ser::Error> {
         match self {
             HandlerConfig::Graphite(c) => toml::Table::try_from(c),
+            HandlerConfig::Http(c) => toml::Table::try_from(c),
             HandlerConfig::Statsd(c) => toml::Table::try_from(c),
             HandlerConfig::Stdout(c) => toml::Table::try_from(c),
             HandlerConfig::Syslog(c) => toml::Table::try_from(c),
@@ -402,10 +411,12 @@ impl Running {
     }
 }
 
-/// Starts the task of one handler.
-pub fn spawn(spec: &HandlerSpec) -> Running {
+/// Starts the task of one handler; `host` is the agent's hostname (for
+/// handlers whose messages carry it).
+pub fn spawn(spec: &HandlerSpec, host: &str) -> Running {
     let capacity = match &spec.config {
         HandlerConfig::Graphite(c) => c.max_queue,
+        HandlerConfig::Http(c) => c.max_queue,
         HandlerConfig::Statsd(c) => c.max_queue,
         HandlerConfig::Stdout(_) => usize::MAX,
         HandlerConfig::Syslog(c) => c.max_queue,
@@ -420,6 +431,7 @@ pub fn spawn(spec: &HandlerSpec) -> Running {
     };
     let task = match spec.config.clone() {
         HandlerConfig::Graphite(c) => tokio::spawn(graphite::run(delivery, c)),
+        HandlerConfig::Http(c) => tokio::spawn(http::run(delivery, c, host.to_string())),
         HandlerConfig::Statsd(c) => tokio::spawn(statsd::run(delivery, c)),
         HandlerConfig::Stdout(c) => tokio::spawn(stdout::run(delivery, c)),
         HandlerConfig::Syslog(c) => tokio::spawn(syslog::run(delivery, c)),

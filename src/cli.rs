@@ -380,6 +380,9 @@ fn logster_plan(a: &LogsterArgs) -> Result<(Config, Plan), String> {
             dry_run: a.dry_run,
             handlers,
             self_path: None,
+            host: crate::hostname::HostnameMethod::Smart
+                .resolve(&crate::hostname::HostNames::from_system())
+                .unwrap_or_default(),
         },
     ))
 }

@@ -138,6 +138,8 @@ pub struct Plan {
     pub handlers: Vec<HandlerSpec>,
     /// `<prefix>.<host>[.<suffix>].carbyne.` for the agent's own metrics.
     pub self_path: Option<MetricPath>,
+    /// The agent's hostname, for handlers whose messages carry it.
+    pub host: String,
 }
 
 impl Plan {
@@ -176,6 +178,7 @@ impl Plan {
             dry_run,
             handlers,
             self_path,
+            host: host.unwrap_or_default(),
         })
     }
 }
@@ -203,7 +206,11 @@ fn start_handlers(plan: &Plan) -> (Vec<Running>, FanOut) {
     if plan.handlers.is_empty() {
         log::warn!("no handler configured: samples go nowhere (--dry-run prints them)");
     }
-    let running: Vec<Running> = plan.handlers.iter().map(handlers::spawn).collect();
+    let running: Vec<Running> = plan
+        .handlers
+        .iter()
+        .map(|h| handlers::spawn(h, &plan.host))
+        .collect();
     let queues = running.iter().map(|r| r.queue.clone()).collect();
     (running, FanOut(Arc::new(queues)))
 }
@@ -745,6 +752,7 @@ mod tests {
                 }),
             }],
             self_path: Some(MetricPath::new("t", None, "", "carbyne")),
+            host: "t".into(),
         };
         let failures = run_daemon(&cfg, plan, tokio::time::sleep(Duration::from_secs(7))).await;
         assert!(failures.is_empty(), "{failures:?}");

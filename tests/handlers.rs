@@ -341,3 +341,175 @@ fn syslog_over_unix_datagram_and_stream_sockets_into_rsyslog() {
         );
     }
 }
+
+/// One request a test HTTP server received.
+#[derive(Debug, Clone)]
+struct Request {
+    path: String,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+    status: u16,
+}
+
+/// A real HTTP/1.1 server on 127.0.0.1 that answers with `statuses` in turn
+/// (the last one from then on) and records every request.
+fn http_server(statuses: Vec<u16>) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Request>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Request>::new()));
+    let seen = log.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let (seen, statuses) = (seen.clone(), statuses.clone());
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(conn.try_clone().expect("clone"));
+                let mut w = conn;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+                    let mut headers = BTreeMap::new();
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let h = h.trim_end();
+                        if h.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.split_once(':') {
+                            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                        }
+                    }
+                    let len: usize = headers
+                        .get("content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let mut all = seen.lock().expect("lock");
+                    let status = statuses[all.len().min(statuses.len() - 1)];
+                    all.push(Request {
+                        path,
+                        headers,
+                        body,
+                        status,
+                    });
+                    drop(all);
+                    let text = if status == 400 { "bad token" } else { "ok" };
+                    let _ = write!(
+                        w,
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{text}",
+                        text.len()
+                    );
+                }
+            });
+        }
+    });
+    (port, log)
+}
+
+fn gunzip(b: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(b)
+        .read_to_end(&mut out)
+        .expect("gzip body");
+    out
+}
+
+fn http_once(dir: &std::path::Path, handler: &str) -> std::process::Output {
+    let cfg = config_dir(
+        dir,
+        "proc/t0",
+        &format!(
+            "self_metrics = false\nflush_timeout = 3\n{}{handler}",
+            only(&["memory", "loadavg"])
+        ),
+    );
+    run(&["agent", "--once", "--config", cfg.to_str().expect("path")])
+}
+
+#[test]
+fn http_json_gzip_and_headers_reach_a_real_server() {
+    let (port, log) = http_server(vec![200]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = http_once(
+        dir.path(),
+        &format!(
+            "[handlers.http]\nurl = \"http://127.0.0.1:{port}/metrics\"\ngzip = true\n\
+             headers = {{ Authorization = \"Bearer s3cret\" }}\nmax_batch = 10\n"
+        ),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reqs = log.lock().expect("lock").clone();
+    assert_eq!(reqs.len(), 3, "25 samples in batches of at most 10");
+    let mut items = Vec::new();
+    for r in &reqs {
+        assert_eq!(r.path, "/metrics");
+        assert_eq!(r.headers["authorization"], "Bearer s3cret");
+        assert_eq!(r.headers["content-encoding"], "gzip");
+        assert_eq!(r.headers["content-type"], "application/json");
+        let v: serde_json::Value = serde_json::from_slice(&gunzip(&r.body)).expect("json body");
+        items.extend(v["metric"].as_array().expect("metric array").clone());
+    }
+    assert_eq!(items.len(), 25);
+    let total = items
+        .iter()
+        .find(|m| m["path"] == "servers.testhost.memory.MemTotal")
+        .expect("MemTotal");
+    assert_eq!(total["value"].as_f64(), Some(meminfo("MemTotal")));
+    assert!(total["timestamp"]
+        .as_i64()
+        .is_some_and(|t| t > 1_700_000_000));
+    assert_eq!(total["host"], "testhost");
+}
+
+#[test]
+fn http_retries_a_503_and_delivers_exactly_once() {
+    let (port, log) = http_server(vec![503, 200]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = http_once(
+        dir.path(),
+        &format!("[handlers.http]\nurl = \"http://127.0.0.1:{port}/\"\nformat = \"plain\"\nmax_backoff = 0.2\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reqs = log.lock().expect("lock").clone();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(reqs[0].body, reqs[1].body, "the same batch again");
+    let delivered: Vec<&Request> = reqs.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(delivered.len(), 1);
+    let lines = parse_lines(&String::from_utf8_lossy(&delivered[0].body));
+    assert_eq!(lines.len(), 25);
+}
+
+#[test]
+fn http_400_is_dropped_counted_and_not_retried() {
+    let (port, log) = http_server(vec![400]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = http_once(
+        dir.path(),
+        &format!("[handlers.http]\nurl = \"http://127.0.0.1:{port}/\"\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("400") && err.contains("bad token") && err.contains("25 samples rejected"),
+        "{err}"
+    );
+    assert_eq!(log.lock().expect("lock").len(), 1, "not retried");
+}
