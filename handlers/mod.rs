@@ -18,6 +18,7 @@ pub mod statsd;
 pub mod stdout;
 pub mod syslog;
 pub mod transport;
+pub mod zeromq;
 
 use crate::config::{options_from_table, ConfigError};
 use crate::sample::Sample;
@@ -37,6 +38,7 @@ pub enum HandlerConfig {
     Statsd(statsd::StatsdConfig),
     Stdout(stdout::StdoutConfig),
     Syslog(syslog::SyslogConfig),
+    Zeromq(zeromq::ZeromqConfig),
 }
 
 /// A resolved `[handlers.NAME]` section.
@@ -48,7 +50,7 @@ pub struct HandlerSpec {
 }
 
 /// The handler types a section may name with `type = "..."`.
-pub const TYPES: &[&str] = &["graphite", "http", "statsd", "stdout", "syslog"];
+pub const TYPES: &[&str] = &["graphite", "http", "statsd", "stdout", "syslog", "zeromq"];
 
 impl HandlerConfig {
     fn parse(kind: &str, key: &str, table: toml::Table) -> Result<Self, ConfigError> {
@@ -74,6 +76,11 @@ impl HandlerConfig {
                 c.validate(key)?;
                 HandlerConfig::Syslog(c)
             }
+            "zeromq" => {
+                let c: zeromq::ZeromqConfig = options_from_table(key, table)?;
+                c.validate(key)?;
+                HandlerConfig::Zeromq(c)
+            }
             other => {
                 return Err(ConfigError::new(
                     format!("{key}.type"),
@@ -93,6 +100,7 @@ impl HandlerConfig {
             HandlerConfig::Statsd(_) => "statsd",
             HandlerConfig::Stdout(_) => "stdout",
             HandlerConfig::Syslog(_) => "syslog",
+            HandlerConfig::Zeromq(_) => "zeromq",
         }
     }
 
@@ -103,6 +111,7 @@ impl HandlerConfig {
             HandlerConfig::Statsd(c) => toml::Table::try_from(c),
             HandlerConfig::Stdout(c) => toml::Table::try_from(c),
             HandlerConfig::Syslog(c) => toml::Table::try_from(c),
+            HandlerConfig::Zeromq(c) => toml::Table::try_from(c),
         }
     }
 
@@ -373,6 +382,14 @@ impl Backoff {
     }
 }
 
+/// A short description of a ZeroMQ error.
+pub fn brief_zmq(e: &::zeromq::ZmqError) -> String {
+    match e {
+        ::zeromq::ZmqError::Network(io) => brief(io),
+        e => e.to_string(),
+    }
+}
+
 /// A short description of an I/O error: `connection refused`, `timed out`, ...
 pub fn brief(e: &std::io::Error) -> String {
     use std::io::ErrorKind::*;
@@ -420,6 +437,7 @@ pub fn spawn(spec: &HandlerSpec, host: &str) -> Running {
         HandlerConfig::Statsd(c) => c.max_queue,
         HandlerConfig::Stdout(_) => usize::MAX,
         HandlerConfig::Syslog(c) => c.max_queue,
+        HandlerConfig::Zeromq(c) => c.max_queue,
     };
     let queue = Queue::new(capacity);
     let (tx, rx) = watch::channel(None);
@@ -435,6 +453,7 @@ pub fn spawn(spec: &HandlerSpec, host: &str) -> Running {
         HandlerConfig::Statsd(c) => tokio::spawn(statsd::run(delivery, c)),
         HandlerConfig::Stdout(c) => tokio::spawn(stdout::run(delivery, c)),
         HandlerConfig::Syslog(c) => tokio::spawn(syslog::run(delivery, c)),
+        HandlerConfig::Zeromq(c) => tokio::spawn(zeromq::run(delivery, c)),
     };
     Running {
         name: spec.name.clone(),

@@ -292,5 +292,5 @@ fn conf_d_examples_show_every_key_with_its_default() {
         }
         seen += 1;
     }
-    assert_eq!(seen, 17, "eight collectors, five handlers, four parsers");
+    assert_eq!(seen, 18, "eight collectors, six handlers, four parsers");
 }

@@ -513,3 +513,99 @@ fn http_400_is_dropped_counted_and_not_retried() {
     );
     assert_eq!(log.lock().expect("lock").len(), 1, "not retried");
 }
+
+/// A real pyzmq SUB socket: binds or connects `endpoint`, subscribes to
+/// `topic`, prints "ready", then prints every message received until `n`
+/// have come or 15 s pass.
+fn zmq_subscriber(endpoint: &str, bind: bool, topic: &str, n: usize) -> std::process::Child {
+    let script = format!(
+        r#"
+import sys, time, zmq
+ctx = zmq.Context()
+s = ctx.socket(zmq.SUB)
+s.setsockopt(zmq.SUBSCRIBE, {topic:?}.encode())
+s.{how}("{endpoint}")
+print("ready", flush=True)
+got, end = 0, time.time() + 15
+while got < {n} and time.time() < end:
+    if s.poll(200):
+        m = s.recv()
+        print(m.decode().replace("\n", "|"), flush=True)
+        got += 1
+"#,
+        how = if bind { "bind" } else { "connect" },
+    );
+    Command::new("python3")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("python3 with pyzmq (tests/run.sh installs it)")
+}
+
+fn subscriber_output(child: std::process::Child) -> Vec<String> {
+    let out = child.wait_with_output().expect("subscriber");
+    assert!(out.status.success(), "the pyzmq subscriber failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// Reads the subscriber's "ready" line, byte by byte (a buffered reader
+/// would swallow the messages after it).
+fn wait_ready(child: &mut std::process::Child) {
+    use std::io::Read;
+    let stdout = child.stdout.as_mut().expect("stdout");
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while stdout.read(&mut b).expect("read") == 1 && b[0] != b'\n' {
+        line.push(b[0]);
+    }
+    assert_eq!(
+        line, b"ready",
+        "pyzmq is missing: `bash tests/run.sh` installs it"
+    );
+}
+
+#[test]
+fn zeromq_bound_publisher_reaches_a_pyzmq_subscriber_with_every_message() {
+    let port = free_port();
+    let endpoint = format!("tcp://127.0.0.1:{port}");
+    // The subscriber connects first (ZeroMQ retries until carbyne binds).
+    let mut sub = zmq_subscriber(&endpoint, false, "", 25);
+    wait_ready(&mut sub);
+    let dir = tempfile::tempdir().expect("tempdir");
+    once_with(
+        dir.path(),
+        &format!("[handlers.zeromq]\nendpoint = \"{endpoint}\"\nsubscriber_wait = 10\n"),
+    );
+    let got = subscriber_output(sub);
+    assert_eq!(got.len(), 25, "{got:?}");
+    let lines = parse_lines(&(got.join("\n") + "\n"));
+    let total = lines
+        .iter()
+        .find(|(n, _, _)| n == "servers.testhost.memory.MemTotal")
+        .expect("MemTotal");
+    assert_eq!(total.1, meminfo("MemTotal"));
+}
+
+#[test]
+fn zeromq_connecting_publisher_with_topic_and_batches() {
+    let port = free_port();
+    let endpoint = format!("tcp://127.0.0.1:{port}");
+    let mut sub = zmq_subscriber(&endpoint, true, "metrics", 1);
+    wait_ready(&mut sub);
+    let dir = tempfile::tempdir().expect("tempdir");
+    once_with(
+        dir.path(),
+        &format!(
+            "[handlers.zeromq]\nendpoint = \"{endpoint}\"\nbind = false\ntopic = \"metrics\"\nbatch = true\nsubscriber_wait = 10\n"
+        ),
+    );
+    let got = subscriber_output(sub);
+    assert_eq!(got.len(), 1, "one message for the whole batch: {got:?}");
+    let body = got[0].strip_prefix("metrics ").expect("topic first");
+    let lines = parse_lines(&body.replace('|', "\n"));
+    assert_eq!(lines.len(), 25);
+}

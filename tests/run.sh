@@ -22,6 +22,8 @@ if ! command -v rsyslogd >/dev/null 2>&1 && [ ! -x /usr/sbin/rsyslogd ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog
 fi
 
+python3 -c "import zmq" 2>/dev/null || python3 -m pip install --quiet pyzmq
+
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets
