@@ -256,3 +256,31 @@ fn parse_lines_lossy(text: &str) -> Vec<(String, i64)> {
         })
         .collect()
 }
+
+#[test]
+fn a_dead_handler_does_not_hold_up_a_live_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let live = listener.local_addr().expect("addr").port();
+    let dead = free_port();
+    let cfg = config_dir(
+        dir.path(),
+        "proc/t0",
+        &format!(
+            "flush_timeout = 1\nself_metrics = false\n\
+             [handlers.live]\ntype = \"graphite\"\nport = {live}\n\
+             [handlers.dead]\ntype = \"graphite\"\nport = {dead}\n"
+        ),
+    );
+    let out = run(&["agent", "--once", "--config", cfg.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("dead 127.0.0.1:{dead}")), "{err}");
+    assert!(!err.lines().any(|l| l.starts_with("live ")), "{err}");
+    let text = receive(listener, Duration::from_secs(5), |t| {
+        t.contains("sockets.udp_mem")
+    });
+    let names: BTreeSet<String> = parse_lines(&text).into_iter().map(|(n, _, _)| n).collect();
+    assert!(names.contains("servers.testhost.memory.MemTotal"));
+    assert!(names.contains("servers.testhost.sockets.udp_mem"));
+}
