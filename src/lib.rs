@@ -21,3 +21,4 @@ pub mod handlers;
 
 #[path = "../parsers/mod.rs"]
 pub mod parsers;
+pub mod whisper;

@@ -1,0 +1,895 @@
+//! Whisper: Graphite's fixed-size round-robin database format, byte for byte
+//! as Graphite's `whisper` 1.1.10 writes it, and its operations.
+//!
+//! A file is a header — aggregation type, max retention, xFilesFactor (f32),
+//! archive count, then per archive its offset, seconds per point and point
+//! count, all big-endian — followed by each archive's points (u32 timestamp,
+//! f64 value). A point's slot is found from the archive's first point (its
+//! "base"), so an archive is a ring whose origin moves with the data.
+//!
+//! Every operation opens the file once and uses positioned reads and writes.
+//! This module depends on nothing else of carbyne.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+pub mod tools;
+
+const METADATA_SIZE: u64 = 16;
+const ARCHIVE_INFO_SIZE: u64 = 12;
+/// Bytes of one point: a u32 timestamp and an f64 value.
+pub const POINT_SIZE: u64 = 12;
+
+/// Why a whisper operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WhisperError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not a whisper file, or is damaged.
+    #[error("{what} ({})", path.display())]
+    Corrupt { path: PathBuf, what: String },
+    #[error("{0}")]
+    InvalidConfiguration(String),
+    #[error("{0}")]
+    InvalidAggregationMethod(String),
+    #[error("{0}")]
+    InvalidXFilesFactor(String),
+    #[error("{0}")]
+    InvalidTimeInterval(String),
+    #[error("Timestamp not covered by any archives in this database.")]
+    TimestampNotCovered,
+    #[error("{0}")]
+    InvalidRetention(String),
+}
+
+pub type Result<T> = std::result::Result<T, WhisperError>;
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> WhisperError + '_ {
+    move |source| WhisperError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn corrupt(path: &Path, what: impl Into<String>) -> WhisperError {
+    WhisperError::Corrupt {
+        path: path.to_path_buf(),
+        what: what.into(),
+    }
+}
+
+/// How points are combined when they propagate to a coarser archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregation {
+    Average = 1,
+    Sum = 2,
+    Last = 3,
+    Max = 4,
+    Min = 5,
+    AvgZero = 6,
+    AbsMax = 7,
+    AbsMin = 8,
+}
+
+impl Aggregation {
+    pub const ALL: [Aggregation; 8] = [
+        Aggregation::Average,
+        Aggregation::Sum,
+        Aggregation::Last,
+        Aggregation::Max,
+        Aggregation::Min,
+        Aggregation::AvgZero,
+        Aggregation::AbsMax,
+        Aggregation::AbsMin,
+    ];
+
+    pub fn from_type(t: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| *a as u32 == t)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregation::Average => "average",
+            Aggregation::Sum => "sum",
+            Aggregation::Last => "last",
+            Aggregation::Max => "max",
+            Aggregation::Min => "min",
+            Aggregation::AvgZero => "avg_zero",
+            Aggregation::AbsMax => "absmax",
+            Aggregation::AbsMin => "absmin",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| WhisperError::InvalidAggregationMethod(format!("Unrecognized aggregation method: {s}")))
+    }
+
+    /// Combines the known values of a slot (and, for avg_zero, all of them,
+    /// unknown as 0), with Python's semantics: ties and signed zeros keep
+    /// the first value, sums start from +0.
+    pub fn aggregate(self, known: &[f64], neighbors: &[Option<f64>]) -> f64 {
+        let sum = |v: &mut dyn Iterator<Item = f64>| v.fold(0.0f64, |a, b| a + b);
+        let pick = |better: &dyn Fn(f64, f64) -> bool| {
+            known[1..]
+                .iter()
+                .fold(known[0], |cur, &v| if better(v, cur) { v } else { cur })
+        };
+        match self {
+            Aggregation::Average => sum(&mut known.iter().copied()) / known.len() as f64,
+            Aggregation::Sum => sum(&mut known.iter().copied()),
+            Aggregation::Last => known[known.len() - 1],
+            Aggregation::Max => pick(&|v, cur| v > cur),
+            Aggregation::Min => pick(&|v, cur| v < cur),
+            Aggregation::AvgZero => {
+                sum(&mut neighbors.iter().map(|v| v.unwrap_or(0.0))) / neighbors.len() as f64
+            }
+            Aggregation::AbsMax => pick(&|v, cur| v.abs() > cur.abs()),
+            Aggregation::AbsMin => pick(&|v, cur| v.abs() < cur.abs()),
+        }
+    }
+}
+
+/// One archive's entry in the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveInfo {
+    pub offset: u32,
+    pub seconds_per_point: u32,
+    pub points: u32,
+}
+
+impl ArchiveInfo {
+    pub fn retention(&self) -> u64 {
+        self.seconds_per_point as u64 * self.points as u64
+    }
+
+    pub fn size(&self) -> u64 {
+        self.points as u64 * POINT_SIZE
+    }
+
+    fn offset(&self) -> u64 {
+        self.offset as u64
+    }
+
+    fn step(&self) -> i64 {
+        self.seconds_per_point as i64
+    }
+}
+
+/// A whisper file's header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    pub aggregation: Aggregation,
+    pub max_retention: u32,
+    pub x_files_factor: f32,
+    pub archives: Vec<ArchiveInfo>,
+}
+
+/// Parses whisper's retention definitions, `60:1440` or `10s:6h`: precision
+/// and points, each a number or a number with a unit matched by prefix
+/// (s, min, h, d, w, y and their longer forms).
+pub fn parse_retention_def(def: &str) -> Result<(u32, u32)> {
+    let bad = || WhisperError::InvalidRetention(format!("Invalid retention definition '{def}'"));
+    let (precision, points) = def.trim().split_once(':').ok_or_else(bad)?;
+    let unit = |s: &str| -> Option<u64> {
+        ["seconds", "minutes", "hours", "days", "weeks", "years"]
+            .iter()
+            .zip([1u64, 60, 3600, 86_400, 604_800, 31_536_000])
+            .find(|(name, _)| name.starts_with(s))
+            .map(|(_, m)| m)
+    };
+    fn split(s: &str) -> Option<(u64, &str)> {
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        let (n, rest) = s.split_at(digits);
+        if n.is_empty() || !rest.bytes().all(|b| b.is_ascii_lowercase()) {
+            return None;
+        }
+        Some((n.parse().ok()?, rest))
+    }
+    let (n, u) = split(precision).ok_or_else(|| {
+        WhisperError::InvalidRetention(format!("Invalid precision specification '{precision}'"))
+    })?;
+    let precision = if u.is_empty() {
+        n
+    } else {
+        n * unit(u).ok_or_else(|| WhisperError::InvalidRetention(format!("Invalid unit '{u}'")))?
+    };
+    let (n, u) = split(points).ok_or_else(|| {
+        WhisperError::InvalidRetention(format!("Invalid retention specification '{points}'"))
+    })?;
+    let points = if u.is_empty() {
+        n
+    } else if precision == 0 {
+        return Err(bad());
+    } else {
+        n * unit(u).ok_or_else(|| WhisperError::InvalidRetention(format!("Invalid unit '{u}'")))? / precision
+    };
+    Ok((
+        u32::try_from(precision).map_err(|_| bad())?,
+        u32::try_from(points).map_err(|_| bad())?,
+    ))
+}
+
+/// Sorts an archive list by precision and checks whisper's rules.
+pub fn validate_archive_list(archives: &mut [(u32, u32)]) -> Result<()> {
+    let bad = |m: String| WhisperError::InvalidConfiguration(m);
+    if archives.is_empty() {
+        return Err(bad("You must specify at least one archive configuration!".into()));
+    }
+    archives.sort_by_key(|a| a.0);
+    if archives.iter().any(|a| a.0 == 0 || a.1 == 0) {
+        return Err(bad("An archive needs a precision and points above 0".into()));
+    }
+    for i in 0..archives.len() - 1 {
+        let (a, n) = (archives[i], archives[i + 1]);
+        if a.0 >= n.0 {
+            return Err(bad(format!(
+                "A Whisper database may not be configured having two archives with the same precision (archive{i}: {a:?}, archive{}: {n:?})",
+                i + 1
+            )));
+        }
+        if n.0 % a.0 != 0 {
+            return Err(bad(format!(
+                "Higher precision archives' precision must evenly divide all lower precision archives' precision (archive{i}: {}, archive{}: {})",
+                a.0,
+                i + 1,
+                n.0
+            )));
+        }
+        let (r, nr) = (a.0 as u64 * a.1 as u64, n.0 as u64 * n.1 as u64);
+        if nr <= r {
+            return Err(bad(format!(
+                "Lower precision archives must cover larger time intervals than higher precision archives (archive{i}: {r} seconds, archive{}: {nr} seconds)",
+                i + 1
+            )));
+        }
+        let per = n.0 / a.0;
+        if a.1 < per {
+            return Err(bad(format!(
+                "Each archive must have at least enough points to consolidate to the next archive (archive{} consolidates {per} of archive{i}'s points but it has only {} total points)",
+                i + 1,
+                a.1
+            )));
+        }
+    }
+    let total: u64 = METADATA_SIZE
+        + ARCHIVE_INFO_SIZE * archives.len() as u64
+        + archives.iter().map(|a| a.1 as u64 * POINT_SIZE).sum::<u64>();
+    if total > u32::MAX as u64 {
+        return Err(bad("The archives would make a file larger than 4 GiB".into()));
+    }
+    Ok(())
+}
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+fn point_at(b: &[u8]) -> (u32, f64) {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[4..12]);
+    (be32(b), f64::from_be_bytes(v))
+}
+
+fn pack_point(ts: i64, v: f64) -> [u8; 12] {
+    let mut out = [0u8; 12];
+    out[..4].copy_from_slice(&(ts as u32).to_be_bytes());
+    out[4..].copy_from_slice(&v.to_be_bytes());
+    out
+}
+
+/// An open whisper file: its handle, path and header.
+pub struct Whisper {
+    file: File,
+    path: PathBuf,
+    pub header: Header,
+}
+
+impl Whisper {
+    /// Opens and reads the header; `write` for read-write access.
+    pub fn open(path: &Path, write: bool) -> Result<Self> {
+        let file = OpenOptions::new().read(true).write(write).open(path).map_err(io(path))?;
+        let header = Self::read_header(&file, path)?;
+        Ok(Whisper {
+            file,
+            path: path.to_path_buf(),
+            header,
+        })
+    }
+
+    fn read_header(file: &File, path: &Path) -> Result<Header> {
+        let len = file.metadata().map_err(io(path))?.len();
+        // One read for the metadata and (usually) every archive entry.
+        let mut buf = vec![0u8; 256];
+        let n = read_upto(file, &mut buf, 0).map_err(io(path))?;
+        if n < METADATA_SIZE as usize {
+            return Err(corrupt(path, "Unable to read header"));
+        }
+        let agg = be32(&buf[0..4]);
+        let max_retention = be32(&buf[4..8]);
+        let xff = f32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+        let count = be32(&buf[12..16]) as u64;
+        let aggregation = Aggregation::from_type(agg).ok_or_else(|| corrupt(path, "Unable to read header"))?;
+        if !(0.0..=1.0).contains(&xff) {
+            return Err(corrupt(path, "Unable to read header"));
+        }
+        if count == 0 {
+            return Err(corrupt(path, "Unable to read header: no archives"));
+        }
+        let table = METADATA_SIZE + count * ARCHIVE_INFO_SIZE;
+        if table > len {
+            return Err(corrupt(path, format!("Unable to read archive{} metadata", (len.saturating_sub(METADATA_SIZE)) / ARCHIVE_INFO_SIZE)));
+        }
+        if (n as u64) < table {
+            buf.resize(table as usize, 0);
+            file.read_exact_at(&mut buf[n..], n as u64).map_err(io(path))?;
+        }
+        let mut archives = Vec::with_capacity(count as usize);
+        for i in 0..count as usize {
+            let b = &buf[16 + 12 * i..28 + 12 * i];
+            let a = ArchiveInfo {
+                offset: be32(b),
+                seconds_per_point: be32(&b[4..]),
+                points: be32(&b[8..]),
+            };
+            if a.seconds_per_point == 0 || a.points == 0 || (a.offset as u64) < table || a.offset as u64 + a.size() > len {
+                return Err(corrupt(path, format!("Unable to read archive{i} metadata")));
+            }
+            archives.push(a);
+        }
+        Ok(Header {
+            aggregation,
+            max_retention,
+            x_files_factor: xff,
+            archives,
+        })
+    }
+
+    fn read_at(&self, buf: &mut [u8], at: u64) -> Result<()> {
+        self.file.read_exact_at(buf, at).map_err(io(&self.path))
+    }
+
+    fn write_at(&self, buf: &[u8], at: u64) -> Result<()> {
+        self.file.write_all_at(buf, at).map_err(io(&self.path))
+    }
+
+    fn base(&self, a: &ArchiveInfo) -> Result<(u32, f64)> {
+        let mut b = [0u8; 12];
+        self.read_at(&mut b, a.offset())?;
+        Ok(point_at(&b))
+    }
+
+    /// The file offset of `interval`'s slot, given the archive's base.
+    fn slot(a: &ArchiveInfo, base: u32, interval: i64) -> u64 {
+        let distance = (interval - base as i64).div_euclid(a.step());
+        a.offset() + (distance * POINT_SIZE as i64).rem_euclid(a.size() as i64) as u64
+    }
+
+    /// Reads `count` consecutive slots starting at `first` (a file offset),
+    /// wrapping at the archive's end.
+    fn read_ring(&self, a: &ArchiveInfo, first: u64, count: u64) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; (count * POINT_SIZE) as usize];
+        let end = a.offset() + a.size();
+        let head = ((end - first) as usize).min(buf.len());
+        self.read_at(&mut buf[..head], first)?;
+        if head < buf.len() {
+            self.read_at(&mut buf[head..], a.offset())?;
+        }
+        Ok(buf)
+    }
+
+    /// Writes packed points at `first`, wrapping at the archive's end.
+    fn write_ring(&self, a: &ArchiveInfo, first: u64, data: &[u8]) -> Result<()> {
+        let end = a.offset() + a.size();
+        let head = ((end - first) as usize).min(data.len());
+        self.write_at(&data[..head], first)?;
+        if head < data.len() {
+            self.write_at(&data[head..], a.offset())?;
+        }
+        Ok(())
+    }
+
+    /// Whisper's propagation of the slot `interval` falls in from archive
+    /// `higher` to `lower`; false when too few points are known.
+    fn propagate(&self, interval: i64, higher: &ArchiveInfo, lower: &ArchiveInfo) -> Result<bool> {
+        let lower_start = interval - interval.rem_euclid(lower.step());
+        let (hbase, _) = self.base(higher)?;
+        let first = if hbase == 0 { higher.offset() } else { Self::slot(higher, hbase, lower_start) };
+        let count = (lower.seconds_per_point / higher.seconds_per_point) as u64;
+        let series = self.read_ring(higher, first, count)?;
+        let mut neighbors = Vec::with_capacity(count as usize);
+        for (i, p) in series.chunks_exact(12).enumerate() {
+            let (t, v) = point_at(p);
+            neighbors.push((t as i64 == lower_start + i as i64 * higher.step()).then_some(v));
+        }
+        let known: Vec<f64> = neighbors.iter().flatten().copied().collect();
+        if known.is_empty() {
+            return Ok(false);
+        }
+        let xff = self.header.x_files_factor as f64;
+        if (known.len() as f64 / neighbors.len() as f64) < xff {
+            return Ok(false);
+        }
+        let value = self.header.aggregation.aggregate(&known, &neighbors);
+        let (lbase, _) = self.base(lower)?;
+        let at = if lbase == 0 { lower.offset() } else { Self::slot(lower, lbase, lower_start) };
+        self.write_at(&pack_point(lower_start, value), at)?;
+        Ok(true)
+    }
+
+    /// Whisper's `update`: one point; `timestamp` and `now` default to now.
+    pub fn update(&self, value: f64, timestamp: Option<i64>, now: Option<i64>) -> Result<()> {
+        let now = now.unwrap_or_else(unix_now);
+        let ts = timestamp.unwrap_or(now);
+        let diff = now - ts;
+        if !(diff >= 0 && diff < self.header.max_retention as i64) {
+            return Err(WhisperError::TimestampNotCovered);
+        }
+        let archives = &self.header.archives;
+        let Some(i) = archives.iter().position(|a| a.retention() as i64 >= diff) else {
+            return Err(WhisperError::TimestampNotCovered);
+        };
+        let a = &archives[i];
+        let interval = ts - ts.rem_euclid(a.step());
+        let (base, _) = self.base(a)?;
+        let at = if base == 0 { a.offset() } else { Self::slot(a, base, interval) };
+        self.write_at(&pack_point(interval, value), at)?;
+        let mut higher = a;
+        for lower in &archives[i + 1..] {
+            if !self.propagate(interval, higher, lower)? {
+                break;
+            }
+            higher = lower;
+        }
+        Ok(())
+    }
+
+    /// Whisper's `update_many`: points go to the finest archive that still
+    /// covers their age, each archive written in runs of consecutive slots,
+    /// then propagated once per affected coarser slot. Points older than the
+    /// file's retention are dropped; of two points for the same second, the
+    /// first given wins (as in whisper).
+    pub fn update_many(&self, points: &[(i64, f64)], now: Option<i64>) -> Result<()> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let now = now.unwrap_or_else(unix_now);
+        let mut pts = points.to_vec();
+        pts.sort_by(|a, b| b.0.cmp(&a.0)); // newest first, stable
+        let archives = &self.header.archives;
+        let mut idx = 0;
+        let mut current: Vec<(i64, f64)> = Vec::new();
+        for p in pts {
+            let age = now - p.0;
+            while (archives[idx].retention() as i64) < age {
+                if !current.is_empty() {
+                    current.reverse();
+                    self.archive_update_many(idx, &current)?;
+                    current.clear();
+                }
+                idx += 1;
+                if idx == archives.len() {
+                    return Ok(());
+                }
+            }
+            current.push(p);
+        }
+        if !current.is_empty() {
+            current.reverse();
+            self.archive_update_many(idx, &current)?;
+        }
+        Ok(())
+    }
+
+    fn archive_update_many(&self, idx: usize, points: &[(i64, f64)]) -> Result<()> {
+        let a = &self.header.archives[idx];
+        let step = a.step();
+        let aligned: Vec<(i64, f64)> = points.iter().map(|(t, v)| (t - t.rem_euclid(step), *v)).collect();
+        // Runs of consecutive slots: (last interval, packed points). As in
+        // whisper, a run's start is worked out from its last slot, and a
+        // previous slot at 0 (whisper tests `not previousInterval`) does not
+        // end a run.
+        let mut runs: Vec<(i64, Vec<u8>)> = Vec::new();
+        let mut prev: Option<i64> = None;
+        for i in 0..aligned.len() {
+            if i + 1 < aligned.len() && aligned[i].0 == aligned[i + 1].0 {
+                continue;
+            }
+            let (interval, value) = aligned[i];
+            let extend = matches!(prev, None | Some(0)) || prev == Some(interval - step);
+            match runs.last_mut() {
+                Some((last, buf)) if extend => {
+                    buf.extend_from_slice(&pack_point(interval, value));
+                    *last = interval;
+                }
+                _ => runs.push((interval, pack_point(interval, value).to_vec())),
+            }
+            prev = Some(interval);
+        }
+        let start = |(last, buf): &(i64, Vec<u8>)| last - step * (buf.len() as i64 / 12 - 1);
+        let (mut base, _) = self.base(a)?;
+        if base == 0 {
+            base = start(&runs[0]) as u32;
+        }
+        for run in &runs {
+            let buf = &run.1;
+            let at = Self::slot(a, base, start(run));
+            self.write_ring(a, at, buf)?;
+        }
+        let mut higher = a;
+        for lower in self.header.archives.iter().filter(|l| l.seconds_per_point > a.seconds_per_point) {
+            let intervals: Vec<i64> = aligned.iter().map(|(t, _)| t - t.rem_euclid(lower.step())).collect();
+            // whisper walks a Python set of these: when the lower archive is
+            // still empty, the first one to propagate fixes its base, so the
+            // order is CPython's.
+            let mut further = false;
+            for interval in python_set_order(&intervals) {
+                if self.propagate(interval, higher, lower)? {
+                    further = true;
+                }
+            }
+            if !further {
+                break;
+            }
+            higher = lower;
+        }
+        Ok(())
+    }
+
+    /// Whisper's `fetch`: `((from, until, step), values)`, `None` when the
+    /// range is entirely outside the file's retention. `archive` picks an
+    /// archive by its seconds per point.
+    pub fn fetch(
+        &self,
+        from: i64,
+        until: Option<i64>,
+        now: Option<i64>,
+        archive: Option<u32>,
+    ) -> Result<Option<Series>> {
+        let now = now.unwrap_or_else(unix_now);
+        let mut until = until.unwrap_or(now);
+        let mut from = from;
+        if from > until {
+            return Err(WhisperError::InvalidTimeInterval(format!(
+                "Invalid time interval: from time '{from}' is after until time '{until}'"
+            )));
+        }
+        let oldest = now - self.header.max_retention as i64;
+        if from > now || until < oldest {
+            return Ok(None);
+        }
+        from = from.max(oldest);
+        until = until.min(now);
+        let diff = now - from;
+        let archives = &self.header.archives;
+        let a = match archive {
+            Some(spp) => archives
+                .iter()
+                .find(|a| a.seconds_per_point == spp)
+                .ok_or_else(|| WhisperError::InvalidRetention(format!("Invalid granularity: {spp}")))?,
+            None => archives
+                .iter()
+                .find(|a| a.retention() as i64 >= diff)
+                .unwrap_or(&archives[archives.len() - 1]),
+        };
+        self.archive_fetch(a, from, until).map(Some)
+    }
+
+    /// Reads one archive's slots between two times (whisper's `__archive_fetch`).
+    pub fn archive_fetch(&self, a: &ArchiveInfo, from: i64, until: i64) -> Result<Series> {
+        let step = a.step();
+        let from_i = from - from.rem_euclid(step) + step;
+        let mut until_i = until - until.rem_euclid(step) + step;
+        if from_i == until_i {
+            until_i += step;
+        }
+        let (base, _) = self.base(a)?;
+        if base == 0 {
+            let n = ((until_i - from_i) / step).max(0) as usize;
+            return Ok(Series {
+                from: from_i,
+                until: until_i,
+                step,
+                values: vec![None; n],
+            });
+        }
+        let first = Self::slot(a, base, from_i);
+        let last = Self::slot(a, base, until_i);
+        let count = if first < last {
+            (last - first) / POINT_SIZE
+        } else {
+            (a.offset() + a.size() - first + last - a.offset()) / POINT_SIZE
+        };
+        let data = self.read_ring(a, first, count)?;
+        let values = data
+            .chunks_exact(12)
+            .enumerate()
+            .map(|(i, p)| {
+                let (t, v) = point_at(p);
+                (t as i64 == from_i + i as i64 * step).then_some(v)
+            })
+            .collect();
+        Ok(Series {
+            from: from_i,
+            until: until_i,
+            step,
+            values,
+        })
+    }
+
+    /// Every point of every archive, as stored: (slot, timestamp, value).
+    pub fn dump_archive(&self, a: &ArchiveInfo) -> Result<Vec<(u32, f64)>> {
+        let data = self.read_ring(a, a.offset(), a.points as u64)?;
+        Ok(data.chunks_exact(12).map(point_at).collect())
+    }
+
+    /// Sets the aggregation method and/or xFilesFactor; returns the old ones.
+    pub fn set_aggregation(
+        &mut self,
+        aggregation: Option<Aggregation>,
+        xff: Option<f64>,
+    ) -> Result<(Aggregation, f32)> {
+        let old = (self.header.aggregation, self.header.x_files_factor);
+        let agg = aggregation.unwrap_or(old.0);
+        let xff = match xff {
+            Some(x) if !(0.0..=1.0).contains(&x) => {
+                return Err(WhisperError::InvalidXFilesFactor(format!(
+                    "Invalid xFilesFactor {x}, not between 0 and 1"
+                )))
+            }
+            Some(x) => x as f32,
+            None => old.1,
+        };
+        let mut meta = [0u8; 16];
+        meta[0..4].copy_from_slice(&(agg as u32).to_be_bytes());
+        meta[4..8].copy_from_slice(&self.header.max_retention.to_be_bytes());
+        meta[8..12].copy_from_slice(&xff.to_be_bytes());
+        meta[12..16].copy_from_slice(&(self.header.archives.len() as u32).to_be_bytes());
+        self.write_at(&meta, 0)?;
+        self.header.aggregation = agg;
+        self.header.x_files_factor = xff;
+        Ok(old)
+    }
+
+    /// Takes an exclusive lock on the file (flock), as whisper does with LOCK on.
+    pub fn lock(&self) -> Result<()> {
+        rustix::fs::flock(&self.file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io(&self.path)(e.into()))
+    }
+}
+
+/// The iteration order of `set(values)` in CPython (3.11's set table:
+/// hash = the int itself, 9 linear probes then perturbed probing, the
+/// table grown 4x when 3/5 full). Used where whisper iterates a set and the
+/// order shows in the file.
+pub fn python_set_order(values: &[i64]) -> Vec<i64> {
+    const LINEAR_PROBES: usize = 9;
+    const PERTURB_SHIFT: u32 = 5;
+    fn hash(v: i64) -> u64 {
+        // CPython's int hash: v mod (2^61 - 1), with -1 mapped to -2.
+        let m: i128 = (1i128 << 61) - 1;
+        let mut h = (v as i128).rem_euclid(m);
+        if v < 0 {
+            h -= m;
+        }
+        let h = if h == -1 { -2 } else { h };
+        h as i64 as u64
+    }
+    fn insert(table: &mut [Option<i64>], v: i64) -> bool {
+        let mask = table.len() - 1;
+        let h = hash(v);
+        let mut perturb = h;
+        let mut i = (h as usize) & mask;
+        loop {
+            let probes = if i + LINEAR_PROBES <= mask { LINEAR_PROBES } else { 0 };
+            for j in i..=i + probes {
+                match table[j] {
+                    None => {
+                        table[j] = Some(v);
+                        return true;
+                    }
+                    Some(x) if x == v => return false,
+                    Some(_) => {}
+                }
+            }
+            perturb >>= PERTURB_SHIFT;
+            i = (i.wrapping_mul(5).wrapping_add(1).wrapping_add(perturb as usize)) & mask;
+        }
+    }
+    let mut table: Vec<Option<i64>> = vec![None; 8];
+    let mut used = 0usize;
+    for &v in values {
+        if insert(&mut table, v) {
+            used += 1;
+            let mask = table.len() - 1;
+            if used * 5 >= mask * 3 {
+                let min_used = if used > 50_000 { used * 2 } else { used * 4 };
+                let mut size = 8;
+                while size <= min_used {
+                    size <<= 1;
+                }
+                let old = std::mem::replace(&mut table, vec![None; size]);
+                for x in old.into_iter().flatten() {
+                    insert(&mut table, x);
+                }
+            }
+        }
+    }
+    table.into_iter().flatten().collect()
+}
+
+fn read_upto(f: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], at + n as u64)? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// A fetched series: `values[i]` is the slot at `from + i * step`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub from: i64,
+    pub until: i64,
+    pub step: i64,
+    pub values: Vec<Option<f64>>,
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// How `create` lays out the points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Allocation {
+    /// Zeroes written (whisper's default).
+    #[default]
+    Zeroed,
+    /// Only the last byte written (a sparse file).
+    Sparse,
+    /// Space reserved with fallocate.
+    Fallocate,
+}
+
+/// Whisper's `create`: a new file with `archives` as (seconds per point,
+/// points); refuses to overwrite an existing file.
+pub fn create(
+    path: &Path,
+    archives: &[(u32, u32)],
+    x_files_factor: f64,
+    aggregation: Aggregation,
+    allocation: Allocation,
+) -> Result<()> {
+    let mut list = archives.to_vec();
+    validate_archive_list(&mut list)?;
+    if !(0.0..=1.0).contains(&x_files_factor) {
+        return Err(WhisperError::InvalidXFilesFactor(format!(
+            "Invalid xFilesFactor {x_files_factor}, not between 0 and 1"
+        )));
+    }
+    if path.exists() {
+        return Err(WhisperError::InvalidConfiguration(format!("File {} already exists!", path.display())));
+    }
+    let oldest = list.iter().map(|(s, p)| *s as u64 * *p as u64).max().unwrap_or(0) as u32;
+    let header_size = METADATA_SIZE + ARCHIVE_INFO_SIZE * list.len() as u64;
+    let mut head = Vec::with_capacity(header_size as usize);
+    head.extend_from_slice(&(aggregation as u32).to_be_bytes());
+    head.extend_from_slice(&oldest.to_be_bytes());
+    head.extend_from_slice(&(x_files_factor as f32).to_be_bytes());
+    head.extend_from_slice(&(list.len() as u32).to_be_bytes());
+    let mut offset = header_size;
+    for (spp, points) in &list {
+        head.extend_from_slice(&(offset as u32).to_be_bytes());
+        head.extend_from_slice(&spp.to_be_bytes());
+        head.extend_from_slice(&points.to_be_bytes());
+        offset += *points as u64 * POINT_SIZE;
+    }
+    let file = OpenOptions::new().write(true).create_new(true).open(path).map_err(io(path))?;
+    let res = (|| -> std::io::Result<()> {
+        file.write_all_at(&head, 0)?;
+        match allocation {
+            Allocation::Sparse => file.write_all_at(&[0], offset - 1)?,
+            Allocation::Fallocate => {
+                rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), header_size, offset - header_size)
+                    .map_err(std::io::Error::from)?;
+            }
+            Allocation::Zeroed => {
+                let zeroes = vec![0u8; 1 << 16];
+                let mut at = header_size;
+                while at < offset {
+                    let n = (offset - at).min(zeroes.len() as u64) as usize;
+                    file.write_all_at(&zeroes[..n], at)?;
+                    at += n as u64;
+                }
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(path);
+        return Err(io(path)(e));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_definitions() {
+        assert_eq!(parse_retention_def("60:1440").expect("def"), (60, 1440));
+        assert_eq!(parse_retention_def("10s:6h").expect("def"), (10, 2160));
+        assert_eq!(parse_retention_def("1m:7d").expect("def"), (60, 10080));
+        assert_eq!(parse_retention_def("1min:1y").expect("def"), (60, 525_600));
+        assert_eq!(parse_retention_def("5h:2w").expect("def"), (18000, 67));
+        assert!(parse_retention_def("60").is_err());
+        assert!(parse_retention_def("1x:10").is_err());
+        assert!(parse_retention_def("1m:10q").is_err());
+    }
+
+    #[test]
+    fn archive_rules() {
+        let mut ok = vec![(60, 1440), (10, 360)];
+        validate_archive_list(&mut ok).expect("valid");
+        assert_eq!(ok, vec![(10, 360), (60, 1440)]);
+        for bad in [vec![], vec![(10, 10), (10, 20)], vec![(10, 60), (15, 100)], vec![(10, 60), (60, 10)], vec![(10, 5), (60, 100)]] {
+            let mut b = bad.clone();
+            assert!(validate_archive_list(&mut b).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn set_order_like_cpython() {
+        // Orders printed by CPython 3.11 for list(set([...])).
+        assert_eq!(python_set_order(&[3, 1, 2]), vec![1, 2, 3]);
+        assert_eq!(python_set_order(&[10, 2, 18, 2]), vec![18, 10, 2]);
+        assert_eq!(
+            python_set_order(&[1_700_000_040, 1_700_000_000, 1_700_000_020, 1_700_000_060]),
+            vec![1_700_000_040, 1_700_000_000, 1_700_000_020, 1_700_000_060]
+        );
+    }
+
+    #[test]
+    fn aggregation_like_python() {
+        let n = |v: &[f64]| v.iter().map(|x| Some(*x)).collect::<Vec<_>>();
+        assert_eq!(Aggregation::Average.aggregate(&[1.0, 2.0], &n(&[1.0, 2.0])), 1.5);
+        assert_eq!(Aggregation::AbsMax.aggregate(&[-3.0, 3.0], &n(&[-3.0, 3.0])), -3.0);
+        assert_eq!(Aggregation::AbsMin.aggregate(&[2.0, -1.0, 1.0], &n(&[2.0, -1.0, 1.0])), -1.0);
+        assert!(Aggregation::Max.aggregate(&[0.0, -0.0], &n(&[0.0, -0.0])).is_sign_positive());
+        assert!(Aggregation::Sum.aggregate(&[-0.0], &n(&[-0.0])).is_sign_positive());
+        assert_eq!(Aggregation::AvgZero.aggregate(&[4.0], &[Some(4.0), None]), 2.0);
+        assert_eq!(Aggregation::Last.aggregate(&[1.0, 9.0], &n(&[1.0, 9.0])), 9.0);
+    }
+
+    #[test]
+    fn create_update_fetch_round_trip() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("a.wsp");
+        create(&p, &[(60, 10), (300, 12)], 0.5, Aggregation::Average, Allocation::Zeroed).expect("create");
+        assert_eq!(std::fs::metadata(&p).expect("meta").len(), 16 + 24 + 22 * 12);
+        let w = Whisper::open(&p, true).expect("open");
+        let now = 1_700_000_000;
+        for i in 0..10 {
+            w.update(i as f64, Some(now - 600 + i * 60), Some(now)).expect("update");
+        }
+        let s = w.fetch(now - 600, Some(now), Some(now), None).expect("fetch").expect("series");
+        assert_eq!(s.step, 60);
+        // whisper's from is exclusive: the first slot is not returned.
+        assert_eq!(s.values.iter().flatten().count(), 9);
+        assert!(create(&p, &[(60, 10)], 0.5, Aggregation::Average, Allocation::Zeroed).is_err(), "no overwrite");
+        assert!(matches!(w.update(1.0, Some(now + 10), Some(now)), Err(WhisperError::TimestampNotCovered)));
+    }
+}

@@ -1,0 +1,211 @@
+//! The whisper format against Graphite's own `whisper` 1.1.10 (PyPI): the
+//! same seeded random operation sequences applied by both must leave
+//! byte-identical files and fetch the same series; files written by one are
+//! read and updated by the other.
+
+mod common;
+
+use carbyne::whisper::{self, Aggregation, Allocation, Whisper};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+
+/// Applies a list of sequences with Python's whisper; prints fetch results as JSON.
+const PY: &str = r#"
+import json, sys, whisper
+assert whisper.__version__ == "1.1.10" if hasattr(whisper, "__version__") else True
+seqs = json.load(open(sys.argv[1]))
+out = []
+for s in seqs:
+    path = s["path"]
+    whisper.create(path, [tuple(a) for a in s["archives"]], s["xff"], s["agg"])
+    results = []
+    for op in s["ops"]:
+        try:
+            if op[0] == "update":
+                whisper.update(path, op[1], op[2], now=op[3])
+            elif op[0] == "many":
+                whisper.update_many(path, [tuple(p) for p in op[1]], now=op[2])
+            results.append("ok")
+        except whisper.TimestampNotCovered:
+            results.append("not covered")
+    fetches = []
+    for (f, u, now) in s["fetches"]:
+        r = whisper.fetch(path, f, u, now=now)
+        fetches.append(None if r is None else [list(r[0]), r[1]])
+    out.append({"results": results, "fetches": fetches})
+json.dump(out, sys.stdout)
+"#;
+
+fn python_whisper() -> String {
+    let ok = Command::new("python3")
+        .args(["-c", "import whisper"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "python3 with whisper==1.1.10 is missing: `bash tests/run.sh` installs it");
+    "python3".into()
+}
+
+struct Rng(fastrand::Rng);
+
+impl Rng {
+    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+        v[self.0.usize(..v.len())]
+    }
+}
+
+/// A random valid schema: 1 to 3 archives.
+fn schema(r: &mut Rng) -> Vec<(u32, u32)> {
+    loop {
+        let n = r.0.usize(1..=3);
+        let mut p = r.pick(&[1u32, 5, 10, 60]);
+        let mut pts = r.0.u32(2..40);
+        let mut v = vec![(p, pts)];
+        for _ in 1..n {
+            let k = r.0.u32(2..6);
+            p *= k;
+            let min = pts / k + 1;
+            pts = r.0.u32(min.max(2)..min.max(2) + 30);
+            v.push((p, pts));
+        }
+        if whisper::validate_archive_list(&mut v.clone()).is_ok() {
+            return v;
+        }
+    }
+}
+
+fn value(r: &mut Rng) -> f64 {
+    match r.0.u8(..10) {
+        0 => 0.0,
+        1 => -0.0,
+        2 => -(r.0.u32(..1000) as f64) / 8.0,
+        _ => r.0.f64() * 1e6 - 1e5,
+    }
+}
+
+/// A seeded sequence of creates, updates and update_manys, and fetches.
+fn sequence(seed: u64, path: &Path) -> Value {
+    let mut r = Rng(fastrand::Rng::with_seed(seed));
+    let archives = schema(&mut r);
+    let max_ret = archives.iter().map(|(s, p)| s * p).max().unwrap_or(1) as i64;
+    let agg = r.pick(&Aggregation::ALL).name();
+    let xff = r.pick(&[0.0, 0.1, 0.3, 0.5, 0.75, 1.0, 0.33]);
+    let mut now: i64 = 1_700_000_000 + r.0.i64(0..3600);
+    let mut ops = Vec::new();
+    for _ in 0..r.0.usize(10..40) {
+        now += r.0.i64(0..max_ret / 4 + 2);
+        let ts = |r: &mut Rng| now - r.0.i64(-3..max_ret + max_ret / 5 + 2);
+        if r.0.bool() {
+            let t = ts(&mut r);
+            ops.push(json!(["update", value(&mut r), t, now]));
+        } else {
+            let n = r.0.usize(1..60);
+            let mut pts: Vec<(i64, f64)> = (0..n).map(|_| (ts(&mut r), value(&mut r))).collect();
+            if r.0.bool() && !pts.is_empty() {
+                // Duplicates and a run of consecutive seconds.
+                let (t, _) = pts[0];
+                pts.push((t, value(&mut r)));
+                for k in 0..r.0.i64(0..20) {
+                    pts.push((t - k * archives[0].0 as i64, value(&mut r)));
+                }
+            }
+            ops.push(json!(["many", pts, now]));
+        }
+    }
+    let fetches: Vec<Value> = (0..8)
+        .map(|_| {
+            let from = now - r.0.i64(0..max_ret + 100);
+            let until = from + r.0.i64(0..max_ret + 100);
+            json!([from, until, now])
+        })
+        .collect();
+    json!({
+        "path": path.display().to_string(),
+        "archives": archives,
+        "xff": xff,
+        "agg": agg,
+        "ops": ops,
+        "fetches": fetches,
+    })
+}
+
+/// Applies a sequence with carbyne.
+fn apply(seq: &Value, path: &Path) -> Value {
+    let archives: Vec<(u32, u32)> = serde_json::from_value(seq["archives"].clone()).expect("archives");
+    let agg = Aggregation::from_name(seq["agg"].as_str().expect("agg")).expect("agg");
+    let xff = seq["xff"].as_f64().expect("xff");
+    whisper::create(path, &archives, xff, agg, Allocation::Zeroed).expect("create");
+    let w = Whisper::open(path, true).expect("open");
+    let mut results = Vec::new();
+    for op in seq["ops"].as_array().expect("ops") {
+        let r = match op[0].as_str() {
+            Some("update") => w.update(op[1].as_f64().expect("v"), op[2].as_i64(), op[3].as_i64()),
+            _ => {
+                let pts: Vec<(i64, f64)> = serde_json::from_value(op[1].clone()).expect("points");
+                w.update_many(&pts, op[2].as_i64())
+            }
+        };
+        results.push(match r {
+            Ok(()) => "ok",
+            Err(whisper::WhisperError::TimestampNotCovered) => "not covered",
+            Err(e) => panic!("{e}"),
+        });
+    }
+    let fetches: Vec<Value> = seq["fetches"]
+        .as_array()
+        .expect("fetches")
+        .iter()
+        .map(|f| {
+            let s = w
+                .fetch(f[0].as_i64().expect("from"), f[1].as_i64(), f[2].as_i64(), None)
+                .expect("fetch");
+            match s {
+                None => Value::Null,
+                Some(s) => json!([[s.from, s.until, s.step], s.values]),
+            }
+        })
+        .collect();
+    json!({"results": results, "fetches": fetches})
+}
+
+struct DirRef(std::path::PathBuf);
+impl DirRef {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+#[test]
+fn random_sequences_leave_byte_identical_files_and_fetch_the_same() {
+    let py = python_whisper();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keep = std::env::var_os("WHISPER_KEEP").map(std::path::PathBuf::from);
+    let dir_path = keep.clone().unwrap_or_else(|| dir.path().to_path_buf());
+    let dir = DirRef(dir_path);
+    let seeds: Vec<u64> = match std::env::var("WHISPER_SEED") {
+        Ok(s) => vec![s.parse().expect("seed")],
+        Err(_) => (1..=200).collect(),
+    };
+    let seqs: Vec<Value> = seeds
+        .iter()
+        .map(|s| sequence(*s, &dir.path().join(format!("py-{s}.wsp"))))
+        .collect();
+    let input = dir.path().join("seqs.json");
+    std::fs::write(&input, serde_json::to_vec(&seqs).expect("json")).expect("write");
+    let out = Command::new(py).args(["-c", PY]).arg(&input).output().expect("python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs: Vec<Value> = serde_json::from_slice(&out.stdout).expect("python output");
+    for (i, seq) in seqs.iter().enumerate() {
+        let seed = seeds[i];
+        let ours_path = dir.path().join(format!("rs-{seed}.wsp"));
+        let ours = apply(seq, &ours_path);
+        let a = std::fs::read(&ours_path).expect("ours");
+        let b = std::fs::read(dir.path().join(format!("py-{seed}.wsp"))).expect("theirs");
+        assert_eq!(ours["results"], theirs[i]["results"], "seed {seed}: update outcomes");
+        if a != b {
+            let at = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+            panic!("seed {seed}: files differ from byte {at} (len {} vs {}); schema {}", a.len(), b.len(), seq["archives"]);
+        }
+        assert_eq!(ours["fetches"], theirs[i]["fetches"], "seed {seed}: fetches");
+    }
+}
