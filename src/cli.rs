@@ -33,6 +33,173 @@ pub enum Command {
     /// Logster's one-shot run: parse what LOGFILE gained since the last run
     /// and send the metrics (a crontab's `logster` line becomes `carbyne logster`).
     Logster(Box<LogsterArgs>),
+    /// Graphite's whisper tools, with their arguments and output.
+    #[command(subcommand)]
+    Whisper(WhisperCommand),
+}
+
+/// `carbyne whisper TOOL`: Graphite's `whisper-TOOL.py` scripts.
+#[derive(Debug, Subcommand)]
+pub enum WhisperCommand {
+    /// Create a whisper file (whisper-create.py).
+    Create {
+        path: PathBuf,
+        /// Retentions, e.g. 60:1440 or 10s:6h 1m:7d.
+        #[arg(required = true)]
+        retentions: Vec<String>,
+        #[arg(long = "xFilesFactor", default_value_t = 0.5)]
+        x_files_factor: f64,
+        #[arg(long = "aggregationMethod", default_value = "average")]
+        aggregation_method: String,
+        #[arg(long)]
+        overwrite: bool,
+        /// Create the file sparse.
+        #[arg(long)]
+        sparse: bool,
+        /// Reserve the file's space with fallocate.
+        #[arg(long)]
+        fallocate: bool,
+    },
+    /// Print a file's header (whisper-info.py).
+    Info {
+        #[arg(long)]
+        json: bool,
+        path: PathBuf,
+        /// Print only this field.
+        field: Option<String>,
+    },
+    /// Print a series (whisper-fetch.py).
+    Fetch {
+        /// Unix time of the start (default: 24 hours ago).
+        #[arg(long = "from", allow_hyphen_values = true)]
+        from: Option<i64>,
+        /// Unix time of the end (default: now).
+        #[arg(long, allow_hyphen_values = true)]
+        until: Option<i64>,
+        #[arg(long)]
+        json: bool,
+        /// Human-readable times (UTC).
+        #[arg(long)]
+        pretty: bool,
+        #[arg(long, value_enum)]
+        drop: Option<crate::whisper::tools::Drop>,
+        path: PathBuf,
+    },
+    /// Write points, `timestamp:value` or `N:value` for now (whisper-update.py);
+    /// with none, one per line from standard input.
+    Update { path: PathBuf, points: Vec<String> },
+    /// Print every stored point (whisper-dump.py).
+    Dump {
+        #[arg(long)]
+        pretty: bool,
+        /// Only `timestamp:value` lines, as whisper-update reads them.
+        #[arg(long, short = 'r')]
+        raw: bool,
+        path: PathBuf,
+    },
+    /// Change the aggregation method (whisper-set-aggregation-method.py).
+    SetAggregationMethod {
+        path: PathBuf,
+        method: String,
+        #[arg(value_name = "xFilesFactor")]
+        x_files_factor: Option<f64>,
+    },
+    /// Change the xFilesFactor (whisper-set-xfilesfactor.py).
+    SetXfilesfactor {
+        path: PathBuf,
+        #[arg(value_name = "xFilesFactor")]
+        x_files_factor: f64,
+    },
+}
+
+fn whisper(cmd: &WhisperCommand) -> i32 {
+    use crate::whisper::{tools, Allocation};
+    let res = match cmd {
+        WhisperCommand::Create {
+            path,
+            retentions,
+            x_files_factor,
+            aggregation_method,
+            overwrite,
+            sparse,
+            fallocate,
+        } => {
+            let alloc = if *fallocate {
+                Allocation::Fallocate
+            } else if *sparse {
+                Allocation::Sparse
+            } else {
+                Allocation::Zeroed
+            };
+            tools::create(
+                path,
+                retentions,
+                *x_files_factor,
+                aggregation_method,
+                *overwrite,
+                alloc,
+            )
+        }
+        WhisperCommand::Info { json, path, field } => tools::info(path, *json, field.as_deref()),
+        WhisperCommand::Fetch {
+            from,
+            until,
+            json,
+            pretty,
+            drop,
+            path,
+        } => {
+            let now = crate::whisper::unix_now();
+            tools::fetch(
+                path,
+                from.unwrap_or(now - 86_400),
+                until.unwrap_or(now),
+                *json,
+                *pretty,
+                *drop,
+            )
+        }
+        WhisperCommand::Update { path, points } => {
+            let points = if points.is_empty() {
+                use std::io::BufRead;
+                std::io::stdin()
+                    .lock()
+                    .lines()
+                    .map_while(Result::ok)
+                    .filter(|l| !l.trim().is_empty())
+                    .collect()
+            } else {
+                points.clone()
+            };
+            tools::update(path, &points)
+        }
+        WhisperCommand::Dump { pretty, raw, path } => tools::dump(path, *pretty, *raw),
+        WhisperCommand::SetAggregationMethod {
+            path,
+            method,
+            x_files_factor,
+        } => tools::set_aggregation_method(path, method, *x_files_factor),
+        WhisperCommand::SetXfilesfactor {
+            path,
+            x_files_factor,
+        } => tools::set_xfilesfactor(path, *x_files_factor),
+    };
+    match res {
+        Ok(out) => {
+            print!("{out}");
+            0
+        }
+        Err(crate::whisper::WhisperError::InvalidTimeInterval(m))
+            if m == "No data in selected timerange" =>
+        {
+            eprintln!("{m}");
+            1
+        }
+        Err(e) => {
+            eprintln!("[ERROR] {e}");
+            1
+        }
+    }
 }
 
 /// Where `carbyne logster` sends metrics.
@@ -422,5 +589,6 @@ pub fn main() -> i32 {
         Command::Agent(a) => agent(a),
         Command::Config(ConfigCommand::Check(a)) => config_check(a),
         Command::Logster(a) => logster(a),
+        Command::Whisper(w) => whisper(w),
     }
 }

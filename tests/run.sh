@@ -23,6 +23,8 @@ if ! command -v rsyslogd >/dev/null 2>&1 && [ ! -x /usr/sbin/rsyslogd ]; then
 fi
 
 python3 -c "import zmq" 2>/dev/null || python3 -m pip install --quiet pyzmq
+python3 -m pip show whisper 2>/dev/null | grep -qx "Version: 1.1.10" \
+    || python3 -m pip install --quiet whisper==1.1.10
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

@@ -42,7 +42,10 @@ fn python_whisper() -> String {
         .args(["-c", "import whisper"])
         .status()
         .is_ok_and(|s| s.success());
-    assert!(ok, "python3 with whisper==1.1.10 is missing: `bash tests/run.sh` installs it");
+    assert!(
+        ok,
+        "python3 with whisper==1.1.10 is missing: `bash tests/run.sh` installs it"
+    );
     "python3".into()
 }
 
@@ -131,7 +134,8 @@ fn sequence(seed: u64, path: &Path) -> Value {
 
 /// Applies a sequence with carbyne.
 fn apply(seq: &Value, path: &Path) -> Value {
-    let archives: Vec<(u32, u32)> = serde_json::from_value(seq["archives"].clone()).expect("archives");
+    let archives: Vec<(u32, u32)> =
+        serde_json::from_value(seq["archives"].clone()).expect("archives");
     let agg = Aggregation::from_name(seq["agg"].as_str().expect("agg")).expect("agg");
     let xff = seq["xff"].as_f64().expect("xff");
     whisper::create(path, &archives, xff, agg, Allocation::Zeroed).expect("create");
@@ -157,7 +161,12 @@ fn apply(seq: &Value, path: &Path) -> Value {
         .iter()
         .map(|f| {
             let s = w
-                .fetch(f[0].as_i64().expect("from"), f[1].as_i64(), f[2].as_i64(), None)
+                .fetch(
+                    f[0].as_i64().expect("from"),
+                    f[1].as_i64(),
+                    f[2].as_i64(),
+                    None,
+                )
                 .expect("fetch");
             match s {
                 None => Value::Null,
@@ -192,8 +201,16 @@ fn random_sequences_leave_byte_identical_files_and_fetch_the_same() {
         .collect();
     let input = dir.path().join("seqs.json");
     std::fs::write(&input, serde_json::to_vec(&seqs).expect("json")).expect("write");
-    let out = Command::new(py).args(["-c", PY]).arg(&input).output().expect("python");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(py)
+        .args(["-c", PY])
+        .arg(&input)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let theirs: Vec<Value> = serde_json::from_slice(&out.stdout).expect("python output");
     for (i, seq) in seqs.iter().enumerate() {
         let seed = seeds[i];
@@ -201,11 +218,161 @@ fn random_sequences_leave_byte_identical_files_and_fetch_the_same() {
         let ours = apply(seq, &ours_path);
         let a = std::fs::read(&ours_path).expect("ours");
         let b = std::fs::read(dir.path().join(format!("py-{seed}.wsp"))).expect("theirs");
-        assert_eq!(ours["results"], theirs[i]["results"], "seed {seed}: update outcomes");
+        assert_eq!(
+            ours["results"], theirs[i]["results"],
+            "seed {seed}: update outcomes"
+        );
         if a != b {
-            let at = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
-            panic!("seed {seed}: files differ from byte {at} (len {} vs {}); schema {}", a.len(), b.len(), seq["archives"]);
+            let at = a
+                .iter()
+                .zip(&b)
+                .position(|(x, y)| x != y)
+                .unwrap_or(a.len().min(b.len()));
+            panic!(
+                "seed {seed}: files differ from byte {at} (len {} vs {}); schema {}",
+                a.len(),
+                b.len(),
+                seq["archives"]
+            );
         }
-        assert_eq!(ours["fetches"], theirs[i]["fetches"], "seed {seed}: fetches");
+        assert_eq!(
+            ours["fetches"], theirs[i]["fetches"],
+            "seed {seed}: fetches"
+        );
     }
+}
+
+/// Where pip put whisper's scripts.
+fn scripts() -> std::path::PathBuf {
+    python_whisper();
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .expect("python3");
+    let dir = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(
+        dir.join("whisper-info.py").exists(),
+        "whisper's scripts are missing from {}",
+        dir.display()
+    );
+    dir
+}
+
+/// Runs `whisper-TOOL.py args` and `carbyne whisper TOOL args`; both outputs.
+fn both(tool: &str, args: &[&str]) -> (String, String) {
+    let py = Command::new("python3")
+        .arg(scripts().join(format!("whisper-{tool}.py")))
+        .args(args)
+        .output()
+        .expect("python tool");
+    let mut ours = vec!["whisper", tool];
+    ours.extend_from_slice(args);
+    let rs = common::run(&ours);
+    assert_eq!(
+        py.status.code(),
+        rs.status.code(),
+        "{tool} {args:?}: exit codes"
+    );
+    (
+        String::from_utf8_lossy(&py.stdout).into_owned(),
+        String::from_utf8_lossy(&rs.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn the_tools_print_what_graphites_scripts_print() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("m.wsp");
+    let q = dir.path().join("n.wsp");
+    let (ps, qs) = (p.display().to_string(), q.display().to_string());
+    // create: the same bytes and the same message.
+    let out = Command::new("python3")
+        .arg(scripts().join("whisper-create.py"))
+        .args([
+            &ps,
+            "10s:1h",
+            "1m:1d",
+            "--xFilesFactor",
+            "0.33",
+            "--aggregationMethod",
+            "max",
+        ])
+        .output()
+        .expect("create");
+    let ours = common::run(&[
+        "whisper",
+        "create",
+        &qs,
+        "10s:1h",
+        "1m:1d",
+        "--xFilesFactor",
+        "0.33",
+        "--aggregationMethod",
+        "max",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).replace(&ps, "F"),
+        String::from_utf8_lossy(&ours.stdout).replace(&qs, "F")
+    );
+    assert_eq!(std::fs::read(&p).expect("p"), std::fs::read(&q).expect("q"));
+    // update: many points through each tool, the same file after.
+    let now = whisper::unix_now();
+    let pts: Vec<String> = (0..40)
+        .map(|i| format!("{}:{}", now - 7 * i, i as f64 * 1.25 - 7.0))
+        .collect();
+    let args: Vec<&str> = pts.iter().map(String::as_str).collect();
+    let mut a = vec![ps.as_str()];
+    a.extend(&args);
+    let mut b = vec!["whisper", "update", qs.as_str()];
+    b.extend(&args);
+    let o = Command::new("python3")
+        .arg(scripts().join("whisper-update.py"))
+        .args(&a)
+        .output()
+        .expect("update");
+    assert!(o.status.success());
+    assert!(common::run(&b).status.success());
+    assert_eq!(std::fs::read(&p).expect("p"), std::fs::read(&q).expect("q"));
+    // Read-only tools on the same file.
+    for args in [
+        vec!["info", ps.as_str()],
+        vec!["info", "--json", ps.as_str()],
+        vec!["info", ps.as_str(), "xFilesFactor"],
+        vec!["info", ps.as_str(), "maxRetention"],
+        vec!["dump", ps.as_str()],
+        vec!["dump", "--raw", ps.as_str()],
+        vec!["dump", "--pretty", ps.as_str()],
+    ] {
+        let (py, rs) = both(args[0], &args[1..]);
+        assert_eq!(py, rs, "{args:?}");
+    }
+    let (from, until) = ((now - 600).to_string(), now.to_string());
+    for extra in [
+        vec![],
+        vec!["--json"],
+        vec!["--drop", "nulls"],
+        vec!["--drop", "zeroes", "--json"],
+        vec!["--pretty"],
+    ] {
+        let mut args = vec!["--from", from.as_str(), "--until", until.as_str()];
+        args.extend(extra);
+        args.push(ps.as_str());
+        let (py, rs) = both("fetch", &args);
+        assert_eq!(py, rs, "fetch {args:?}");
+    }
+    // Changing the header.
+    let (py, rs) = both("set-aggregation-method", &[ps.as_str(), "sum", "0.75"]);
+    assert_eq!(
+        py.replace("max ->", "sum ->"),
+        rs,
+        "the second run sees the first's change"
+    );
+    let (py, rs) = both("set-xfilesfactor", &[ps.as_str(), "0.1"]);
+    assert_eq!(py.replace("0.75 ->", "0.10000000149011612 ->"), rs);
+    // Errors: a missing file.
+    let (py, rs) = both("info", &["/nonexistent.wsp"]);
+    assert_eq!((py.as_str(), rs.as_str()), ("", ""));
 }

@@ -48,7 +48,7 @@ pub enum WhisperError {
 
 pub type Result<T> = std::result::Result<T, WhisperError>;
 
-fn io(path: &Path) -> impl Fn(std::io::Error) -> WhisperError + '_ {
+pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> WhisperError + '_ {
     move |source| WhisperError::Io {
         path: path.to_path_buf(),
         source,
@@ -108,7 +108,11 @@ impl Aggregation {
         Self::ALL
             .into_iter()
             .find(|a| a.name() == s)
-            .ok_or_else(|| WhisperError::InvalidAggregationMethod(format!("Unrecognized aggregation method: {s}")))
+            .ok_or_else(|| {
+                WhisperError::InvalidAggregationMethod(format!(
+                    "Unrecognized aggregation method: {s}"
+                ))
+            })
     }
 
     /// Combines the known values of a slot (and, for avg_zero, all of them,
@@ -205,10 +209,10 @@ pub fn parse_retention_def(def: &str) -> Result<(u32, u32)> {
     })?;
     let points = if u.is_empty() {
         n
-    } else if precision == 0 {
-        return Err(bad());
     } else {
-        n * unit(u).ok_or_else(|| WhisperError::InvalidRetention(format!("Invalid unit '{u}'")))? / precision
+        let secs = n * unit(u)
+            .ok_or_else(|| WhisperError::InvalidRetention(format!("Invalid unit '{u}'")))?;
+        secs.checked_div(precision).ok_or_else(bad)?
     };
     Ok((
         u32::try_from(precision).map_err(|_| bad())?,
@@ -220,7 +224,9 @@ pub fn parse_retention_def(def: &str) -> Result<(u32, u32)> {
 pub fn validate_archive_list(archives: &mut [(u32, u32)]) -> Result<()> {
     let bad = |m: String| WhisperError::InvalidConfiguration(m);
     if archives.is_empty() {
-        return Err(bad("You must specify at least one archive configuration!".into()));
+        return Err(bad(
+            "You must specify at least one archive configuration!".into()
+        ));
     }
     archives.sort_by_key(|a| a.0);
     if archives.iter().any(|a| a.0 == 0 || a.1 == 0) {
@@ -260,9 +266,14 @@ pub fn validate_archive_list(archives: &mut [(u32, u32)]) -> Result<()> {
     }
     let total: u64 = METADATA_SIZE
         + ARCHIVE_INFO_SIZE * archives.len() as u64
-        + archives.iter().map(|a| a.1 as u64 * POINT_SIZE).sum::<u64>();
+        + archives
+            .iter()
+            .map(|a| a.1 as u64 * POINT_SIZE)
+            .sum::<u64>();
     if total > u32::MAX as u64 {
-        return Err(bad("The archives would make a file larger than 4 GiB".into()));
+        return Err(bad(
+            "The archives would make a file larger than 4 GiB".into()
+        ));
     }
     Ok(())
 }
@@ -294,7 +305,11 @@ pub struct Whisper {
 impl Whisper {
     /// Opens and reads the header; `write` for read-write access.
     pub fn open(path: &Path, write: bool) -> Result<Self> {
-        let file = OpenOptions::new().read(true).write(write).open(path).map_err(io(path))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(write)
+            .open(path)
+            .map_err(io(path))?;
         let header = Self::read_header(&file, path)?;
         Ok(Whisper {
             file,
@@ -315,7 +330,8 @@ impl Whisper {
         let max_retention = be32(&buf[4..8]);
         let xff = f32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
         let count = be32(&buf[12..16]) as u64;
-        let aggregation = Aggregation::from_type(agg).ok_or_else(|| corrupt(path, "Unable to read header"))?;
+        let aggregation =
+            Aggregation::from_type(agg).ok_or_else(|| corrupt(path, "Unable to read header"))?;
         if !(0.0..=1.0).contains(&xff) {
             return Err(corrupt(path, "Unable to read header"));
         }
@@ -324,11 +340,18 @@ impl Whisper {
         }
         let table = METADATA_SIZE + count * ARCHIVE_INFO_SIZE;
         if table > len {
-            return Err(corrupt(path, format!("Unable to read archive{} metadata", (len.saturating_sub(METADATA_SIZE)) / ARCHIVE_INFO_SIZE)));
+            return Err(corrupt(
+                path,
+                format!(
+                    "Unable to read archive{} metadata",
+                    (len.saturating_sub(METADATA_SIZE)) / ARCHIVE_INFO_SIZE
+                ),
+            ));
         }
         if (n as u64) < table {
             buf.resize(table as usize, 0);
-            file.read_exact_at(&mut buf[n..], n as u64).map_err(io(path))?;
+            file.read_exact_at(&mut buf[n..], n as u64)
+                .map_err(io(path))?;
         }
         let mut archives = Vec::with_capacity(count as usize);
         for i in 0..count as usize {
@@ -338,10 +361,25 @@ impl Whisper {
                 seconds_per_point: be32(&b[4..]),
                 points: be32(&b[8..]),
             };
-            if a.seconds_per_point == 0 || a.points == 0 || (a.offset as u64) < table || a.offset as u64 + a.size() > len {
+            if a.seconds_per_point == 0
+                || a.points == 0
+                || (a.offset as u64) < table
+                || a.offset as u64 + a.size() > len
+            {
                 return Err(corrupt(path, format!("Unable to read archive{i} metadata")));
             }
             archives.push(a);
+        }
+        // The rules whisper creates files by: finer archives first, each
+        // precision dividing the next, enough points to consolidate. A file
+        // breaking them is damaged (and would make propagation read wildly).
+        let mut list: Vec<(u32, u32)> = archives
+            .iter()
+            .map(|a| (a.seconds_per_point, a.points))
+            .collect();
+        let in_order = list.windows(2).all(|w| w[0].0 < w[1].0);
+        if !in_order || validate_archive_list(&mut list).is_err() {
+            return Err(corrupt(path, "Invalid archive layout in header"));
         }
         Ok(Header {
             aggregation,
@@ -400,7 +438,11 @@ impl Whisper {
     fn propagate(&self, interval: i64, higher: &ArchiveInfo, lower: &ArchiveInfo) -> Result<bool> {
         let lower_start = interval - interval.rem_euclid(lower.step());
         let (hbase, _) = self.base(higher)?;
-        let first = if hbase == 0 { higher.offset() } else { Self::slot(higher, hbase, lower_start) };
+        let first = if hbase == 0 {
+            higher.offset()
+        } else {
+            Self::slot(higher, hbase, lower_start)
+        };
         let count = (lower.seconds_per_point / higher.seconds_per_point) as u64;
         let series = self.read_ring(higher, first, count)?;
         let mut neighbors = Vec::with_capacity(count as usize);
@@ -418,7 +460,11 @@ impl Whisper {
         }
         let value = self.header.aggregation.aggregate(&known, &neighbors);
         let (lbase, _) = self.base(lower)?;
-        let at = if lbase == 0 { lower.offset() } else { Self::slot(lower, lbase, lower_start) };
+        let at = if lbase == 0 {
+            lower.offset()
+        } else {
+            Self::slot(lower, lbase, lower_start)
+        };
         self.write_at(&pack_point(lower_start, value), at)?;
         Ok(true)
     }
@@ -438,7 +484,11 @@ impl Whisper {
         let a = &archives[i];
         let interval = ts - ts.rem_euclid(a.step());
         let (base, _) = self.base(a)?;
-        let at = if base == 0 { a.offset() } else { Self::slot(a, base, interval) };
+        let at = if base == 0 {
+            a.offset()
+        } else {
+            Self::slot(a, base, interval)
+        };
         self.write_at(&pack_point(interval, value), at)?;
         let mut higher = a;
         for lower in &archives[i + 1..] {
@@ -461,7 +511,7 @@ impl Whisper {
         }
         let now = now.unwrap_or_else(unix_now);
         let mut pts = points.to_vec();
-        pts.sort_by(|a, b| b.0.cmp(&a.0)); // newest first, stable
+        pts.sort_by_key(|p| std::cmp::Reverse(p.0)); // newest first, stable
         let archives = &self.header.archives;
         let mut idx = 0;
         let mut current: Vec<(i64, f64)> = Vec::new();
@@ -490,7 +540,10 @@ impl Whisper {
     fn archive_update_many(&self, idx: usize, points: &[(i64, f64)]) -> Result<()> {
         let a = &self.header.archives[idx];
         let step = a.step();
-        let aligned: Vec<(i64, f64)> = points.iter().map(|(t, v)| (t - t.rem_euclid(step), *v)).collect();
+        let aligned: Vec<(i64, f64)> = points
+            .iter()
+            .map(|(t, v)| (t - t.rem_euclid(step), *v))
+            .collect();
         // Runs of consecutive slots: (last interval, packed points). As in
         // whisper, a run's start is worked out from its last slot, and a
         // previous slot at 0 (whisper tests `not previousInterval`) does not
@@ -523,8 +576,16 @@ impl Whisper {
             self.write_ring(a, at, buf)?;
         }
         let mut higher = a;
-        for lower in self.header.archives.iter().filter(|l| l.seconds_per_point > a.seconds_per_point) {
-            let intervals: Vec<i64> = aligned.iter().map(|(t, _)| t - t.rem_euclid(lower.step())).collect();
+        for lower in self
+            .header
+            .archives
+            .iter()
+            .filter(|l| l.seconds_per_point > a.seconds_per_point)
+        {
+            let intervals: Vec<i64> = aligned
+                .iter()
+                .map(|(t, _)| t - t.rem_euclid(lower.step()))
+                .collect();
             // whisper walks a Python set of these: when the lower archive is
             // still empty, the first one to propagate fixes its base, so the
             // order is CPython's.
@@ -572,7 +633,9 @@ impl Whisper {
             Some(spp) => archives
                 .iter()
                 .find(|a| a.seconds_per_point == spp)
-                .ok_or_else(|| WhisperError::InvalidRetention(format!("Invalid granularity: {spp}")))?,
+                .ok_or_else(|| {
+                    WhisperError::InvalidRetention(format!("Invalid granularity: {spp}"))
+                })?,
             None => archives
                 .iter()
                 .find(|a| a.retention() as i64 >= diff)
@@ -687,11 +750,15 @@ pub fn python_set_order(values: &[i64]) -> Vec<i64> {
         let mut perturb = h;
         let mut i = (h as usize) & mask;
         loop {
-            let probes = if i + LINEAR_PROBES <= mask { LINEAR_PROBES } else { 0 };
-            for j in i..=i + probes {
-                match table[j] {
+            let probes = if i + LINEAR_PROBES <= mask {
+                LINEAR_PROBES
+            } else {
+                0
+            };
+            for slot in &mut table[i..=i + probes] {
+                match *slot {
                     None => {
-                        table[j] = Some(v);
+                        *slot = Some(v);
                         return true;
                     }
                     Some(x) if x == v => return false,
@@ -699,7 +766,11 @@ pub fn python_set_order(values: &[i64]) -> Vec<i64> {
                 }
             }
             perturb >>= PERTURB_SHIFT;
-            i = (i.wrapping_mul(5).wrapping_add(1).wrapping_add(perturb as usize)) & mask;
+            i = (i
+                .wrapping_mul(5)
+                .wrapping_add(1)
+                .wrapping_add(perturb as usize))
+                & mask;
         }
     }
     let mut table: Vec<Option<i64>> = vec![None; 8];
@@ -780,9 +851,16 @@ pub fn create(
         )));
     }
     if path.exists() {
-        return Err(WhisperError::InvalidConfiguration(format!("File {} already exists!", path.display())));
+        return Err(WhisperError::InvalidConfiguration(format!(
+            "File {} already exists!",
+            path.display()
+        )));
     }
-    let oldest = list.iter().map(|(s, p)| *s as u64 * *p as u64).max().unwrap_or(0) as u32;
+    let oldest = list
+        .iter()
+        .map(|(s, p)| *s as u64 * *p as u64)
+        .max()
+        .unwrap_or(0) as u32;
     let header_size = METADATA_SIZE + ARCHIVE_INFO_SIZE * list.len() as u64;
     let mut head = Vec::with_capacity(header_size as usize);
     head.extend_from_slice(&(aggregation as u32).to_be_bytes());
@@ -796,14 +874,23 @@ pub fn create(
         head.extend_from_slice(&points.to_be_bytes());
         offset += *points as u64 * POINT_SIZE;
     }
-    let file = OpenOptions::new().write(true).create_new(true).open(path).map_err(io(path))?;
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io(path))?;
     let res = (|| -> std::io::Result<()> {
         file.write_all_at(&head, 0)?;
         match allocation {
             Allocation::Sparse => file.write_all_at(&[0], offset - 1)?,
             Allocation::Fallocate => {
-                rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), header_size, offset - header_size)
-                    .map_err(std::io::Error::from)?;
+                rustix::fs::fallocate(
+                    &file,
+                    rustix::fs::FallocateFlags::empty(),
+                    header_size,
+                    offset - header_size,
+                )
+                .map_err(std::io::Error::from)?;
             }
             Allocation::Zeroed => {
                 let zeroes = vec![0u8; 1 << 16];
@@ -845,7 +932,13 @@ mod tests {
         let mut ok = vec![(60, 1440), (10, 360)];
         validate_archive_list(&mut ok).expect("valid");
         assert_eq!(ok, vec![(10, 360), (60, 1440)]);
-        for bad in [vec![], vec![(10, 10), (10, 20)], vec![(10, 60), (15, 100)], vec![(10, 60), (60, 10)], vec![(10, 5), (60, 100)]] {
+        for bad in [
+            vec![],
+            vec![(10, 10), (10, 20)],
+            vec![(10, 60), (15, 100)],
+            vec![(10, 60), (60, 10)],
+            vec![(10, 5), (60, 100)],
+        ] {
             let mut b = bad.clone();
             assert!(validate_archive_list(&mut b).is_err(), "{bad:?}");
         }
@@ -865,31 +958,176 @@ mod tests {
     #[test]
     fn aggregation_like_python() {
         let n = |v: &[f64]| v.iter().map(|x| Some(*x)).collect::<Vec<_>>();
-        assert_eq!(Aggregation::Average.aggregate(&[1.0, 2.0], &n(&[1.0, 2.0])), 1.5);
-        assert_eq!(Aggregation::AbsMax.aggregate(&[-3.0, 3.0], &n(&[-3.0, 3.0])), -3.0);
-        assert_eq!(Aggregation::AbsMin.aggregate(&[2.0, -1.0, 1.0], &n(&[2.0, -1.0, 1.0])), -1.0);
-        assert!(Aggregation::Max.aggregate(&[0.0, -0.0], &n(&[0.0, -0.0])).is_sign_positive());
-        assert!(Aggregation::Sum.aggregate(&[-0.0], &n(&[-0.0])).is_sign_positive());
-        assert_eq!(Aggregation::AvgZero.aggregate(&[4.0], &[Some(4.0), None]), 2.0);
-        assert_eq!(Aggregation::Last.aggregate(&[1.0, 9.0], &n(&[1.0, 9.0])), 9.0);
+        assert_eq!(
+            Aggregation::Average.aggregate(&[1.0, 2.0], &n(&[1.0, 2.0])),
+            1.5
+        );
+        assert_eq!(
+            Aggregation::AbsMax.aggregate(&[-3.0, 3.0], &n(&[-3.0, 3.0])),
+            -3.0
+        );
+        assert_eq!(
+            Aggregation::AbsMin.aggregate(&[2.0, -1.0, 1.0], &n(&[2.0, -1.0, 1.0])),
+            -1.0
+        );
+        assert!(Aggregation::Max
+            .aggregate(&[0.0, -0.0], &n(&[0.0, -0.0]))
+            .is_sign_positive());
+        assert!(Aggregation::Sum
+            .aggregate(&[-0.0], &n(&[-0.0]))
+            .is_sign_positive());
+        assert_eq!(
+            Aggregation::AvgZero.aggregate(&[4.0], &[Some(4.0), None]),
+            2.0
+        );
+        assert_eq!(
+            Aggregation::Last.aggregate(&[1.0, 9.0], &n(&[1.0, 9.0])),
+            9.0
+        );
+    }
+
+    fn bad_file(bytes: &[u8]) -> (String, bool) {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("bad.wsp");
+        std::fs::write(&p, bytes).expect("write");
+        let e = match Whisper::open(&p, true) {
+            Ok(w) => match w.update(1.0, Some(1_700_000_000), Some(1_700_000_000)) {
+                Ok(()) => return (String::new(), true),
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
+        };
+        let untouched = std::fs::read(&p).expect("read") == bytes;
+        assert!(e.contains("bad.wsp"), "the error names the file: {e}");
+        (e, untouched)
+    }
+
+    fn header(agg: u32, count: u32, archives: &[(u32, u32, u32)]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for v in [agg, 60, 0.5f32.to_bits(), count] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        for (o, s, p) in archives {
+            for v in [o, s, p] {
+                b.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn bad_files_are_named_and_never_written() {
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "not whisper",
+                b"hello, this is not a whisper file at all".to_vec(),
+            ),
+            ("truncated header", vec![0, 0, 0, 1, 0, 0]),
+            ("zero archives", header(1, 0, &[])),
+            ("table past the end", header(1, 1000, &[(28, 60, 1)])),
+            ("unknown aggregation", header(99, 1, &[(28, 60, 1)])),
+            ("points overflow", {
+                let mut b = header(1, 1, &[(28, 60, u32::MAX)]);
+                b.extend_from_slice(&[0; 24]);
+                b
+            }),
+            ("archive past the end", {
+                let mut b = header(1, 1, &[(28, 60, 10)]);
+                b.extend_from_slice(&[0; 12]);
+                b
+            }),
+        ];
+        for (what, bytes) in cases {
+            let (e, untouched) = bad_file(&bytes);
+            assert!(!e.is_empty(), "{what}: accepted");
+            assert!(untouched, "{what}: the file was written");
+        }
+    }
+
+    /// Random damage to a valid file's header: an error or a success, never
+    /// a panic or an out-of-bounds write.
+    #[test]
+    fn damaged_headers_never_panic() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let good = d.path().join("good.wsp");
+        create(
+            &good,
+            &[(1, 20), (10, 12)],
+            0.5,
+            Aggregation::Average,
+            Allocation::Zeroed,
+        )
+        .expect("create");
+        let bytes = std::fs::read(&good).expect("read");
+        let mut rng = fastrand::Rng::with_seed(7);
+        let p = d.path().join("fuzz.wsp");
+        for _ in 0..3000 {
+            let mut b = bytes.clone();
+            for _ in 0..rng.usize(1..6) {
+                let i = rng.usize(..40);
+                b[i] = rng.u8(..);
+            }
+            if rng.bool() {
+                b.truncate(rng.usize(..b.len()));
+            }
+            std::fs::write(&p, &b).expect("write");
+            let len = b.len() as u64;
+            if let Ok(w) = Whisper::open(&p, true) {
+                let now = 1_700_000_000;
+                let _ = w.update_many(&[(now - 5, 1.0), (now - 50, 2.0)], Some(now));
+                let _ = w.fetch(now - 100, Some(now), Some(now), None);
+                assert_eq!(
+                    std::fs::metadata(&p).expect("meta").len(),
+                    len,
+                    "never grows the file"
+                );
+            }
+        }
     }
 
     #[test]
     fn create_update_fetch_round_trip() {
         let d = tempfile::tempdir().expect("tempdir");
         let p = d.path().join("a.wsp");
-        create(&p, &[(60, 10), (300, 12)], 0.5, Aggregation::Average, Allocation::Zeroed).expect("create");
-        assert_eq!(std::fs::metadata(&p).expect("meta").len(), 16 + 24 + 22 * 12);
+        create(
+            &p,
+            &[(60, 10), (300, 12)],
+            0.5,
+            Aggregation::Average,
+            Allocation::Zeroed,
+        )
+        .expect("create");
+        assert_eq!(
+            std::fs::metadata(&p).expect("meta").len(),
+            16 + 24 + 22 * 12
+        );
         let w = Whisper::open(&p, true).expect("open");
         let now = 1_700_000_000;
         for i in 0..10 {
-            w.update(i as f64, Some(now - 600 + i * 60), Some(now)).expect("update");
+            w.update(i as f64, Some(now - 600 + i * 60), Some(now))
+                .expect("update");
         }
-        let s = w.fetch(now - 600, Some(now), Some(now), None).expect("fetch").expect("series");
+        let s = w
+            .fetch(now - 600, Some(now), Some(now), None)
+            .expect("fetch")
+            .expect("series");
         assert_eq!(s.step, 60);
         // whisper's from is exclusive: the first slot is not returned.
         assert_eq!(s.values.iter().flatten().count(), 9);
-        assert!(create(&p, &[(60, 10)], 0.5, Aggregation::Average, Allocation::Zeroed).is_err(), "no overwrite");
-        assert!(matches!(w.update(1.0, Some(now + 10), Some(now)), Err(WhisperError::TimestampNotCovered)));
+        assert!(
+            create(
+                &p,
+                &[(60, 10)],
+                0.5,
+                Aggregation::Average,
+                Allocation::Zeroed
+            )
+            .is_err(),
+            "no overwrite"
+        );
+        assert!(matches!(
+            w.update(1.0, Some(now + 10), Some(now)),
+            Err(WhisperError::TimestampNotCovered)
+        ));
     }
 }

@@ -1,0 +1,412 @@
+//! The whisper command-line tools (`carbyne whisper info|fetch|dump|create|
+//! update|set-aggregation-method|set-xfilesfactor`), printing exactly what
+//! Graphite's `whisper-*.py` scripts print, so scripts that read their output
+//! keep working.
+
+use super::{parse_retention_def, Aggregation, Allocation, Result, Whisper, WhisperError};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Python's `repr(float)`: the shortest round-trip digits, fixed notation
+/// for exponents -4..16 (with `.0` on whole numbers), else `1.5e+16`.
+pub fn py_repr(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let sci = format!("{x:e}"); // shortest digits: "-1.2345e-7"
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let neg = mant.starts_with('-');
+    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    let sign = if neg { "-" } else { "" };
+    if (-4..16).contains(&exp) {
+        let point = exp + 1; // digits before the decimal point
+        let s = if point <= 0 {
+            format!("0.{}{}", "0".repeat((-point) as usize), digits)
+        } else if point as usize >= digits.len() {
+            format!("{}{}.0", digits, "0".repeat(point as usize - digits.len()))
+        } else {
+            format!(
+                "{}.{}",
+                &digits[..point as usize],
+                &digits[point as usize..]
+            )
+        };
+        format!("{sign}{s}")
+    } else {
+        let m = if digits.len() > 1 {
+            format!("{}.{}", &digits[..1], &digits[1..])
+        } else {
+            digits.clone()
+        };
+        format!(
+            "{sign}{m}e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
+    }
+}
+
+/// Python's `'%.{p}g' % x`.
+pub fn py_g(x: f64, p: usize) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let p = p.max(1);
+    let sci = format!("{:.*e}", p - 1, x);
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let strip = |s: String| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    if exp < -4 || exp >= p as i32 {
+        format!(
+            "{}e{}{:02}",
+            strip(mant.to_string()),
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
+    } else {
+        let decimals = (p as i32 - 1 - exp).max(0) as usize;
+        strip(format!("{:.*}", decimals, x))
+    }
+}
+
+const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `time.ctime(t)` in UTC: `Sun Nov 22 01:23:06 2026`.
+pub fn ctime(t: i64) -> String {
+    let (y, m, d, hh, mm, ss) = crate::handlers::syslog::civil(t);
+    let wd = DAYS[t.div_euclid(86_400).rem_euclid(7) as usize];
+    format!(
+        "{wd} {} {d:>2} {hh:02}:{mm:02}:{ss:02} {y}",
+        MONTHS[(m - 1) as usize % 12]
+    )
+}
+
+/// `whisper-info.py [--json] path [field]`.
+pub fn info(path: &Path, json: bool, field: Option<&str>) -> Result<String> {
+    let w = Whisper::open(path, false)?;
+    let size = std::fs::metadata(path).map_err(super::io(path))?.len();
+    let h = &w.header;
+    let top: Vec<(&str, String)> = vec![
+        ("aggregationMethod", h.aggregation.name().to_string()),
+        ("maxRetention", h.max_retention.to_string()),
+        ("xFilesFactor", py_repr(h.x_files_factor as f64)),
+        ("fileSize", size.to_string()),
+    ];
+    let archive = |a: &super::ArchiveInfo| -> Vec<(&'static str, u64)> {
+        vec![
+            ("offset", a.offset as u64),
+            ("secondsPerPoint", a.seconds_per_point as u64),
+            ("points", a.points as u64),
+            ("retention", a.retention()),
+            ("size", a.size()),
+        ]
+    };
+    let mut out = String::new();
+    if let Some(f) = field {
+        if f == "archives" {
+            let list: Vec<String> = h
+                .archives
+                .iter()
+                .map(|a| {
+                    let kv: Vec<String> = archive(a)
+                        .iter()
+                        .map(|(k, v)| format!("'{k}': {v}"))
+                        .collect();
+                    format!("{{{}}}", kv.join(", "))
+                })
+                .collect();
+            let _ = writeln!(out, "[{}]", list.join(", "));
+            return Ok(out);
+        }
+        return match top.iter().find(|(k, _)| *k == f) {
+            Some((_, v)) => Ok(format!("{v}\n")),
+            None => Err(WhisperError::InvalidConfiguration(format!(
+                "Unknown field \"{f}\". Valid fields are aggregationMethod,maxRetention,xFilesFactor,archives,fileSize"
+            ))),
+        };
+    }
+    if json {
+        out.push_str("{\n");
+        let _ = writeln!(
+            out,
+            "  \"aggregationMethod\": \"{}\",",
+            h.aggregation.name()
+        );
+        let _ = writeln!(out, "  \"maxRetention\": {},", h.max_retention);
+        let _ = writeln!(
+            out,
+            "  \"xFilesFactor\": {},",
+            py_repr(h.x_files_factor as f64)
+        );
+        out.push_str("  \"archives\": [\n");
+        for (i, a) in h.archives.iter().enumerate() {
+            out.push_str("    {\n");
+            let kv = archive(a);
+            for (j, (k, v)) in kv.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "      \"{k}\": {v}{}",
+                    if j + 1 < kv.len() { "," } else { "" }
+                );
+            }
+            let _ = writeln!(
+                out,
+                "    }}{}",
+                if i + 1 < h.archives.len() { "," } else { "" }
+            );
+        }
+        out.push_str("  ],\n");
+        let _ = writeln!(out, "  \"fileSize\": {size}");
+        out.push_str("}\n");
+        return Ok(out);
+    }
+    for (k, v) in &top {
+        let _ = writeln!(out, "{k}: {v}");
+    }
+    out.push('\n');
+    for (i, a) in h.archives.iter().enumerate() {
+        let _ = writeln!(out, "Archive {i}");
+        for (k, v) in archive(a) {
+            let _ = writeln!(out, "{k}: {v}");
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// What `--drop` removes from `whisper-fetch.py`'s output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Drop {
+    Nulls,
+    Zeroes,
+    Empty,
+}
+
+/// `whisper-fetch.py [--from] [--until] [--json] [--pretty] [--drop] path`.
+pub fn fetch(
+    path: &Path,
+    from: i64,
+    until: i64,
+    json: bool,
+    pretty: bool,
+    drop: Option<Drop>,
+) -> Result<String> {
+    let w = Whisper::open(path, false)?;
+    let s = w
+        .fetch(from, Some(until), None, None)?
+        .ok_or_else(|| WhisperError::InvalidTimeInterval("No data in selected timerange".into()))?;
+    let values: Vec<Option<f64>> = s
+        .values
+        .iter()
+        .copied()
+        .filter(|v| match drop {
+            None => true,
+            Some(Drop::Nulls) => v.is_some(),
+            Some(Drop::Zeroes) => *v != Some(0.0),
+            Some(Drop::Empty) => v.is_some() && *v != Some(0.0),
+        })
+        .collect();
+    let mut out = String::new();
+    if json {
+        let list: Vec<String> = values
+            .iter()
+            .map(|v| v.map(py_repr).unwrap_or_else(|| "null".into()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{{\n    \"start\" : {},\n    \"end\" : {},\n    \"step\" : {},\n    \"values\" : [{}]\n  }}",
+            s.from,
+            s.until,
+            s.step,
+            list.join(", ")
+        );
+        return Ok(out);
+    }
+    let mut t = s.from;
+    for v in values {
+        let ts = if pretty { ctime(t) } else { t.to_string() };
+        match v {
+            Some(v) => {
+                let _ = writeln!(out, "{ts}\t{v:.6}");
+            }
+            None => {
+                let _ = writeln!(out, "{ts}\tNone");
+            }
+        }
+        t += s.step;
+    }
+    Ok(out)
+}
+
+/// `whisper-dump.py [--pretty] [--raw] path`.
+pub fn dump(path: &Path, pretty: bool, raw: bool) -> Result<String> {
+    let w = Whisper::open(path, false)?;
+    let h = &w.header;
+    let mut out = String::new();
+    if !raw {
+        out.push_str("Meta data:\n");
+        let _ = writeln!(out, "  aggregation method: {}", h.aggregation.name());
+        let _ = writeln!(out, "  max retention: {}", h.max_retention);
+        let _ = writeln!(out, "  xFilesFactor: {}", py_g(h.x_files_factor as f64, 6));
+        out.push('\n');
+        for (i, a) in h.archives.iter().enumerate() {
+            let _ = writeln!(out, "Archive {i} info:");
+            let _ = writeln!(out, "  offset: {}", a.offset);
+            let _ = writeln!(out, "  seconds per point: {}", a.seconds_per_point);
+            let _ = writeln!(out, "  points: {}", a.points);
+            let _ = writeln!(out, "  retention: {}", a.retention());
+            let _ = writeln!(out, "  size: {}", a.size());
+            out.push('\n');
+        }
+    }
+    for (i, a) in h.archives.iter().enumerate() {
+        if !raw {
+            let _ = writeln!(out, "Archive {i} data:");
+        }
+        for (n, (ts, v)) in w.dump_archive(a)?.into_iter().enumerate() {
+            let tstr = if pretty {
+                ctime(ts as i64)
+            } else {
+                ts.to_string()
+            };
+            if raw {
+                let _ = writeln!(out, "{ts}:{}", py_g(v, 35));
+            } else {
+                let _ = writeln!(out, "{n}: {tstr}, {:>10}", py_g(v, 35));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `whisper-create.py path retention... [--xFilesFactor] [--aggregationMethod]
+/// [--overwrite] [--sparse] [--fallocate]`.
+pub fn create(
+    path: &Path,
+    retentions: &[String],
+    xff: f64,
+    method: &str,
+    overwrite: bool,
+    allocation: Allocation,
+) -> Result<String> {
+    let archives = retentions
+        .iter()
+        .map(|r| parse_retention_def(r))
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = String::new();
+    if overwrite && path.exists() {
+        let _ = writeln!(out, "Overwriting existing file: {}", path.display());
+        std::fs::remove_file(path).map_err(super::io(path))?;
+    }
+    super::create(
+        path,
+        &archives,
+        xff,
+        Aggregation::from_name(method)?,
+        allocation,
+    )?;
+    let size = std::fs::metadata(path).map_err(super::io(path))?.len();
+    let _ = writeln!(out, "Created: {} ({size} bytes)", path.display());
+    Ok(out)
+}
+
+/// `whisper-update.py path timestamp:value...` (`N:value` for now).
+pub fn update(path: &Path, points: &[String]) -> Result<String> {
+    let now = super::unix_now();
+    let mut parsed = Vec::with_capacity(points.len());
+    for p in points {
+        let p = p.trim();
+        let p = p
+            .strip_prefix("N:")
+            .map(|v| format!("{now}:{v}"))
+            .unwrap_or_else(|| p.to_string());
+        let (t, v) = p.split_once(':').ok_or_else(|| {
+            WhisperError::InvalidConfiguration(format!("not enough values to unpack: {p:?}"))
+        })?;
+        let t: i64 = t.parse().map_err(|_| {
+            WhisperError::InvalidConfiguration(format!(
+                "invalid literal for int() with base 10: '{t}'"
+            ))
+        })?;
+        let v: f64 = v.trim().parse().map_err(|_| {
+            WhisperError::InvalidConfiguration(format!("could not convert string to float: '{v}'"))
+        })?;
+        parsed.push((t, v));
+    }
+    let w = Whisper::open(path, true)?;
+    if parsed.len() == 1 {
+        w.update(parsed[0].1, Some(parsed[0].0), Some(now))?;
+    } else {
+        w.update_many(&parsed, Some(now))?;
+    }
+    Ok(String::new())
+}
+
+/// `whisper-set-aggregation-method.py path method [xFilesFactor]`.
+pub fn set_aggregation_method(path: &Path, method: &str, xff: Option<f64>) -> Result<String> {
+    let agg = Aggregation::from_name(method)?;
+    let mut w = Whisper::open(path, true)?;
+    let (old, _) = w.set_aggregation(Some(agg), xff)?;
+    Ok(format!(
+        "Updated aggregation method: {} ({} -> {})\n",
+        path.display(),
+        old.name(),
+        method
+    ))
+}
+
+/// `whisper-set-xfilesfactor.py path xFilesFactor`.
+pub fn set_xfilesfactor(path: &Path, xff: f64) -> Result<String> {
+    let mut w = Whisper::open(path, true)?;
+    let (_, old) = w.set_aggregation(None, Some(xff))?;
+    Ok(format!(
+        "Updated xFilesFactor: {} ({} -> {})\n",
+        path.display(),
+        py_repr(old as f64),
+        py_repr(xff)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_float_formats() {
+        for (x, want) in [
+            (0.5, "0.5"),
+            (2.0, "2.0"),
+            (0.33000001311302185, "0.33000001311302185"),
+            (1e-05, "1e-05"),
+            (0.0001, "0.0001"),
+            (1e16, "1e+16"),
+            (1.5e16, "1.5e+16"),
+            (123456789012345.0, "123456789012345.0"),
+            (-0.0, "-0.0"),
+        ] {
+            assert_eq!(py_repr(x), want, "{x}");
+        }
+        assert_eq!(py_g(0.5, 6), "0.5");
+        assert_eq!(py_g(0.0, 35), "0");
+        assert_eq!(py_g(1.5, 35), "1.5");
+        assert_eq!(py_g(0.1, 35), "0.1000000000000000055511151231257827");
+        assert_eq!(py_g(1e40, 35), "1.0000000000000000303786028427003667e+40");
+        assert_eq!(ctime(1_795_310_586), "Sun Nov 22 01:23:06 2026");
+    }
+}

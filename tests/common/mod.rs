@@ -36,25 +36,34 @@ pub fn config_dir(dir: &Path, proc: &str, main: &str) -> PathBuf {
     dir.join("carbyne.toml")
 }
 
-/// Runs the binary to completion with a time bound.
+/// Runs the binary to completion with a time bound (killed after 60 s).
 pub fn run(args: &[&str]) -> Output {
-    let mut child = bin()
+    let child = bin()
         .args(args)
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn carbyne");
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("carbyne {args:?} did not finish in 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    });
+    // Reading both pipes while waiting: a large output cannot block the child.
+    let out = child.wait_with_output().expect("output");
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    out
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
