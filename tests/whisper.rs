@@ -193,7 +193,7 @@ fn random_sequences_leave_byte_identical_files_and_fetch_the_same() {
     let dir = DirRef(dir_path);
     let seeds: Vec<u64> = match std::env::var("WHISPER_SEED") {
         Ok(s) => vec![s.parse().expect("seed")],
-        Err(_) => (1..=200).collect(),
+        Err(_) => (1..=400).collect(),
     };
     let seqs: Vec<Value> = seeds
         .iter()

@@ -295,11 +295,15 @@ fn pack_point(ts: i64, v: f64) -> [u8; 12] {
     out
 }
 
-/// An open whisper file: its handle, path and header.
+/// An open whisper file: its handle, path and header, and the base (first
+/// slot's timestamp) of each archive as far as known. While a handle is open
+/// it assumes it is the only writer (whisper's flock, [`Whisper::lock`]), so
+/// a long-lived handle reads neither the header nor the bases again.
 pub struct Whisper {
     file: File,
     path: PathBuf,
     pub header: Header,
+    bases: Vec<std::cell::Cell<Option<u32>>>,
 }
 
 impl Whisper {
@@ -310,19 +314,30 @@ impl Whisper {
             .write(write)
             .open(path)
             .map_err(io(path))?;
-        let header = Self::read_header(&file, path)?;
+        let (header, head) = Self::read_header(&file, path)?;
+        // Bases that the header read already brought in (the first archive's, usually).
+        let bases = header
+            .archives
+            .iter()
+            .map(|a| {
+                let at = a.offset as usize;
+                std::cell::Cell::new(head.get(at..at + 4).map(be32))
+            })
+            .collect();
         Ok(Whisper {
             file,
             path: path.to_path_buf(),
             header,
+            bases,
         })
     }
 
-    fn read_header(file: &File, path: &Path) -> Result<Header> {
+    fn read_header(file: &File, path: &Path) -> Result<(Header, Vec<u8>)> {
         let len = file.metadata().map_err(io(path))?.len();
         // One read for the metadata and (usually) every archive entry.
         let mut buf = vec![0u8; 256];
         let n = read_upto(file, &mut buf, 0).map_err(io(path))?;
+        buf.truncate(n);
         if n < METADATA_SIZE as usize {
             return Err(corrupt(path, "Unable to read header"));
         }
@@ -381,12 +396,15 @@ impl Whisper {
         if !in_order || validate_archive_list(&mut list).is_err() {
             return Err(corrupt(path, "Invalid archive layout in header"));
         }
-        Ok(Header {
-            aggregation,
-            max_retention,
-            x_files_factor: xff,
-            archives,
-        })
+        Ok((
+            Header {
+                aggregation,
+                max_retention,
+                x_files_factor: xff,
+                archives,
+            },
+            buf,
+        ))
     }
 
     fn read_at(&self, buf: &mut [u8], at: u64) -> Result<()> {
@@ -397,10 +415,25 @@ impl Whisper {
         self.file.write_all_at(buf, at).map_err(io(&self.path))
     }
 
-    fn base(&self, a: &ArchiveInfo) -> Result<(u32, f64)> {
-        let mut b = [0u8; 12];
+    fn index(&self, a: &ArchiveInfo) -> usize {
+        self.header
+            .archives
+            .iter()
+            .position(|x| x.offset == a.offset)
+            .unwrap_or(0)
+    }
+
+    /// The timestamp in an archive's first slot (0 while it is empty).
+    fn base(&self, a: &ArchiveInfo) -> Result<u32> {
+        let cell = &self.bases[self.index(a)];
+        if let Some(b) = cell.get() {
+            return Ok(b);
+        }
+        let mut b = [0u8; 4];
         self.read_at(&mut b, a.offset())?;
-        Ok(point_at(&b))
+        let b = be32(&b);
+        cell.set(Some(b));
+        Ok(b)
     }
 
     /// The file offset of `interval`'s slot, given the archive's base.
@@ -427,17 +460,39 @@ impl Whisper {
         let end = a.offset() + a.size();
         let head = ((end - first) as usize).min(data.len());
         self.write_at(&data[..head], first)?;
+        self.note_write(first, &data[..head]);
         if head < data.len() {
+            // As whisper does, the rest goes from the archive's start on,
+            // even past its end when a run is longer than the archive.
             self.write_at(&data[head..], a.offset())?;
+            self.note_write(a.offset(), &data[head..]);
         }
         Ok(())
+    }
+
+    /// Keeps the known bases right after `data` was written at `at`: any
+    /// archive whose first slot it covers has a new base.
+    fn note_write(&self, at: u64, data: &[u8]) {
+        let end = at + data.len() as u64;
+        for (a, cell) in self.header.archives.iter().zip(&self.bases) {
+            let o = a.offset();
+            if o + 4 <= at || o >= end {
+                continue;
+            }
+            if o >= at && o + 4 <= end {
+                let i = (o - at) as usize;
+                cell.set(Some(be32(&data[i..i + 4])));
+            } else {
+                cell.set(None);
+            }
+        }
     }
 
     /// Whisper's propagation of the slot `interval` falls in from archive
     /// `higher` to `lower`; false when too few points are known.
     fn propagate(&self, interval: i64, higher: &ArchiveInfo, lower: &ArchiveInfo) -> Result<bool> {
         let lower_start = interval - interval.rem_euclid(lower.step());
-        let (hbase, _) = self.base(higher)?;
+        let hbase = self.base(higher)?;
         let first = if hbase == 0 {
             higher.offset()
         } else {
@@ -459,13 +514,13 @@ impl Whisper {
             return Ok(false);
         }
         let value = self.header.aggregation.aggregate(&known, &neighbors);
-        let (lbase, _) = self.base(lower)?;
+        let lbase = self.base(lower)?;
         let at = if lbase == 0 {
             lower.offset()
         } else {
             Self::slot(lower, lbase, lower_start)
         };
-        self.write_at(&pack_point(lower_start, value), at)?;
+        self.write_ring(lower, at, &pack_point(lower_start, value))?;
         Ok(true)
     }
 
@@ -483,13 +538,13 @@ impl Whisper {
         };
         let a = &archives[i];
         let interval = ts - ts.rem_euclid(a.step());
-        let (base, _) = self.base(a)?;
+        let base = self.base(a)?;
         let at = if base == 0 {
             a.offset()
         } else {
             Self::slot(a, base, interval)
         };
-        self.write_at(&pack_point(interval, value), at)?;
+        self.write_ring(a, at, &pack_point(interval, value))?;
         let mut higher = a;
         for lower in &archives[i + 1..] {
             if !self.propagate(interval, higher, lower)? {
@@ -566,7 +621,7 @@ impl Whisper {
             prev = Some(interval);
         }
         let start = |(last, buf): &(i64, Vec<u8>)| last - step * (buf.len() as i64 / 12 - 1);
-        let (mut base, _) = self.base(a)?;
+        let mut base = self.base(a)?;
         if base == 0 {
             base = start(&runs[0]) as u32;
         }
@@ -652,7 +707,7 @@ impl Whisper {
         if from_i == until_i {
             until_i += step;
         }
-        let (base, _) = self.base(a)?;
+        let base = self.base(a)?;
         if base == 0 {
             let n = ((until_i - from_i) / step).max(0) as usize;
             return Ok(Series {
