@@ -97,6 +97,32 @@ pub enum WhisperCommand {
         raw: bool,
         path: PathBuf,
     },
+    /// Copy one file's points into another with the same archives (whisper-merge.py).
+    Merge {
+        #[arg(long = "from", allow_hyphen_values = true)]
+        from: Option<i64>,
+        #[arg(long, allow_hyphen_values = true)]
+        until: Option<i64>,
+        from_path: PathBuf,
+        to_path: PathBuf,
+    },
+    /// Compare two files with the same archives (whisper-diff.py).
+    Diff {
+        #[arg(long)]
+        summary: bool,
+        #[arg(long)]
+        ignore_empty: bool,
+        #[arg(long)]
+        columns: bool,
+        #[arg(long)]
+        no_headers: bool,
+        #[arg(long, allow_hyphen_values = true)]
+        until: Option<i64>,
+        #[arg(long)]
+        json: bool,
+        path_a: PathBuf,
+        path_b: PathBuf,
+    },
     /// Change the aggregation method (whisper-set-aggregation-method.py).
     SetAggregationMethod {
         path: PathBuf,
@@ -174,6 +200,32 @@ fn whisper(cmd: &WhisperCommand) -> i32 {
             tools::update(path, &points)
         }
         WhisperCommand::Dump { pretty, raw, path } => tools::dump(path, *pretty, *raw),
+        WhisperCommand::Merge {
+            from,
+            until,
+            from_path,
+            to_path,
+        } => tools::merge(from_path, to_path, *from, *until),
+        WhisperCommand::Diff {
+            summary,
+            ignore_empty,
+            columns,
+            no_headers,
+            until,
+            json,
+            path_a,
+            path_b,
+        } => {
+            let o = tools::DiffOptions {
+                summary: *summary,
+                ignore_empty: *ignore_empty,
+                columns: *columns,
+                no_headers: *no_headers,
+                json: *json,
+                until: *until,
+            };
+            tools::diff(path_a, path_b, o)
+        }
         WhisperCommand::SetAggregationMethod {
             path,
             method,

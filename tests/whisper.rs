@@ -376,3 +376,56 @@ fn the_tools_print_what_graphites_scripts_print() {
     let (py, rs) = both("info", &["/nonexistent.wsp"]);
     assert_eq!((py.as_str(), rs.as_str()), ("", ""));
 }
+
+#[test]
+fn merge_and_diff_like_graphites_scripts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = |n: &str| dir.path().join(n).display().to_string();
+    let (a, b) = (f("a.wsp"), f("b.wsp"));
+    for p in [&a, &b] {
+        assert!(common::run(&["whisper", "create", p, "10s:10m", "1m:1h"]).status.success());
+    }
+    let now = whisper::unix_now();
+    let pts = |off: f64, skip: i64| -> Vec<String> {
+        (0..50)
+            .filter(|i| i % skip != 0)
+            .map(|i| format!("{}:{}", now - 10 * i, i as f64 + off))
+            .collect()
+    };
+    for (p, points) in [(&a, pts(0.0, 7)), (&b, pts(0.5, 5))] {
+        let mut args = vec!["whisper", "update", p.as_str()];
+        args.extend(points.iter().map(String::as_str));
+        assert!(common::run(&args).status.success());
+    }
+    for extra in [
+        vec![],
+        vec!["--summary"],
+        vec!["--columns"],
+        vec!["--columns", "--no-headers"],
+        vec!["--ignore-empty"],
+        vec!["--json"],
+        vec!["--summary", "--json"],
+    ] {
+        let mut args = extra.clone();
+        args.extend([a.as_str(), b.as_str()]);
+        let (py, rs) = both("diff", &args);
+        assert_eq!(py, rs, "diff {extra:?}");
+    }
+    // Merging a into two copies of b, once with each tool: the same bytes.
+    let (c, d) = (f("c.wsp"), f("d.wsp"));
+    std::fs::copy(&b, &c).expect("copy");
+    std::fs::copy(&b, &d).expect("copy");
+    let py = Command::new("python3")
+        .arg(scripts().join("whisper-merge.py"))
+        .args([&a, &c])
+        .output()
+        .expect("merge");
+    assert!(py.status.success());
+    assert!(common::run(&["whisper", "merge", &a, &d]).status.success());
+    assert_eq!(std::fs::read(&c).expect("c"), std::fs::read(&d).expect("d"));
+    // Unlike archives are refused by both.
+    let e = f("e.wsp");
+    assert!(common::run(&["whisper", "create", &e, "10s:20m"]).status.success());
+    let (py, rs) = both("diff", &[&a, &e]);
+    assert_eq!((py.is_empty(), rs.is_empty()), (true, true));
+}

@@ -741,6 +741,106 @@ impl Whisper {
         })
     }
 
+    /// Whisper's `merge`: copies the known points of `from` (between
+    /// `time_from` and `time_to`, default: all) into this file, archive by
+    /// archive. Both files need the same archives.
+    pub fn merge_from(
+        &self,
+        from: &Whisper,
+        time_from: Option<i64>,
+        time_to: Option<i64>,
+        now: Option<i64>,
+    ) -> Result<()> {
+        if from.header.archives != self.header.archives {
+            return Err(WhisperError::InvalidConfiguration(format!(
+                "{} and {} archive configurations are unalike. Resize the input before merging",
+                from.path.display(),
+                self.path.display()
+            )));
+        }
+        let now = now.unwrap_or_else(unix_now);
+        let until = time_to.unwrap_or(now);
+        let start = time_from.unwrap_or(0);
+        if until < start {
+            return Err(WhisperError::InvalidTimeInterval(
+                "time_to must be >= time_from".into(),
+            ));
+        }
+        for (idx, a) in from.header.archives.iter().enumerate() {
+            let oldest = now - a.retention() as i64;
+            if until < oldest {
+                continue;
+            }
+            let s = from.archive_fetch(a, start.max(oldest), until)?;
+            let points: Vec<(i64, f64)> = s
+                .values
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.map(|v| (s.from + i as i64 * s.step, v)))
+                .collect();
+            if !points.is_empty() {
+                self.archive_update_many(idx, &points)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whisper's `diff`: per archive, the points where the two files differ
+    /// (timestamp, this file's value, the other's) and how many were compared.
+    pub fn diff(
+        &self,
+        other: &Whisper,
+        ignore_empty: bool,
+        until: Option<i64>,
+        now: Option<i64>,
+    ) -> Result<Vec<ArchiveDiff>> {
+        if other.header.archives != self.header.archives {
+            return Err(WhisperError::InvalidConfiguration(format!(
+                "{} and {} archive configurations are unalike. Resize the input before diffing",
+                self.path.display(),
+                other.path.display()
+            )));
+        }
+        let now = now.unwrap_or_else(unix_now);
+        let mut until = until.filter(|u| *u != 0).unwrap_or(now);
+        let mut out = Vec::new();
+        for (n, a) in self.header.archives.iter().enumerate() {
+            let start_time = now - a.retention() as i64;
+            let x = self.archive_fetch(a, start_time, until)?;
+            let y = other.archive_fetch(a, start_time, until)?;
+            let (start, end, step) = (x.from.min(y.from), x.until.max(y.until), x.step.min(y.step));
+            let count = ((end - start) / step).max(0) as usize;
+            let points: Vec<(i64, Option<f64>, Option<f64>)> = (0..count)
+                .map(|s| {
+                    let v = |z: &Series| z.values.get(s).copied().flatten();
+                    (start + s as i64 * step, v(&x), v(&y))
+                })
+                .filter(|(_, a, b)| {
+                    if ignore_empty {
+                        a.is_some() && b.is_some()
+                    } else {
+                        a.is_some() || b.is_some()
+                    }
+                })
+                .collect();
+            let total = points.len();
+            let diffs = points
+                .into_iter()
+                .filter(|(_, a, b)| match (a, b) {
+                    (Some(a), Some(b)) => !(a == b),
+                    (a, b) => a.is_some() != b.is_some(),
+                })
+                .collect();
+            out.push(ArchiveDiff {
+                archive: n,
+                diffs,
+                total,
+            });
+            until = until.min(start_time);
+        }
+        Ok(out)
+    }
+
     /// Every point of every archive, as stored: (slot, timestamp, value).
     pub fn dump_archive(&self, a: &ArchiveInfo) -> Result<Vec<(u32, f64)>> {
         let data = self.read_ring(a, a.offset(), a.points as u64)?;
@@ -859,6 +959,16 @@ fn read_upto(f: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// What `diff` finds in one archive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchiveDiff {
+    pub archive: usize,
+    /// (timestamp, value in the first file, value in the second)
+    pub diffs: Vec<(i64, Option<f64>, Option<f64>)>,
+    /// How many points were compared.
+    pub total: usize,
 }
 
 /// A fetched series: `values[i]` is the slot at `from + i * step`.

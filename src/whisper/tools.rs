@@ -383,6 +383,147 @@ pub fn set_xfilesfactor(path: &Path, xff: f64) -> Result<String> {
     ))
 }
 
+/// `whisper-merge.py [--from T] [--until T] from_path to_path`.
+pub fn merge(from: &Path, to: &Path, time_from: Option<i64>, until: Option<i64>) -> Result<String> {
+    for f in [from, to] {
+        if !f.exists() {
+            return Err(WhisperError::InvalidConfiguration(format!(
+                "File \"{}\" does not exist!",
+                f.display()
+            )));
+        }
+    }
+    let src = Whisper::open(from, false)?;
+    let dst = Whisper::open(to, true)?;
+    dst.merge_from(&src, time_from, until, None)?;
+    Ok(String::new())
+}
+
+fn py_opt(v: Option<f64>) -> String {
+    v.map(py_repr).unwrap_or_else(|| "None".into())
+}
+
+fn json_opt(v: Option<f64>) -> String {
+    v.map(py_repr).unwrap_or_else(|| "null".into())
+}
+
+/// How `whisper-diff.py` prints.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiffOptions {
+    pub summary: bool,
+    pub ignore_empty: bool,
+    pub columns: bool,
+    pub no_headers: bool,
+    pub json: bool,
+    pub until: Option<i64>,
+}
+
+/// `whisper-diff.py [--summary] [--ignore-empty] [--columns] [--no-headers]
+/// [--until T] [--json] path_a path_b`.
+pub fn diff(a: &Path, b: &Path, o: DiffOptions) -> Result<String> {
+    let (wa, wb) = (Whisper::open(a, false)?, Whisper::open(b, false)?);
+    let diffs = wa.diff(&wb, o.ignore_empty, o.until, None)?;
+    let mut out = String::new();
+    let (pa, pb) = (a.display().to_string(), b.display().to_string());
+    if o.json {
+        // json.dumps(sort_keys=True, indent=2, separators=(',', ' : '))
+        let _ = writeln!(out, "{{\n  \"archives\" : [");
+        for (i, d) in diffs.iter().enumerate() {
+            out.push_str("    {\n");
+            let _ = writeln!(out, "      \"archive\" : {},", d.archive);
+            if !o.summary {
+                if d.diffs.is_empty() {
+                    out.push_str("      \"datapoint\" : [],\n");
+                } else {
+                    out.push_str("      \"datapoint\" : [\n");
+                    for (j, (t, x, y)) in d.diffs.iter().enumerate() {
+                        let _ = write!(
+                            out,
+                            "        {{\n          \"timestamp\" : {t},\n          \"value_a\" : {},\n          \"value_b\" : {}\n        }}",
+                            json_opt(*x),
+                            json_opt(*y)
+                        );
+                        out.push_str(if j + 1 < d.diffs.len() { ",\n" } else { "\n" });
+                    }
+                    out.push_str("      ],\n");
+                }
+            }
+            let _ = writeln!(out, "      \"points\" : {},", d.diffs.len());
+            let _ = writeln!(out, "      \"total\" : {}", d.total);
+            out.push_str(if i + 1 < diffs.len() {
+                "    },\n"
+            } else {
+                "    }\n"
+            });
+        }
+        let _ = writeln!(
+            out,
+            "  ],\n  \"path_a\" : \"{pa}\",\n  \"path_b\" : \"{pb}\"\n}}"
+        );
+        return Ok(out);
+    }
+    let pretty = !o.columns;
+    if o.summary {
+        let row = |a: &str, b: &str, c: &str| {
+            if pretty {
+                format!("{a:>7} {b:>9} {c:>9}\n")
+            } else {
+                format!("{a} {b} {c}\n")
+            }
+        };
+        if !o.no_headers {
+            out.push_str(&row("archive", "total", "differing"));
+        }
+        for d in &diffs {
+            out.push_str(&row(
+                &d.archive.to_string(),
+                &d.total.to_string(),
+                &d.diffs.len().to_string(),
+            ));
+        }
+        return Ok(out);
+    }
+    let head = |a: &str| {
+        if pretty {
+            format!(
+                "{a:>7} {:>11} {:>13} {:>13}\n",
+                "timestamp", "value_a", "value_b"
+            )
+        } else {
+            format!("{a} timestamp value_a value_b\n")
+        }
+    };
+    if !o.no_headers {
+        out.push_str(&head("archive"));
+    }
+    for d in &diffs {
+        if pretty {
+            let _ = writeln!(
+                out,
+                "Archive {} ({} of {} datapoints differ)",
+                d.archive,
+                d.diffs.len(),
+                d.total
+            );
+            out.push_str(&head(""));
+        }
+        for (t, x, y) in &d.diffs {
+            if pretty {
+                let _ = writeln!(
+                    out,
+                    "{:>7} {t:>11} {:>13} {:>13}",
+                    "",
+                    py_opt(*x),
+                    py_opt(*y)
+                );
+            } else {
+                let _ = writeln!(out, "{} {t} {} {}", d.archive, py_opt(*x), py_opt(*y));
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
