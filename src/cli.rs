@@ -97,6 +97,28 @@ pub enum WhisperCommand {
         raw: bool,
         path: PathBuf,
     },
+    /// Change a file's archives, keeping its data (whisper-resize.py).
+    Resize {
+        path: PathBuf,
+        #[arg(required = true)]
+        retentions: Vec<String>,
+        #[arg(long = "xFilesFactor")]
+        x_files_factor: Option<f64>,
+        #[arg(long = "aggregationMethod")]
+        aggregation_method: Option<String>,
+        /// Accepted as whisper-resize.py accepts it.
+        #[arg(long)]
+        force: bool,
+        /// Write the new file here and leave the old one alone.
+        #[arg(long)]
+        newfile: Option<PathBuf>,
+        /// Delete the .bak file afterwards.
+        #[arg(long)]
+        nobackup: bool,
+        /// Aggregate the old points to fit the new archives.
+        #[arg(long)]
+        aggregate: bool,
+    },
     /// Copy one file's points into another with the same archives (whisper-merge.py).
     Merge {
         #[arg(long = "from", allow_hyphen_values = true)]
@@ -200,6 +222,25 @@ fn whisper(cmd: &WhisperCommand) -> i32 {
             tools::update(path, &points)
         }
         WhisperCommand::Dump { pretty, raw, path } => tools::dump(path, *pretty, *raw),
+        WhisperCommand::Resize {
+            path,
+            retentions,
+            x_files_factor,
+            aggregation_method,
+            force: _,
+            newfile,
+            nobackup,
+            aggregate,
+        } => {
+            let o = tools::ResizeOptions {
+                x_files_factor: *x_files_factor,
+                aggregation_method: aggregation_method.clone(),
+                newfile: newfile.clone(),
+                nobackup: *nobackup,
+                aggregate: *aggregate,
+            };
+            tools::resize(path, retentions, &o)
+        }
         WhisperCommand::Merge {
             from,
             until,

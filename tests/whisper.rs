@@ -383,7 +383,9 @@ fn merge_and_diff_like_graphites_scripts() {
     let f = |n: &str| dir.path().join(n).display().to_string();
     let (a, b) = (f("a.wsp"), f("b.wsp"));
     for p in [&a, &b] {
-        assert!(common::run(&["whisper", "create", p, "10s:10m", "1m:1h"]).status.success());
+        assert!(common::run(&["whisper", "create", p, "10s:10m", "1m:1h"])
+            .status
+            .success());
     }
     let now = whisper::unix_now();
     let pts = |off: f64, skip: i64| -> Vec<String> {
@@ -425,7 +427,51 @@ fn merge_and_diff_like_graphites_scripts() {
     assert_eq!(std::fs::read(&c).expect("c"), std::fs::read(&d).expect("d"));
     // Unlike archives are refused by both.
     let e = f("e.wsp");
-    assert!(common::run(&["whisper", "create", &e, "10s:20m"]).status.success());
+    assert!(common::run(&["whisper", "create", &e, "10s:20m"])
+        .status
+        .success());
     let (py, rs) = both("diff", &[&a, &e]);
     assert_eq!((py.is_empty(), rs.is_empty()), (true, true));
+}
+
+/// `whisper resize` beside whisper-resize.py on copies of one file: the same
+/// messages and the same bytes. Both read the clock, so a run that
+/// straddles a second is tried again.
+#[test]
+fn resize_like_whisper_resize() {
+    for extra in [vec!["--nobackup"], vec!["--aggregate", "--xFilesFactor", "0"], vec!["--aggregationMethod", "max"]] {
+        let mut last = String::new();
+        let ok = (0..3).any(|_| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let f = |n: &str| dir.path().join(n).display().to_string();
+            let (a, b) = (f("a.wsp"), f("b.wsp"));
+            assert!(common::run(&["whisper", "create", &a, "10s:10m", "1m:1h"]).status.success());
+            let now = whisper::unix_now();
+            let pts: Vec<String> = (1..300).map(|i| format!("{}:{}", now - 10 * i, (i % 17) as f64 * 0.5)).collect();
+            let mut args = vec!["whisper", "update", a.as_str()];
+            args.extend(pts.iter().map(String::as_str));
+            assert!(common::run(&args).status.success());
+            std::fs::copy(&a, &b).expect("copy");
+            let mut py_args = vec![a.as_str(), "30s:30m", "5m:2h"];
+            py_args.extend(&extra);
+            let py = Command::new("python3")
+                .arg(scripts().join("whisper-resize.py"))
+                .args(&py_args)
+                .output()
+                .expect("resize");
+            let mut rs_args = vec!["whisper", "resize", b.as_str(), "30s:30m", "5m:2h"];
+            rs_args.extend(&extra);
+            let rs = common::run(&rs_args);
+            let (po, ro) = (
+                String::from_utf8_lossy(&py.stdout).replace(&a, "F"),
+                String::from_utf8_lossy(&rs.stdout).replace(&b, "F"),
+            );
+            let same = po == ro && std::fs::read(&a).ok() == std::fs::read(&b).ok();
+            if !same {
+                last = format!("python:\n{po}\ncarbyne:\n{ro}");
+            }
+            same
+        });
+        assert!(ok, "{extra:?}: {last}");
+    }
 }

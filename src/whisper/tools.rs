@@ -383,6 +383,149 @@ pub fn set_xfilesfactor(path: &Path, xff: f64) -> Result<String> {
     ))
 }
 
+/// `whisper-resize.py` options.
+#[derive(Debug, Clone, Default)]
+pub struct ResizeOptions {
+    pub x_files_factor: Option<f64>,
+    pub aggregation_method: Option<String>,
+    pub newfile: Option<std::path::PathBuf>,
+    pub nobackup: bool,
+    pub aggregate: bool,
+}
+
+/// Python's `repr(list_of_ints)`.
+fn py_int_list(v: &[i64]) -> String {
+    let items: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// `whisper-resize.py path retention... [--xFilesFactor] [--aggregationMethod]
+/// [--newfile F] [--nobackup] [--aggregate]`: a new file with the new
+/// archives, filled from the old one, then put in its place (the old one kept
+/// as `path.bak` unless `--nobackup`).
+pub fn resize(path: &Path, retentions: &[String], o: &ResizeOptions) -> Result<String> {
+    let now = super::unix_now();
+    let mut out = String::new();
+    let new_archives = retentions
+        .iter()
+        .map(|r| parse_retention_def(r))
+        .collect::<Result<Vec<_>>>()?;
+    let old = Whisper::open(path, false)?;
+    let mut old_archives = old.header.archives.clone();
+    old_archives.sort_by_key(|a| std::cmp::Reverse(a.seconds_per_point));
+    let xff = o.x_files_factor.unwrap_or(old.header.x_files_factor as f64);
+    let method = match &o.aggregation_method {
+        Some(m) => Aggregation::from_name(m)?,
+        None => old.header.aggregation,
+    };
+    out.push_str("Retrieving all data from the archives\n");
+    let mut data = Vec::new();
+    for a in &old_archives {
+        let from = now - a.retention() as i64 + a.seconds_per_point as i64;
+        let s = old
+            .fetch(from, Some(now), Some(now), None)?
+            .ok_or_else(|| {
+                WhisperError::InvalidTimeInterval("No data in selected timerange".into())
+            })?;
+        data.push((a.seconds_per_point, s));
+    }
+    let tmp = std::path::PathBuf::from(format!("{}.tmp", path.display()));
+    let newfile = match &o.newfile {
+        Some(f) => f.clone(),
+        None => {
+            if tmp.exists() {
+                let _ = writeln!(
+                    out,
+                    "Removing previous temporary database file: {}",
+                    tmp.display()
+                );
+                std::fs::remove_file(&tmp).map_err(super::io(&tmp))?;
+            }
+            tmp.clone()
+        }
+    };
+    let _ = writeln!(out, "Creating new whisper database: {}", newfile.display());
+    super::create(&newfile, &new_archives, xff, method, Allocation::Zeroed)?;
+    let size = std::fs::metadata(&newfile)
+        .map_err(super::io(&newfile))?
+        .len();
+    let _ = writeln!(out, "Created: {} ({size} bytes)", newfile.display());
+    let new = Whisper::open(&newfile, true)?;
+    if o.aggregate {
+        out.push_str("Migrating data with aggregation...\n");
+        // Every old point, finest archive first, coarser ones only before it.
+        let mut all: Vec<(i64, Option<f64>)> = Vec::new();
+        let mut by_step = data.clone();
+        by_step.sort_by_key(|(spp, _)| *spp);
+        for (_, s) in &by_step {
+            let mut pts: Vec<(i64, Option<f64>)> = s
+                .values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (s.from + i as i64 * s.step, *v))
+                .collect();
+            pts.reverse();
+            match all.last() {
+                Some(&(last, _)) => {
+                    let cut = pts.iter().position(|(t, _)| *t < last).unwrap_or(0);
+                    all.extend_from_slice(&pts[cut..]);
+                }
+                None => all.extend(pts),
+            }
+        }
+        all.reverse();
+        let times: Vec<i64> = all.iter().map(|p| p.0).collect();
+        let values: Vec<Option<f64>> = all.iter().map(|p| p.1).collect();
+        let _ = writeln!(out, "oldtimestamps: {}", py_int_list(&times));
+        for a in new.header.archives.clone() {
+            let step = a.seconds_per_point as i64;
+            let from = now - a.retention() as i64 + now.rem_euclid(step);
+            let until = now + now.rem_euclid(step) + step;
+            let _ = writeln!(out, "({from},{until},{step})");
+            let _ = writeln!(out, "timepoints_to_update: range({from}, {until}, {step})");
+            let points: Vec<i64> = (from..until).step_by(step as usize).collect();
+            let mut update = Vec::new();
+            for w in points.windows(2) {
+                let l = times.partition_point(|t| *t < w[0]);
+                let r = l + times[l..].partition_point(|t| *t < w[1]);
+                let slice = &values[l..r];
+                let known: Vec<f64> = slice.iter().flatten().copied().collect();
+                if !known.is_empty() && known.len() as f64 / slice.len() as f64 >= xff {
+                    update.push((w[0], method.aggregate(&known, slice)));
+                }
+            }
+            new.update_many(&update, None)?;
+        }
+    } else {
+        out.push_str("Migrating data without aggregation...\n");
+        for (_, s) in &data {
+            let pts: Vec<(i64, f64)> = s
+                .values
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.map(|v| (s.from + i as i64 * s.step, v)))
+                .collect();
+            new.update_many(&pts, None)?;
+        }
+    }
+    if o.newfile.is_some() {
+        return Ok(out);
+    }
+    let backup = std::path::PathBuf::from(format!("{}.bak", path.display()));
+    let _ = writeln!(out, "Renaming old database to: {}", backup.display());
+    std::fs::rename(path, &backup).map_err(super::io(path))?;
+    let _ = writeln!(out, "Renaming new database to: {}", path.display());
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::rename(&backup, path);
+        return Err(super::io(path)(e));
+    }
+    if o.nobackup {
+        let _ = writeln!(out, "Unlinking backup: {}", backup.display());
+        std::fs::remove_file(&backup).map_err(super::io(&backup))?;
+    }
+    Ok(out)
+}
+
 /// `whisper-merge.py [--from T] [--until T] from_path to_path`.
 pub fn merge(from: &Path, to: &Path, time_from: Option<i64>, until: Option<i64>) -> Result<String> {
     for f in [from, to] {
