@@ -97,6 +97,14 @@ pub enum WhisperCommand {
         raw: bool,
         path: PathBuf,
     },
+    /// Fill one file's gaps from another (whisper-fill.py).
+    Fill {
+        /// Lock the files while writing.
+        #[arg(long)]
+        lock: bool,
+        src: PathBuf,
+        dst: PathBuf,
+    },
     /// Change a file's archives, keeping its data (whisper-resize.py).
     Resize {
         path: PathBuf,
@@ -222,6 +230,7 @@ fn whisper(cmd: &WhisperCommand) -> i32 {
             tools::update(path, &points)
         }
         WhisperCommand::Dump { pretty, raw, path } => tools::dump(path, *pretty, *raw),
+        WhisperCommand::Fill { lock, src, dst } => tools::fill(src, dst, *lock),
         WhisperCommand::Resize {
             path,
             retentions,

@@ -439,15 +439,23 @@ fn merge_and_diff_like_graphites_scripts() {
 /// straddles a second is tried again.
 #[test]
 fn resize_like_whisper_resize() {
-    for extra in [vec!["--nobackup"], vec!["--aggregate", "--xFilesFactor", "0"], vec!["--aggregationMethod", "max"]] {
+    for extra in [
+        vec!["--nobackup"],
+        vec!["--aggregate", "--xFilesFactor", "0"],
+        vec!["--aggregationMethod", "max"],
+    ] {
         let mut last = String::new();
         let ok = (0..3).any(|_| {
             let dir = tempfile::tempdir().expect("tempdir");
             let f = |n: &str| dir.path().join(n).display().to_string();
             let (a, b) = (f("a.wsp"), f("b.wsp"));
-            assert!(common::run(&["whisper", "create", &a, "10s:10m", "1m:1h"]).status.success());
+            assert!(common::run(&["whisper", "create", &a, "10s:10m", "1m:1h"])
+                .status
+                .success());
             let now = whisper::unix_now();
-            let pts: Vec<String> = (1..300).map(|i| format!("{}:{}", now - 10 * i, (i % 17) as f64 * 0.5)).collect();
+            let pts: Vec<String> = (1..300)
+                .map(|i| format!("{}:{}", now - 10 * i, (i % 17) as f64 * 0.5))
+                .collect();
             let mut args = vec!["whisper", "update", a.as_str()];
             args.extend(pts.iter().map(String::as_str));
             assert!(common::run(&args).status.success());
@@ -474,4 +482,46 @@ fn resize_like_whisper_resize() {
         });
         assert!(ok, "{extra:?}: {last}");
     }
+}
+
+/// `whisper fill` beside whisper-fill.py: the same bytes in the filled file
+/// (tried again when a run straddles a second).
+#[test]
+fn fill_like_whisper_fill() {
+    let mut last = String::new();
+    let ok = (0..3).any(|_| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = |n: &str| dir.path().join(n).display().to_string();
+        let (src, a, b) = (f("src.wsp"), f("a.wsp"), f("b.wsp"));
+        for p in [&src, &a] {
+            assert!(common::run(&["whisper", "create", p, "10s:10m", "1m:1h"]).status.success());
+        }
+        let now = whisper::unix_now();
+        let full: Vec<String> = (1..400).map(|i| format!("{}:{}", now - 10 * i, i as f64 + 0.25)).collect();
+        let holey: Vec<String> = (1..400)
+            .filter(|i| (i / 9) % 3 != 0)
+            .map(|i| format!("{}:{}", now - 10 * i, -(i as f64)))
+            .collect();
+        for (p, pts) in [(&src, &full), (&a, &holey)] {
+            let mut args = vec!["whisper", "update", p.as_str()];
+            args.extend(pts.iter().map(String::as_str));
+            assert!(common::run(&args).status.success());
+        }
+        std::fs::copy(&a, &b).expect("copy");
+        let before = std::fs::read(&a).expect("a");
+        let py = Command::new("python3")
+            .arg(scripts().join("whisper-fill.py"))
+            .args([&src, &a])
+            .output()
+            .expect("fill");
+        assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+        assert!(common::run(&["whisper", "fill", &src, &b]).status.success());
+        let (x, y) = (std::fs::read(&a).expect("a"), std::fs::read(&b).expect("b"));
+        assert_ne!(x, before, "the gaps were filled");
+        if x != y {
+            last = format!("differ from byte {:?}", x.iter().zip(&y).position(|(p, q)| p != q));
+        }
+        x == y
+    });
+    assert!(ok, "{last}");
 }

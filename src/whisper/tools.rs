@@ -526,6 +526,92 @@ pub fn resize(path: &Path, retentions: &[String], o: &ResizeOptions) -> Result<S
     Ok(out)
 }
 
+/// `whisper-fill.py [--lock] src dst`: copies into `dst`'s gaps (missing or
+/// zero values, as whisper-fill sees them) what `src` has there.
+pub fn fill(src: &Path, dst: &Path, lock: bool) -> Result<String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let s = Whisper::open(src, false)?;
+    let d = Whisper::open(dst, true)?;
+    if lock {
+        d.lock()?;
+    }
+    let mut archives = d.header.archives.clone();
+    archives.sort_by_key(|a| a.retention());
+    let mut start_from = now;
+    for a in archives {
+        let from_time = now - a.retention() as f64;
+        if from_time >= start_from {
+            continue;
+        }
+        let Some(series) = d.fetch(
+            from_time as i64,
+            Some(start_from as i64),
+            Some(now as i64),
+            None,
+        )?
+        else {
+            start_from = from_time;
+            continue;
+        };
+        let (mut start, end, step) = (series.from, series.until, series.step);
+        let mut gap: Option<i64> = None;
+        for v in series.values {
+            let missing = v.is_none_or(|x| x == 0.0);
+            match gap {
+                None if missing => gap = Some(start),
+                Some(g) if !missing => {
+                    if start - g > a.seconds_per_point as i64 {
+                        fill_range(&s, &d, (g - step) as f64, start as f64, now)?;
+                    }
+                    gap = None;
+                }
+                Some(g) if start == end - step => {
+                    fill_range(&s, &d, (g - step) as f64, start as f64, now)?;
+                }
+                _ => {}
+            }
+            start += step;
+        }
+        start_from = from_time;
+    }
+    Ok(String::new())
+}
+
+/// whisper-fill's `fill`: copies `src`'s known points between two times
+/// into `dst`, finest archive first.
+fn fill_range(src: &Whisper, dst: &Whisper, tstart: f64, mut tstop: f64, now: f64) -> Result<()> {
+    let src_time = now - src.header.max_retention as f64;
+    if tstart < src_time && tstop < src_time {
+        return Ok(());
+    }
+    let mut archives = src.header.archives.clone();
+    archives.sort_by_key(|a| a.retention());
+    for a in archives {
+        let rtime = now - a.retention() as f64;
+        if tstop <= rtime {
+            continue;
+        }
+        let from = if rtime > tstart { rtime } else { tstart };
+        if let Some(s) = src.fetch(from as i64, Some(tstop as i64), Some(now as i64), None)? {
+            let points: Vec<(i64, f64)> = s
+                .values
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.map(|v| (s.from + i as i64 * s.step, v)))
+                .collect();
+            dst.update_many(&points, Some(now as i64))?;
+        }
+        tstop = from;
+        if tstart == tstop {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
 /// `whisper-merge.py [--from T] [--until T] from_path to_path`.
 pub fn merge(from: &Path, to: &Path, time_from: Option<i64>, until: Option<i64>) -> Result<String> {
     for f in [from, to] {
