@@ -372,6 +372,20 @@ fn the_tools_print_what_graphites_scripts_print() {
     );
     let (py, rs) = both("set-xfilesfactor", &[ps.as_str(), "0.1"]);
     assert_eq!(py.replace("0.75 ->", "0.10000000149011612 ->"), rs);
+    // carbyne writes into the file Python created and updated; both read it the same.
+    assert!(common::run(&[
+        "whisper",
+        "update",
+        ps.as_str(),
+        &format!("{}:42.5", now - 3)
+    ])
+    .status
+    .success());
+    let mut args = vec!["--from", from.as_str(), "--until", until.as_str(), "--json"];
+    args.push(ps.as_str());
+    let (py, rs) = both("fetch", &args);
+    assert_eq!(py, rs);
+    assert!(py.contains("42.5"), "{py}");
     // Errors: a missing file.
     let (py, rs) = both("info", &["/nonexistent.wsp"]);
     assert_eq!((py.as_str(), rs.as_str()), ("", ""));
@@ -494,10 +508,14 @@ fn fill_like_whisper_fill() {
         let f = |n: &str| dir.path().join(n).display().to_string();
         let (src, a, b) = (f("src.wsp"), f("a.wsp"), f("b.wsp"));
         for p in [&src, &a] {
-            assert!(common::run(&["whisper", "create", p, "10s:10m", "1m:1h"]).status.success());
+            assert!(common::run(&["whisper", "create", p, "10s:10m", "1m:1h"])
+                .status
+                .success());
         }
         let now = whisper::unix_now();
-        let full: Vec<String> = (1..400).map(|i| format!("{}:{}", now - 10 * i, i as f64 + 0.25)).collect();
+        let full: Vec<String> = (1..400)
+            .map(|i| format!("{}:{}", now - 10 * i, i as f64 + 0.25))
+            .collect();
         let holey: Vec<String> = (1..400)
             .filter(|i| (i / 9) % 3 != 0)
             .map(|i| format!("{}:{}", now - 10 * i, -(i as f64)))
@@ -514,12 +532,19 @@ fn fill_like_whisper_fill() {
             .args([&src, &a])
             .output()
             .expect("fill");
-        assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+        assert!(
+            py.status.success(),
+            "{}",
+            String::from_utf8_lossy(&py.stderr)
+        );
         assert!(common::run(&["whisper", "fill", &src, &b]).status.success());
         let (x, y) = (std::fs::read(&a).expect("a"), std::fs::read(&b).expect("b"));
         assert_ne!(x, before, "the gaps were filled");
         if x != y {
-            last = format!("differ from byte {:?}", x.iter().zip(&y).position(|(p, q)| p != q));
+            last = format!(
+                "differ from byte {:?}",
+                x.iter().zip(&y).position(|(p, q)| p != q)
+            );
         }
         x == y
     });

@@ -1250,6 +1250,74 @@ mod tests {
         }
     }
 
+    /// The case the seeded damage test found: an archive table whose
+    /// consolidation would read billions of slots is refused, not allocated.
+    #[test]
+    fn regression_huge_consolidation_is_refused() {
+        let mut b = header(1, 2, &[(40, 1, 20), (280, 3_000_000_000, 1)]);
+        b.extend_from_slice(&[0; 21 * 12]);
+        let (e, untouched) = bad_file(&b);
+        assert!(e.contains("Invalid archive layout"), "{e}");
+        assert!(untouched);
+    }
+
+    proptest::proptest! {
+        /// Any bytes at all: opening, updating and fetching give a result or
+        /// an error, never a panic, and never grow the file.
+        #[test]
+        fn any_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let d = tempfile::tempdir().expect("tempdir");
+            let p = d.path().join("p.wsp");
+            std::fs::write(&p, &bytes).expect("write");
+            if let Ok(w) = Whisper::open(&p, true) {
+                let now = 1_700_000_000;
+                let _ = w.update(1.0, Some(now - 1), Some(now));
+                let _ = w.update_many(&[(now - 3, 2.0), (now - 30, 3.0)], Some(now));
+                let _ = w.fetch(now - 1000, Some(now), Some(now), None);
+                proptest::prop_assert_eq!(std::fs::metadata(&p).expect("meta").len(), bytes.len() as u64);
+            }
+        }
+
+        /// Valid headers with random archive tables: the same.
+        #[test]
+        fn random_archive_tables_never_panic(
+            table in proptest::collection::vec((0u32..2000, 0u32..100_000, 0u32..50), 1..5),
+            agg in 0u32..10,
+        ) {
+            let mut b = header(agg, table.len() as u32, &table);
+            b.extend_from_slice(&vec![0u8; 600]);
+            let d = tempfile::tempdir().expect("tempdir");
+            let p = d.path().join("t.wsp");
+            std::fs::write(&p, &b).expect("write");
+            if let Ok(w) = Whisper::open(&p, true) {
+                let now = 1_700_000_000;
+                let _ = w.update_many(&[(now - 3, 2.0), (now - 300, 3.0)], Some(now));
+                let _ = w.fetch(now - 100_000, Some(now), Some(now), None);
+                proptest::prop_assert_eq!(std::fs::metadata(&p).expect("meta").len(), b.len() as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn sparse_and_fallocated_files_read_the_same() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut sizes = Vec::new();
+        for (n, alloc) in [
+            Allocation::Zeroed,
+            Allocation::Sparse,
+            Allocation::Fallocate,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let p = d.path().join(format!("{n}.wsp"));
+            create(&p, &[(60, 100), (600, 100)], 0.5, Aggregation::Sum, alloc).expect("create");
+            sizes.push(std::fs::read(&p).expect("read"));
+        }
+        assert_eq!(sizes[0], sizes[1]);
+        assert_eq!(sizes[0], sizes[2]);
+    }
+
     #[test]
     fn create_update_fetch_round_trip() {
         let d = tempfile::tempdir().expect("tempdir");
