@@ -33,6 +33,8 @@ pub enum Command {
     /// Logster's one-shot run: parse what LOGFILE gained since the last run
     /// and send the metrics (a crontab's `logster` line becomes `carbyne logster`).
     Logster(Box<LogsterArgs>),
+    /// Run the receivers configured under [server.*] (the statsd server).
+    Server(ConfigArg),
     /// Graphite's whisper tools, with their arguments and output.
     #[command(subcommand)]
     Whisper(WhisperCommand),
@@ -683,6 +685,35 @@ fn logster(a: &LogsterArgs) -> i32 {
     }
 }
 
+fn server(arg: &ConfigArg) -> i32 {
+    init_logging("info");
+    let cfg = match load(arg) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("carbyne: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let Some(statsd) = cfg.server.statsd.clone() else {
+        eprintln!("carbyne: no receiver configured: add a [server.statsd] section");
+        return EXIT_CONFIG;
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("carbyne: cannot start the runtime: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    match rt.block_on(crate::server::statsd::run(statsd, shutdown_signal())) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("carbyne server: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
     quiet_collector_panics();
@@ -692,5 +723,6 @@ pub fn main() -> i32 {
         Command::Config(ConfigCommand::Check(a)) => config_check(a),
         Command::Logster(a) => logster(a),
         Command::Whisper(w) => whisper(w),
+        Command::Server(a) => server(a),
     }
 }

@@ -289,6 +289,8 @@ pub struct Config {
     pub handlers: BTreeMap<String, toml::Table>,
     /// `[logs.NAME]` sections: log files and the parser for each.
     pub logs: BTreeMap<String, crate::logs::LogConfig>,
+    /// `[server.*]`: receivers for `carbyne server`.
+    pub server: crate::server::ServerConfig,
 }
 
 impl Default for Config {
@@ -307,6 +309,7 @@ impl Default for Config {
             collectors: Default::default(),
             handlers: BTreeMap::new(),
             logs: BTreeMap::new(),
+            server: Default::default(),
         }
     }
 }
@@ -441,6 +444,9 @@ impl Config {
         }
         crate::collectors::build(self)?;
         crate::logs::build(self, Some("host"))?;
+        if let Some(s) = &self.server.statsd {
+            s.validate("server.statsd")?;
+        }
         crate::handlers::HandlerConfig::resolve_all(&self.handlers, partial)?;
         Ok(())
     }

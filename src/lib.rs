@@ -21,4 +21,5 @@ pub mod handlers;
 
 #[path = "../parsers/mod.rs"]
 pub mod parsers;
+pub mod server;
 pub mod whisper;

@@ -1,0 +1,265 @@
+//! The statsd server against etsy statsd 0.9.0 (npm): the same seeded
+//! packet streams to both, each flushing to a Graphite listener of the test;
+//! the flushed lines compared metric by metric.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::net::{TcpListener, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Statsd settings as (our TOML, statsd's JS object fields).
+struct Variant {
+    toml: &'static str,
+    js: &'static str,
+    sentinel: &'static str,
+}
+
+const FLUSH_MS: u64 = 2000;
+
+/// Collects what arrives on `l` until a line named `sentinel` has come with
+/// a nonzero value, and then the flush after it; returns every line.
+fn collect_until(l: &TcpListener, sentinel: &str, limit: Duration) -> Vec<(String, f64, i64)> {
+    let text = receive(l.try_clone().expect("clone"), limit, |t| {
+        let lines: Vec<&str> = t.lines().collect();
+        let hit = lines.iter().position(|x| {
+            x.starts_with(&format!("{sentinel} ")) && !x.contains(&format!("{sentinel} 0 "))
+        });
+        match hit {
+            None => false,
+            // A later flush (another timestamp on a numStats line) has come too.
+            Some(i) => {
+                let ts = lines[i].rsplit(' ').next().unwrap_or_default();
+                lines[i..]
+                    .iter()
+                    .any(|x| x.contains("numStats") && !x.ends_with(ts))
+            }
+        }
+    });
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split(' ');
+            let (n, v, t) = (it.next()?, it.next()?, it.next()?);
+            Some((n.to_string(), v.parse().ok()?, t.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The flush holding the sentinel, and the one after it, as name -> value.
+fn flushes(
+    lines: &[(String, f64, i64)],
+    sentinel: &str,
+) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
+    let ts = lines
+        .iter()
+        .find(|(n, v, _)| n == sentinel && *v != 0.0)
+        .map(|(_, _, t)| *t)
+        .expect("the sentinel was flushed");
+    let next = lines
+        .iter()
+        .filter(|(n, _, t)| *t > ts && n.contains("numStats"))
+        .map(|(_, _, t)| *t)
+        .min();
+    let pick = |t: Option<i64>| -> BTreeMap<String, f64> {
+        lines
+            .iter()
+            .filter(|(n, _, lt)| Some(*lt) == t && !timing(n))
+            .map(|(n, v, _)| (n.clone(), *v))
+            .collect()
+    };
+    (pick(Some(ts)), pick(next))
+}
+
+/// Names whose values depend on timing, not on the packets.
+fn timing(name: &str) -> bool {
+    ["processing_time", "graphiteStats", "timestamp_lag"]
+        .iter()
+        .any(|t| name.contains(t))
+}
+
+/// A seeded stream: every type, sample rates, gauge deltas, sets, tags, bad lines.
+fn packets(seed: u64) -> Vec<String> {
+    let mut r = fastrand::Rng::with_seed(seed);
+    let keys = [
+        "api.hits",
+        "lat",
+        "lat.db",
+        "mem",
+        "users",
+        "my key/x",
+        "ünïcode",
+        "a;b",
+        "gauge.z",
+    ];
+    let mut out = Vec::new();
+    for _ in 0..300 {
+        let mut lines = Vec::new();
+        for _ in 0..r.usize(1..6) {
+            let k = keys[r.usize(..keys.len())];
+            let line = match r.u8(..12) {
+                0 | 1 => format!("{k}:{}|c", r.i32(-5..50)),
+                2 => format!("{k}:{}|c|@0.{}", r.u32(1..9), r.u32(1..9)),
+                3 | 4 => format!("{k}:{}|ms", r.u32(0..1000) as f64 / 4.0),
+                5 => format!("{k}:{}|ms|@0.5", r.u32(0..300)),
+                6 => format!("{k}:{}|g", r.i32(0..100)),
+                7 => format!("{k}:{}{}|g", if r.bool() { "+" } else { "-" }, r.u32(0..20)),
+                8 => format!("{k}:u{}|s", r.u32(0..15)),
+                9 => format!("{k}:1|c|#env:prod,role:{}", r.u32(0..3)),
+                10 => format!("{k}:2|c:3|ms:4|g"),
+                _ => [
+                    "bad",
+                    "x:y|c",
+                    "x:1",
+                    "x:-1|ms",
+                    "x:1|c|@-1",
+                    "x:1|c|#",
+                    ":1|c",
+                    "x:0x10|h",
+                ][r.usize(..8)]
+                .to_string(),
+            };
+            lines.push(line);
+        }
+        out.push(lines.join("\n"));
+    }
+    out
+}
+
+fn run_variant(v: &Variant, seed: u64) {
+    let stats_js = peer("node_modules/statsd/stats.js");
+    let (ga, gb) = (
+        TcpListener::bind("127.0.0.1:0").expect("bind"),
+        TcpListener::bind("127.0.0.1:0").expect("bind"),
+    );
+    let (pa, pb) = (free_udp_port(), free_udp_port());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let js = format!(
+        "{{ port: {pa}, address: \"127.0.0.1\", mgmt_port: {}, mgmt_address: \"127.0.0.1\", \
+           graphitePort: {}, graphiteHost: \"127.0.0.1\", flushInterval: {FLUSH_MS}, \
+           backends: [\"./backends/graphite\"]{} }}\n",
+        free_port(),
+        ga.local_addr().expect("addr").port(),
+        v.js
+    );
+    std::fs::write(dir.path().join("statsd.js"), js).expect("js config");
+    let _theirs = Child(
+        Command::new("node")
+            .arg(&stats_js)
+            .arg(dir.path().join("statsd.js"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node"),
+    );
+    // statsd's first flush, then ours starts: our flushes come just after its.
+    let first = receive(
+        ga.try_clone().expect("clone"),
+        Duration::from_secs(15),
+        |t| t.contains("numStats"),
+    );
+    assert!(first.contains("numStats"), "etsy statsd did not start");
+    std::fs::write(
+        dir.path().join("carbyne.toml"),
+        format!(
+            "[server.statsd]\nlisten = \"127.0.0.1:{pb}\"\nadmin = \"127.0.0.1:{}\"\ngraphite = \"127.0.0.1:{}\"\n\
+             flush_interval = {}\n{}",
+            free_port(),
+            gb.local_addr().expect("addr").port(),
+            FLUSH_MS as f64 / 1000.0,
+            v.toml
+        ),
+    )
+    .expect("toml config");
+    let _ours = Child(
+        bin()
+            .args(["server", "--config"])
+            .arg(dir.path().join("carbyne.toml"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("carbyne server"),
+    );
+    let first = receive(
+        gb.try_clone().expect("clone"),
+        Duration::from_secs(15),
+        |t| t.contains("numStats"),
+    );
+    assert!(first.contains("numStats"), "carbyne server did not start");
+    // Both have just flushed: send everything now.
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let start = Instant::now();
+    let mut stream = packets(seed);
+    stream.push("zz.sentinel:1|c".into());
+    for p in &stream {
+        sock.send_to(p.as_bytes(), ("127.0.0.1", pa)).expect("send");
+        sock.send_to(p.as_bytes(), ("127.0.0.1", pb)).expect("send");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(FLUSH_MS / 2),
+        "sending took too long for the flush window"
+    );
+    let limit = Duration::from_millis(FLUSH_MS * 4);
+    let (a, b) = (
+        collect_until(&ga, v.sentinel, limit),
+        collect_until(&gb, v.sentinel, limit),
+    );
+    let (ta, tna) = flushes(&a, v.sentinel);
+    let (tb, tnb) = flushes(&b, v.sentinel);
+    for (name, theirs, ours) in [("data flush", &ta, &tb), ("next flush", &tna, &tnb)] {
+        let ka: Vec<&String> = theirs.keys().collect();
+        let kb: Vec<&String> = ours.keys().collect();
+        assert_eq!(ka, kb, "{name}: the same names");
+        for (k, x) in theirs {
+            let y = ours[k];
+            let close =
+                (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0) || (x.is_nan() && y.is_nan());
+            assert!(close, "{name}: {k}: statsd {x}, carbyne {y}");
+        }
+    }
+    assert!(ta.len() > 50, "a real comparison: {} metrics", ta.len());
+}
+
+#[test]
+fn same_flush_as_etsy_statsd_with_the_defaults() {
+    run_variant(
+        &Variant {
+            toml: "",
+            js: "",
+            sentinel: "stats_counts.zz.sentinel",
+        },
+        1,
+    );
+}
+
+#[test]
+fn same_flush_as_etsy_statsd_with_every_naming_option() {
+    run_variant(
+        &Variant {
+            toml: "legacy_namespace = false\nglobal_prefix = \"glob\"\nprefix_counter = \"cnt\"\n\
+                   prefix_timer = \"tmr\"\nprefix_gauge = \"gge\"\nprefix_set = \"st\"\n\
+                   global_suffix = \"sfx\"\nprefix_stats = \"sd\"\n\
+                   percent_threshold = [90, -10, 99.5]\n\
+                   histogram = [{ metric = \"lat\", bins = [10, 100.5, \"inf\"] }]\n",
+            js: ", prefixStats: \"sd\", percentThreshold: [90, -10, 99.5], \
+                 histogram: [{ metric: \"lat\", bins: [10, 100.5, \"inf\"] }], \
+                 graphite: { legacyNamespace: false, globalPrefix: \"glob\", prefixCounter: \"cnt\", \
+                 prefixTimer: \"tmr\", prefixGauge: \"gge\", prefixSet: \"st\", globalSuffix: \"sfx\" }",
+            sentinel: "glob.cnt.zz.sentinel.count.sfx",
+        },
+        2,
+    );
+}
+
+#[test]
+fn same_flush_as_etsy_statsd_deleting_idle_stats_without_counts() {
+    run_variant(
+        &Variant {
+            toml: "delete_idle_stats = true\nflush_counts = false\n",
+            js: ", deleteIdleStats: true, flush_counts: false",
+            sentinel: "stats.zz.sentinel",
+        },
+        3,
+    );
+}
