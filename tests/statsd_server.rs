@@ -263,3 +263,126 @@ fn same_flush_as_etsy_statsd_deleting_idle_stats_without_counts() {
         3,
     );
 }
+
+/// Our server alone, with a Graphite listener that may start late.
+fn ours(graphite_port: u16, flush: f64) -> (Child, u16, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (udp, admin) = (free_udp_port(), free_port());
+    std::fs::write(
+        dir.path().join("c.toml"),
+        format!(
+            "[server.statsd]\nlisten = \"127.0.0.1:{udp}\"\nadmin = \"127.0.0.1:{admin}\"\n\
+             graphite = \"127.0.0.1:{graphite_port}\"\nflush_interval = {flush}\n"
+        ),
+    )
+    .expect("config");
+    let child = bin()
+        .args(["server", "--config"])
+        .arg(dir.path().join("c.toml"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("server");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", admin)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Child(child), udp, admin, dir)
+}
+
+fn admin(port: u16, cmd: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin");
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    s.write_all(format!("{cmd}\n").as_bytes()).expect("write");
+    let mut out = String::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    out
+}
+
+#[test]
+fn management_interface() {
+    let (_c, udp, port, _d) = ours(free_port(), 60.0);
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.send_to(
+        b"web.hits:5|c\nweb.mem:7|g\napi.lat:3|ms\nbad",
+        ("127.0.0.1", udp),
+    )
+    .expect("send");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(admin(port, "help").starts_with("Commands: stats, counters"));
+    assert_eq!(admin(port, "health"), "health: up\n");
+    assert_eq!(admin(port, "health down"), "health: down\n");
+    assert_eq!(admin(port, "health up"), "health: up\n");
+    let stats = admin(port, "stats");
+    assert!(
+        stats.contains("messages.bad_lines_seen: 1\n") && stats.ends_with("END\n\n"),
+        "{stats}"
+    );
+    assert!(stats.contains("graphite.last_exception:"), "{stats}");
+    assert!(admin(port, "counters").contains("'web.hits': 5"));
+    assert!(admin(port, "gauges").contains("'web.mem': 7"));
+    assert!(admin(port, "timers").contains("'api.lat': [ 3 ]"));
+    assert!(admin(port, "config").contains("flush_interval: 60"));
+    assert_eq!(
+        admin(port, "delcounters web.*"),
+        "deleted: web.hits\nEND\n\n"
+    );
+    assert!(!admin(port, "counters").contains("web.hits"));
+    assert_eq!(admin(port, "frobnicate"), "ERROR\n");
+}
+
+#[test]
+fn flushes_wait_for_graphite_and_sigterm_flushes_what_is_left() {
+    let gport = free_port();
+    let (child, udp, _admin, _d) = ours(gport, 1.0);
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.send_to(b"early:3|c", ("127.0.0.1", udp))
+        .expect("send");
+    // Graphite is down for a couple of flushes.
+    std::thread::sleep(Duration::from_millis(2500));
+    let listener = TcpListener::bind(("127.0.0.1", gport)).expect("late graphite");
+    let text = receive(
+        listener.try_clone().expect("clone"),
+        Duration::from_secs(5),
+        |t| t.contains("stats_counts.early 3"),
+    );
+    assert!(
+        text.contains("stats_counts.early 3 "),
+        "the held flush arrived: {text}"
+    );
+    let exc: Vec<f64> = parse_lines(&text)
+        .into_iter()
+        .filter(|(n, _, _)| n == "stats.statsd.graphiteStats.last_exception")
+        .map(|(_, v, _)| v)
+        .collect();
+    assert!(
+        exc.iter().any(|v| *v > 0.0),
+        "the failure was recorded: {exc:?}"
+    );
+    sock.send_to(b"late:4|c", ("127.0.0.1", udp)).expect("send");
+    std::thread::sleep(Duration::from_millis(100));
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    let text = receive(listener, Duration::from_secs(5), |t| {
+        t.contains("stats_counts.late 4")
+    });
+    assert!(
+        text.contains("stats_counts.late 4 "),
+        "SIGTERM flushed: {text}"
+    );
+}

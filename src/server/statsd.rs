@@ -1082,6 +1082,51 @@ mod tests {
         assert_eq!(v["stats_counts.statsd.bad_lines_seen"], 1.0);
     }
 
+    proptest::proptest! {
+        /// Any bytes as a packet: counted, never a panic; the key count stays bounded.
+        #[test]
+        fn any_packet_is_read_or_counted(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let mut a = Aggregator::new(StatsdServerConfig { max_keys: 50, ..Default::default() });
+            a.packet(&data);
+            let _ = a.flush(1000);
+            proptest::prop_assert!(a.keys() <= 50 + 3);
+        }
+
+        /// Lines built from statsd's own alphabet, to reach deep into the parser.
+        #[test]
+        fn statsd_shaped_lines_never_panic(line in "[a-z.;=/ ]{0,6}(:[-+0-9.eEx@]{0,8}(\\|[a-z#]{0,3}){0,3}){0,3}(\\|#[a-z:,;]{0,8})?") {
+            let mut a = Aggregator::new(StatsdServerConfig::default());
+            a.packet(line.as_bytes());
+            for l in a.flush(1000) {
+                proptest::prop_assert_eq!(l.split(' ').count(), 3, "{}", l);
+            }
+        }
+    }
+
+    /// Cases worth keeping: huge numbers, NaN-ish and infinite values,
+    /// empty fields, thousands of characters.
+    #[test]
+    fn hostile_lines() {
+        let mut a = agg();
+        let long = format!("{}:1|c", "k".repeat(10_000));
+        for p in [
+            "x:1e400|c",
+            "x:Infinity|g",
+            "x:-Infinity|ms",
+            "x:NaN|c",
+            "x:|c",
+            "x:1|c|@",
+            "x:1|c|@0",
+            "::::|||",
+            "\n\n\n",
+            long.as_str(),
+        ] {
+            a.packet(p.as_bytes());
+        }
+        let lines = a.flush(1000);
+        assert!(lines.iter().all(|l| l.split(' ').count() == 3));
+    }
+
     #[test]
     fn max_keys_bounds_memory() {
         let mut a = Aggregator::new(StatsdServerConfig {
