@@ -146,8 +146,9 @@ struct Internal {
 /// Everything received since the last flush.
 pub struct Aggregator {
     cfg: StatsdServerConfig,
-    counters: Vec<(String, f64)>,
-    counter_index: HashMap<String, usize>,
+    /// Counters by key (each key stored once: counters are the bulk of a
+    /// busy server's keys).
+    counters: HashMap<String, f64>,
     timers: Vec<(String, Vec<f64>, f64)>,
     timer_index: HashMap<String, usize>,
     gauges: Vec<(String, f64)>,
@@ -223,8 +224,7 @@ impl Aggregator {
         };
         let mut a = Aggregator {
             cfg,
-            counters: Vec::new(),
-            counter_index: HashMap::new(),
+            counters: HashMap::new(),
             timers: Vec::new(),
             timer_index: HashMap::new(),
             gauges: Vec::new(),
@@ -261,14 +261,10 @@ impl Aggregator {
     }
 
     fn counter_add(&mut self, key: &str, v: f64) {
-        match self.counter_index.get(key).copied() {
-            Some(i) => self.counters[i].1 += v,
-            None if key.starts_with(&self.cfg.prefix_stats) || self.room() => {
-                self.counter_index
-                    .insert(key.to_string(), self.counters.len());
-                self.counters.push((key.to_string(), v));
-            }
-            None => {}
+        if let Some(c) = self.counters.get_mut(key) {
+            *c += v;
+        } else if key.starts_with(&self.cfg.prefix_stats) || self.room() {
+            self.counters.insert(key.to_string(), v);
         }
     }
 
@@ -535,23 +531,11 @@ impl Aggregator {
             &self.internal.metrics,
         ];
         if c.delete_counters || all {
-            let keep: Vec<(String, f64)> = self
-                .counters
-                .iter()
-                .filter(|(k, _)| internal.iter().any(|i| k.contains(i.as_str())))
-                .map(|(k, _)| (k.clone(), 0.0))
-                .collect();
-            self.counters = keep;
-            self.counter_index = self
-                .counters
-                .iter()
-                .enumerate()
-                .map(|(i, (k, _))| (k.clone(), i))
-                .collect();
+            self.counters
+                .retain(|k, _| internal.iter().any(|i| k.contains(i.as_str())));
+            self.counters.values_mut().for_each(|v| *v = 0.0);
         } else {
-            for c in &mut self.counters {
-                c.1 = 0.0;
-            }
+            self.counters.values_mut().for_each(|v| *v = 0.0);
         }
         if c.delete_timers || all {
             self.timers.clear();
@@ -594,8 +578,11 @@ impl Aggregator {
     }
 
     /// Counter values as the management interface shows them.
-    pub fn counters(&self) -> &[(String, f64)] {
-        &self.counters
+    pub fn counters(&self) -> Vec<(String, f64)> {
+        let mut v: Vec<(String, f64)> =
+            self.counters.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
     pub fn gauges(&self) -> &[(String, f64)] {
@@ -619,7 +606,7 @@ impl Aggregator {
         let mut gone = Vec::new();
         match kind {
             "counters" => {
-                self.counters.retain(|(k, _)| {
+                self.counters.retain(|k, _| {
                     if matches(k) {
                         gone.push(k.clone());
                         false
@@ -627,12 +614,6 @@ impl Aggregator {
                         true
                     }
                 });
-                self.counter_index = self
-                    .counters
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (k, _))| (k.clone(), i))
-                    .collect();
             }
             "timers" => {
                 self.timers.retain(|(k, _, _)| {
@@ -812,6 +793,12 @@ pub async fn run(
         flush_length: std::sync::atomic::AtomicI64::new(0),
     });
     let udp = tokio::net::UdpSocket::bind(&cfg.listen).await?;
+    // A deep receive queue absorbs bursts while a flush holds the aggregator
+    // (beyond net.core.rmem_max needs root; the plain request is the fallback).
+    let want = 16 << 20;
+    if rustix::net::sockopt::set_socket_recv_buffer_size_force(&udp, want).is_err() {
+        let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&udp, want);
+    }
     let tcp = tokio::net::TcpListener::bind(&cfg.listen).await?;
     let admin = tokio::net::TcpListener::bind(&cfg.admin).await?;
     log::info!(
@@ -999,7 +986,7 @@ fn admin_command(s: &Shared, cfg: &StatsdServerConfig, cmd: &str, args: &[&str])
                 s.flush_length.load(Ordering::Relaxed),
             )
         }
-        "counters" => map(lock(s).counters()),
+        "counters" => map(&lock(s).counters()),
         "gauges" => map(lock(s).gauges()),
         "timers" => {
             let a = lock(s);

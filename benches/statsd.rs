@@ -1,0 +1,254 @@
+//! The statsd server beside etsy statsd 0.9.0 in the same run: lines per
+//! second accepted with no loss (what the flushes counted against what was
+//! sent), CPU per million lines, and memory with many distinct keys.
+//!
+//! Run: `cargo bench --bench statsd` (needs node and the statsd peer that
+//! `tests/run.sh` installs under target/peers).
+
+use std::io::Read;
+use std::net::{TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const LINES_PER_DATAGRAM: usize = 25;
+
+fn full() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+/// A Graphite listener adding up every `stats_counts.bench.*` value it gets.
+fn sink() -> (u16, Arc<AtomicU64>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let total = Arc::new(AtomicU64::new(0));
+    let t = total.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let t = t.clone();
+            std::thread::spawn(move || {
+                let mut c = c;
+                let mut s = String::new();
+                let _ = c.read_to_string(&mut s);
+                for line in s.lines() {
+                    if let Some(rest) = line.strip_prefix("stats_counts.bench.") {
+                        if let Some(v) = rest.split(' ').nth(1).and_then(|v| v.parse::<f64>().ok())
+                        {
+                            t.fetch_add(v as u64, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (port, total)
+}
+
+struct Server {
+    child: Child,
+    udp: u16,
+    counted: Arc<AtomicU64>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(which: &str, dir: &std::path::Path) -> Server {
+    let (gport, counted) = sink();
+    let udp = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("port")
+        .port();
+    let child = if which == "carbyne" {
+        let cfg = dir.join("carbyne.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[server.statsd]\nlisten = \"127.0.0.1:{udp}\"\nadmin = \"127.0.0.1:{}\"\ngraphite = \"127.0.0.1:{gport}\"\nflush_interval = 1\n",
+                free_port()
+            ),
+        )
+        .expect("config");
+        Command::new(env!("CARGO_BIN_EXE_carbyne"))
+            .args(["server", "--config"])
+            .arg(&cfg)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("carbyne")
+    } else {
+        let js = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("target/peers/node_modules/statsd/stats.js");
+        let cfg = dir.join("statsd.js");
+        std::fs::write(
+            &cfg,
+            format!(
+                "{{ port: {udp}, address: \"127.0.0.1\", mgmt_port: {}, mgmt_address: \"127.0.0.1\", graphitePort: {gport}, graphiteHost: \"127.0.0.1\", flushInterval: 1000 }}",
+                free_port()
+            ),
+        )
+        .expect("config");
+        Command::new("node")
+            .arg(js)
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node")
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    Server {
+        child,
+        udp,
+        counted,
+    }
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let f: Vec<&str> = s.rsplit(')').next()?.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Sends `rate` lines/s for `secs` over 1000 counter keys; returns (sent,
+/// counted in the flushes, server CPU seconds).
+fn load(s: &Server, rate: u64, secs: f64) -> (u64, u64, f64) {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let _ = socket_buffer(&sock);
+    let before = s.counted.load(Ordering::Relaxed);
+    let cpu0 = cpu_ticks(s.child.id());
+    let datagrams: Vec<Vec<u8>> = (0..1000)
+        .map(|d| {
+            (0..LINES_PER_DATAGRAM)
+                .map(|i| format!("bench.k{}:1|c", (d * LINES_PER_DATAGRAM + i) % 1000))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .into_bytes()
+        })
+        .collect();
+    let per_sec = rate as f64 / LINES_PER_DATAGRAM as f64;
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut n = 0usize;
+    while start.elapsed().as_secs_f64() < secs {
+        let due = (start.elapsed().as_secs_f64() * per_sec) as u64;
+        while (sent / LINES_PER_DATAGRAM as u64) < due {
+            if sock
+                .send_to(&datagrams[n % 1000], ("127.0.0.1", s.udp))
+                .is_ok()
+            {
+                sent += LINES_PER_DATAGRAM as u64;
+            }
+            n += 1;
+        }
+        std::thread::yield_now();
+    }
+    std::thread::sleep(Duration::from_millis(2600));
+    let cpu = (cpu_ticks(s.child.id()) - cpu0) as f64 / 100.0;
+    (sent, s.counted.load(Ordering::Relaxed) - before, cpu)
+}
+
+fn socket_buffer(_s: &UdpSocket) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// RSS after `keys` distinct counter keys were each sent once.
+fn rss_with_keys(s: &Server, keys: usize) -> u64 {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let mut buf = String::new();
+    for k in 0..keys {
+        buf.push_str(&format!("keys.k{k}:1|c\n"));
+        if (k + 1) % LINES_PER_DATAGRAM == 0 {
+            let _ = sock.send_to(buf.trim_end().as_bytes(), ("127.0.0.1", s.udp));
+            buf.clear();
+            if k % 5000 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    rss_kib(s.child.id())
+}
+
+fn main() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let _ = &stop;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers/node_modules/statsd/stats.js");
+    let rates: Vec<u64> = if full() {
+        vec![50_000, 300_000, 1_000_000, 2_000_000, 3_000_000]
+    } else {
+        vec![20_000]
+    };
+    let secs = if full() { 3.0 } else { 1.0 };
+    let mut rows = Vec::new();
+    for which in ["carbyne", "etsy statsd 0.9.0"] {
+        if which != "carbyne" && !node.exists() {
+            continue;
+        }
+        let s = start(which, dir.path());
+        for &rate in &rates {
+            let (sent, got, cpu) = load(&s, rate, secs);
+            rows.push(format!(
+                "| {which} | {rate} | {:.0} | {:.2}% | {:.2} s |",
+                sent as f64 / secs,
+                got as f64 * 100.0 / sent.max(1) as f64,
+                cpu / (got.max(1) as f64 / 1e6)
+            ));
+            if !full() {
+                assert!(got > 0, "{which} counted nothing");
+            }
+        }
+        drop(s);
+        if full() {
+            for keys in [100_000, 1_000_000] {
+                let s = start(which, dir.path());
+                let base = rss_kib(s.child.id());
+                let rss = rss_with_keys(&s, keys);
+                rows.push(format!(
+                    "| {which} | {keys} distinct keys | | RSS {:.1} MiB | {:.0} bytes/key |",
+                    rss as f64 / 1024.0,
+                    (rss.saturating_sub(base)) as f64 * 1024.0 / keys as f64
+                ));
+            }
+        }
+    }
+    println!(
+        "| server | target lines/s | sent lines/s | counted in flushes | CPU per million lines |"
+    );
+    println!("|---|---|---|---|---|");
+    for r in rows {
+        println!("{r}");
+    }
+}
