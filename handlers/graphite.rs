@@ -51,29 +51,11 @@ pub const MAX_DATAGRAM: usize = 1432;
 
 impl GraphiteConfig {
     pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        if self.host.trim().is_empty() {
-            return Err(ConfigError::new(format!("{key}.host"), "must not be empty"));
-        }
-        if self.proto == Proto::Unix {
-            return Err(ConfigError::new(
-                format!("{key}.proto"),
-                "must be \"tcp\" or \"udp\"",
-            ));
-        }
-        if self.port == 0 {
-            return Err(ConfigError::new(
-                format!("{key}.port"),
-                "must be 1 to 65535",
-            ));
-        }
-        for (k, v) in [("timeout", self.timeout), ("max_backoff", self.max_backoff)] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(ConfigError::new(
-                    format!("{key}.{k}"),
-                    "must be a positive number of seconds",
-                ));
-            }
-        }
+        super::check_inet_peer(key, &self.host, self.port, self.proto)?;
+        super::check_seconds(
+            key,
+            &[("timeout", self.timeout), ("max_backoff", self.max_backoff)],
+        )?;
         if self.batch == 0 {
             return Err(ConfigError::new(
                 format!("{key}.batch"),

@@ -95,14 +95,10 @@ impl HttpConfig {
             reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| ConfigError::new(format!("{key}.ca_file"), format!("{f}: {e}")))?;
         }
-        for (k, v) in [("timeout", self.timeout), ("max_backoff", self.max_backoff)] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(ConfigError::new(
-                    format!("{key}.{k}"),
-                    "must be a positive number of seconds",
-                ));
-            }
-        }
+        super::check_seconds(
+            key,
+            &[("timeout", self.timeout), ("max_backoff", self.max_backoff)],
+        )?;
         if self.max_batch == 0 || self.max_batch_bytes < 256 || self.max_queue == 0 {
             return Err(ConfigError::new(
                 format!("{key}.max_batch"),

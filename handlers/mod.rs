@@ -382,6 +382,45 @@ impl Backoff {
     }
 }
 
+/// Checks that each `(name, seconds)` of a handler's section is a positive,
+/// finite number of seconds (`timeout`, `max_backoff`, ...).
+pub fn check_seconds(key: &str, values: &[(&str, f64)]) -> Result<(), ConfigError> {
+    for (k, v) in values {
+        if !(v.is_finite() && *v > 0.0) {
+            return Err(ConfigError::new(
+                format!("{key}.{k}"),
+                "must be a positive number of seconds",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a network peer given as `host`, `port` and a TCP/UDP `proto`.
+pub fn check_inet_peer(
+    key: &str,
+    host: &str,
+    port: u16,
+    proto: transport::Proto,
+) -> Result<(), ConfigError> {
+    if host.trim().is_empty() {
+        return Err(ConfigError::new(format!("{key}.host"), "must not be empty"));
+    }
+    if proto == transport::Proto::Unix {
+        return Err(ConfigError::new(
+            format!("{key}.proto"),
+            "must be \"tcp\" or \"udp\"",
+        ));
+    }
+    if port == 0 {
+        return Err(ConfigError::new(
+            format!("{key}.port"),
+            "must be 1 to 65535",
+        ));
+    }
+    Ok(())
+}
+
 /// A short description of a ZeroMQ error.
 pub fn brief_zmq(e: &::zeromq::ZmqError) -> String {
     match e {

@@ -137,14 +137,10 @@ impl SyslogConfig {
                 "must not contain spaces",
             ));
         }
-        for (k, v) in [("timeout", self.timeout), ("max_backoff", self.max_backoff)] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(ConfigError::new(
-                    format!("{key}.{k}"),
-                    "must be a positive number of seconds",
-                ));
-            }
-        }
+        super::check_seconds(
+            key,
+            &[("timeout", self.timeout), ("max_backoff", self.max_backoff)],
+        )?;
         if self.batch == 0 || self.max_queue == 0 {
             return Err(ConfigError::new(
                 format!("{key}.batch"),
