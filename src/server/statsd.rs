@@ -153,7 +153,8 @@ pub struct Aggregator {
     timer_index: HashMap<String, usize>,
     gauges: Vec<(String, f64)>,
     gauge_index: HashMap<String, usize>,
-    gauge_ttl: HashMap<String, u32>,
+    /// Gauges set since the last flush, deleted by it under `delete_gauges`.
+    gauges_touched: HashSet<String>,
     sets: Vec<(String, HashSet<String>)>,
     set_index: HashMap<String, usize>,
     internal: Internal,
@@ -229,7 +230,7 @@ impl Aggregator {
             timer_index: HashMap::new(),
             gauges: Vec::new(),
             gauge_index: HashMap::new(),
-            gauge_ttl: HashMap::new(),
+            gauges_touched: HashSet::new(),
             sets: Vec::new(),
             set_index: HashMap::new(),
             internal,
@@ -354,7 +355,7 @@ impl Aggregator {
                     let v = value(0.0);
                     let delta = fields[0].starts_with(['-', '+']);
                     if self.cfg.delete_gauges || self.cfg.delete_idle_stats {
-                        self.gauge_ttl.insert(key.clone(), 1);
+                        self.gauges_touched.insert(key.clone());
                     }
                     match self.gauge_index.get(&key).copied() {
                         // statsd adds only to a gauge that is set and not 0.
@@ -533,10 +534,8 @@ impl Aggregator {
         if c.delete_counters || all {
             self.counters
                 .retain(|k, _| internal.iter().any(|i| k.contains(i.as_str())));
-            self.counters.values_mut().for_each(|v| *v = 0.0);
-        } else {
-            self.counters.values_mut().for_each(|v| *v = 0.0);
         }
+        self.counters.values_mut().for_each(|v| *v = 0.0);
         if c.delete_timers || all {
             self.timers.clear();
             self.timer_index.clear();
@@ -554,26 +553,12 @@ impl Aggregator {
                 s.1.clear();
             }
         }
-        if c.delete_gauges || all {
-            let mut gone = Vec::new();
-            for (k, ttl) in self.gauge_ttl.iter_mut() {
-                *ttl = ttl.saturating_sub(1);
-                if *ttl < 1 {
-                    gone.push(k.clone());
-                }
-            }
-            for k in gone {
-                self.gauge_ttl.remove(&k);
-                if let Some(i) = self.gauge_index.remove(&k) {
-                    self.gauges.remove(i);
-                    self.gauge_index = self
-                        .gauges
-                        .iter()
-                        .enumerate()
-                        .map(|(i, (k, _))| (k.clone(), i))
-                        .collect();
-                }
-            }
+        // Filled only under delete_gauges or delete_idle_stats. One pass and one
+        // reindex, however many gauges go.
+        if !self.gauges_touched.is_empty() {
+            let gone = std::mem::take(&mut self.gauges_touched);
+            self.gauges.retain(|(k, _)| !gone.contains(k));
+            self.gauge_index = index_of(&self.gauges, |g| &g.0);
         }
     }
 
@@ -605,51 +590,50 @@ impl Aggregator {
         };
         let mut gone = Vec::new();
         match kind {
-            "counters" => {
-                self.counters.retain(|k, _| {
-                    if matches(k) {
-                        gone.push(k.clone());
-                        false
-                    } else {
-                        true
-                    }
-                });
-            }
+            "counters" => self.counters.retain(|k, _| {
+                let hit = matches(k);
+                if hit {
+                    gone.push(k.clone());
+                }
+                !hit
+            }),
             "timers" => {
-                self.timers.retain(|(k, _, _)| {
-                    if matches(k) {
-                        gone.push(k.clone());
-                        false
-                    } else {
-                        true
-                    }
-                });
-                self.timer_index = self
-                    .timers
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (k, _, _))| (k.clone(), i))
-                    .collect();
+                remove_matching(&mut self.timers, |t| &t.0, matches, &mut gone);
+                self.timer_index = index_of(&self.timers, |t| &t.0);
             }
             _ => {
-                self.gauges.retain(|(k, _)| {
-                    if matches(k) {
-                        gone.push(k.clone());
-                        false
-                    } else {
-                        true
-                    }
-                });
-                self.gauge_index = self
-                    .gauges
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (k, _))| (k.clone(), i))
-                    .collect();
+                remove_matching(&mut self.gauges, |g| &g.0, matches, &mut gone);
+                self.gauge_index = index_of(&self.gauges, |g| &g.0);
             }
         }
         gone
     }
+}
+
+/// Where each item's key stands in `items`.
+fn index_of<T>(items: &[T], key: impl Fn(&T) -> &String) -> HashMap<String, usize> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (key(t).clone(), i))
+        .collect()
+}
+
+/// Removes the items whose key `matches`, noting their keys in `gone`.
+fn remove_matching<T>(
+    items: &mut Vec<T>,
+    key: impl Fn(&T) -> &String,
+    matches: impl Fn(&str) -> bool,
+    gone: &mut Vec<String>,
+) {
+    items.retain(|t| {
+        let k = key(t);
+        let hit = matches(k);
+        if hit {
+            gone.push(k.clone());
+        }
+        !hit
+    });
 }
 
 /// statsd's timer statistics, in its order (`count_90`, `mean_90`, ...,
@@ -1029,6 +1013,36 @@ mod tests {
                 Some((it.next()?.to_string(), js::number(it.next()?)))
             })
             .collect()
+    }
+
+    #[test]
+    fn deleting_and_expiring_keeps_the_rest_addressable() {
+        let mut a = agg();
+        a.packet(b"a.x:1|ms\nb.y:2|ms\na.g:1|g\nb.g:2|g\nc.g:3|g");
+        assert_eq!(a.delete("timers", &["a.*"]), ["a.x"]);
+        assert_eq!(a.delete("gauges", &["a.g", "zz"]), ["a.g"]);
+        // The keys left behind still land on their own entries.
+        a.packet(b"b.y:4|ms\nc.g:+1|g");
+        let t: Vec<_> = a.timer_values().collect();
+        assert_eq!(t, [("b.y", &[2.0, 4.0][..])]);
+        assert_eq!(
+            a.gauges(),
+            [("b.g".to_string(), 2.0), ("c.g".to_string(), 4.0)]
+        );
+
+        // Under delete_gauges a flush deletes the gauges sent since the last one
+        // (statsd's own stay); a later update starts the gauge afresh.
+        let mut a = Aggregator::new(StatsdServerConfig {
+            delete_gauges: true,
+            ..Default::default()
+        });
+        a.packet(b"g1:1|g\ng2:2|g");
+        a.flush(1000);
+        assert!(a.gauges().iter().all(|(k, _)| k.starts_with("statsd.")));
+        a.packet(b"g2:5|g\ng2:+1|g");
+        assert!(a.gauges().contains(&("g2".to_string(), 6.0)));
+        a.flush(1010);
+        assert!(a.gauges().iter().all(|(k, _)| k.starts_with("statsd.")));
     }
 
     #[test]
