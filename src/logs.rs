@@ -305,7 +305,7 @@ pub fn run_once(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use crate::tail::tests::append;
 
     fn job(file: &Path, extra: &str) -> LogJob {
         let text = format!(
@@ -320,15 +320,6 @@ mod tests {
             Duration::from_secs(60),
         )
         .expect("job")
-    }
-
-    fn append(p: &Path, s: &str) {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .expect("open");
-        f.write_all(s.as_bytes()).expect("write");
     }
 
     #[test]

@@ -415,7 +415,7 @@ impl Follower {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Write;
 
@@ -484,7 +484,8 @@ mod tests {
         (lines, r)
     }
 
-    fn append(p: &Path, s: &str) {
+    /// Appends `s` to the file at `p`, creating it.
+    pub(crate) fn append(p: &Path, s: &str) {
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
