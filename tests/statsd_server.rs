@@ -386,3 +386,62 @@ fn flushes_wait_for_graphite_and_sigterm_flushes_what_is_left() {
         "SIGTERM flushed: {text}"
     );
 }
+
+/// Many senders, spread by the kernel over one socket per core: every line
+/// counted once, and each sender's gauge deltas applied in its own order.
+#[test]
+fn many_senders_over_several_sockets_lose_nothing() {
+    const THREADS: usize = 4;
+    const DATAGRAMS: usize = 300;
+    const LINES: usize = 20;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("graphite");
+    let gport = listener.local_addr().expect("addr").port();
+    let (_child, udp, _admin, _d) = ours(gport, 1.0);
+    let senders: Vec<_> = (0..THREADS)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let socks: Vec<UdpSocket> = (0..2)
+                    .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
+                    .collect();
+                for (i, sock) in socks.iter().enumerate() {
+                    sock.send_to(format!("many.g{t}_{i}:1|g").as_bytes(), ("127.0.0.1", udp))
+                        .expect("send");
+                }
+                for d in 0..DATAGRAMS {
+                    let mut lines: Vec<String> = (0..LINES)
+                        .map(|l| format!("many.k{}:1|c", (d * LINES + l) % 50))
+                        .collect();
+                    lines.push(format!("many.g{t}_{}:+1|g", d % 2));
+                    socks[d % 2]
+                        .send_to(lines.join("\n").as_bytes(), ("127.0.0.1", udp))
+                        .expect("send");
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().expect("sender");
+    }
+    let want = (THREADS * DATAGRAMS * LINES) as f64;
+    let gauge = 1.0 + (DATAGRAMS / 2) as f64;
+    let summed = |t: &str| -> (f64, usize) {
+        let lines = parse_lines(t);
+        let count = lines
+            .iter()
+            .filter(|(n, _, _)| n.starts_with("stats_counts.many."))
+            .map(|(_, v, _)| v)
+            .sum();
+        let gauges = lines
+            .iter()
+            .filter(|(n, v, _)| n.starts_with("stats.gauges.many.") && *v == gauge)
+            .map(|(n, _, _)| n)
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        (count, gauges)
+    };
+    let text = receive(listener, Duration::from_secs(10), |t| {
+        summed(t) == (want, THREADS * 2)
+    });
+    assert_eq!(summed(&text), (want, THREADS * 2), "{text}");
+}

@@ -7,6 +7,10 @@ fn is_js_space(c: char) -> bool {
 
 /// JavaScript's `Number(s)`: NaN when `s` is not a number.
 pub fn number(s: &str) -> f64 {
+    // The common case, a short run of digits, is exact as an integer.
+    if !s.is_empty() && s.len() <= 15 && s.bytes().all(|b| b.is_ascii_digit()) {
+        return s.bytes().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')) as f64;
+    }
     let t = s.trim_matches(is_js_space);
     if t.is_empty() {
         return 0.0;

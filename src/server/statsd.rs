@@ -9,7 +9,11 @@
 use super::js;
 use crate::config::ConfigError;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A `histogram` entry: timers whose name contains `metric` get `bins`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +62,9 @@ pub struct StatsdServerConfig {
     pub max_keys: usize,
     /// Flushes held while Graphite is down.
     pub max_pending_flushes: usize,
+    /// UDP sockets sharing `listen` (SO_REUSEPORT), one receiving thread
+    /// each; 0 for one per core.
+    pub udp_sockets: usize,
 }
 
 impl Default for StatsdServerConfig {
@@ -86,6 +93,7 @@ impl Default for StatsdServerConfig {
             key_name_sanitize: true,
             max_keys: 1_000_000,
             max_pending_flushes: 60,
+            udp_sockets: 0,
         }
     }
 }
@@ -135,6 +143,10 @@ impl StatsdServerConfig {
     }
 }
 
+type Hasher = foldhash::fast::RandomState;
+/// Keys as `Box<str>`: 8 bytes less per table slot than `String`.
+type Map<V> = HashMap<Box<str>, V, Hasher>;
+
 /// statsd's own counters, kept like any other counter.
 struct Internal {
     bad_lines: String,
@@ -143,28 +155,60 @@ struct Internal {
     lag: String,
 }
 
-/// Everything received since the last flush.
-pub struct Aggregator {
-    cfg: StatsdServerConfig,
-    /// Counters by key (each key stored once: counters are the bulk of a
-    /// busy server's keys).
-    counters: HashMap<String, f64>,
-    timers: Vec<(String, Vec<f64>, f64)>,
-    timer_index: HashMap<String, usize>,
-    gauges: Vec<(String, f64)>,
-    gauge_index: HashMap<String, usize>,
-    /// Gauges set since the last flush, deleted by it under `delete_gauges`.
-    gauges_touched: HashSet<String>,
-    sets: Vec<(String, HashSet<String>)>,
-    set_index: HashMap<String, usize>,
-    internal: Internal,
-    /// Lines dropped because `max_keys` was reached.
-    pub dropped_keys: u64,
-    /// Lines that were not statsd lines, since start.
-    pub bad_lines_total: u64,
-    /// Unix time of the last message.
-    pub last_msg_seen: i64,
-    old_timestamp: i64,
+/// One shard's keys. A key lives in exactly one shard (chosen by its hash),
+/// so its updates keep their order whichever socket they arrive on, and
+/// receivers working on different shards never wait for each other.
+#[derive(Default)]
+struct Store {
+    counters: Map<f64>,
+    /// Values since the last flush and their sample-rate-weighted count.
+    timers: Map<(Vec<f64>, f64)>,
+    /// Value, and whether a line set it since the last flush (tracked only
+    /// when a flush deletes such gauges).
+    gauges: Map<(f64, bool)>,
+    sets: Map<HashSet<Box<str>, Hasher>>,
+}
+
+/// What one line does to one key.
+enum Update<'a> {
+    Count(f64),
+    /// A timing and its weight in the count (1 / sample rate).
+    Time(f64, f64),
+    /// A value; `true` when it is a `+`/`-` delta.
+    Gauge(f64, bool),
+    Set(&'a str),
+}
+
+struct Op<'a> {
+    key: Cow<'a, str>,
+    update: Update<'a>,
+}
+
+/// The key budget shared by the shards.
+struct Limits {
+    max_keys: usize,
+    keys: AtomicUsize,
+    dropped: AtomicU64,
+}
+
+impl Limits {
+    /// Takes one key from the budget, or counts a dropped line.
+    fn room(&self) -> bool {
+        let ok = self
+            .keys
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.max_keys).then_some(n + 1)
+            })
+            .is_ok();
+        if !ok {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    fn forget(&self, n: usize) {
+        self.keys.fetch_sub(n, Ordering::Relaxed);
+    }
 }
 
 fn sanitize(key: &str) -> String {
@@ -188,13 +232,20 @@ fn sanitize(key: &str) -> String {
     out
 }
 
+/// True when [`sanitize`] would leave `key` as it is.
+fn is_clean(key: &str) -> bool {
+    key.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b';' | b'='))
+}
+
 /// statsd's `isNumber`: not empty and not NaN.
 fn is_number(s: &str) -> bool {
     !s.is_empty() && !js::number(s).is_nan()
 }
 
-/// statsd's `is_valid_packet` over the `|`-separated fields of one value.
-fn valid(fields: &[&str]) -> bool {
+/// statsd's `is_valid_packet` over the `|`-separated fields of one value;
+/// `num` is `Number(fields[0])`.
+fn valid(fields: &[&str], num: f64) -> bool {
     let Some(kind) = fields.get(1) else {
         return false;
     };
@@ -207,15 +258,212 @@ fn valid(fields: &[&str]) -> bool {
             return false;
         }
     }
+    let number = !fields[0].is_empty() && !num.is_nan();
     match *kind {
         "s" => true,
-        "ms" => is_number(fields[0]) && js::number(fields[0]) >= 0.0,
-        _ => is_number(fields[0]),
+        "ms" => number && num >= 0.0,
+        _ => number,
     }
 }
 
+/// `s` split at each `sep` byte (an ASCII byte, so every piece is a str).
+fn split_on(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    memchr::memchr_iter(sep, s.as_bytes())
+        .chain(std::iter::once(s.len()))
+        .map(move |end| {
+            let piece = &s[start..end];
+            start = end + 1;
+            piece
+        })
+}
+
+/// Where the first `|#` starts.
+fn tags_at(line: &str) -> Option<usize> {
+    let b = line.as_bytes();
+    memchr::memchr_iter(b'#', b)
+        .find(|&i| i > 0 && b[i - 1] == b'|')
+        .map(|i| i - 1)
+}
+
+/// Reads one line as statsd's `handlePacket` does: the updates it makes,
+/// in order; `bad` counts the values statsd rejects.
+fn parse_line<'a>(line: &'a str, sanitizing: bool, out: &mut Vec<Op<'a>>, bad: &mut u64) {
+    let (head, tags) = match tags_at(line) {
+        // Only the text up to a second `|#` counts, as with split("|#")[1].
+        Some(i) => {
+            let t = &line[i + 2..];
+            (&line[..i], &t[..tags_at(t).unwrap_or(t.len())])
+        }
+        None => (line, ""),
+    };
+    // A key sent alone gets the value "1", as statsd pushes it.
+    let (raw, values) = head.split_once(':').unwrap_or((head, "1"));
+    let mut key: Cow<'a, str> = if tags.is_empty() {
+        Cow::Borrowed(raw)
+    } else {
+        // JavaScript's replace with a string changes the first match only.
+        let tags: Vec<String> = tags
+            .split(',')
+            .map(|t| t.replacen(';', "_", 1).replacen(':', "=", 1))
+            .collect();
+        Cow::Owned(format!("{raw};{}", tags.join(";")))
+    };
+    if sanitizing && !is_clean(&key) {
+        key = Cow::Owned(sanitize(&key));
+    }
+    for bit in split_on(values, b':') {
+        let mut fields = [""; 3];
+        let mut n = 0;
+        for (slot, f) in fields.iter_mut().zip(split_on(bit, b'|')) {
+            *slot = f;
+            n += 1;
+        }
+        let fields = &fields[..n];
+        let num = if fields.get(1) == Some(&"s") {
+            f64::NAN
+        } else {
+            js::number(fields[0])
+        };
+        if !valid(fields, num) {
+            *bad += 1;
+            continue;
+        }
+        let rate = match fields.get(2) {
+            Some(r) => {
+                let digits = r[1..]
+                    .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                    .map_or(&r[1..], |end| &r[1..1 + end]);
+                js::number(digits)
+            }
+            None => 1.0,
+        };
+        let value = |default: f64| if fields[0].is_empty() { default } else { num };
+        let update = match fields[1].trim() {
+            "ms" => Update::Time(value(0.0), 1.0 / rate),
+            "g" => Update::Gauge(value(0.0), fields[0].starts_with(['-', '+'])),
+            "s" => Update::Set(if fields[0].is_empty() { "0" } else { fields[0] }),
+            _ => Update::Count(value(1.0) * (1.0 / rate)),
+        };
+        out.push(Op {
+            key: key.clone(),
+            update,
+        });
+    }
+}
+
+impl Store {
+    fn apply(&mut self, op: Op<'_>, limits: &Limits, cfg: &StatsdServerConfig) {
+        let key = op.key;
+        match op.update {
+            Update::Count(v) => self.count(key, v, limits, &cfg.prefix_stats),
+            Update::Time(v, weight) => match self.timers.get_mut(&*key) {
+                Some(t) => {
+                    t.0.push(v);
+                    t.1 += weight;
+                }
+                None if limits.room() => {
+                    self.timers.insert(Box::from(key), (vec![v], weight));
+                }
+                None => {}
+            },
+            Update::Gauge(v, delta) => {
+                let touched = cfg.delete_gauges || cfg.delete_idle_stats;
+                match self.gauges.get_mut(&*key) {
+                    // statsd adds only to a gauge that is set and not 0.
+                    Some(g) => {
+                        if delta && g.0 != 0.0 && !g.0.is_nan() {
+                            g.0 += v;
+                        } else {
+                            g.0 = v;
+                        }
+                        g.1 |= touched;
+                    }
+                    None if limits.room() => {
+                        self.gauges.insert(Box::from(key), (v, touched));
+                    }
+                    None => {}
+                }
+            }
+            Update::Set(member) => match self.sets.get_mut(&*key) {
+                // Looked up first: a member already there costs no allocation.
+                Some(s) if !s.contains(member) => {
+                    s.insert(member.into());
+                }
+                Some(_) => {}
+                None if limits.room() => {
+                    let mut s = HashSet::default();
+                    s.insert(member.into());
+                    self.sets.insert(Box::from(key), s);
+                }
+                None => {}
+            },
+        }
+    }
+
+    /// statsd's own counters never count against `max_keys`.
+    fn count(&mut self, key: Cow<'_, str>, v: f64, limits: &Limits, own: &str) {
+        if let Some(c) = self.counters.get_mut(&*key) {
+            *c += v;
+        } else if key.starts_with(own) {
+            limits.keys.fetch_add(1, Ordering::Relaxed);
+            self.counters.insert(Box::from(key), v);
+        } else if limits.room() {
+            self.counters.insert(Box::from(key), v);
+        }
+    }
+
+    /// After a flush, as statsd: zero or delete what was flushed.
+    fn reset(&mut self, c: &StatsdServerConfig, internal: &[&str; 3], limits: &Limits) {
+        let all = c.delete_idle_stats;
+        let before = self.counters.len() + self.timers.len() + self.gauges.len() + self.sets.len();
+        if c.delete_counters || all {
+            self.counters
+                .retain(|k, _| internal.iter().any(|i| k.contains(i)));
+        }
+        self.counters.values_mut().for_each(|v| *v = 0.0);
+        if c.delete_timers || all {
+            self.timers.clear();
+        } else {
+            for t in self.timers.values_mut() {
+                t.0.clear();
+                t.1 = 0.0;
+            }
+        }
+        if c.delete_sets || all {
+            self.sets.clear();
+        } else {
+            self.sets.values_mut().for_each(HashSet::clear);
+        }
+        if c.delete_gauges || all {
+            self.gauges.retain(|_, g| !g.1);
+        }
+        let after = self.counters.len() + self.timers.len() + self.gauges.len() + self.sets.len();
+        limits.forget(before - after);
+    }
+}
+
+/// Everything received since the last flush, in shards by key.
+pub struct Aggregator {
+    cfg: StatsdServerConfig,
+    shards: Vec<Mutex<Store>>,
+    hasher: Hasher,
+    limits: Limits,
+    internal: Internal,
+    /// Lines that were not statsd lines, since start.
+    bad_lines_total: AtomicU64,
+    /// Unix time of the last message.
+    last_msg_seen: AtomicI64,
+    old_timestamp: AtomicI64,
+}
+
+fn lock(m: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Aggregator {
-    pub fn new(cfg: StatsdServerConfig) -> Self {
+    /// An aggregator with `shards` independent parts (one per receiving core).
+    pub fn new(cfg: StatsdServerConfig, shards: usize) -> Self {
         let p = cfg.prefix_stats.clone();
         let internal = Internal {
             bad_lines: format!("{p}.bad_lines_seen"),
@@ -223,175 +471,108 @@ impl Aggregator {
             metrics: format!("{p}.metrics_received"),
             lag: format!("{p}.timestamp_lag"),
         };
-        let mut a = Aggregator {
+        let a = Aggregator {
+            limits: Limits {
+                max_keys: cfg.max_keys,
+                keys: AtomicUsize::new(0),
+                dropped: AtomicU64::new(0),
+            },
             cfg,
-            counters: HashMap::new(),
-            timers: Vec::new(),
-            timer_index: HashMap::new(),
-            gauges: Vec::new(),
-            gauge_index: HashMap::new(),
-            gauges_touched: HashSet::new(),
-            sets: Vec::new(),
-            set_index: HashMap::new(),
+            shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
+            hasher: Hasher::default(),
             internal,
-            dropped_keys: 0,
-            bad_lines_total: 0,
-            last_msg_seen: crate::whisper::unix_now(),
-            old_timestamp: 0,
+            bad_lines_total: AtomicU64::new(0),
+            last_msg_seen: AtomicI64::new(crate::whisper::unix_now()),
+            old_timestamp: AtomicI64::new(0),
         };
         for k in [
-            a.internal.bad_lines.clone(),
-            a.internal.packets.clone(),
-            a.internal.metrics.clone(),
+            &a.internal.bad_lines,
+            &a.internal.packets,
+            &a.internal.metrics,
         ] {
-            a.counter_add(&k, 0.0);
+            a.add(k, 0.0);
         }
         a
     }
 
-    fn keys(&self) -> usize {
-        self.counters.len() + self.timers.len() + self.gauges.len() + self.sets.len()
+    fn shard(&self, key: &str) -> &Mutex<Store> {
+        let i = match self.shards.len() {
+            1 => 0,
+            n => (self.hasher.hash_one(key) % n as u64) as usize,
+        };
+        &self.shards[i]
     }
 
-    fn room(&mut self) -> bool {
-        if self.keys() < self.cfg.max_keys {
-            return true;
-        }
-        self.dropped_keys += 1;
-        false
+    fn add(&self, key: &str, v: f64) {
+        lock(self.shard(key)).count(Cow::Borrowed(key), v, &self.limits, &self.cfg.prefix_stats);
     }
 
-    fn counter_add(&mut self, key: &str, v: f64) {
-        if let Some(c) = self.counters.get_mut(key) {
-            *c += v;
-        } else if key.starts_with(&self.cfg.prefix_stats) || self.room() {
-            self.counters.insert(key.to_string(), v);
-        }
+    /// Distinct keys held.
+    pub fn keys(&self) -> usize {
+        self.limits.keys.load(Ordering::Relaxed)
     }
 
-    fn bad_line(&mut self) {
-        let k = self.internal.bad_lines.clone();
-        self.counter_add(&k, 1.0);
-        self.bad_lines_total += 1;
+    /// Lines dropped because `max_keys` was reached.
+    pub fn dropped_keys(&self) -> u64 {
+        self.limits.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn bad_lines_total(&self) -> u64 {
+        self.bad_lines_total.load(Ordering::Relaxed)
+    }
+
+    pub fn last_msg_seen(&self) -> i64 {
+        self.last_msg_seen.load(Ordering::Relaxed)
     }
 
     /// Reads one packet (several lines), as statsd's `handlePacket`.
-    pub fn packet(&mut self, data: &[u8]) {
-        let k = self.internal.packets.clone();
-        self.counter_add(&k, 1.0);
-        let text = String::from_utf8_lossy(data);
-        for line in text.split('\n') {
-            if !line.is_empty() {
-                self.line(line);
-            }
-        }
-        self.last_msg_seen = crate::whisper::unix_now();
+    pub fn packet(&self, data: &[u8]) {
+        self.packets(std::iter::once(data));
     }
 
-    fn line(&mut self, line: &str) {
-        let k = self.internal.metrics.clone();
-        self.counter_add(&k, 1.0);
-        let mut parts = line.split("|#");
-        let head = parts.next().unwrap_or_default();
-        let tags: Vec<&str> = match parts.next() {
-            Some(t) if !t.is_empty() => t.split(',').collect(),
-            _ => Vec::new(),
-        };
-        let mut bits: Vec<&str> = head.split(':').collect();
-        let mut key = bits.remove(0).to_string();
-        if !tags.is_empty() {
-            // JavaScript's replace with a string changes the first match only.
-            let tags: Vec<String> = tags
-                .iter()
-                .map(|t| t.replacen(';', "_", 1).replacen(':', "=", 1))
-                .collect();
-            key = format!("{key};{}", tags.join(";"));
-        }
-        if self.cfg.key_name_sanitize {
-            key = sanitize(&key);
-        }
-        if bits.is_empty() {
-            bits.push("1");
-        }
-        for bit in bits {
-            let fields: Vec<&str> = bit.split('|').collect();
-            if !valid(&fields) {
-                self.bad_line();
-                continue;
+    /// Reads a batch of packets, taking each shard's lock once.
+    pub fn packets<'a>(&self, batch: impl IntoIterator<Item = &'a [u8]>) {
+        let texts: Vec<Cow<'_, str>> = batch
+            .into_iter()
+            .map(|b| match std::str::from_utf8(b) {
+                Ok(t) => Cow::Borrowed(t),
+                Err(_) => String::from_utf8_lossy(b),
+            })
+            .collect();
+        let n = self.shards.len();
+        let mut per_shard: Vec<Vec<Op<'_>>> = (0..n).map(|_| Vec::new()).collect();
+        let mut ops = Vec::new();
+        let (mut lines, mut bad) = (0u64, 0u64);
+        for text in &texts {
+            for line in split_on(text, b'\n').filter(|l| !l.is_empty()) {
+                lines += 1;
+                parse_line(line, self.cfg.key_name_sanitize, &mut ops, &mut bad);
             }
-            let rate = match fields.get(2) {
-                Some(r) => {
-                    let digits: String = r[1..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_digit() || *c == '.')
-                        .collect();
-                    js::number(&digits)
-                }
-                None => 1.0,
-            };
-            let value = |default: f64| {
-                if fields[0].is_empty() {
-                    default
-                } else {
-                    js::number(fields[0])
-                }
-            };
-            match fields[1].trim() {
-                "ms" => {
-                    let v = value(0.0);
-                    match self.timer_index.get(&key).copied() {
-                        Some(i) => {
-                            self.timers[i].1.push(v);
-                            self.timers[i].2 += 1.0 / rate;
-                        }
-                        None if self.room() => {
-                            self.timer_index.insert(key.clone(), self.timers.len());
-                            self.timers.push((key.clone(), vec![v], 1.0 / rate));
-                        }
-                        None => {}
-                    }
-                }
-                "g" => {
-                    let v = value(0.0);
-                    let delta = fields[0].starts_with(['-', '+']);
-                    if self.cfg.delete_gauges || self.cfg.delete_idle_stats {
-                        self.gauges_touched.insert(key.clone());
-                    }
-                    match self.gauge_index.get(&key).copied() {
-                        // statsd adds only to a gauge that is set and not 0.
-                        Some(i)
-                            if delta && self.gauges[i].1 != 0.0 && !self.gauges[i].1.is_nan() =>
-                        {
-                            self.gauges[i].1 += v
-                        }
-                        Some(i) => self.gauges[i].1 = v,
-                        None if self.room() => {
-                            self.gauge_index.insert(key.clone(), self.gauges.len());
-                            self.gauges.push((key.clone(), v));
-                        }
-                        None => {}
-                    }
-                }
-                "s" => {
-                    let member = if fields[0].is_empty() { "0" } else { fields[0] };
-                    match self.set_index.get(&key).copied() {
-                        Some(i) => {
-                            self.sets[i].1.insert(member.to_string());
-                        }
-                        None if self.room() => {
-                            self.set_index.insert(key.clone(), self.sets.len());
-                            self.sets
-                                .push((key.clone(), HashSet::from([member.to_string()])));
-                        }
-                        None => {}
-                    }
-                }
-                _ => {
-                    let v = value(1.0) * (1.0 / rate);
-                    self.counter_add(&key, v);
+        }
+        if n == 1 {
+            per_shard[0] = ops;
+        } else {
+            for op in ops {
+                let i = (self.hasher.hash_one(&*op.key) % n as u64) as usize;
+                per_shard[i].push(op);
+            }
+        }
+        for (shard, ops) in self.shards.iter().zip(per_shard) {
+            if !ops.is_empty() {
+                let mut s = lock(shard);
+                for op in ops {
+                    s.apply(op, &self.limits, &self.cfg);
                 }
             }
         }
+        self.add(&self.internal.packets, texts.len() as f64);
+        self.add(&self.internal.metrics, lines as f64);
+        if bad > 0 {
+            self.add(&self.internal.bad_lines, bad as f64);
+            self.bad_lines_total.fetch_add(bad, Ordering::Relaxed);
+        }
+        self.last_msg_seen
+            .store(crate::whisper::unix_now(), Ordering::Relaxed);
     }
 
     fn namespaces(&self) -> [Vec<String>; 5] {
@@ -428,22 +609,19 @@ impl Aggregator {
     }
 
     /// The Graphite lines of one flush at unix time `ts`, then resets as
-    /// statsd does. `processing` is statsd's `processing_time` (ms).
-    pub fn flush(&mut self, ts: i64) -> Vec<String> {
+    /// statsd does, one shard at a time (the others keep receiving).
+    pub fn flush(&self, ts: i64) -> Vec<String> {
         let start = std::time::Instant::now();
-        let c = self.cfg.clone();
-        if self.old_timestamp > 0 {
-            let lag = (ts - self.old_timestamp) as f64 - c.flush_interval;
-            let k = self.internal.lag.clone();
-            match self.gauge_index.get(&k).copied() {
-                Some(i) => self.gauges[i].1 = lag,
-                None => {
-                    self.gauge_index.insert(k.clone(), self.gauges.len());
-                    self.gauges.push((k, lag));
-                }
+        let c = &self.cfg;
+        let old = self.old_timestamp.swap(ts, Ordering::Relaxed);
+        if old > 0 {
+            let lag = (ts - old) as f64 - c.flush_interval;
+            let k = &self.internal.lag;
+            let mut s = lock(self.shard(k));
+            if s.gauges.insert(k.as_str().into(), (lag, false)).is_none() {
+                self.limits.keys.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.old_timestamp = ts;
         let suffix = if c.global_suffix.is_empty() {
             String::new()
         } else {
@@ -468,42 +646,51 @@ impl Aggregator {
         let mut line = |name: String, v: f64| out.push(format!("{name} {} {ts}", js::to_string(v)));
         let mut num_stats = 0u64;
         let secs = c.flush_interval;
-        for (key, value) in &self.counters {
-            let rate = value / secs;
-            if c.legacy_namespace {
-                line(fmt(&counter_ns, key, &[]), rate);
-                if c.flush_counts {
-                    line(fmt(&["stats_counts".to_string()], key, &[]), *value);
+        let internal = [
+            self.internal.bad_lines.as_str(),
+            self.internal.packets.as_str(),
+            self.internal.metrics.as_str(),
+        ];
+        for shard in &self.shards {
+            let mut s = lock(shard);
+            for (key, value) in &s.counters {
+                let rate = value / secs;
+                if c.legacy_namespace {
+                    line(fmt(&counter_ns, key, &[]), rate);
+                    if c.flush_counts {
+                        line(fmt(&["stats_counts".to_string()], key, &[]), *value);
+                    }
+                } else {
+                    line(fmt(&counter_ns, key, &["rate"]), rate);
+                    if c.flush_counts {
+                        line(fmt(&counter_ns, key, &["count"]), *value);
+                    }
                 }
-            } else {
-                line(fmt(&counter_ns, key, &["rate"]), rate);
-                if c.flush_counts {
-                    line(fmt(&counter_ns, key, &["count"]), *value);
+                num_stats += 1;
+            }
+            for (key, (values, count)) in &s.timers {
+                for (stat, v) in timer_stats(
+                    values,
+                    *count,
+                    secs,
+                    &c.percent_threshold,
+                    &c.histogram,
+                    key,
+                ) {
+                    let parts: Vec<&str> = stat.split('.').collect();
+                    line(fmt(&timer_ns, key, &parts), v);
                 }
+                num_stats += 1;
             }
-            num_stats += 1;
-        }
-        for (key, values, count) in &self.timers {
-            for (stat, v) in timer_stats(
-                values,
-                *count,
-                secs,
-                &c.percent_threshold,
-                &c.histogram,
-                key,
-            ) {
-                let parts: Vec<&str> = stat.split('.').collect();
-                line(fmt(&timer_ns, key, &parts), v);
+            for (key, (v, _)) in &s.gauges {
+                line(fmt(&gauge_ns, key, &[]), *v);
+                num_stats += 1;
             }
-            num_stats += 1;
-        }
-        for (key, v) in &self.gauges {
-            line(fmt(&gauge_ns, key, &[]), *v);
-            num_stats += 1;
-        }
-        for (key, members) in &self.sets {
-            line(fmt(&set_ns, key, &["count"]), members.len() as f64);
-            num_stats += 1;
+            for (key, members) in &s.sets {
+                line(fmt(&set_ns, key, &["count"]), members.len() as f64);
+                num_stats += 1;
+            }
+            s.reset(c, &internal, &self.limits);
         }
         let calc = start.elapsed().as_millis() as f64;
         let p = &c.prefix_stats;
@@ -519,69 +706,41 @@ impl Aggregator {
             line(fmt(&global, p, &["graphiteStats", "calculationtime"]), calc);
             line(fmt(&global, p, &["processing_time"]), calc);
         }
-        self.reset();
         out
     }
 
-    fn reset(&mut self) {
-        let c = &self.cfg;
-        let all = c.delete_idle_stats;
-        let internal = [
-            &self.internal.bad_lines,
-            &self.internal.packets,
-            &self.internal.metrics,
-        ];
-        if c.delete_counters || all {
-            self.counters
-                .retain(|k, _| internal.iter().any(|i| k.contains(i.as_str())));
-        }
-        self.counters.values_mut().for_each(|v| *v = 0.0);
-        if c.delete_timers || all {
-            self.timers.clear();
-            self.timer_index.clear();
-        } else {
-            for t in &mut self.timers {
-                t.1.clear();
-                t.2 = 0.0;
-            }
-        }
-        if c.delete_sets || all {
-            self.sets.clear();
-            self.set_index.clear();
-        } else {
-            for s in &mut self.sets {
-                s.1.clear();
-            }
-        }
-        // Filled only under delete_gauges or delete_idle_stats. One pass and one
-        // reindex, however many gauges go.
-        if !self.gauges_touched.is_empty() {
-            let gone = std::mem::take(&mut self.gauges_touched);
-            self.gauges.retain(|(k, _)| !gone.contains(k));
-            self.gauge_index = index_of(&self.gauges, |g| &g.0);
-        }
-    }
-
-    /// Counter values as the management interface shows them.
-    pub fn counters(&self) -> Vec<(String, f64)> {
-        let mut v: Vec<(String, f64)> =
-            self.counters.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    /// Every shard's entries of one kind, sorted by key.
+    fn gather<V>(&self, pick: impl Fn(&Store) -> Vec<(String, V)>) -> Vec<(String, V)> {
+        let mut v: Vec<(String, V)> = self.shards.iter().flat_map(|s| pick(&lock(s))).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
 
-    pub fn gauges(&self) -> &[(String, f64)] {
-        &self.gauges
+    /// Counter values as the management interface shows them.
+    pub fn counters(&self) -> Vec<(String, f64)> {
+        self.gather(|s| {
+            s.counters
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect()
+        })
     }
 
-    pub fn timer_values(&self) -> impl Iterator<Item = (&str, &[f64])> {
-        self.timers
-            .iter()
-            .map(|(k, v, _)| (k.as_str(), v.as_slice()))
+    pub fn gauges(&self) -> Vec<(String, f64)> {
+        self.gather(|s| s.gauges.iter().map(|(k, g)| (k.to_string(), g.0)).collect())
+    }
+
+    pub fn timer_values(&self) -> Vec<(String, Vec<f64>)> {
+        self.gather(|s| {
+            s.timers
+                .iter()
+                .map(|(k, t)| (k.to_string(), t.0.clone()))
+                .collect()
+        })
     }
 
     /// Deletes stats of one kind by name or `prefix.*`; returns the names deleted.
-    pub fn delete(&mut self, kind: &str, patterns: &[&str]) -> Vec<String> {
+    pub fn delete(&self, kind: &str, patterns: &[&str]) -> Vec<String> {
         let matches = |k: &str| {
             patterns.iter().any(|p| match p.strip_suffix('*') {
                 Some(pre) => k.starts_with(pre),
@@ -589,48 +748,26 @@ impl Aggregator {
             })
         };
         let mut gone = Vec::new();
-        match kind {
-            "counters" => self.counters.retain(|k, _| {
-                let hit = matches(k);
-                if hit {
-                    gone.push(k.clone());
-                }
-                !hit
-            }),
-            "timers" => {
-                remove_matching(&mut self.timers, |t| &t.0, matches, &mut gone);
-                self.timer_index = index_of(&self.timers, |t| &t.0);
-            }
-            _ => {
-                remove_matching(&mut self.gauges, |g| &g.0, matches, &mut gone);
-                self.gauge_index = index_of(&self.gauges, |g| &g.0);
+        for shard in &self.shards {
+            let mut s = lock(shard);
+            match kind {
+                "counters" => remove_matching(&mut s.counters, matches, &mut gone),
+                "timers" => remove_matching(&mut s.timers, matches, &mut gone),
+                _ => remove_matching(&mut s.gauges, matches, &mut gone),
             }
         }
+        self.limits.forget(gone.len());
+        gone.sort();
         gone
     }
 }
 
-/// Where each item's key stands in `items`.
-fn index_of<T>(items: &[T], key: impl Fn(&T) -> &String) -> HashMap<String, usize> {
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (key(t).clone(), i))
-        .collect()
-}
-
-/// Removes the items whose key `matches`, noting their keys in `gone`.
-fn remove_matching<T>(
-    items: &mut Vec<T>,
-    key: impl Fn(&T) -> &String,
-    matches: impl Fn(&str) -> bool,
-    gone: &mut Vec<String>,
-) {
-    items.retain(|t| {
-        let k = key(t);
+/// Removes the entries whose key `matches`, noting their keys in `gone`.
+fn remove_matching<V>(items: &mut Map<V>, matches: impl Fn(&str) -> bool, gone: &mut Vec<String>) {
+    items.retain(|k, _| {
         let hit = matches(k);
         if hit {
-            gone.push(k.clone());
+            gone.push(k.to_string());
         }
         !hit
     });
@@ -747,17 +884,140 @@ pub fn timer_stats(
 
 /// The running statsd server's state shared by its tasks.
 struct Shared {
-    agg: std::sync::Mutex<Aggregator>,
-    healthy: std::sync::atomic::AtomicBool,
+    agg: Aggregator,
+    healthy: AtomicBool,
     started: i64,
-    last_flush: std::sync::atomic::AtomicI64,
-    last_exception: std::sync::atomic::AtomicI64,
-    flush_time: std::sync::atomic::AtomicI64,
-    flush_length: std::sync::atomic::AtomicI64,
+    last_flush: AtomicI64,
+    last_exception: AtomicI64,
+    flush_time: AtomicI64,
+    flush_length: AtomicI64,
 }
 
-fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Aggregator> {
-    s.agg.lock().unwrap_or_else(|p| p.into_inner())
+/// Datagrams taken per `recvmmsg` call, and the room for each (the largest
+/// UDP payload fits, so nothing is ever cut).
+const BATCH: usize = 32;
+const DATAGRAM: usize = 65_536;
+
+/// Binds `n` UDP sockets to one address with SO_REUSEPORT: the kernel
+/// spreads senders over them, one receiving thread each.
+fn udp_sockets(listen: &str, n: usize) -> std::io::Result<Vec<std::net::UdpSocket>> {
+    use rustix::net::{sockopt, AddressFamily, SocketType};
+    use std::net::ToSocketAddrs;
+    let mut addr = listen.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{listen}: no address"),
+        )
+    })?;
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let fd = rustix::net::socket(family, SocketType::DGRAM, None)?;
+        sockopt::set_socket_reuseport(&fd, true)?;
+        // A deep receive queue absorbs bursts while a flush holds a shard
+        // (beyond net.core.rmem_max needs root; the plain request is the fallback).
+        let want = 16 << 20;
+        if sockopt::set_socket_recv_buffer_size_force(&fd, want).is_err() {
+            let _ = sockopt::set_socket_recv_buffer_size(&fd, want);
+        }
+        rustix::net::bind(&fd, &addr)?;
+        let sock = std::net::UdpSocket::from(fd);
+        // With port 0 the first socket picks the port the others share.
+        addr = sock.local_addr()?;
+        sock.set_read_timeout(Some(std::time::Duration::from_millis(200)))?;
+        out.push(sock);
+    }
+    Ok(out)
+}
+
+/// Receives up to [`BATCH`] datagrams in one system call, waiting for the
+/// first (up to the socket's read timeout). Returns each one's length; a
+/// datagram cut short (`MSG_TRUNC`) is reported as `None`.
+fn recv_batch(
+    sock: &std::net::UdpSocket,
+    bufs: &mut [u8],
+    lens: &mut [Option<usize>; BATCH],
+) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    debug_assert_eq!(bufs.len(), BATCH * DATAGRAM);
+    let mut iovs: Vec<libc::iovec> = bufs
+        .chunks_mut(DATAGRAM)
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: mmsghdr is plain data; all-zero is a valid empty header.
+    let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    for (h, iov) in hdrs.iter_mut().zip(iovs.iter_mut()) {
+        h.msg_hdr.msg_iov = iov;
+        h.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: every header points at one iovec over its own DATAGRAM-byte
+    // slice of `bufs`, all of which outlive the call; no address or control
+    // buffers are given; the count matches the array.
+    let n = unsafe {
+        libc::recvmmsg(
+            sock.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            BATCH as libc::c_uint,
+            libc::MSG_WAITFORONE,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let n = n as usize;
+    for (len, h) in lens.iter_mut().zip(&hdrs[..n]) {
+        *len = if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            None
+        } else {
+            Some(h.msg_len as usize)
+        };
+    }
+    Ok(n)
+}
+
+/// One receiving thread: batches of datagrams from its socket into the
+/// aggregator until `stop`.
+fn receive(sock: std::net::UdpSocket, s: Arc<Shared>, stop: Arc<AtomicBool>) {
+    let mut bufs = vec![0u8; BATCH * DATAGRAM];
+    let mut lens = [None; BATCH];
+    while !stop.load(Ordering::Relaxed) {
+        match recv_batch(&sock, &mut bufs, &mut lens) {
+            Ok(n) => {
+                let cut = lens[..n].iter().filter(|l| l.is_none()).count();
+                s.agg.packets(
+                    lens[..n]
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, l)| Some(&bufs[i * DATAGRAM..i * DATAGRAM + (*l)?])),
+                );
+                if cut > 0 {
+                    s.agg.add(&s.agg.internal.bad_lines, cut as f64);
+                    s.agg
+                        .bad_lines_total
+                        .fetch_add(cut as u64, Ordering::Relaxed);
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => {
+                log::warn!("statsd: udp receive: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    }
 }
 
 /// Runs the statsd server until `shutdown` resolves; then flushes once more.
@@ -767,39 +1027,38 @@ pub async fn run(
 ) -> std::io::Result<()> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let now = crate::whisper::unix_now();
-    let shared = std::sync::Arc::new(Shared {
-        agg: std::sync::Mutex::new(Aggregator::new(cfg.clone())),
-        healthy: std::sync::atomic::AtomicBool::new(true),
+    let receivers = match cfg.udp_sockets {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let shared = Arc::new(Shared {
+        agg: Aggregator::new(cfg.clone(), receivers),
+        healthy: AtomicBool::new(true),
         started: now,
-        last_flush: std::sync::atomic::AtomicI64::new(now),
-        last_exception: std::sync::atomic::AtomicI64::new(0),
-        flush_time: std::sync::atomic::AtomicI64::new(0),
-        flush_length: std::sync::atomic::AtomicI64::new(0),
+        last_flush: AtomicI64::new(now),
+        last_exception: AtomicI64::new(0),
+        flush_time: AtomicI64::new(0),
+        flush_length: AtomicI64::new(0),
     });
-    let udp = tokio::net::UdpSocket::bind(&cfg.listen).await?;
-    // A deep receive queue absorbs bursts while a flush holds the aggregator
-    // (beyond net.core.rmem_max needs root; the plain request is the fallback).
-    let want = 16 << 20;
-    if rustix::net::sockopt::set_socket_recv_buffer_size_force(&udp, want).is_err() {
-        let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&udp, want);
-    }
+    let udp = udp_sockets(&cfg.listen, receivers)?;
     let tcp = tokio::net::TcpListener::bind(&cfg.listen).await?;
     let admin = tokio::net::TcpListener::bind(&cfg.admin).await?;
     log::info!(
-        "statsd server on {} (udp, tcp), admin {}",
+        "statsd server on {} (udp x{receivers}, tcp), admin {}",
         cfg.listen,
         cfg.admin
     );
 
-    let s = shared.clone();
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 65_536];
-        loop {
-            if let Ok((n, _)) = udp.recv_from(&mut buf).await {
-                lock(&s).packet(&buf[..n]);
-            }
-        }
-    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for (i, sock) in udp.into_iter().enumerate() {
+        let (s, stop) = (shared.clone(), stop.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("statsd-udp-{i}"))
+                .spawn(move || receive(sock, s, stop))?,
+        );
+    }
     let s = shared.clone();
     tokio::spawn(async move {
         while let Ok((conn, _)) = tcp.accept().await {
@@ -807,7 +1066,7 @@ pub async fn run(
             tokio::spawn(async move {
                 let mut lines = tokio::io::BufReader::new(conn).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    lock(&s).packet(line.as_bytes());
+                    s.agg.packet(line.as_bytes());
                 }
             });
         }
@@ -845,8 +1104,15 @@ pub async fn run(
             _ = ticker.tick() => false,
             _ = &mut shutdown => true,
         };
+        if last {
+            // What the receivers hold goes into the last flush.
+            stop.store(true, Ordering::Relaxed);
+            for t in threads.drain(..) {
+                let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            }
+        }
         let ts = crate::whisper::unix_now();
-        let lines = lock(&shared).flush(ts);
+        let lines = shared.agg.flush(ts);
         pending.push_back(lines);
         while pending.len() > cfg.max_pending_flushes {
             pending.pop_front();
@@ -958,24 +1224,25 @@ fn admin_command(s: &Shared, cfg: &StatsdServerConfig, cmd: &str, args: &[&str])
             format!("health: {}\n", if s.healthy.load(Ordering::Relaxed) { "up" } else { "down" })
         }
         "stats" => {
-            let a = lock(s);
+            let a = &s.agg;
             format!(
                 "uptime: {}\nmessages.last_msg_seen: {}\nmessages.bad_lines_seen: {}\ngraphite.last_flush: {}\ngraphite.last_exception: {}\ngraphite.flush_time: {}\ngraphite.flush_length: {}\nEND\n\n",
                 now - s.started,
-                now - a.last_msg_seen,
-                a.bad_lines_total,
+                now - a.last_msg_seen(),
+                a.bad_lines_total(),
                 now - s.last_flush.load(Ordering::Relaxed),
                 now - s.last_exception.load(Ordering::Relaxed),
                 s.flush_time.load(Ordering::Relaxed),
                 s.flush_length.load(Ordering::Relaxed),
             )
         }
-        "counters" => map(&lock(s).counters()),
-        "gauges" => map(lock(s).gauges()),
+        "counters" => map(&s.agg.counters()),
+        "gauges" => map(&s.agg.gauges()),
         "timers" => {
-            let a = lock(s);
-            let body: Vec<String> = a
+            let body: Vec<String> = s
+                .agg
                 .timer_values()
+                .iter()
                 .map(|(k, v)| {
                     let vals: Vec<String> = v.iter().map(|x| js::to_string(*x)).collect();
                     format!("  '{k}': [ {} ]", vals.join(", "))
@@ -985,7 +1252,7 @@ fn admin_command(s: &Shared, cfg: &StatsdServerConfig, cmd: &str, args: &[&str])
         }
         "delcounters" | "deltimers" | "delgauges" => {
             let kind = &cmd[3..];
-            let gone = lock(s).delete(kind, args);
+            let gone = s.agg.delete(kind, args);
             let mut out: String = gone.iter().map(|k| format!("deleted: {k}\n")).collect();
             out.push_str("END\n\n");
             out
@@ -999,13 +1266,16 @@ mod tests {
     use super::*;
 
     fn agg() -> Aggregator {
-        Aggregator::new(StatsdServerConfig {
-            flush_interval: 10.0,
-            ..Default::default()
-        })
+        Aggregator::new(
+            StatsdServerConfig {
+                flush_interval: 10.0,
+                ..Default::default()
+            },
+            2,
+        )
     }
 
-    fn flushed(a: &mut Aggregator) -> HashMap<String, f64> {
+    fn flushed(a: &Aggregator) -> HashMap<String, f64> {
         a.flush(1000)
             .iter()
             .filter_map(|l| {
@@ -1017,14 +1287,13 @@ mod tests {
 
     #[test]
     fn deleting_and_expiring_keeps_the_rest_addressable() {
-        let mut a = agg();
+        let a = agg();
         a.packet(b"a.x:1|ms\nb.y:2|ms\na.g:1|g\nb.g:2|g\nc.g:3|g");
         assert_eq!(a.delete("timers", &["a.*"]), ["a.x"]);
         assert_eq!(a.delete("gauges", &["a.g", "zz"]), ["a.g"]);
         // The keys left behind still land on their own entries.
         a.packet(b"b.y:4|ms\nc.g:+1|g");
-        let t: Vec<_> = a.timer_values().collect();
-        assert_eq!(t, [("b.y", &[2.0, 4.0][..])]);
+        assert_eq!(a.timer_values(), [("b.y".to_string(), vec![2.0, 4.0])]);
         assert_eq!(
             a.gauges(),
             [("b.g".to_string(), 2.0), ("c.g".to_string(), 4.0)]
@@ -1032,10 +1301,13 @@ mod tests {
 
         // Under delete_gauges a flush deletes the gauges sent since the last one
         // (statsd's own stay); a later update starts the gauge afresh.
-        let mut a = Aggregator::new(StatsdServerConfig {
-            delete_gauges: true,
-            ..Default::default()
-        });
+        let a = Aggregator::new(
+            StatsdServerConfig {
+                delete_gauges: true,
+                ..Default::default()
+            },
+            2,
+        );
         a.packet(b"g1:1|g\ng2:2|g");
         a.flush(1000);
         assert!(a.gauges().iter().all(|(k, _)| k.starts_with("statsd.")));
@@ -1047,9 +1319,9 @@ mod tests {
 
     #[test]
     fn the_four_types_and_sample_rates() {
-        let mut a = agg();
+        let a = agg();
         a.packet(b"hits:3|c\nhits:1|c|@0.5\nlat:10|ms\nlat:20|ms|@0.5\nmem:50|g\nmem:+5|g\nmem:-15|g\nu:a|s\nu:b|s\nu:a|s");
-        let v = flushed(&mut a);
+        let v = flushed(&a);
         assert_eq!(v["stats.hits"], 0.5);
         assert_eq!(v["stats_counts.hits"], 5.0);
         assert_eq!(v["stats.timers.lat.count"], 3.0);
@@ -1064,20 +1336,20 @@ mod tests {
 
     #[test]
     fn bad_lines_are_counted_and_the_rest_kept() {
-        let mut a = agg();
+        let a = agg();
         a.packet(b"ok:1|c\nnotype:5\nneg:-1|ms\nrate:1|c|@x\nword:abc|c\n\xff\xfe:1|c\n:1|g\nmulti:1|c:2|c:x|c");
-        let v = flushed(&mut a);
+        let v = flushed(&a);
         assert_eq!(v["stats_counts.statsd.bad_lines_seen"], 5.0);
         assert_eq!(v["stats_counts.ok"], 1.0);
         assert_eq!(v["stats_counts.multi"], 3.0);
-        assert_eq!(a.bad_lines_total, 5);
+        assert_eq!(a.bad_lines_total(), 5);
     }
 
     #[test]
     fn tags_and_sanitising() {
-        let mut a = agg();
+        let a = agg();
         a.packet(b"my key/x!:1|c|#env:prod,role\nbare");
-        let v = flushed(&mut a);
+        let v = flushed(&a);
         assert_eq!(v["stats_counts.my_key-x;env=prod;role"], 1.0);
         // A key alone gets the value "1" and no type: a bad line, as in statsd.
         assert_eq!(v["stats_counts.statsd.bad_lines_seen"], 1.0);
@@ -1087,7 +1359,7 @@ mod tests {
         /// Any bytes as a packet: counted, never a panic; the key count stays bounded.
         #[test]
         fn any_packet_is_read_or_counted(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
-            let mut a = Aggregator::new(StatsdServerConfig { max_keys: 50, ..Default::default() });
+            let a = Aggregator::new(StatsdServerConfig { max_keys: 50, ..Default::default() }, 2);
             a.packet(&data);
             let _ = a.flush(1000);
             proptest::prop_assert!(a.keys() <= 50 + 3);
@@ -1096,10 +1368,34 @@ mod tests {
         /// Lines built from statsd's own alphabet, to reach deep into the parser.
         #[test]
         fn statsd_shaped_lines_never_panic(line in "[a-z.;=/ ]{0,6}(:[-+0-9.eEx@]{0,8}(\\|[a-z#]{0,3}){0,3}){0,3}(\\|#[a-z:,;]{0,8})?") {
-            let mut a = Aggregator::new(StatsdServerConfig::default());
+            let a = Aggregator::new(StatsdServerConfig::default(), 2);
             a.packet(line.as_bytes());
             for l in a.flush(1000) {
                 proptest::prop_assert_eq!(l.split(' ').count(), 3, "{}", l);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Shards change where keys live, never what a flush says.
+        #[test]
+        fn shards_flush_what_one_store_flushes(
+            lines in proptest::collection::vec("k[0-9]{1,2}:[-+]?[0-9]{1,3}\\|(c|ms|g|s)(\\|@0\\.[1-9])?", 1..60),
+            per_packet in 1usize..8,
+        ) {
+            let one = Aggregator::new(StatsdServerConfig::default(), 1);
+            let four = Aggregator::new(StatsdServerConfig::default(), 4);
+            for round in 0..2 {
+                let packets: Vec<String> = lines.chunks(per_packet).map(|c| c.join("\n")).collect();
+                for a in [&one, &four] {
+                    a.packets(packets.iter().map(|p| p.as_bytes()));
+                }
+                let [x, y] = [&one, &four].map(|a| {
+                    let mut m = flushed(a);
+                    m.retain(|k, _| !k.contains("calculationtime") && !k.contains("processing_time"));
+                    m
+                });
+                proptest::prop_assert_eq!(x, y, "round {}", round);
             }
         }
     }
@@ -1108,7 +1404,7 @@ mod tests {
     /// empty fields, thousands of characters.
     #[test]
     fn hostile_lines() {
-        let mut a = agg();
+        let a = agg();
         let long = format!("{}:1|c", "k".repeat(10_000));
         for p in [
             "x:1e400|c",
@@ -1130,14 +1426,17 @@ mod tests {
 
     #[test]
     fn max_keys_bounds_memory() {
-        let mut a = Aggregator::new(StatsdServerConfig {
-            max_keys: 5,
-            ..Default::default()
-        });
+        let a = Aggregator::new(
+            StatsdServerConfig {
+                max_keys: 5,
+                ..Default::default()
+            },
+            2,
+        );
         for i in 0..100 {
             a.packet(format!("k{i}:1|c").as_bytes());
         }
         assert!(a.keys() <= 5);
-        assert!(a.dropped_keys >= 95);
+        assert!(a.dropped_keys() >= 95);
     }
 }
