@@ -547,14 +547,13 @@ impl Aggregator {
             for line in split_on(text, b'\n').filter(|l| !l.is_empty()) {
                 lines += 1;
                 parse_line(line, self.cfg.key_name_sanitize, &mut ops, &mut bad);
-            }
-        }
-        if n == 1 {
-            per_shard[0] = ops;
-        } else {
-            for op in ops {
-                let i = (self.hasher.hash_one(&*op.key) % n as u64) as usize;
-                per_shard[i].push(op);
+                for op in ops.drain(..) {
+                    let i = match n {
+                        1 => 0,
+                        _ => (self.hasher.hash_one(&*op.key) % n as u64) as usize,
+                    };
+                    per_shard[i].push(op);
+                }
             }
         }
         for (shard, ops) in self.shards.iter().zip(per_shard) {
@@ -608,9 +607,10 @@ impl Aggregator {
         ]
     }
 
-    /// The Graphite lines of one flush at unix time `ts`, then resets as
-    /// statsd does, one shard at a time (the others keep receiving).
-    pub fn flush(&self, ts: i64) -> Vec<String> {
+    /// The Graphite lines of one flush at unix time `ts` (each ending in a
+    /// newline), then resets as statsd does, one shard at a time (the others
+    /// keep receiving).
+    pub fn flush(&self, ts: i64) -> String {
         let start = std::time::Instant::now();
         let c = &self.cfg;
         let old = self.old_timestamp.swap(ts, Ordering::Relaxed);
@@ -642,8 +642,11 @@ impl Aggregator {
             format!("{}{suffix}{tags}", parts.join("."))
         };
         let [global, counter_ns, timer_ns, gauge_ns, set_ns] = self.namespaces();
-        let mut out = Vec::new();
-        let mut line = |name: String, v: f64| out.push(format!("{name} {} {ts}", js::to_string(v)));
+        let mut out = String::new();
+        let mut line = |name: String, v: f64| {
+            use std::fmt::Write;
+            let _ = writeln!(out, "{name} {} {ts}", js::to_string(v));
+        };
         let mut num_stats = 0u64;
         let secs = c.flush_interval;
         let internal = [
@@ -1020,6 +1023,19 @@ fn receive(sock: std::net::UdpSocket, s: Arc<Shared>, stop: Arc<AtomicBool>) {
     }
 }
 
+/// glibc raises its mmap threshold each time a large block is freed, after
+/// which a flush's buffer or a grown table's old storage stays in the heap
+/// and the memory is never given back. A fixed threshold keeps large blocks
+/// mapped, so freeing them returns them to the system.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before the
+    // server's threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 /// Runs the statsd server until `shutdown` resolves; then flushes once more.
 pub async fn run(
     cfg: StatsdServerConfig,
@@ -1027,6 +1043,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let now = crate::whisper::unix_now();
+    return_freed_memory();
     let receivers = match cfg.udp_sockets {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -1095,7 +1112,7 @@ pub async fn run(
     });
 
     // Flushes, kept (bounded) while Graphite is down.
-    let mut pending: std::collections::VecDeque<Vec<String>> = std::collections::VecDeque::new();
+    let mut pending: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     let period = std::time::Duration::from_secs_f64(cfg.flush_interval);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tokio::pin!(shutdown);
@@ -1128,7 +1145,7 @@ pub async fn run(
 async fn send_pending(
     cfg: &StatsdServerConfig,
     s: &Shared,
-    pending: &mut std::collections::VecDeque<Vec<String>>,
+    pending: &mut std::collections::VecDeque<String>,
 ) {
     use std::sync::atomic::Ordering;
     use tokio::io::AsyncWriteExt;
@@ -1150,7 +1167,8 @@ async fn send_pending(
             return;
         }
     };
-    while let Some(mut lines) = pending.pop_front() {
+    while let Some(mut payload) = pending.pop_front() {
+        let held = payload.len();
         let ts = crate::whisper::unix_now();
         let ns = if cfg.legacy_namespace || !cfg.global_prefix.is_empty() {
             let g = if cfg.legacy_namespace {
@@ -1173,18 +1191,18 @@ async fn send_pending(
             ("flush_time", &s.flush_time),
             ("flush_length", &s.flush_length),
         ] {
-            lines.push(format!(
+            use std::fmt::Write;
+            let _ = writeln!(
+                payload,
                 "{ns}.graphiteStats.{k}{suffix} {} {ts}",
                 a.load(Ordering::Relaxed)
-            ));
+            );
         }
-        let mut payload = lines.join("\n");
-        payload.push('\n');
         let start = std::time::Instant::now();
         if conn.write_all(payload.as_bytes()).await.is_err() {
             s.last_exception.store(ts, Ordering::Relaxed);
-            lines.truncate(lines.len() - 4);
-            pending.push_front(lines);
+            payload.truncate(held);
+            pending.push_front(payload);
             return;
         }
         s.flush_time
@@ -1277,7 +1295,7 @@ mod tests {
 
     fn flushed(a: &Aggregator) -> HashMap<String, f64> {
         a.flush(1000)
-            .iter()
+            .lines()
             .filter_map(|l| {
                 let mut it = l.split(' ');
                 Some((it.next()?.to_string(), js::number(it.next()?)))
@@ -1370,7 +1388,7 @@ mod tests {
         fn statsd_shaped_lines_never_panic(line in "[a-z.;=/ ]{0,6}(:[-+0-9.eEx@]{0,8}(\\|[a-z#]{0,3}){0,3}){0,3}(\\|#[a-z:,;]{0,8})?") {
             let a = Aggregator::new(StatsdServerConfig::default(), 2);
             a.packet(line.as_bytes());
-            for l in a.flush(1000) {
+            for l in a.flush(1000).lines() {
                 proptest::prop_assert_eq!(l.split(' ').count(), 3, "{}", l);
             }
         }
@@ -1421,7 +1439,7 @@ mod tests {
             a.packet(p.as_bytes());
         }
         let lines = a.flush(1000);
-        assert!(lines.iter().all(|l| l.split(' ').count() == 3));
+        assert!(lines.lines().all(|l| l.split(' ').count() == 3));
     }
 
     #[test]
