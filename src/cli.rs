@@ -1,4 +1,5 @@
-//! The command line: `carbyne agent` and `carbyne config check`.
+//! The command line: `carbyne agent`, `config check`, `logster`, `server`,
+//! `whisper`, and the generated `manpages` and `completions`.
 
 use crate::config::{self, Config, ConfigError, Sources};
 use crate::handlers::HandlerConfig;
@@ -38,6 +39,16 @@ pub enum Command {
     /// Graphite's whisper tools, with their arguments and output.
     #[command(subcommand)]
     Whisper(WhisperCommand),
+    /// Write the man pages (carbyne.1 and one per command) into DIR.
+    Manpages {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print the shell completion script for SHELL.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `carbyne whisper TOOL`: Graphite's `whisper-TOOL.py` scripts.
@@ -359,7 +370,7 @@ pub struct LogsterArgs {
     pub logfile: PathBuf,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ConfigArg {
     /// Main config file (its conf.d/ beside it is merged in), or a directory.
     /// Default: /etc/carbyne/carbyne.toml, or the built-in defaults when absent.
@@ -427,6 +438,47 @@ async fn shutdown_signal() {
     }
 }
 
+/// On each SIGHUP, reads the configuration again and hands it to the
+/// daemon; a configuration that does not load is logged and the running one
+/// stays.
+fn reload_on_sighup(arg: &ConfigArg, dry_run: bool) -> tokio::sync::mpsc::Receiver<(Config, Plan)> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    // Installed now, before the daemon runs: SIGHUP's default would end it.
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(h) => h,
+        Err(e) => {
+            log::warn!("cannot install the SIGHUP handler ({e}); reloading needs a restart");
+            return rx;
+        }
+    };
+    let arg = arg.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            log::info!("SIGHUP: reading the configuration again");
+            let a = arg.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                let cfg = load(&a)?;
+                let plan = Plan::new(&cfg, dry_run)?;
+                Ok::<_, ConfigError>((cfg, plan))
+            })
+            .await;
+            match loaded {
+                Ok(Ok(next)) => {
+                    if tx.send(next).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Err(e)) => {
+                    log::error!("configuration not reloaded, the running one stays: {e}")
+                }
+                Err(e) => log::error!("configuration not reloaded: {e}"),
+            }
+        }
+    });
+    rx
+}
+
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     // One thread drives the handlers and timers; collectors run on their
     // own threads. Fewer threads mean fewer wake-ups per collection.
@@ -476,7 +528,13 @@ fn agent(args: &AgentArgs) -> i32 {
             plan.collectors.len(),
             plan.handlers.len()
         );
-        let failures = rt.block_on(scheduler::run_daemon(&cfg, plan, shutdown_signal()));
+        let reloads = rt.block_on(async { reload_on_sighup(&args.config, args.dry_run) });
+        let failures = rt.block_on(scheduler::run_daemon(
+            &cfg,
+            plan,
+            shutdown_signal(),
+            reloads,
+        ));
         for f in &failures {
             log::error!("{f}");
         }
@@ -724,5 +782,34 @@ pub fn main() -> i32 {
         Command::Logster(a) => logster(a),
         Command::Whisper(w) => whisper(w),
         Command::Server(a) => server(a),
+        Command::Manpages { dir } => match manpages(dir) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("carbyne manpages: {}: {e}", dir.display());
+                EXIT_FAILED
+            }
+        },
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "carbyne", &mut std::io::stdout());
+            0
+        }
     }
+}
+
+/// carbyne.1, and carbyne-COMMAND.1 for each command and nested command.
+fn manpages(dir: &std::path::Path) -> std::io::Result<()> {
+    fn write(cmd: &clap::Command, name: &str, dir: &std::path::Path) -> std::io::Result<()> {
+        let cmd = cmd.clone().name(name.to_string());
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+        std::fs::write(dir.join(format!("{name}.1")), page)?;
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            write(sub, &format!("{name}-{}", sub.get_name()), dir)?;
+        }
+        Ok(())
+    }
+    std::fs::create_dir_all(dir)?;
+    let cmd = <Cli as clap::CommandFactory>::command();
+    write(&cmd, "carbyne", dir)
 }

@@ -12,7 +12,7 @@ use crate::handlers::{self, HandlerConfig, HandlerSpec, Queue, Running};
 use crate::hostname::HostNames;
 use crate::rates::{boot_id, CounterState, StateFile};
 use crate::sample::{Kind, MetricPath, Sample};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -554,109 +554,229 @@ fn watchdog(groups: &[Arc<Group>], fan: &FanOut, stop: &Arc<Stopper>) {
     }
 }
 
+/// The collectors and log readers of one configuration, on their own
+/// threads; replaced as a whole when the configuration is reloaded.
+struct Collecting {
+    groups: Vec<Arc<Group>>,
+    stop: Arc<Stopper>,
+    logs: Option<(
+        std::thread::JoinHandle<()>,
+        std::sync::mpsc::Sender<crate::logs::Wake>,
+    )>,
+    /// The agent's own metrics, when no group runs on the global interval.
+    own: Option<Arc<SelfMetrics>>,
+    global: Duration,
+}
+
+impl Collecting {
+    /// Starts the plan's collectors and log readers. `carry` holds counter
+    /// readings of the collectors being replaced, so rates go on.
+    fn start(
+        cfg: &Config,
+        plan: Plan,
+        queues: Vec<(String, Arc<Queue>)>,
+        fan: &FanOut,
+        mut carry: HashMap<&'static str, CounterState>,
+    ) -> Collecting {
+        let stop = Arc::new(Stopper::default());
+        let mut stats = BTreeMap::new();
+        let mut by_interval: BTreeMap<Duration, Vec<Arc<Slot>>> = BTreeMap::new();
+        for inst in plan.collectors {
+            let st = Arc::new(CollectorStats::default());
+            stats.insert(inst.name, st.clone());
+            let (name, interval) = (inst.name, inst.interval);
+            by_interval
+                .entry(interval)
+                .or_default()
+                .push(Arc::new(Slot {
+                    name,
+                    run: Mutex::new((inst, carry.remove(name))),
+                    stats: st,
+                    failing: AtomicBool::new(false),
+                }));
+        }
+        let global = Duration::from_secs(cfg.interval);
+        let mut own = plan.self_path.map(|path| {
+            Arc::new(SelfMetrics {
+                path,
+                collectors: stats,
+                queues,
+            })
+        });
+        let groups: Vec<Arc<Group>> = by_interval
+            .into_iter()
+            .map(|(interval, slots)| {
+                Arc::new(Group {
+                    interval,
+                    slots,
+                    generation: AtomicU64::new(0),
+                    busy_tick: AtomicU64::new(0),
+                    pending: Mutex::new(Vec::new()),
+                    current: AtomicUsize::new(0),
+                    own: if interval == global { own.take() } else { None },
+                })
+            })
+            .collect();
+        for g in &groups {
+            spawn_group_thread(g, None, 0, fan, &stop);
+        }
+        // The logs: one thread follows them all.
+        let logs = if plan.logs.is_empty() {
+            None
+        } else {
+            let (wake_tx, wake_rx) = std::sync::mpsc::channel();
+            let (jobs, dir, f, tx) = (
+                plan.logs,
+                cfg.state_dir.clone(),
+                fan.clone(),
+                wake_tx.clone(),
+            );
+            std::thread::Builder::new()
+                .name("logs".into())
+                .spawn(move || crate::logs::follow(jobs, &dir, &|s| f.send(s), wake_rx, tx))
+                .map_err(|e| log::error!("cannot start the log thread: {e}"))
+                .ok()
+                .map(|t| (t, wake_tx))
+        };
+        Collecting {
+            groups,
+            stop,
+            logs,
+            own,
+            global,
+        }
+    }
+
+    /// Every global interval, forever: the watchdog, and the agent's own
+    /// metrics when no group took them.
+    async fn housekeeping(&self, fan: &FanOut) {
+        let mut ticker = Ticker::new(self.global);
+        loop {
+            let (ts, wait) = ticker.next(unix_now());
+            tokio::time::sleep(wait).await;
+            watchdog(&self.groups, fan, &self.stop);
+            if let Some(own) = &self.own {
+                fan.send(own.samples(ts));
+            }
+        }
+    }
+
+    /// Stops the threads (the log thread saves its positions); returns the
+    /// collectors' counter readings.
+    async fn stop(self) -> HashMap<&'static str, CounterState> {
+        self.stop.stop();
+        if let Some((t, wake)) = self.logs {
+            let _ = wake.send(crate::logs::Wake::Stop);
+            let joined = tokio::task::spawn_blocking(move || t.join());
+            if tokio::time::timeout(Duration::from_secs(5), joined)
+                .await
+                .is_err()
+            {
+                log::warn!("the log thread did not stop in 5 s");
+            }
+        }
+        let mut carry = HashMap::new();
+        for slot in self.groups.iter().flat_map(|g| &g.slots) {
+            // A collector still running keeps its readings; it starts afresh.
+            if let Ok(mut run) = slot.run.try_lock() {
+                if let Some(state) = run.1.take() {
+                    carry.insert(slot.name, state);
+                }
+            }
+        }
+        carry
+    }
+}
+
+/// Running handlers with the sections they were started from.
+type Handlers = Vec<(HandlerSpec, Running)>;
+
+fn fan_out(hs: &Handlers) -> (FanOut, Vec<(String, Arc<Queue>)>) {
+    let queues = hs.iter().map(|(_, r)| r.queue.clone()).collect();
+    let named = hs
+        .iter()
+        .map(|(_, r)| (r.name.clone(), r.queue.clone()))
+        .collect();
+    (FanOut(Arc::new(queues)), named)
+}
+
 /// The daemon: runs until `shutdown` resolves (SIGTERM/SIGINT in `main`),
 /// then gives the handlers `flush_timeout` to deliver. Returns what could
 /// not be delivered, one line per handler.
+///
+/// Each configuration from `reloads` (SIGHUP in `main`) replaces the
+/// collectors and log readers; handlers whose section did not change keep
+/// running with what they hold, changed or removed ones get `flush_timeout`
+/// to deliver and stop, new ones start.
 pub async fn run_daemon(
     cfg: &Config,
     plan: Plan,
     shutdown: impl std::future::Future<Output = ()>,
+    mut reloads: tokio::sync::mpsc::Receiver<(Config, Plan)>,
 ) -> Vec<String> {
-    let (running, fan) = start_handlers(&plan);
-    let stop = Arc::new(Stopper::default());
-    let mut stats = BTreeMap::new();
-    let mut by_interval: BTreeMap<Duration, Vec<Arc<Slot>>> = BTreeMap::new();
-    for inst in plan.collectors {
-        let st = Arc::new(CollectorStats::default());
-        stats.insert(inst.name, st.clone());
-        by_interval
-            .entry(inst.interval)
-            .or_default()
-            .push(Arc::new(Slot {
-                name: inst.name,
-                run: Mutex::new((inst, None)),
-                stats: st,
-                failing: AtomicBool::new(false),
-            }));
+    if plan.handlers.is_empty() {
+        log::warn!("no handler configured: samples go nowhere (--dry-run prints them)");
     }
-    let queues: Vec<(String, Arc<Queue>)> = running
+    let mut handlers: Handlers = plan
+        .handlers
         .iter()
-        .map(|r| (r.name.clone(), r.queue.clone()))
+        .map(|h| (h.clone(), handlers::spawn(h, &plan.host)))
         .collect();
-    let global = Duration::from_secs(cfg.interval);
-    let mut own = plan.self_path.clone().map(|path| {
-        Arc::new(SelfMetrics {
-            path,
-            collectors: stats,
-            queues,
-        })
-    });
-    let groups: Vec<Arc<Group>> = by_interval
-        .into_iter()
-        .map(|(interval, slots)| {
-            Arc::new(Group {
-                interval,
-                slots,
-                generation: AtomicU64::new(0),
-                busy_tick: AtomicU64::new(0),
-                pending: Mutex::new(Vec::new()),
-                current: AtomicUsize::new(0),
-                own: if interval == global { own.take() } else { None },
-            })
-        })
-        .collect();
-    for g in &groups {
-        spawn_group_thread(g, None, 0, &fan, &stop);
-    }
-
-    // The logs: one thread follows them all.
-    let (wake_tx, wake_rx) = std::sync::mpsc::channel();
-    let logs_thread = if plan.logs.is_empty() {
-        None
-    } else {
-        let (jobs, dir, f, tx) = (
-            plan.logs,
-            cfg.state_dir.clone(),
-            fan.clone(),
-            wake_tx.clone(),
-        );
-        std::thread::Builder::new()
-            .name("logs".into())
-            .spawn(move || crate::logs::follow(jobs, &dir, &|s| f.send(s), wake_rx, tx))
-            .map_err(|e| log::error!("cannot start the log thread: {e}"))
-            .ok()
-    };
-
-    // The watchdog, and the agent's own metrics when no group took them.
-    let (fan2, stop2) = (fan.clone(), stop.clone());
-    let housekeeping = async move {
-        let mut ticker = Ticker::new(global);
-        loop {
-            let (ts, wait) = ticker.next(unix_now());
-            tokio::time::sleep(wait).await;
-            watchdog(&groups, &fan2, &stop2);
-            if let Some(own) = &own {
-                fan2.send(own.samples(ts));
+    let (mut fan, queues) = fan_out(&handlers);
+    let mut flush_timeout = cfg.flush_timeout;
+    let mut collecting = Collecting::start(cfg, plan, queues, &fan, HashMap::new());
+    tokio::pin!(shutdown);
+    let mut open = true;
+    loop {
+        let next = async {
+            if open {
+                reloads.recv().await
+            } else {
+                std::future::pending().await
+            }
+        };
+        let reload = tokio::select! {
+            _ = &mut shutdown => break,
+            _ = collecting.housekeeping(&fan) => continue,
+            r = next => r,
+        };
+        let Some((cfg, plan)) = reload else {
+            open = false;
+            continue;
+        };
+        let carry = collecting.stop().await;
+        let mut old = std::mem::take(&mut handlers);
+        for spec in &plan.handlers {
+            match old.iter().position(|(s, _)| s == spec) {
+                Some(i) => handlers.push(old.remove(i)),
+                None => handlers.push((spec.clone(), handlers::spawn(spec, &plan.host))),
             }
         }
-    };
-    tokio::select! {
-        _ = shutdown => {}
-        _ = housekeeping => {}
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(flush_timeout);
+        for (_, r) in old {
+            tokio::spawn(async move {
+                if let Err(e) = r.stop(deadline).await {
+                    log::error!("{e}");
+                }
+            });
+        }
+        log::info!(
+            "configuration reloaded: {} collectors, {} handlers",
+            plan.collectors.len(),
+            handlers.len()
+        );
+        let queues;
+        (fan, queues) = fan_out(&handlers);
+        flush_timeout = cfg.flush_timeout;
+        collecting = Collecting::start(&cfg, plan, queues, &fan, carry);
     }
     log::info!("stopping: delivering what the handlers hold");
-    stop.stop();
-    if let Some(t) = logs_thread {
-        let _ = wake_tx.send(crate::logs::Wake::Stop);
-        let joined = tokio::task::spawn_blocking(move || t.join());
-        if tokio::time::timeout(Duration::from_secs(5), joined)
-            .await
-            .is_err()
-        {
-            log::warn!("the log thread did not stop in 5 s");
-        }
-    }
-    stop_handlers(running, cfg.flush_timeout).await
+    collecting.stop().await;
+    stop_handlers(
+        handlers.into_iter().map(|(_, r)| r).collect(),
+        flush_timeout,
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -754,7 +874,14 @@ mod tests {
             self_path: Some(MetricPath::new("t", None, "", "carbyne")),
             host: "t".into(),
         };
-        let failures = run_daemon(&cfg, plan, tokio::time::sleep(Duration::from_secs(7))).await;
+        let (_reload, reloads) = tokio::sync::mpsc::channel(1);
+        let failures = run_daemon(
+            &cfg,
+            plan,
+            tokio::time::sleep(Duration::from_secs(7)),
+            reloads,
+        )
+        .await;
         assert!(failures.is_empty(), "{failures:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
         let text = lock(&received).clone();

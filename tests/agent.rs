@@ -284,3 +284,119 @@ fn a_dead_handler_does_not_hold_up_a_live_one() {
     assert!(names.contains("servers.testhost.memory.MemTotal"));
     assert!(names.contains("servers.testhost.sockets.udp_mem"));
 }
+
+fn sighup(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+/// SIGHUP: a new drop-in (a collector with its own interval) takes effect,
+/// the samples queued while Graphite was down survive it, and a broken
+/// drop-in is rejected with an error naming it while the agent goes on.
+#[test]
+fn sighup_reloads_the_config_and_keeps_what_is_queued() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let cfg = config_dir(
+        dir.path(),
+        "proc/t0",
+        &format!(
+            "interval = 1\nflush_timeout = 3\n\
+             [collectors.cpu]\nenabled = false\n[collectors.diskspace]\nenabled = false\n\
+             [collectors.diskusage]\nenabled = false\n[collectors.mountstats]\nenabled = false\n\
+             [collectors.sockstat]\nenabled = false\n[collectors.vmstat]\nenabled = false\n\
+             [collectors.memory]\nenabled = false\n\
+             [handlers.graphite]\nport = {port}\nmax_backoff = 0.5\n"
+        ),
+    );
+    let dropins = dir.path().join("conf.d");
+    std::fs::create_dir_all(&dropins).expect("conf.d");
+    let started = now();
+    let child = bin()
+        .args(["agent", "--config", cfg.to_str().expect("path")])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Graphite is down: loadavg samples queue up.
+    std::thread::sleep(Duration::from_millis(2500));
+    std::fs::write(
+        dropins.join("memory.toml"),
+        "[collectors.memory]\nenabled = true\ninterval = 2\n",
+    )
+    .expect("drop-in");
+    let reloaded = now();
+    sighup(&child);
+    std::thread::sleep(Duration::from_millis(1500));
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind late listener");
+    let mut text = receive(
+        listener.try_clone().expect("clone"),
+        Duration::from_secs(10),
+        |t| {
+            parse_lines_lossy(t)
+                .iter()
+                .filter(|(n, _)| n.starts_with("servers.testhost.memory."))
+                .any(|(_, ts)| *ts >= reloaded + 4)
+        },
+    );
+    // A broken drop-in: rejected, the running configuration goes on.
+    std::fs::write(dropins.join("zz.toml"), "[collectors.cpu]\nbogus = 1\n").expect("broken");
+    let broken = now();
+    sighup(&child);
+    text += &receive(
+        listener.try_clone().expect("clone"),
+        Duration::from_secs(10),
+        |t| {
+            parse_lines_lossy(t)
+                .iter()
+                .filter(|(n, _)| n.starts_with("servers.testhost.memory."))
+                .any(|(_, ts)| *ts >= broken + 3)
+        },
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("configuration reloaded"), "{err}");
+    assert!(
+        err.contains("not reloaded") && err.contains("zz.toml"),
+        "{err}"
+    );
+
+    let ticks = |part: &str| -> Vec<i64> {
+        let mut t: Vec<i64> = parse_lines_lossy(&text)
+            .into_iter()
+            .filter(|(n, _)| n.starts_with(part))
+            .map(|(_, ts)| ts)
+            .collect();
+        t.sort();
+        t.dedup();
+        t
+    };
+    let load = ticks("servers.testhost.loadavg.");
+    let before: Vec<i64> = load.iter().copied().filter(|t| *t < reloaded).collect();
+    assert!(
+        before.first().is_some_and(|t| *t <= started + 2),
+        "samples queued before the reload arrived: {load:?}"
+    );
+    assert!(
+        before.windows(2).all(|w| w[1] == w[0] + 1),
+        "none of them lost: {load:?}"
+    );
+    let mem = ticks("servers.testhost.memory.");
+    assert!(mem.len() >= 3, "the new drop-in took effect: {mem:?}");
+    assert!(
+        mem.iter().all(|t| *t >= reloaded && t % 2 == 0),
+        "on its own interval: {mem:?}"
+    );
+    assert!(
+        load.iter().any(|t| *t >= broken + 2),
+        "still running after the broken config: {load:?}"
+    );
+}
