@@ -22,6 +22,11 @@ if ! command -v rsyslogd >/dev/null 2>&1 && [ ! -x /usr/sbin/rsyslogd ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog
 fi
 
+# lintian checks the .deb (packaging/test-deb.sh).
+if command -v dpkg >/dev/null 2>&1 && ! command -v lintian >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian
+fi
+
 python3 -c "import zmq" 2>/dev/null || python3 -m pip install --quiet pyzmq
 python3 -m pip show whisper 2>/dev/null | grep -qx "Version: 1.1.10" \
     || python3 -m pip install --quiet whisper==1.1.10
@@ -29,3 +34,8 @@ python3 -m pip show whisper 2>/dev/null | grep -qx "Version: 1.1.10" \
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets
+
+# The Debian package, built, linted, installed, run and purged for real.
+if command -v dpkg >/dev/null 2>&1; then
+    bash packaging/test-deb.sh
+fi

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# The .deb, proven for real: build it, inspect it (dpkg-deb -c/-I), lint it
+# (lintian: no errors), check the units (systemd-analyze verify), install it
+# into this machine, run the installed binary as the carbyne user, upgrade
+# over an edited conffile, purge it, and check that nothing is left behind.
+# Needs root and dpkg; installs lintian from Debian when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v dpkg >/dev/null; then
+    echo "test-deb: no dpkg here, the package is not tested"
+    exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "test-deb: installing the package needs root" >&2
+    exit 1
+fi
+if dpkg -s carbyne >/dev/null 2>&1; then
+    echo "test-deb: carbyne is already installed on this machine; not touching it" >&2
+    exit 1
+fi
+fail() { echo "test-deb: FAILED: $*" >&2; exit 1; }
+step() { echo "test-deb: $*"; }
+
+if ! command -v lintian >/dev/null; then
+    step "installing lintian"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian >/dev/null \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian >/dev/null; }
+fi
+
+step "building"
+deb=$(bash packaging/build-deb.sh)
+[ -f "$deb" ] || fail "no package built"
+
+step "contents (dpkg-deb -c)"
+contents=$(dpkg-deb -c "$deb" | awk '{print $1, $2, $NF}')
+for path in ./usr/bin/carbyne ./usr/share/man/man1/carbyne.1.gz ./usr/share/man/man1/carbyne-agent.1.gz \
+    ./usr/share/bash-completion/completions/carbyne ./usr/share/zsh/vendor-completions/_carbyne \
+    ./usr/share/fish/vendor_completions.d/carbyne.fish ./etc/carbyne/carbyne.toml \
+    ./etc/carbyne/conf.d/graphite.toml ./etc/carbyne/conf.d/cpu.toml ./etc/cron.d/carbyne \
+    ./lib/systemd/system/carbyne-agent.service ./lib/systemd/system/carbyne-server.service \
+    ./usr/share/doc/carbyne/copyright ./usr/share/doc/carbyne/changelog.gz; do
+    grep -q " $path\$" <<<"$contents" || fail "$path is not in the package"
+done
+grep -q "^-rwxr-xr-x root/root ./usr/bin/carbyne$" <<<"$contents" || fail "/usr/bin/carbyne: owner or mode"
+if grep -v " root/root " <<<"$contents" | grep -q .; then fail "files not owned by root"; fi
+[ "$(dpkg-deb -c "$deb" | grep -c ' ./etc/carbyne/conf.d/.*\.toml$')" = "$(ls conf.d/*.toml | wc -l)" ] \
+    || fail "not every conf.d example is shipped"
+
+step "control (dpkg-deb -I)"
+info=$(dpkg-deb -I "$deb")
+for field in "Package: carbyne" "Version: $(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)" \
+    "Depends: adduser, libc6" "Section: admin"; do
+    grep -q "^ $field" <<<"$info" || fail "control lacks '$field'"
+done
+for script in postinst prerm postrm conffiles md5sums; do
+    grep -q " $script\$\| $script " <<<"$info" || fail "no $script in the control archive"
+done
+[ "$(dpkg-deb -f "$deb" Architecture)" = "$(dpkg --print-architecture)" ] || fail "architecture"
+conffiles=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
+grep -qx /etc/carbyne/carbyne.toml <<<"$conffiles" || fail "carbyne.toml is not a conffile"
+grep -qx /etc/cron.d/carbyne <<<"$conffiles" || fail "the cron file is not a conffile"
+tmp=$(mktemp -d)
+installed=0
+saved=0
+# A failed run does not leave the package on the machine; state of an agent
+# run by hand before (README's `carbyne agent --once`) is put back.
+cleanup() {
+    if [ "$installed" = 1 ]; then dpkg --purge carbyne >/dev/null 2>&1 || true; fi
+    if [ "$saved" = 1 ]; then rm -rf /var/lib/carbyne && mv "$tmp/var-lib-carbyne" /var/lib/carbyne; fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+if [ -e /var/lib/carbyne ]; then
+    mv /var/lib/carbyne "$tmp/var-lib-carbyne"
+    saved=1
+fi
+dpkg-deb -x "$deb" "$tmp/x"
+if readelf -S "$tmp/x/usr/bin/carbyne" | grep -q '\.symtab'; then fail "/usr/bin/carbyne is not stripped"; fi
+
+step "lintian (errors fail, warnings listed and explained in packaging/README.md)"
+lintian --fail-on error --tag-display-limit 0 "$deb" | tee "$tmp/lintian.txt" || fail "lintian found errors"
+while read -r tag; do
+    grep -q -- "$tag" packaging/README.md || fail "lintian tag $tag is not explained in packaging/README.md"
+done < <(sed -n 's/^W: carbyne[^:]*: \([a-z0-9-]*\).*/\1/p' "$tmp/lintian.txt" | sort -u)
+
+# What the machine holds before, to find anything left behind after purge.
+snapshot() {
+    find /etc /usr /lib /var/lib /opt -xdev \
+        -path /var/lib/dpkg -prune -o -path /var/lib/apt -prune -o -path /var/lib/ucf -prune -o \
+        -path /etc/ld.so.cache -prune -o -print 2>/dev/null | sort
+    getent passwd carbyne || true
+    getent group carbyne || true
+    getent group adm
+}
+snapshot > "$tmp/before"
+
+step "installing (dpkg -i)"
+installed=1
+dpkg -i "$deb" >/dev/null
+[ "$(dpkg-query -W -f='${Status}' carbyne)" = "install ok installed" ] || fail "not installed"
+getent passwd carbyne >/dev/null || fail "no carbyne user"
+id -nG carbyne | grep -qw adm || fail "carbyne is not in adm"
+[ "$(stat -c %U:%G /var/lib/carbyne)" = carbyne:carbyne ] || fail "/var/lib/carbyne ownership"
+[ -L /etc/systemd/system/multi-user.target.wants/carbyne-agent.service ] || fail "the agent unit is not enabled"
+[ ! -e /etc/systemd/system/multi-user.target.wants/carbyne-server.service ] || fail "the server unit is enabled"
+man -l /usr/share/man/man1/carbyne.1.gz >/dev/null 2>&1 || zcat /usr/share/man/man1/carbyne.1.gz | grep -q '^\.TH' \
+    || fail "the man page does not read"
+
+if command -v systemd-analyze >/dev/null; then
+    step "systemd-analyze verify"
+    for unit in carbyne-agent.service carbyne-server.service; do
+        # Unknown keys are only warned about: any word from verify fails.
+        out=$(systemd-analyze verify "/lib/systemd/system/$unit" 2>&1) || fail "$unit: $out"
+        [ -z "$out" ] || fail "$unit: $out"
+    done
+fi
+
+step "the installed binary, as the carbyne user"
+runuser -u carbyne -- carbyne config check >"$tmp/effective.toml" || fail "config check"
+grep -q 'port = 2003' "$tmp/effective.toml" || fail "the default config does not ship to Graphite on 2003"
+runuser -u carbyne -- carbyne agent --once --dry-run >"$tmp/dry-run.txt" 2>"$tmp/dry-run.err" \
+    || fail "agent --once --dry-run: $(cat "$tmp/dry-run.err")"
+grep -q '^servers\.[^ ]*\.loadavg\.01 [0-9.]* [0-9]*$' "$tmp/dry-run.txt" || fail "no loadavg sample in the dry run"
+[ -z "$(find /var/lib/carbyne ! -user carbyne)" ] || fail "state written with another owner"
+
+step "upgrade over an edited conffile"
+echo '# edited by the admin' >>/etc/carbyne/carbyne.toml
+dpkg -i "$deb" >/dev/null
+grep -q '^# edited by the admin$' /etc/carbyne/carbyne.toml || fail "the admin's edit did not survive"
+
+step "purge"
+dpkg --purge carbyne >/dev/null
+installed=0
+dpkg -s carbyne >/dev/null 2>&1 && fail "still installed"
+snapshot > "$tmp/after"
+if ! diff "$tmp/before" "$tmp/after" >"$tmp/left"; then
+    cat "$tmp/left" >&2
+    fail "the purge left something behind (or took something away)"
+fi
+step "ok: $deb"
