@@ -34,7 +34,7 @@ pub enum Command {
     /// Logster's one-shot run: parse what LOGFILE gained since the last run
     /// and send the metrics (a crontab's `logster` line becomes `carbyne logster`).
     Logster(Box<LogsterArgs>),
-    /// Run the receivers configured under [server.*] (the statsd server).
+    /// Run the receivers configured under [server.*] (statsd server, carbon receiver).
     Server(ConfigArg),
     /// Graphite's whisper tools, with their arguments and output.
     #[command(subcommand)]
@@ -752,10 +752,13 @@ fn server(arg: &ConfigArg) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    let Some(statsd) = cfg.server.statsd.clone() else {
-        eprintln!("carbyne: no receiver configured: add a [server.statsd] section");
+    let (statsd, carbon) = (cfg.server.statsd.clone(), cfg.server.carbon.clone());
+    if statsd.is_none() && carbon.is_none() {
+        eprintln!(
+            "carbyne: no receiver configured: add a [server.statsd] or [server.carbon] section"
+        );
         return EXIT_CONFIG;
-    };
+    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -763,7 +766,39 @@ fn server(arg: &ConfigArg) -> i32 {
             return EXIT_FAILED;
         }
     };
-    match rt.block_on(crate::server::statsd::run(statsd, shutdown_signal())) {
+    // One SIGTERM/SIGINT stops every receiver, each finishing its own way.
+    let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
+    let stopped = |stop: &tokio::sync::broadcast::Sender<()>| {
+        let mut rx = stop.subscribe();
+        async move {
+            let _ = rx.recv().await;
+        }
+    };
+    let result: std::io::Result<()> = rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(c) = statsd {
+            tasks.spawn(crate::server::statsd::run(c, stopped(&stop)));
+        }
+        if let Some(c) = carbon {
+            tasks.spawn(crate::server::carbon::run(c, stopped(&stop)));
+        }
+        let signal = stop.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = signal.send(());
+        });
+        let mut result = Ok(());
+        while let Some(done) = tasks.join_next().await {
+            let r = done.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+            if let Err(e) = r {
+                // One receiver failing stops the others.
+                let _ = stop.send(());
+                result = Err(e);
+            }
+        }
+        result
+    });
+    match result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("carbyne server: {e}");

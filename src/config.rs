@@ -447,6 +447,9 @@ impl Config {
         if let Some(s) = &self.server.statsd {
             s.validate("server.statsd")?;
         }
+        if let Some(c) = &self.server.carbon {
+            c.validate("server.carbon")?;
+        }
         crate::handlers::HandlerConfig::resolve_all(&self.handlers, partial)?;
         Ok(())
     }

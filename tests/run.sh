@@ -30,6 +30,9 @@ fi
 python3 -c "import zmq" 2>/dev/null || python3 -m pip install --quiet pyzmq
 python3 -m pip show whisper 2>/dev/null | grep -qx "Version: 1.1.10" \
     || python3 -m pip install --quiet whisper==1.1.10
+# carbon-cache itself; without GRAPHITE_NO_PREFIX its setup installs under /opt/graphite.
+python3 -m pip show carbon 2>/dev/null | grep -qx "Version: 1.1.10" \
+    || GRAPHITE_NO_PREFIX=True python3 -m pip install --quiet carbon==1.1.10
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

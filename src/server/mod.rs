@@ -1,6 +1,7 @@
 //! Receivers for single-box setups: `carbyne server` runs what `[server.*]`
 //! configures.
 
+pub mod carbon;
 pub mod js;
 pub mod statsd;
 
@@ -13,4 +14,7 @@ pub struct ServerConfig {
     /// The statsd server (off when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub statsd: Option<statsd::StatsdServerConfig>,
+    /// The carbon receiver (off when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub carbon: Option<carbon::CarbonServerConfig>,
 }

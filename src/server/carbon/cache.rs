@@ -1,0 +1,402 @@
+//! The write cache: points accumulate per metric; writer threads drain it,
+//! one whisper `update_many` per metric per pass, creating files as the
+//! schemas say. Full cache: receivers wait (flow control), nothing is
+//! dropped silently.
+
+use super::names;
+use super::schemas::Rules;
+use crate::whisper::{self, Aggregation, Allocation};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Which metric a writer takes next (carbon's `CACHE_WRITE_STRATEGY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Every metric once per pass, those with the most points first.
+    Sorted,
+    /// Always the metric with the most points.
+    Max,
+    /// Any order.
+    Naive,
+}
+
+/// carbon's instrumentation counters, since the last report.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub metrics_received: AtomicU64,
+    pub committed_points: AtomicU64,
+    pub update_operations: AtomicU64,
+    pub update_time_us: AtomicU64,
+    pub creates: AtomicU64,
+    pub dropped_creates: AtomicU64,
+    pub errors: AtomicU64,
+    /// Lines that were not `name value timestamp` or had a bad name.
+    pub rejected: AtomicU64,
+}
+
+struct Inner {
+    points: HashMap<String, Vec<(f64, f64)>>,
+    size: usize,
+    /// Metrics left in the current sorted pass.
+    pass: Vec<String>,
+}
+
+/// carbon's token bucket: `capacity` tokens, refilled at `rate` per second.
+struct Bucket {
+    capacity: f64,
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(capacity: f64, rate: f64) -> Self {
+        Bucket {
+            capacity,
+            rate,
+            tokens: capacity,
+            at: Instant::now(),
+        }
+    }
+
+    fn refill(&mut self) {
+        let now = Instant::now();
+        self.tokens = (self.tokens + self.rate * now.duration_since(self.at).as_secs_f64())
+            .min(self.capacity);
+        self.at = now;
+    }
+
+    /// Takes a token if there is one.
+    fn take(&mut self) -> bool {
+        self.refill();
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// How long until a token is there.
+    fn wait(&mut self) -> Duration {
+        self.refill();
+        if self.tokens >= 1.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+        }
+    }
+}
+
+/// What the writers need besides the points.
+pub struct Store {
+    pub root: PathBuf,
+    pub rules: Rules,
+    pub allocation: Allocation,
+}
+
+/// The cache, shared by receivers and writers.
+pub struct Cache {
+    inner: Mutex<Inner>,
+    /// Signalled when points arrive (writers wait) and when room is made
+    /// (receivers wait).
+    changed: Condvar,
+    max_size: usize,
+    strategy: Strategy,
+    updates: Option<Mutex<Bucket>>,
+    creates: Option<Mutex<Bucket>>,
+    pub counters: Counters,
+    /// Receivers stopped: writers drain everything and return.
+    closing: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Cache {
+    /// `max_size` points (0: unlimited); updates per second and creates per
+    /// minute (0: unlimited).
+    pub fn new(max_size: usize, strategy: Strategy, updates: f64, creates: f64) -> Self {
+        Cache {
+            inner: Mutex::new(Inner {
+                points: HashMap::new(),
+                size: 0,
+                pass: Vec::new(),
+            }),
+            changed: Condvar::new(),
+            max_size: if max_size == 0 { usize::MAX } else { max_size },
+            strategy,
+            updates: (updates > 0.0).then(|| Mutex::new(Bucket::new(updates, updates))),
+            creates: (creates > 0.0).then(|| Mutex::new(Bucket::new(creates, creates / 60.0))),
+            counters: Counters::default(),
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    /// Points held, and metrics holding them.
+    pub fn size(&self) -> (usize, usize) {
+        let i = lock(&self.inner);
+        (i.size, i.points.len())
+    }
+
+    /// Adds points; while the cache is full, waits for the writers (carbon
+    /// pauses its receivers the same way).
+    pub fn store(&self, batch: Vec<(String, f64, f64)>) {
+        if batch.is_empty() {
+            return;
+        }
+        self.counters
+            .metrics_received
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let mut i = lock(&self.inner);
+        while i.size >= self.max_size && !self.closing.load(Ordering::Relaxed) {
+            i = self
+                .changed
+                .wait_timeout(i, Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        for (metric, ts, value) in batch {
+            i.points.entry(metric).or_default().push((ts, value));
+            i.size += 1;
+        }
+        drop(i);
+        self.changed.notify_all();
+    }
+
+    /// Takes the next metric and its points, as the strategy says; waits up
+    /// to `wait` for one.
+    fn drain_one(&self, wait: Duration) -> Option<(String, Vec<(f64, f64)>)> {
+        let mut i = lock(&self.inner);
+        if i.points.is_empty() {
+            i = self
+                .changed
+                .wait_timeout(i, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        let metric = match self.strategy {
+            Strategy::Naive => i.points.keys().next().cloned(),
+            Strategy::Max => i
+                .points
+                .iter()
+                .max_by_key(|(_, v)| v.len())
+                .map(|(k, _)| k.clone()),
+            Strategy::Sorted => loop {
+                if i.pass.is_empty() {
+                    let mut counts: Vec<(usize, &String)> =
+                        i.points.iter().map(|(k, v)| (v.len(), k)).collect();
+                    // Fewest first: popped from the end, the most points go first.
+                    counts.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)));
+                    let pass: Vec<String> = counts.into_iter().map(|(_, k)| k.clone()).collect();
+                    i.pass = pass;
+                }
+                match i.pass.pop() {
+                    None => break None,
+                    Some(m) if i.points.contains_key(&m) => break Some(m),
+                    Some(_) => {}
+                }
+            },
+        }?;
+        let points = i.points.remove(&metric)?;
+        i.size -= points.len();
+        drop(i);
+        self.changed.notify_all();
+        Some((metric, points))
+    }
+
+    /// Asks the writers to write everything and return.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+        self.changed.notify_all();
+    }
+
+    /// A writer thread: drains the cache into whisper files until closed
+    /// and empty.
+    pub fn writer(&self, store: &Store) {
+        loop {
+            let closing = self.closing.load(Ordering::Relaxed);
+            match self.drain_one(Duration::from_millis(200)) {
+                Some((metric, points)) => self.write(store, &metric, points, closing),
+                None if closing => return,
+                None => {}
+            }
+        }
+    }
+
+    fn write(&self, store: &Store, metric: &str, mut points: Vec<(f64, f64)>, closing: bool) {
+        let c = &self.counters;
+        let path = names::path(&store.root, metric);
+        if !path.exists() {
+            if let Some(b) = &self.creates {
+                if !lock(b).take() {
+                    // As carbon: the points of a metric it may not create yet are dropped.
+                    c.dropped_creates.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+            let schema = store.rules.schema(metric);
+            let agg = store.rules.aggregation(metric);
+            let created = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    whisper::create(
+                        &path,
+                        &schema.archives,
+                        agg.x_files_factor.unwrap_or(0.5),
+                        agg.method.unwrap_or(Aggregation::Average),
+                        store.allocation,
+                    )
+                    .map_err(|e| e.to_string())
+                });
+            match created {
+                Ok(()) => {
+                    c.creates.fetch_add(1, Ordering::Relaxed);
+                    log::debug!(
+                        "created {metric} (schema {}, aggregation {})",
+                        schema.name,
+                        agg.name
+                    );
+                }
+                Err(e) => {
+                    c.errors.fetch_add(1, Ordering::Relaxed);
+                    log::error!("cannot create {}: {e}", path.display());
+                    return;
+                }
+            }
+        }
+        if let Some(b) = &self.updates {
+            if !closing {
+                let wait = lock(b).wait();
+                std::thread::sleep(wait);
+                lock(b).take();
+            }
+        }
+        // As carbon's cache: one value per timestamp (the last one stored),
+        // in time order; whisper then truncates timestamps to whole seconds.
+        points.reverse();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        points.dedup_by(|later, first| later.0 == first.0);
+        let pts: Vec<(i64, f64)> = points.iter().map(|(t, v)| (*t as i64, *v)).collect();
+        let start = Instant::now();
+        let written = whisper::Whisper::open(&path, true).and_then(|w| w.update_many(&pts, None));
+        match written {
+            Ok(()) => {
+                c.committed_points
+                    .fetch_add(pts.len() as u64, Ordering::Relaxed);
+                c.update_operations.fetch_add(1, Ordering::Relaxed);
+                c.update_time_us
+                    .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                c.errors.fetch_add(1, Ordering::Relaxed);
+                log::error!("cannot write {}: {e}", path.display());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_takes_the_fullest_first_and_every_metric_once_a_pass() {
+        let c = Cache::new(0, Strategy::Sorted, 0.0, 0.0);
+        c.store(vec![
+            ("a".into(), 1.0, 1.0),
+            ("b".into(), 1.0, 1.0),
+            ("b".into(), 2.0, 1.0),
+            ("c".into(), 1.0, 1.0),
+            ("c".into(), 2.0, 1.0),
+            ("c".into(), 3.0, 1.0),
+        ]);
+        let order: Vec<String> =
+            std::iter::from_fn(|| c.drain_one(Duration::ZERO).map(|x| x.0)).collect();
+        assert_eq!(order, ["c", "b", "a"]);
+        assert_eq!(c.size(), (0, 0));
+    }
+
+    #[test]
+    fn duplicates_keep_the_last_value_and_points_go_in_time_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store {
+            root: dir.path().to_path_buf(),
+            rules: Rules::load(None, None).expect("rules"),
+            allocation: Allocation::Zeroed,
+        };
+        let c = Cache::new(0, Strategy::Max, 0.0, 0.0);
+        let now = whisper::unix_now() as f64;
+        let t = now - now % 60.0 - 120.0;
+        c.store(vec![
+            ("x.y".into(), t, 1.0),
+            ("x.y".into(), t - 60.0, 2.0),
+            ("x.y".into(), t, 3.0),
+        ]);
+        c.close();
+        c.writer(&store);
+        let w = whisper::Whisper::open(&dir.path().join("x/y.wsp"), false).expect("open");
+        let s = w
+            .fetch(t as i64 - 120, Some(t as i64 + 1), None, None)
+            .expect("fetch")
+            .expect("series");
+        let got: Vec<f64> = s.values.iter().flatten().copied().collect();
+        assert_eq!(got, [2.0, 3.0]);
+        assert_eq!(c.counters.creates.load(Ordering::Relaxed), 1);
+        assert_eq!(c.counters.committed_points.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn creates_past_the_limit_are_dropped_and_counted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store {
+            root: dir.path().to_path_buf(),
+            rules: Rules::load(None, None).expect("rules"),
+            allocation: Allocation::Sparse,
+        };
+        let c = Cache::new(0, Strategy::Sorted, 0.0, 2.0);
+        let now = whisper::unix_now() as f64;
+        c.store((0..5).map(|i| (format!("m{i}"), now - 60.0, 1.0)).collect());
+        c.close();
+        c.writer(&store);
+        assert_eq!(c.counters.creates.load(Ordering::Relaxed), 2);
+        assert_eq!(c.counters.dropped_creates.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_full_cache_makes_receivers_wait_for_the_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store {
+            root: dir.path().to_path_buf(),
+            rules: Rules::load(None, None).expect("rules"),
+            allocation: Allocation::Sparse,
+        };
+        let c = std::sync::Arc::new(Cache::new(10, Strategy::Sorted, 0.0, 0.0));
+        let now = whisper::unix_now() as f64;
+        let feeder = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    c.store(vec![(format!("m{}", i % 5), now - 60.0 * i as f64, 1.0)]);
+                    assert!(c.size().0 <= 10);
+                }
+            })
+        };
+        let writer = {
+            let c = c.clone();
+            std::thread::spawn(move || c.writer(&store))
+        };
+        feeder.join().expect("feeder");
+        c.close();
+        writer.join().expect("writer");
+        assert_eq!(c.counters.metrics_received.load(Ordering::Relaxed), 50);
+        assert_eq!(c.counters.committed_points.load(Ordering::Relaxed), 50);
+    }
+}

@@ -1,0 +1,501 @@
+//! The carbon receiver: Graphite's plaintext line protocol (TCP and UDP)
+//! into whisper files, where and how carbon-cache 1.1 writes them.
+//!
+//! Receiver threads parse `name value timestamp` lines into the write
+//! [`cache::Cache`]; writer threads drain it, creating files as carbon's
+//! `storage-schemas.conf` and `storage-aggregation.conf` say
+//! ([`schemas`]), at the paths carbon uses ([`names`]).
+
+pub mod cache;
+pub mod names;
+pub mod schemas;
+
+use crate::config::ConfigError;
+use crate::whisper::Allocation;
+use cache::{Cache, Store, Strategy};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `[server.carbon]` options (carbon.conf's `[cache]` keys in snake_case).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CarbonServerConfig {
+    /// Address of the line-protocol listeners (TCP, and UDP when `udp`).
+    pub listen: String,
+    /// Also take lines over UDP on `listen`.
+    pub udp: bool,
+    /// Where the whisper files go (carbon's LOCAL_DATA_DIR).
+    pub storage_dir: PathBuf,
+    /// carbon's storage-schemas.conf; without it every name gets carbon's
+    /// default, 60 s points for 7 days.
+    pub schemas: Option<PathBuf>,
+    /// carbon's storage-aggregation.conf; without it xFilesFactor 0.5, average.
+    pub aggregation: Option<PathBuf>,
+    /// Points held in the cache before receivers wait (0: unlimited).
+    pub max_cache_size: usize,
+    /// Whisper updates per second across writers (0: unlimited; carbon: 500).
+    pub max_updates_per_second: f64,
+    /// New files per minute (0: unlimited); points of a metric that may not
+    /// be created yet are dropped and counted, as carbon does.
+    pub max_creates_per_minute: f64,
+    /// Which metric a writer takes next: "sorted", "max" or "naive".
+    pub cache_write_strategy: Strategy,
+    /// Writer threads.
+    pub writers: usize,
+    /// "sparse", "fallocate" or "zeroed" new files (carbon's WHISPER_SPARSE_CREATE...).
+    pub create: String,
+    /// Most TCP connections at once.
+    pub max_connections: usize,
+    /// First segment of the receiver's own metrics (`carbon.agents.<host>-<instance>.*`).
+    pub carbon_metric_prefix: String,
+    /// Seconds between the receiver's own metrics (0: none).
+    pub carbon_metric_interval: u64,
+    /// The `<instance>` of the own metrics' name.
+    pub instance: String,
+}
+
+impl Default for CarbonServerConfig {
+    fn default() -> Self {
+        CarbonServerConfig {
+            listen: "127.0.0.1:2003".into(),
+            udp: true,
+            storage_dir: "/var/lib/carbyne/whisper".into(),
+            schemas: None,
+            aggregation: None,
+            max_cache_size: 10_000_000,
+            max_updates_per_second: 0.0,
+            max_creates_per_minute: 0.0,
+            cache_write_strategy: Strategy::Sorted,
+            writers: 1,
+            create: "zeroed".into(),
+            max_connections: 1024,
+            carbon_metric_prefix: "carbon".into(),
+            carbon_metric_interval: 60,
+            instance: "a".into(),
+        }
+    }
+}
+
+impl CarbonServerConfig {
+    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let ok = self
+            .listen
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !ok {
+            return Err(ConfigError::new(
+                format!("{key}.listen"),
+                format!("{:?}: expected host:port", self.listen),
+            ));
+        }
+        if self.allocation().is_none() {
+            return Err(ConfigError::new(
+                format!("{key}.create"),
+                format!(
+                    "{:?}: expected \"zeroed\", \"sparse\" or \"fallocate\"",
+                    self.create
+                ),
+            ));
+        }
+        if self.writers == 0 || self.max_connections == 0 {
+            return Err(ConfigError::new(
+                format!("{key}.writers"),
+                "writers and max_connections must be at least 1",
+            ));
+        }
+        for (k, v) in [
+            ("max_updates_per_second", self.max_updates_per_second),
+            ("max_creates_per_minute", self.max_creates_per_minute),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(ConfigError::new(
+                    format!("{key}.{k}"),
+                    "must be a number, 0 for unlimited",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn allocation(&self) -> Option<Allocation> {
+        match self.create.as_str() {
+            "zeroed" => Some(Allocation::Zeroed),
+            "sparse" => Some(Allocation::Sparse),
+            "fallocate" => Some(Allocation::Fallocate),
+            _ => None,
+        }
+    }
+}
+
+/// Python's `float()` on a field: numbers, `inf`, `nan`.
+fn py_float(s: &str) -> Option<f64> {
+    s.parse::<f64>().ok()
+}
+
+/// One line as carbon's line receiver reads it: `(name, timestamp, value)`,
+/// `None` for a NaN value (dropped silently, as carbon does), or why it is
+/// rejected.
+pub fn parse_line(line: &str, now: f64) -> Result<Option<(String, f64, f64)>, String> {
+    let mut f = line.split_whitespace();
+    let (Some(name), Some(value), Some(ts), None) = (f.next(), f.next(), f.next(), f.next()) else {
+        return Err("not `name value timestamp`".into());
+    };
+    let (Some(value), Some(mut ts)) = (py_float(value), py_float(ts)) else {
+        return Err("value or timestamp is not a number".into());
+    };
+    if value.is_nan() {
+        return Ok(None);
+    }
+    if !ts.is_finite() || ts.abs() > 1e15 {
+        return Err("timestamp out of range".into());
+    }
+    // carbon: a timestamp whose integer part is -1 means now.
+    if ts.trunc() == -1.0 {
+        ts = now;
+    }
+    let name = names::normalize(name).map_err(|e| format!("{name:?}: {e}"))?;
+    Ok(Some((name, ts, value)))
+}
+
+/// Logs a rejected line, at most once a second (the count goes on).
+struct Rejects {
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Rejects {
+    fn note(&self, cache: &Cache, line: &str, why: &str) {
+        cache.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            *last = Some(Instant::now());
+            let shown: String = line.chars().take(200).collect();
+            log::warn!("carbon: line rejected ({why}): {shown:?}");
+        }
+    }
+}
+
+struct Shared {
+    cache: Cache,
+    rejects: Rejects,
+    stopping: AtomicBool,
+    connections: AtomicUsize,
+}
+
+fn now_f64() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Parses `lines` into the cache in one batch.
+fn take_lines<'a>(s: &Shared, lines: impl Iterator<Item = &'a [u8]>) {
+    let now = now_f64();
+    let mut batch = Vec::new();
+    for raw in lines {
+        let line = String::from_utf8_lossy(raw);
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        match parse_line(line, now) {
+            Ok(Some(p)) => batch.push(p),
+            Ok(None) => {}
+            Err(why) => s.rejects.note(&s.cache, line, &why),
+        }
+    }
+    s.cache.store(batch);
+}
+
+/// One TCP connection: lines until the peer closes; after SIGTERM, until
+/// it has been quiet for 200 ms (what it already sent is read), at most 5 s.
+fn connection(stream: std::net::TcpStream, s: Arc<Shared>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut r = BufReader::with_capacity(256 * 1024, stream);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut stop_at: Option<Instant> = None;
+    loop {
+        if s.stopping.load(Ordering::Relaxed) && stop_at.is_none() {
+            stop_at = Some(Instant::now() + Duration::from_secs(5));
+        }
+        if stop_at.is_some_and(|t| Instant::now() >= t) {
+            break;
+        }
+        let buf = match r.fill_buf() {
+            Ok([]) => break,
+            Ok(b) => b,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if stop_at.is_some() {
+                    break;
+                }
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        // Whole lines now; a partial last line waits for the rest.
+        let n = buf.len();
+        match memchr::memrchr(b'\n', buf) {
+            Some(end) => {
+                pending.extend_from_slice(&buf[..=end]);
+                r.consume(end + 1);
+                take_lines(&s, pending.split(|b| *b == b'\n'));
+                pending.clear();
+            }
+            None => {
+                pending.extend_from_slice(buf);
+                r.consume(n);
+                if pending.len() > 1 << 20 {
+                    s.rejects.note(&s.cache, "", "a line longer than 1 MiB");
+                    pending.clear();
+                }
+            }
+        }
+    }
+    // A last line without its newline still counts (carbon's LineReceiver drops it).
+    if !pending.is_empty() {
+        take_lines(&s, std::iter::once(&pending[..]));
+    }
+    s.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+fn accept_loop(l: std::net::TcpListener, s: Arc<Shared>, max: usize) {
+    let _ = l.set_nonblocking(true);
+    while !s.stopping.load(Ordering::Relaxed) {
+        match l.accept() {
+            Ok((stream, _)) => {
+                let _ = stream.set_nonblocking(false);
+                if s.connections.load(Ordering::Relaxed) >= max {
+                    log::warn!("carbon: {max} connections open; one refused");
+                    continue;
+                }
+                s.connections.fetch_add(1, Ordering::Relaxed);
+                let s2 = s.clone();
+                if std::thread::Builder::new()
+                    .name("carbon-conn".into())
+                    .spawn(move || connection(stream, s2))
+                    .is_err()
+                {
+                    s.connections.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => {
+                log::warn!("carbon: accept: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+fn udp_loop(sock: std::net::UdpSocket, s: Arc<Shared>) {
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = vec![0u8; 65_536];
+    while !s.stopping.load(Ordering::Relaxed) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            take_lines(&s, buf[..n].split(|b| *b == b'\n'));
+        }
+    }
+    // What is queued in the socket still counts.
+    let _ = sock.set_nonblocking(true);
+    while let Ok(n) = sock.recv(&mut buf) {
+        take_lines(&s, buf[..n].split(|b| *b == b'\n'));
+    }
+}
+
+/// carbon's own metrics, put into the store like any others.
+fn self_metrics(s: &Shared, prefix: &str, interval: f64) {
+    let c = &s.cache.counters;
+    let take = |a: &AtomicU64| a.swap(0, Ordering::Relaxed) as f64;
+    let received = take(&c.metrics_received);
+    let committed = take(&c.committed_points);
+    let ops = take(&c.update_operations);
+    let time_us = take(&c.update_time_us);
+    let mut out = vec![
+        ("metricsReceived", received),
+        ("committedPoints", committed),
+        ("updateOperations", ops),
+        ("creates", take(&c.creates)),
+        ("droppedCreates", take(&c.dropped_creates)),
+        ("errors", take(&c.errors)),
+        ("rejectedLines", take(&c.rejected)),
+    ];
+    if ops > 0.0 {
+        out.push(("pointsPerUpdate", committed / ops));
+        out.push(("avgUpdateTime", time_us / 1e6 / ops));
+    }
+    let (size, queues) = s.cache.size();
+    out.push(("cache.size", size as f64));
+    out.push(("cache.queues", queues as f64));
+    let _ = interval;
+    let now = now_f64();
+    s.cache.store(
+        out.into_iter()
+            .map(|(k, v)| (format!("{prefix}.{k}"), now, v))
+            .collect(),
+    );
+}
+
+/// Runs the carbon receiver until `shutdown`; then stops taking
+/// connections, reads what the open ones already sent, and writes every
+/// cached point before returning.
+pub async fn run(
+    cfg: CarbonServerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let rules = schemas::Rules::load(cfg.schemas.as_deref(), cfg.aggregation.as_deref())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    std::fs::create_dir_all(&cfg.storage_dir)?;
+    let store = Arc::new(Store {
+        root: cfg.storage_dir.clone(),
+        rules,
+        allocation: cfg.allocation().unwrap_or_default(),
+    });
+    let shared = Arc::new(Shared {
+        cache: Cache::new(
+            cfg.max_cache_size,
+            cfg.cache_write_strategy,
+            cfg.max_updates_per_second,
+            cfg.max_creates_per_minute,
+        ),
+        rejects: Rejects {
+            last: std::sync::Mutex::new(None),
+        },
+        stopping: AtomicBool::new(false),
+        connections: AtomicUsize::new(0),
+    });
+    let tcp = std::net::TcpListener::bind(&cfg.listen)?;
+    let udp = if cfg.udp {
+        Some(std::net::UdpSocket::bind(&cfg.listen)?)
+    } else {
+        None
+    };
+    log::info!(
+        "carbon receiver on {} (tcp{}), storing in {}",
+        cfg.listen,
+        if cfg.udp { ", udp" } else { "" },
+        cfg.storage_dir.display()
+    );
+    let mut readers = Vec::new();
+    let (s, max) = (shared.clone(), cfg.max_connections);
+    readers.push(
+        std::thread::Builder::new()
+            .name("carbon-accept".into())
+            .spawn(move || accept_loop(tcp, s, max))?,
+    );
+    if let Some(sock) = udp {
+        let s = shared.clone();
+        readers.push(
+            std::thread::Builder::new()
+                .name("carbon-udp".into())
+                .spawn(move || udp_loop(sock, s))?,
+        );
+    }
+    let mut writers = Vec::new();
+    for i in 0..cfg.writers {
+        let (s, st) = (shared.clone(), store.clone());
+        writers.push(
+            std::thread::Builder::new()
+                .name(format!("carbon-writer-{i}"))
+                .spawn(move || s.cache.writer(&st))?,
+        );
+    }
+
+    let host = crate::hostname::HostNames::from_system()
+        .uname
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let prefix = format!(
+        "{}.agents.{host}-{}",
+        cfg.carbon_metric_prefix, cfg.instance
+    );
+    let interval = cfg.carbon_metric_interval;
+    let s = shared.clone();
+    let own = async move {
+        if interval == 0 {
+            return std::future::pending::<()>().await;
+        }
+        let period = Duration::from_secs(interval);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            ticker.tick().await;
+            let s = s.clone();
+            let p = prefix.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || self_metrics(&s, &p, interval as f64)).await;
+        }
+    };
+    tokio::select! {
+        _ = shutdown => {}
+        _ = own => {}
+    }
+    log::info!("carbon: stopping; writing every cached point");
+    shared.stopping.store(true, Ordering::Relaxed);
+    let s = shared.clone();
+    let drained = tokio::task::spawn_blocking(move || {
+        for r in readers {
+            let _ = r.join();
+        }
+        // Connections still reading finish within their 5 s.
+        let start = Instant::now();
+        while s.connections.load(Ordering::Relaxed) > 0 && start.elapsed() < Duration::from_secs(6)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s.cache.close();
+        for w in writers {
+            let _ = w.join();
+        }
+    });
+    let _ = drained.await;
+    let (left, _) = shared.cache.size();
+    if left > 0 {
+        log::error!("carbon: {left} points could not be written");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_as_carbon_reads_them() {
+        let now = 1_700_000_000.5;
+        assert_eq!(
+            parse_line("a.b 1.5 1700000000", now),
+            Ok(Some(("a.b".into(), 1_700_000_000.0, 1.5)))
+        );
+        assert_eq!(
+            parse_line("  a.b\t2  -1  ", now),
+            Ok(Some(("a.b".into(), now, 2.0)))
+        );
+        assert_eq!(parse_line("a.b nan 1700000000", now), Ok(None));
+        assert_eq!(
+            parse_line("x;b=1;a=2 inf 1700000000.7", now),
+            Ok(Some(("x;a=2;b=1".into(), 1_700_000_000.7, f64::INFINITY)))
+        );
+        for bad in [
+            "a.b 1",
+            "a.b 1 2 3",
+            "a.b x 1700000000",
+            "a.b 1 nan",
+            "../../etc/passwd 1 1700000000",
+            "a..b 1 1700000000",
+        ] {
+            assert!(parse_line(bad, now).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! The carbon receiver against carbon-cache 1.1.10 (PyPI): the same seeded
+//! stream of plaintext lines to both, then every file each wrote compared:
+//! the same set of files, the same headers, the same points in every
+//! archive.
+
+mod common;
+
+use carbyne::whisper::Whisper;
+use common::*;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SCHEMAS: &str = "\
+[carbon]
+pattern = ^carbon\\.
+retentions = 60:90d
+
+[web]
+pattern = ^web\\.
+retentions = 10s:30m,1m:6h,10m:2d
+
+[tagged]
+pattern = ;env=
+retentions = 10:360,60:1440
+
+[default]
+pattern = .*
+retentions = 60s:1d,5m:7d
+";
+
+const AGGREGATION: &str = "\
+[min]
+pattern = \\.min$
+xFilesFactor = 0.1
+aggregationMethod = min
+
+[max]
+pattern = \\.max$
+xFilesFactor = 0.1
+aggregationMethod = max
+
+[sum]
+pattern = \\.count$
+xFilesFactor = 0
+aggregationMethod = sum
+
+[last]
+pattern = ^web\\..*\\.last
+aggregationMethod = last
+";
+
+/// A small deterministic generator (xorshift), so a failure can be replayed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Lines over many names (every schema and aggregation rule, tagged names
+/// with unsorted tags), timestamps out of order, duplicates, NaN.
+fn stream(seed: u64, now: i64) -> Vec<String> {
+    let mut r = Rng(seed);
+    let names: Vec<String> = (0..120)
+        .map(|i| match i % 8 {
+            0 => format!("web.host{i}.requests.count"),
+            1 => format!("web.host{i}.latency.min"),
+            2 => format!("web.host{i}.latency.max"),
+            3 => format!("web.host{i}.queue.last"),
+            4 => format!("db.node{i}.load"),
+            5 => format!("app{i}.errors.count"),
+            6 => format!("svc.m{i};env=prod;dc=dc{}", i % 3),
+            _ => format!("svc.n{i};role=web;env=dev"),
+        })
+        .collect();
+    let mut out = Vec::new();
+    for _ in 0..4000 {
+        let name = &names[r.below(names.len() as u64) as usize];
+        // Within the finest archives' retention, in no order, on whole
+        // minutes: two points in one slot are then the same timestamp, whose
+        // last value wins whichever way the writes are batched. (Different
+        // timestamps in one slot keep the highest within a write but the
+        // latest across writes, which depends on timing, in carbon too.)
+        let ts = (now - 5 - r.below(3000) as i64) / 60 * 60;
+        let value = (r.below(100_000) as f64) / 100.0 - 200.0;
+        out.push(format!("{name} {value} {ts}"));
+        if r.below(20) == 0 {
+            // The same timestamp again, another value.
+            out.push(format!("{name} {} {ts}", value + 1.0));
+        }
+        if r.below(100) == 0 {
+            out.push(format!("{name} nan {ts}"));
+        }
+    }
+    out
+}
+
+/// carbon-cache.py where pip put it (the interpreter's scripts folder).
+fn carbon_cache() -> PathBuf {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .expect("python3");
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("carbon-cache.py");
+    assert!(
+        path.exists(),
+        "{} is missing: `bash tests/run.sh` installs carbon 1.1.10 from PyPI",
+        path.display()
+    );
+    path
+}
+
+fn wait_for_port(port: u16) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "port {port} never opened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn send(port: u16, lines: &[String]) {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut text = lines.join("\n");
+    text.push('\n');
+    c.write_all(text.as_bytes()).expect("send");
+}
+
+/// Every `.wsp` under `root`, by relative path.
+fn files(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else if p.extension().is_some_and(|x| x == "wsp") {
+                out.push(p.strip_prefix(root).expect("prefix").to_path_buf());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// Waits until the files under `root` stop changing (carbon-cache writes on
+/// its own schedule).
+fn settled(root: &Path) {
+    let snapshot = || -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+        files(root)
+            .into_iter()
+            .filter_map(|f| {
+                let m = std::fs::metadata(root.join(&f)).ok()?;
+                Some((f, m.len(), m.modified().ok()?))
+            })
+            .collect()
+    };
+    let start = Instant::now();
+    let mut last = snapshot();
+    let mut still = Instant::now();
+    while still.elapsed() < Duration::from_secs(3) {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "carbon-cache never settled"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let now = snapshot();
+        if now != last || now.is_empty() {
+            last = now;
+            still = Instant::now();
+        }
+    }
+}
+
+/// Header and every archive's points over its whole retention, at `now`.
+type Contents = (String, Vec<Vec<Option<f64>>>);
+
+fn contents(path: &Path, now: i64) -> Contents {
+    let w = Whisper::open(path, false).expect("open");
+    let h = &w.header;
+    let head = format!(
+        "{:?} xff={} {:?}",
+        h.aggregation,
+        h.x_files_factor,
+        h.archives
+            .iter()
+            .map(|a| (a.seconds_per_point, a.points))
+            .collect::<Vec<_>>()
+    );
+    let archives = h
+        .archives
+        .iter()
+        .map(|a| {
+            w.archive_fetch(a, now - a.retention() as i64, now)
+                .expect("fetch")
+                .values
+        })
+        .collect();
+    (head, archives)
+}
+
+#[test]
+fn same_files_and_points_as_carbon_cache() {
+    let exe = carbon_cache();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (theirs, ours) = (dir.path().join("carbon"), dir.path().join("carbyne"));
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(&conf).expect("conf");
+    std::fs::write(conf.join("storage-schemas.conf"), SCHEMAS).expect("schemas");
+    std::fs::write(conf.join("storage-aggregation.conf"), AGGREGATION).expect("aggregation");
+    let (cport, oport) = (free_port(), free_port());
+    std::fs::write(
+        conf.join("carbon.conf"),
+        format!(
+            "[cache]\nSTORAGE_DIR = {d}\nLOCAL_DATA_DIR = {t}\nLOG_DIR = {d}/log\nPID_DIR = {d}\n\
+             LINE_RECEIVER_INTERFACE = 127.0.0.1\nLINE_RECEIVER_PORT = {cport}\n\
+             PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = {}\n\
+             CACHE_QUERY_INTERFACE = 127.0.0.1\nCACHE_QUERY_PORT = {}\n\
+             MAX_UPDATES_PER_SECOND = inf\nMAX_CREATES_PER_MINUTE = inf\n\
+             CARBON_METRIC_INTERVAL = 0\nENABLE_TAGS = False\nLOG_UPDATES = False\n",
+            free_port(),
+            free_port(),
+            d = dir.path().display(),
+            t = theirs.display(),
+        ),
+    )
+    .expect("carbon.conf");
+    let _carbon = Child(
+        Command::new(&exe)
+            .arg(format!("--config={}", conf.join("carbon.conf").display()))
+            .args(["--nodaemon", "start"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("carbon-cache"),
+    );
+    std::fs::write(
+        dir.path().join("carbyne.toml"),
+        format!(
+            "[server.carbon]\nlisten = \"127.0.0.1:{oport}\"\nstorage_dir = {:?}\n\
+             schemas = {:?}\naggregation = {:?}\ncarbon_metric_interval = 0\n",
+            ours,
+            conf.join("storage-schemas.conf"),
+            conf.join("storage-aggregation.conf"),
+        ),
+    )
+    .expect("carbyne.toml");
+    let mut child = bin()
+        .args(["server", "--config"])
+        .arg(dir.path().join("carbyne.toml"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("carbyne server");
+    wait_for_port(cport);
+    wait_for_port(oport);
+
+    let now = now();
+    let lines = stream(7, now);
+    // One connection each: across connections the order of two values for
+    // one timestamp would be a race, in carbon as in carbyne.
+    send(cport, &lines);
+    send(oport, &lines);
+    std::thread::sleep(Duration::from_millis(500));
+    // carbyne writes everything it holds on SIGTERM; carbon-cache on its own time.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exited = child.wait().expect("wait");
+    assert!(exited.success(), "carbyne server: {exited}");
+    settled(&theirs);
+
+    let (a, b) = (files(&theirs), files(&ours));
+    assert_eq!(a, b, "the same files");
+    assert!(a.len() >= 100, "a real comparison: {} files", a.len());
+    assert!(
+        a.iter().any(|p| p.starts_with("_tagged")),
+        "tagged series were stored: {a:?}"
+    );
+    let mut points = 0;
+    let mut differ: BTreeMap<String, String> = BTreeMap::new();
+    for f in &a {
+        let (x, y) = (contents(&theirs.join(f), now), contents(&ours.join(f), now));
+        if x.0 != y.0 {
+            differ.insert(f.display().to_string(), format!("{} vs {}", x.0, y.0));
+            continue;
+        }
+        for (i, (pa, pb)) in x.1.iter().zip(&y.1).enumerate() {
+            points += pa.iter().flatten().count();
+            let same = pa.len() == pb.len()
+                && pa.iter().zip(pb).all(|(p, q)| match (p, q) {
+                    (Some(p), Some(q)) => (p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1.0),
+                    (None, None) => true,
+                    _ => false,
+                });
+            if !same {
+                let slots: Vec<String> = pa
+                    .iter()
+                    .zip(pb)
+                    .enumerate()
+                    .filter(|(_, (p, q))| p != q)
+                    .map(|(k, (p, q))| format!("slot {k}: carbon {p:?}, carbyne {q:?}"))
+                    .collect();
+                differ.insert(format!("{} archive {i}", f.display()), slots.join("; "));
+            }
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{} files differ: {differ:#?}",
+        differ.len()
+    );
+    assert!(points > 3000, "a real comparison: {points} points");
+}
+
+fn ours(dir: &Path, extra: &str) -> (std::process::Child, u16) {
+    let port = free_port();
+    std::fs::write(
+        dir.join("carbyne.toml"),
+        format!(
+            "[server.carbon]\nlisten = \"127.0.0.1:{port}\"\nstorage_dir = {:?}\n{extra}",
+            dir.join("whisper")
+        ),
+    )
+    .expect("carbyne.toml");
+    let child = bin()
+        .args(["server", "--config"])
+        .arg(dir.join("carbyne.toml"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("carbyne server");
+    wait_for_port(port);
+    (child, port)
+}
+
+/// SIGTERM while points pour in and the writer is behind (one update a
+/// millisecond): every point a client sent before the signal is in the
+/// files when the server exits; lines it could not read are counted and
+/// logged, never fatal.
+#[test]
+fn sigterm_under_load_writes_every_point_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (child, port) = ours(
+        dir.path(),
+        "max_updates_per_second = 1000\ncreate = \"sparse\"\ncarbon_metric_interval = 0\n",
+    );
+    let now = now() / 60 * 60;
+    let mut sent = BTreeMap::new();
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut text = String::new();
+    for i in 0..20_000i64 {
+        let (name, ts) = (format!("load.m{}", i % 2000), now - 60 * (i / 2000));
+        text.push_str(&format!("{name} {i} {ts}\n"));
+        sent.insert((name, ts), i as f64);
+    }
+    text.push_str("bad line here\n../escape 1 1\n");
+    c.write_all(text.as_bytes()).expect("send");
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    udp.send_to(
+        format!("load.udp 7 {now}\n").as_bytes(),
+        ("127.0.0.1", port),
+    )
+    .expect("udp send");
+    sent.insert(("load.udp".to_string(), now), 7.0);
+    drop(c);
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line rejected"), "{err}");
+
+    let root = dir.path().join("whisper");
+    let mut missing = Vec::new();
+    for ((name, ts), v) in &sent {
+        let path = root.join(format!("{}.wsp", name.replace('.', "/")));
+        let got = Whisper::open(&path, false)
+            .ok()
+            .and_then(|w| w.fetch(ts - 1, Some(*ts), None, None).ok().flatten())
+            .and_then(|s| s.values.first().copied().flatten());
+        if got != Some(*v) {
+            missing.push(format!("{name} {ts}: {got:?}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} points not written: {:?}",
+        missing.len(),
+        sent.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(!root.join("escape.wsp").exists() && !dir.path().join("escape.wsp").exists());
+}
+
+/// The receiver's own metrics go into the store, under carbon's names.
+#[test]
+fn own_metrics_are_stored_as_carbon_names_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, port) = ours(dir.path(), "carbon_metric_interval = 1\ninstance = \"b\"\n");
+    send(port, &[format!("x.y 1 {}", now())]);
+    let agents = dir.path().join("whisper/carbon/agents");
+    let start = Instant::now();
+    let found = loop {
+        let names: Vec<PathBuf> = files(&agents);
+        if names.iter().any(|p| p.ends_with("committedPoints.wsp"))
+            && names.iter().any(|p| p.ends_with("cache/size.wsp"))
+        {
+            break names;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{names:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let host = found[0]
+        .iter()
+        .next()
+        .expect("host dir")
+        .to_string_lossy()
+        .to_string();
+    assert!(host.ends_with("-b"), "{host}");
+    for m in [
+        "metricsReceived",
+        "updateOperations",
+        "creates",
+        "errors",
+        "cache/queues",
+    ] {
+        assert!(
+            found.contains(&Path::new(&host).join(format!("{m}.wsp"))),
+            "{m}: {found:?}"
+        );
+    }
+}
