@@ -123,6 +123,32 @@ fn carbon_cache() -> PathBuf {
     path
 }
 
+/// carbon's pickle messages for `lines`, as Python's pickle module writes
+/// them (protocol 2, 500 points a message, `!L` length prefix).
+fn pickle_frames(lines: &[String]) -> Vec<u8> {
+    let script = "import pickle, struct, sys\n\
+        pts = []\n\
+        for l in sys.stdin:\n\
+        \x20   n, v, t = l.split()\n\
+        \x20   pts.append((n, (int(t), float(v))))\n\
+        for i in range(0, len(pts), 500):\n\
+        \x20   p = pickle.dumps(pts[i:i + 500], protocol=2)\n\
+        \x20   sys.stdout.buffer.write(struct.pack('!L', len(p)) + p)\n";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let input = lines.join("\n") + "\n";
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().expect("python3 output");
+    writer.join().expect("writer").expect("write");
+    assert!(out.status.success(), "pickling failed");
+    out.stdout
+}
+
 fn wait_for_port(port: u16) {
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -225,16 +251,16 @@ fn same_files_and_points_as_carbon_cache() {
     std::fs::write(conf.join("storage-schemas.conf"), SCHEMAS).expect("schemas");
     std::fs::write(conf.join("storage-aggregation.conf"), AGGREGATION).expect("aggregation");
     let (cport, oport) = (free_port(), free_port());
+    let (cpickle, opickle) = (free_port(), free_port());
     std::fs::write(
         conf.join("carbon.conf"),
         format!(
             "[cache]\nSTORAGE_DIR = {d}\nLOCAL_DATA_DIR = {t}\nLOG_DIR = {d}/log\nPID_DIR = {d}\n\
              LINE_RECEIVER_INTERFACE = 127.0.0.1\nLINE_RECEIVER_PORT = {cport}\n\
-             PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = {}\n\
+             PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = {cpickle}\n\
              CACHE_QUERY_INTERFACE = 127.0.0.1\nCACHE_QUERY_PORT = {}\n\
              MAX_UPDATES_PER_SECOND = inf\nMAX_CREATES_PER_MINUTE = inf\n\
              CARBON_METRIC_INTERVAL = 0\nENABLE_TAGS = False\nLOG_UPDATES = False\n",
-            free_port(),
             free_port(),
             d = dir.path().display(),
             t = theirs.display(),
@@ -253,7 +279,8 @@ fn same_files_and_points_as_carbon_cache() {
     std::fs::write(
         dir.path().join("carbyne.toml"),
         format!(
-            "[server.carbon]\nlisten = \"127.0.0.1:{oport}\"\nstorage_dir = {:?}\n\
+            "[server.carbon]\nlisten = \"127.0.0.1:{oport}\"\npickle_listen = \"127.0.0.1:{opickle}\"\n\
+             storage_dir = {:?}\n\
              schemas = {:?}\naggregation = {:?}\ncarbon_metric_interval = 0\n",
             ours,
             conf.join("storage-schemas.conf"),
@@ -270,12 +297,23 @@ fn same_files_and_points_as_carbon_cache() {
     wait_for_port(cport);
     wait_for_port(oport);
 
+    wait_for_port(cpickle);
+    wait_for_port(opickle);
     let now = now();
-    let lines = stream(7, now);
-    // One connection each: across connections the order of two values for
-    // one timestamp would be a race, in carbon as in carbyne.
-    send(cport, &lines);
-    send(oport, &lines);
+    // The web.* names go as pickles (Python's own pickle.dumps), the rest as
+    // lines; one connection each: across connections the order of two
+    // values for one timestamp would be a race, in carbon as in carbyne.
+    let (pickled, plain): (Vec<String>, Vec<String>) = stream(7, now)
+        .into_iter()
+        .partition(|l| l.starts_with("web."));
+    send(cport, &plain);
+    send(oport, &plain);
+    let frames = pickle_frames(&pickled);
+    for port in [cpickle, opickle] {
+        TcpStream::connect(("127.0.0.1", port))
+            .and_then(|mut c| c.write_all(&frames))
+            .expect("send pickles");
+    }
     std::thread::sleep(Duration::from_millis(500));
     // carbyne writes everything it holds on SIGTERM; carbon-cache on its own time.
     let status = Command::new("kill")

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod names;
+pub mod pickle;
 pub mod schemas;
 
 use crate::config::ConfigError;
@@ -26,6 +27,8 @@ use std::time::{Duration, Instant};
 pub struct CarbonServerConfig {
     /// Address of the line-protocol listeners (TCP, and UDP when `udp`).
     pub listen: String,
+    /// Address of the pickle listener ("" for none).
+    pub pickle_listen: String,
     /// Also take lines over UDP on `listen`.
     pub udp: bool,
     /// Where the whisper files go (carbon's LOCAL_DATA_DIR).
@@ -62,6 +65,7 @@ impl Default for CarbonServerConfig {
     fn default() -> Self {
         CarbonServerConfig {
             listen: "127.0.0.1:2003".into(),
+            pickle_listen: "127.0.0.1:2004".into(),
             udp: true,
             storage_dir: "/var/lib/carbyne/whisper".into(),
             schemas: None,
@@ -82,15 +86,19 @@ impl Default for CarbonServerConfig {
 
 impl CarbonServerConfig {
     pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        let ok = self
-            .listen
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-        if !ok {
-            return Err(ConfigError::new(
-                format!("{key}.listen"),
-                format!("{:?}: expected host:port", self.listen),
-            ));
+        for (k, v, optional) in [
+            ("listen", &self.listen, false),
+            ("pickle_listen", &self.pickle_listen, true),
+        ] {
+            let ok = (optional && v.is_empty())
+                || v.rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !ok {
+                return Err(ConfigError::new(
+                    format!("{key}.{k}"),
+                    format!("{v:?}: expected host:port"),
+                ));
+            }
         }
         if self.allocation().is_none() {
             return Err(ConfigError::new(
@@ -144,9 +152,19 @@ pub fn parse_line(line: &str, now: f64) -> Result<Option<(String, f64, f64)>, St
     let (Some(name), Some(value), Some(ts), None) = (f.next(), f.next(), f.next(), f.next()) else {
         return Err("not `name value timestamp`".into());
     };
-    let (Some(value), Some(mut ts)) = (py_float(value), py_float(ts)) else {
+    let (Some(value), Some(ts)) = (py_float(value), py_float(ts)) else {
         return Err("value or timestamp is not a number".into());
     };
+    accept(name, ts, value, now)
+}
+
+/// carbon's `metricReceived`: a point as stored, `None` for a NaN value.
+fn accept(
+    name: &str,
+    mut ts: f64,
+    value: f64,
+    now: f64,
+) -> Result<Option<(String, f64, f64)>, String> {
     if value.is_nan() {
         return Ok(None);
     }
@@ -264,10 +282,94 @@ fn connection(stream: std::net::TcpStream, s: Arc<Shared>) {
     if !pending.is_empty() {
         take_lines(&s, std::iter::once(&pending[..]));
     }
-    s.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
-fn accept_loop(l: std::net::TcpListener, s: Arc<Shared>, max: usize) {
+/// Largest pickle message taken, as carbon's PICKLE_RECEIVER_MAX_LENGTH.
+const PICKLE_MAX: usize = 1 << 20;
+
+/// Reads exactly `buf.len()` bytes; false at the end of the stream, on an
+/// error, or when stopping and the peer has gone quiet.
+fn read_full(r: &mut impl std::io::Read, buf: &mut [u8], s: &Shared) -> bool {
+    let mut got = 0;
+    let mut stop_at: Option<Instant> = None;
+    while got < buf.len() {
+        if s.stopping.load(Ordering::Relaxed) && stop_at.is_none() {
+            stop_at = Some(Instant::now() + Duration::from_secs(5));
+        }
+        match r.read(&mut buf[got..]) {
+            Ok(0) => return false,
+            Ok(n) => got += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if stop_at.is_some() && (got == 0 || stop_at.is_some_and(|t| Instant::now() >= t)) {
+                    return false;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// One pickle connection: `!L` length-prefixed messages, each a list of
+/// `(path, (timestamp, value))`, read by the safe decoder.
+fn pickle_connection(mut stream: std::net::TcpStream, s: Arc<Shared>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut head = [0u8; 4];
+    while read_full(&mut stream, &mut head, &s) {
+        let len = u32::from_be_bytes(head) as usize;
+        if len > PICKLE_MAX {
+            // As carbon: the connection is dropped.
+            s.rejects.note(
+                &s.cache,
+                "",
+                &format!("a pickle of {len} bytes, over 1 MiB"),
+            );
+            return;
+        }
+        let mut body = vec![0u8; len];
+        if !read_full(&mut stream, &mut body, &s) {
+            return;
+        }
+        let decoded = pickle::loads(&body, 4 * len + 1024).and_then(pickle::datapoints);
+        let (points, skipped) = match decoded {
+            Ok(x) => x,
+            Err(e) => {
+                s.rejects.note(&s.cache, "", &format!("pickle: {e}"));
+                continue;
+            }
+        };
+        for _ in 0..skipped {
+            s.rejects.note(
+                &s.cache,
+                "",
+                "pickle entry is not (path, (timestamp, value))",
+            );
+        }
+        let now = now_f64();
+        let mut batch = Vec::with_capacity(points.len());
+        for (name, ts, value) in points {
+            match accept(&name, ts, value, now) {
+                Ok(Some(p)) => batch.push(p),
+                Ok(None) => {}
+                Err(why) => s.rejects.note(&s.cache, &name, &why),
+            }
+        }
+        s.cache.store(batch);
+    }
+}
+
+fn accept_loop(
+    l: std::net::TcpListener,
+    s: Arc<Shared>,
+    max: usize,
+    handler: fn(std::net::TcpStream, Arc<Shared>),
+) {
     let _ = l.set_nonblocking(true);
     while !s.stopping.load(Ordering::Relaxed) {
         match l.accept() {
@@ -281,7 +383,10 @@ fn accept_loop(l: std::net::TcpListener, s: Arc<Shared>, max: usize) {
                 let s2 = s.clone();
                 if std::thread::Builder::new()
                     .name("carbon-conn".into())
-                    .spawn(move || connection(stream, s2))
+                    .spawn(move || {
+                        handler(stream, s2.clone());
+                        s2.connections.fetch_sub(1, Ordering::Relaxed);
+                    })
                     .is_err()
                 {
                     s.connections.fetch_sub(1, Ordering::Relaxed);
@@ -375,15 +480,25 @@ pub async fn run(
         connections: AtomicUsize::new(0),
     });
     let tcp = std::net::TcpListener::bind(&cfg.listen)?;
+    let pickle_tcp = if cfg.pickle_listen.is_empty() {
+        None
+    } else {
+        Some(std::net::TcpListener::bind(&cfg.pickle_listen)?)
+    };
     let udp = if cfg.udp {
         Some(std::net::UdpSocket::bind(&cfg.listen)?)
     } else {
         None
     };
     log::info!(
-        "carbon receiver on {} (tcp{}), storing in {}",
+        "carbon receiver on {} (tcp{}), pickle on {}, storing in {}",
         cfg.listen,
         if cfg.udp { ", udp" } else { "" },
+        if cfg.pickle_listen.is_empty() {
+            "none"
+        } else {
+            cfg.pickle_listen.as_str()
+        },
         cfg.storage_dir.display()
     );
     let mut readers = Vec::new();
@@ -391,8 +506,16 @@ pub async fn run(
     readers.push(
         std::thread::Builder::new()
             .name("carbon-accept".into())
-            .spawn(move || accept_loop(tcp, s, max))?,
+            .spawn(move || accept_loop(tcp, s, max, connection))?,
     );
+    if let Some(l) = pickle_tcp {
+        let s = shared.clone();
+        readers.push(
+            std::thread::Builder::new()
+                .name("carbon-pickle".into())
+                .spawn(move || accept_loop(l, s, max, pickle_connection))?,
+        );
+    }
     if let Some(sock) = udp {
         let s = shared.clone();
         readers.push(

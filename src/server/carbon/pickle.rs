@@ -1,0 +1,433 @@
+//! A safe reader for carbon's pickle protocol: the opcodes of lists,
+//! tuples, strings, bytes, ints, floats and booleans (protocols 0 to 5,
+//! with the memo), and nothing else. A pickle that names a global, builds
+//! an object, calls anything or holds a dict is rejected: no object is ever
+//! constructed from the wire. Memo copies are counted against a budget, so
+//! a small pickle cannot expand into a huge value.
+
+/// A decoded value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    List(Vec<Value>),
+    Tuple(Vec<Value>),
+    Str(String),
+    Int(i64),
+    Float(f64),
+}
+
+impl Value {
+    fn weight(&self) -> usize {
+        match self {
+            Value::List(v) | Value::Tuple(v) => 1 + v.iter().map(Value::weight).sum::<usize>(),
+            _ => 1,
+        }
+    }
+
+    /// Python's `float(x)` for ints and floats (and numeric strings).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            Value::Str(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Why a pickle was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PickleError {
+    #[error("opcode {0:#04x} is not allowed")]
+    Forbidden(u8),
+    #[error("truncated pickle")]
+    Truncated,
+    #[error("malformed pickle: {0}")]
+    Malformed(&'static str),
+    #[error("pickle expands past its size budget")]
+    TooBig,
+}
+
+enum Item {
+    Mark,
+    V(Value),
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], PickleError> {
+        let end = self.pos.checked_add(n).ok_or(PickleError::Truncated)?;
+        let s = self.data.get(self.pos..end).ok_or(PickleError::Truncated)?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn byte(&mut self) -> Result<u8, PickleError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn le(&mut self, n: usize) -> Result<u64, PickleError> {
+        let b = self.take(n)?;
+        Ok(b.iter()
+            .rev()
+            .fold(0u64, |acc, x| (acc << 8) | u64::from(*x)))
+    }
+
+    fn line(&mut self) -> Result<&'a str, PickleError> {
+        let rest = &self.data[self.pos..];
+        let end = memchr::memchr(b'\n', rest).ok_or(PickleError::Truncated)?;
+        self.pos += end + 1;
+        std::str::from_utf8(&rest[..end]).map_err(|_| PickleError::Malformed("text line"))
+    }
+
+    fn len(&mut self, n: usize) -> Result<usize, PickleError> {
+        usize::try_from(self.le(n)?).map_err(|_| PickleError::Truncated)
+    }
+}
+
+/// Python's quoted string literal of protocol 0's `S` opcode.
+fn unquote(s: &str) -> Result<String, PickleError> {
+    let inner = s
+        .strip_prefix('\'')
+        .and_then(|x| x.strip_suffix('\''))
+        .or_else(|| s.strip_prefix('"').and_then(|x| x.strip_suffix('"')))
+        .ok_or(PickleError::Malformed("string quotes"))?;
+    unescape(inner)
+}
+
+/// Backslash escapes of Python's repr (and raw-unicode-escape's `\\uXXXX`).
+fn unescape(s: &str) -> Result<String, PickleError> {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let e = it.next().ok_or(PickleError::Malformed("escape"))?;
+        let hex = |it: &mut std::str::Chars, n: usize| -> Result<char, PickleError> {
+            let h: String = it.by_ref().take(n).collect();
+            u32::from_str_radix(&h, 16)
+                .ok()
+                .and_then(char::from_u32)
+                .ok_or(PickleError::Malformed("escape"))
+        };
+        match e {
+            'n' => out.push('\n'),
+            't' => out.push('\t'),
+            'r' => out.push('\r'),
+            '\\' | '\'' | '"' => out.push(e),
+            'x' => out.push(hex(&mut it, 2)?),
+            'u' => out.push(hex(&mut it, 4)?),
+            'U' => out.push(hex(&mut it, 8)?),
+            _ => {
+                out.push('\\');
+                out.push(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn text_int(s: &str) -> Result<i64, PickleError> {
+    match s.trim_end_matches('L') {
+        "00" => Ok(0),
+        "01" => Ok(1),
+        t => t.parse().map_err(|_| PickleError::Malformed("int")),
+    }
+}
+
+/// Little-endian two's complement (LONG1/LONG4), within i64.
+fn long(b: &[u8]) -> Result<i64, PickleError> {
+    if b.is_empty() {
+        return Ok(0);
+    }
+    if b.len() > 8 {
+        return Err(PickleError::Malformed("long beyond 64 bits"));
+    }
+    let mut v: i64 = 0;
+    for (i, x) in b.iter().enumerate() {
+        v |= i64::from(*x) << (8 * i);
+    }
+    let bits = 8 * b.len();
+    if bits < 64 && b[b.len() - 1] & 0x80 != 0 {
+        v -= 1i64 << bits;
+    }
+    Ok(v)
+}
+
+/// Decodes one pickle. `budget`: the most values it may hold, memo copies
+/// included.
+pub fn loads(data: &[u8], budget: usize) -> Result<Value, PickleError> {
+    let mut r = Reader { data, pos: 0 };
+    let mut stack: Vec<Item> = Vec::new();
+    let mut memo: Vec<Option<Value>> = Vec::new();
+    let mut used = 0usize;
+    let pop = |stack: &mut Vec<Item>| -> Result<Value, PickleError> {
+        match stack.pop() {
+            Some(Item::V(v)) => Ok(v),
+            _ => Err(PickleError::Malformed("stack underflow")),
+        }
+    };
+    let since_mark = |stack: &mut Vec<Item>| -> Result<Vec<Value>, PickleError> {
+        let at = stack
+            .iter()
+            .rposition(|i| matches!(i, Item::Mark))
+            .ok_or(PickleError::Malformed("no mark"))?;
+        let items = stack.split_off(at + 1);
+        stack.pop();
+        Ok(items
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::V(v) => Some(v),
+                Item::Mark => None,
+            })
+            .collect())
+    };
+    loop {
+        let op = r.byte()?;
+        let value = match op {
+            b'.' => return pop(&mut stack),
+            0x80 => {
+                r.byte()?;
+                continue;
+            }
+            0x95 => {
+                r.take(8)?;
+                continue;
+            }
+            b'(' => {
+                stack.push(Item::Mark);
+                continue;
+            }
+            b']' => Value::List(Vec::new()),
+            b')' => Value::Tuple(Vec::new()),
+            b'l' => Value::List(since_mark(&mut stack)?),
+            b't' => Value::Tuple(since_mark(&mut stack)?),
+            0x85..=0x87 => {
+                let n = usize::from(op - 0x84);
+                if stack.len() < n {
+                    return Err(PickleError::Malformed("stack underflow"));
+                }
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(pop(&mut stack)?);
+                }
+                items.reverse();
+                Value::Tuple(items)
+            }
+            b'a' | b'e' => {
+                let items = if op == b'a' {
+                    vec![pop(&mut stack)?]
+                } else {
+                    since_mark(&mut stack)?
+                };
+                match stack.last_mut() {
+                    Some(Item::V(Value::List(l))) => l.extend(items),
+                    _ => return Err(PickleError::Malformed("append to a non-list")),
+                }
+                continue;
+            }
+            b'I' => Value::Int(text_int(r.line()?)?),
+            b'L' => Value::Int(text_int(r.line()?)?),
+            b'F' => Value::Float(
+                r.line()?
+                    .trim()
+                    .parse()
+                    .map_err(|_| PickleError::Malformed("float"))?,
+            ),
+            b'J' => Value::Int(i64::from(r.le(4)? as u32 as i32)),
+            b'K' => Value::Int(r.le(1)? as i64),
+            b'M' => Value::Int(r.le(2)? as i64),
+            0x8a => {
+                let n = r.len(1)?;
+                Value::Int(long(r.take(n)?)?)
+            }
+            0x8b => {
+                let n = r.len(4)?;
+                Value::Int(long(r.take(n)?)?)
+            }
+            0x88 => Value::Int(1),
+            0x89 => Value::Int(0),
+            b'G' => {
+                let b = r.take(8)?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                Value::Float(f64::from_be_bytes(a))
+            }
+            b'S' => Value::Str(unquote(r.line()?)?),
+            b'V' => Value::Str(unescape(r.line()?)?),
+            b'T' | b'U' | b'X' | 0x8c | 0x8d | b'B' | b'C' | 0x8e => {
+                let n = match op {
+                    b'U' | 0x8c | b'C' => r.len(1)?,
+                    0x8d | 0x8e => r.len(8)?,
+                    _ => r.len(4)?,
+                };
+                Value::Str(String::from_utf8_lossy(r.take(n)?).into_owned())
+            }
+            b'p' | b'q' | b'r' | 0x94 => {
+                let idx = match op {
+                    b'p' => r
+                        .line()?
+                        .parse()
+                        .map_err(|_| PickleError::Malformed("memo index"))?,
+                    b'q' => r.len(1)?,
+                    b'r' => r.len(4)?,
+                    _ => memo.len(),
+                };
+                let top = match stack.last() {
+                    Some(Item::V(v)) => v.clone(),
+                    _ => return Err(PickleError::Malformed("memo of nothing")),
+                };
+                used += top.weight();
+                if used > budget || idx > budget {
+                    return Err(PickleError::TooBig);
+                }
+                if memo.len() <= idx {
+                    memo.resize(idx + 1, None);
+                }
+                memo[idx] = Some(top);
+                continue;
+            }
+            b'g' | b'h' | b'j' => {
+                let idx: usize = match op {
+                    b'g' => r
+                        .line()?
+                        .parse()
+                        .map_err(|_| PickleError::Malformed("memo index"))?,
+                    b'h' => r.len(1)?,
+                    _ => r.len(4)?,
+                };
+                let v = memo
+                    .get(idx)
+                    .and_then(Clone::clone)
+                    .ok_or(PickleError::Malformed("memo index"))?;
+                used += v.weight();
+                if used > budget {
+                    return Err(PickleError::TooBig);
+                }
+                v
+            }
+            other => return Err(PickleError::Forbidden(other)),
+        };
+        used += 1;
+        if used > budget {
+            return Err(PickleError::TooBig);
+        }
+        stack.push(Item::V(value));
+    }
+}
+
+/// A point as received: name, timestamp, value.
+pub type Point = (String, f64, f64);
+
+/// carbon's pickle message: a list of `(path, (timestamp, value))`. Entries
+/// of another shape are skipped, as carbon skips them; returns the points
+/// and how many were skipped.
+pub fn datapoints(v: Value) -> Result<(Vec<Point>, usize), PickleError> {
+    let (Value::List(items) | Value::Tuple(items)) = v else {
+        return Err(PickleError::Malformed("not a list"));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    let mut skipped = 0;
+    for item in items {
+        let point = match item {
+            Value::List(p) | Value::Tuple(p) if p.len() == 2 => {
+                let mut p = p.into_iter();
+                match (p.next(), p.next()) {
+                    (Some(Value::Str(name)), Some(Value::List(tv) | Value::Tuple(tv)))
+                        if tv.len() == 2 =>
+                    {
+                        match (tv[0].as_f64(), tv[1].as_f64()) {
+                            (Some(t), Some(v)) => Some((name, t, v)),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        match point {
+            Some(p) => out.push(p),
+            None => skipped += 1,
+        }
+    }
+    Ok((out, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What Python 3.11's pickle.dumps wrote (protocols 0 and 2) for `[("a.b", (1700000000, 1.5)), ("c;t=1", (1700000060.5, -2))]`.
+    const PROTO0: &[u8] = b"(lp0\n(Va.b\np1\n(I1700000000\nF1.5\ntp2\ntp3\na(Vc;t=1\np4\n(F1700000060.5\nI-2\ntp5\ntp6\na.";
+    const PROTO2: &[u8] = b"\x80\x02]q\x00(X\x03\x00\x00\x00a.bq\x01J\x00\xf1SeG?\xf8\x00\x00\x00\x00\x00\x00\x86q\x02\x86q\x03X\x05\x00\x00\x00c;t=1q\x04GA\xd9T\xfcO \x00\x00J\xfe\xff\xff\xff\x86q\x05\x86q\x06e.";
+
+    #[test]
+    fn python_pickles_of_carbon_messages() {
+        for p in [PROTO0, PROTO2] {
+            let v = loads(p, 1000).expect("loads");
+            let (points, skipped) = datapoints(v).expect("points");
+            assert_eq!(skipped, 0);
+            assert_eq!(
+                points,
+                [
+                    ("a.b".to_string(), 1_700_000_000.0, 1.5),
+                    ("c;t=1".to_string(), 1_700_000_060.5, -2.0)
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn objects_globals_and_calls_are_refused() {
+        // What Python wrote for an object whose __reduce__ calls os.system("id"),
+        // protocols 0, 2 and 4; then a dict and None.
+        for p in [
+            &b"cposix\nsystem\np0\n(Vid\np1\ntp2\nRp3\n."[..],
+            b"\x80\x02cposix\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.",
+            b"\x80\x04\x95\x1d\x00\x00\x00\x00\x00\x00\x00\x8c\x05posix\x94\x8c\x06system\x94\x93\x94\x8c\x02id\x94\x85\x94R\x94.",
+            b"(dp0\nVa\nI1\ns.",
+            b"N.",
+        ] {
+            assert!(
+                matches!(loads(p, 1000), Err(PickleError::Forbidden(_))),
+                "{p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn memo_copies_cannot_blow_up() {
+        // A list memoized and fetched over and over doubles each time.
+        let mut p = b"\x80\x02]q\x00K\x01a".to_vec();
+        for _ in 0..40 {
+            p.extend_from_slice(b"h\x00h\x00\x86q\x00");
+        }
+        p.push(b'.');
+        assert_eq!(loads(&p, 100_000), Err(PickleError::TooBig));
+    }
+
+    #[test]
+    fn truncated_and_malformed_pickles_are_errors() {
+        for p in [
+            &b""[..],
+            b"\x80",
+            b"(lp0\n",
+            b"X\xff\xff\xff\x7fab",
+            b"a.",
+            b"t.",
+            b"J\x01\x02",
+        ] {
+            assert!(loads(p, 1000).is_err(), "{p:?}");
+        }
+        let (points, skipped) =
+            datapoints(loads(b"(lp0\n(Va\nI1\ntp1\na(Vb\n(Vx\nI1\nttp2\na.", 100).expect("loads"))
+                .expect("list");
+        assert_eq!((points.len(), skipped), (0, 2));
+    }
+}
