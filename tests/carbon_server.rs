@@ -495,3 +495,109 @@ fn own_metrics_are_stored_as_carbon_names_them() {
         );
     }
 }
+
+/// The consistent-hash ring places thousands of names exactly where carbon
+/// 1.1.10's ConsistentHashingRouter does, for several clusters and
+/// replication settings.
+#[test]
+fn ring_places_metrics_where_carbon_does() {
+    use carbyne::server::carbon::ring::{Destination, Ring};
+    let clusters: [&[&str]; 3] = [
+        &["127.0.0.1:2004"],
+        &[
+            "10.0.0.1:2004:a",
+            "10.0.0.1:2104:b",
+            "10.0.0.2:2004:a",
+            "10.0.0.3:2004",
+        ],
+        &[
+            "carbon-1:2004:a",
+            "carbon-2:2004:a",
+            "carbon-3:2004:a",
+            "carbon-4:2004:a",
+            "carbon-5:2004:a",
+            "carbon-6:2004:a",
+            "carbon-7:2004:b",
+        ],
+    ];
+    let names: Vec<String> = (0..3000)
+        .map(|i| match i % 3 {
+            0 => format!("servers.web{i}.cpu.total.user"),
+            1 => format!("stats.timers.api.{i}.upper_90;env=prod;dc=d{}", i % 4),
+            _ => format!("app.{i}.latência"),
+        })
+        .collect();
+    let script = "import sys\n\
+        from carbon.routers import ConsistentHashingRouter\n\
+        from carbon.util import parseDestinations\n\
+        class S: pass\n\
+        s = S(); s.REPLICATION_FACTOR = int(sys.argv[1]); s.DIVERSE_REPLICAS = sys.argv[2] == '1'; s.ROUTER_HASH_TYPE = None\n\
+        r = ConsistentHashingRouter(s)\n\
+        for d in parseDestinations(sys.argv[3].split(',')): r.addDestination(d)\n\
+        for name in sys.stdin.read().split('\\n'):\n\
+        \x20   print(' '.join('%s:%d:%s' % (h, p, i) for (h, p, i) in r.getDestinations(name)))\n";
+    for cluster in clusters {
+        for (factor, diverse) in [(1, true), (2, true), (2, false), (3, false)] {
+            let mut child = Command::new("python3")
+                .args([
+                    "-c",
+                    script,
+                    &factor.to_string(),
+                    if diverse { "1" } else { "0" },
+                ])
+                .arg(cluster.join(","))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("python3");
+            let input = names.join("\n");
+            let mut stdin = child.stdin.take().expect("stdin");
+            let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+            let out = child.wait_with_output().expect("output");
+            writer.join().expect("writer").expect("write");
+            assert!(out.status.success(), "carbon's router failed");
+            // With a single destination carbon's get_nodes yields it twice
+            // (so a replication factor of 2 sends twice to it); carbyne sends once.
+            let theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| {
+                    let mut seen: Vec<&str> = Vec::new();
+                    for d in l.split(' ') {
+                        if !seen.contains(&d) {
+                            seen.push(d);
+                        }
+                    }
+                    seen.join(" ")
+                })
+                .collect();
+            let ring = Ring::new(
+                cluster
+                    .iter()
+                    .map(|d| Destination::parse(d).expect("destination"))
+                    .collect(),
+                factor,
+                diverse,
+            );
+            assert_eq!(theirs.len(), names.len());
+            for (name, want) in names.iter().zip(&theirs) {
+                let got: Vec<String> = ring
+                    .destinations(name)
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{}:{}:{}",
+                            d.server,
+                            d.port,
+                            d.instance.as_deref().unwrap_or("None")
+                        )
+                    })
+                    .collect();
+                assert_eq!(
+                    &got.join(" "),
+                    want,
+                    "{name} on {cluster:?}, replication {factor}, diverse {diverse}"
+                );
+            }
+        }
+    }
+}

@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod names;
 pub mod pickle;
+pub mod ring;
 pub mod schemas;
 
 use crate::config::ConfigError;
