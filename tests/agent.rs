@@ -172,21 +172,27 @@ fn once_against_a_closed_port_exits_nonzero_naming_the_handler() {
     assert!(err.contains("samples not delivered"), "{err}");
 }
 
-#[test]
-fn daemon_buffers_while_the_server_is_down_and_flushes_on_sigterm() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let cfg = config_dir(
-        dir.path(),
+/// A daemon config ticking every second with only memory and loadavg on
+/// (and `extra`), sending to Graphite on `port`.
+fn daemon_config(dir: &std::path::Path, port: u16, extra: &str) -> std::path::PathBuf {
+    config_dir(
+        dir,
         "proc/t0",
         &format!(
             "interval = 1\nflush_timeout = 3\n\
              [collectors.cpu]\nenabled = false\n[collectors.diskspace]\nenabled = false\n\
              [collectors.diskusage]\nenabled = false\n[collectors.mountstats]\nenabled = false\n\
              [collectors.sockstat]\nenabled = false\n[collectors.vmstat]\nenabled = false\n\
-             [handlers.graphite]\nport = {port}\nmax_backoff = 0.5\n"
+             {extra}[handlers.graphite]\nport = {port}\nmax_backoff = 0.5\n"
         ),
-    );
+    )
+}
+
+#[test]
+fn daemon_buffers_while_the_server_is_down_and_flushes_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let cfg = daemon_config(dir.path(), port, "");
     let started = now();
     let mut child = bin()
         .args(["agent", "--config", cfg.to_str().expect("path")])
@@ -205,11 +211,7 @@ fn daemon_buffers_while_the_server_is_down_and_flushes_on_sigterm() {
                 .any(|(_, ts)| *ts >= started + 5)
         },
     );
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    signal(&child, "-TERM");
     let start = std::time::Instant::now();
     let code = loop {
         if let Some(s) = child.try_wait().expect("wait") {
@@ -285,9 +287,10 @@ fn a_dead_handler_does_not_hold_up_a_live_one() {
     assert!(names.contains("servers.testhost.sockets.udp_mem"));
 }
 
-fn sighup(child: &std::process::Child) {
+/// Sends `signal` ("-HUP", "-TERM") to `child`.
+fn signal(child: &std::process::Child, signal: &str) {
     let status = std::process::Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .expect("kill");
     assert!(status.success());
@@ -300,18 +303,7 @@ fn sighup(child: &std::process::Child) {
 fn sighup_reloads_the_config_and_keeps_what_is_queued() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let cfg = config_dir(
-        dir.path(),
-        "proc/t0",
-        &format!(
-            "interval = 1\nflush_timeout = 3\n\
-             [collectors.cpu]\nenabled = false\n[collectors.diskspace]\nenabled = false\n\
-             [collectors.diskusage]\nenabled = false\n[collectors.mountstats]\nenabled = false\n\
-             [collectors.sockstat]\nenabled = false\n[collectors.vmstat]\nenabled = false\n\
-             [collectors.memory]\nenabled = false\n\
-             [handlers.graphite]\nport = {port}\nmax_backoff = 0.5\n"
-        ),
-    );
+    let cfg = daemon_config(dir.path(), port, "[collectors.memory]\nenabled = false\n");
     let dropins = dir.path().join("conf.d");
     std::fs::create_dir_all(&dropins).expect("conf.d");
     let started = now();
@@ -328,38 +320,29 @@ fn sighup_reloads_the_config_and_keeps_what_is_queued() {
     )
     .expect("drop-in");
     let reloaded = now();
-    sighup(&child);
+    signal(&child, "-HUP");
     std::thread::sleep(Duration::from_millis(1500));
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind late listener");
-    let mut text = receive(
-        listener.try_clone().expect("clone"),
-        Duration::from_secs(10),
-        |t| {
-            parse_lines_lossy(t)
-                .iter()
-                .filter(|(n, _)| n.starts_with("servers.testhost.memory."))
-                .any(|(_, ts)| *ts >= reloaded + 4)
-        },
-    );
+    // What arrives until a memory sample of `since` or later has come.
+    let memory_since = |since: i64| {
+        receive(
+            listener.try_clone().expect("clone"),
+            Duration::from_secs(10),
+            |t| {
+                parse_lines_lossy(t)
+                    .iter()
+                    .filter(|(n, _)| n.starts_with("servers.testhost.memory."))
+                    .any(|(_, ts)| *ts >= since)
+            },
+        )
+    };
+    let mut text = memory_since(reloaded + 4);
     // A broken drop-in: rejected, the running configuration goes on.
     std::fs::write(dropins.join("zz.toml"), "[collectors.cpu]\nbogus = 1\n").expect("broken");
     let broken = now();
-    sighup(&child);
-    text += &receive(
-        listener.try_clone().expect("clone"),
-        Duration::from_secs(10),
-        |t| {
-            parse_lines_lossy(t)
-                .iter()
-                .filter(|(n, _)| n.starts_with("servers.testhost.memory."))
-                .any(|(_, ts)| *ts >= broken + 3)
-        },
-    );
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    signal(&child, "-HUP");
+    text += &memory_since(broken + 3);
+    signal(&child, "-TERM");
     let output = child.wait_with_output().expect("wait");
     assert_eq!(output.status.code(), Some(0));
     let err = String::from_utf8_lossy(&output.stderr);

@@ -107,14 +107,7 @@ fn stream(seed: u64, now: i64) -> Vec<String> {
 
 /// carbon-cache.py where pip put it (the interpreter's scripts folder).
 fn carbon_cache() -> PathBuf {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import sysconfig; print(sysconfig.get_path('scripts'))",
-        ])
-        .output()
-        .expect("python3");
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("carbon-cache.py");
+    let path = python_scripts().join("carbon-cache.py");
     assert!(
         path.exists(),
         "{} is missing: `bash tests/run.sh` installs carbon 1.1.10 from PyPI",

@@ -6,6 +6,7 @@
 mod common;
 
 use carbyne::whisper::{self, Aggregation, Allocation, Whisper};
+use common::python_scripts;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
@@ -245,14 +246,7 @@ fn random_sequences_leave_byte_identical_files_and_fetch_the_same() {
 /// Where pip put whisper's scripts.
 fn scripts() -> std::path::PathBuf {
     python_whisper();
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import sysconfig; print(sysconfig.get_path('scripts'))",
-        ])
-        .output()
-        .expect("python3");
-    let dir = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let dir = python_scripts();
     assert!(
         dir.join("whisper-info.py").exists(),
         "whisper's scripts are missing from {}",

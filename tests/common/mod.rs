@@ -158,3 +158,17 @@ impl Drop for Child {
         let _ = self.0.wait();
     }
 }
+
+/// The folder where pip puts the scripts of PyPI packages (whisper's,
+/// carbon's): the interpreter's scripts folder.
+#[allow(dead_code)]
+pub fn python_scripts() -> PathBuf {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+        .expect("python3");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}

@@ -307,6 +307,15 @@ impl Cache {
 mod tests {
     use super::*;
 
+    /// Writers' settings over a fresh folder with carbon's default schema.
+    fn store(dir: &tempfile::TempDir, allocation: Allocation) -> Store {
+        Store {
+            root: dir.path().to_path_buf(),
+            rules: Rules::load(None, None).expect("rules"),
+            allocation,
+        }
+    }
+
     #[test]
     fn sorted_takes_the_fullest_first_and_every_metric_once_a_pass() {
         let c = Cache::new(0, Strategy::Sorted, 0.0, 0.0);
@@ -327,11 +336,7 @@ mod tests {
     #[test]
     fn duplicates_keep_the_last_value_and_points_go_in_time_order() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store {
-            root: dir.path().to_path_buf(),
-            rules: Rules::load(None, None).expect("rules"),
-            allocation: Allocation::Zeroed,
-        };
+        let store = store(&dir, Allocation::Zeroed);
         let c = Cache::new(0, Strategy::Max, 0.0, 0.0);
         let now = whisper::unix_now() as f64;
         let t = now - now % 60.0 - 120.0;
@@ -356,11 +361,7 @@ mod tests {
     #[test]
     fn creates_past_the_limit_are_dropped_and_counted() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store {
-            root: dir.path().to_path_buf(),
-            rules: Rules::load(None, None).expect("rules"),
-            allocation: Allocation::Sparse,
-        };
+        let store = store(&dir, Allocation::Sparse);
         let c = Cache::new(0, Strategy::Sorted, 0.0, 2.0);
         let now = whisper::unix_now() as f64;
         c.store((0..5).map(|i| (format!("m{i}"), now - 60.0, 1.0)).collect());
@@ -373,11 +374,7 @@ mod tests {
     #[test]
     fn a_full_cache_makes_receivers_wait_for_the_writer() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store {
-            root: dir.path().to_path_buf(),
-            rules: Rules::load(None, None).expect("rules"),
-            allocation: Allocation::Sparse,
-        };
+        let store = store(&dir, Allocation::Sparse);
         let c = std::sync::Arc::new(Cache::new(10, Strategy::Sorted, 0.0, 0.0));
         let now = whisper::unix_now() as f64;
         let feeder = {

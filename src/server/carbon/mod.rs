@@ -502,37 +502,36 @@ pub async fn run(
         },
         cfg.storage_dir.display()
     );
+    let spawn =
+        |name: String, f: Box<dyn FnOnce() + Send>| std::thread::Builder::new().name(name).spawn(f);
+    let max = cfg.max_connections;
     let mut readers = Vec::new();
-    let (s, max) = (shared.clone(), cfg.max_connections);
-    readers.push(
-        std::thread::Builder::new()
-            .name("carbon-accept".into())
-            .spawn(move || accept_loop(tcp, s, max, connection))?,
-    );
+    let s = shared.clone();
+    readers.push(spawn(
+        "carbon-accept".into(),
+        Box::new(move || accept_loop(tcp, s, max, connection)),
+    )?);
     if let Some(l) = pickle_tcp {
         let s = shared.clone();
-        readers.push(
-            std::thread::Builder::new()
-                .name("carbon-pickle".into())
-                .spawn(move || accept_loop(l, s, max, pickle_connection))?,
-        );
+        readers.push(spawn(
+            "carbon-pickle".into(),
+            Box::new(move || accept_loop(l, s, max, pickle_connection)),
+        )?);
     }
     if let Some(sock) = udp {
         let s = shared.clone();
-        readers.push(
-            std::thread::Builder::new()
-                .name("carbon-udp".into())
-                .spawn(move || udp_loop(sock, s))?,
-        );
+        readers.push(spawn(
+            "carbon-udp".into(),
+            Box::new(move || udp_loop(sock, s)),
+        )?);
     }
     let mut writers = Vec::new();
     for i in 0..cfg.writers {
         let (s, st) = (shared.clone(), store.clone());
-        writers.push(
-            std::thread::Builder::new()
-                .name(format!("carbon-writer-{i}"))
-                .spawn(move || s.cache.writer(&st))?,
-        );
+        writers.push(spawn(
+            format!("carbon-writer-{i}"),
+            Box::new(move || s.cache.writer(&st)),
+        )?);
     }
 
     let host = crate::hostname::HostNames::from_system()
