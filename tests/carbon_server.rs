@@ -142,6 +142,55 @@ fn pickle_frames(lines: &[String]) -> Vec<u8> {
     out.stdout
 }
 
+/// A real carbon-cache with the schemas in `conf`, storing under `storage`
+/// (its config, log and pid beside it); returns it with its line and
+/// pickle ports, once both listen.
+fn start_carbon_cache(conf: &Path, storage: &Path) -> (Child, u16, u16) {
+    let (line, pickle) = (free_port(), free_port());
+    let home = storage.with_extension("home");
+    std::fs::create_dir_all(&home).expect("carbon home");
+    for f in ["storage-schemas.conf", "storage-aggregation.conf"] {
+        if conf.join(f).exists() {
+            std::fs::copy(conf.join(f), home.join(f)).expect("copy schemas");
+        }
+    }
+    // carbon-cache does not start without a schemas file.
+    if !home.join("storage-schemas.conf").exists() {
+        std::fs::write(
+            home.join("storage-schemas.conf"),
+            "[default]\npattern = .*\nretentions = 60:1d\n",
+        )
+        .expect("schemas");
+    }
+    std::fs::write(
+        home.join("carbon.conf"),
+        format!(
+            "[cache]\nSTORAGE_DIR = {d}\nLOCAL_DATA_DIR = {t}\nLOG_DIR = {d}/log\nPID_DIR = {d}\n\
+             LINE_RECEIVER_INTERFACE = 127.0.0.1\nLINE_RECEIVER_PORT = {line}\n\
+             PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = {pickle}\n\
+             CACHE_QUERY_INTERFACE = 127.0.0.1\nCACHE_QUERY_PORT = {}\n\
+             MAX_UPDATES_PER_SECOND = inf\nMAX_CREATES_PER_MINUTE = inf\n\
+             CARBON_METRIC_INTERVAL = 0\nENABLE_TAGS = False\nLOG_UPDATES = False\n",
+            free_port(),
+            d = home.display(),
+            t = storage.display(),
+        ),
+    )
+    .expect("carbon.conf");
+    let child = Child(
+        Command::new(carbon_cache())
+            .arg(format!("--config={}", home.join("carbon.conf").display()))
+            .args(["--nodaemon", "start"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("carbon-cache"),
+    );
+    wait_for_port(line);
+    wait_for_port(pickle);
+    (child, line, pickle)
+}
+
 fn wait_for_port(port: u16) {
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -236,39 +285,14 @@ fn contents(path: &Path, now: i64) -> Contents {
 
 #[test]
 fn same_files_and_points_as_carbon_cache() {
-    let exe = carbon_cache();
     let dir = tempfile::tempdir().expect("tempdir");
     let (theirs, ours) = (dir.path().join("carbon"), dir.path().join("carbyne"));
     let conf = dir.path().join("conf");
     std::fs::create_dir_all(&conf).expect("conf");
     std::fs::write(conf.join("storage-schemas.conf"), SCHEMAS).expect("schemas");
     std::fs::write(conf.join("storage-aggregation.conf"), AGGREGATION).expect("aggregation");
-    let (cport, oport) = (free_port(), free_port());
-    let (cpickle, opickle) = (free_port(), free_port());
-    std::fs::write(
-        conf.join("carbon.conf"),
-        format!(
-            "[cache]\nSTORAGE_DIR = {d}\nLOCAL_DATA_DIR = {t}\nLOG_DIR = {d}/log\nPID_DIR = {d}\n\
-             LINE_RECEIVER_INTERFACE = 127.0.0.1\nLINE_RECEIVER_PORT = {cport}\n\
-             PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = {cpickle}\n\
-             CACHE_QUERY_INTERFACE = 127.0.0.1\nCACHE_QUERY_PORT = {}\n\
-             MAX_UPDATES_PER_SECOND = inf\nMAX_CREATES_PER_MINUTE = inf\n\
-             CARBON_METRIC_INTERVAL = 0\nENABLE_TAGS = False\nLOG_UPDATES = False\n",
-            free_port(),
-            d = dir.path().display(),
-            t = theirs.display(),
-        ),
-    )
-    .expect("carbon.conf");
-    let _carbon = Child(
-        Command::new(&exe)
-            .arg(format!("--config={}", conf.join("carbon.conf").display()))
-            .args(["--nodaemon", "start"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("carbon-cache"),
-    );
+    let (oport, opickle) = (free_port(), free_port());
+    let (_carbon, cport, cpickle) = start_carbon_cache(&conf, &theirs);
     std::fs::write(
         dir.path().join("carbyne.toml"),
         format!(
@@ -591,6 +615,95 @@ fn ring_places_metrics_where_carbon_does() {
                     "{name} on {cluster:?}, replication {factor}, diverse {diverse}"
                 );
             }
+        }
+    }
+}
+
+/// A pure relay in front of two real carbon-caches: by consistent hashing
+/// every name lands, as Python-made pickles would, on the cache carbon's
+/// own router picks, and only there; by relay rules, where the rules say.
+#[test]
+fn relay_forwards_to_real_carbon_caches() {
+    use carbyne::server::carbon::ring::{Destination, Ring};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(&conf).expect("conf");
+    let (sa, sb) = (dir.path().join("a"), dir.path().join("b"));
+    let (_a, _, pa) = start_carbon_cache(&conf, &sa);
+    let (_b, _, pb) = start_carbon_cache(&conf, &sb);
+    let dests = [format!("127.0.0.1:{pa}:a"), format!("127.0.0.1:{pb}:b")];
+    let now = now() / 60 * 60 - 60;
+    let names: Vec<String> = (0..200).map(|i| format!("relay.m{i}.value")).collect();
+    let lines: Vec<String> = names.iter().map(|n| format!("{n} 1 {now}")).collect();
+
+    std::fs::write(
+        conf.join("relay-rules.conf"),
+        format!(
+            "[even]\npattern = ^relay\\.m[0-9]*[02468]\\.\ndestinations = {}\n\n\
+             [rest]\ndefault = true\ndestinations = {}\n",
+            dests[0], dests[1]
+        ),
+    )
+    .expect("rules");
+    for method in ["consistent-hashing", "rules"] {
+        let port = free_port();
+        let cfg = dir.path().join(format!("{method}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[server.carbon]\nlisten = \"127.0.0.1:{port}\"\npickle_listen = \"\"\n\
+                 store = false\ncarbon_metric_interval = 0\n\
+                 [server.carbon.relay]\nmethod = \"{method}\"\ndestinations = {dests:?}\nrules = {:?}\n",
+                conf.join("relay-rules.conf")
+            ),
+        )
+        .expect("config");
+        let mut child = bin()
+            .args(["server", "--config"])
+            .arg(&cfg)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("carbyne relay");
+        wait_for_port(port);
+        send(port, &lines);
+        std::thread::sleep(Duration::from_millis(300));
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        assert!(child.wait().expect("wait").success());
+        settled(&sa);
+        settled(&sb);
+        let ring = Ring::new(
+            dests
+                .iter()
+                .map(|d| Destination::parse(d).expect("destination"))
+                .collect(),
+            1,
+            true,
+        );
+        for name in &names {
+            let file = PathBuf::from(format!("{}.wsp", name.replace('.', "/")));
+            let on_a = if method == "rules" {
+                name.trim_end_matches(".value")
+                    .ends_with(['0', '2', '4', '6', '8'])
+            } else {
+                ring.destinations(name)[0].port == pa
+            };
+            let (want, other) = if on_a { (&sa, &sb) } else { (&sb, &sa) };
+            assert!(
+                want.join(&file).exists(),
+                "{method}: {name} not on its cache"
+            );
+            assert!(
+                !other.join(&file).exists(),
+                "{method}: {name} on both caches"
+            );
+        }
+        // The next method starts from empty caches.
+        for s in [&sa, &sb] {
+            let _ = std::fs::remove_dir_all(s);
         }
     }
 }

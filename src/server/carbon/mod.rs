@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod names;
 pub mod pickle;
+pub mod relay;
 pub mod ring;
 pub mod schemas;
 
@@ -60,6 +61,11 @@ pub struct CarbonServerConfig {
     pub carbon_metric_interval: u64,
     /// The `<instance>` of the own metrics' name.
     pub instance: String,
+    /// Write whisper files; false with a relay makes a pure relay.
+    pub store: bool,
+    /// Forward points to other carbon daemons (off when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<relay::RelayConfig>,
 }
 
 impl Default for CarbonServerConfig {
@@ -81,6 +87,8 @@ impl Default for CarbonServerConfig {
             carbon_metric_prefix: "carbon".into(),
             carbon_metric_interval: 60,
             instance: "a".into(),
+            store: true,
+            relay: None,
         }
     }
 }
@@ -109,6 +117,16 @@ impl CarbonServerConfig {
                     self.create
                 ),
             ));
+        }
+        match &self.relay {
+            Some(r) => r.validate(&format!("{key}.relay"))?,
+            None if !self.store => {
+                return Err(ConfigError::new(
+                    format!("{key}.store"),
+                    "store = false needs a [server.carbon.relay] to send points to",
+                ))
+            }
+            None => {}
         }
         if self.writers == 0 || self.max_connections == 0 {
             return Err(ConfigError::new(
@@ -199,9 +217,29 @@ impl Rejects {
 
 struct Shared {
     cache: Cache,
+    /// Points go to the cache when storing.
+    store: bool,
+    relay: Option<relay::Relay>,
     rejects: Rejects,
     stopping: AtomicBool,
     connections: AtomicUsize,
+}
+
+impl Shared {
+    /// Accepted points: to the relay, and to the cache when storing.
+    fn deliver(&self, batch: Vec<(String, f64, f64)>) {
+        if let Some(r) = &self.relay {
+            r.send(&batch);
+        }
+        if self.store {
+            self.cache.store(batch);
+        } else {
+            self.cache
+                .counters
+                .metrics_received
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        }
+    }
 }
 
 fn now_f64() -> f64 {
@@ -226,7 +264,7 @@ fn take_lines<'a>(s: &Shared, lines: impl Iterator<Item = &'a [u8]>) {
             Err(why) => s.rejects.note(&s.cache, line, &why),
         }
     }
-    s.cache.store(batch);
+    s.deliver(batch);
 }
 
 /// One TCP connection: lines until the peer closes; after SIGTERM, until
@@ -361,7 +399,7 @@ fn pickle_connection(mut stream: std::net::TcpStream, s: Arc<Shared>) {
                 Err(why) => s.rejects.note(&s.cache, &name, &why),
             }
         }
-        s.cache.store(batch);
+        s.deliver(batch);
     }
 }
 
@@ -419,33 +457,40 @@ fn udp_loop(sock: std::net::UdpSocket, s: Arc<Shared>) {
     }
 }
 
-/// carbon's own metrics, put into the store like any others.
-fn self_metrics(s: &Shared, prefix: &str, interval: f64) {
+/// carbon's own metrics, stored (and relayed) like any others.
+fn self_metrics(s: &Shared, prefix: &str) {
     let c = &s.cache.counters;
     let take = |a: &AtomicU64| a.swap(0, Ordering::Relaxed) as f64;
     let received = take(&c.metrics_received);
     let committed = take(&c.committed_points);
     let ops = take(&c.update_operations);
     let time_us = take(&c.update_time_us);
-    let mut out = vec![
-        ("metricsReceived", received),
-        ("committedPoints", committed),
-        ("updateOperations", ops),
-        ("creates", take(&c.creates)),
-        ("droppedCreates", take(&c.dropped_creates)),
-        ("errors", take(&c.errors)),
-        ("rejectedLines", take(&c.rejected)),
+    let mut out: Vec<(String, f64)> = vec![
+        ("metricsReceived".into(), received),
+        ("committedPoints".into(), committed),
+        ("updateOperations".into(), ops),
+        ("creates".into(), take(&c.creates)),
+        ("droppedCreates".into(), take(&c.dropped_creates)),
+        ("errors".into(), take(&c.errors)),
+        ("rejectedLines".into(), take(&c.rejected)),
     ];
     if ops > 0.0 {
-        out.push(("pointsPerUpdate", committed / ops));
-        out.push(("avgUpdateTime", time_us / 1e6 / ops));
+        out.push(("pointsPerUpdate".into(), committed / ops));
+        out.push(("avgUpdateTime".into(), time_us / 1e6 / ops));
     }
     let (size, queues) = s.cache.size();
-    out.push(("cache.size", size as f64));
-    out.push(("cache.queues", queues as f64));
-    let _ = interval;
+    out.push(("cache.size".into(), size as f64));
+    out.push(("cache.queues".into(), queues as f64));
+    if let Some(r) = &s.relay {
+        for (dest, sent, dropped, queued) in r.stats() {
+            let d = dest.replace(['.', ':'], "_");
+            out.push((format!("destinations.{d}.sent"), sent as f64));
+            out.push((format!("destinations.{d}.fullQueueDrops"), dropped as f64));
+            out.push((format!("destinations.{d}.queued"), queued as f64));
+        }
+    }
     let now = now_f64();
-    s.cache.store(
+    s.deliver(
         out.into_iter()
             .map(|(k, v)| (format!("{prefix}.{k}"), now, v))
             .collect(),
@@ -476,6 +521,14 @@ pub async fn run(
         ),
         rejects: Rejects {
             last: std::sync::Mutex::new(None),
+        },
+        store: cfg.store,
+        relay: match &cfg.relay {
+            Some(r) => Some(
+                relay::Relay::start(r)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            ),
+            None => None,
         },
         stopping: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
@@ -526,7 +579,7 @@ pub async fn run(
         )?);
     }
     let mut writers = Vec::new();
-    for i in 0..cfg.writers {
+    for i in 0..if cfg.store { cfg.writers } else { 0 } {
         let (s, st) = (shared.clone(), store.clone());
         writers.push(spawn(
             format!("carbon-writer-{i}"),
@@ -556,8 +609,7 @@ pub async fn run(
             ticker.tick().await;
             let s = s.clone();
             let p = prefix.clone();
-            let _ =
-                tokio::task::spawn_blocking(move || self_metrics(&s, &p, interval as f64)).await;
+            let _ = tokio::task::spawn_blocking(move || self_metrics(&s, &p)).await;
         }
     };
     tokio::select! {
@@ -576,6 +628,9 @@ pub async fn run(
         while s.connections.load(Ordering::Relaxed) > 0 && start.elapsed() < Duration::from_secs(6)
         {
             std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(r) = &s.relay {
+            r.stop();
         }
         s.cache.close();
         for w in writers {

@@ -359,6 +359,26 @@ pub fn datapoints(v: Value) -> Result<(Vec<Point>, usize), PickleError> {
     Ok((out, skipped))
 }
 
+/// One carbon pickle message for `points`, `!L` length prefix included,
+/// as a carbon relay sends it: protocol 2, `[(path, (timestamp, value))]`.
+pub fn dumps(points: &[Point]) -> Vec<u8> {
+    let mut body = vec![0x80, 2, b']', b'('];
+    for (name, ts, value) in points {
+        body.push(b'X');
+        body.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        body.extend_from_slice(name.as_bytes());
+        for x in [ts, value] {
+            body.push(b'G');
+            body.extend_from_slice(&x.to_be_bytes());
+        }
+        body.extend_from_slice(&[0x86, 0x86]);
+    }
+    body.extend_from_slice(b"e.");
+    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +401,21 @@ mod tests {
                 ]
             );
         }
+    }
+
+    #[test]
+    fn what_we_send_reads_back() {
+        let points = vec![
+            ("a.b".to_string(), 1_700_000_000.0, 1.5),
+            ("x;t=é".to_string(), 1_700_000_060.5, -2.0),
+        ];
+        let frame = dumps(&points);
+        assert_eq!(
+            u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize,
+            frame.len() - 4
+        );
+        let back = datapoints(loads(&frame[4..], 1000).expect("loads")).expect("points");
+        assert_eq!(back, (points, 0));
     }
 
     #[test]

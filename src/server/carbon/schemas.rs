@@ -20,14 +20,14 @@ pub struct SchemaError {
 /// One `[section]` of an INI file: its name, line, and keys (lowercased, as
 /// Python's ConfigParser does) with their values and lines.
 #[derive(Debug)]
-struct Section {
-    name: String,
-    line: usize,
+pub(super) struct Section {
+    pub name: String,
+    pub line: usize,
     keys: Vec<(String, String, usize)>,
 }
 
 impl Section {
-    fn get(&self, key: &str) -> Option<(&str, usize)> {
+    pub fn get(&self, key: &str) -> Option<(&str, usize)> {
         self.keys
             .iter()
             .rev()
@@ -38,7 +38,7 @@ impl Section {
 
 /// Python ConfigParser's reading: `key = value` or `key: value`, `#` and
 /// `;` comment lines, indented lines continuing a value.
-fn parse_ini(text: &str, file: &str) -> Result<Vec<Section>, SchemaError> {
+pub(super) fn parse_ini(text: &str, file: &str) -> Result<Vec<Section>, SchemaError> {
     let err = |line: usize, msg: String| SchemaError {
         file: file.to_string(),
         line,

@@ -1,0 +1,482 @@
+//! The relay: points forwarded to other carbon daemons, as carbon-relay
+//! does. Each point goes where the consistent-hash ring ([`super::ring`])
+//! or carbon's `relay-rules.conf` says; each destination has a bounded
+//! queue drained by its own thread, which sends carbon pickle messages and
+//! reconnects with backoff. Full queues drop points and count them.
+
+use super::pickle::{self, Point};
+use super::ring::{Destination, Ring};
+use super::schemas::{parse_ini, SchemaError};
+use crate::config::ConfigError;
+use regex::{Regex, RegexBuilder};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// `[server.carbon.relay]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// `host:port[:instance]` of carbon's pickle listeners.
+    pub destinations: Vec<String>,
+    /// "consistent-hashing" or "rules".
+    pub method: String,
+    /// carbon's relay-rules.conf, for `method = "rules"`.
+    pub rules: Option<PathBuf>,
+    /// Destinations per point (consistent-hashing).
+    pub replication_factor: usize,
+    /// Replicas on distinct servers (consistent-hashing).
+    pub diverse_replicas: bool,
+    /// Points held per destination while it is down.
+    pub max_queue_size: usize,
+    /// Points per pickle message.
+    pub max_datapoints_per_message: usize,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            destinations: Vec::new(),
+            method: "consistent-hashing".into(),
+            rules: None,
+            replication_factor: 1,
+            diverse_replicas: true,
+            max_queue_size: 100_000,
+            max_datapoints_per_message: 500,
+        }
+    }
+}
+
+impl RelayConfig {
+    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if self.destinations.is_empty() {
+            return Err(ConfigError::new(
+                format!("{key}.destinations"),
+                "no destination",
+            ));
+        }
+        for d in &self.destinations {
+            Destination::parse(d)
+                .map_err(|e| ConfigError::new(format!("{key}.destinations"), e))?;
+        }
+        match (self.method.as_str(), &self.rules) {
+            ("consistent-hashing", _) => {}
+            ("rules", Some(_)) => {}
+            ("rules", None) => {
+                return Err(ConfigError::new(
+                    format!("{key}.rules"),
+                    "method \"rules\" needs the path of a relay-rules.conf",
+                ))
+            }
+            (m, _) => {
+                return Err(ConfigError::new(
+                    format!("{key}.method"),
+                    format!("{m:?}: expected \"consistent-hashing\" or \"rules\""),
+                ))
+            }
+        }
+        if self.replication_factor == 0
+            || self.max_queue_size == 0
+            || self.max_datapoints_per_message == 0
+        {
+            return Err(ConfigError::new(
+                format!("{key}.replication_factor"),
+                "replication_factor, max_queue_size and max_datapoints_per_message must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A relay-rules.conf rule; `pattern` is `None` for the default.
+struct Rule {
+    pattern: Option<Regex>,
+    destinations: Vec<usize>,
+    continue_matching: bool,
+}
+
+enum Router {
+    Ring(Ring),
+    Rules(Vec<Rule>),
+}
+
+/// Python's `getboolean`.
+fn boolean(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Some(true),
+        "0" | "no" | "false" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// carbon's relay-rules.conf: rules in order, `continue` to go on past a
+/// match, exactly one `default = true` rule, tried last. Destinations not
+/// in `known` are left out, as carbon leaves them out.
+fn load_rules(text: &str, file: &str, known: &[Destination]) -> Result<Vec<Rule>, SchemaError> {
+    let err = |line: usize, msg: String| SchemaError {
+        file: file.to_string(),
+        line,
+        msg,
+    };
+    let mut rules = Vec::new();
+    let mut default: Option<Rule> = None;
+    for s in parse_ini(text, file)? {
+        let Some((dests, line)) = s.get("destinations") else {
+            return Err(err(s.line, format!("[{}] has no destinations", s.name)));
+        };
+        let mut destinations = Vec::new();
+        for d in dests.split(',') {
+            let d = Destination::parse(d).map_err(|e| err(line, e))?;
+            match known.iter().position(|k| *k == d) {
+                Some(i) => destinations.push(i),
+                None => log::warn!(
+                    "{file}:{line}: {}:{} is not among the relay's destinations; left out",
+                    d.server,
+                    d.port
+                ),
+            }
+        }
+        let flag = |key: &str| -> Result<Option<bool>, SchemaError> {
+            match s.get(key) {
+                None => Ok(None),
+                Some((v, l)) => boolean(v)
+                    .map(Some)
+                    .ok_or_else(|| err(l, format!("[{}] {key} = {v:?}: not a boolean", s.name))),
+            }
+        };
+        match (s.get("pattern"), flag("default")?) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    s.line,
+                    format!("[{}] has both pattern and default", s.name),
+                ))
+            }
+            (Some((p, l)), None) => {
+                let pattern = RegexBuilder::new(p)
+                    .case_insensitive(true)
+                    .build()
+                    .map_err(|e| err(l, format!("[{}] pattern: {e}", s.name)))?;
+                rules.push(Rule {
+                    pattern: Some(pattern),
+                    destinations,
+                    continue_matching: flag("continue")?.unwrap_or(false),
+                });
+            }
+            (None, Some(true)) => {
+                if default.is_some() {
+                    return Err(err(s.line, "a second default rule".into()));
+                }
+                default = Some(Rule {
+                    pattern: None,
+                    destinations,
+                    continue_matching: false,
+                });
+            }
+            (None, _) => {}
+        }
+    }
+    let Some(d) = default else {
+        return Err(err(0, "no rule with `default = true`".into()));
+    };
+    rules.push(d);
+    Ok(rules)
+}
+
+/// One destination's queue and counters.
+struct Outbox {
+    dest: Destination,
+    queue: Mutex<VecDeque<Point>>,
+    ready: Condvar,
+    sent: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// The running relay.
+pub struct Relay {
+    router: Router,
+    outboxes: Vec<Arc<Outbox>>,
+    max_queue: usize,
+    stopping: Arc<AtomicBool>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Relay {
+    /// Reads the rules (if any) and starts one sender thread per destination.
+    pub fn start(cfg: &RelayConfig) -> Result<Relay, String> {
+        let dests: Vec<Destination> = cfg
+            .destinations
+            .iter()
+            .map(|d| Destination::parse(d))
+            .collect::<Result<_, _>>()?;
+        let router = match (cfg.method.as_str(), &cfg.rules) {
+            ("rules", Some(path)) => {
+                let file = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
+                Router::Rules(load_rules(&text, &file, &dests).map_err(|e| e.to_string())?)
+            }
+            _ => Router::Ring(Ring::new(
+                dests.clone(),
+                cfg.replication_factor,
+                cfg.diverse_replicas,
+            )),
+        };
+        let stopping = Arc::new(AtomicBool::new(false));
+        let outboxes: Vec<Arc<Outbox>> = dests
+            .into_iter()
+            .map(|dest| {
+                Arc::new(Outbox {
+                    dest,
+                    queue: Mutex::new(VecDeque::new()),
+                    ready: Condvar::new(),
+                    sent: AtomicU64::new(0),
+                    dropped: AtomicU64::new(0),
+                })
+            })
+            .collect();
+        let mut threads = Vec::new();
+        for o in &outboxes {
+            let (o, stop, per) = (o.clone(), stopping.clone(), cfg.max_datapoints_per_message);
+            let t = std::thread::Builder::new()
+                .name(format!("relay-{}:{}", o.dest.server, o.dest.port))
+                .spawn(move || sender(&o, &stop, per))
+                .map_err(|e| e.to_string())?;
+            threads.push(t);
+        }
+        Ok(Relay {
+            router,
+            outboxes,
+            max_queue: cfg.max_queue_size,
+            stopping,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    fn route(&self, metric: &str, out: &mut Vec<usize>) {
+        out.clear();
+        match &self.router {
+            Router::Ring(ring) => {
+                for d in ring.destinations(metric) {
+                    if let Some(i) = self.outboxes.iter().position(|o| o.dest == *d) {
+                        out.push(i);
+                    }
+                }
+            }
+            Router::Rules(rules) => {
+                for r in rules {
+                    if r.pattern.as_ref().is_none_or(|p| p.is_match(metric)) {
+                        for d in &r.destinations {
+                            if !out.contains(d) {
+                                out.push(*d);
+                            }
+                        }
+                        if !r.continue_matching {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues each point for its destinations.
+    pub fn send(&self, points: &[Point]) {
+        let mut to = Vec::new();
+        let mut per: Vec<Vec<Point>> = vec![Vec::new(); self.outboxes.len()];
+        for p in points {
+            self.route(&p.0, &mut to);
+            for &i in &to {
+                per[i].push(p.clone());
+            }
+        }
+        for (o, batch) in self.outboxes.iter().zip(per) {
+            if batch.is_empty() {
+                continue;
+            }
+            let mut q = o.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let room = self.max_queue.saturating_sub(q.len());
+            let dropped = batch.len().saturating_sub(room);
+            q.extend(batch.into_iter().take(room));
+            drop(q);
+            if dropped > 0 {
+                o.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+            }
+            o.ready.notify_one();
+        }
+    }
+
+    /// (destination, sent, dropped, queued) for each destination.
+    pub fn stats(&self) -> Vec<(String, u64, u64, usize)> {
+        self.outboxes
+            .iter()
+            .map(|o| {
+                let queued = o.queue.lock().map_or(0, |q| q.len());
+                (
+                    format!("{}:{}", o.dest.server, o.dest.port),
+                    o.sent.load(Ordering::Relaxed),
+                    o.dropped.load(Ordering::Relaxed),
+                    queued,
+                )
+            })
+            .collect()
+    }
+
+    /// Delivers what is queued (each destination gets up to 5 s more), then
+    /// stops the senders.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        for o in &self.outboxes {
+            o.ready.notify_all();
+        }
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+        for (d, _, dropped, queued) in self.stats() {
+            if dropped > 0 || queued > 0 {
+                log::warn!("relay {d}: {dropped} points dropped, {queued} not delivered");
+            }
+        }
+    }
+}
+
+/// One destination's thread: pickle messages over one connection,
+/// reconnecting with exponential backoff (0.5 s to 30 s, with jitter).
+fn sender(o: &Outbox, stopping: &AtomicBool, per_message: usize) {
+    let mut conn: Option<std::net::TcpStream> = None;
+    let mut backoff = Duration::from_millis(500);
+    let mut give_up: Option<Instant> = None;
+    loop {
+        let stop = stopping.load(Ordering::Relaxed);
+        if stop && give_up.is_none() {
+            give_up = Some(Instant::now() + Duration::from_secs(5));
+        }
+        let batch: Vec<Point> = {
+            let mut q = o.queue.lock().unwrap_or_else(|p| p.into_inner());
+            if q.is_empty() {
+                if stop {
+                    return;
+                }
+                q = o
+                    .ready
+                    .wait_timeout(q, Duration::from_millis(200))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            let n = q.len().min(per_message);
+            q.drain(..n).collect()
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        if give_up.is_some_and(|t| Instant::now() >= t) {
+            let left = o.queue.lock().map_or(0, |q| q.len()) + batch.len();
+            o.dropped.fetch_add(left as u64, Ordering::Relaxed);
+            o.queue.lock().map(|mut q| q.clear()).ok();
+            return;
+        }
+        if conn.is_none() {
+            let addr = format!("{}:{}", o.dest.server, o.dest.port);
+            let c = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+                .ok()
+                .and_then(|mut a| a.next())
+                .and_then(|a| {
+                    std::net::TcpStream::connect_timeout(&a, Duration::from_secs(5)).ok()
+                });
+            match c {
+                Some(c) => {
+                    let _ = c.set_write_timeout(Some(Duration::from_secs(10)));
+                    conn = Some(c);
+                    backoff = Duration::from_millis(500);
+                }
+                None => {
+                    requeue(o, batch);
+                    let jitter = fastrand::f64() * 0.2 + 0.9;
+                    std::thread::sleep(backoff.mul_f64(jitter).min(Duration::from_secs(1)));
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            }
+        }
+        let frame = pickle::dumps(&batch);
+        match conn.as_mut().map(|c| c.write_all(&frame)) {
+            Some(Ok(())) => {
+                o.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            _ => {
+                conn = None;
+                requeue(o, batch);
+            }
+        }
+    }
+}
+
+/// Puts a batch that could not go back at the front of the queue.
+fn requeue(o: &Outbox, batch: Vec<Point>) {
+    let mut q = o.queue.lock().unwrap_or_else(|p| p.into_inner());
+    for p in batch.into_iter().rev() {
+        q.push_front(p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dests() -> Vec<Destination> {
+        ["a:2004:1", "b:2004:1", "c:2004"]
+            .iter()
+            .map(|d| Destination::parse(d).expect("parse"))
+            .collect()
+    }
+
+    #[test]
+    fn rules_in_order_with_continue_and_a_default() {
+        let text = "[web]\npattern = ^WEB\\.\ndestinations = a:2004:1\ncontinue = true\n\n\
+                    [web2]\npattern = ^web\\.x\ndestinations = b:2004:1, z:1:1\n\n\
+                    [rest]\ndefault = true\ndestinations = c:2004\n";
+        let rules = load_rules(text, "relay-rules.conf", &dests()).expect("rules");
+        let relay = Relay {
+            router: Router::Rules(rules),
+            outboxes: Vec::new(),
+            max_queue: 1,
+            stopping: Arc::new(AtomicBool::new(false)),
+            threads: Mutex::new(Vec::new()),
+        };
+        let mut to = Vec::new();
+        relay.route("web.x.hits", &mut to);
+        assert_eq!(to, [0, 1]);
+        relay.route("web.y", &mut to);
+        assert_eq!(to, [0, 2]);
+        relay.route("db.q", &mut to);
+        assert_eq!(to, [2]);
+    }
+
+    #[test]
+    fn rules_errors_name_the_line() {
+        for (text, want) in [
+            (
+                "[a]\npattern = x\ndestinations = a:2004:1\n",
+                "no rule with `default = true`",
+            ),
+            ("[a]\npattern = x\n", "no destinations"),
+            (
+                "[a]\npattern = x\ndefault = true\ndestinations = a:2004:1\n",
+                "both",
+            ),
+            (
+                "[a]\ndefault = maybe\ndestinations = a:2004:1\n",
+                "not a boolean",
+            ),
+        ] {
+            let e = load_rules(text, "relay-rules.conf", &dests())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains("relay-rules.conf:") && e.contains(want), "{e}");
+        }
+    }
+}
