@@ -36,6 +36,9 @@ pub struct Counters {
     pub errors: AtomicU64,
     /// Lines that were not `name value timestamp` or had a bad name.
     pub rejected: AtomicU64,
+    /// Points written and update operations since start (never reset).
+    pub total_points: AtomicU64,
+    pub total_updates: AtomicU64,
 }
 
 struct Inner {
@@ -292,6 +295,9 @@ impl Cache {
                 c.committed_points
                     .fetch_add(pts.len() as u64, Ordering::Relaxed);
                 c.update_operations.fetch_add(1, Ordering::Relaxed);
+                c.total_points
+                    .fetch_add(pts.len() as u64, Ordering::Relaxed);
+                c.total_updates.fetch_add(1, Ordering::Relaxed);
                 c.update_time_us
                     .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
             }

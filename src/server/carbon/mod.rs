@@ -642,6 +642,12 @@ pub async fn run(
     if left > 0 {
         log::error!("carbon: {left} points could not be written");
     }
+    let c = &shared.cache.counters;
+    log::info!(
+        "carbon: {} points written in {} updates since start",
+        c.total_points.load(Ordering::Relaxed),
+        c.total_updates.load(Ordering::Relaxed)
+    );
     Ok(())
 }
 

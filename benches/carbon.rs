@@ -1,0 +1,272 @@
+//! The carbon receiver beside carbon-cache 1.1.10 in the same run: points
+//! per second from one TCP connection into existing whisper files, with
+//! 10 000 and 100 000 distinct metrics; points per update operation; peak
+//! RSS.
+//!
+//! Run: `cargo bench --bench carbon` (needs carbon 1.1.10 from PyPI, which
+//! `tests/run.sh` installs). Without `--bench` (as `cargo test` runs it) a
+//! small smoke run of carbyne only.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn full() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+fn wait_for_port(port: u16) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "port {port} never opened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let f: Vec<&str> = s.rsplit(')').next()?.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    storage: PathBuf,
+    home: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(which: &str, dir: &Path) -> Server {
+    let home = dir.join(which.replace(' ', "_"));
+    let storage = home.join("whisper");
+    std::fs::create_dir_all(&home).expect("home");
+    std::fs::write(
+        home.join("storage-schemas.conf"),
+        "[default]\npattern = .*\nretentions = 60:1d\n",
+    )
+    .expect("schemas");
+    let port = free_port();
+    let child = if which == "carbyne" {
+        std::fs::write(
+            home.join("carbyne.toml"),
+            format!(
+                "[server.carbon]\nlisten = \"127.0.0.1:{port}\"\npickle_listen = \"\"\nudp = false\n\
+                 storage_dir = {storage:?}\nschemas = {:?}\ncreate = \"sparse\"\ncarbon_metric_interval = 0\n",
+                home.join("storage-schemas.conf")
+            ),
+        )
+        .expect("config");
+        Command::new(env!("CARGO_BIN_EXE_carbyne"))
+            .args(["server", "--config"])
+            .arg(home.join("carbyne.toml"))
+            .env("RUST_LOG", "info")
+            .stderr(std::fs::File::create(home.join("log")).expect("log"))
+            .spawn()
+            .expect("carbyne")
+    } else {
+        let scripts = Command::new("python3")
+            .args([
+                "-c",
+                "import sysconfig; print(sysconfig.get_path('scripts'))",
+            ])
+            .output()
+            .expect("python3");
+        let exe =
+            PathBuf::from(String::from_utf8_lossy(&scripts.stdout).trim()).join("carbon-cache.py");
+        std::fs::write(
+            home.join("carbon.conf"),
+            format!(
+                "[cache]\nSTORAGE_DIR = {h}\nLOCAL_DATA_DIR = {s}\nLOG_DIR = {h}/logs\nPID_DIR = {h}\n\
+                 LINE_RECEIVER_INTERFACE = 127.0.0.1\nLINE_RECEIVER_PORT = {port}\n\
+                 PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = {}\n\
+                 CACHE_QUERY_INTERFACE = 127.0.0.1\nCACHE_QUERY_PORT = {}\n\
+                 MAX_UPDATES_PER_SECOND = inf\nMAX_CREATES_PER_MINUTE = inf\nMAX_CACHE_SIZE = inf\n\
+                 WHISPER_SPARSE_CREATE = True\nCARBON_METRIC_INTERVAL = 0\nENABLE_TAGS = False\n\
+                 LOG_UPDATES = True\nLOG_CREATES = False\nLOG_CACHE_HITS = False\nLOG_CACHE_QUEUE_SORTS = False\n",
+                free_port(),
+                free_port(),
+                h = home.display(),
+                s = storage.display(),
+            ),
+        )
+        .expect("carbon.conf");
+        // Without a daemon, carbon-cache logs to stdout.
+        Command::new(exe)
+            .arg(format!("--config={}", home.join("carbon.conf").display()))
+            .args(["--nodaemon", "start"])
+            .stdout(std::fs::File::create(home.join("log")).expect("log"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("carbon-cache")
+    };
+    wait_for_port(port);
+    Server {
+        child,
+        port,
+        storage,
+        home,
+    }
+}
+
+/// Sends `rounds` points to each of `metrics` names over one connection.
+fn send(port: u16, metrics: usize, rounds: usize, ts0: i64) {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut buf = String::new();
+    for r in 0..rounds {
+        for m in 0..metrics {
+            buf.push_str(&format!(
+                "bench.g{}.m{m} {r} {}\n",
+                m % 100,
+                ts0 + 60 * r as i64
+            ));
+            if buf.len() > 1 << 20 {
+                c.write_all(buf.as_bytes()).expect("send");
+                buf.clear();
+            }
+        }
+    }
+    c.write_all(buf.as_bytes()).expect("send");
+}
+
+/// Waits until the server has used no CPU for a second (its writers are idle).
+fn idle(pid: u32, limit: Duration) -> Instant {
+    let start = Instant::now();
+    let mut last = cpu_ticks(pid);
+    let mut since = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = cpu_ticks(pid);
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= Duration::from_secs(1) {
+            return since;
+        }
+        assert!(start.elapsed() < limit, "the server never went idle");
+    }
+}
+
+/// Checks that the last round reached a sample of the files.
+fn check(storage: &Path, metrics: usize, value: f64) {
+    for m in (0..metrics).step_by((metrics / 50).max(1)) {
+        let p = storage.join(format!("bench/g{}/m{m}.wsp", m % 100));
+        let w = carbyne::whisper::Whisper::open(&p, false).expect("open");
+        let a = &w.header.archives[0];
+        let now = carbyne::whisper::unix_now();
+        let s = w.archive_fetch(a, now - 86_000, now).expect("fetch");
+        let last = s.values.iter().rev().flatten().next().copied();
+        assert_eq!(last, Some(value), "{}", p.display());
+    }
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: Vec<(usize, usize)> = if full() {
+        vec![(10_000, 30), (100_000, 5)]
+    } else {
+        vec![(500, 3)]
+    };
+    let have_carbon = Command::new("python3")
+        .args(["-c", "import carbon"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut rows = Vec::new();
+    for (metrics, rounds) in cases {
+        for which in ["carbyne", "carbon-cache 1.1.10"] {
+            if which != "carbyne" && (!full() || !have_carbon) {
+                continue;
+            }
+            let s = start(which, dir.path());
+            let pid = s.child.id();
+            // The files first (not measured); then `rounds` more points each.
+            let ts0 = carbyne::whisper::unix_now() / 60 * 60 - 60 * (rounds as i64 + 2);
+            send(s.port, metrics, 1, ts0 - 60);
+            idle(pid, Duration::from_secs(1800));
+            let start = Instant::now();
+            send(s.port, metrics, rounds, ts0);
+            let done = idle(pid, Duration::from_secs(1800));
+            let secs = done.duration_since(start).as_secs_f64().max(1e-3);
+            check(&s.storage, metrics, (rounds - 1) as f64);
+            let points = (metrics * rounds) as f64;
+            let rss = proc_field(pid, "status", "VmHWM:");
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let mut s = s;
+            let _ = s.child.wait();
+            let per_update = if which == "carbyne" {
+                let log = std::fs::read_to_string(s.home.join("log")).unwrap_or_default();
+                log.lines()
+                    .find_map(|l| {
+                        let rest = l.split("carbon: ").nth(1)?;
+                        let mut w = rest.split_whitespace();
+                        let p: f64 = w.next()?.parse().ok()?;
+                        let u: f64 = w.nth(3)?.parse().ok()?;
+                        Some(p / u)
+                    })
+                    .unwrap_or(f64::NAN)
+            } else {
+                let log = std::fs::read_to_string(s.home.join("log")).unwrap_or_default();
+                let (mut p, mut u) = (0.0, 0.0);
+                for l in log.lines().filter(|l| l.contains("[updates]")) {
+                    if let Some(n) = l.split("wrote ").nth(1).and_then(|r| r.split(' ').next()) {
+                        p += n.parse::<f64>().unwrap_or(0.0);
+                        u += 1.0;
+                    }
+                }
+                p / u
+            };
+            rows.push(format!(
+                "| {which} | {metrics} | {:.0} | {:.0} | {:.1} | {:.1} MiB |",
+                points,
+                points / secs,
+                per_update,
+                rss as f64 / 1024.0
+            ));
+        }
+    }
+    println!(
+        "| server | metrics | points sent | points/s to files | points per update | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for r in rows {
+        println!("{r}");
+    }
+}
