@@ -74,7 +74,7 @@ impl Drop for Server {
 }
 
 fn start(which: &str, dir: &Path) -> Server {
-    let home = dir.join(which.replace(' ', "_"));
+    let home = dir.join(which.replace([' ', ','], "_"));
     let storage = home.join("whisper");
     std::fs::create_dir_all(&home).expect("home");
     std::fs::write(
@@ -83,12 +83,13 @@ fn start(which: &str, dir: &Path) -> Server {
     )
     .expect("schemas");
     let port = free_port();
-    let child = if which == "carbyne" {
+    let child = if let Some(writers) = which.strip_prefix("carbyne, writers ") {
         std::fs::write(
             home.join("carbyne.toml"),
             format!(
                 "[server.carbon]\nlisten = \"127.0.0.1:{port}\"\npickle_listen = \"\"\nudp = false\n\
-                 storage_dir = {storage:?}\nschemas = {:?}\ncreate = \"sparse\"\ncarbon_metric_interval = 0\n",
+                 storage_dir = {storage:?}\nschemas = {:?}\ncreate = \"sparse\"\ncarbon_metric_interval = 0\n\
+                 writers = {writers}\n",
                 home.join("storage-schemas.conf")
             ),
         )
@@ -209,8 +210,13 @@ fn main() {
         .is_ok_and(|s| s.success());
     let mut rows = Vec::new();
     for (metrics, rounds) in cases {
-        for which in ["carbyne", "carbon-cache 1.1.10"] {
-            if which != "carbyne" && (!full() || !have_carbon) {
+        for which in [
+            "carbyne, writers 1",
+            "carbyne, writers 2",
+            "carbon-cache 1.1.10",
+        ] {
+            let ours = which.starts_with("carbyne");
+            if (!ours && !have_carbon) || (!full() && which != "carbyne, writers 1") {
                 continue;
             }
             let s = start(which, dir.path());
@@ -231,7 +237,7 @@ fn main() {
                 .status();
             let mut s = s;
             let _ = s.child.wait();
-            let per_update = if which == "carbyne" {
+            let per_update = if ours {
                 let log = std::fs::read_to_string(s.home.join("log")).unwrap_or_default();
                 log.lines()
                     .find_map(|l| {

@@ -298,7 +298,7 @@ fn same_files_and_points_as_carbon_cache() {
         format!(
             "[server.carbon]\nlisten = \"127.0.0.1:{oport}\"\npickle_listen = \"127.0.0.1:{opickle}\"\n\
              storage_dir = {:?}\n\
-             schemas = {:?}\naggregation = {:?}\ncarbon_metric_interval = 0\n",
+             schemas = {:?}\naggregation = {:?}\ncarbon_metric_interval = 0\nwriters = 2\n",
             ours,
             conf.join("storage-schemas.conf"),
             conf.join("storage-aggregation.conf"),

@@ -44,8 +44,8 @@ pub struct Counters {
 struct Inner {
     points: HashMap<String, Vec<(f64, f64)>>,
     size: usize,
-    /// Metrics left in the current sorted pass.
-    pass: Vec<String>,
+    /// Metrics left in each writer's current sorted pass.
+    pass: Vec<Vec<String>>,
 }
 
 /// carbon's token bucket: `capacity` tokens, refilled at `rate` per second.
@@ -172,9 +172,16 @@ impl Cache {
         self.changed.notify_all();
     }
 
-    /// Takes the next metric and its points, as the strategy says; waits up
-    /// to `wait` for one.
-    fn drain_one(&self, wait: Duration) -> Option<(String, Vec<(f64, f64)>)> {
+    /// Takes the next metric of writer `part` (of `parts`) and its points,
+    /// as the strategy says; waits up to `wait` for one. Each metric belongs
+    /// to one writer, so no two write one file at once.
+    fn drain_one(
+        &self,
+        wait: Duration,
+        part: usize,
+        parts: usize,
+    ) -> Option<(String, Vec<(f64, f64)>)> {
+        let mine = |m: &str| parts <= 1 || partition(m, parts) == part;
         let mut i = lock(&self.inner);
         if i.points.is_empty() {
             i = self
@@ -184,22 +191,30 @@ impl Cache {
                 .0;
         }
         let metric = match self.strategy {
-            Strategy::Naive => i.points.keys().next().cloned(),
+            Strategy::Naive => i.points.keys().find(|k| mine(k)).cloned(),
             Strategy::Max => i
                 .points
                 .iter()
+                .filter(|(k, _)| mine(k))
                 .max_by_key(|(_, v)| v.len())
                 .map(|(k, _)| k.clone()),
             Strategy::Sorted => loop {
-                if i.pass.is_empty() {
-                    let mut counts: Vec<(usize, &String)> =
-                        i.points.iter().map(|(k, v)| (v.len(), k)).collect();
+                if i.pass.len() <= part {
+                    i.pass.resize(part + 1, Vec::new());
+                }
+                if i.pass[part].is_empty() {
+                    let mut counts: Vec<(usize, &String)> = i
+                        .points
+                        .iter()
+                        .filter(|(k, _)| mine(k))
+                        .map(|(k, v)| (v.len(), k))
+                        .collect();
                     // Fewest first: popped from the end, the most points go first.
                     counts.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)));
                     let pass: Vec<String> = counts.into_iter().map(|(_, k)| k.clone()).collect();
-                    i.pass = pass;
+                    i.pass[part] = pass;
                 }
-                match i.pass.pop() {
+                match i.pass[part].pop() {
                     None => break None,
                     Some(m) if i.points.contains_key(&m) => break Some(m),
                     Some(_) => {}
@@ -219,23 +234,32 @@ impl Cache {
         self.changed.notify_all();
     }
 
-    /// A writer thread: drains the cache into whisper files until closed
-    /// and empty.
-    pub fn writer(&self, store: &Store) {
+    /// Writer `part` of `parts`: drains its metrics into whisper files until
+    /// closed and empty, keeping up to `open_files` files open.
+    pub fn writer(&self, store: &Store, part: usize, parts: usize, open_files: usize) {
+        let mut files = Handles::new(open_files);
         loop {
             let closing = self.closing.load(Ordering::Relaxed);
-            match self.drain_one(Duration::from_millis(200)) {
-                Some((metric, points)) => self.write(store, &metric, points, closing),
+            match self.drain_one(Duration::from_millis(200), part, parts) {
+                Some((metric, points)) => self.write(store, &mut files, metric, points, closing),
                 None if closing => return,
                 None => {}
             }
         }
     }
 
-    fn write(&self, store: &Store, metric: &str, mut points: Vec<(f64, f64)>, closing: bool) {
+    fn write(
+        &self,
+        store: &Store,
+        files: &mut Handles,
+        metric: String,
+        mut points: Vec<(f64, f64)>,
+        closing: bool,
+    ) {
         let c = &self.counters;
-        let path = names::path(&store.root, metric);
-        if !path.exists() {
+        let path = names::path(&store.root, &metric);
+        let metric = metric.as_str();
+        if !files.has(metric) && !path.exists() {
             if let Some(b) = &self.creates {
                 if !lock(b).take() {
                     // As carbon: the points of a metric it may not create yet are dropped.
@@ -289,7 +313,12 @@ impl Cache {
         points.dedup_by(|later, first| later.0 == first.0);
         let pts: Vec<(i64, f64)> = points.iter().map(|(t, v)| (*t as i64, *v)).collect();
         let start = Instant::now();
-        let written = whisper::Whisper::open(&path, true).and_then(|w| w.update_many(&pts, None));
+        let written = files
+            .get(metric, &path)
+            .and_then(|w| w.update_many(&pts, None));
+        if written.is_err() {
+            files.forget(metric);
+        }
         match written {
             Ok(()) => {
                 c.committed_points
@@ -306,6 +335,63 @@ impl Cache {
                 log::error!("cannot write {}: {e}", path.display());
             }
         }
+    }
+}
+
+/// A stable partition of metric names among writers (FNV-1a).
+fn partition(metric: &str, parts: usize) -> usize {
+    let h = metric.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (h % parts as u64) as usize
+}
+
+/// A writer's open files: reopening a file for each update costs an open,
+/// a header read and a close. Dropped wholesale every minute, so a file
+/// replaced behind carbyne's back (whisper-resize) is picked up.
+struct Handles {
+    open: HashMap<String, whisper::Whisper>,
+    max: usize,
+    since: Instant,
+}
+
+impl Handles {
+    fn new(max: usize) -> Self {
+        Handles {
+            open: HashMap::new(),
+            max,
+            since: Instant::now(),
+        }
+    }
+
+    fn has(&self, metric: &str) -> bool {
+        self.open.contains_key(metric)
+    }
+
+    fn forget(&mut self, metric: &str) {
+        self.open.remove(metric);
+    }
+
+    fn get(&mut self, metric: &str, path: &std::path::Path) -> whisper::Result<&whisper::Whisper> {
+        if self.since.elapsed() >= Duration::from_secs(60) {
+            self.open.clear();
+            self.since = Instant::now();
+        }
+        if !self.open.contains_key(metric) {
+            let w = whisper::Whisper::open(path, true)?;
+            if self.max == 0 {
+                self.open.clear();
+            } else if self.open.len() >= self.max {
+                // Any one goes; the next pass reopens it if it is still busy.
+                if let Some(k) = self.open.keys().next().cloned() {
+                    self.open.remove(&k);
+                }
+            }
+            self.open.insert(metric.to_string(), w);
+        }
+        self.open
+            .get(metric)
+            .ok_or_else(|| whisper::WhisperError::InvalidConfiguration("no handle".into()))
     }
 }
 
@@ -334,7 +420,7 @@ mod tests {
             ("c".into(), 3.0, 1.0),
         ]);
         let order: Vec<String> =
-            std::iter::from_fn(|| c.drain_one(Duration::ZERO).map(|x| x.0)).collect();
+            std::iter::from_fn(|| c.drain_one(Duration::ZERO, 0, 1).map(|x| x.0)).collect();
         assert_eq!(order, ["c", "b", "a"]);
         assert_eq!(c.size(), (0, 0));
     }
@@ -352,7 +438,7 @@ mod tests {
             ("x.y".into(), t, 3.0),
         ]);
         c.close();
-        c.writer(&store);
+        c.writer(&store, 0, 1, 16);
         let w = whisper::Whisper::open(&dir.path().join("x/y.wsp"), false).expect("open");
         let s = w
             .fetch(t as i64 - 120, Some(t as i64 + 1), None, None)
@@ -372,7 +458,7 @@ mod tests {
         let now = whisper::unix_now() as f64;
         c.store((0..5).map(|i| (format!("m{i}"), now - 60.0, 1.0)).collect());
         c.close();
-        c.writer(&store);
+        c.writer(&store, 0, 1, 16);
         assert_eq!(c.counters.creates.load(Ordering::Relaxed), 2);
         assert_eq!(c.counters.dropped_creates.load(Ordering::Relaxed), 3);
     }
@@ -394,7 +480,7 @@ mod tests {
         };
         let writer = {
             let c = c.clone();
-            std::thread::spawn(move || c.writer(&store))
+            std::thread::spawn(move || c.writer(&store, 0, 1, 16))
         };
         feeder.join().expect("feeder");
         c.close();

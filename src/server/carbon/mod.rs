@@ -49,8 +49,10 @@ pub struct CarbonServerConfig {
     pub max_creates_per_minute: f64,
     /// Which metric a writer takes next: "sorted", "max" or "naive".
     pub cache_write_strategy: Strategy,
-    /// Writer threads.
+    /// Writer threads (each metric always goes to the same one).
     pub writers: usize,
+    /// Whisper files each writer keeps open between updates (0: none).
+    pub open_files: usize,
     /// "sparse", "fallocate" or "zeroed" new files (carbon's WHISPER_SPARSE_CREATE...).
     pub create: String,
     /// Most TCP connections at once.
@@ -82,6 +84,7 @@ impl Default for CarbonServerConfig {
             max_creates_per_minute: 0.0,
             cache_write_strategy: Strategy::Sorted,
             writers: 1,
+            open_files: 10_000,
             create: "zeroed".into(),
             max_connections: 1024,
             carbon_metric_prefix: "carbon".into(),
@@ -497,6 +500,24 @@ fn self_metrics(s: &Shared, prefix: &str) {
     );
 }
 
+/// Open files each writer may keep: what the config asks, within the
+/// process's file limit (raised to its hard limit first), leaving room for
+/// connections.
+fn open_files(want: usize, writers: usize) -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        let _ = setrlimit(Resource::Nofile, lim);
+    }
+    let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    let room = (soft.saturating_sub(2048) / writers.max(1) as u64) as usize;
+    if want > room {
+        log::warn!("carbon: open_files {want} lowered to {room} by the open file limit ({soft})");
+    }
+    want.min(room)
+}
+
 /// Runs the carbon receiver until `shutdown`; then stops taking
 /// connections, reads what the open ones already sent, and writes every
 /// cached point before returning.
@@ -579,11 +600,12 @@ pub async fn run(
         )?);
     }
     let mut writers = Vec::new();
-    for i in 0..if cfg.store { cfg.writers } else { 0 } {
+    let (parts, open) = (cfg.writers, open_files(cfg.open_files, cfg.writers));
+    for i in 0..if cfg.store { parts } else { 0 } {
         let (s, st) = (shared.clone(), store.clone());
         writers.push(spawn(
             format!("carbon-writer-{i}"),
-            Box::new(move || s.cache.writer(&st)),
+            Box::new(move || s.cache.writer(&st, i, parts, open)),
         )?);
     }
 
