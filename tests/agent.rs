@@ -287,15 +287,6 @@ fn a_dead_handler_does_not_hold_up_a_live_one() {
     assert!(names.contains("servers.testhost.sockets.udp_mem"));
 }
 
-/// Sends `signal` ("-HUP", "-TERM") to `child`.
-fn signal(child: &std::process::Child, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-}
-
 /// SIGHUP: a new drop-in (a collector with its own interval) takes effect,
 /// the samples queued while Graphite was down survive it, and a broken
 /// drop-in is rejected with an error naming it while the agent goes on.

@@ -333,11 +333,7 @@ fn same_files_and_points_as_carbon_cache() {
     }
     std::thread::sleep(Duration::from_millis(500));
     // carbyne writes everything it holds on SIGTERM; carbon-cache on its own time.
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    signal(&child, "-TERM");
     let exited = child.wait().expect("wait");
     assert!(exited.success(), "carbyne server: {exited}");
     settled(&theirs);
@@ -436,11 +432,7 @@ fn sigterm_under_load_writes_every_point_sent() {
     sent.insert(("load.udp".to_string(), now), 7.0);
     drop(c);
     std::thread::sleep(Duration::from_millis(300));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    signal(&child, "-TERM");
     let out = child.wait_with_output().expect("wait");
     assert!(
         out.status.success(),
@@ -667,11 +659,7 @@ fn relay_forwards_to_real_carbon_caches() {
         wait_for_port(port);
         send(port, &lines);
         std::thread::sleep(Duration::from_millis(300));
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
+        signal(&child, "-TERM");
         assert!(child.wait().expect("wait").success());
         settled(&sa);
         settled(&sb);

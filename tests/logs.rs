@@ -313,11 +313,7 @@ fn daemon(cfg: &Path, listener: &TcpListener, during: impl FnOnce()) -> String {
         .expect("spawn");
     std::thread::sleep(Duration::from_millis(700));
     during();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    signal(&child, "-TERM");
     let start = Instant::now();
     while child.try_wait().expect("wait").is_none() {
         assert!(

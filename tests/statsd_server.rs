@@ -372,12 +372,7 @@ fn flushes_wait_for_graphite_and_sigterm_flushes_what_is_left() {
     );
     sock.send_to(b"late:4|c", ("127.0.0.1", udp)).expect("send");
     std::thread::sleep(Duration::from_millis(100));
-    let pid = child.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill")
-        .success());
+    signal(&child.0, "-TERM");
     let text = receive(listener, Duration::from_secs(5), |t| {
         t.contains("stats_counts.late 4")
     });

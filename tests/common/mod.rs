@@ -172,3 +172,13 @@ pub fn python_scripts() -> PathBuf {
         .expect("python3");
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
+
+/// Sends `signal` ("-HUP", "-TERM") to `child`.
+#[allow(dead_code)]
+pub fn signal(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
