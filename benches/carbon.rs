@@ -7,57 +7,13 @@
 //! `tests/run.sh` installs). Without `--bench` (as `cargo test` runs it) a
 //! small smoke run of carbyne only.
 
+mod common;
+
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn full() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
-fn wait_for_port(port: u16) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "port {port} never opened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
-fn cpu_ticks(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let f: Vec<&str> = s.rsplit(')').next()?.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0)
-}
 
 struct Server {
     child: Child,
@@ -82,7 +38,7 @@ fn start(which: &str, dir: &Path) -> Server {
         "[default]\npattern = .*\nretentions = 60:1d\n",
     )
     .expect("schemas");
-    let port = free_port();
+    let port = common::free_port();
     let child = if let Some(writers) = which.strip_prefix("carbyne, writers ") {
         std::fs::write(
             home.join("carbyne.toml"),
@@ -121,8 +77,8 @@ fn start(which: &str, dir: &Path) -> Server {
                  MAX_UPDATES_PER_SECOND = inf\nMAX_CREATES_PER_MINUTE = inf\nMAX_CACHE_SIZE = inf\n\
                  WHISPER_SPARSE_CREATE = True\nCARBON_METRIC_INTERVAL = 0\nENABLE_TAGS = False\n\
                  LOG_UPDATES = True\nLOG_CREATES = False\nLOG_CACHE_HITS = False\nLOG_CACHE_QUEUE_SORTS = False\n",
-                free_port(),
-                free_port(),
+                common::free_port(),
+                common::free_port(),
                 h = home.display(),
                 s = storage.display(),
             ),
@@ -137,7 +93,7 @@ fn start(which: &str, dir: &Path) -> Server {
             .spawn()
             .expect("carbon-cache")
     };
-    wait_for_port(port);
+    common::wait_for_port(port);
     Server {
         child,
         port,
@@ -169,11 +125,11 @@ fn send(port: u16, metrics: usize, rounds: usize, ts0: i64) {
 /// Waits until the server has used no CPU for a second (its writers are idle).
 fn idle(pid: u32, limit: Duration) -> Instant {
     let start = Instant::now();
-    let mut last = cpu_ticks(pid);
+    let mut last = common::cpu_ticks(pid);
     let mut since = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(250));
-        let now = cpu_ticks(pid);
+        let now = common::cpu_ticks(pid);
         if now != last {
             last = now;
             since = Instant::now();
@@ -199,7 +155,7 @@ fn check(storage: &Path, metrics: usize, value: f64) {
 
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cases: Vec<(usize, usize)> = if full() {
+    let cases: Vec<(usize, usize)> = if common::full() {
         vec![(10_000, 30), (100_000, 5)]
     } else {
         vec![(500, 3)]
@@ -216,7 +172,7 @@ fn main() {
             "carbon-cache 1.1.10",
         ] {
             let ours = which.starts_with("carbyne");
-            if (!ours && !have_carbon) || (!full() && which != "carbyne, writers 1") {
+            if (!ours && !have_carbon) || (!common::full() && which != "carbyne, writers 1") {
                 continue;
             }
             let s = start(which, dir.path());
@@ -231,7 +187,7 @@ fn main() {
             let secs = done.duration_since(start).as_secs_f64().max(1e-3);
             check(&s.storage, metrics, (rounds - 1) as f64);
             let points = (metrics * rounds) as f64;
-            let rss = proc_field(pid, "status", "VmHWM:");
+            let rss = common::status_kib(pid, "VmHWM:");
             let _ = Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
                 .status();

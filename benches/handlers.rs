@@ -6,15 +6,13 @@
 //!
 //! Run: `cargo bench --bench handlers`
 
+mod common;
+
 use carbyne::handlers::{self, HandlerConfig, HandlerSpec};
 use carbyne::sample::{Kind, Sample};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::time::{Duration, Instant};
-
-fn full() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
 
 fn thread_cpu_ns() -> u64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -134,7 +132,7 @@ fn spec(table: &str) -> HandlerSpec {
 }
 
 fn main() {
-    let scale = if full() { 1 } else { 100 };
+    let scale = if common::full() { 1 } else { 100 };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

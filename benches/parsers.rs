@@ -5,6 +5,8 @@
 //!
 //! Run: `cargo bench --bench parsers`
 
+mod common;
+
 use carbyne::parsers::{Parser, ParserConfig};
 use carbyne::tail::{read_lines, LineStats};
 use std::io::Write;
@@ -13,10 +15,6 @@ use std::process::Command;
 use std::time::Instant;
 
 /// `cargo bench` passes `--bench`; under `cargo test` this is a quick smoke run.
-fn full() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
-
 fn fixture_lines(name: &str) -> Vec<Vec<u8>> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/logs")
@@ -105,7 +103,11 @@ print(n)
 "#;
 
 fn main() {
-    let (lines, runs) = if full() { (1_000_000, 5) } else { (10_000, 1) };
+    let (lines, runs) = if common::full() {
+        (1_000_000, 5)
+    } else {
+        (10_000, 1)
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let cases = [
         (
@@ -130,7 +132,7 @@ fn main() {
     for (name, fixture, cfg) in cases {
         let path = make_file(dir.path(), fixture, lines);
         let ours = parse_file(&path, &cfg, lines, runs);
-        if !full() {
+        if !common::full() {
             continue;
         }
         let wc = timed(Command::new("wc").arg("-l").arg(&path), lines, runs).unwrap_or(f64::NAN);

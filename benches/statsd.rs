@@ -5,6 +5,8 @@
 //! Run: `cargo bench --bench statsd` (needs node and the statsd peer that
 //! `tests/run.sh` installs under target/peers).
 
+mod common;
+
 use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
@@ -19,17 +21,6 @@ const SENDERS: usize = 2;
 const SOCKETS_PER_SENDER: usize = 8;
 /// Lines per datagram when filling the server with distinct keys.
 const KEYS_PER_DATAGRAM: usize = 25;
-
-fn full() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
 
 /// A Graphite listener adding up every `stats_counts.bench.*` value it gets.
 fn sink() -> (u16, Arc<AtomicU64>) {
@@ -83,7 +74,7 @@ fn start(which: &str, dir: &std::path::Path) -> Server {
             &cfg,
             format!(
                 "[server.statsd]\nlisten = \"127.0.0.1:{udp}\"\nadmin = \"127.0.0.1:{}\"\ngraphite = \"127.0.0.1:{gport}\"\nflush_interval = 1\n",
-                free_port()
+                common::free_port()
             ),
         )
         .expect("config");
@@ -101,7 +92,7 @@ fn start(which: &str, dir: &std::path::Path) -> Server {
             &cfg,
             format!(
                 "{{ port: {udp}, address: \"127.0.0.1\", mgmt_port: {}, mgmt_address: \"127.0.0.1\", graphitePort: {gport}, graphiteHost: \"127.0.0.1\", flushInterval: 1000 }}",
-                free_port()
+                common::free_port()
             ),
         )
         .expect("config");
@@ -119,30 +110,6 @@ fn start(which: &str, dir: &std::path::Path) -> Server {
         udp,
         counted,
     }
-}
-
-fn cpu_ticks(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let f: Vec<&str> = s.rsplit(')').next()?.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
 }
 
 /// Datagrams as statsd clients send them: lines over 1000 counter keys,
@@ -170,7 +137,7 @@ fn datagrams() -> Vec<(Vec<u8>, u64)> {
 /// counted in the flushes, server CPU seconds).
 fn load(s: &Server, rate: u64, secs: f64) -> (u64, u64, f64) {
     let before = s.counted.load(Ordering::Relaxed);
-    let cpu0 = cpu_ticks(s.child.id());
+    let cpu0 = common::cpu_ticks(s.child.id());
     let grams = Arc::new(datagrams());
     let port = s.udp;
     let senders: Vec<_> = (0..SENDERS)
@@ -203,7 +170,7 @@ fn load(s: &Server, rate: u64, secs: f64) -> (u64, u64, f64) {
         .collect();
     let sent = senders.into_iter().map(|h| h.join().expect("sender")).sum();
     std::thread::sleep(Duration::from_millis(2600));
-    let cpu = (cpu_ticks(s.child.id()) - cpu0) as f64 / 100.0;
+    let cpu = (common::cpu_ticks(s.child.id()) - cpu0) as f64 / 100.0;
     (sent, s.counted.load(Ordering::Relaxed) - before, cpu)
 }
 
@@ -222,14 +189,14 @@ fn rss_with_keys(s: &Server, keys: usize) -> u64 {
         }
     }
     std::thread::sleep(Duration::from_millis(1500));
-    rss_kib(s.child.id())
+    common::status_kib(s.child.id(), "VmRSS:")
 }
 
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers/node_modules/statsd/stats.js");
-    let rates: Vec<u64> = if full() {
+    let rates: Vec<u64> = if common::full() {
         vec![
             50_000, 100_000, 200_000, 300_000, 500_000, 600_000, 700_000, 800_000, 1_000_000,
             2_000_000, 4_000_000, 6_000_000, 8_000_000, 10_000_000, 12_000_000,
@@ -237,7 +204,7 @@ fn main() {
     } else {
         vec![20_000]
     };
-    let (secs, runs) = if full() { (3.0, 3) } else { (1.0, 1) };
+    let (secs, runs) = if common::full() { (3.0, 3) } else { (1.0, 1) };
     let mut rows = Vec::new();
     let mut best = Vec::new();
     for which in ["carbyne", "etsy statsd 0.9.0"] {
@@ -262,16 +229,16 @@ fn main() {
                 got as f64 * 100.0 / sent.max(1) as f64,
                 cpu / (got.max(1) as f64 / 1e6)
             ));
-            if !full() {
+            if !common::full() {
                 assert!(got > 0, "{which} counted nothing");
             }
         }
         best.push((which, lossless));
         drop(s);
-        if full() {
+        if common::full() {
             for keys in [100_000, 1_000_000] {
                 let s = start(which, dir.path());
-                let base = rss_kib(s.child.id());
+                let base = common::status_kib(s.child.id(), "VmRSS:");
                 let rss = rss_with_keys(&s, keys);
                 rows.push(format!(
                     "| {which} | {keys} distinct keys | | RSS {:.1} MiB | {:.0} bytes/key |",

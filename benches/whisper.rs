@@ -6,6 +6,8 @@
 //! Run: `cargo bench --bench whisper` (needs python3 with whisper==1.1.10,
 //! and strace for the system-call count).
 
+mod common;
+
 use carbyne::whisper::{self, Aggregation, Allocation, Whisper};
 use std::path::Path;
 use std::process::Command;
@@ -13,10 +15,6 @@ use std::time::Instant;
 
 const SCHEMA: [(u32, u32); 3] = [(10, 8640), (60, 10080), (600, 52560)];
 const NOW: i64 = 1_795_000_000;
-
-fn full() -> bool {
-    std::env::args().any(|a| a == "--bench")
-}
 
 /// (single updates/s, update_many points/s, fetches/s, creates/s) with a
 /// file opened per call, and single updates/s and points/s with one handle
@@ -187,10 +185,10 @@ fn main() {
             return;
         }
     }
-    let n = if full() { 20_000 } else { 200 };
+    let n = if common::full() { 20_000 } else { 200 };
     let dir = tempfile::tempdir().expect("tempdir");
     let ((s, m, f, c), (ks, km)) = ours(dir.path(), n);
-    if !full() {
+    if !common::full() {
         assert!(s > 0.0 && m > 0.0 && f > 0.0 && c > 0.0);
         return;
     }

@@ -479,37 +479,29 @@ fn reload_on_sighup(arg: &ConfigArg, dry_run: bool) -> tokio::sync::mpsc::Receiv
     rx
 }
 
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+/// The value, or `None` after printing the error as `<prefix>: <error>`.
+fn reported<T, E: std::fmt::Display>(r: Result<T, E>, prefix: &str) -> Option<T> {
+    r.map_err(|e| eprintln!("{prefix}: {e}")).ok()
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
     // One thread drives the handlers and timers; collectors run on their
     // own threads. Fewer threads mean fewer wake-ups per collection.
-    tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(16)
         .enable_all()
-        .build()
+        .build();
+    reported(rt, "carbyne: cannot start the runtime")
 }
 
 fn agent(args: &AgentArgs) -> i32 {
     init_logging(if args.once { "warn" } else { "info" });
-    let cfg = match load(&args.config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("carbyne: {e}");
-            return EXIT_CONFIG;
-        }
+    let loaded = load(&args.config).and_then(|cfg| Ok((Plan::new(&cfg, args.dry_run)?, cfg)));
+    let Some((plan, cfg)) = reported(loaded, "carbyne") else {
+        return EXIT_CONFIG;
     };
-    let plan = match Plan::new(&cfg, args.dry_run) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("carbyne: {e}");
-            return EXIT_CONFIG;
-        }
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("carbyne: cannot start the runtime: {e}");
-            return EXIT_FAILED;
-        }
+    let Some(rt) = runtime() else {
+        return EXIT_FAILED;
     };
     if args.once {
         let failures = rt.block_on(scheduler::run_once(&cfg, plan));
@@ -718,19 +710,11 @@ fn logster_plan(a: &LogsterArgs) -> Result<(Config, Plan), String> {
 
 fn logster(a: &LogsterArgs) -> i32 {
     init_logging(if a.debug { "debug" } else { "warn" });
-    let (cfg, plan) = match logster_plan(a) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("carbyne logster: {e}");
-            return EXIT_CONFIG;
-        }
+    let Some((cfg, plan)) = reported(logster_plan(a), "carbyne logster") else {
+        return EXIT_CONFIG;
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("carbyne: cannot start the runtime: {e}");
-            return EXIT_FAILED;
-        }
+    let Some(rt) = runtime() else {
+        return EXIT_FAILED;
     };
     let failures = rt.block_on(scheduler::run_once(&cfg, plan));
     for f in &failures {
@@ -745,12 +729,8 @@ fn logster(a: &LogsterArgs) -> i32 {
 
 fn server(arg: &ConfigArg) -> i32 {
     init_logging("info");
-    let cfg = match load(arg) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("carbyne: {e}");
-            return EXIT_CONFIG;
-        }
+    let Some(cfg) = reported(load(arg), "carbyne") else {
+        return EXIT_CONFIG;
     };
     let (statsd, carbon) = (cfg.server.statsd.clone(), cfg.server.carbon.clone());
     if statsd.is_none() && carbon.is_none() {
@@ -759,12 +739,8 @@ fn server(arg: &ConfigArg) -> i32 {
         );
         return EXIT_CONFIG;
     }
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("carbyne: cannot start the runtime: {e}");
-            return EXIT_FAILED;
-        }
+    let Some(rt) = runtime() else {
+        return EXIT_FAILED;
     };
     // One SIGTERM/SIGINT stops every receiver, each finishing its own way.
     let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
