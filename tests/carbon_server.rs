@@ -144,9 +144,10 @@ fn pickle_frames(lines: &[String]) -> Vec<u8> {
 
 /// A real carbon-cache with the schemas in `conf`, storing under `storage`
 /// (its config, log and pid beside it); returns it with its line and
-/// pickle ports, once both listen.
+/// pickle ports, once both listen. Ports picked free can be taken by
+/// another test before carbon binds them (twisted then runs on without
+/// that port), so a start that does not listen is retried on new ports.
 fn start_carbon_cache(conf: &Path, storage: &Path) -> (Child, u16, u16) {
-    let (line, pickle) = (free_port(), free_port());
     let home = storage.with_extension("home");
     std::fs::create_dir_all(&home).expect("carbon home");
     for f in ["storage-schemas.conf", "storage-aggregation.conf"] {
@@ -162,33 +163,67 @@ fn start_carbon_cache(conf: &Path, storage: &Path) -> (Child, u16, u16) {
         )
         .expect("schemas");
     }
-    std::fs::write(
-        home.join("carbon.conf"),
-        format!(
-            "[cache]\nSTORAGE_DIR = {d}\nLOCAL_DATA_DIR = {t}\nLOG_DIR = {d}/log\nPID_DIR = {d}\n\
-             LINE_RECEIVER_INTERFACE = 127.0.0.1\nLINE_RECEIVER_PORT = {line}\n\
-             PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = {pickle}\n\
-             CACHE_QUERY_INTERFACE = 127.0.0.1\nCACHE_QUERY_PORT = {}\n\
-             MAX_UPDATES_PER_SECOND = inf\nMAX_CREATES_PER_MINUTE = inf\n\
-             CARBON_METRIC_INTERVAL = 0\nENABLE_TAGS = False\nLOG_UPDATES = False\n",
-            free_port(),
-            d = home.display(),
-            t = storage.display(),
-        ),
-    )
-    .expect("carbon.conf");
-    let child = Child(
-        Command::new(carbon_cache())
-            .arg(format!("--config={}", home.join("carbon.conf").display()))
-            .args(["--nodaemon", "start"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("carbon-cache"),
-    );
-    wait_for_port(line);
-    wait_for_port(pickle);
-    (child, line, pickle)
+    let mut failures = String::new();
+    for attempt in 1..=3 {
+        let (line, pickle) = (free_port(), free_port());
+        std::fs::write(
+            home.join("carbon.conf"),
+            format!(
+                "[cache]\nSTORAGE_DIR = {d}\nLOCAL_DATA_DIR = {t}\nLOG_DIR = {d}/log\nPID_DIR = {d}\n\
+                 LINE_RECEIVER_INTERFACE = 127.0.0.1\nLINE_RECEIVER_PORT = {line}\n\
+                 PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = {pickle}\n\
+                 CACHE_QUERY_INTERFACE = 127.0.0.1\nCACHE_QUERY_PORT = {}\n\
+                 MAX_UPDATES_PER_SECOND = inf\nMAX_CREATES_PER_MINUTE = inf\n\
+                 CARBON_METRIC_INTERVAL = 0\nENABLE_TAGS = False\nLOG_UPDATES = False\n",
+                free_port(),
+                d = home.display(),
+                t = storage.display(),
+            ),
+        )
+        .expect("carbon.conf");
+        let _ = std::fs::remove_file(home.join("carbon-cache-a.pid"));
+        let stderr = home.join(format!("stderr-{attempt}"));
+        let mut child = Child(
+            Command::new(carbon_cache())
+                .arg(format!("--config={}", home.join("carbon.conf").display()))
+                .args(["--nodaemon", "start"])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+                .spawn()
+                .expect("carbon-cache"),
+        );
+        match listening(&mut child.0, &[line, pickle]) {
+            Ok(()) => return (child, line, pickle),
+            Err(why) => {
+                drop(child);
+                let log = |f: &Path| std::fs::read_to_string(f).unwrap_or_default();
+                failures.push_str(&format!(
+                    "attempt {attempt}, ports {line}/{pickle}: {why}\nstderr:\n{}\nconsole.log:\n{}\n",
+                    log(&stderr),
+                    log(&home.join("log/console.log")),
+                ));
+            }
+        }
+    }
+    panic!("carbon-cache never listened:\n{failures}");
+}
+
+/// Waits until every port in `ports` accepts connections, or says why not:
+/// the child exited or 30 s passed.
+fn listening(child: &mut std::process::Child, ports: &[u16]) -> Result<(), String> {
+    let start = Instant::now();
+    for &port in ports {
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("exited ({status}) before port {port} opened"));
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                return Err(format!("port {port} not open after 30 s"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(())
 }
 
 fn wait_for_port(port: u16) {
@@ -479,7 +514,7 @@ fn own_metrics_are_stored_as_carbon_names_them() {
         {
             break names;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "{names:?}");
+        assert!(start.elapsed() < Duration::from_secs(30), "{names:?}");
         std::thread::sleep(Duration::from_millis(100));
     };
     let _ = child.kill();
