@@ -7,7 +7,7 @@ mod common;
 
 use carbyne::whisper::Whisper;
 use common::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -506,38 +506,38 @@ fn own_metrics_are_stored_as_carbon_names_them() {
     let (mut child, port) = ours(dir.path(), "carbon_metric_interval = 1\ninstance = \"b\"\n");
     send(port, &[format!("x.y 1 {}", now())]);
     let agents = dir.path().join("whisper/carbon/agents");
+    // Files appear one by one as the writer creates them: wait for all.
+    let want = [
+        "metricsReceived",
+        "committedPoints",
+        "updateOperations",
+        "creates",
+        "errors",
+        "cache/size",
+        "cache/queues",
+    ];
     let start = Instant::now();
     let found = loop {
         let names: Vec<PathBuf> = files(&agents);
-        if names.iter().any(|p| p.ends_with("committedPoints.wsp"))
-            && names.iter().any(|p| p.ends_with("cache/size.wsp"))
-        {
-            break names;
+        let hosts: BTreeSet<PathBuf> = names
+            .iter()
+            .filter_map(|p| p.iter().next().map(PathBuf::from))
+            .collect();
+        let complete = hosts.iter().find(|h| {
+            want.iter()
+                .all(|m| names.contains(&h.join(format!("{m}.wsp"))))
+        });
+        if let Some(host) = complete {
+            break (host.clone(), hosts.len());
         }
         assert!(start.elapsed() < Duration::from_secs(30), "{names:?}");
         std::thread::sleep(Duration::from_millis(100));
     };
     let _ = child.kill();
     let _ = child.wait();
-    let host = found[0]
-        .iter()
-        .next()
-        .expect("host dir")
-        .to_string_lossy()
-        .to_string();
-    assert!(host.ends_with("-b"), "{host}");
-    for m in [
-        "metricsReceived",
-        "updateOperations",
-        "creates",
-        "errors",
-        "cache/queues",
-    ] {
-        assert!(
-            found.contains(&Path::new(&host).join(format!("{m}.wsp"))),
-            "{m}: {found:?}"
-        );
-    }
+    let (host, hosts) = found;
+    assert_eq!(hosts, 1, "one agent directory");
+    assert!(host.to_string_lossy().ends_with("-b"), "{host:?}");
 }
 
 /// The consistent-hash ring places thousands of names exactly where carbon
