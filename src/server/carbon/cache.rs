@@ -41,11 +41,20 @@ pub struct Counters {
     pub total_updates: AtomicU64,
 }
 
+type Hasher = foldhash::fast::RandomState;
+/// A metric's cached `(timestamp, value)` points, in arrival order.
+type Points = Vec<(f64, f64)>;
+
 struct Inner {
-    points: HashMap<String, Vec<(f64, f64)>>,
+    points: HashMap<Box<str>, Points, Hasher>,
     size: usize,
     /// Metrics left in each writer's current sorted pass.
-    pass: Vec<Vec<String>>,
+    pass: Vec<Vec<Box<str>>>,
+    /// Writers waiting for points, receivers waiting for room: a condition
+    /// variable is signalled only when someone waits on it (a signal is a
+    /// system call).
+    idle_writers: usize,
+    blocked_receivers: usize,
 }
 
 /// carbon's token bucket: `capacity` tokens, refilled at `rate` per second.
@@ -105,9 +114,10 @@ pub struct Store {
 /// The cache, shared by receivers and writers.
 pub struct Cache {
     inner: Mutex<Inner>,
-    /// Signalled when points arrive (writers wait) and when room is made
-    /// (receivers wait).
-    changed: Condvar,
+    /// Signalled when points arrive (idle writers wait on it).
+    arrived: Condvar,
+    /// Signalled when writers make room (receivers of a full cache wait).
+    room: Condvar,
     max_size: usize,
     strategy: Strategy,
     updates: Option<Mutex<Bucket>>,
@@ -127,11 +137,14 @@ impl Cache {
     pub fn new(max_size: usize, strategy: Strategy, updates: f64, creates: f64) -> Self {
         Cache {
             inner: Mutex::new(Inner {
-                points: HashMap::new(),
+                points: HashMap::default(),
                 size: 0,
                 pass: Vec::new(),
+                idle_writers: 0,
+                blocked_receivers: 0,
             }),
-            changed: Condvar::new(),
+            arrived: Condvar::new(),
+            room: Condvar::new(),
             max_size: if max_size == 0 { usize::MAX } else { max_size },
             strategy,
             updates: (updates > 0.0).then(|| Mutex::new(Bucket::new(updates, updates))),
@@ -148,8 +161,9 @@ impl Cache {
     }
 
     /// Adds points; while the cache is full, waits for the writers (carbon
-    /// pauses its receivers the same way).
-    pub fn store(&self, batch: Vec<(String, f64, f64)>) {
+    /// pauses its receivers the same way). A name is copied only when its
+    /// metric is new to the cache.
+    pub fn store<S: AsRef<str> + Into<String>>(&self, batch: Vec<(S, f64, f64)>) {
         if batch.is_empty() {
             return;
         }
@@ -158,37 +172,45 @@ impl Cache {
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         let mut i = lock(&self.inner);
         while i.size >= self.max_size && !self.closing.load(Ordering::Relaxed) {
+            i.blocked_receivers += 1;
             i = self
-                .changed
+                .room
                 .wait_timeout(i, Duration::from_millis(100))
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            i.blocked_receivers -= 1;
         }
         for (metric, ts, value) in batch {
-            i.points.entry(metric).or_default().push((ts, value));
+            match i.points.get_mut(metric.as_ref()) {
+                Some(points) => points.push((ts, value)),
+                None => {
+                    let key = metric.into().into_boxed_str();
+                    i.points.insert(key, vec![(ts, value)]);
+                }
+            }
             i.size += 1;
         }
+        let wake = i.idle_writers > 0;
         drop(i);
-        self.changed.notify_all();
+        if wake {
+            self.arrived.notify_all();
+        }
     }
 
     /// Takes the next metric of writer `part` (of `parts`) and its points,
     /// as the strategy says; waits up to `wait` for one. Each metric belongs
     /// to one writer, so no two write one file at once.
-    fn drain_one(
-        &self,
-        wait: Duration,
-        part: usize,
-        parts: usize,
-    ) -> Option<(String, Vec<(f64, f64)>)> {
+    fn drain_one(&self, wait: Duration, part: usize, parts: usize) -> Option<(Box<str>, Points)> {
         let mine = |m: &str| parts <= 1 || partition(m, parts) == part;
         let mut i = lock(&self.inner);
-        if i.points.is_empty() {
+        if i.points.is_empty() && !wait.is_zero() {
+            i.idle_writers += 1;
             i = self
-                .changed
+                .arrived
                 .wait_timeout(i, wait)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            i.idle_writers -= 1;
         }
         let metric = match self.strategy {
             Strategy::Naive => i.points.keys().find(|k| mine(k)).cloned(),
@@ -203,7 +225,7 @@ impl Cache {
                     i.pass.resize(part + 1, Vec::new());
                 }
                 if i.pass[part].is_empty() {
-                    let mut counts: Vec<(usize, &String)> = i
+                    let mut counts: Vec<(usize, &Box<str>)> = i
                         .points
                         .iter()
                         .filter(|(k, _)| mine(k))
@@ -211,7 +233,7 @@ impl Cache {
                         .collect();
                     // Fewest first: popped from the end, the most points go first.
                     counts.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)));
-                    let pass: Vec<String> = counts.into_iter().map(|(_, k)| k.clone()).collect();
+                    let pass: Vec<Box<str>> = counts.into_iter().map(|(_, k)| k.clone()).collect();
                     i.pass[part] = pass;
                 }
                 match i.pass[part].pop() {
@@ -223,15 +245,19 @@ impl Cache {
         }?;
         let points = i.points.remove(&metric)?;
         i.size -= points.len();
+        let wake = i.blocked_receivers > 0;
         drop(i);
-        self.changed.notify_all();
+        if wake {
+            self.room.notify_all();
+        }
         Some((metric, points))
     }
 
     /// Asks the writers to write everything and return.
     pub fn close(&self) {
         self.closing.store(true, Ordering::Relaxed);
-        self.changed.notify_all();
+        self.arrived.notify_all();
+        self.room.notify_all();
     }
 
     /// Writer `part` of `parts`: drains its metrics into whisper files until
@@ -252,51 +278,32 @@ impl Cache {
         &self,
         store: &Store,
         files: &mut Handles,
-        metric: String,
+        metric: Box<str>,
         mut points: Vec<(f64, f64)>,
         closing: bool,
     ) {
         let c = &self.counters;
         let path = names::path(&store.root, &metric);
-        let metric = metric.as_str();
-        if !files.has(metric) && !path.exists() {
-            if let Some(b) = &self.creates {
-                if !lock(b).take() {
-                    // As carbon: the points of a metric it may not create yet are dropped.
-                    c.dropped_creates.fetch_add(1, Ordering::Relaxed);
-                    return;
+        let metric = &*metric;
+        files.renew();
+        if !files.has(metric) {
+            // Opened straight away: a file that is not there yet is created
+            // (no separate look for it first).
+            let opened = match files.open(metric, &path) {
+                Err(whisper::WhisperError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    if !self.create(store, metric, &path) {
+                        return;
+                    }
+                    files.open(metric, &path)
                 }
-            }
-            let schema = store.rules.schema(metric);
-            let agg = store.rules.aggregation(metric);
-            let created = path
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .map_err(|e| e.to_string())
-                .and_then(|()| {
-                    whisper::create(
-                        &path,
-                        &schema.archives,
-                        agg.x_files_factor.unwrap_or(0.5),
-                        agg.method.unwrap_or(Aggregation::Average),
-                        store.allocation,
-                    )
-                    .map_err(|e| e.to_string())
-                });
-            match created {
-                Ok(()) => {
-                    c.creates.fetch_add(1, Ordering::Relaxed);
-                    log::debug!(
-                        "created {metric} (schema {}, aggregation {})",
-                        schema.name,
-                        agg.name
-                    );
-                }
-                Err(e) => {
-                    c.errors.fetch_add(1, Ordering::Relaxed);
-                    log::error!("cannot create {}: {e}", path.display());
-                    return;
-                }
+                other => other,
+            };
+            if let Err(e) = opened {
+                c.errors.fetch_add(1, Ordering::Relaxed);
+                log::error!("cannot open {}: {e}", path.display());
+                return;
             }
         }
         if let Some(b) = &self.updates {
@@ -314,7 +321,8 @@ impl Cache {
         let pts: Vec<(i64, f64)> = points.iter().map(|(t, v)| (*t as i64, *v)).collect();
         let start = Instant::now();
         let written = files
-            .get(metric, &path)
+            .get(metric)
+            .ok_or_else(|| whisper::WhisperError::InvalidConfiguration("no handle".into()))
             .and_then(|w| w.update_many(&pts, None));
         if written.is_err() {
             files.forget(metric);
@@ -338,6 +346,53 @@ impl Cache {
     }
 }
 
+impl Cache {
+    /// Creates the file of a new metric as the schemas say, within the
+    /// create rate; false (counted) when it may not or cannot be created.
+    fn create(&self, store: &Store, metric: &str, path: &std::path::Path) -> bool {
+        let c = &self.counters;
+        if let Some(b) = &self.creates {
+            if !lock(b).take() {
+                // As carbon: the points of a metric it may not create yet are dropped.
+                c.dropped_creates.fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+        }
+        let schema = store.rules.schema(metric);
+        let agg = store.rules.aggregation(metric);
+        let created = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                whisper::create(
+                    path,
+                    &schema.archives,
+                    agg.x_files_factor.unwrap_or(0.5),
+                    agg.method.unwrap_or(Aggregation::Average),
+                    store.allocation,
+                )
+                .map_err(|e| e.to_string())
+            });
+        match created {
+            Ok(()) => {
+                c.creates.fetch_add(1, Ordering::Relaxed);
+                log::debug!(
+                    "created {metric} (schema {}, aggregation {})",
+                    schema.name,
+                    agg.name
+                );
+                true
+            }
+            Err(e) => {
+                c.errors.fetch_add(1, Ordering::Relaxed);
+                log::error!("cannot create {}: {e}", path.display());
+                false
+            }
+        }
+    }
+}
+
 /// A stable partition of metric names among writers (FNV-1a).
 fn partition(metric: &str, parts: usize) -> usize {
     let h = metric.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -350,7 +405,7 @@ fn partition(metric: &str, parts: usize) -> usize {
 /// a header read and a close. Dropped wholesale every minute, so a file
 /// replaced behind carbyne's back (whisper-resize) is picked up.
 struct Handles {
-    open: HashMap<String, whisper::Whisper>,
+    open: HashMap<Box<str>, whisper::Whisper, Hasher>,
     max: usize,
     since: Instant,
 }
@@ -358,9 +413,17 @@ struct Handles {
 impl Handles {
     fn new(max: usize) -> Self {
         Handles {
-            open: HashMap::new(),
+            open: HashMap::default(),
             max,
             since: Instant::now(),
+        }
+    }
+
+    /// Closes every file once a minute.
+    fn renew(&mut self) {
+        if self.since.elapsed() >= Duration::from_secs(60) {
+            self.open.clear();
+            self.since = Instant::now();
         }
     }
 
@@ -372,26 +435,24 @@ impl Handles {
         self.open.remove(metric);
     }
 
-    fn get(&mut self, metric: &str, path: &std::path::Path) -> whisper::Result<&whisper::Whisper> {
-        if self.since.elapsed() >= Duration::from_secs(60) {
+    /// Opens `metric`'s file and keeps it, closing another when `max` are
+    /// open (with `max` 0, only the last one opened stays).
+    fn open(&mut self, metric: &str, path: &std::path::Path) -> whisper::Result<()> {
+        let w = whisper::Whisper::open(path, true)?;
+        if self.max == 0 {
             self.open.clear();
-            self.since = Instant::now();
-        }
-        if !self.open.contains_key(metric) {
-            let w = whisper::Whisper::open(path, true)?;
-            if self.max == 0 {
-                self.open.clear();
-            } else if self.open.len() >= self.max {
-                // Any one goes; the next pass reopens it if it is still busy.
-                if let Some(k) = self.open.keys().next().cloned() {
-                    self.open.remove(&k);
-                }
+        } else if self.open.len() >= self.max {
+            // Any one goes; the next pass reopens it if it is still busy.
+            if let Some(k) = self.open.keys().next().cloned() {
+                self.open.remove(&k);
             }
-            self.open.insert(metric.to_string(), w);
         }
-        self.open
-            .get(metric)
-            .ok_or_else(|| whisper::WhisperError::InvalidConfiguration("no handle".into()))
+        self.open.insert(metric.into(), w);
+        Ok(())
+    }
+
+    fn get(&self, metric: &str) -> Option<&whisper::Whisper> {
+        self.open.get(metric)
     }
 }
 
@@ -412,15 +473,15 @@ mod tests {
     fn sorted_takes_the_fullest_first_and_every_metric_once_a_pass() {
         let c = Cache::new(0, Strategy::Sorted, 0.0, 0.0);
         c.store(vec![
-            ("a".into(), 1.0, 1.0),
-            ("b".into(), 1.0, 1.0),
-            ("b".into(), 2.0, 1.0),
-            ("c".into(), 1.0, 1.0),
-            ("c".into(), 2.0, 1.0),
-            ("c".into(), 3.0, 1.0),
+            ("a", 1.0, 1.0),
+            ("b", 1.0, 1.0),
+            ("b", 2.0, 1.0),
+            ("c", 1.0, 1.0),
+            ("c", 2.0, 1.0),
+            ("c", 3.0, 1.0),
         ]);
         let order: Vec<String> =
-            std::iter::from_fn(|| c.drain_one(Duration::ZERO, 0, 1).map(|x| x.0)).collect();
+            std::iter::from_fn(|| c.drain_one(Duration::ZERO, 0, 1).map(|x| x.0.into())).collect();
         assert_eq!(order, ["c", "b", "a"]);
         assert_eq!(c.size(), (0, 0));
     }
@@ -433,9 +494,9 @@ mod tests {
         let now = whisper::unix_now() as f64;
         let t = now - now % 60.0 - 120.0;
         c.store(vec![
-            ("x.y".into(), t, 1.0),
-            ("x.y".into(), t - 60.0, 2.0),
-            ("x.y".into(), t, 3.0),
+            ("x.y", t, 1.0),
+            ("x.y", t - 60.0, 2.0),
+            ("x.y", t, 3.0),
         ]);
         c.close();
         c.writer(&store, 0, 1, 16);

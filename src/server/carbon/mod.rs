@@ -17,6 +17,7 @@ use crate::config::ConfigError;
 use crate::whisper::Allocation;
 use cache::{Cache, Store, Strategy};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -169,7 +170,7 @@ fn py_float(s: &str) -> Option<f64> {
 /// One line as carbon's line receiver reads it: `(name, timestamp, value)`,
 /// `None` for a NaN value (dropped silently, as carbon does), or why it is
 /// rejected.
-pub fn parse_line(line: &str, now: f64) -> Result<Option<(String, f64, f64)>, String> {
+pub fn parse_line(line: &str, now: f64) -> Result<Option<Parsed<'_>>, String> {
     let mut f = line.split_whitespace();
     let (Some(name), Some(value), Some(ts), None) = (f.next(), f.next(), f.next(), f.next()) else {
         return Err("not `name value timestamp`".into());
@@ -180,13 +181,12 @@ pub fn parse_line(line: &str, now: f64) -> Result<Option<(String, f64, f64)>, St
     accept(name, ts, value, now)
 }
 
+/// An accepted point: normalized name (borrowed from the line when it needs
+/// no change), timestamp, value.
+pub type Parsed<'a> = (Cow<'a, str>, f64, f64);
+
 /// carbon's `metricReceived`: a point as stored, `None` for a NaN value.
-fn accept(
-    name: &str,
-    mut ts: f64,
-    value: f64,
-    now: f64,
-) -> Result<Option<(String, f64, f64)>, String> {
+fn accept(name: &str, mut ts: f64, value: f64, now: f64) -> Result<Option<Parsed<'_>>, String> {
     if value.is_nan() {
         return Ok(None);
     }
@@ -230,7 +230,7 @@ struct Shared {
 
 impl Shared {
     /// Accepted points: to the relay, and to the cache when storing.
-    fn deliver(&self, batch: Vec<(String, f64, f64)>) {
+    fn deliver(&self, batch: Vec<Parsed<'_>>) {
         if let Some(r) = &self.relay {
             r.send(&batch);
         }
@@ -256,15 +256,27 @@ fn take_lines<'a>(s: &Shared, lines: impl Iterator<Item = &'a [u8]>) {
     let now = now_f64();
     let mut batch = Vec::new();
     for raw in lines {
-        let line = String::from_utf8_lossy(raw);
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        match parse_line(line, now) {
+        // Names stay borrowed from the buffer; a line that is not UTF-8 is
+        // read as Python reads it (replacement characters) and owned.
+        let parsed = match std::str::from_utf8(raw) {
+            Ok(line) => {
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                parse_line(line, now).map_err(|why| (why, line.to_string()))
+            }
+            Err(_) => {
+                let line = String::from_utf8_lossy(raw).trim().to_string();
+                parse_line(&line, now)
+                    .map(|p| p.map(|(n, t, v)| (Cow::Owned(n.into_owned()), t, v)))
+                    .map_err(|why| (why, line.clone()))
+            }
+        };
+        match parsed {
             Ok(Some(p)) => batch.push(p),
             Ok(None) => {}
-            Err(why) => s.rejects.note(&s.cache, line, &why),
+            Err((why, line)) => s.rejects.note(&s.cache, &line, &why),
         }
     }
     s.deliver(batch);
@@ -395,11 +407,11 @@ fn pickle_connection(mut stream: std::net::TcpStream, s: Arc<Shared>) {
         }
         let now = now_f64();
         let mut batch = Vec::with_capacity(points.len());
-        for (name, ts, value) in points {
-            match accept(&name, ts, value, now) {
+        for (name, ts, value) in &points {
+            match accept(name, *ts, *value, now) {
                 Ok(Some(p)) => batch.push(p),
                 Ok(None) => {}
-                Err(why) => s.rejects.note(&s.cache, &name, &why),
+                Err(why) => s.rejects.note(&s.cache, name, &why),
             }
         }
         s.deliver(batch);
@@ -495,7 +507,7 @@ fn self_metrics(s: &Shared, prefix: &str) {
     let now = now_f64();
     s.deliver(
         out.into_iter()
-            .map(|(k, v)| (format!("{prefix}.{k}"), now, v))
+            .map(|(k, v)| (Cow::Owned(format!("{prefix}.{k}")), now, v))
             .collect(),
     );
 }
@@ -684,6 +696,10 @@ mod tests {
             parse_line("a.b 1.5 1700000000", now),
             Ok(Some(("a.b".into(), 1_700_000_000.0, 1.5)))
         );
+        assert!(matches!(
+            parse_line("a.b 1 1", now),
+            Ok(Some((Cow::Borrowed(_), _, _)))
+        ));
         assert_eq!(
             parse_line("  a.b\t2  -1  ", now),
             Ok(Some(("a.b".into(), now, 2.0)))

@@ -6,6 +6,7 @@
 //! rejected.
 
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// Longest name accepted, in bytes.
@@ -35,14 +36,20 @@ pub enum BadName {
 /// carbon's `TaggedSeries.parse(...).path`: `name;a=1;b=2` with the tags
 /// sorted; a plain name as it is. Checked so that it maps to a path inside
 /// the storage directory.
-pub fn normalize(metric: &str) -> Result<String, BadName> {
+pub fn normalize(metric: &str) -> Result<Cow<'_, str>, BadName> {
     if metric.is_empty() {
         return Err(BadName::Empty);
     }
     if metric.len() > MAX_NAME {
         return Err(BadName::TooLong);
     }
-    if metric.chars().any(char::is_control) {
+    // Control characters: C0, DEL, and C1 (U+0080..U+009F, 0xC2 0x80..0x9F in UTF-8).
+    let b = metric.as_bytes();
+    if b.iter().enumerate().any(|(i, &c)| {
+        c < 0x20
+            || c == 0x7f
+            || (c == 0xc2 && b.get(i + 1).is_some_and(|n| (0x80..0xa0).contains(n)))
+    }) {
         return Err(BadName::Control);
     }
     let mut parts = metric.split(';');
@@ -50,7 +57,7 @@ pub fn normalize(metric: &str) -> Result<String, BadName> {
     let tagged = metric.contains(';');
     if !tagged {
         check_plain(name)?;
-        return Ok(metric.to_string());
+        return Ok(Cow::Borrowed(metric));
     }
     // carbon: the name becomes the `name` tag, without leading '~'.
     let name = name.trim_start_matches('~');
@@ -77,7 +84,7 @@ pub fn normalize(metric: &str) -> Result<String, BadName> {
     }
     let mut segs: Vec<String> = tags.iter().map(|(t, v)| format!(";{t}={v}")).collect();
     segs.sort();
-    Ok(format!("{name}{}", segs.concat()))
+    Ok(Cow::Owned(format!("{name}{}", segs.concat())))
 }
 
 fn check_plain(name: &str) -> Result<(), BadName> {
@@ -144,6 +151,8 @@ mod tests {
             "a/b",
             "../x",
             "a.\u{0}b",
+            "a.\u{85}b",
+            "a\u{7f}",
             "x;novalue",
             "x;=1",
             "x;a=",

@@ -283,13 +283,13 @@ impl Relay {
     }
 
     /// Queues each point for its destinations.
-    pub fn send(&self, points: &[Point]) {
+    pub fn send(&self, points: &[super::Parsed<'_>]) {
         let mut to = Vec::new();
         let mut per: Vec<Vec<Point>> = vec![Vec::new(); self.outboxes.len()];
-        for p in points {
-            self.route(&p.0, &mut to);
+        for (name, ts, value) in points {
+            self.route(name, &mut to);
             for &i in &to {
-                per[i].push(p.clone());
+                per[i].push((name.to_string(), *ts, *value));
             }
         }
         for (o, batch) in self.outboxes.iter().zip(per) {
