@@ -5,7 +5,8 @@
 //!
 //! Run: `cargo bench --bench carbon` (needs carbon 1.1.10 from PyPI, which
 //! `tests/run.sh` installs). Without `--bench` (as `cargo test` runs it) a
-//! small smoke run of carbyne only.
+//! small smoke run of carbyne only. `cargo bench --bench carbon -- carbyne`
+//! runs only the servers whose name holds `carbyne`.
 
 mod common;
 
@@ -102,9 +103,9 @@ fn start(which: &str, dir: &Path) -> Server {
     }
 }
 
-/// Sends `rounds` points to each of `metrics` names over one connection.
-fn send(port: u16, metrics: usize, rounds: usize, ts0: i64) {
-    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+/// `rounds` points for each of `metrics` names, as one connection sends
+/// them: every metric once per round, the rounds a minute apart.
+fn payload(metrics: usize, rounds: usize, ts0: i64) -> Vec<u8> {
     let mut buf = String::new();
     for r in 0..rounds {
         for m in 0..metrics {
@@ -113,13 +114,14 @@ fn send(port: u16, metrics: usize, rounds: usize, ts0: i64) {
                 m % 100,
                 ts0 + 60 * r as i64
             ));
-            if buf.len() > 1 << 20 {
-                c.write_all(buf.as_bytes()).expect("send");
-                buf.clear();
-            }
         }
     }
-    c.write_all(buf.as_bytes()).expect("send");
+    buf.into_bytes()
+}
+
+fn send(port: u16, payload: &[u8]) {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.write_all(payload).expect("send");
 }
 
 /// Waits until the server has used no CPU for a second (its writers are idle).
@@ -128,7 +130,7 @@ fn idle(pid: u32, limit: Duration) -> Instant {
     let mut last = common::cpu_ticks(pid);
     let mut since = Instant::now();
     loop {
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(Duration::from_millis(50));
         let now = common::cpu_ticks(pid);
         if now != last {
             last = now;
@@ -156,7 +158,7 @@ fn check(storage: &Path, metrics: usize, value: f64) {
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cases: Vec<(usize, usize)> = if common::full() {
-        vec![(10_000, 30), (100_000, 5)]
+        vec![(10_000, 500), (100_000, 50)]
     } else {
         vec![(500, 3)]
     };
@@ -172,6 +174,14 @@ fn main() {
             "carbon-cache 1.1.10",
         ] {
             let ours = which.starts_with("carbyne");
+            // `cargo bench --bench carbon -- <text>`: only the servers named so.
+            let only: Vec<String> = std::env::args()
+                .skip(1)
+                .filter(|a| !a.starts_with('-'))
+                .collect();
+            if !only.is_empty() && !only.iter().any(|o| which.contains(o.as_str())) {
+                continue;
+            }
             if (!ours && !have_carbon) || (!common::full() && which != "carbyne, writers 1") {
                 continue;
             }
@@ -179,10 +189,11 @@ fn main() {
             let pid = s.child.id();
             // The files first (not measured); then `rounds` more points each.
             let ts0 = carbyne::whisper::unix_now() / 60 * 60 - 60 * (rounds as i64 + 2);
-            send(s.port, metrics, 1, ts0 - 60);
+            send(s.port, &payload(metrics, 1, ts0 - 60));
             idle(pid, Duration::from_secs(1800));
+            let data = payload(metrics, rounds, ts0);
             let start = Instant::now();
-            send(s.port, metrics, rounds, ts0);
+            send(s.port, &data);
             let done = idle(pid, Duration::from_secs(1800));
             let secs = done.duration_since(start).as_secs_f64().max(1e-3);
             check(&s.storage, metrics, (rounds - 1) as f64);
