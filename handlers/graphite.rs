@@ -4,11 +4,19 @@
 //!
 //! While the server cannot be reached, samples wait in the handler's bounded
 //! queue (`max_queue`); nothing blocks collection.
+//!
+//! With `destinations` (`host:port[:instance]`, carbon's form) the handler
+//! writes into a carbon cluster as carbon-relay would: each sample goes to
+//! the destinations carbon's consistent-hash ring gives its name, so it
+//! lands on the same carbon-cache as the cluster's own relays send it to.
+//! Each destination has its own queue and connection: one that is down
+//! holds only its own samples.
 
 use super::transport::{run_lines, Link, Proto};
 use super::{Delivery, DeliveryError};
 use crate::config::ConfigError;
 use crate::sample::Sample;
+use crate::server::carbon::ring::{Destination, Ring};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -30,6 +38,16 @@ pub struct GraphiteConfig {
     pub max_queue: usize,
     /// Longest wait between reconnection attempts, in seconds.
     pub max_backoff: f64,
+    /// Several carbon servers, `host:port[:instance]`, instead of
+    /// `host`/`port`; each sample goes where `method` says.
+    pub destinations: Vec<String>,
+    /// How samples are spread over `destinations`: "consistent-hashing"
+    /// (carbon's ring; the port takes no part in placement).
+    pub method: String,
+    /// Destinations each sample goes to (carbon's REPLICATION_FACTOR).
+    pub replication_factor: usize,
+    /// Replicas only on distinct hosts (carbon's DIVERSE_REPLICAS).
+    pub diverse_replicas: bool,
 }
 
 impl Default for GraphiteConfig {
@@ -42,6 +60,10 @@ impl Default for GraphiteConfig {
             batch: 500,
             max_queue: 100_000,
             max_backoff: 30.0,
+            destinations: Vec::new(),
+            method: "consistent-hashing".into(),
+            replication_factor: 1,
+            diverse_replicas: true,
         }
     }
 }
@@ -68,13 +90,51 @@ impl GraphiteConfig {
                 "must be at least 1",
             ));
         }
+        if self.method != "consistent-hashing" {
+            return Err(ConfigError::new(
+                format!("{key}.method"),
+                format!("{:?}: must be \"consistent-hashing\"", self.method),
+            ));
+        }
+        if self.replication_factor == 0 {
+            return Err(ConfigError::new(
+                format!("{key}.replication_factor"),
+                "must be at least 1",
+            ));
+        }
+        let dests = self.parsed_destinations(key)?;
+        for (i, d) in dests.iter().enumerate() {
+            if dests[..i]
+                .iter()
+                .any(|o| o.server == d.server && o.port == d.port)
+            {
+                return Err(ConfigError::new(
+                    format!("{key}.destinations"),
+                    format!("{}:{} is listed twice", d.server, d.port),
+                ));
+            }
+        }
         Ok(())
     }
 
-    fn link(&self) -> Link {
+    fn parsed_destinations(&self, key: &str) -> Result<Vec<Destination>, ConfigError> {
+        self.destinations
+            .iter()
+            .map(|s| {
+                Destination::parse(s)
+                    .and_then(|d| match d.port {
+                        0 => Err(format!("{s:?}: port must be 1 to 65535")),
+                        _ => Ok(d),
+                    })
+                    .map_err(|e| ConfigError::new(format!("{key}.destinations"), e))
+            })
+            .collect()
+    }
+
+    fn link(&self, host: &str, port: u16) -> Link {
         Link {
-            host: self.host.clone(),
-            port: self.port,
+            host: host.to_string(),
+            port,
             proto: self.proto,
             timeout: Duration::from_secs_f64(self.timeout),
             batch: self.batch,
@@ -88,5 +148,120 @@ impl GraphiteConfig {
 
 /// The handler task.
 pub async fn run(d: Delivery, cfg: GraphiteConfig) -> Result<(), DeliveryError> {
-    run_lines(d, cfg.link(), Sample::write_plaintext).await
+    if cfg.destinations.is_empty() {
+        return run_lines(d, cfg.link(&cfg.host, cfg.port), Sample::write_plaintext).await;
+    }
+    let dests = cfg
+        .parsed_destinations("destinations")
+        .map_err(|e| DeliveryError(format!("{}: {e}", d.name)))?;
+    let ring = Ring::new(dests.clone(), cfg.replication_factor, cfg.diverse_replicas);
+    spread(d, &cfg, &dests, |name| ring.place(name)).await
+}
+
+/// Hands each sample from the handler's queue to the queue of every
+/// destination `place` gives its name, each destination sending on its own
+/// connection; at the stop, hands over the rest, then lets each deliver by
+/// the deadline.
+async fn spread(
+    mut d: Delivery,
+    cfg: &GraphiteConfig,
+    dests: &[Destination],
+    place: impl Fn(&str) -> Vec<usize>,
+) -> Result<(), DeliveryError> {
+    let mut parts = Vec::new();
+    for dest in dests {
+        let (part, stop) = d.part(cfg.max_queue);
+        let queue = part.queue.clone();
+        let task = tokio::spawn(run_lines(
+            part,
+            cfg.link(&dest.server, dest.port),
+            Sample::write_plaintext,
+        ));
+        parts.push((queue, stop, task));
+    }
+    loop {
+        let batch = d.queue.take(cfg.batch.max(1000));
+        if batch.is_empty() {
+            if d.deadline().is_some() {
+                break;
+            }
+            d.wait_for_work().await;
+            continue;
+        }
+        let mut per: Vec<Vec<Sample>> = vec![Vec::new(); parts.len()];
+        for s in batch {
+            let to = place(&s.name);
+            if let Some((&last, rest)) = to.split_last() {
+                for &i in rest {
+                    per[i].push(s.clone());
+                }
+                per[last].push(s);
+            }
+        }
+        for ((queue, _, _), samples) in parts.iter().zip(per) {
+            if !samples.is_empty() {
+                queue.push(samples);
+            }
+        }
+    }
+    let deadline = d.deadline();
+    let mut failures = Vec::new();
+    for (_, stop, task) in parts {
+        let _ = stop.send(deadline);
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(e.0),
+            Err(e) => failures.push(format!("{}: task failed: {e}", d.name)),
+        }
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(DeliveryError(failures.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(destinations: &[&str]) -> GraphiteConfig {
+        GraphiteConfig {
+            destinations: destinations.iter().map(|s| s.to_string()).collect(),
+            ..GraphiteConfig::default()
+        }
+    }
+
+    #[test]
+    fn destinations_are_checked_as_carbon_reads_them() {
+        assert!(with(&["10.0.0.1:2003:a", "10.0.0.2:2003"])
+            .validate("handlers.g")
+            .is_ok());
+        for (bad, why) in [
+            (vec!["10.0.0.1"], "host:port"),
+            (vec!["10.0.0.1:x"], "not a port"),
+            (vec!["10.0.0.1:0"], "1 to 65535"),
+            (vec!["a:2003:x", "a:2003:y"], "listed twice"),
+        ] {
+            let err = with(&bad).validate("handlers.g").expect_err("invalid");
+            assert_eq!(
+                err.key.as_deref(),
+                Some("handlers.g.destinations"),
+                "{bad:?}"
+            );
+            assert!(err.to_string().contains(why), "{err}");
+        }
+        let mut c = with(&["a:2003"]);
+        c.method = "rules".into();
+        assert_eq!(
+            c.validate("handlers.g").expect_err("method").key.as_deref(),
+            Some("handlers.g.method")
+        );
+        c.method = "consistent-hashing".into();
+        c.replication_factor = 0;
+        assert_eq!(
+            c.validate("handlers.g").expect_err("factor").key.as_deref(),
+            Some("handlers.g.replication_factor")
+        );
+    }
 }

@@ -195,16 +195,26 @@ pub struct Queue {
     items: Mutex<VecDeque<Sample>>,
     capacity: usize,
     notify: Notify,
-    pub stats: Stats,
+    /// Shared by the queues of one handler that has several (one per
+    /// destination), so the handler's counters cover them all.
+    pub stats: Arc<Stats>,
+    /// Those other queues, counted in this one's snapshot.
+    parts: Mutex<Vec<std::sync::Weak<Queue>>>,
 }
 
 impl Queue {
     pub fn new(capacity: usize) -> Arc<Self> {
+        Self::counting_into(capacity, Arc::default())
+    }
+
+    /// A queue whose counters are `stats`.
+    pub fn counting_into(capacity: usize, stats: Arc<Stats>) -> Arc<Self> {
         Arc::new(Queue {
             items: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
             notify: Notify::new(),
-            stats: Stats::default(),
+            stats,
+            parts: Mutex::new(Vec::new()),
         })
     }
 
@@ -310,6 +320,27 @@ impl Delivery {
             _ = tokio::time::sleep_until(until) => {}
             _ = self.stop.changed() => {}
         }
+    }
+
+    /// A delivery for one part of this handler's work (one destination of
+    /// several): its own bounded queue, counting into this handler's
+    /// counters, and its own stop signal, which the caller sends once it
+    /// has handed over everything.
+    pub fn part(&self, capacity: usize) -> (Delivery, watch::Sender<Option<Instant>>) {
+        let (stop, rx) = watch::channel(None);
+        let queue = Queue::counting_into(capacity, self.queue.stats.clone());
+        self.queue
+            .parts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::downgrade(&queue));
+        let d = Delivery {
+            name: self.name.clone(),
+            queue,
+            stop: rx,
+            failing: AtomicBool::new(false),
+        };
+        (d, stop)
     }
 
     /// Records a failed attempt: logged once per failure streak, always counted.
@@ -513,12 +544,22 @@ pub struct StatsSnapshot {
 }
 
 impl Queue {
+    /// The counters, and the samples held here and in the handler's other
+    /// queues.
     pub fn snapshot(&self) -> StatsSnapshot {
+        let parts: usize = self
+            .parts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .map(|q| q.len())
+            .sum();
         StatsSnapshot {
             sent: self.stats.sent.load(Ordering::Relaxed),
             dropped: self.stats.dropped.load(Ordering::Relaxed),
             errors: self.stats.errors.load(Ordering::Relaxed),
-            queue: self.len() as u64,
+            queue: (self.len() + parts) as u64,
             oversize: self.stats.oversize.load(Ordering::Relaxed),
         }
     }

@@ -374,3 +374,68 @@ fn sighup_reloads_the_config_and_keeps_what_is_queued() {
         "still running after the broken config: {load:?}"
     );
 }
+
+/// Graphite `destinations` with one carbon down: the live one gets every
+/// name the ring gives it, at once; the dead one's samples are held, and
+/// `--once` names it when they cannot be delivered.
+#[test]
+fn a_dead_destination_does_not_hold_up_a_live_one() {
+    use carbyne::server::carbon::ring::{Destination, Ring};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let live = listener.local_addr().expect("addr").port();
+    let dead = free_port();
+    let dests = [format!("127.0.0.1:{live}:a"), format!("127.0.0.1:{dead}:b")];
+    let cfg = config_dir(
+        dir.path(),
+        "proc/t0",
+        &format!(
+            "flush_timeout = 1\nself_metrics = false\n\
+             [handlers.graphite]\ndestinations = {dests:?}\n"
+        ),
+    );
+    let out = run(&["agent", "--once", "--config", cfg.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("graphite 127.0.0.1:{dead}: connection refused")),
+        "{err}"
+    );
+    assert!(!err.contains(&format!("127.0.0.1:{live}")), "{err}");
+    let ring = Ring::new(
+        dests
+            .iter()
+            .map(|d| Destination::parse(d).expect("destination"))
+            .collect(),
+        1,
+        true,
+    );
+    // What the ring gives the live one: the names a dry run of the same
+    // config (with fresh state) prints, placed.
+    let dry_dir = tempfile::tempdir().expect("tempdir");
+    let dry_cfg = config_dir(
+        dry_dir.path(),
+        "proc/t0",
+        &format!("self_metrics = false\n[handlers.graphite]\ndestinations = {dests:?}\n"),
+    );
+    let dry = run(&[
+        "agent",
+        "--once",
+        "--dry-run",
+        "--config",
+        dry_cfg.to_str().expect("path"),
+    ]);
+    let want: BTreeSet<String> = parse_lines(&String::from_utf8_lossy(&dry.stdout))
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .filter(|n| ring.destinations(n)[0].port == live)
+        .collect();
+    assert!(!want.is_empty());
+    let text = receive(listener, Duration::from_secs(10), |t| {
+        let whole = &t[..t.rfind('\n').map_or(0, |i| i + 1)];
+        let got: BTreeSet<String> = parse_lines(whole).into_iter().map(|(n, _, _)| n).collect();
+        got == want
+    });
+    let got: BTreeSet<String> = parse_lines(&text).into_iter().map(|(n, _, _)| n).collect();
+    assert_eq!(got, want);
+}

@@ -730,3 +730,82 @@ fn relay_forwards_to_real_carbon_caches() {
         }
     }
 }
+
+/// The agent's Graphite handler with `destinations`: `agent --once` writes
+/// straight into two real carbon-caches, each name into the one carbon's
+/// ring picks (the port takes no part in it, so line ports place as the
+/// caches' pickle ports would), and only there.
+#[test]
+fn agent_graphite_ring_writes_into_two_real_carbon_caches() {
+    use carbyne::server::carbon::ring::{Destination, Ring};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(&conf).expect("conf");
+    let (sa, sb) = (dir.path().join("a"), dir.path().join("b"));
+    let (_a, la, _) = start_carbon_cache(&conf, &sa);
+    let (_b, lb, _) = start_carbon_cache(&conf, &sb);
+    let dests = [format!("127.0.0.1:{la}:a"), format!("127.0.0.1:{lb}:b")];
+    // Two agents of the same config, each with its own (fresh) state: one
+    // sends, the other's dry run prints what that one sent.
+    let config = |sub: &str| {
+        let agent = dir.path().join(sub);
+        std::fs::create_dir_all(&agent).expect("agent dir");
+        config_dir(
+            &agent,
+            "proc/t0",
+            &format!(
+                "self_metrics = false\n[handlers.graphite]\ndestinations = {dests:?}\n\
+                 method = \"consistent-hashing\"\n"
+            ),
+        )
+    };
+    let (cfg, dry_cfg) = (config("agent"), config("dry"));
+    let out = run(&["agent", "--once", "--config", cfg.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dry = run(&[
+        "agent",
+        "--once",
+        "--dry-run",
+        "--config",
+        dry_cfg.to_str().expect("path"),
+    ]);
+    let names: BTreeSet<String> = parse_lines(&String::from_utf8_lossy(&dry.stdout))
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .collect();
+    assert!(names.len() > 20, "{names:?}");
+    let ring = Ring::new(
+        dests
+            .iter()
+            .map(|d| Destination::parse(d).expect("destination"))
+            .collect(),
+        1,
+        true,
+    );
+    // Each cache writes in its own time: wait until every file is there.
+    let start = Instant::now();
+    let mut placed = (0, 0);
+    for name in &names {
+        let file = PathBuf::from(format!("{}.wsp", name.replace('.', "/")));
+        let on_a = ring.destinations(name)[0].port == la;
+        let (want, other) = if on_a { (&sa, &sb) } else { (&sb, &sa) };
+        while !want.join(&file).exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{name} never reached its cache"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(!other.join(&file).exists(), "{name} on both caches");
+        if on_a {
+            placed.0 += 1;
+        } else {
+            placed.1 += 1;
+        }
+    }
+    assert!(placed.0 > 0 && placed.1 > 0, "{placed:?}");
+}

@@ -52,7 +52,8 @@ pub struct CarbonServerConfig {
     pub cache_write_strategy: Strategy,
     /// Writer threads (each metric always goes to the same one).
     pub writers: usize,
-    /// Whisper files each writer keeps open between updates (0: none).
+    /// Whisper files each writer keeps open between updates (0: none),
+    /// within the process's open file limit.
     pub open_files: usize,
     /// "sparse", "fallocate" or "zeroed" new files (carbon's WHISPER_SPARSE_CREATE...).
     pub create: String,
@@ -85,7 +86,7 @@ impl Default for CarbonServerConfig {
             max_creates_per_minute: 0.0,
             cache_write_strategy: Strategy::Sorted,
             writers: 1,
-            open_files: 10_000,
+            open_files: 100_000,
             create: "zeroed".into(),
             max_connections: 1024,
             carbon_metric_prefix: "carbon".into(),

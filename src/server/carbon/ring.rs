@@ -141,13 +141,22 @@ impl Ring {
     /// Where `metric` goes: `replication_factor` destinations, on distinct
     /// servers when `diverse_replicas` (carbon's defaults: 1, true).
     pub fn destinations(&self, metric: &str) -> Vec<&Destination> {
-        let mut out: Vec<&Destination> = Vec::new();
+        self.place(metric)
+            .into_iter()
+            .map(|i| &self.nodes[i])
+            .collect()
+    }
+
+    /// Where `metric` goes, as indices into the destinations the ring was
+    /// made from.
+    pub fn place(&self, metric: &str) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
         for i in self.nodes(metric) {
-            let d = &self.nodes[i];
-            if self.diverse_replicas && out.iter().any(|o| o.server == d.server) {
+            let server = &self.nodes[i].server;
+            if self.diverse_replicas && out.iter().any(|&o| self.nodes[o].server == *server) {
                 continue;
             }
-            out.push(d);
+            out.push(i);
             if out.len() >= self.replication_factor {
                 break;
             }
