@@ -51,7 +51,7 @@ fn start(which: &str, dir: &Path) -> Server {
             ),
         )
         .expect("config");
-        limited(env!("CARGO_BIN_EXE_carbyne"))
+        Command::new(env!("CARGO_BIN_EXE_carbyne"))
             .args(["server", "--config"])
             .arg(home.join("carbyne.toml"))
             .env("RUST_LOG", "info")
@@ -86,7 +86,7 @@ fn start(which: &str, dir: &Path) -> Server {
         )
         .expect("carbon.conf");
         // Without a daemon, carbon-cache logs to stdout.
-        limited(&exe.to_string_lossy())
+        Command::new(exe)
             .arg(format!("--config={}", home.join("carbon.conf").display()))
             .args(["--nodaemon", "start"])
             .stdout(std::fs::File::create(home.join("log")).expect("log"))
@@ -100,23 +100,6 @@ fn start(which: &str, dir: &Path) -> Server {
         port,
         storage,
         home,
-    }
-}
-
-/// `program`, under the open file limit systemd gives a service by default
-/// (1024, raisable to 524288) when `prlimit` may set it.
-fn limited(program: &str) -> Command {
-    const LIMIT: &str = "--nofile=1024:524288";
-    let prlimit = Command::new("prlimit")
-        .args([LIMIT, "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if prlimit {
-        let mut c = Command::new("prlimit");
-        c.args([LIMIT, program]);
-        c
-    } else {
-        Command::new(program)
     }
 }
 
