@@ -45,11 +45,18 @@ type Hasher = foldhash::fast::RandomState;
 /// A metric's cached `(timestamp, value)` points, in arrival order.
 type Points = Vec<(f64, f64)>;
 
-struct Inner {
+/// One writer's share of the cache: the metrics only it writes.
+#[derive(Default)]
+struct Part {
     points: HashMap<Box<str>, Points, Hasher>,
+    /// Metrics left in the writer's current sorted pass.
+    pass: Vec<Box<str>>,
+}
+
+struct Inner {
+    /// One per writer; a metric lives in the part `partition` gives it.
+    parts: Vec<Part>,
     size: usize,
-    /// Metrics left in each writer's current sorted pass.
-    pass: Vec<Vec<Box<str>>>,
     /// Writers waiting for points, receivers waiting for room: a condition
     /// variable is signalled only when someone waits on it (a signal is a
     /// system call).
@@ -133,13 +140,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Cache {
     /// `max_size` points (0: unlimited); updates per second and creates per
-    /// minute (0: unlimited).
-    pub fn new(max_size: usize, strategy: Strategy, updates: f64, creates: f64) -> Self {
+    /// minute (0: unlimited); `writers` writer threads, each with its share
+    /// of the metrics.
+    pub fn new(
+        max_size: usize,
+        strategy: Strategy,
+        updates: f64,
+        creates: f64,
+        writers: usize,
+    ) -> Self {
         Cache {
             inner: Mutex::new(Inner {
-                points: HashMap::default(),
+                parts: (0..writers.max(1)).map(|_| Part::default()).collect(),
                 size: 0,
-                pass: Vec::new(),
                 idle_writers: 0,
                 blocked_receivers: 0,
             }),
@@ -157,7 +170,7 @@ impl Cache {
     /// Points held, and metrics holding them.
     pub fn size(&self) -> (usize, usize) {
         let i = lock(&self.inner);
-        (i.size, i.points.len())
+        (i.size, i.parts.iter().map(|p| p.points.len()).sum())
     }
 
     /// Adds points; while the cache is full, waits for the writers (carbon
@@ -180,12 +193,14 @@ impl Cache {
                 .0;
             i.blocked_receivers -= 1;
         }
+        let parts = i.parts.len();
         for (metric, ts, value) in batch {
-            match i.points.get_mut(metric.as_ref()) {
+            let part = &mut i.parts[partition(metric.as_ref(), parts)];
+            match part.points.get_mut(metric.as_ref()) {
                 Some(points) => points.push((ts, value)),
                 None => {
                     let key = metric.into().into_boxed_str();
-                    i.points.insert(key, vec![(ts, value)]);
+                    part.points.insert(key, vec![(ts, value)]);
                 }
             }
             i.size += 1;
@@ -197,13 +212,12 @@ impl Cache {
         }
     }
 
-    /// Takes the next metric of writer `part` (of `parts`) and its points,
-    /// as the strategy says; waits up to `wait` for one. Each metric belongs
-    /// to one writer, so no two write one file at once.
-    fn drain_one(&self, wait: Duration, part: usize, parts: usize) -> Option<(Box<str>, Points)> {
-        let mine = |m: &str| parts <= 1 || partition(m, parts) == part;
+    /// Takes the next metric of writer `part` and its points, as the
+    /// strategy says; waits up to `wait` for one. Each metric belongs to one
+    /// writer, so no two write one file at once.
+    fn drain_one(&self, wait: Duration, part: usize) -> Option<(Box<str>, Points)> {
         let mut i = lock(&self.inner);
-        if i.points.is_empty() && !wait.is_zero() {
+        if i.parts[part].points.is_empty() && !wait.is_zero() {
             i.idle_writers += 1;
             i = self
                 .arrived
@@ -212,38 +226,30 @@ impl Cache {
                 .0;
             i.idle_writers -= 1;
         }
+        let p = &mut i.parts[part];
         let metric = match self.strategy {
-            Strategy::Naive => i.points.keys().find(|k| mine(k)).cloned(),
-            Strategy::Max => i
+            Strategy::Naive => p.points.keys().next().cloned(),
+            Strategy::Max => p
                 .points
                 .iter()
-                .filter(|(k, _)| mine(k))
                 .max_by_key(|(_, v)| v.len())
                 .map(|(k, _)| k.clone()),
             Strategy::Sorted => loop {
-                if i.pass.len() <= part {
-                    i.pass.resize(part + 1, Vec::new());
-                }
-                if i.pass[part].is_empty() {
-                    let mut counts: Vec<(usize, &Box<str>)> = i
-                        .points
-                        .iter()
-                        .filter(|(k, _)| mine(k))
-                        .map(|(k, v)| (v.len(), k))
-                        .collect();
+                if p.pass.is_empty() {
+                    let mut counts: Vec<(usize, &Box<str>)> =
+                        p.points.iter().map(|(k, v)| (v.len(), k)).collect();
                     // Fewest first: popped from the end, the most points go first.
                     counts.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)));
-                    let pass: Vec<Box<str>> = counts.into_iter().map(|(_, k)| k.clone()).collect();
-                    i.pass[part] = pass;
+                    p.pass = counts.into_iter().map(|(_, k)| k.clone()).collect();
                 }
-                match i.pass[part].pop() {
+                match p.pass.pop() {
                     None => break None,
-                    Some(m) if i.points.contains_key(&m) => break Some(m),
+                    Some(m) if p.points.contains_key(&m) => break Some(m),
                     Some(_) => {}
                 }
             },
         }?;
-        let points = i.points.remove(&metric)?;
+        let points = p.points.remove(&metric)?;
         i.size -= points.len();
         let wake = i.blocked_receivers > 0;
         drop(i);
@@ -260,13 +266,13 @@ impl Cache {
         self.room.notify_all();
     }
 
-    /// Writer `part` of `parts`: drains its metrics into whisper files until
-    /// closed and empty, keeping up to `open_files` files open.
-    pub fn writer(&self, store: &Store, part: usize, parts: usize, open_files: usize) {
+    /// Writer `part`: drains its metrics into whisper files until closed
+    /// and empty, keeping up to `open_files` files open.
+    pub fn writer(&self, store: &Store, part: usize, open_files: usize) {
         let mut files = Handles::new(open_files);
         loop {
             let closing = self.closing.load(Ordering::Relaxed);
-            match self.drain_one(Duration::from_millis(200), part, parts) {
+            match self.drain_one(Duration::from_millis(200), part) {
                 Some((metric, points)) => self.write(store, &mut files, metric, points, closing),
                 None if closing => return,
                 None => {}
@@ -395,6 +401,9 @@ impl Cache {
 
 /// A stable partition of metric names among writers (FNV-1a).
 fn partition(metric: &str, parts: usize) -> usize {
+    if parts <= 1 {
+        return 0;
+    }
     let h = metric.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
@@ -471,7 +480,7 @@ mod tests {
 
     #[test]
     fn sorted_takes_the_fullest_first_and_every_metric_once_a_pass() {
-        let c = Cache::new(0, Strategy::Sorted, 0.0, 0.0);
+        let c = Cache::new(0, Strategy::Sorted, 0.0, 0.0, 1);
         c.store(vec![
             ("a", 1.0, 1.0),
             ("b", 1.0, 1.0),
@@ -481,16 +490,36 @@ mod tests {
             ("c", 3.0, 1.0),
         ]);
         let order: Vec<String> =
-            std::iter::from_fn(|| c.drain_one(Duration::ZERO, 0, 1).map(|x| x.0.into())).collect();
+            std::iter::from_fn(|| c.drain_one(Duration::ZERO, 0).map(|x| x.0.into())).collect();
         assert_eq!(order, ["c", "b", "a"]);
         assert_eq!(c.size(), (0, 0));
+    }
+
+    #[test]
+    fn each_writer_takes_only_its_share_and_waits_when_it_has_none() {
+        let c = Cache::new(0, Strategy::Sorted, 0.0, 0.0, 2);
+        let names: Vec<String> = (0..40).map(|i| format!("m.{i}")).collect();
+        c.store(names.iter().map(|n| (n.as_str(), 1.0, 1.0)).collect());
+        for part in 0..2 {
+            let got: Vec<Box<str>> =
+                std::iter::from_fn(|| c.drain_one(Duration::ZERO, part).map(|x| x.0)).collect();
+            assert!(!got.is_empty());
+            assert!(got.iter().all(|m| partition(m, 2) == part));
+        }
+        assert_eq!(c.size(), (0, 0));
+        // Points only for the other writer: this one waits (no busy loop).
+        let other = names.iter().find(|n| partition(n, 2) == 1).expect("name");
+        c.store(vec![(other.as_str(), 1.0, 1.0)]);
+        let start = Instant::now();
+        assert!(c.drain_one(Duration::from_millis(100), 0).is_none());
+        assert!(start.elapsed() >= Duration::from_millis(90));
     }
 
     #[test]
     fn duplicates_keep_the_last_value_and_points_go_in_time_order() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store(&dir, Allocation::Zeroed);
-        let c = Cache::new(0, Strategy::Max, 0.0, 0.0);
+        let c = Cache::new(0, Strategy::Max, 0.0, 0.0, 1);
         let now = whisper::unix_now() as f64;
         let t = now - now % 60.0 - 120.0;
         c.store(vec![
@@ -499,7 +528,7 @@ mod tests {
             ("x.y", t, 3.0),
         ]);
         c.close();
-        c.writer(&store, 0, 1, 16);
+        c.writer(&store, 0, 16);
         let w = whisper::Whisper::open(&dir.path().join("x/y.wsp"), false).expect("open");
         let s = w
             .fetch(t as i64 - 120, Some(t as i64 + 1), None, None)
@@ -515,11 +544,11 @@ mod tests {
     fn creates_past_the_limit_are_dropped_and_counted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store(&dir, Allocation::Sparse);
-        let c = Cache::new(0, Strategy::Sorted, 0.0, 2.0);
+        let c = Cache::new(0, Strategy::Sorted, 0.0, 2.0, 1);
         let now = whisper::unix_now() as f64;
         c.store((0..5).map(|i| (format!("m{i}"), now - 60.0, 1.0)).collect());
         c.close();
-        c.writer(&store, 0, 1, 16);
+        c.writer(&store, 0, 16);
         assert_eq!(c.counters.creates.load(Ordering::Relaxed), 2);
         assert_eq!(c.counters.dropped_creates.load(Ordering::Relaxed), 3);
     }
@@ -528,7 +557,7 @@ mod tests {
     fn a_full_cache_makes_receivers_wait_for_the_writer() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store(&dir, Allocation::Sparse);
-        let c = std::sync::Arc::new(Cache::new(10, Strategy::Sorted, 0.0, 0.0));
+        let c = std::sync::Arc::new(Cache::new(10, Strategy::Sorted, 0.0, 0.0, 1));
         let now = whisper::unix_now() as f64;
         let feeder = {
             let c = c.clone();
@@ -541,7 +570,7 @@ mod tests {
         };
         let writer = {
             let c = c.clone();
-            std::thread::spawn(move || c.writer(&store, 0, 1, 16))
+            std::thread::spawn(move || c.writer(&store, 0, 16))
         };
         feeder.join().expect("feeder");
         c.close();

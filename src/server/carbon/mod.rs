@@ -552,6 +552,7 @@ pub async fn run(
             cfg.cache_write_strategy,
             cfg.max_updates_per_second,
             cfg.max_creates_per_minute,
+            cfg.writers,
         ),
         rejects: Rejects {
             last: std::sync::Mutex::new(None),
@@ -618,7 +619,7 @@ pub async fn run(
         let (s, st) = (shared.clone(), store.clone());
         writers.push(spawn(
             format!("carbon-writer-{i}"),
-            Box::new(move || s.cache.writer(&st, i, parts, open)),
+            Box::new(move || s.cache.writer(&st, i, open)),
         )?);
     }
 
