@@ -30,8 +30,9 @@ impl Drop for Server {
     }
 }
 
+/// Starts `which` in a folder of its own under `dir`.
 fn start(which: &str, dir: &Path) -> Server {
-    let home = dir.join(which.replace([' ', ','], "_"));
+    let home = tempfile::tempdir_in(dir).expect("home").keep();
     let storage = home.join("whisper");
     std::fs::create_dir_all(&home).expect("home");
     std::fs::write(
@@ -214,6 +215,8 @@ fn main() {
                 .status();
             let mut s = s;
             let _ = s.child.wait();
+            // The next server gets the disk space back.
+            let _ = std::fs::remove_dir_all(&s.storage);
             let per_update = if ours {
                 let log = std::fs::read_to_string(s.home.join("log")).unwrap_or_default();
                 log.lines()
