@@ -380,7 +380,6 @@ fn sighup_reloads_the_config_and_keeps_what_is_queued() {
 /// `--once` names it when they cannot be delivered.
 #[test]
 fn a_dead_destination_does_not_hold_up_a_live_one() {
-    use carbyne::server::carbon::ring::{Destination, Ring};
     let dir = tempfile::tempdir().expect("tempdir");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let live = listener.local_addr().expect("addr").port();
@@ -402,14 +401,7 @@ fn a_dead_destination_does_not_hold_up_a_live_one() {
         "{err}"
     );
     assert!(!err.contains(&format!("127.0.0.1:{live}")), "{err}");
-    let ring = Ring::new(
-        dests
-            .iter()
-            .map(|d| Destination::parse(d).expect("destination"))
-            .collect(),
-        1,
-        true,
-    );
+    let ring = ring(&dests, 1, true);
     // What the ring gives the live one: the names a dry run of the same
     // config (with fresh state) prints, placed.
     let dry_dir = tempfile::tempdir().expect("tempdir");
@@ -418,16 +410,8 @@ fn a_dead_destination_does_not_hold_up_a_live_one() {
         "proc/t0",
         &format!("self_metrics = false\n[handlers.graphite]\ndestinations = {dests:?}\n"),
     );
-    let dry = run(&[
-        "agent",
-        "--once",
-        "--dry-run",
-        "--config",
-        dry_cfg.to_str().expect("path"),
-    ]);
-    let want: BTreeSet<String> = parse_lines(&String::from_utf8_lossy(&dry.stdout))
+    let want: BTreeSet<String> = dry_run_names(&dry_cfg)
         .into_iter()
-        .map(|(n, _, _)| n)
         .filter(|n| ring.destinations(n)[0].port == live)
         .collect();
     assert!(!want.is_empty());

@@ -226,6 +226,31 @@ fn listening(child: &mut std::process::Child, ports: &[u16]) -> Result<(), Strin
     Ok(())
 }
 
+/// A running carbon-cache of a small cluster.
+struct Cache {
+    _child: Child,
+    storage: PathBuf,
+    line: u16,
+    pickle: u16,
+}
+
+/// Two carbon-caches on carbon's default schema, storing under `dir`/a and
+/// `dir`/b (their relay rules, if any, go in `dir`/conf).
+fn two_carbon_caches(dir: &Path) -> [Cache; 2] {
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(&conf).expect("conf");
+    ["a", "b"].map(|n| {
+        let storage = dir.join(n);
+        let (child, line, pickle) = start_carbon_cache(&conf, &storage);
+        Cache {
+            _child: child,
+            storage,
+            line,
+            pickle,
+        }
+    })
+}
+
 fn wait_for_port(port: u16) {
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -545,7 +570,6 @@ fn own_metrics_are_stored_as_carbon_names_them() {
 /// replication settings.
 #[test]
 fn ring_places_metrics_where_carbon_does() {
-    use carbyne::server::carbon::ring::{Destination, Ring};
     let clusters: [&[&str]; 3] = [
         &["127.0.0.1:2004"],
         &[
@@ -614,14 +638,7 @@ fn ring_places_metrics_where_carbon_does() {
                     seen.join(" ")
                 })
                 .collect();
-            let ring = Ring::new(
-                cluster
-                    .iter()
-                    .map(|d| Destination::parse(d).expect("destination"))
-                    .collect(),
-                factor,
-                diverse,
-            );
+            let ring = ring(cluster, factor, diverse);
             assert_eq!(theirs.len(), names.len());
             for (name, want) in names.iter().zip(&theirs) {
                 let got: Vec<String> = ring
@@ -651,13 +668,10 @@ fn ring_places_metrics_where_carbon_does() {
 /// own router picks, and only there; by relay rules, where the rules say.
 #[test]
 fn relay_forwards_to_real_carbon_caches() {
-    use carbyne::server::carbon::ring::{Destination, Ring};
     let dir = tempfile::tempdir().expect("tempdir");
     let conf = dir.path().join("conf");
-    std::fs::create_dir_all(&conf).expect("conf");
-    let (sa, sb) = (dir.path().join("a"), dir.path().join("b"));
-    let (_a, _, pa) = start_carbon_cache(&conf, &sa);
-    let (_b, _, pb) = start_carbon_cache(&conf, &sb);
+    let [a, b] = two_carbon_caches(dir.path());
+    let (sa, sb, pa, pb) = (a.storage.clone(), b.storage.clone(), a.pickle, b.pickle);
     let dests = [format!("127.0.0.1:{pa}:a"), format!("127.0.0.1:{pb}:b")];
     let now = now() / 60 * 60 - 60;
     let names: Vec<String> = (0..200).map(|i| format!("relay.m{i}.value")).collect();
@@ -698,14 +712,7 @@ fn relay_forwards_to_real_carbon_caches() {
         assert!(child.wait().expect("wait").success());
         settled(&sa);
         settled(&sb);
-        let ring = Ring::new(
-            dests
-                .iter()
-                .map(|d| Destination::parse(d).expect("destination"))
-                .collect(),
-            1,
-            true,
-        );
+        let ring = ring(&dests, 1, true);
         for name in &names {
             let file = PathBuf::from(format!("{}.wsp", name.replace('.', "/")));
             let on_a = if method == "rules" {
@@ -737,13 +744,9 @@ fn relay_forwards_to_real_carbon_caches() {
 /// caches' pickle ports would), and only there.
 #[test]
 fn agent_graphite_ring_writes_into_two_real_carbon_caches() {
-    use carbyne::server::carbon::ring::{Destination, Ring};
     let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("conf");
-    std::fs::create_dir_all(&conf).expect("conf");
-    let (sa, sb) = (dir.path().join("a"), dir.path().join("b"));
-    let (_a, la, _) = start_carbon_cache(&conf, &sa);
-    let (_b, lb, _) = start_carbon_cache(&conf, &sb);
+    let [a, b] = two_carbon_caches(dir.path());
+    let (sa, sb, la, lb) = (a.storage.clone(), b.storage.clone(), a.line, b.line);
     let dests = [format!("127.0.0.1:{la}:a"), format!("127.0.0.1:{lb}:b")];
     // Two agents of the same config, each with its own (fresh) state: one
     // sends, the other's dry run prints what that one sent.
@@ -766,26 +769,9 @@ fn agent_graphite_ring_writes_into_two_real_carbon_caches() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let dry = run(&[
-        "agent",
-        "--once",
-        "--dry-run",
-        "--config",
-        dry_cfg.to_str().expect("path"),
-    ]);
-    let names: BTreeSet<String> = parse_lines(&String::from_utf8_lossy(&dry.stdout))
-        .into_iter()
-        .map(|(n, _, _)| n)
-        .collect();
+    let names = dry_run_names(&dry_cfg);
     assert!(names.len() > 20, "{names:?}");
-    let ring = Ring::new(
-        dests
-            .iter()
-            .map(|d| Destination::parse(d).expect("destination"))
-            .collect(),
-        1,
-        true,
-    );
+    let ring = ring(&dests, 1, true);
     // Each cache writes in its own time: wait until every file is there.
     let start = Instant::now();
     let mut placed = (0, 0);

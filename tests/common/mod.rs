@@ -182,3 +182,35 @@ pub fn signal(child: &std::process::Child, signal: &str) {
         .expect("kill");
     assert!(status.success());
 }
+
+/// carbon's consistent-hash ring over `host:port[:instance]` destinations.
+pub fn ring(
+    destinations: &[impl AsRef<str>],
+    replication_factor: usize,
+    diverse_replicas: bool,
+) -> carbyne::server::carbon::ring::Ring {
+    use carbyne::server::carbon::ring::{Destination, Ring};
+    Ring::new(
+        destinations
+            .iter()
+            .map(|d| Destination::parse(d.as_ref()).expect("destination"))
+            .collect(),
+        replication_factor,
+        diverse_replicas,
+    )
+}
+
+/// The names `agent --once --dry-run` prints for the config at `cfg`.
+pub fn dry_run_names(cfg: &Path) -> std::collections::BTreeSet<String> {
+    let out = run(&[
+        "agent",
+        "--once",
+        "--dry-run",
+        "--config",
+        cfg.to_str().expect("path"),
+    ]);
+    parse_lines(&String::from_utf8_lossy(&out.stdout))
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .collect()
+}
