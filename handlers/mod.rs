@@ -585,6 +585,29 @@ mod tests {
     }
 
     #[test]
+    fn parts_count_into_their_handler() {
+        let queue = Queue::new(10);
+        let (_stop, rx) = watch::channel(None);
+        let d = Delivery {
+            name: "g".into(),
+            queue: queue.clone(),
+            stop: rx,
+            failing: AtomicBool::new(false),
+        };
+        let (a, _) = d.part(2);
+        let (b, _) = d.part(5);
+        a.queue.push((0..3).map(s)); // one over its bound
+        b.queue.push((0..4).map(s));
+        b.sent(1);
+        queue.push([s(9)]);
+        let snap = queue.snapshot();
+        assert_eq!((snap.queue, snap.dropped, snap.sent), (2 + 4 + 1, 1, 1));
+        drop(a);
+        drop(b);
+        assert_eq!(queue.snapshot().queue, 1);
+    }
+
+    #[test]
     fn put_back_keeps_order_and_bound() {
         let q = Queue::new(4);
         q.push((0..4).map(s));
