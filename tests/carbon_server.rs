@@ -251,17 +251,6 @@ fn two_carbon_caches(dir: &Path) -> [Cache; 2] {
     })
 }
 
-fn wait_for_port(port: u16) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "port {port} never opened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn send(port: u16, lines: &[String]) {
     let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     let mut text = lines.join("\n");

@@ -282,14 +282,7 @@ fn ours(graphite_port: u16, flush: f64) -> (Child, u16, u16, tempfile::TempDir) 
         .stderr(Stdio::null())
         .spawn()
         .expect("server");
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", admin)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_port(admin);
     (Child(child), udp, admin, dir)
 }
 

@@ -2,34 +2,17 @@
 //! process's CPU time and memory read from /proc.
 #![allow(dead_code)]
 
-use std::net::{TcpListener, TcpStream};
-use std::time::{Duration, Instant};
-
 /// `cargo bench` passes `--bench`: the full run. Without it (as `cargo test`
 /// runs benches) a quick smoke run.
 pub fn full() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
-/// Waits (30 s at most) until something listens on `port`.
-pub fn wait_for_port(port: u16) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "port {port} never opened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+// Free ports and waiting for a listener, as the tests have them.
+#[path = "../../tests/common/mod.rs"]
+mod shared;
+#[allow(unused_imports)]
+pub use shared::{free_port, wait_for_port};
 
 /// utime + stime of a process, in clock ticks.
 pub fn cpu_ticks(pid: u32) -> u64 {

@@ -72,6 +72,18 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
+/// Waits (30 s at most) until something listens on `port`.
+pub fn wait_for_port(port: u16) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "port {port} never opened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Accepts connections on `listener` and collects everything received until
 /// `until` returns true for the text so far or `limit` passes.
 pub fn receive(listener: TcpListener, limit: Duration, until: impl Fn(&str) -> bool) -> String {
