@@ -143,16 +143,17 @@ fn idle(pid: u32, limit: Duration) -> Instant {
     }
 }
 
-/// Checks that the last round reached a sample of the files.
-fn check(storage: &Path, metrics: usize, value: f64) {
+/// Checks that every point of a run (`rounds` values 0, 1, ... a minute
+/// apart from `t0`) is in a sample of the files.
+fn check(storage: &Path, metrics: usize, t0: i64, rounds: usize) {
+    let want: Vec<Option<f64>> = (0..rounds).map(|r| Some(r as f64)).collect();
     for m in (0..metrics).step_by((metrics / 50).max(1)) {
         let p = storage.join(format!("bench/g{}/m{m}.wsp", m % 100));
         let w = carbyne::whisper::Whisper::open(&p, false).expect("open");
         let a = &w.header.archives[0];
-        let now = carbyne::whisper::unix_now();
-        let s = w.archive_fetch(a, now - 86_000, now).expect("fetch");
-        let last = s.values.iter().rev().flatten().next().copied();
-        assert_eq!(last, Some(value), "{}", p.display());
+        let until = t0 + 60 * (rounds as i64 - 1);
+        let s = w.archive_fetch(a, t0 - 1, until).expect("fetch");
+        assert_eq!(s.values, want, "{}", p.display());
     }
 }
 
@@ -200,12 +201,13 @@ fn main() {
             let points = (metrics * rounds) as f64;
             let mut rates = Vec::new();
             for r in 0..REPEATS {
-                let data = payload(metrics, rounds, ts0 + (60 * r * rounds) as i64);
+                let t0 = ts0 + (60 * r * rounds) as i64;
+                let data = payload(metrics, rounds, t0);
                 let start = Instant::now();
                 send(s.port, &data);
                 let done = idle(pid, Duration::from_secs(1800));
                 let secs = done.duration_since(start).as_secs_f64().max(1e-3);
-                check(&s.storage, metrics, (rounds - 1) as f64);
+                check(&s.storage, metrics, t0, rounds);
                 rates.push(points / secs);
             }
             rates.sort_by(f64::total_cmp);
