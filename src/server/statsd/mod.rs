@@ -1,0 +1,337 @@
+//! The statsd server: etsy statsd 0.9.0's line protocol in, its Graphite
+//! backend's flush out, same names and values.
+//!
+//! [`Aggregator`] holds the counters, timers, gauges and sets between
+//! flushes and reads lines exactly as statsd does (JavaScript number rules
+//! included); [`Aggregator::flush`] writes what statsd's Graphite backend
+//! writes. [`run`] puts it behind UDP and TCP listeners and a flush timer.
+
+mod admin;
+mod aggregate;
+mod parse;
+mod udp;
+
+pub use aggregate::{timer_stats, Aggregator};
+
+use crate::config::ConfigError;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+/// A `histogram` entry: timers whose name contains `metric` get `bins`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistogramSpec {
+    pub metric: String,
+    /// Upper bounds of the bins; `"inf"` for the last, open one.
+    pub bins: Vec<toml::Value>,
+}
+
+/// `[server.statsd]` options (statsd's keys in snake_case).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatsdServerConfig {
+    /// Address of the UDP and TCP listeners.
+    pub listen: String,
+    /// Address of the management interface.
+    pub admin: String,
+    /// Where flushes go (Graphite plaintext over TCP).
+    pub graphite: String,
+    /// Seconds between flushes.
+    pub flush_interval: f64,
+    pub legacy_namespace: bool,
+    pub global_prefix: String,
+    pub prefix_counter: String,
+    pub prefix_timer: String,
+    pub prefix_gauge: String,
+    pub prefix_set: String,
+    /// Appended to every name ("" for none).
+    pub global_suffix: String,
+    /// statsd's own metrics' prefix (`prefixStats`).
+    pub prefix_stats: String,
+    pub percent_threshold: Vec<f64>,
+    pub histogram: Vec<HistogramSpec>,
+    /// Also send `stats_counts.*` (or `.count`).
+    pub flush_counts: bool,
+    /// Delete every kind of idle stat after a flush.
+    pub delete_idle_stats: bool,
+    pub delete_counters: bool,
+    pub delete_timers: bool,
+    pub delete_gauges: bool,
+    pub delete_sets: bool,
+    /// Clean key names (whitespace to `_`, `/` to `-`, other odd characters removed).
+    pub key_name_sanitize: bool,
+    /// Most distinct keys held; lines for new keys past it are dropped and counted.
+    pub max_keys: usize,
+    /// Flushes held while Graphite is down.
+    pub max_pending_flushes: usize,
+    /// UDP sockets sharing `listen` (SO_REUSEPORT), one receiving thread
+    /// each; 0 for one per core.
+    pub udp_sockets: usize,
+}
+
+impl Default for StatsdServerConfig {
+    fn default() -> Self {
+        StatsdServerConfig {
+            listen: "127.0.0.1:8125".into(),
+            admin: "127.0.0.1:8126".into(),
+            graphite: "127.0.0.1:2003".into(),
+            flush_interval: 10.0,
+            legacy_namespace: true,
+            global_prefix: "stats".into(),
+            prefix_counter: "counters".into(),
+            prefix_timer: "timers".into(),
+            prefix_gauge: "gauges".into(),
+            prefix_set: "sets".into(),
+            global_suffix: String::new(),
+            prefix_stats: "statsd".into(),
+            percent_threshold: vec![90.0],
+            histogram: Vec::new(),
+            flush_counts: true,
+            delete_idle_stats: false,
+            delete_counters: false,
+            delete_timers: false,
+            delete_gauges: false,
+            delete_sets: false,
+            key_name_sanitize: true,
+            max_keys: 1_000_000,
+            max_pending_flushes: 60,
+            udp_sockets: 0,
+        }
+    }
+}
+
+impl StatsdServerConfig {
+    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        for (k, v) in [
+            ("listen", &self.listen),
+            ("admin", &self.admin),
+            ("graphite", &self.graphite),
+        ] {
+            let ok = v
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !ok {
+                return Err(ConfigError::new(
+                    format!("{key}.{k}"),
+                    format!("{v:?}: expected host:port"),
+                ));
+            }
+        }
+        if !(self.flush_interval.is_finite() && self.flush_interval >= 0.01) {
+            return Err(ConfigError::new(
+                format!("{key}.flush_interval"),
+                "must be at least 0.01 seconds",
+            ));
+        }
+        for h in &self.histogram {
+            for b in &h.bins {
+                let ok =
+                    b.as_float().is_some() || b.as_integer().is_some() || b.as_str() == Some("inf");
+                if !ok {
+                    return Err(ConfigError::new(
+                        format!("{key}.histogram"),
+                        format!("bin {b} is not a number or \"inf\""),
+                    ));
+                }
+            }
+        }
+        if self.max_keys == 0 || self.max_pending_flushes == 0 {
+            return Err(ConfigError::new(
+                format!("{key}.max_keys"),
+                "max_keys and max_pending_flushes must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The running statsd server's state shared by its tasks.
+struct Shared {
+    agg: Aggregator,
+    healthy: AtomicBool,
+    started: i64,
+    last_flush: AtomicI64,
+    last_exception: AtomicI64,
+    flush_time: AtomicI64,
+    flush_length: AtomicI64,
+}
+
+/// Runs the statsd server until `shutdown` resolves; then flushes once more.
+pub async fn run(
+    cfg: StatsdServerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let now = crate::whisper::unix_now();
+    udp::return_freed_memory();
+    let receivers = match cfg.udp_sockets {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let shared = Arc::new(Shared {
+        agg: Aggregator::new(cfg.clone(), receivers),
+        healthy: AtomicBool::new(true),
+        started: now,
+        last_flush: AtomicI64::new(now),
+        last_exception: AtomicI64::new(0),
+        flush_time: AtomicI64::new(0),
+        flush_length: AtomicI64::new(0),
+    });
+    let udp = udp::udp_sockets(&cfg.listen, receivers)?;
+    let tcp = tokio::net::TcpListener::bind(&cfg.listen).await?;
+    let admin = tokio::net::TcpListener::bind(&cfg.admin).await?;
+    log::info!(
+        "statsd server on {} (udp x{receivers}, tcp), admin {}",
+        cfg.listen,
+        cfg.admin
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for (i, sock) in udp.into_iter().enumerate() {
+        let (s, stop) = (shared.clone(), stop.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("statsd-udp-{i}"))
+                .spawn(move || udp::receive(sock, s, stop))?,
+        );
+    }
+    let s = shared.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = tcp.accept().await {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(conn).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    s.agg.packet(line.as_bytes());
+                }
+            });
+        }
+    });
+    let s = shared.clone();
+    let admin_cfg = cfg.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = admin.accept().await {
+            let (s, c) = (s.clone(), admin_cfg.clone());
+            tokio::spawn(async move {
+                let (r, mut w) = conn.into_split();
+                let mut lines = tokio::io::BufReader::new(r).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let words: Vec<&str> = line.split_whitespace().collect();
+                    let Some(cmd) = words.first() else { continue };
+                    if *cmd == "quit" {
+                        return;
+                    }
+                    let reply = admin::admin_command(&s, &c, cmd, &words[1..]);
+                    if w.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+
+    // Flushes, kept (bounded) while Graphite is down.
+    let mut pending: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let period = std::time::Duration::from_secs_f64(cfg.flush_interval);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    tokio::pin!(shutdown);
+    loop {
+        let last = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = &mut shutdown => true,
+        };
+        if last {
+            // What the receivers hold goes into the last flush.
+            stop.store(true, Ordering::Relaxed);
+            for t in threads.drain(..) {
+                let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            }
+        }
+        let ts = crate::whisper::unix_now();
+        let lines = shared.agg.flush(ts);
+        pending.push_back(lines);
+        while pending.len() > cfg.max_pending_flushes {
+            pending.pop_front();
+        }
+        send_pending(&cfg, &shared, &mut pending).await;
+        if last {
+            return Ok(());
+        }
+    }
+}
+
+/// Sends held flushes to Graphite, each followed by statsd's graphiteStats.
+async fn send_pending(
+    cfg: &StatsdServerConfig,
+    s: &Shared,
+    pending: &mut std::collections::VecDeque<String>,
+) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::AsyncWriteExt;
+    let connect = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::net::TcpStream::connect(&cfg.graphite),
+    )
+    .await;
+    let mut conn = match connect {
+        Ok(Ok(c)) => c,
+        _ => {
+            s.last_exception
+                .store(crate::whisper::unix_now(), Ordering::Relaxed);
+            log::warn!(
+                "statsd: graphite {} unreachable; {} flushes held",
+                cfg.graphite,
+                pending.len()
+            );
+            return;
+        }
+    };
+    while let Some(mut payload) = pending.pop_front() {
+        let held = payload.len();
+        let ts = crate::whisper::unix_now();
+        let ns = if cfg.legacy_namespace || !cfg.global_prefix.is_empty() {
+            let g = if cfg.legacy_namespace {
+                "stats"
+            } else {
+                cfg.global_prefix.as_str()
+            };
+            format!("{g}.{}", cfg.prefix_stats)
+        } else {
+            cfg.prefix_stats.clone()
+        };
+        let suffix = if cfg.global_suffix.is_empty() {
+            String::new()
+        } else {
+            format!(".{}", cfg.global_suffix)
+        };
+        for (k, a) in [
+            ("last_exception", &s.last_exception),
+            ("last_flush", &s.last_flush),
+            ("flush_time", &s.flush_time),
+            ("flush_length", &s.flush_length),
+        ] {
+            use std::fmt::Write;
+            let _ = writeln!(
+                payload,
+                "{ns}.graphiteStats.{k}{suffix} {} {ts}",
+                a.load(Ordering::Relaxed)
+            );
+        }
+        let start = std::time::Instant::now();
+        if conn.write_all(payload.as_bytes()).await.is_err() {
+            s.last_exception.store(ts, Ordering::Relaxed);
+            payload.truncate(held);
+            pending.push_front(payload);
+            return;
+        }
+        s.flush_time
+            .store(start.elapsed().as_millis() as i64, Ordering::Relaxed);
+        s.flush_length
+            .store(payload.len() as i64, Ordering::Relaxed);
+        s.last_flush
+            .store(crate::whisper::unix_now(), Ordering::Relaxed);
+    }
+    let _ = conn.shutdown().await;
+}
