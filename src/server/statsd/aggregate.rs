@@ -3,7 +3,7 @@
 
 use super::parse::{parse_line, split_on, Op, Update};
 use super::{HistogramSpec, StatsdServerConfig};
-use crate::server::js;
+use crate::server::{held_note, js, Throttle};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
@@ -20,6 +20,10 @@ struct Internal {
     packets: String,
     metrics: String,
     lag: String,
+    /// Counted only once something was dropped, so a server that drops
+    /// nothing flushes exactly what etsy statsd flushes.
+    dropped_keys: String,
+    dropped_members: String,
 }
 
 /// One shard's keys. A key lives in exactly one shard (chosen by its hash),
@@ -36,11 +40,20 @@ struct Store {
     sets: Map<HashSet<Box<str>, Hasher>>,
 }
 
-/// The key budget shared by the shards.
+/// What the shards may hold, and what they dropped for it.
 struct Limits {
     max_keys: usize,
     keys: AtomicUsize,
+    /// Lines dropped for `max_keys`, since start, and as last reported.
     dropped: AtomicU64,
+    dropped_reported: AtomicU64,
+    max_members: usize,
+    max_member_bytes: usize,
+    /// Set members dropped for the two bounds above, since start, and as
+    /// last reported.
+    dropped_members: AtomicU64,
+    dropped_members_reported: AtomicU64,
+    log: Throttle,
 }
 
 impl Limits {
@@ -54,8 +67,43 @@ impl Limits {
             .is_ok();
         if !ok {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            if let Some(held) = self.log.ready() {
+                log::warn!(
+                    "statsd: {} keys held (max_keys); a line for a new key dropped{}",
+                    self.max_keys,
+                    held_note(held)
+                );
+            }
         }
         ok
+    }
+
+    /// Whether `member` may join a set of `len` members, or counts it dropped.
+    fn member(&self, len: usize, member: &str) -> bool {
+        let why = if member.len() > self.max_member_bytes {
+            "longer than max_set_member_bytes"
+        } else if len >= self.max_members {
+            "past max_set_members"
+        } else {
+            return true;
+        };
+        self.dropped_members.fetch_add(1, Ordering::Relaxed);
+        if let Some(held) = self.log.ready() {
+            log::warn!("statsd: a set member dropped, {why}{}", held_note(held));
+        }
+        false
+    }
+
+    /// What was dropped since the last call: (lines for new keys, set members).
+    fn dropped_since(&self) -> (u64, u64) {
+        let since = |all: &AtomicU64, reported: &AtomicU64| {
+            let now = all.load(Ordering::Relaxed);
+            now - reported.swap(now, Ordering::Relaxed)
+        };
+        (
+            since(&self.dropped, &self.dropped_reported),
+            since(&self.dropped_members, &self.dropped_members_reported),
+        )
     }
 
     fn forget(&self, n: usize) {
@@ -67,7 +115,7 @@ impl Store {
     fn apply(&mut self, op: Op<'_>, limits: &Limits, cfg: &StatsdServerConfig) {
         let key = op.key;
         match op.update {
-            Update::Count(v) => self.count(key, v, limits, &cfg.prefix_stats),
+            Update::Count(v) => self.count(key, v, limits, false),
             Update::Time(v, weight) => match self.timers.get_mut(&*key) {
                 Some(t) => {
                     t.0.push(v);
@@ -98,11 +146,11 @@ impl Store {
             }
             Update::Set(member) => match self.sets.get_mut(&*key) {
                 // Looked up first: a member already there costs no allocation.
-                Some(s) if !s.contains(member) => {
+                Some(s) if !s.contains(member) && limits.member(s.len(), member) => {
                     s.insert(member.into());
                 }
                 Some(_) => {}
-                None if limits.room() => {
+                None if limits.member(0, member) && limits.room() => {
                     let mut s = HashSet::default();
                     s.insert(member.into());
                     self.sets.insert(Box::from(key), s);
@@ -112,11 +160,11 @@ impl Store {
         }
     }
 
-    /// statsd's own counters never count against `max_keys`.
-    fn count(&mut self, key: Cow<'_, str>, v: f64, limits: &Limits, own: &str) {
+    /// statsd's own counters (`own`) never count against `max_keys`.
+    fn count(&mut self, key: Cow<'_, str>, v: f64, limits: &Limits, own: bool) {
         if let Some(c) = self.counters.get_mut(&*key) {
             *c += v;
-        } else if key.starts_with(own) {
+        } else if own {
             limits.keys.fetch_add(1, Ordering::Relaxed);
             self.counters.insert(Box::from(key), v);
         } else if limits.room() {
@@ -181,12 +229,20 @@ impl Aggregator {
             packets: format!("{p}.packets_received"),
             metrics: format!("{p}.metrics_received"),
             lag: format!("{p}.timestamp_lag"),
+            dropped_keys: format!("{p}.dropped_keys"),
+            dropped_members: format!("{p}.dropped_set_members"),
         };
         let a = Aggregator {
             limits: Limits {
                 max_keys: cfg.max_keys,
                 keys: AtomicUsize::new(0),
                 dropped: AtomicU64::new(0),
+                dropped_reported: AtomicU64::new(0),
+                max_members: cfg.max_set_members,
+                max_member_bytes: cfg.max_set_member_bytes,
+                dropped_members: AtomicU64::new(0),
+                dropped_members_reported: AtomicU64::new(0),
+                log: Throttle::new(),
             },
             cfg,
             shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
@@ -214,8 +270,9 @@ impl Aggregator {
         &self.shards[i]
     }
 
+    /// Adds to one of statsd's own counters.
     fn add(&self, key: &str, v: f64) {
-        lock(self.shard(key)).count(Cow::Borrowed(key), v, &self.limits, &self.cfg.prefix_stats);
+        lock(self.shard(key)).count(Cow::Borrowed(key), v, &self.limits, true);
     }
 
     /// Distinct keys held.
@@ -229,6 +286,17 @@ impl Aggregator {
     }
 
     /// Counts `n` lines that were not statsd lines (e.g. cut short).
+    /// Counts a TCP line longer than `max` bytes as a bad line.
+    pub(super) fn count_long_line(&self, max: usize) {
+        self.count_bad(1);
+        if let Some(held) = self.limits.log.ready() {
+            log::warn!(
+                "statsd: a line longer than {max} bytes (max_line_bytes) skipped{}",
+                held_note(held)
+            );
+        }
+    }
+
     pub(super) fn count_bad(&self, n: u64) {
         self.add(&self.internal.bad_lines, n as f64);
         self.bad_lines_total.fetch_add(n, Ordering::Relaxed);
@@ -330,6 +398,15 @@ impl Aggregator {
     pub fn flush(&self, ts: i64) -> String {
         let start = std::time::Instant::now();
         let c = &self.cfg;
+        let (keys, members) = self.limits.dropped_since();
+        for (k, n) in [
+            (&self.internal.dropped_keys, keys),
+            (&self.internal.dropped_members, members),
+        ] {
+            if n > 0 {
+                self.add(k, n as f64);
+            }
+        }
         let old = self.old_timestamp.swap(ts, Ordering::Relaxed);
         if old > 0 {
             let lag = (ts - old) as f64 - c.flush_interval;
@@ -779,5 +856,52 @@ mod tests {
         }
         assert!(a.keys() <= 5);
         assert!(a.dropped_keys() >= 95);
+    }
+
+    #[test]
+    fn only_statsds_own_names_pass_max_keys() {
+        let a = Aggregator::new(
+            StatsdServerConfig {
+                max_keys: 5,
+                ..Default::default()
+            },
+            2,
+        );
+        for i in 0..100 {
+            a.packet(format!("statsd.k{i}:1|c\nstatsdx{i}:1|c").as_bytes());
+        }
+        assert!(a.keys() <= 5, "{}", a.keys());
+        let v = flushed(&a);
+        assert_eq!(
+            v["stats_counts.statsd.dropped_keys"],
+            a.dropped_keys() as f64
+        );
+        assert!(a.dropped_keys() >= 195);
+    }
+
+    #[test]
+    fn sets_are_bounded_in_members_and_member_length() {
+        let a = Aggregator::new(
+            StatsdServerConfig {
+                max_set_members: 10,
+                max_set_member_bytes: 8,
+                ..Default::default()
+            },
+            1,
+        );
+        let long = "m".repeat(9);
+        a.packet(format!("u:{long}|s\nv:{long}|s").as_bytes());
+        for i in 0..30 {
+            a.packet(format!("u:m{i}|s").as_bytes());
+        }
+        let v = flushed(&a);
+        assert_eq!(v["stats.sets.u.count"], 10.0);
+        assert!(!v.contains_key("stats.sets.v.count"));
+        assert_eq!(v["stats_counts.statsd.dropped_set_members"], 22.0);
+        // Nothing dropped since: counted as 0, as statsd's own counters are.
+        a.packet(b"u:again|s");
+        let v = flushed(&a);
+        assert_eq!(v["stats_counts.statsd.dropped_set_members"], 0.0);
+        assert_eq!(v["stats.sets.u.count"], 1.0);
     }
 }

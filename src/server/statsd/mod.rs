@@ -9,6 +9,7 @@
 mod admin;
 mod aggregate;
 mod parse;
+mod tcp;
 mod udp;
 
 pub use aggregate::{timer_stats, Aggregator};
@@ -17,6 +18,7 @@ use crate::config::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A `histogram` entry: timers whose name contains `metric` get `bins`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +70,19 @@ pub struct StatsdServerConfig {
     /// UDP sockets sharing `listen` (SO_REUSEPORT), one receiving thread
     /// each; 0 for one per core.
     pub udp_sockets: usize,
+    /// Most connections at once on the TCP listener, and on the admin one.
+    pub max_connections: usize,
+    /// Seconds a TCP or admin connection may stay silent before it is
+    /// closed (0: never).
+    pub idle_timeout: f64,
+    /// Longest TCP or admin line; a longer one is skipped and counted as a
+    /// bad line (as long as the largest UDP datagram by default).
+    pub max_line_bytes: usize,
+    /// Most members one set holds between flushes; more are dropped and
+    /// counted in `<prefix_stats>.dropped_set_members`.
+    pub max_set_members: usize,
+    /// Longest set member; a longer one is dropped and counted likewise.
+    pub max_set_member_bytes: usize,
 }
 
 impl Default for StatsdServerConfig {
@@ -97,6 +112,11 @@ impl Default for StatsdServerConfig {
             max_keys: 1_000_000,
             max_pending_flushes: 60,
             udp_sockets: 0,
+            max_connections: 1024,
+            idle_timeout: 300.0,
+            max_line_bytes: 65_536,
+            max_set_members: 100_000,
+            max_set_member_bytes: 1024,
         }
     }
 }
@@ -136,10 +156,22 @@ impl StatsdServerConfig {
                 }
             }
         }
-        if self.max_keys == 0 || self.max_pending_flushes == 0 {
+        for (k, v) in [
+            ("max_keys", self.max_keys),
+            ("max_pending_flushes", self.max_pending_flushes),
+            ("max_connections", self.max_connections),
+            ("max_line_bytes", self.max_line_bytes),
+            ("max_set_members", self.max_set_members),
+            ("max_set_member_bytes", self.max_set_member_bytes),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::new(format!("{key}.{k}"), "must be at least 1"));
+            }
+        }
+        if !(self.idle_timeout.is_finite() && self.idle_timeout >= 0.0) {
             return Err(ConfigError::new(
-                format!("{key}.max_keys"),
-                "max_keys and max_pending_flushes must be at least 1",
+                format!("{key}.idle_timeout"),
+                "must be a number of seconds, 0 for none",
             ));
         }
         Ok(())
@@ -162,7 +194,7 @@ pub async fn run(
     cfg: StatsdServerConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let now = crate::whisper::unix_now();
     udp::return_freed_memory();
     let receivers = match cfg.udp_sockets {
@@ -174,7 +206,7 @@ pub async fn run(
         healthy: AtomicBool::new(true),
         started: now,
         last_flush: AtomicI64::new(now),
-        last_exception: AtomicI64::new(0),
+        last_exception: AtomicI64::new(now),
         flush_time: AtomicI64::new(0),
         flush_length: AtomicI64::new(0),
     });
@@ -197,40 +229,60 @@ pub async fn run(
                 .spawn(move || udp::receive(sock, s, stop))?,
         );
     }
+    let bounds = tcp::Bounds {
+        max_connections: cfg.max_connections,
+        idle_timeout: (cfg.idle_timeout > 0.0).then(|| Duration::from_secs_f64(cfg.idle_timeout)),
+        max_line_bytes: cfg.max_line_bytes,
+    };
     let s = shared.clone();
-    tokio::spawn(async move {
-        while let Ok((conn, _)) = tcp.accept().await {
+    tokio::spawn(tcp::serve(
+        tcp,
+        "tcp",
+        bounds.max_connections,
+        move |conn| {
             let s = s.clone();
-            tokio::spawn(async move {
-                let mut lines = tokio::io::BufReader::new(conn).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    s.agg.packet(line.as_bytes());
+            async move {
+                let mut lines = tcp::Lines::new(conn, bounds);
+                while let Some(line) = lines.next().await {
+                    match line {
+                        tcp::Line::Ok(l) => s.agg.packet(l),
+                        tcp::Line::TooLong => s.agg.count_long_line(bounds.max_line_bytes),
+                    }
                 }
-            });
-        }
-    });
+            }
+        },
+    ));
     let s = shared.clone();
     let admin_cfg = cfg.clone();
-    tokio::spawn(async move {
-        while let Ok((conn, _)) = admin.accept().await {
+    tokio::spawn(tcp::serve(
+        admin,
+        "admin",
+        bounds.max_connections,
+        move |conn| {
             let (s, c) = (s.clone(), admin_cfg.clone());
-            tokio::spawn(async move {
+            async move {
                 let (r, mut w) = conn.into_split();
-                let mut lines = tokio::io::BufReader::new(r).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let words: Vec<&str> = line.split_whitespace().collect();
-                    let Some(cmd) = words.first() else { continue };
-                    if *cmd == "quit" {
-                        return;
-                    }
-                    let reply = admin::admin_command(&s, &c, cmd, &words[1..]);
+                let mut lines = tcp::Lines::new(r, bounds);
+                while let Some(line) = lines.next().await {
+                    let reply = match line {
+                        tcp::Line::Ok(l) => {
+                            let l = String::from_utf8_lossy(l);
+                            let words: Vec<&str> = l.split_whitespace().collect();
+                            let Some(cmd) = words.first() else { continue };
+                            if *cmd == "quit" {
+                                return;
+                            }
+                            admin::admin_command(&s, &c, cmd, &words[1..])
+                        }
+                        tcp::Line::TooLong => "ERROR\n".into(),
+                    };
                     if w.write_all(reply.as_bytes()).await.is_err() {
                         return;
                     }
                 }
-            });
-        }
-    });
+            }
+        },
+    ));
 
     // Flushes, kept (bounded) while Graphite is down.
     let mut pending: std::collections::VecDeque<String> = std::collections::VecDeque::new();
