@@ -42,6 +42,9 @@ pub enum WhisperError {
     InvalidTimeInterval(String),
     #[error("Timestamp not covered by any archives in this database.")]
     TimestampNotCovered,
+    /// Whisper keeps seconds in 32 bits: 1970 to 2106.
+    #[error("Timestamp {0} is outside whisper's range (0 to 4294967295)")]
+    TimestampOutOfRange(i64),
     #[error("{0}")]
     InvalidRetention(String),
 }
@@ -288,6 +291,15 @@ fn point_at(b: &[u8]) -> (u32, f64) {
     (be32(b), f64::from_be_bytes(v))
 }
 
+/// A timestamp whisper can store, or the error saying it cannot.
+fn in_range(ts: i64) -> Result<()> {
+    if u32::try_from(ts).is_ok() {
+        Ok(())
+    } else {
+        Err(WhisperError::TimestampOutOfRange(ts))
+    }
+}
+
 fn pack_point(ts: i64, v: f64) -> [u8; 12] {
     let mut out = [0u8; 12];
     out[..4].copy_from_slice(&(ts as u32).to_be_bytes());
@@ -528,6 +540,7 @@ impl Whisper {
     pub fn update(&self, value: f64, timestamp: Option<i64>, now: Option<i64>) -> Result<()> {
         let now = now.unwrap_or_else(unix_now);
         let ts = timestamp.unwrap_or(now);
+        in_range(ts)?;
         let diff = now - ts;
         if !(diff >= 0 && diff < self.header.max_retention as i64) {
             return Err(WhisperError::TimestampNotCovered);
@@ -565,6 +578,9 @@ impl Whisper {
             return Ok(());
         }
         let now = now.unwrap_or_else(unix_now);
+        for p in points {
+            in_range(p.0)?;
+        }
         let mut pts = points.to_vec();
         pts.sort_by_key(|p| std::cmp::Reverse(p.0)); // newest first, stable
         let archives = &self.header.archives;

@@ -57,6 +57,8 @@ struct Inner {
     /// One per writer; a metric lives in the part `partition` gives it.
     parts: Vec<Part>,
     size: usize,
+    /// What the held names and points take, about (see [`metric_bytes`]).
+    bytes: usize,
     /// Writers waiting for points, receivers waiting for room: a condition
     /// variable is signalled only when someone waits on it (a signal is a
     /// system call).
@@ -126,6 +128,7 @@ pub struct Cache {
     /// Signalled when writers make room (receivers of a full cache wait).
     room: Condvar,
     max_size: usize,
+    max_bytes: usize,
     strategy: Strategy,
     updates: Option<Mutex<Bucket>>,
     creates: Option<Mutex<Bucket>>,
@@ -153,18 +156,32 @@ impl Cache {
             inner: Mutex::new(Inner {
                 parts: (0..writers.max(1)).map(|_| Part::default()).collect(),
                 size: 0,
+                bytes: 0,
                 idle_writers: 0,
                 blocked_receivers: 0,
             }),
             arrived: Condvar::new(),
             room: Condvar::new(),
             max_size: if max_size == 0 { usize::MAX } else { max_size },
+            max_bytes: usize::MAX,
             strategy,
             updates: (updates > 0.0).then(|| Mutex::new(Bucket::new(updates, updates))),
             creates: (creates > 0.0).then(|| Mutex::new(Bucket::new(creates, creates / 60.0))),
             counters: Counters::default(),
             closing: AtomicBool::new(false),
         }
+    }
+
+    /// Bounds the cache in bytes too (0: unlimited): names and points held,
+    /// as [`metric_bytes`] weighs them.
+    pub fn max_bytes(mut self, max: usize) -> Self {
+        self.max_bytes = if max == 0 { usize::MAX } else { max };
+        self
+    }
+
+    /// Bytes held, about.
+    pub fn bytes(&self) -> usize {
+        lock(&self.inner).bytes
     }
 
     /// Points held, and metrics holding them.
@@ -184,7 +201,9 @@ impl Cache {
             .metrics_received
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         let mut i = lock(&self.inner);
-        while i.size >= self.max_size && !self.closing.load(Ordering::Relaxed) {
+        while (i.size >= self.max_size || i.bytes >= self.max_bytes)
+            && !self.closing.load(Ordering::Relaxed)
+        {
             i.blocked_receivers += 1;
             i = self
                 .room
@@ -194,17 +213,25 @@ impl Cache {
             i.blocked_receivers -= 1;
         }
         let parts = i.parts.len();
+        let mut grown = 0;
         for (metric, ts, value) in batch {
             let part = &mut i.parts[partition(metric.as_ref(), parts)];
             match part.points.get_mut(metric.as_ref()) {
-                Some(points) => points.push((ts, value)),
+                Some(points) => {
+                    let before = points.capacity();
+                    points.push((ts, value));
+                    grown += (points.capacity() - before) * POINT_BYTES;
+                }
                 None => {
                     let key = metric.into().into_boxed_str();
-                    part.points.insert(key, vec![(ts, value)]);
+                    let points = vec![(ts, value)];
+                    grown += metric_bytes(&key, &points);
+                    part.points.insert(key, points);
                 }
             }
             i.size += 1;
         }
+        i.bytes += grown;
         let wake = i.idle_writers > 0;
         drop(i);
         if wake {
@@ -251,6 +278,7 @@ impl Cache {
         }?;
         let points = p.points.remove(&metric)?;
         i.size -= points.len();
+        i.bytes -= metric_bytes(&metric, &points);
         let wake = i.blocked_receivers > 0;
         drop(i);
         if wake {
@@ -397,6 +425,15 @@ impl Cache {
             }
         }
     }
+}
+
+/// What one cached point takes.
+const POINT_BYTES: usize = std::mem::size_of::<(f64, f64)>();
+
+/// What a metric takes in the cache: its name, its points' room, and its
+/// table entry (key and vector headers, hash table slot overhead).
+fn metric_bytes(name: &str, points: &Points) -> usize {
+    name.len() + points.capacity() * POINT_BYTES + 64
 }
 
 /// A stable partition of metric names among writers (FNV-1a).
@@ -577,5 +614,37 @@ mod tests {
         writer.join().expect("writer");
         assert_eq!(c.counters.metrics_received.load(Ordering::Relaxed), 50);
         assert_eq!(c.counters.committed_points.load(Ordering::Relaxed), 50);
+    }
+
+    #[test]
+    fn the_cache_is_bounded_in_bytes() {
+        // Long names: few points, many bytes.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store(&dir, Allocation::Sparse);
+        let c = std::sync::Arc::new(Cache::new(0, Strategy::Sorted, 0.0, 0.0, 1).max_bytes(20_000));
+        let now = whisper::unix_now() as f64;
+        let feeder = {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let mut most = 0;
+                for i in 0..100 {
+                    let name = format!("{}.m{i}", "x".repeat(200));
+                    c.store(vec![(name, now, 1.0)]);
+                    most = most.max(c.bytes());
+                }
+                most
+            })
+        };
+        let writer = {
+            let c = c.clone();
+            std::thread::spawn(move || c.writer(&store, 0, 16))
+        };
+        let most = feeder.join().expect("feeder");
+        c.close();
+        writer.join().expect("writer");
+        // One batch may go past the bound; none starts past it.
+        assert!(most < 20_000 + 400, "{most}");
+        assert_eq!(c.counters.committed_points.load(Ordering::Relaxed), 100);
+        assert_eq!(c.bytes(), 0);
     }
 }

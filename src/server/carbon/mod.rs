@@ -43,6 +43,9 @@ pub struct CarbonServerConfig {
     pub aggregation: Option<PathBuf>,
     /// Points held in the cache before receivers wait (0: unlimited).
     pub max_cache_size: usize,
+    /// Bytes (names and points) held in the cache before receivers wait
+    /// (0: unlimited).
+    pub max_cache_bytes: usize,
     /// Whisper updates per second across writers (0: unlimited; carbon: 500).
     pub max_updates_per_second: f64,
     /// New files per minute (0: unlimited); points of a metric that may not
@@ -57,8 +60,13 @@ pub struct CarbonServerConfig {
     pub open_files: usize,
     /// "sparse", "fallocate" or "zeroed" new files (carbon's WHISPER_SPARSE_CREATE...).
     pub create: String,
-    /// Most TCP connections at once.
+    /// Most TCP connections at once on each listener (line and pickle).
     pub max_connections: usize,
+    /// Seconds a connection may stay silent before it is closed (0: never).
+    pub idle_timeout: f64,
+    /// Bytes that the pickle messages being read and decoded may hold at
+    /// once, across connections; past it, connections wait their turn.
+    pub max_decode_bytes: usize,
     /// First segment of the receiver's own metrics (`carbon.agents.<host>-<instance>.*`).
     pub carbon_metric_prefix: String,
     /// Seconds between the receiver's own metrics (0: none).
@@ -82,6 +90,7 @@ impl Default for CarbonServerConfig {
             schemas: None,
             aggregation: None,
             max_cache_size: 10_000_000,
+            max_cache_bytes: 1 << 30,
             max_updates_per_second: 0.0,
             max_creates_per_minute: 0.0,
             cache_write_strategy: Strategy::Sorted,
@@ -89,6 +98,8 @@ impl Default for CarbonServerConfig {
             open_files: 100_000,
             create: "zeroed".into(),
             max_connections: 1024,
+            idle_timeout: 60.0,
+            max_decode_bytes: 256 << 20,
             carbon_metric_prefix: "carbon".into(),
             carbon_metric_interval: 60,
             instance: "a".into(),
@@ -133,20 +144,24 @@ impl CarbonServerConfig {
             }
             None => {}
         }
-        if self.writers == 0 || self.max_connections == 0 {
-            return Err(ConfigError::new(
-                format!("{key}.writers"),
-                "writers and max_connections must be at least 1",
-            ));
+        for (k, v) in [
+            ("writers", self.writers),
+            ("max_connections", self.max_connections),
+            ("max_decode_bytes", self.max_decode_bytes),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::new(format!("{key}.{k}"), "must be at least 1"));
+            }
         }
         for (k, v) in [
             ("max_updates_per_second", self.max_updates_per_second),
             ("max_creates_per_minute", self.max_creates_per_minute),
+            ("idle_timeout", self.idle_timeout),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(ConfigError::new(
                     format!("{key}.{k}"),
-                    "must be a number, 0 for unlimited",
+                    "must be a number, 0 for none",
                 ));
             }
         }
@@ -170,8 +185,8 @@ fn py_float(s: &str) -> Option<f64> {
 
 /// One line as carbon's line receiver reads it: `(name, timestamp, value)`,
 /// `None` for a NaN value (dropped silently, as carbon does), or why it is
-/// rejected.
-pub fn parse_line(line: &str, now: f64) -> Result<Option<Parsed<'_>>, String> {
+/// rejected. `max_name`: the longest name whose file path the system takes.
+pub fn parse_line(line: &str, now: f64, max_name: usize) -> Result<Option<Parsed<'_>>, String> {
     let mut f = line.split_whitespace();
     let (Some(name), Some(value), Some(ts), None) = (f.next(), f.next(), f.next(), f.next()) else {
         return Err("not `name value timestamp`".into());
@@ -179,7 +194,7 @@ pub fn parse_line(line: &str, now: f64) -> Result<Option<Parsed<'_>>, String> {
     let (Some(value), Some(ts)) = (py_float(value), py_float(ts)) else {
         return Err("value or timestamp is not a number".into());
     };
-    accept(name, ts, value, now)
+    accept(name, ts, value, now, max_name)
 }
 
 /// An accepted point: normalized name (borrowed from the line when it needs
@@ -187,34 +202,56 @@ pub fn parse_line(line: &str, now: f64) -> Result<Option<Parsed<'_>>, String> {
 pub type Parsed<'a> = (Cow<'a, str>, f64, f64);
 
 /// carbon's `metricReceived`: a point as stored, `None` for a NaN value.
-fn accept(name: &str, mut ts: f64, value: f64, now: f64) -> Result<Option<Parsed<'_>>, String> {
+/// A timestamp whisper cannot store (before 1970, or from 2106 on: it keeps
+/// seconds in 32 bits) is rejected, as Python whisper refuses it.
+fn accept(
+    name: &str,
+    mut ts: f64,
+    value: f64,
+    now: f64,
+    max_name: usize,
+) -> Result<Option<Parsed<'_>>, String> {
     if value.is_nan() {
         return Ok(None);
-    }
-    if !ts.is_finite() || ts.abs() > 1e15 {
-        return Err("timestamp out of range".into());
     }
     // carbon: a timestamp whose integer part is -1 means now.
     if ts.trunc() == -1.0 {
         ts = now;
     }
+    if !(0.0..4_294_967_296.0).contains(&ts) {
+        return Err("timestamp outside whisper's range (1970 to 2106)".into());
+    }
+    if name.len() > max_name {
+        return Err(format!(
+            "a name of {} bytes: its file path would pass the system's limit",
+            name.len()
+        ));
+    }
     let name = names::normalize(name).map_err(|e| format!("{name:?}: {e}"))?;
     Ok(Some((name, ts, value)))
 }
 
+/// The longest name whose whisper file path under `root` stays within the
+/// system's PATH_MAX (4096 bytes, its terminating NUL included).
+fn max_name_bytes(root: &std::path::Path) -> usize {
+    let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+    4095usize.saturating_sub(root.as_os_str().len() + "/".len() + ".wsp".len())
+}
+
 /// Logs a rejected line, at most once a second (the count goes on).
 struct Rejects {
-    last: std::sync::Mutex<Option<Instant>>,
+    log: crate::server::Throttle,
 }
 
 impl Rejects {
     fn note(&self, cache: &Cache, line: &str, why: &str) {
         cache.counters.rejected.fetch_add(1, Ordering::Relaxed);
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-            *last = Some(Instant::now());
+        if let Some(held) = self.log.ready() {
             let shown: String = line.chars().take(200).collect();
-            log::warn!("carbon: line rejected ({why}): {shown:?}");
+            log::warn!(
+                "carbon: line rejected ({why}): {shown:?}{}",
+                crate::server::held_note(held)
+            );
         }
     }
 }
@@ -226,7 +263,47 @@ struct Shared {
     relay: Option<relay::Relay>,
     rejects: Rejects,
     stopping: AtomicBool,
+    /// Connections open on every listener (shutdown waits for them).
     connections: AtomicUsize,
+    /// The longest name accepted (see [`max_name_bytes`]).
+    max_name: usize,
+    /// How long a connection may stay silent.
+    idle: Option<Duration>,
+    decoding: Decoding,
+}
+
+/// The bytes that pickle messages being read and decoded may hold at once.
+struct Decoding {
+    max: usize,
+    used: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+impl Decoding {
+    /// Waits until `n` more bytes fit (one message alone always fits).
+    fn reserve(&self, n: usize) -> Reserved<'_> {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        while *used > 0 && *used + n > self.max {
+            used = self
+                .freed
+                .wait_timeout(used, Duration::from_millis(100))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        *used += n;
+        Reserved(self, n)
+    }
+}
+
+/// Bytes reserved for one message, given back when dropped.
+struct Reserved<'a>(&'a Decoding, usize);
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        let mut used = self.0.used.lock().unwrap_or_else(|p| p.into_inner());
+        *used -= self.1;
+        self.0.freed.notify_one();
+    }
 }
 
 impl Shared {
@@ -265,11 +342,11 @@ fn take_lines<'a>(s: &Shared, lines: impl Iterator<Item = &'a [u8]>) {
                 if line.is_empty() {
                     continue;
                 }
-                parse_line(line, now).map_err(|why| (why, line.to_string()))
+                parse_line(line, now, s.max_name).map_err(|why| (why, line.to_string()))
             }
             Err(_) => {
                 let line = String::from_utf8_lossy(raw).trim().to_string();
-                parse_line(&line, now)
+                parse_line(&line, now, s.max_name)
                     .map(|p| p.map(|(n, t, v)| (Cow::Owned(n.into_owned()), t, v)))
                     .map_err(|why| (why, line.clone()))
             }
@@ -283,13 +360,25 @@ fn take_lines<'a>(s: &Shared, lines: impl Iterator<Item = &'a [u8]>) {
     s.deliver(batch);
 }
 
-/// One TCP connection: lines until the peer closes; after SIGTERM, until
-/// it has been quiet for 200 ms (what it already sent is read), at most 5 s.
+/// Whether a connection silent since `last` has passed the idle timeout
+/// (logged at debug level: closing idle connections is routine).
+fn idle_past(s: &Shared, last: Instant) -> bool {
+    let past = s.idle.is_some_and(|t| last.elapsed() >= t);
+    if past {
+        log::debug!("carbon: a connection idle for {:?} closed", s.idle);
+    }
+    past
+}
+
+/// One TCP connection: lines until the peer closes or stays silent for the
+/// idle timeout; after SIGTERM, until it has been quiet for 200 ms (what it
+/// already sent is read), at most 5 s.
 fn connection(stream: std::net::TcpStream, s: Arc<Shared>) {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
     let mut r = BufReader::with_capacity(256 * 1024, stream);
     let mut pending: Vec<u8> = Vec::new();
     let mut stop_at: Option<Instant> = None;
+    let mut last = Instant::now();
     loop {
         if s.stopping.load(Ordering::Relaxed) && stop_at.is_none() {
             stop_at = Some(Instant::now() + Duration::from_secs(5));
@@ -299,14 +388,17 @@ fn connection(stream: std::net::TcpStream, s: Arc<Shared>) {
         }
         let buf = match r.fill_buf() {
             Ok([]) => break,
-            Ok(b) => b,
+            Ok(b) => {
+                last = Instant::now();
+                b
+            }
             Err(e)
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                if stop_at.is_some() {
+                if stop_at.is_some() || idle_past(&s, last) {
                     break;
                 }
                 continue;
@@ -343,24 +435,31 @@ fn connection(stream: std::net::TcpStream, s: Arc<Shared>) {
 const PICKLE_MAX: usize = 1 << 20;
 
 /// Reads exactly `buf.len()` bytes; false at the end of the stream, on an
-/// error, or when stopping and the peer has gone quiet.
+/// error, when the peer stays silent for the idle timeout, or when stopping
+/// and the peer has gone quiet.
 fn read_full(r: &mut impl std::io::Read, buf: &mut [u8], s: &Shared) -> bool {
     let mut got = 0;
     let mut stop_at: Option<Instant> = None;
+    let mut last = Instant::now();
     while got < buf.len() {
         if s.stopping.load(Ordering::Relaxed) && stop_at.is_none() {
             stop_at = Some(Instant::now() + Duration::from_secs(5));
         }
         match r.read(&mut buf[got..]) {
             Ok(0) => return false,
-            Ok(n) => got += n,
+            Ok(n) => {
+                got += n;
+                last = Instant::now();
+            }
             Err(e)
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                if stop_at.is_some() && (got == 0 || stop_at.is_some_and(|t| Instant::now() >= t)) {
+                if stop_at.is_some() && (got == 0 || stop_at.is_some_and(|t| Instant::now() >= t))
+                    || idle_past(s, last)
+                {
                     return false;
                 }
             }
@@ -387,11 +486,13 @@ fn pickle_connection(mut stream: std::net::TcpStream, s: Arc<Shared>) {
             );
             return;
         }
+        let budget = pickle::budget(len);
+        let _reserved = s.decoding.reserve(len + budget);
         let mut body = vec![0u8; len];
         if !read_full(&mut stream, &mut body, &s) {
             return;
         }
-        let decoded = pickle::loads(&body, 4 * len + 1024).and_then(pickle::datapoints);
+        let decoded = pickle::loads(&body, budget).and_then(pickle::datapoints);
         let (points, skipped) = match decoded {
             Ok(x) => x,
             Err(e) => {
@@ -409,7 +510,7 @@ fn pickle_connection(mut stream: std::net::TcpStream, s: Arc<Shared>) {
         let now = now_f64();
         let mut batch = Vec::with_capacity(points.len());
         for (name, ts, value) in &points {
-            match accept(name, *ts, *value, now) {
+            match accept(name, *ts, *value, now, s.max_name) {
                 Ok(Some(p)) => batch.push(p),
                 Ok(None) => {}
                 Err(why) => s.rejects.note(&s.cache, name, &why),
@@ -419,39 +520,63 @@ fn pickle_connection(mut stream: std::net::TcpStream, s: Arc<Shared>) {
     }
 }
 
+/// Accepts connections on one listener until stopping, each read by
+/// `handler` on a thread of its own; at most `max` at once on this
+/// listener (more are closed at once), refusals and errors logged at most
+/// once a second.
 fn accept_loop(
     l: std::net::TcpListener,
     s: Arc<Shared>,
     max: usize,
+    what: &'static str,
     handler: fn(std::net::TcpStream, Arc<Shared>),
 ) {
+    use crate::server::{held_note, Throttle};
     let _ = l.set_nonblocking(true);
+    let open = Arc::new(AtomicUsize::new(0));
+    let (refused, failed) = (Throttle::new(), Throttle::new());
     while !s.stopping.load(Ordering::Relaxed) {
         match l.accept() {
             Ok((stream, _)) => {
                 let _ = stream.set_nonblocking(false);
-                if s.connections.load(Ordering::Relaxed) >= max {
-                    log::warn!("carbon: {max} connections open; one refused");
+                if open.load(Ordering::Relaxed) >= max {
+                    drop(stream);
+                    if let Some(held) = refused.ready() {
+                        log::warn!(
+                            "carbon {what}: {max} connections open (max_connections); one refused{}",
+                            held_note(held)
+                        );
+                    }
                     continue;
                 }
+                open.fetch_add(1, Ordering::Relaxed);
                 s.connections.fetch_add(1, Ordering::Relaxed);
-                let s2 = s.clone();
-                if std::thread::Builder::new()
+                let (s2, open2) = (s.clone(), open.clone());
+                let spawned = std::thread::Builder::new()
                     .name("carbon-conn".into())
                     .spawn(move || {
                         handler(stream, s2.clone());
                         s2.connections.fetch_sub(1, Ordering::Relaxed);
-                    })
-                    .is_err()
-                {
+                        open2.fetch_sub(1, Ordering::Relaxed);
+                    });
+                if let Err(e) = spawned {
                     s.connections.fetch_sub(1, Ordering::Relaxed);
+                    open.fetch_sub(1, Ordering::Relaxed);
+                    if let Some(held) = failed.ready() {
+                        log::warn!(
+                            "carbon {what}: no thread for a connection: {e}{}",
+                            held_note(held)
+                        );
+                    }
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_millis(20))
             }
             Err(e) => {
-                log::warn!("carbon: accept: {e}");
+                if let Some(held) = failed.ready() {
+                    log::warn!("carbon {what}: accept: {e}{}", held_note(held));
+                }
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
@@ -553,9 +678,10 @@ pub async fn run(
             cfg.max_updates_per_second,
             cfg.max_creates_per_minute,
             cfg.writers,
-        ),
+        )
+        .max_bytes(cfg.max_cache_bytes),
         rejects: Rejects {
-            last: std::sync::Mutex::new(None),
+            log: crate::server::Throttle::new(),
         },
         store: cfg.store,
         relay: match &cfg.relay {
@@ -567,6 +693,13 @@ pub async fn run(
         },
         stopping: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
+        max_name: max_name_bytes(&cfg.storage_dir),
+        idle: (cfg.idle_timeout > 0.0).then(|| Duration::from_secs_f64(cfg.idle_timeout)),
+        decoding: Decoding {
+            max: cfg.max_decode_bytes,
+            used: std::sync::Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+        },
     });
     let tcp = std::net::TcpListener::bind(&cfg.listen)?;
     let pickle_tcp = if cfg.pickle_listen.is_empty() {
@@ -597,13 +730,13 @@ pub async fn run(
     let s = shared.clone();
     readers.push(spawn(
         "carbon-accept".into(),
-        Box::new(move || accept_loop(tcp, s, max, connection)),
+        Box::new(move || accept_loop(tcp, s, max, "lines", connection)),
     )?);
     if let Some(l) = pickle_tcp {
         let s = shared.clone();
         readers.push(spawn(
             "carbon-pickle".into(),
-            Box::new(move || accept_loop(l, s, max, pickle_connection)),
+            Box::new(move || accept_loop(l, s, max, "pickle", pickle_connection)),
         )?);
     }
     if let Some(sock) = udp {
@@ -695,20 +828,20 @@ mod tests {
     fn lines_as_carbon_reads_them() {
         let now = 1_700_000_000.5;
         assert_eq!(
-            parse_line("a.b 1.5 1700000000", now),
+            parse_line("a.b 1.5 1700000000", now, 4000),
             Ok(Some(("a.b".into(), 1_700_000_000.0, 1.5)))
         );
         assert!(matches!(
-            parse_line("a.b 1 1", now),
+            parse_line("a.b 1 1", now, 4000),
             Ok(Some((Cow::Borrowed(_), _, _)))
         ));
         assert_eq!(
-            parse_line("  a.b\t2  -1  ", now),
+            parse_line("  a.b\t2  -1  ", now, 4000),
             Ok(Some(("a.b".into(), now, 2.0)))
         );
-        assert_eq!(parse_line("a.b nan 1700000000", now), Ok(None));
+        assert_eq!(parse_line("a.b nan 1700000000", now, 4000), Ok(None));
         assert_eq!(
-            parse_line("x;b=1;a=2 inf 1700000000.7", now),
+            parse_line("x;b=1;a=2 inf 1700000000.7", now, 4000),
             Ok(Some(("x;a=2;b=1".into(), 1_700_000_000.7, f64::INFINITY)))
         );
         for bad in [
@@ -718,8 +851,16 @@ mod tests {
             "a.b 1 nan",
             "../../etc/passwd 1 1700000000",
             "a..b 1 1700000000",
+            // whisper's 32-bit seconds: these would wrap onto 1970.
+            "a.b 1 4294967296",
+            "a.b 1 99999999999",
+            "a.b 1 -5",
         ] {
-            assert!(parse_line(bad, now).is_err(), "{bad}");
+            assert!(parse_line(bad, now, 4000).is_err(), "{bad}");
         }
+        assert!(parse_line("a.b 1 4294967295", now, 4000).is_ok());
+        let long = format!("{} 1 1700000000", "a.".repeat(30).trim_end_matches('.'));
+        assert!(parse_line(&long, now, 59).is_ok());
+        assert!(parse_line(&long, now, 58).is_err());
     }
 }

@@ -2,8 +2,17 @@
 //! tuples, strings, bytes, ints, floats and booleans (protocols 0 to 5,
 //! with the memo), and nothing else. A pickle that names a global, builds
 //! an object, calls anything or holds a dict is rejected: no object is ever
-//! constructed from the wire. Memo copies are counted against a budget, so
-//! a small pickle cannot expand into a huge value.
+//! constructed from the wire. What it builds, memo copies included, is
+//! weighed in bytes against a budget, so a small pickle cannot expand into a
+//! huge value; values nest at most [`MAX_DEPTH`] deep, so dropping, cloning
+//! or weighing one never recurses deeply; the memo is a map, so a huge memo
+//! index costs nothing.
+
+use std::collections::HashMap;
+
+/// How deep values may nest: carbon's messages are three deep (a list of
+/// `(path, (timestamp, value))`).
+pub const MAX_DEPTH: u32 = 16;
 
 /// A decoded value.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,10 +25,13 @@ pub enum Value {
 }
 
 impl Value {
+    /// Bytes it holds, about: its own slot and what it points to.
     fn weight(&self) -> usize {
+        let own = std::mem::size_of::<Value>();
         match self {
-            Value::List(v) | Value::Tuple(v) => 1 + v.iter().map(Value::weight).sum::<usize>(),
-            _ => 1,
+            Value::List(v) | Value::Tuple(v) => own + v.iter().map(Value::weight).sum::<usize>(),
+            Value::Str(s) => own + s.len(),
+            _ => own,
         }
     }
 
@@ -45,11 +57,30 @@ pub enum PickleError {
     Malformed(&'static str),
     #[error("pickle expands past its size budget")]
     TooBig,
+    #[error("values nested more than {MAX_DEPTH} deep")]
+    TooDeep,
 }
 
 enum Item {
     Mark,
-    V(Value),
+    /// A value and how deep it nests (1 for a number or string).
+    V(Value, u32),
+}
+
+fn container(items: Vec<(Value, u32)>, list: bool) -> Result<(Value, u32), PickleError> {
+    let depth = 1 + items.iter().map(|i| i.1).max().unwrap_or(0);
+    if depth > MAX_DEPTH {
+        return Err(PickleError::TooDeep);
+    }
+    let values = items.into_iter().map(|i| i.0).collect();
+    Ok((
+        if list {
+            Value::List(values)
+        } else {
+            Value::Tuple(values)
+        },
+        depth,
+    ))
 }
 
 struct Reader<'a> {
@@ -159,20 +190,27 @@ fn long(b: &[u8]) -> Result<i64, PickleError> {
     Ok(v)
 }
 
-/// Decodes one pickle. `budget`: the most values it may hold, memo copies
-/// included.
+/// What the values of a `len`-byte message may weigh, decoded: a carbon
+/// message of protocol 2 weighs about 15 times its length (Python memoizes
+/// every string and tuple, and each memo entry here is a copy).
+pub fn budget(len: usize) -> usize {
+    32 * len + (1 << 20)
+}
+
+/// Decodes one pickle. `budget`: the most bytes (about) its values may
+/// hold, memo copies included.
 pub fn loads(data: &[u8], budget: usize) -> Result<Value, PickleError> {
     let mut r = Reader { data, pos: 0 };
     let mut stack: Vec<Item> = Vec::new();
-    let mut memo: Vec<Option<Value>> = Vec::new();
+    let mut memo: HashMap<usize, (Value, u32)> = HashMap::new();
     let mut used = 0usize;
-    let pop = |stack: &mut Vec<Item>| -> Result<Value, PickleError> {
+    let pop = |stack: &mut Vec<Item>| -> Result<(Value, u32), PickleError> {
         match stack.pop() {
-            Some(Item::V(v)) => Ok(v),
+            Some(Item::V(v, d)) => Ok((v, d)),
             _ => Err(PickleError::Malformed("stack underflow")),
         }
     };
-    let since_mark = |stack: &mut Vec<Item>| -> Result<Vec<Value>, PickleError> {
+    let since_mark = |stack: &mut Vec<Item>| -> Result<Vec<(Value, u32)>, PickleError> {
         let at = stack
             .iter()
             .rposition(|i| matches!(i, Item::Mark))
@@ -182,15 +220,15 @@ pub fn loads(data: &[u8], budget: usize) -> Result<Value, PickleError> {
         Ok(items
             .into_iter()
             .filter_map(|i| match i {
-                Item::V(v) => Some(v),
+                Item::V(v, d) => Some((v, d)),
                 Item::Mark => None,
             })
             .collect())
     };
     loop {
         let op = r.byte()?;
-        let value = match op {
-            b'.' => return pop(&mut stack),
+        let (value, depth) = match op {
+            b'.' => return pop(&mut stack).map(|v| v.0),
             0x80 => {
                 r.byte()?;
                 continue;
@@ -203,10 +241,10 @@ pub fn loads(data: &[u8], budget: usize) -> Result<Value, PickleError> {
                 stack.push(Item::Mark);
                 continue;
             }
-            b']' => Value::List(Vec::new()),
-            b')' => Value::Tuple(Vec::new()),
-            b'l' => Value::List(since_mark(&mut stack)?),
-            b't' => Value::Tuple(since_mark(&mut stack)?),
+            b']' => (Value::List(Vec::new()), 1),
+            b')' => (Value::Tuple(Vec::new()), 1),
+            b'l' => container(since_mark(&mut stack)?, true)?,
+            b't' => container(since_mark(&mut stack)?, false)?,
             0x85..=0x87 => {
                 let n = usize::from(op - 0x84);
                 if stack.len() < n {
@@ -217,7 +255,7 @@ pub fn loads(data: &[u8], budget: usize) -> Result<Value, PickleError> {
                     items.push(pop(&mut stack)?);
                 }
                 items.reverse();
-                Value::Tuple(items)
+                container(items, false)?
             }
             b'a' | b'e' => {
                 let items = if op == b'a' {
@@ -226,47 +264,18 @@ pub fn loads(data: &[u8], budget: usize) -> Result<Value, PickleError> {
                     since_mark(&mut stack)?
                 };
                 match stack.last_mut() {
-                    Some(Item::V(Value::List(l))) => l.extend(items),
+                    Some(Item::V(Value::List(l), depth)) => {
+                        for (v, d) in items {
+                            if d + 1 > MAX_DEPTH {
+                                return Err(PickleError::TooDeep);
+                            }
+                            *depth = (*depth).max(d + 1);
+                            l.push(v);
+                        }
+                    }
                     _ => return Err(PickleError::Malformed("append to a non-list")),
                 }
                 continue;
-            }
-            b'I' => Value::Int(text_int(r.line()?)?),
-            b'L' => Value::Int(text_int(r.line()?)?),
-            b'F' => Value::Float(
-                r.line()?
-                    .trim()
-                    .parse()
-                    .map_err(|_| PickleError::Malformed("float"))?,
-            ),
-            b'J' => Value::Int(i64::from(r.le(4)? as u32 as i32)),
-            b'K' => Value::Int(r.le(1)? as i64),
-            b'M' => Value::Int(r.le(2)? as i64),
-            0x8a => {
-                let n = r.len(1)?;
-                Value::Int(long(r.take(n)?)?)
-            }
-            0x8b => {
-                let n = r.len(4)?;
-                Value::Int(long(r.take(n)?)?)
-            }
-            0x88 => Value::Int(1),
-            0x89 => Value::Int(0),
-            b'G' => {
-                let b = r.take(8)?;
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                Value::Float(f64::from_be_bytes(a))
-            }
-            b'S' => Value::Str(unquote(r.line()?)?),
-            b'V' => Value::Str(unescape(r.line()?)?),
-            b'T' | b'U' | b'X' | 0x8c | 0x8d | b'B' | b'C' | 0x8e => {
-                let n = match op {
-                    b'U' | 0x8c | b'C' => r.len(1)?,
-                    0x8d | 0x8e => r.len(8)?,
-                    _ => r.len(4)?,
-                };
-                Value::Str(String::from_utf8_lossy(r.take(n)?).into_owned())
             }
             b'p' | b'q' | b'r' | 0x94 => {
                 let idx = match op {
@@ -279,17 +288,14 @@ pub fn loads(data: &[u8], budget: usize) -> Result<Value, PickleError> {
                     _ => memo.len(),
                 };
                 let top = match stack.last() {
-                    Some(Item::V(v)) => v.clone(),
+                    Some(Item::V(v, d)) => (v.clone(), *d),
                     _ => return Err(PickleError::Malformed("memo of nothing")),
                 };
-                used += top.weight();
-                if used > budget || idx > budget {
+                used += top.0.weight();
+                if used > budget {
                     return Err(PickleError::TooBig);
                 }
-                if memo.len() <= idx {
-                    memo.resize(idx + 1, None);
-                }
-                memo[idx] = Some(top);
+                memo.insert(idx, top);
                 continue;
             }
             b'g' | b'h' | b'j' => {
@@ -302,23 +308,71 @@ pub fn loads(data: &[u8], budget: usize) -> Result<Value, PickleError> {
                     _ => r.len(4)?,
                 };
                 let v = memo
-                    .get(idx)
-                    .and_then(Clone::clone)
+                    .get(&idx)
+                    .cloned()
                     .ok_or(PickleError::Malformed("memo index"))?;
-                used += v.weight();
+                used += v.0.weight();
                 if used > budget {
                     return Err(PickleError::TooBig);
                 }
                 v
             }
-            other => return Err(PickleError::Forbidden(other)),
+            _ => (scalar(op, &mut r)?, 1),
         };
-        used += 1;
+        // A list or tuple holds values already weighed: only its own slot is new.
+        used += match value {
+            Value::List(_) | Value::Tuple(_) => std::mem::size_of::<Value>(),
+            _ => value.weight(),
+        };
         if used > budget {
             return Err(PickleError::TooBig);
         }
-        stack.push(Item::V(value));
+        stack.push(Item::V(value, depth));
     }
+}
+
+/// The value of a number or string opcode; any other opcode is refused.
+fn scalar(op: u8, r: &mut Reader<'_>) -> Result<Value, PickleError> {
+    Ok(match op {
+        b'I' => Value::Int(text_int(r.line()?)?),
+        b'L' => Value::Int(text_int(r.line()?)?),
+        b'F' => Value::Float(
+            r.line()?
+                .trim()
+                .parse()
+                .map_err(|_| PickleError::Malformed("float"))?,
+        ),
+        b'J' => Value::Int(i64::from(r.le(4)? as u32 as i32)),
+        b'K' => Value::Int(r.le(1)? as i64),
+        b'M' => Value::Int(r.le(2)? as i64),
+        0x8a => {
+            let n = r.len(1)?;
+            Value::Int(long(r.take(n)?)?)
+        }
+        0x8b => {
+            let n = r.len(4)?;
+            Value::Int(long(r.take(n)?)?)
+        }
+        0x88 => Value::Int(1),
+        0x89 => Value::Int(0),
+        b'G' => {
+            let b = r.take(8)?;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            Value::Float(f64::from_be_bytes(a))
+        }
+        b'S' => Value::Str(unquote(r.line()?)?),
+        b'V' => Value::Str(unescape(r.line()?)?),
+        b'T' | b'U' | b'X' | 0x8c | 0x8d | b'B' | b'C' | 0x8e => {
+            let n = match op {
+                b'U' | 0x8c | b'C' => r.len(1)?,
+                0x8d | 0x8e => r.len(8)?,
+                _ => r.len(4)?,
+            };
+            Value::Str(String::from_utf8_lossy(r.take(n)?).into_owned())
+        }
+        other => return Err(PickleError::Forbidden(other)),
+    })
 }
 
 /// A point as received: name, timestamp, value.
@@ -390,7 +444,7 @@ mod tests {
     #[test]
     fn python_pickles_of_carbon_messages() {
         for p in [PROTO0, PROTO2] {
-            let v = loads(p, 1000).expect("loads");
+            let v = loads(p, budget(p.len())).expect("loads");
             let (points, skipped) = datapoints(v).expect("points");
             assert_eq!(skipped, 0);
             assert_eq!(
@@ -414,7 +468,8 @@ mod tests {
             u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize,
             frame.len() - 4
         );
-        let back = datapoints(loads(&frame[4..], 1000).expect("loads")).expect("points");
+        let back =
+            datapoints(loads(&frame[4..], budget(frame.len())).expect("loads")).expect("points");
         assert_eq!(back, (points, 0));
     }
 
@@ -430,7 +485,7 @@ mod tests {
             b"N.",
         ] {
             assert!(
-                matches!(loads(p, 1000), Err(PickleError::Forbidden(_))),
+                matches!(loads(p, budget(p.len())), Err(PickleError::Forbidden(_))),
                 "{p:?}"
             );
         }
@@ -458,11 +513,64 @@ mod tests {
             b"t.",
             b"J\x01\x02",
         ] {
-            assert!(loads(p, 1000).is_err(), "{p:?}");
+            assert!(loads(p, budget(p.len())).is_err(), "{p:?}");
         }
-        let (points, skipped) =
-            datapoints(loads(b"(lp0\n(Va\nI1\ntp1\na(Vb\n(Vx\nI1\nttp2\na.", 100).expect("loads"))
-                .expect("list");
+        let (points, skipped) = datapoints(
+            loads(b"(lp0\n(Va\nI1\ntp1\na(Vb\n(Vx\nI1\nttp2\na.", 10_000).expect("loads"),
+        )
+        .expect("list");
         assert_eq!((points.len(), skipped), (0, 2));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_recursing() {
+        // 60 000 lists, each appended to the one before it: enough to
+        // overflow the stack of the old decoder when dropped or weighed.
+        let n = 60_000;
+        let mut p = b"\x80\x02".to_vec();
+        p.extend(std::iter::repeat_n(b']', n));
+        p.extend(std::iter::repeat_n(b'a', n - 1));
+        p.push(b'.');
+        assert_eq!(loads(&p, budget(p.len())), Err(PickleError::TooDeep));
+        // The same through MARK/LIST and tuples.
+        let mut p = b"(".repeat(n);
+        p.extend(b"l".repeat(n));
+        p.push(b'.');
+        assert_eq!(loads(&p, budget(p.len())), Err(PickleError::TooDeep));
+        let mut p = b"K\x01".to_vec();
+        p.extend(std::iter::repeat_n(0x85, n));
+        p.push(b'.');
+        assert_eq!(loads(&p, budget(p.len())), Err(PickleError::TooDeep));
+        // carbon's own depth, and more, is fine.
+        let mut p = b"K\x01".to_vec();
+        p.extend(std::iter::repeat_n(0x85, MAX_DEPTH as usize - 1));
+        p.push(b'.');
+        assert!(loads(&p, budget(p.len())).is_ok());
+    }
+
+    #[test]
+    fn huge_memo_indices_cost_nothing() {
+        // LONG_BINPUT at index 2^32-1, then read back.
+        let p = b"\x80\x02K\x07r\xff\xff\xff\xffj\xff\xff\xff\xff\x86.";
+        assert_eq!(
+            loads(p, budget(p.len())),
+            Ok(Value::Tuple(vec![Value::Int(7), Value::Int(7)]))
+        );
+        let p = b"\x80\x02K\x07p99999999999999\n.";
+        assert_eq!(loads(p, budget(p.len())), Ok(Value::Int(7)));
+    }
+
+    #[test]
+    fn memo_copies_of_long_strings_are_weighed_by_their_bytes() {
+        // One 100 kB string, then 50 000 two-byte copies of it: 5 GB if built.
+        let mut p = b"\x80\x02](X".to_vec();
+        p.extend_from_slice(&100_000u32.to_le_bytes());
+        p.extend(std::iter::repeat_n(b'x', 100_000));
+        p.extend_from_slice(b"q\x01");
+        for _ in 0..50_000 {
+            p.extend_from_slice(b"h\x01");
+        }
+        p.extend_from_slice(b"e.");
+        assert_eq!(loads(&p, budget(p.len())), Err(PickleError::TooBig));
     }
 }
