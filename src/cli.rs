@@ -742,44 +742,164 @@ fn server(arg: &ConfigArg) -> i32 {
     let Some(rt) = runtime() else {
         return EXIT_FAILED;
     };
-    // One SIGTERM/SIGINT stops every receiver, each finishing its own way.
-    let (stop, _) = tokio::sync::broadcast::channel::<()>(1);
-    let stopped = |stop: &tokio::sync::broadcast::Sender<()>| {
-        let mut rx = stop.subscribe();
-        async move {
-            let _ = rx.recv().await;
-        }
-    };
-    let result: std::io::Result<()> = rt.block_on(async {
-        let mut tasks = tokio::task::JoinSet::new();
-        if let Some(c) = statsd {
-            tasks.spawn(crate::server::statsd::run(c, stopped(&stop)));
-        }
-        if let Some(c) = carbon {
-            tasks.spawn(crate::server::carbon::run(c, stopped(&stop)));
-        }
-        let signal = stop.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            let _ = signal.send(());
-        });
-        let mut result = Ok(());
-        while let Some(done) = tasks.join_next().await {
-            let r = done.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
-            if let Err(e) = r {
-                // One receiver failing stops the others.
-                let _ = stop.send(());
-                result = Err(e);
-            }
-        }
-        result
-    });
+    let result = rt.block_on(run_server(arg.clone(), statsd, carbon));
     match result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("carbyne server: {e}");
             EXIT_FAILED
         }
+    }
+}
+
+/// A receiver's task with its stop and reload channels.
+struct Receiver<C> {
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    reload: tokio::sync::mpsc::Sender<C>,
+}
+
+impl<C> Receiver<C> {
+    fn start<F, Fut>(run: F) -> Self
+    where
+        F: FnOnce(tokio::sync::oneshot::Receiver<()>, tokio::sync::mpsc::Receiver<C>) -> Fut,
+        Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let (reload, reloads) = tokio::sync::mpsc::channel(4);
+        Receiver {
+            task: tokio::spawn(run(stopped, reloads)),
+            stop: Some(stop),
+            reload,
+        }
+    }
+
+    /// Asks it to stop and waits until it has.
+    async fn finish(mut self) -> std::io::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+    }
+}
+
+/// Resolves when `stop` fires or its sender is gone.
+async fn stopped(stop: tokio::sync::oneshot::Receiver<()>) {
+    let _ = stop.await;
+}
+
+/// Resolves when the receiver's task ends (never without one).
+async fn ended<C>(
+    r: &mut Option<Receiver<C>>,
+) -> Result<std::io::Result<()>, tokio::task::JoinError> {
+    match r.as_mut() {
+        Some(r) => (&mut r.task).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs the receivers until SIGTERM or SIGINT (or one fails), reading the
+/// configuration again on SIGHUP. They stop in dependency order: statsd
+/// first, its last flush going into a carbon receiver that still listens,
+/// then carbon, which writes everything it holds.
+async fn run_server(
+    arg: ConfigArg,
+    statsd: Option<crate::server::statsd::StatsdServerConfig>,
+    carbon: Option<crate::server::carbon::CarbonServerConfig>,
+) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Installed before the receivers start: SIGHUP's default would end the process.
+    let mut hup = signal(SignalKind::hangup()).ok();
+    if hup.is_none() {
+        log::warn!("cannot install the SIGHUP handler; reloading needs a restart");
+    }
+    let mut carbon = carbon.map(|c| {
+        Receiver::start(move |stop, reloads| crate::server::carbon::run(c, stopped(stop), reloads))
+    });
+    let mut statsd = statsd.map(|c| {
+        Receiver::start(move |stop, reloads| crate::server::statsd::run(c, stopped(stop), reloads))
+    });
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let mut failed: Option<std::io::Error> = None;
+    loop {
+        let hup_next = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut stop => break,
+            Some(()) = hup_next => reload_server(&arg, statsd.as_ref(), carbon.as_ref()).await,
+            r = ended(&mut statsd) => {
+                statsd = None;
+                failed = Some(ended_early("statsd", r));
+                break;
+            }
+            r = ended(&mut carbon) => {
+                carbon = None;
+                failed = Some(ended_early("carbon", r));
+                break;
+            }
+        }
+    }
+    let mut result = Ok(());
+    if let Some(r) = statsd {
+        result = r.finish().await;
+    }
+    if let Some(r) = carbon {
+        result = result.and(r.finish().await);
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => result,
+    }
+}
+
+/// The error of a receiver that ended before it was asked to.
+fn ended_early(
+    what: &str,
+    r: Result<std::io::Result<()>, tokio::task::JoinError>,
+) -> std::io::Error {
+    match r {
+        Ok(Err(e)) => e,
+        Ok(Ok(())) => std::io::Error::other(format!("the {what} receiver ended")),
+        Err(e) => std::io::Error::other(format!("the {what} receiver failed: {e}")),
+    }
+}
+
+/// SIGHUP: reads the configuration again and hands each running receiver
+/// its new section; a configuration that does not load is logged (file,
+/// line, key) and the running one stays.
+async fn reload_server(
+    arg: &ConfigArg,
+    statsd: Option<&Receiver<crate::server::statsd::StatsdServerConfig>>,
+    carbon: Option<&Receiver<crate::server::carbon::CarbonServerConfig>>,
+) {
+    log::info!("SIGHUP: reading the configuration again");
+    let a = arg.clone();
+    let loaded = tokio::task::spawn_blocking(move || load(&a)).await;
+    let cfg = match loaded {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return log::error!("configuration not reloaded, the running one stays: {e}"),
+        Err(e) => return log::error!("configuration not reloaded: {e}"),
+    };
+    match (statsd, cfg.server.statsd) {
+        (Some(r), Some(c)) => {
+            let _ = r.reload.send(c).await;
+        }
+        (None, None) => {}
+        _ => log::warn!("a [server.statsd] added or removed takes effect on restart"),
+    }
+    match (carbon, cfg.server.carbon) {
+        (Some(r), Some(c)) => {
+            let _ = r.reload.send(c).await;
+        }
+        (None, None) => {}
+        _ => log::warn!("a [server.carbon] added or removed takes effect on restart"),
     }
 }
 

@@ -1016,7 +1016,9 @@ pub enum Allocation {
 }
 
 /// Whisper's `create`: a new file with `archives` as (seconds per point,
-/// points); refuses to overwrite an existing file.
+/// points); refuses to overwrite an existing file. The file is written
+/// whole under a temporary name in the same directory and then renamed into
+/// place, so a crash or a kill never leaves a truncated file at `path`.
 pub fn create(
     path: &Path,
     archives: &[(u32, u32)],
@@ -1055,10 +1057,11 @@ pub fn create(
         head.extend_from_slice(&points.to_be_bytes());
         offset += *points as u64 * POINT_SIZE;
     }
+    let tmp = temporary_name(path);
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(path)
+        .open(&tmp)
         .map_err(io(path))?;
     let res = (|| -> std::io::Result<()> {
         file.write_all_at(&head, 0)?;
@@ -1083,13 +1086,47 @@ pub fn create(
                 }
             }
         }
-        Ok(())
+        drop(file);
+        rename_new(&tmp, path)
     })();
     if let Err(e) = res {
-        let _ = std::fs::remove_file(path);
-        return Err(io(path)(e));
+        let _ = std::fs::remove_file(&tmp);
+        return Err(match e.kind() {
+            std::io::ErrorKind::AlreadyExists => WhisperError::InvalidConfiguration(format!(
+                "File {} already exists!",
+                path.display()
+            )),
+            _ => io(path)(e),
+        });
     }
     Ok(())
+}
+
+/// `.NAME.PID.N.tmp` beside `path`: hidden, not a `.wsp`, and unique to
+/// this process and call.
+fn temporary_name(path: &Path) -> PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
+}
+
+/// Renames `from` to `to` unless `to` exists (then `AlreadyExists`).
+fn rename_new(from: &Path, to: &Path) -> std::io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        // A file system without RENAME_NOREPLACE: a hard link refuses an
+        // existing name as well.
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            std::fs::hard_link(from, to)?;
+            std::fs::remove_file(from)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]

@@ -116,8 +116,16 @@ impl Bucket {
 /// What the writers need besides the points.
 pub struct Store {
     pub root: PathBuf,
-    pub rules: Rules,
+    /// Replaced whole when the files are read again (SIGHUP).
+    pub rules: std::sync::RwLock<std::sync::Arc<Rules>>,
     pub allocation: Allocation,
+}
+
+impl Store {
+    /// The rules in force.
+    pub fn rules(&self) -> std::sync::Arc<Rules> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// The cache, shared by receivers and writers.
@@ -127,8 +135,8 @@ pub struct Cache {
     arrived: Condvar,
     /// Signalled when writers make room (receivers of a full cache wait).
     room: Condvar,
-    max_size: usize,
-    max_bytes: usize,
+    max_size: std::sync::atomic::AtomicUsize,
+    max_bytes: std::sync::atomic::AtomicUsize,
     strategy: Strategy,
     updates: Option<Mutex<Bucket>>,
     creates: Option<Mutex<Bucket>>,
@@ -162,8 +170,8 @@ impl Cache {
             }),
             arrived: Condvar::new(),
             room: Condvar::new(),
-            max_size: if max_size == 0 { usize::MAX } else { max_size },
-            max_bytes: usize::MAX,
+            max_size: unlimited_at_0(max_size).into(),
+            max_bytes: usize::MAX.into(),
             strategy,
             updates: (updates > 0.0).then(|| Mutex::new(Bucket::new(updates, updates))),
             creates: (creates > 0.0).then(|| Mutex::new(Bucket::new(creates, creates / 60.0))),
@@ -174,9 +182,21 @@ impl Cache {
 
     /// Bounds the cache in bytes too (0: unlimited): names and points held,
     /// as [`metric_bytes`] weighs them.
-    pub fn max_bytes(mut self, max: usize) -> Self {
-        self.max_bytes = if max == 0 { usize::MAX } else { max };
+    pub fn max_bytes(self, max: usize) -> Self {
+        self.set_limits(None, Some(max));
         self
+    }
+
+    /// Changes the bounds in points and in bytes (0: unlimited) of a
+    /// running cache; receivers waiting for room see them at once.
+    pub fn set_limits(&self, points: Option<usize>, bytes: Option<usize>) {
+        if let Some(n) = points {
+            self.max_size.store(unlimited_at_0(n), Ordering::Relaxed);
+        }
+        if let Some(n) = bytes {
+            self.max_bytes.store(unlimited_at_0(n), Ordering::Relaxed);
+        }
+        self.room.notify_all();
     }
 
     /// Bytes held, about.
@@ -201,7 +221,8 @@ impl Cache {
             .metrics_received
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         let mut i = lock(&self.inner);
-        while (i.size >= self.max_size || i.bytes >= self.max_bytes)
+        while (i.size >= self.max_size.load(Ordering::Relaxed)
+            || i.bytes >= self.max_bytes.load(Ordering::Relaxed))
             && !self.closing.load(Ordering::Relaxed)
         {
             i.blocked_receivers += 1;
@@ -332,6 +353,16 @@ impl Cache {
                     }
                     files.open(metric, &path)
                 }
+                // A damaged file (truncated by a crash of another writer,
+                // say) is moved aside once and the metric starts afresh,
+                // rather than failing every later point.
+                Err(e @ whisper::WhisperError::Corrupt { .. }) => {
+                    if !set_aside(&path, &e) || !self.create(store, metric, &path) {
+                        c.errors.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    files.open(metric, &path)
+                }
                 other => other,
             };
             if let Err(e) = opened {
@@ -392,8 +423,9 @@ impl Cache {
                 return false;
             }
         }
-        let schema = store.rules.schema(metric);
-        let agg = store.rules.aggregation(metric);
+        let rules = store.rules();
+        let schema = rules.schema(metric);
+        let agg = rules.aggregation(metric);
         let created = path
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
@@ -424,6 +456,40 @@ impl Cache {
                 false
             }
         }
+    }
+}
+
+/// Moves a damaged whisper file to `FILE.corrupt` (or `FILE.corrupt.N`),
+/// saying so; false when it could not be moved.
+fn set_aside(path: &std::path::Path, why: &whisper::WhisperError) -> bool {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".corrupt");
+    let mut target = PathBuf::from(&aside);
+    let mut n = 1;
+    while target.exists() {
+        target = PathBuf::from(format!("{}.{n}", aside.to_string_lossy()));
+        n += 1;
+    }
+    match std::fs::rename(path, &target) {
+        Ok(()) => {
+            log::error!(
+                "{why}: moved aside to {}; the metric starts a new file",
+                target.display()
+            );
+            true
+        }
+        Err(e) => {
+            log::error!("{why}; cannot move it aside: {e}");
+            false
+        }
+    }
+}
+
+fn unlimited_at_0(n: usize) -> usize {
+    if n == 0 {
+        usize::MAX
+    } else {
+        n
     }
 }
 
@@ -510,7 +576,9 @@ mod tests {
     fn store(dir: &tempfile::TempDir, allocation: Allocation) -> Store {
         Store {
             root: dir.path().to_path_buf(),
-            rules: Rules::load(None, None).expect("rules"),
+            rules: std::sync::RwLock::new(std::sync::Arc::new(
+                Rules::load(None, None).expect("rules"),
+            )),
             allocation,
         }
     }
@@ -646,5 +714,34 @@ mod tests {
         assert!(most < 20_000 + 400, "{most}");
         assert_eq!(c.counters.committed_points.load(Ordering::Relaxed), 100);
         assert_eq!(c.bytes(), 0);
+    }
+
+    #[test]
+    fn a_truncated_file_is_moved_aside_once_and_the_metric_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store(&dir, Allocation::Sparse);
+        let path = names::path(&store.root, "bad.one");
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+        // What a writer killed mid-create used to leave: half a header.
+        std::fs::write(&path, [0u8, 0, 0, 1, 0, 0]).expect("truncated");
+        let c = Cache::new(0, Strategy::Sorted, 0.0, 0.0, 1);
+        let now = whisper::unix_now() as f64;
+        c.store(vec![("bad.one", now, 1.0)]);
+        c.store(vec![("bad.one", now - 60.0, 2.0)]);
+        c.close();
+        c.writer(&store, 0, 16);
+        assert_eq!(c.counters.committed_points.load(Ordering::Relaxed), 2);
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(".corrupt");
+        assert_eq!(
+            std::fs::read(&aside).expect("set aside"),
+            [0, 0, 0, 1, 0, 0]
+        );
+        let w = whisper::Whisper::open(&path, false).expect("a new, whole file");
+        let s = w
+            .fetch(now as i64 - 120, None, None, None)
+            .expect("fetch")
+            .expect("series");
+        assert_eq!(s.values.iter().flatten().count(), 2);
     }
 }

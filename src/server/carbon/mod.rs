@@ -267,8 +267,10 @@ struct Shared {
     connections: AtomicUsize,
     /// The longest name accepted (see [`max_name_bytes`]).
     max_name: usize,
-    /// How long a connection may stay silent.
-    idle: Option<Duration>,
+    /// Milliseconds a connection may stay silent (0: for ever).
+    idle_ms: AtomicU64,
+    /// Connections each listener may hold.
+    max_connections: AtomicUsize,
     decoding: Decoding,
 }
 
@@ -363,9 +365,10 @@ fn take_lines<'a>(s: &Shared, lines: impl Iterator<Item = &'a [u8]>) {
 /// Whether a connection silent since `last` has passed the idle timeout
 /// (logged at debug level: closing idle connections is routine).
 fn idle_past(s: &Shared, last: Instant) -> bool {
-    let past = s.idle.is_some_and(|t| last.elapsed() >= t);
+    let idle = s.idle_ms.load(Ordering::Relaxed);
+    let past = idle > 0 && last.elapsed() >= Duration::from_millis(idle);
     if past {
-        log::debug!("carbon: a connection idle for {:?} closed", s.idle);
+        log::debug!("carbon: a connection idle for {idle} ms closed");
     }
     past
 }
@@ -527,7 +530,6 @@ fn pickle_connection(mut stream: std::net::TcpStream, s: Arc<Shared>) {
 fn accept_loop(
     l: std::net::TcpListener,
     s: Arc<Shared>,
-    max: usize,
     what: &'static str,
     handler: fn(std::net::TcpStream, Arc<Shared>),
 ) {
@@ -539,6 +541,7 @@ fn accept_loop(
         match l.accept() {
             Ok((stream, _)) => {
                 let _ = stream.set_nonblocking(false);
+                let max = s.max_connections.load(Ordering::Relaxed);
                 if open.load(Ordering::Relaxed) >= max {
                     drop(stream);
                     if let Some(held) = refused.ready() {
@@ -656,19 +659,66 @@ fn open_files(want: usize, writers: usize) -> usize {
     want.min(room)
 }
 
-/// Runs the carbon receiver until `shutdown`; then stops taking
-/// connections, reads what the open ones already sent, and writes every
-/// cached point before returning.
+/// Takes a configuration read again (SIGHUP): the schemas and aggregation
+/// files, the limits and the relay's routing change at once; what needs new
+/// listeners, files or threads is said to take effect on restart. A file
+/// that does not load keeps the rules in force.
+fn reload(s: &Shared, store: &Store, old: &mut CarbonServerConfig, new: CarbonServerConfig) {
+    match schemas::Rules::load(new.schemas.as_deref(), new.aggregation.as_deref()) {
+        Ok(rules) => *store.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules),
+        Err(e) => log::error!("carbon: {e}; the rules in force stay"),
+    }
+    s.cache
+        .set_limits(Some(new.max_cache_size), Some(new.max_cache_bytes));
+    s.idle_ms
+        .store((new.idle_timeout * 1000.0) as u64, Ordering::Relaxed);
+    s.max_connections
+        .store(new.max_connections, Ordering::Relaxed);
+    let relay_taken = match (&s.relay, &new.relay) {
+        (Some(r), Some(c)) => r.reload(c).map_err(|e| log::warn!("carbon: {e}")).is_ok(),
+        _ => false,
+    };
+    // What runs now: the keys above from the new configuration, the rest
+    // as started; the keys that still differ need a restart.
+    let mut running = old.clone();
+    running.schemas.clone_from(&new.schemas);
+    running.aggregation.clone_from(&new.aggregation);
+    running.max_cache_size = new.max_cache_size;
+    running.max_cache_bytes = new.max_cache_bytes;
+    running.idle_timeout = new.idle_timeout;
+    running.max_connections = new.max_connections;
+    if relay_taken {
+        running.relay.clone_from(&new.relay);
+    }
+    if let (Ok(a), Ok(b)) = (toml::Table::try_from(&running), toml::Table::try_from(&new)) {
+        let changed: Vec<&str> = b
+            .keys()
+            .chain(a.keys())
+            .filter(|k| a.get(*k) != b.get(*k))
+            .map(String::as_str)
+            .collect();
+        if !changed.is_empty() {
+            log::warn!("carbon: {changed:?} changed; that takes effect on restart");
+        }
+    }
+    *old = running;
+    log::info!("carbon: configuration reloaded");
+}
+
+/// Runs the carbon receiver until `shutdown`, taking each configuration
+/// of `reloads`; then stops taking connections, reads what the open ones
+/// already sent, and writes every cached point before returning.
 pub async fn run(
     cfg: CarbonServerConfig,
     shutdown: impl std::future::Future<Output = ()>,
+    mut reloads: tokio::sync::mpsc::Receiver<CarbonServerConfig>,
 ) -> std::io::Result<()> {
     let rules = schemas::Rules::load(cfg.schemas.as_deref(), cfg.aggregation.as_deref())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     std::fs::create_dir_all(&cfg.storage_dir)?;
     let store = Arc::new(Store {
         root: cfg.storage_dir.clone(),
-        rules,
+        rules: std::sync::RwLock::new(Arc::new(rules)),
         allocation: cfg.allocation().unwrap_or_default(),
     });
     let shared = Arc::new(Shared {
@@ -694,7 +744,8 @@ pub async fn run(
         stopping: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
         max_name: max_name_bytes(&cfg.storage_dir),
-        idle: (cfg.idle_timeout > 0.0).then(|| Duration::from_secs_f64(cfg.idle_timeout)),
+        idle_ms: AtomicU64::new((cfg.idle_timeout * 1000.0) as u64),
+        max_connections: AtomicUsize::new(cfg.max_connections),
         decoding: Decoding {
             max: cfg.max_decode_bytes,
             used: std::sync::Mutex::new(0),
@@ -725,18 +776,17 @@ pub async fn run(
     );
     let spawn =
         |name: String, f: Box<dyn FnOnce() + Send>| std::thread::Builder::new().name(name).spawn(f);
-    let max = cfg.max_connections;
     let mut readers = Vec::new();
     let s = shared.clone();
     readers.push(spawn(
         "carbon-accept".into(),
-        Box::new(move || accept_loop(tcp, s, max, "lines", connection)),
+        Box::new(move || accept_loop(tcp, s, "lines", connection)),
     )?);
     if let Some(l) = pickle_tcp {
         let s = shared.clone();
         readers.push(spawn(
             "carbon-pickle".into(),
-            Box::new(move || accept_loop(l, s, max, "pickle", pickle_connection)),
+            Box::new(move || accept_loop(l, s, "pickle", pickle_connection)),
         )?);
     }
     if let Some(sock) = udp {
@@ -781,9 +831,14 @@ pub async fn run(
             let _ = tokio::task::spawn_blocking(move || self_metrics(&s, &p)).await;
         }
     };
-    tokio::select! {
-        _ = shutdown => {}
-        _ = own => {}
+    tokio::pin!(shutdown, own);
+    let mut running = cfg.clone();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = &mut own => break,
+            Some(new) = reloads.recv() => reload(&shared, &store, &mut running, new),
+        }
     }
     log::info!("carbon: stopping; writing every cached point");
     shared.stopping.store(true, Ordering::Relaxed);

@@ -186,6 +186,28 @@ fn load_rules(text: &str, file: &str, known: &[Destination]) -> Result<Vec<Rule>
     Ok(rules)
 }
 
+/// The destinations and the router of a relay configuration.
+fn routing(cfg: &RelayConfig) -> Result<(Vec<Destination>, Router), String> {
+    let dests: Vec<Destination> = cfg
+        .destinations
+        .iter()
+        .map(|d| Destination::parse(d))
+        .collect::<Result<_, _>>()?;
+    let router = match (cfg.method.as_str(), &cfg.rules) {
+        ("rules", Some(path)) => {
+            let file = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
+            Router::Rules(load_rules(&text, &file, &dests).map_err(|e| e.to_string())?)
+        }
+        _ => Router::Ring(Ring::new(
+            dests.clone(),
+            cfg.replication_factor,
+            cfg.diverse_replicas,
+        )),
+    };
+    Ok((dests, router))
+}
+
 /// One destination's queue and counters.
 struct Outbox {
     dest: Destination,
@@ -197,9 +219,10 @@ struct Outbox {
 
 /// The running relay.
 pub struct Relay {
-    router: Router,
+    /// Replaced whole when the configuration is read again.
+    router: std::sync::RwLock<Router>,
     outboxes: Vec<Arc<Outbox>>,
-    max_queue: usize,
+    max_queue: std::sync::atomic::AtomicUsize,
     stopping: Arc<AtomicBool>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -207,23 +230,7 @@ pub struct Relay {
 impl Relay {
     /// Reads the rules (if any) and starts one sender thread per destination.
     pub fn start(cfg: &RelayConfig) -> Result<Relay, String> {
-        let dests: Vec<Destination> = cfg
-            .destinations
-            .iter()
-            .map(|d| Destination::parse(d))
-            .collect::<Result<_, _>>()?;
-        let router = match (cfg.method.as_str(), &cfg.rules) {
-            ("rules", Some(path)) => {
-                let file = path.display().to_string();
-                let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
-                Router::Rules(load_rules(&text, &file, &dests).map_err(|e| e.to_string())?)
-            }
-            _ => Router::Ring(Ring::new(
-                dests.clone(),
-                cfg.replication_factor,
-                cfg.diverse_replicas,
-            )),
-        };
+        let (dests, router) = routing(cfg)?;
         let stopping = Arc::new(AtomicBool::new(false));
         let outboxes: Vec<Arc<Outbox>> = dests
             .into_iter()
@@ -247,17 +254,31 @@ impl Relay {
             threads.push(t);
         }
         Ok(Relay {
-            router,
+            router: std::sync::RwLock::new(router),
             outboxes,
-            max_queue: cfg.max_queue_size,
+            max_queue: cfg.max_queue_size.into(),
             stopping,
             threads: Mutex::new(threads),
         })
     }
 
-    fn route(&self, metric: &str, out: &mut Vec<usize>) {
+    /// Takes a changed configuration: the method, rules file, replication
+    /// and queue size; the destinations themselves need a restart.
+    pub fn reload(&self, cfg: &RelayConfig) -> Result<(), String> {
+        let (dests, router) = routing(cfg)?;
+        if dests.len() != self.outboxes.len()
+            || dests.iter().zip(&self.outboxes).any(|(d, o)| *d != o.dest)
+        {
+            return Err("relay destinations changed: they take effect on restart".into());
+        }
+        *self.router.write().unwrap_or_else(|p| p.into_inner()) = router;
+        self.max_queue.store(cfg.max_queue_size, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn route(&self, router: &Router, metric: &str, out: &mut Vec<usize>) {
         out.clear();
-        match &self.router {
+        match router {
             Router::Ring(ring) => {
                 for d in ring.destinations(metric) {
                     if let Some(i) = self.outboxes.iter().position(|o| o.dest == *d) {
@@ -286,8 +307,9 @@ impl Relay {
     pub fn send(&self, points: &[super::Parsed<'_>]) {
         let mut to = Vec::new();
         let mut per: Vec<Vec<Point>> = vec![Vec::new(); self.outboxes.len()];
+        let router = self.router.read().unwrap_or_else(|p| p.into_inner());
         for (name, ts, value) in points {
-            self.route(name, &mut to);
+            self.route(&router, name, &mut to);
             for &i in &to {
                 per[i].push((name.to_string(), *ts, *value));
             }
@@ -297,7 +319,10 @@ impl Relay {
                 continue;
             }
             let mut q = o.queue.lock().unwrap_or_else(|p| p.into_inner());
-            let room = self.max_queue.saturating_sub(q.len());
+            let room = self
+                .max_queue
+                .load(Ordering::Relaxed)
+                .saturating_sub(q.len());
             let dropped = batch.len().saturating_sub(room);
             q.extend(batch.into_iter().take(room));
             drop(q);
@@ -440,18 +465,19 @@ mod tests {
                     [rest]\ndefault = true\ndestinations = c:2004\n";
         let rules = load_rules(text, "relay-rules.conf", &dests()).expect("rules");
         let relay = Relay {
-            router: Router::Rules(rules),
+            router: Router::Rules(rules).into(),
             outboxes: Vec::new(),
-            max_queue: 1,
+            max_queue: 1.into(),
             stopping: Arc::new(AtomicBool::new(false)),
             threads: Mutex::new(Vec::new()),
         };
         let mut to = Vec::new();
-        relay.route("web.x.hits", &mut to);
+        let router = relay.router.read().expect("router");
+        relay.route(&router, "web.x.hits", &mut to);
         assert_eq!(to, [0, 1]);
-        relay.route("web.y", &mut to);
+        relay.route(&router, "web.y", &mut to);
         assert_eq!(to, [0, 2]);
-        relay.route("db.q", &mut to);
+        relay.route(&router, "db.q", &mut to);
         assert_eq!(to, [2]);
     }
 

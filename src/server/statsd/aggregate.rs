@@ -42,13 +42,13 @@ struct Store {
 
 /// What the shards may hold, and what they dropped for it.
 struct Limits {
-    max_keys: usize,
+    max_keys: AtomicUsize,
     keys: AtomicUsize,
     /// Lines dropped for `max_keys`, since start, and as last reported.
     dropped: AtomicU64,
     dropped_reported: AtomicU64,
-    max_members: usize,
-    max_member_bytes: usize,
+    max_members: AtomicUsize,
+    max_member_bytes: AtomicUsize,
     /// Set members dropped for the two bounds above, since start, and as
     /// last reported.
     dropped_members: AtomicU64,
@@ -62,7 +62,7 @@ impl Limits {
         let ok = self
             .keys
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < self.max_keys).then_some(n + 1)
+                (n < self.max_keys.load(Ordering::Relaxed)).then_some(n + 1)
             })
             .is_ok();
         if !ok {
@@ -70,7 +70,7 @@ impl Limits {
             if let Some(held) = self.log.ready() {
                 log::warn!(
                     "statsd: {} keys held (max_keys); a line for a new key dropped{}",
-                    self.max_keys,
+                    self.max_keys.load(Ordering::Relaxed),
                     held_note(held)
                 );
             }
@@ -80,9 +80,9 @@ impl Limits {
 
     /// Whether `member` may join a set of `len` members, or counts it dropped.
     fn member(&self, len: usize, member: &str) -> bool {
-        let why = if member.len() > self.max_member_bytes {
+        let why = if member.len() > self.max_member_bytes.load(Ordering::Relaxed) {
             "longer than max_set_member_bytes"
-        } else if len >= self.max_members {
+        } else if len >= self.max_members.load(Ordering::Relaxed) {
             "past max_set_members"
         } else {
             return true;
@@ -234,12 +234,12 @@ impl Aggregator {
         };
         let a = Aggregator {
             limits: Limits {
-                max_keys: cfg.max_keys,
+                max_keys: cfg.max_keys.into(),
                 keys: AtomicUsize::new(0),
                 dropped: AtomicU64::new(0),
                 dropped_reported: AtomicU64::new(0),
-                max_members: cfg.max_set_members,
-                max_member_bytes: cfg.max_set_member_bytes,
+                max_members: cfg.max_set_members.into(),
+                max_member_bytes: cfg.max_set_member_bytes.into(),
                 dropped_members: AtomicU64::new(0),
                 dropped_members_reported: AtomicU64::new(0),
                 log: Throttle::new(),
@@ -273,6 +273,16 @@ impl Aggregator {
     /// Adds to one of statsd's own counters.
     fn add(&self, key: &str, v: f64) {
         lock(self.shard(key)).count(Cow::Borrowed(key), v, &self.limits, true);
+    }
+
+    /// Takes the limits of a configuration read again; what is held past
+    /// a lowered limit stays until it is flushed or deleted.
+    pub fn set_limits(&self, cfg: &StatsdServerConfig) {
+        let l = &self.limits;
+        l.max_keys.store(cfg.max_keys, Ordering::Relaxed);
+        l.max_members.store(cfg.max_set_members, Ordering::Relaxed);
+        l.max_member_bytes
+            .store(cfg.max_set_member_bytes, Ordering::Relaxed);
     }
 
     /// Distinct keys held.

@@ -189,10 +189,13 @@ struct Shared {
     flush_length: AtomicI64,
 }
 
-/// Runs the statsd server until `shutdown` resolves; then flushes once more.
+/// Runs the statsd server until `shutdown` resolves, taking the limits of
+/// each configuration of `reloads` (the rest takes effect on restart);
+/// then flushes once more.
 pub async fn run(
     cfg: StatsdServerConfig,
     shutdown: impl std::future::Future<Output = ()>,
+    mut reloads: tokio::sync::mpsc::Receiver<StatsdServerConfig>,
 ) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
     let now = crate::whisper::unix_now();
@@ -293,6 +296,20 @@ pub async fn run(
         let last = tokio::select! {
             _ = ticker.tick() => false,
             _ = &mut shutdown => true,
+            Some(new) = reloads.recv() => {
+                shared.agg.set_limits(&new);
+                let limits = |c: &StatsdServerConfig| StatsdServerConfig {
+                    max_keys: 0,
+                    max_set_members: 0,
+                    max_set_member_bytes: 0,
+                    ..c.clone()
+                };
+                if limits(&new) != limits(&cfg) {
+                    log::warn!("statsd: settings other than max_keys, max_set_members and max_set_member_bytes take effect on restart");
+                }
+                log::info!("statsd: configuration reloaded");
+                continue;
+            }
         };
         if last {
             // What the receivers hold goes into the last flush.
