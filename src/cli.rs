@@ -301,7 +301,7 @@ fn whisper(cmd: &WhisperCommand) -> i32 {
     };
     match res {
         Ok(out) => {
-            print!("{out}");
+            print_quietly(&out);
             0
         }
         Err(crate::whisper::WhisperError::InvalidTimeInterval(m))
@@ -313,6 +313,18 @@ fn whisper(cmd: &WhisperCommand) -> i32 {
         Err(e) => {
             eprintln!("[ERROR] {e}");
             1
+        }
+    }
+}
+
+/// Prints `text` on stdout; a reader that went away (`| head`) ends the
+/// output quietly, as the Python scripts do, instead of a panic.
+fn print_quietly(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("carbyne: stdout: {e}");
         }
     }
 }
@@ -538,7 +550,7 @@ fn config_check(arg: &ConfigArg) -> i32 {
     init_logging("warn");
     match load(arg).and_then(|c| effective_toml(&c)) {
         Ok(text) => {
-            print!("{text}");
+            print_quietly(&text);
             0
         }
         Err(e) => {

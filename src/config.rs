@@ -382,7 +382,14 @@ fn list_toml(dir: &Path, except: Option<&Path>) -> Result<Vec<PathBuf>, ConfigEr
     let mut out: Vec<PathBuf> = rd
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| {
+            let dangling = !p.exists() && p.symlink_metadata().is_ok();
+            if dangling {
+                log::warn!("{}: a symbolic link to nothing; skipped", p.display());
+            }
+            p.is_file()
+        })
         .filter(|p| Some(p.as_path()) != except)
         .collect();
     out.sort();
@@ -392,11 +399,56 @@ fn list_toml(dir: &Path, except: Option<&Path>) -> Result<Vec<PathBuf>, ConfigEr
 /// Reads one file strictly: TOML syntax, known keys, right types, and the
 /// checks of [`Config::validate`]. Errors name the file (and line, for TOML).
 pub fn check_file(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::general(Some(path), format!("cannot read: {e}")))?;
+    let text = read_text(path)?;
     let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::from_toml(path, &text, &e))?;
     cfg.validate(true).map_err(|e| e.in_file(path, &text))?;
     Ok(cfg)
+}
+
+/// The largest configuration file read: far past any real one, and a
+/// bound for `--config /dev/zero`.
+pub const MAX_FILE_BYTES: u64 = 4 << 20;
+
+/// Reads a configuration file (or a file it names, such as carbon's
+/// storage-schemas.conf) as text: only a regular file of at most
+/// [`MAX_FILE_BYTES`], in UTF-8; errors name the file, and the line of a
+/// byte that is not UTF-8.
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |m: String| ConfigError::general(Some(path), m);
+    // Non-blocking: a FIFO opens at once and is then refused.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(fail("cannot read: not a regular file".into()));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(fail(format!(
+            "larger than {} MiB: not a configuration file",
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = 1 + e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count();
+        ConfigError {
+            file: Some(path.to_path_buf()),
+            line: Some(line),
+            key: None,
+            message: "not UTF-8 text".into(),
+        }
+    })
 }
 
 /// Loads and merges every file of `sources`, later files overriding earlier ones.
@@ -485,14 +537,33 @@ pub fn compile_regex(
     anchored: bool,
 ) -> Result<Option<regex::Regex>, ConfigError> {
     let Some(p) = pattern else { return Ok(None) };
-    let src = if anchored {
-        format!("^(?:{p})")
-    } else {
-        p.to_string()
+    // Errors quote what the user wrote (not the anchored wrapper), cut short.
+    let bad = |e: regex::Error| {
+        let mut m = format!("invalid regex {:?}: {e}", shorten(p));
+        if m.len() > 600 {
+            m = format!("{}...", shorten(&m));
+        }
+        ConfigError::new(key, m)
     };
-    regex::Regex::new(&src)
+    let plain = regex::Regex::new(p).map_err(bad)?;
+    if !anchored {
+        return Ok(Some(plain));
+    }
+    regex::Regex::new(&format!("^(?:{p})"))
         .map(Some)
-        .map_err(|e| ConfigError::new(key, format!("invalid regex {p:?}: {e}")))
+        .map_err(bad)
+}
+
+/// The first 500 bytes of `s` (at a character boundary), and how many more.
+fn shorten(s: &str) -> String {
+    if s.len() <= 500 {
+        return s.to_string();
+    }
+    let mut end = 500;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes more)", &s[..end], s.len() - end)
 }
 
 /// Deserializes a plugin's options table strictly, naming `key` on error.

@@ -321,9 +321,13 @@ pub struct Whisper {
 impl Whisper {
     /// Opens and reads the header; `write` for read-write access.
     pub fn open(path: &Path, write: bool) -> Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Non-blocking, so that opening a FIFO returns at once (and is then
+        // refused as not a regular file); no effect on a regular file.
         let file = OpenOptions::new()
             .read(true)
             .write(write)
+            .custom_flags(libc::O_NONBLOCK)
             .open(path)
             .map_err(io(path))?;
         let (header, head) = Self::read_header(&file, path)?;
@@ -345,7 +349,14 @@ impl Whisper {
     }
 
     fn read_header(file: &File, path: &Path) -> Result<(Header, Vec<u8>)> {
-        let len = file.metadata().map_err(io(path))?.len();
+        let meta = file.metadata().map_err(io(path))?;
+        if !meta.is_file() {
+            return Err(io(path)(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
+        let len = meta.len();
         // One read for the metadata and (usually) every archive entry.
         let mut buf = vec![0u8; 256];
         let n = read_upto(file, &mut buf, 0).map_err(io(path))?;
@@ -775,7 +786,9 @@ impl Whisper {
             )));
         }
         let now = now.unwrap_or_else(unix_now);
-        let until = time_to.unwrap_or(now);
+        // Nothing is stored past now: a later end would only size a huge
+        // empty series.
+        let until = time_to.unwrap_or(now).min(now);
         let start = time_from.unwrap_or(0);
         if until < start {
             return Err(WhisperError::InvalidTimeInterval(
@@ -818,7 +831,7 @@ impl Whisper {
             )));
         }
         let now = now.unwrap_or_else(unix_now);
-        let mut until = until.filter(|u| *u != 0).unwrap_or(now);
+        let mut until = until.filter(|u| *u != 0).unwrap_or(now).min(now);
         let mut out = Vec::new();
         for (n, a) in self.header.archives.iter().enumerate() {
             let start_time = now - a.retention() as i64;
