@@ -537,7 +537,11 @@ fn accept_loop(
     let _ = l.set_nonblocking(true);
     let open = Arc::new(AtomicUsize::new(0));
     let (refused, failed) = (Throttle::new(), Throttle::new());
-    while !s.stopping.load(Ordering::Relaxed) {
+    let mut last_round = false;
+    loop {
+        // Once stopping, the connections already in the listen backlog
+        // (statsd's last flush, say) are still taken; then no more.
+        last_round |= s.stopping.load(Ordering::Relaxed);
         match l.accept() {
             Ok((stream, _)) => {
                 let _ = stream.set_nonblocking(false);
@@ -574,9 +578,15 @@ fn accept_loop(
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if last_round {
+                    return;
+                }
                 std::thread::sleep(Duration::from_millis(20))
             }
             Err(e) => {
+                if last_round {
+                    return;
+                }
                 if let Some(held) = failed.ready() {
                     log::warn!("carbon {what}: accept: {e}{}", held_note(held));
                 }

@@ -1,0 +1,484 @@
+//! `carbyne server` and the whisper tools under hostile or unlucky input:
+//! each test reproduces what crashed, lost data or grew without bound, and
+//! checks that it no longer does. Every load is bounded in count and time.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// A server with `toml` (ports filled in by the caller), logging to a file.
+struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(toml: &str, wait_for: &[u16]) -> Server {
+        Server::start_with(toml, wait_for, |_| {})
+    }
+
+    fn start_with(
+        toml: &str,
+        wait_for: &[u16],
+        adjust: impl FnOnce(&mut std::process::Command),
+    ) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = toml.replace("{DIR}", &dir.path().display().to_string());
+        std::fs::write(dir.path().join("c.toml"), text).expect("config");
+        let log = std::fs::File::create(dir.path().join("log")).expect("log");
+        let mut cmd = bin();
+        cmd.args(["server", "--config"])
+            .arg(dir.path().join("c.toml"))
+            .stdout(Stdio::null())
+            .stderr(log);
+        adjust(&mut cmd);
+        let child = Child(cmd.spawn().expect("server"));
+        for p in wait_for {
+            wait_for_port(*p);
+        }
+        Server { child, dir }
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.0.try_wait(), Ok(None))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    fn storage(&self) -> PathBuf {
+        self.dir.path().join("whisper")
+    }
+
+    /// Waits (10 s at most) for the whisper file of `metric`.
+    fn file(&self, metric: &str) -> PathBuf {
+        let p = self.storage().join(metric.replace('.', "/") + ".wsp");
+        let start = Instant::now();
+        while !p.exists() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        p
+    }
+
+    /// Resident memory in kB.
+    fn rss_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.0.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+fn carbon_toml(line: u16, pickle: u16, extra: &str) -> String {
+    format!(
+        "[server.carbon]\nlisten = \"127.0.0.1:{line}\"\npickle_listen = \"127.0.0.1:{pickle}\"\n\
+         udp = false\nstorage_dir = \"{{DIR}}/whisper\"\ncarbon_metric_interval = 0\n{extra}"
+    )
+}
+
+fn send_line(port: u16, text: &str) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(text.as_bytes()).expect("write");
+}
+
+/// The points of the file's finest archive over the last day.
+fn points(path: &Path) -> Vec<f64> {
+    let w = carbyne::whisper::Whisper::open(path, false).expect("open");
+    let now = carbyne::whisper::unix_now();
+    let s = w
+        .fetch(now - 86_400, None, None, None)
+        .expect("fetch")
+        .expect("series");
+    s.values.into_iter().flatten().collect()
+}
+
+/// Items 1 and 6: a 100 kB pickle of 60 000 nested lists aborted the
+/// process; a memo put at index 2^32-1 allocated ~134 MB. Both are refused
+/// and counted, the server stays up and keeps every point.
+#[test]
+fn hostile_pickles_are_refused_and_the_server_stays_up() {
+    let (line, pickle) = (free_port(), free_port());
+    let mut srv = Server::start(&carbon_toml(line, pickle, ""), &[line, pickle]);
+    let now = carbyne::whisper::unix_now();
+    send_line(line, &format!("before.deep 1 {now}\n"));
+    let n = 60_000;
+    let mut deep = b"\x80\x02".to_vec();
+    deep.extend(std::iter::repeat_n(b']', n));
+    deep.extend(std::iter::repeat_n(b'a', n - 1));
+    deep.push(b'.');
+    let memo = b"\x80\x02]r\xff\xff\xff\xffr\xfe\xff\xff\xff.".to_vec();
+    for body in [deep, memo] {
+        let mut s = TcpStream::connect(("127.0.0.1", pickle)).expect("pickle");
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        s.write_all(&frame).expect("write");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(srv.alive(), "the server died: {}", srv.log());
+    send_line(line, &format!("after.deep 2 {now}\n"));
+    assert_eq!(points(&srv.file("after.deep")), [2.0]);
+    assert!(
+        srv.log().contains("nested more than 16 deep"),
+        "{}",
+        srv.log()
+    );
+    signal(&srv.child.0, "-TERM");
+    assert!(srv.child.0.wait().expect("wait").success());
+    assert_eq!(points(&srv.file("before.deep")), [1.0]);
+    assert!(srv.rss_kb() < 200_000);
+}
+
+/// Item 2: SIGHUP killed the server and lost its cache. It now reloads:
+/// a changed storage-schemas.conf applies to files created after it.
+#[test]
+fn sighup_reloads_the_schemas_and_keeps_the_cache() {
+    let (line, pickle) = (free_port(), free_port());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schemas = dir.path().join("storage-schemas.conf");
+    std::fs::write(&schemas, "[all]\npattern = .*\nretentions = 60s:1d\n").expect("schemas");
+    let extra = format!("schemas = {schemas:?}\nmax_updates_per_second = 50\n");
+    let mut srv = Server::start(&carbon_toml(line, pickle, &extra), &[line]);
+    let now = carbyne::whisper::unix_now();
+    // Held in the cache by the update rate while SIGHUP comes.
+    let lines: String = (0..300).map(|i| format!("held.m{i} 1 {now}\n")).collect();
+    send_line(line, &lines);
+    std::fs::write(&schemas, "[all]\npattern = .*\nretentions = 10s:1h\n").expect("schemas");
+    signal(&srv.child.0, "-HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(srv.alive(), "SIGHUP ended the server: {}", srv.log());
+    send_line(line, &format!("after.hup 1 {now}\n"));
+    let info = carbyne::whisper::Whisper::open(&srv.file("after.hup"), false).expect("open");
+    assert_eq!(info.header.archives[0].seconds_per_point, 10);
+    assert!(
+        srv.log().contains("configuration reloaded"),
+        "{}",
+        srv.log()
+    );
+    // A schemas file that does not load keeps the rules in force.
+    std::fs::write(&schemas, "[all]\npattern = .*\nretentions = 5x:6h\n").expect("schemas");
+    signal(&srv.child.0, "-HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(srv.alive());
+    assert!(
+        srv.log().contains("the rules in force stay"),
+        "{}",
+        srv.log()
+    );
+    signal(&srv.child.0, "-TERM");
+    assert!(srv.child.0.wait().expect("wait").success());
+    for i in 0..300 {
+        assert_eq!(points(&srv.file(&format!("held.m{i}"))), [1.0], "held.m{i}");
+    }
+}
+
+/// Item 3: a kill while files are being created leaves no truncated file.
+#[test]
+fn sigkill_while_creating_leaves_only_whole_files() {
+    let (line, pickle) = (free_port(), free_port());
+    // Large files take long to write: kills land mid-create.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schemas = dir.path().join("storage-schemas.conf");
+    std::fs::write(&schemas, "[all]\npattern = .*\nretentions = 1s:2d\n").expect("schemas");
+    let extra = format!("schemas = {schemas:?}\n");
+    let mut srv = Server::start(&carbon_toml(line, pickle, &extra), &[line]);
+    let now = carbyne::whisper::unix_now();
+    let lines: String = (0..200).map(|i| format!("big.m{i} 1 {now}\n")).collect();
+    send_line(line, &lines);
+    // Killed as soon as the first files are there, in the middle of the run.
+    let start = Instant::now();
+    let count = || std::fs::read_dir(srv.storage().join("big")).map_or(0, |d| d.count());
+    while count() < 5 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    srv.child.0.kill().expect("SIGKILL");
+    let _ = srv.child.0.wait();
+    let mut whole = 0;
+    for e in std::fs::read_dir(srv.storage().join("big")).expect("dir") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "wsp") {
+            carbyne::whisper::Whisper::open(&p, false)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            assert_eq!(
+                std::fs::metadata(&p).expect("meta").len(),
+                28 + 172_800 * 12
+            );
+            whole += 1;
+        }
+    }
+    assert!(whole > 0, "no file was created before the kill");
+}
+
+/// Item 4: statsd's last flush on SIGTERM reaches the carbon receiver of
+/// the same process.
+#[test]
+fn sigterm_flushes_statsd_into_carbon_before_carbon_stops() {
+    let (line, pickle, udp, admin) = (free_port(), free_port(), free_udp_port(), free_port());
+    let toml = format!(
+        "{}\n[server.statsd]\nlisten = \"127.0.0.1:{udp}\"\nadmin = \"127.0.0.1:{admin}\"\n\
+         graphite = \"127.0.0.1:{line}\"\nflush_interval = 60\n",
+        carbon_toml(line, pickle, "")
+    );
+    let mut srv = Server::start(&toml, &[line, admin]);
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.send_to(b"last.flush:7|c", ("127.0.0.1", udp))
+        .expect("send");
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&srv.child.0, "-TERM");
+    assert!(srv.child.0.wait().expect("wait").success(), "{}", srv.log());
+    assert!(!srv.log().contains("unreachable"), "{}", srv.log());
+    assert_eq!(points(&srv.file("stats_counts.last.flush")), [7.0]);
+}
+
+/// Item 7: idle connections on the line port neither lock out the pickle
+/// port nor stay for ever.
+#[test]
+fn idle_connections_time_out_and_limits_are_per_listener() {
+    let (line, pickle) = (free_port(), free_port());
+    let extra = "max_connections = 3\nidle_timeout = 1\n";
+    let srv = Server::start(&carbon_toml(line, pickle, extra), &[line, pickle]);
+    let idle: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", line)).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // The fourth line connection is refused: closed at once.
+    let mut extra_conn = TcpStream::connect(("127.0.0.1", line)).expect("connect");
+    extra_conn
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    assert!(matches!(extra_conn.read(&mut [0u8; 1]), Ok(0) | Err(_)));
+    // The pickle port has room of its own.
+    let now = carbyne::whisper::unix_now() as f64;
+    let frame = carbyne::server::carbon::pickle::dumps(&[("via.pickle".into(), now, 3.0)]);
+    TcpStream::connect(("127.0.0.1", pickle))
+        .expect("pickle")
+        .write_all(&frame)
+        .expect("write");
+    assert_eq!(points(&srv.file("via.pickle")), [3.0]);
+    // The idle ones are closed after the timeout.
+    for mut c in idle {
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        assert!(
+            matches!(c.read(&mut [0u8; 1]), Ok(0)),
+            "an idle connection stayed open"
+        );
+    }
+    send_line(line, &format!("after.idle 1 {}\n", now as i64));
+    assert_eq!(points(&srv.file("after.idle")), [1.0]);
+}
+
+fn statsd_toml(udp: u16, admin: u16, extra: &str) -> String {
+    format!(
+        "[server.statsd]\nlisten = \"127.0.0.1:{udp}\"\nadmin = \"127.0.0.1:{admin}\"\n\
+         graphite = \"127.0.0.1:{}\"\nflush_interval = 60\n{extra}",
+        free_port()
+    )
+}
+
+fn admin(port: u16, cmd: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("admin");
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    s.write_all(format!("{cmd}\n").as_bytes()).expect("write");
+    let mut out = String::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    out
+}
+
+/// Items 8 and 13: a TCP line without a newline grew without limit (1 GB
+/// in 2.7 s); one invalid UTF-8 byte closed the connection. Now the long
+/// line is skipped and counted, and the stream goes on.
+#[test]
+fn statsd_tcp_lines_are_bounded_and_bytes_do_not_end_the_stream() {
+    let (udp, adm) = (free_port(), free_port());
+    let srv = Server::start(&statsd_toml(udp, adm, ""), &[udp, adm]);
+    let mut s = TcpStream::connect(("127.0.0.1", udp)).expect("tcp");
+    s.write_all(b"bin\xff.key:1|c\n").expect("write");
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..64 {
+        s.write_all(&chunk).expect("64 MiB without a newline");
+    }
+    s.write_all(b"\nafter.long:5|c\n").expect("write");
+    drop(s);
+    let start = Instant::now();
+    while !admin(adm, "counters").contains("'after.long': 5") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            admin(adm, "counters")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(admin(adm, "counters").contains("'bin.key': 1"));
+    assert!(admin(adm, "stats").contains("messages.bad_lines_seen: 1\n"));
+    assert!(srv.rss_kb() < 100_000, "RSS {} kB", srv.rss_kb());
+}
+
+/// Item 9: the TCP listener ended for good at the first accept error
+/// (EMFILE). With a low file limit, it now waits out the shortage.
+#[test]
+fn statsd_tcp_listener_survives_running_out_of_file_descriptors() {
+    use std::os::unix::process::CommandExt;
+    let (udp, adm) = (free_port(), free_port());
+    let srv = Server::start_with(
+        &statsd_toml(udp, adm, "udp_sockets = 1\n"),
+        &[udp, adm],
+        |c| {
+            // SAFETY: setrlimit is async-signal-safe and touches no memory of
+            // the parent.
+            unsafe {
+                c.pre_exec(|| {
+                    let lim = libc::rlimit {
+                        rlim_cur: 64,
+                        rlim_max: 64,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        },
+    );
+    let held: Vec<TcpStream> = (0..100)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", udp)).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(held);
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut s = TcpStream::connect(("127.0.0.1", udp)).expect("tcp");
+    s.write_all(b"after.emfile:1|c\n").expect("write");
+    drop(s);
+    let start = Instant::now();
+    while !admin(adm, "counters").contains("'after.emfile': 1") {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", srv.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        srv.log().contains("accept"),
+        "the shortage was logged: {}",
+        srv.log()
+    );
+}
+
+/// Items 15, 16 and 17: the whisper tools on a FIFO, a huge --until and a
+/// closed pipe.
+#[test]
+fn whisper_tools_refuse_fifos_clamp_ranges_and_stop_quietly_on_a_closed_pipe() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo.wsp");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let f = fifo.to_str().expect("path");
+    for args in [
+        vec!["whisper", "info", f],
+        vec!["whisper", "fetch", f],
+        vec!["whisper", "dump", f],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
+    }
+    let a = dir.path().join("a.wsp");
+    let a = a.to_str().expect("path");
+    assert!(run(&["whisper", "create", a, "1s:30d", "1m:1y"])
+        .status
+        .success());
+    let out = run(&["whisper", "merge", "--until", "99999999999", a, a]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Item 5: a timestamp past 2^32 wrapped onto 1970; refused as whisper does.
+    let before = std::fs::read(a).expect("read");
+    let out = run(&["whisper", "update", a, "4294967396:5"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outside whisper's range"));
+    assert_eq!(std::fs::read(a).expect("read"), before);
+    // The reader goes away after the first bytes.
+    let mut child = bin()
+        .args(["whisper", "dump", a])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dump");
+    let mut first = [0u8; 16];
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("read");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Item 18: configuration files that are no files, or no text.
+#[test]
+fn config_refuses_devices_fifos_and_says_where_text_is_bad() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo.toml");
+    std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    for p in [Path::new("/dev/zero"), fifo.as_path()] {
+        let out = run(&["config", "check", "--config", p.to_str().expect("path")]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
+    }
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, b"interval = 10\npath_prefix = \"a\xff\"\n").expect("write");
+    let out = run(&["config", "check", "--config", bad.to_str().expect("path")]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 2: not UTF-8"));
+    let re = dir.path().join("re.toml");
+    std::fs::write(
+        &re,
+        format!(
+            "[collectors.cpu]\nmetrics_whitelist = \"({}\"\n",
+            "a".repeat(100_000)
+        ),
+    )
+    .expect("write");
+    let out = run(&["config", "check", "--config", re.to_str().expect("path")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.len() < 2000 && err.contains("line 2") && !err.contains("^(?:"),
+        "{err}"
+    );
+    let confd = dir.path().join("d/conf.d");
+    std::fs::create_dir_all(&confd).expect("dir");
+    std::os::unix::fs::symlink("/nonexistent", confd.join("x.toml")).expect("link");
+    let out = run(&[
+        "config",
+        "check",
+        "--config",
+        dir.path().join("d").to_str().expect("path"),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("x.toml: a symbolic link to nothing"));
+}
