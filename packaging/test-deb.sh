@@ -113,6 +113,8 @@ if command -v systemd-analyze >/dev/null; then
         # Unknown keys are only warned about: any word from verify fails.
         out=$(systemd-analyze verify "/lib/systemd/system/$unit" 2>&1) || fail "$unit: $out"
         [ -z "$out" ] || fail "$unit: $out"
+        grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "/lib/systemd/system/$unit" || fail "$unit: no ExecReload"
+        grep -q '^RestartPreventExitStatus=2$' "/lib/systemd/system/$unit" || fail "$unit: restarts on a bad configuration"
     done
 fi
 

@@ -221,7 +221,63 @@ fn conf_d_examples_show_every_key_with_its_default() {
             .and_then(|s| s.to_str())
             .expect("name")
             .to_string();
-        let (keys, _) = if let Some((name, section)) = cfg.logs.iter().next() {
+        let (keys, _) = if let Some(kind) = stem.strip_prefix("server-") {
+            // Shipped commented out: uncommented, it is the defaults (but
+            // for the example paths and destinations, which have none).
+            let on: String = text
+                .lines()
+                .map(|l| match l.strip_prefix("# ") {
+                    Some(rest)
+                        if rest.starts_with("[server")
+                            || rest.split_once(" = ").is_some_and(|(k, _)| {
+                                k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                            }) =>
+                    {
+                        rest
+                    }
+                    _ => l,
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let mine: toml::Table = toml::from_str(&on).expect("toml");
+            let section = mine["server"][kind].as_table().expect("section").clone();
+            let want = match kind {
+                "statsd" => {
+                    toml::Table::try_from(carbyne::server::statsd::StatsdServerConfig::default())
+                }
+                _ => toml::Table::try_from(carbyne::server::carbon::CarbonServerConfig::default()),
+            }
+            .expect("defaults");
+            let relay =
+                toml::Table::try_from(carbyne::server::carbon::relay::RelayConfig::default())
+                    .expect("relay");
+            let mut keys: Vec<String> = want.keys().cloned().collect();
+            for (k, v) in &section {
+                match (k.as_str(), v.as_table()) {
+                    ("relay", Some(r)) => {
+                        for (k, v) in r {
+                            if k != "destinations" && k != "rules" {
+                                assert_eq!(relay.get(k), Some(v), "{}: relay.{k}", path.display());
+                            }
+                        }
+                        keys.extend(r.keys().cloned());
+                        keys.extend(relay.keys().cloned());
+                    }
+                    ("schemas" | "aggregation", _) => keys.push(k.clone()),
+                    _ => assert_eq!(
+                        want.get(k),
+                        Some(v),
+                        "{}: {k} is not the default",
+                        path.display()
+                    ),
+                }
+            }
+            assert!(
+                carbyne::config::Config::default().server.statsd.is_none(),
+                "receivers are off by default"
+            );
+            (keys, ())
+        } else if let Some((name, section)) = cfg.logs.iter().next() {
             assert_eq!(name, &stem, "{} is named after its parser", path.display());
             assert_eq!(section.options.name(), stem);
             let want = carbyne::logs::LogCommon {
@@ -292,5 +348,8 @@ fn conf_d_examples_show_every_key_with_its_default() {
         }
         seen += 1;
     }
-    assert_eq!(seen, 18, "eight collectors, six handlers, four parsers");
+    assert_eq!(
+        seen, 20,
+        "eight collectors, six handlers, four parsers, two receivers"
+    );
 }
