@@ -363,6 +363,10 @@ pub struct LogsterArgs {
     /// Print the metrics as Graphite plaintext; send nothing, keep the position.
     #[arg(long, short = 'd')]
     pub dry_run: bool,
+    /// Where the first run on a file starts: "beginning" reads it whole, as
+    /// Logster (logtail) does; "end" only records where it ends.
+    #[arg(long, default_value = "beginning", value_parser = ["beginning", "end"])]
+    pub start_at: String,
     /// The parser's options, as Logster takes them (log4j: "-l WARN,ERROR").
     #[arg(long, allow_hyphen_values = true)]
     pub parser_options: Option<String>,
@@ -697,14 +701,21 @@ fn logster_plan(a: &LogsterArgs) -> Result<(Config, Plan), String> {
             file: a.logfile.display().to_string(),
             metric_prefix: a.metric_prefix.clone(),
             metric_suffix: a.metric_suffix.clone(),
+            start_at: if a.start_at == "end" {
+                crate::tail::StartAt::End
+            } else {
+                crate::tail::StartAt::Beginning
+            },
             ..Default::default()
         },
         options: parser,
     };
     // Logster's names are bare: [prefix.]metric[.suffix].
     let bare = crate::sample::MetricPath::new("", None, "", ".");
-    let job = crate::logs::LogJob::new(&name, &section, bare, std::time::Duration::from_secs(60))
-        .map_err(|e| e.to_string())?;
+    let mut job =
+        crate::logs::LogJob::new(&name, &section, bare, std::time::Duration::from_secs(60))
+            .map_err(|e| e.to_string())?;
+    job.missing_is_error = true;
     Ok((
         cfg,
         Plan {

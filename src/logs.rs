@@ -81,6 +81,10 @@ pub struct LogJob {
     pub parser: Box<dyn Parser>,
     /// Lines read, matched and not, since the last report.
     counts: Counts,
+    /// A missing file is an error (`carbyne logster`), not a warning.
+    pub missing_is_error: bool,
+    /// The warning for a missing file was given (later ones go to debug).
+    warned_missing: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -135,7 +139,26 @@ impl LogJob {
             suffix: c.metric_suffix.clone(),
             parser: cfg.options.build(&key)?,
             counts: Counts::default(),
+            missing_is_error: false,
+            warned_missing: false,
         })
+    }
+
+    /// Says that no file matches the job's pattern: an error for
+    /// `carbyne logster`; for the agent a warning the first time, then at
+    /// debug level (the file may come later, it is read once it does).
+    fn note_missing(&mut self) -> Result<(), String> {
+        if self.missing_is_error {
+            return Err(format!("{}: no such file", self.pattern));
+        }
+        let what = format!("log {}: {}: no such file", self.name, self.pattern);
+        if self.warned_missing {
+            log::debug!("{what}");
+        } else {
+            self.warned_missing = true;
+            log::warn!("{what} (read once it exists)");
+        }
+        Ok(())
     }
 
     /// The files the job reads now (a glob is expanded each time).
@@ -273,6 +296,7 @@ pub fn run_once(
     let mut state = JobState::new();
     let mut duration: Option<f64> = None;
     let mut first = true;
+    let mut found = false;
     for file in job.files() {
         let key = file.to_string_lossy().into_owned();
         let p = prev.get(&key);
@@ -281,6 +305,7 @@ pub fn run_once(
         let r = tail::read_once(&file, p, start_at, max_line, now, &mut |l| job.feed(l))
             .map_err(|e| format!("log {}: {}: {e}", job.name, file.display()))?;
         if let Some(r) = r {
+            found = true;
             job.count(r.stats);
             duration = match (duration, r.duration) {
                 (Some(a), Some(b)) => Some(a.max(b)),
@@ -288,6 +313,9 @@ pub fn run_once(
             };
             state.insert(key, r.state);
         }
+    }
+    if !found {
+        job.note_missing()?;
     }
     let samples = if first && job.start_at == StartAt::End {
         Vec::new()
@@ -415,7 +443,11 @@ struct Followed {
 impl Followed {
     /// Starts following new files of a glob (and the file itself once it exists).
     fn discover(&mut self, saved: &JobState) {
-        for f in self.job.files() {
+        let files = self.job.files();
+        if !files.iter().any(|f| f.exists()) {
+            let _ = self.job.note_missing();
+        }
+        for f in files {
             self.followers.entry(f.clone()).or_insert_with(|| {
                 let prev = saved.get(f.to_string_lossy().as_ref());
                 tail::Follower::new(&f, prev, self.job.start_at, self.job.max_line)

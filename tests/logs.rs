@@ -396,3 +396,70 @@ fn daemon_follows_a_log_reports_every_line_once_and_resumes_after_a_restart() {
         "{text}"
     );
 }
+
+/// Logster (logtail) reads a file it has never seen whole; so does
+/// `carbyne logster`, dry run included, unless `--start-at end`. A missing
+/// file is an error there, and a warning for the agent's `[logs.NAME]`.
+#[test]
+fn logster_reads_a_new_file_whole_and_a_missing_file_is_said() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("mail.log");
+    std::fs::copy(fixture("logs/maillog"), &log).expect("copy");
+    let state = dir.path().join("state");
+    let st = state.to_str().expect("path");
+    let lp = log.to_str().expect("path");
+    let o = run(&["logster", "--dry-run", "-s", st, "postfix", lp]);
+    assert!(o.status.success());
+    assert_eq!(
+        sum(&parse_lines(&String::from_utf8_lossy(&o.stdout)), "numSent"),
+        4.0
+    );
+    // A dry run keeps no position: the same again.
+    let o = run(&["logster", "--dry-run", "-s", st, "postfix", lp]);
+    assert_eq!(
+        sum(&parse_lines(&String::from_utf8_lossy(&o.stdout)), "numSent"),
+        4.0
+    );
+    let o = run(&[
+        "logster",
+        "--dry-run",
+        "--start-at",
+        "end",
+        "-s",
+        st,
+        "postfix",
+        lp,
+    ]);
+    assert!(o.status.success() && o.stdout.is_empty());
+
+    let missing = dir.path().join("nope.log");
+    let o = run(&[
+        "logster",
+        "--dry-run",
+        "-s",
+        st,
+        "postfix",
+        missing.to_str().expect("path"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nope.log: no such file"));
+
+    let cfg = config_dir(
+        dir.path(),
+        "proc/t0",
+        &format!(
+            "[logs.mail]\nfile = {:?}\nparser = \"postfix\"\n",
+            missing.display().to_string()
+        ),
+    );
+    let o = run(&[
+        "agent",
+        "--once",
+        "--dry-run",
+        "--config",
+        cfg.to_str().expect("path"),
+    ]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("nope.log: no such file").count(), 1, "{err}");
+}
