@@ -838,6 +838,11 @@ async fn run_server(
     if hup.is_none() {
         log::warn!("cannot install the SIGHUP handler; reloading needs a restart");
     }
+    if let (Some(s), Some(c)) = (&statsd, &carbon) {
+        if let Some(w) = crate::server::statsd_overwrites(s, c) {
+            log::warn!("{w}");
+        }
+    }
     let mut carbon = carbon.map(|c| {
         Receiver::start(move |stop, reloads| crate::server::carbon::run(c, stopped(stop), reloads))
     });

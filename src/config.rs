@@ -49,11 +49,13 @@ impl ConfigError {
 
     /// Places a key error in `file`, finding the key's line in `text`.
     fn in_file(mut self, file: &Path, text: &str) -> Self {
+        // An error already placed in another file (one the config names,
+        // such as storage-schemas.conf) stays there.
         if self.file.is_none() {
             self.file = Some(file.to_path_buf());
-        }
-        if self.line.is_none() {
-            self.line = self.key.as_deref().and_then(|k| locate(text, k));
+            if self.line.is_none() {
+                self.line = self.key.as_deref().and_then(|k| locate(text, k));
+            }
         }
         self
     }

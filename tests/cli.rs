@@ -353,3 +353,45 @@ fn conf_d_examples_show_every_key_with_its_default() {
         "eight collectors, six handlers, four parsers, two receivers"
     );
 }
+
+/// The files the server reads are read by `config check` too, and before
+/// the server listens: a bad retention or a missing file exits 2, naming
+/// the file (and line), with no port opened.
+#[test]
+fn config_check_reads_the_servers_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schemas = dir.path().join("storage-schemas.conf");
+    let (line, udp, admin) = (free_port(), free_port(), free_port());
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server.carbon]\nlisten = \"127.0.0.1:{line}\"\npickle_listen = \"\"\n\
+             storage_dir = {:?}\nschemas = {schemas:?}\n\
+             [server.statsd]\nlisten = \"127.0.0.1:{udp}\"\nadmin = \"127.0.0.1:{admin}\"\n",
+            dir.path().join("whisper")
+        ),
+    )
+    .expect("config");
+    let c = cfg.to_str().expect("path");
+    let o = run(&["config", "check", "--config", c]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("storage-schemas.conf: key `server.carbon.schemas`: cannot read"),
+        "{err}"
+    );
+    std::fs::write(&schemas, "[a]\npattern = .*\nretentions = 5x:6h\n").expect("schemas");
+    let o = run(&["config", "check", "--config", c]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("storage-schemas.conf: line 3: key `server.carbon.schemas`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["server", "--config", c]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", admin)).is_err());
+    std::fs::write(&schemas, "[a]\npattern = .*\nretentions = 10s:6h\n").expect("schemas");
+    assert!(run(&["config", "check", "--config", c]).status.success());
+}

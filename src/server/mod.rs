@@ -19,6 +19,46 @@ pub struct ServerConfig {
     pub carbon: Option<carbon::CarbonServerConfig>,
 }
 
+/// When statsd flushes into the carbon receiver of the same process more
+/// often than carbon keeps points for statsd's names, each flush overwrites
+/// the one before in the same slot (20 increments read back as 0): the
+/// warning to give, or `None`.
+pub fn statsd_overwrites(
+    statsd: &statsd::StatsdServerConfig,
+    carbon: &carbon::CarbonServerConfig,
+) -> Option<String> {
+    if statsd.graphite != carbon.listen {
+        return None;
+    }
+    let rules = carbon::schemas::Rules::load(carbon.schemas.as_deref(), None).ok()?;
+    // A counter's name as statsd writes it.
+    let probe = if statsd.legacy_namespace {
+        "stats_counts.probe".to_string()
+    } else {
+        [
+            statsd.global_prefix.as_str(),
+            statsd.prefix_counter.as_str(),
+            "probe.count",
+        ]
+        .iter()
+        .filter(|p| !p.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(".")
+    };
+    let schema = rules.schema(&probe);
+    let step = schema.archives.first()?.0;
+    (f64::from(step) > statsd.flush_interval).then(|| {
+        format!(
+            "statsd flushes every {} s into carbon, which keeps one point per {step} s for \
+             {probe} (schema {:?}): each flush overwrites the one before in its slot. Give \
+             statsd's names a {} s step in storage-schemas.conf (Graphite's docs: \
+             pattern = ^stats, retentions = 10s:6h,1m:6d,10m:5y), or flush less often.",
+            statsd.flush_interval, schema.name, statsd.flush_interval
+        )
+    })
+}
+
 /// Lets a log line through at most once a second; the lines held back in
 /// between are counted and said with the next one that goes through.
 #[derive(Debug, Default)]
@@ -56,5 +96,44 @@ pub fn held_note(held: u64) -> String {
         String::new()
     } else {
         format!(" ({held} more since the last such message)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statsd_flushing_faster_than_carbon_keeps_points_is_said() {
+        let s = statsd::StatsdServerConfig::default();
+        let c = carbon::CarbonServerConfig::default();
+        // The single-box defaults: 10 s flushes, 10 s points for stats*.
+        assert_eq!(statsd_overwrites(&s, &c), None);
+        let fast = statsd::StatsdServerConfig {
+            flush_interval: 5.0,
+            ..s.clone()
+        };
+        assert!(statsd_overwrites(&fast, &c).is_some_and(|w| w.contains("stats_counts.probe")));
+        // Elsewhere than this carbon: nothing known, nothing said.
+        let other = statsd::StatsdServerConfig {
+            graphite: "10.0.0.1:2003".into(),
+            ..fast
+        };
+        assert_eq!(statsd_overwrites(&other, &c), None);
+        // A schemas file with minutely points for everything.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("storage-schemas.conf");
+        std::fs::write(&f, "[all]\npattern = .*\nretentions = 60s:7d\n").expect("write");
+        let c = carbon::CarbonServerConfig {
+            schemas: Some(f),
+            ..c
+        };
+        assert!(statsd_overwrites(&s, &c).is_some_and(|w| w.contains("one point per 60 s")));
+        let modern = statsd::StatsdServerConfig {
+            legacy_namespace: false,
+            ..s
+        };
+        assert!(statsd_overwrites(&modern, &c)
+            .is_some_and(|w| w.contains("stats.counters.probe.count")));
     }
 }

@@ -134,6 +134,12 @@ impl CarbonServerConfig {
                 ),
             ));
         }
+        // The files the receiver will read, read now: a bad one fails
+        // `config check` and stops `carbyne server` before it listens.
+        schemas::Rules::load(self.schemas.as_deref(), None)
+            .map_err(|e| e.at_key(&format!("{key}.schemas")))?;
+        schemas::Rules::load(None, self.aggregation.as_deref())
+            .map_err(|e| e.at_key(&format!("{key}.aggregation")))?;
         match &self.relay {
             Some(r) => r.validate(&format!("{key}.relay"))?,
             None if !self.store => {

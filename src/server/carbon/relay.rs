@@ -65,7 +65,16 @@ impl RelayConfig {
         }
         match (self.method.as_str(), &self.rules) {
             ("consistent-hashing", _) => {}
-            ("rules", Some(_)) => {}
+            ("rules", Some(path)) => {
+                let dests: Vec<Destination> = self
+                    .destinations
+                    .iter()
+                    .filter_map(|d| Destination::parse(d).ok())
+                    .collect();
+                let text = crate::config::read_text(path)?;
+                load_rules(&text, &path.display().to_string(), &dests)
+                    .map_err(|e| e.at_key(&format!("{key}.rules")))?;
+            }
             ("rules", None) => {
                 return Err(ConfigError::new(
                     format!("{key}.rules"),
@@ -196,7 +205,7 @@ fn routing(cfg: &RelayConfig) -> Result<(Vec<Destination>, Router), String> {
     let router = match (cfg.method.as_str(), &cfg.rules) {
         ("rules", Some(path)) => {
             let file = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
+            let text = crate::config::read_text(path).map_err(|e| e.to_string())?;
             Router::Rules(load_rules(&text, &file, &dests).map_err(|e| e.to_string())?)
         }
         _ => Router::Ring(Ring::new(

@@ -10,11 +10,32 @@ use std::path::Path;
 
 /// A configuration file that cannot be used, with where and why.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}: {msg}")]
 pub struct SchemaError {
     pub file: String,
+    /// 1-based; 0 for the whole file (it cannot be read, say).
     pub line: usize,
     pub msg: String,
+}
+
+impl std::fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            0 => write!(f, "{}: {}", self.file, self.msg),
+            n => write!(f, "{}:{n}: {}", self.file, self.msg),
+        }
+    }
+}
+
+impl SchemaError {
+    /// The same, as a configuration error of `key` (the file's setting).
+    pub fn at_key(self, key: &str) -> crate::config::ConfigError {
+        crate::config::ConfigError {
+            file: Some(self.file.into()),
+            line: (self.line > 0).then_some(self.line),
+            key: Some(key.to_string()),
+            message: self.msg,
+        }
+    }
 }
 
 /// One `[section]` of an INI file: its name, line, and keys (lowercased, as
@@ -86,12 +107,12 @@ pub(super) fn parse_ini(text: &str, file: &str) -> Result<Vec<Section>, SchemaEr
 
 fn read(path: &Path) -> Result<(String, String), SchemaError> {
     let file = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match crate::config::read_text(path) {
         Ok(t) => Ok((t, file)),
         Err(e) => Err(SchemaError {
             file,
-            line: 0,
-            msg: format!("cannot read: {e}"),
+            line: e.line.unwrap_or(0),
+            msg: e.message,
         }),
     }
 }
@@ -128,6 +149,9 @@ pub struct AggregationRule {
     pub method: Option<Aggregation>,
 }
 
+/// The names etsy statsd writes with its default (legacy) namespace.
+pub const STATSD_PATTERN: &str = r"^(stats|stats_counts|statsd)\.";
+
 /// Both files, read once at start.
 #[derive(Debug, Clone)]
 pub struct Rules {
@@ -142,9 +166,23 @@ impl Rules {
             schemas: Vec::new(),
             aggregation: Vec::new(),
         };
-        if let Some(path) = schemas {
-            let (text, file) = read(path)?;
-            out.schemas = parse_schemas(&text, &file)?;
+        match schemas {
+            Some(path) => {
+                let (text, file) = read(path)?;
+                out.schemas = parse_schemas(&text, &file)?;
+            }
+            // Without a file, statsd's names get the rule Graphite's docs
+            // give for them, so that 10 s flushes are not overwritten by
+            // the next one in the same minute.
+            None => out.schemas.push(Schema {
+                name: "statsd".into(),
+                pattern: Some(Regex::new(STATSD_PATTERN).map_err(|e| SchemaError {
+                    file: "built-in".into(),
+                    line: 0,
+                    msg: e.to_string(),
+                })?),
+                archives: vec![(10, 6 * 360), (60, 6 * 1440), (600, 5 * 365 * 144)],
+            }),
         }
         if let Some(path) = aggregation {
             let (text, file) = read(path)?;
@@ -303,6 +341,15 @@ retentions = 60s:1d
     fn without_files_carbon_defaults_apply() {
         let r = Rules::load(None, None).expect("load");
         assert_eq!(r.schema("anything").archives, [(60, 10_080)]);
+        // Graphite's recommended rule for statsd's names.
+        for name in ["stats.hits", "stats_counts.hits", "statsd.numStats"] {
+            assert_eq!(
+                r.schema(name).archives,
+                [(10, 2160), (60, 8640), (600, 262_800)],
+                "{name}"
+            );
+        }
+        assert_eq!(r.schema("statsdx.y").archives, [(60, 10_080)]);
         assert_eq!(r.aggregation("anything").method, None);
     }
 
