@@ -211,11 +211,16 @@ pub fn fetch(
     let s = w
         .fetch(from, Some(until), None, None)?
         .ok_or_else(|| WhisperError::InvalidTimeInterval("No data in selected timerange".into()))?;
-    let values: Vec<Option<f64>> = s
+    // Each value keeps its own timestamp. whisper 1.1.10's script numbered
+    // the values left after --drop from the window's start, as if none had
+    // been dropped (fixed upstream later): the timestamps were wrong.
+    let points: Vec<(i64, Option<f64>)> = s
         .values
         .iter()
         .copied()
-        .filter(|v| match drop {
+        .enumerate()
+        .map(|(i, v)| (s.from + i as i64 * s.step, v))
+        .filter(|(_, v)| match drop {
             None => true,
             Some(Drop::Nulls) => v.is_some(),
             Some(Drop::Zeroes) => *v != Some(0.0),
@@ -224,9 +229,9 @@ pub fn fetch(
         .collect();
     let mut out = String::new();
     if json {
-        let list: Vec<String> = values
+        let list: Vec<String> = points
             .iter()
-            .map(|v| v.map(py_repr).unwrap_or_else(|| "null".into()))
+            .map(|(_, v)| v.map(py_repr).unwrap_or_else(|| "null".into()))
             .collect();
         let _ = writeln!(
             out,
@@ -238,8 +243,7 @@ pub fn fetch(
         );
         return Ok(out);
     }
-    let mut t = s.from;
-    for v in values {
+    for (t, v) in points {
         let ts = if pretty { ctime(t) } else { t.to_string() };
         match v {
             Some(v) => {
@@ -249,7 +253,6 @@ pub fn fetch(
                 let _ = writeln!(out, "{ts}\tNone");
             }
         }
-        t += s.step;
     }
     Ok(out)
 }
