@@ -32,8 +32,12 @@ pub trait Parser: Send {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "parser", rename_all = "lowercase")]
 pub enum ParserConfig {
+    /// Logster's names work too, as on `carbyne logster`'s command line.
+    #[serde(alias = "PostfixLogster")]
     Postfix(postfix::PostfixConfig),
+    #[serde(alias = "SquidLogster")]
     Squid(squid::SquidConfig),
+    #[serde(alias = "Log4jLogster")]
     Log4j(log4j::Log4jConfig),
     Regex(regex::RegexConfig),
 }

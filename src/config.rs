@@ -239,15 +239,52 @@ impl<'de, T: DeserializeOwned, C: DeserializeOwned + CommonKeys> Deserialize<'de
 /// (the key at fault) so the file's line can be found.
 fn strict<T: DeserializeOwned>(table: toml::Table) -> Result<T, String> {
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-        let full = e.inner().to_string();
-        // toml adds "\nin `key`" lines; the key is named in front instead.
-        let msg = full.lines().next().unwrap_or_default().trim_end();
-        let key = match msg.split_once("unknown field `") {
-            Some((_, rest)) => rest.split('`').next().unwrap_or_default().to_string(),
-            None => e.path().to_string(),
-        };
+        let (key, msg) = key_and_message(&e);
         format!("key `{key}`: {msg}")
     })
+}
+
+/// The key at fault (relative to the table) and a one-line message that
+/// says what was expected in words, not in Rust's type names.
+fn key_and_message(e: &serde_path_to_error::Error<toml::de::Error>) -> (String, String) {
+    let full = e.inner().to_string();
+    // toml adds "\nin `key`" lines; the key is named in front instead.
+    let msg = full.lines().next().unwrap_or_default().trim_end();
+    let named = |marker: &str| {
+        msg.split_once(marker)
+            .map(|(_, rest)| rest.split('`').next().unwrap_or_default().to_string())
+    };
+    let path = e.path().to_string();
+    let key = named("unknown field `")
+        .or_else(|| named("missing field `"))
+        .filter(|_| path == "." || path.is_empty() || msg.starts_with("unknown field"))
+        .unwrap_or(path);
+    (key, in_words(msg))
+}
+
+/// `expected u16` and the like, as a person would say them.
+fn in_words(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find("expected ") {
+        out.push_str(&rest[..i + "expected ".len()]);
+        rest = &rest[i + "expected ".len()..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        let words = match &rest[..end] {
+            "u8" => "a whole number from 0 to 255",
+            "u16" => "a whole number from 0 to 65535",
+            "u32" | "u64" | "usize" => "a whole number, 0 or more",
+            "i32" | "i64" => "a whole number",
+            "f32" | "f64" => "a number",
+            _ => continue,
+        };
+        out.push_str(words);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl<T: Serialize, C: Serialize> Serialize for Section<T, C> {
@@ -573,7 +610,13 @@ pub fn options_from_table<T: DeserializeOwned>(
     key: &str,
     table: toml::Table,
 ) -> Result<T, ConfigError> {
-    T::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::new(key, e.to_string()))
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let (k, msg) = key_and_message(&e);
+        match k.as_str() {
+            "" | "." => ConfigError::new(key, msg),
+            k => ConfigError::new(format!("{key}.{k}"), msg),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -689,5 +732,49 @@ mod tests {
         let text = cfg.to_toml().expect("toml");
         let back: Config = toml::from_str(&text).expect("parse");
         assert_eq!(cfg, back);
+    }
+
+    #[test]
+    fn type_errors_read_as_words_with_the_full_key() {
+        assert_eq!(
+            in_words("invalid type: string \"2003\", expected u16"),
+            "invalid type: string \"2003\", expected a whole number from 0 to 65535"
+        );
+        assert_eq!(
+            in_words("expected f64 or usize"),
+            "expected a number or usize"
+        );
+        assert_eq!(in_words("expected a boolean"), "expected a boolean");
+        let d = tempfile::tempdir().expect("tempdir");
+        let f = write(
+            d.path(),
+            "h.toml",
+            "[handlers.graphite]\nhost = \"x\"\nport = \"2003\"\n",
+        );
+        let e = load(&Sources::find(Some(&f)).expect("sources")).expect_err("bad port");
+        let text = e.to_string();
+        assert!(
+            text.contains("line 3: key `handlers.graphite.port`: invalid type"),
+            "{text}"
+        );
+        assert!(!text.contains('\n') && !text.contains("u16"), "{text}");
+        let f = write(
+            d.path(),
+            "l.toml",
+            "[logs.mail]\nfile = \"/var/log/mail.log\"\n",
+        );
+        let text = load(&Sources::find(Some(&f)).expect("sources"))
+            .expect_err("no parser")
+            .to_string();
+        assert!(
+            text.contains("key `logs.mail.parser`: missing field `parser`"),
+            "{text}"
+        );
+        let f = write(
+            d.path(),
+            "p.toml",
+            "[logs.mail]\nfile = \"/x\"\nparser = \"PostfixLogster\"\n",
+        );
+        assert!(load(&Sources::find(Some(&f)).expect("sources")).is_ok());
     }
 }
