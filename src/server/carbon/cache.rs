@@ -520,6 +520,8 @@ struct Handles {
     open: HashMap<Box<str>, whisper::Whisper, Hasher>,
     max: usize,
     since: Instant,
+    /// The warning that there are more metrics than `max` was given.
+    said_full: bool,
 }
 
 impl Handles {
@@ -528,6 +530,7 @@ impl Handles {
             open: HashMap::default(),
             max,
             since: Instant::now(),
+            said_full: false,
         }
     }
 
@@ -554,6 +557,15 @@ impl Handles {
         if self.max == 0 {
             self.open.clear();
         } else if self.open.len() >= self.max {
+            if !self.said_full {
+                self.said_full = true;
+                log::warn!(
+                    "carbon: a writer has more metrics than open_files ({}): files are \
+                     reopened for each update; raise the open file limit (LimitNOFILE) \
+                     and open_files, or add writers",
+                    self.max
+                );
+            }
             // Any one goes; the next pass reopens it if it is still busy.
             if let Some(k) = self.open.keys().next().cloned() {
                 self.open.remove(&k);
@@ -743,5 +755,19 @@ mod tests {
             .expect("fetch")
             .expect("series");
         assert_eq!(s.values.iter().flatten().count(), 2);
+    }
+
+    #[test]
+    fn more_metrics_than_open_files_is_said_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut h = Handles::new(2);
+        for i in 0..5 {
+            let p = dir.path().join(format!("m{i}.wsp"));
+            whisper::create(&p, &[(60, 10)], 0.5, Aggregation::Average, Allocation::Sparse)
+                .expect("create");
+            h.open(&format!("m{i}"), &p).expect("open");
+            assert_eq!(h.said_full, i >= 2, "{i}");
+            assert!(h.open.len() <= 2);
+        }
     }
 }

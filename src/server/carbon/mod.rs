@@ -670,7 +670,8 @@ fn open_files(want: usize, writers: usize) -> usize {
     let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
     let room = (soft.saturating_sub(2048) / writers.max(1) as u64) as usize;
     if want > room {
-        log::warn!("carbon: open_files {want} lowered to {room} by the open file limit ({soft})");
+        // Only a warning once a writer has more metrics than that (cache.rs).
+        log::info!("carbon: open_files {want} lowered to {room} by the open file limit ({soft})");
     }
     want.min(room)
 }
