@@ -34,8 +34,10 @@ gzip -9n "$root"/usr/share/man/man1/*.1
 "$root/usr/bin/carbyne" completions fish | install -D -m 0644 /dev/stdin "$root/usr/share/fish/vendor_completions.d/carbyne.fish"
 
 install -D -m 0644 packaging/carbyne.toml "$root/etc/carbyne/carbyne.toml"
+# Shipped drop-ins are named 00-*.toml so that an admin's drop-in (50-cpu.toml,
+# or any name that sorts later) overrides them: later files win.
 for f in conf.d/*.toml; do
-    install -D -m 0644 "$f" "$root/etc/carbyne/$f"
+    install -D -m 0644 "$f" "$root/etc/carbyne/conf.d/00-$(basename "$f")"
 done
 install -D -m 0644 packaging/debian/cron.d "$root/etc/cron.d/carbyne"
 for unit in carbyne-agent.service carbyne-server.service; do
@@ -47,8 +49,16 @@ install -D -m 0644 packaging/debian/copyright "$doc/copyright"
 gzip -9n -c packaging/debian/changelog > "$doc/changelog.gz"
 chmod 0644 "$doc/changelog.gz"
 
-for script in postinst prerm postrm; do
-    install -m 0755 "packaging/debian/$script" "$root/DEBIAN/$script"
+# Up to 0.1.0 the drop-ins were shipped unprefixed: dpkg-maintscript-helper
+# moves each (with the admin's edits) to its 00- name on upgrade.
+moved=""
+for n in cpu diskspace diskusage graphite http loadavg log4j memory mountstats postfix \
+    regex sockstat squid statsd stdout syslog vmstat zeromq; do
+    moved="$moved    dpkg-maintscript-helper mv_conffile /etc/carbyne/conf.d/$n.toml /etc/carbyne/conf.d/00-$n.toml 0.2.0~ carbyne -- \"\$@\"\n"
+done
+for script in preinst postinst prerm postrm; do
+    sed "s|^#MV_CONFFILES#\$|$moved|" "packaging/debian/$script" > "$root/DEBIAN/$script"
+    chmod 0755 "$root/DEBIAN/$script"
 done
 (cd "$root" && find etc -type f | sort | sed 's|^|/|') > "$root/DEBIAN/conffiles"
 

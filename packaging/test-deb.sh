@@ -37,7 +37,7 @@ contents=$(dpkg-deb -c "$deb" | awk '{print $1, $2, $NF}')
 for path in ./usr/bin/carbyne ./usr/share/man/man1/carbyne.1.gz ./usr/share/man/man1/carbyne-agent.1.gz \
     ./usr/share/bash-completion/completions/carbyne ./usr/share/zsh/vendor-completions/_carbyne \
     ./usr/share/fish/vendor_completions.d/carbyne.fish ./etc/carbyne/carbyne.toml \
-    ./etc/carbyne/conf.d/graphite.toml ./etc/carbyne/conf.d/cpu.toml ./etc/cron.d/carbyne \
+    ./etc/carbyne/conf.d/00-graphite.toml ./etc/carbyne/conf.d/00-cpu.toml ./etc/cron.d/carbyne \
     ./lib/systemd/system/carbyne-agent.service ./lib/systemd/system/carbyne-server.service \
     ./usr/share/doc/carbyne/copyright ./usr/share/doc/carbyne/changelog.gz; do
     grep -q " $path\$" <<<"$contents" || fail "$path is not in the package"
@@ -101,7 +101,9 @@ dpkg -i "$deb" >/dev/null
 [ "$(dpkg-query -W -f='${Status}' carbyne)" = "install ok installed" ] || fail "not installed"
 getent passwd carbyne >/dev/null || fail "no carbyne user"
 id -nG carbyne | grep -qw adm || fail "carbyne is not in adm"
-[ "$(stat -c %U:%G /var/lib/carbyne)" = carbyne:carbyne ] || fail "/var/lib/carbyne ownership"
+[ "$(stat -c %U:%G:%a /var/lib/carbyne)" = carbyne:carbyne:751 ] || fail "/var/lib/carbyne ownership or mode"
+[ "$(stat -c %U:%G:%a /var/lib/carbyne/whisper)" = carbyne:carbyne:2750 ] \
+    || fail "/var/lib/carbyne/whisper is not group-readable (setgid 2750)"
 [ -L /etc/systemd/system/multi-user.target.wants/carbyne-agent.service ] || fail "the agent unit is not enabled"
 [ ! -e /etc/systemd/system/multi-user.target.wants/carbyne-server.service ] || fail "the server unit is enabled"
 man -l /usr/share/man/man1/carbyne.1.gz >/dev/null 2>&1 || zcat /usr/share/man/man1/carbyne.1.gz | grep -q '^\.TH' \
@@ -131,10 +133,43 @@ echo '# edited by the admin' >>/etc/carbyne/carbyne.toml
 dpkg -i "$deb" >/dev/null
 grep -q '^# edited by the admin$' /etc/carbyne/carbyne.toml || fail "the admin's edit did not survive"
 
-step "purge"
-dpkg --purge carbyne >/dev/null
+step "an admin's drop-in overrides the shipped ones"
+[ -f /etc/carbyne/conf.d/00-graphite.toml ] || fail "the shipped drop-ins are not named 00-*.toml"
+head -3 /etc/carbyne/conf.d/00-cpu.toml | grep -q 'such as 50-cpu.toml' || fail "the shipped files do not say the rule"
+printf '[handlers.graphite]\nport = 57957\n' >/etc/carbyne/conf.d/50-graphite.toml
+printf '[collectors.sockstat]\nenabled = false\n' >/etc/carbyne/conf.d/50-sockstat.toml
+runuser -u carbyne -- carbyne config check >"$tmp/effective.toml" || fail "config check with drop-ins"
+grep -q 'port = 57957' "$tmp/effective.toml" || fail "50-graphite.toml did not override the shipped port"
+runuser -u carbyne -- carbyne agent --once --dry-run >"$tmp/dry-run.txt" 2>/dev/null || fail "dry run with drop-ins"
+! grep -q '\.sockets\.' "$tmp/dry-run.txt" || fail "50-sockstat.toml did not turn sockstat off"
+rm /etc/carbyne/conf.d/50-graphite.toml /etc/carbyne/conf.d/50-sockstat.toml
+
+step "given the whisper folder's group, a graphite-web user reads the metrics, not the state"
+useradd --system --no-create-home --user-group carbyne-web-test
+chgrp -R carbyne-web-test /var/lib/carbyne/whisper
+runuser -u carbyne -- sh -c 'umask 022; mkdir -p /var/lib/carbyne/whisper/a && echo pts >/var/lib/carbyne/whisper/a/b.wsp'
+file_group=$(stat -c %G /var/lib/carbyne/whisper/a/b.wsp)
+web_read=$(runuser -u carbyne-web-test -- cat /var/lib/carbyne/whisper/a/b.wsp 2>&1 || true)
+state_read=$(runuser -u carbyne-web-test -- ls /var/lib/carbyne 2>&1 || true)
+chgrp -R carbyne /var/lib/carbyne/whisper
+userdel carbyne-web-test
+getent group carbyne-web-test >/dev/null && groupdel carbyne-web-test
+[ "$file_group" = carbyne-web-test ] || fail "a new whisper file did not keep the folder's group: $file_group"
+[ "$web_read" = pts ] || fail "the folder's group cannot read the metrics: $web_read"
+grep -q 'Permission denied' <<<"$state_read" || fail "others can list carbyne's state: $state_read"
+rm -rf /var/lib/carbyne/whisper/a
+
+step "purge (the metrics are kept)"
+mkdir -p /var/lib/carbyne/whisper/servers
+echo whisper >/var/lib/carbyne/whisper/servers/load.wsp
+echo state >/var/lib/carbyne/agent-counters.json
+dpkg --purge carbyne >/dev/null 2>"$tmp/purge.err"
 installed=0
 dpkg -s carbyne >/dev/null 2>&1 && fail "still installed"
+[ "$(cat /var/lib/carbyne/whisper/servers/load.wsp)" = whisper ] || fail "the purge deleted the metrics"
+[ ! -e /var/lib/carbyne/agent-counters.json ] || fail "the purge kept carbyne's own state"
+grep -q 'kept in /var/lib/carbyne/whisper' "$tmp/purge.err" || fail "the purge did not say where the metrics are"
+rm -rf /var/lib/carbyne
 snapshot > "$tmp/after"
 if ! diff "$tmp/before" "$tmp/after" >"$tmp/left"; then
     cat "$tmp/left" >&2
