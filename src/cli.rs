@@ -37,8 +37,7 @@ pub enum Command {
     /// Run the receivers configured under [server.*] (statsd server, carbon receiver).
     Server(ConfigArg),
     /// Graphite's whisper tools, with their arguments and output.
-    #[command(subcommand)]
-    Whisper(WhisperCommand),
+    Whisper(WhisperArgs),
     /// Write the man pages (carbyne.1 and one per command) into DIR.
     Manpages {
         #[arg(value_name = "DIR")]
@@ -51,7 +50,29 @@ pub enum Command {
     },
 }
 
-/// `carbyne whisper TOOL`: Graphite's `whisper-TOOL.py` scripts.
+#[derive(Debug, Args)]
+pub struct WhisperArgs {
+    /// Where a metric name given in place of a file is looked up (the
+    /// carbon receiver's storage_dir).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/var/lib/carbyne/whisper"
+    )]
+    pub storage_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: WhisperCommand,
+}
+
+/// A time as Graphite takes it: Unix seconds, `now`, or an offset such as `-1h`.
+fn attime(s: &str) -> Result<i64, String> {
+    crate::whisper::tools::attime(s, crate::whisper::unix_now())
+}
+
+/// `carbyne whisper TOOL`: Graphite's `whisper-TOOL.py` scripts. Where a
+/// tool reads one file, a metric name (`servers.web1.loadavg.01`, tagged
+/// names too) stands for its file under --storage-dir.
 #[derive(Debug, Subcommand)]
 pub enum WhisperCommand {
     /// Create a whisper file (whisper-create.py).
@@ -83,11 +104,12 @@ pub enum WhisperCommand {
     },
     /// Print a series (whisper-fetch.py).
     Fetch {
-        /// Unix time of the start (default: 24 hours ago).
-        #[arg(long = "from", allow_hyphen_values = true)]
+        /// The start: Unix seconds, `now` or an offset such as `-1h`,
+        /// `-10min`, `-7d` (default: 24 hours ago).
+        #[arg(long = "from", allow_hyphen_values = true, value_parser = attime)]
         from: Option<i64>,
-        /// Unix time of the end (default: now).
-        #[arg(long, allow_hyphen_values = true)]
+        /// The end, as --from (default: now).
+        #[arg(long, allow_hyphen_values = true, value_parser = attime)]
         until: Option<i64>,
         #[arg(long)]
         json: bool,
@@ -142,9 +164,9 @@ pub enum WhisperCommand {
     },
     /// Copy one file's points into another with the same archives (whisper-merge.py).
     Merge {
-        #[arg(long = "from", allow_hyphen_values = true)]
+        #[arg(long = "from", allow_hyphen_values = true, value_parser = attime)]
         from: Option<i64>,
-        #[arg(long, allow_hyphen_values = true)]
+        #[arg(long, allow_hyphen_values = true, value_parser = attime)]
         until: Option<i64>,
         from_path: PathBuf,
         to_path: PathBuf,
@@ -159,7 +181,7 @@ pub enum WhisperCommand {
         columns: bool,
         #[arg(long)]
         no_headers: bool,
-        #[arg(long, allow_hyphen_values = true)]
+        #[arg(long, allow_hyphen_values = true, value_parser = attime)]
         until: Option<i64>,
         #[arg(long)]
         json: bool,
@@ -181,9 +203,24 @@ pub enum WhisperCommand {
     },
 }
 
-fn whisper(cmd: &WhisperCommand) -> i32 {
+/// The file `path` names: itself when it exists or looks like a path, else
+/// the file of the metric it names under `storage_dir` (as the carbon
+/// receiver places it, tagged names under `_tagged/`).
+fn metric_file(path: &std::path::Path, storage_dir: &std::path::Path) -> PathBuf {
+    let s = path.to_string_lossy();
+    if path.exists() || s.contains('/') || s.ends_with(".wsp") {
+        return path.to_path_buf();
+    }
+    match crate::server::carbon::names::normalize(&s) {
+        Ok(name) => crate::server::carbon::names::path(storage_dir, &name),
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+fn whisper(args: &WhisperArgs) -> i32 {
     use crate::whisper::{tools, Allocation};
-    let res = match cmd {
+    let file = |p: &PathBuf| metric_file(p, &args.storage_dir);
+    let res = match &args.command {
         WhisperCommand::Create {
             path,
             retentions,
@@ -209,7 +246,9 @@ fn whisper(cmd: &WhisperCommand) -> i32 {
                 alloc,
             )
         }
-        WhisperCommand::Info { json, path, field } => tools::info(path, *json, field.as_deref()),
+        WhisperCommand::Info { json, path, field } => {
+            tools::info(&file(path), *json, field.as_deref())
+        }
         WhisperCommand::Fetch {
             from,
             until,
@@ -220,7 +259,7 @@ fn whisper(cmd: &WhisperCommand) -> i32 {
         } => {
             let now = crate::whisper::unix_now();
             tools::fetch(
-                path,
+                &file(path),
                 from.unwrap_or(now - 86_400),
                 until.unwrap_or(now),
                 *json,
@@ -242,7 +281,7 @@ fn whisper(cmd: &WhisperCommand) -> i32 {
             };
             tools::update(path, &points)
         }
-        WhisperCommand::Dump { pretty, raw, path } => tools::dump(path, *pretty, *raw),
+        WhisperCommand::Dump { pretty, raw, path } => tools::dump(&file(path), *pretty, *raw),
         WhisperCommand::Fill { lock, src, dst } => tools::fill(src, dst, *lock),
         WhisperCommand::Resize {
             path,

@@ -784,3 +784,58 @@ fn agent_graphite_ring_writes_into_two_real_carbon_caches() {
     }
     assert!(placed.0 > 0 && placed.1 > 0, "{placed:?}");
 }
+
+/// `carbyne whisper fetch` and `info` take a metric name (tagged ones too)
+/// and find its file where the receiver put it; times as Graphite's `-1h`.
+#[test]
+fn whisper_tools_read_a_metric_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (child, port) = ours(
+        dir.path(),
+        "pickle_listen = \"\"\nudp = false\ncarbon_metric_interval = 0\n",
+    );
+    let child = Child(child);
+    let now = common::now();
+    send(
+        port,
+        &[
+            format!("servers.web1.loadavg.01 1.5 {}", now - 120),
+            format!("disk.used;host=web1;dc=eu 42 {}", now - 60),
+        ],
+    );
+    signal(&child.0, "-TERM");
+    let mut child = child;
+    assert!(child.0.wait().expect("wait").success());
+    let storage = dir.path().join("whisper");
+    let st = storage.to_str().expect("path");
+    let fetch = |name: &str, from: &str| {
+        let o = run(&[
+            "whisper",
+            "fetch",
+            "--storage-dir",
+            st,
+            "--from",
+            from,
+            name,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let plain = fetch("servers.web1.loadavg.01", "-1h");
+    assert!(plain.contains("\t1.500000\n"), "{plain}");
+    assert!(!fetch("servers.web1.loadavg.01", "-1min").contains("1.500000"));
+    // Tags in another order name the same series.
+    let tagged = fetch("disk.used;dc=eu;host=web1", "now-10min");
+    assert!(tagged.contains("\t42.000000\n"), "{tagged}");
+    let o = run(&[
+        "whisper",
+        "info",
+        "--storage-dir",
+        st,
+        "disk.used;host=web1;dc=eu",
+        "maxRetention",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "604800");
+    let o = run(&["whisper", "fetch", "--from", "yesterday-ish", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -198,6 +198,56 @@ pub enum Drop {
     Empty,
 }
 
+/// A time as Graphite's `from` and `until` take it (graphite-web's
+/// attime, its relative forms): Unix seconds, `now`, or an offset from now
+/// such as `-1h`, `-10min`, `now-7d`, `+30s`. Units: s, min (or m), h, d, w,
+/// mon (30 days), y (365 days), each also spelled out (`minutes`, `days`).
+pub fn attime(s: &str, now: i64) -> std::result::Result<i64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    if let Ok(n) = t.parse::<i64>() {
+        return Ok(n);
+    }
+    let rest = t.strip_prefix("now").unwrap_or(&t);
+    if rest.is_empty() {
+        return Ok(now);
+    }
+    let bad =
+        || format!("{s:?}: expected Unix seconds, now, or an offset such as -1h, -10min, -7d");
+    let (sign, body) = match rest.as_bytes()[0] {
+        b'-' => (-1, &rest[1..]),
+        b'+' => (1, &rest[1..]),
+        _ => return Err(bad()),
+    };
+    let digits = body
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(body.len());
+    let n: i64 = body[..digits].parse().map_err(|_| bad())?;
+    let unit = body[digits..].trim();
+    // graphite-web's order: "mon" before the "m" of minutes.
+    let secs = if unit.starts_with('s') {
+        1
+    } else if unit.starts_with("min") {
+        60
+    } else if unit.starts_with('h') {
+        3600
+    } else if unit.starts_with('d') {
+        86_400
+    } else if unit.starts_with('w') {
+        7 * 86_400
+    } else if unit.starts_with("mon") {
+        30 * 86_400
+    } else if unit.starts_with('m') {
+        60
+    } else if unit.starts_with('y') {
+        365 * 86_400
+    } else {
+        return Err(bad());
+    };
+    n.checked_mul(secs)
+        .and_then(|d| now.checked_add(sign * d))
+        .ok_or_else(bad)
+}
+
 /// `whisper-fetch.py [--from] [--until] [--json] [--pretty] [--drop] path`.
 pub fn fetch(
     path: &Path,
@@ -781,5 +831,34 @@ mod tests {
         assert_eq!(py_g(0.1, 35), "0.1000000000000000055511151231257827");
         assert_eq!(py_g(1e40, 35), "1.0000000000000000303786028427003667e+40");
         assert_eq!(ctime(1_795_310_586), "Sun Nov 22 01:23:06 2026");
+    }
+
+    #[test]
+    fn times_as_graphite_takes_them() {
+        let now = 1_700_000_000;
+        for (s, want) in [
+            ("1699990000", 1_699_990_000),
+            ("now", now),
+            ("-1h", now - 3600),
+            ("-10min", now - 600),
+            ("-10m", now - 600),
+            ("now-7d", now - 7 * 86_400),
+            ("-2weeks", now - 14 * 86_400),
+            ("-1mon", now - 30 * 86_400),
+            ("-1y", now - 365 * 86_400),
+            ("+30s", now + 30),
+            ("-5 minutes", now - 300),
+        ] {
+            assert_eq!(attime(s, now), Ok(want), "{s}");
+        }
+        for bad in [
+            "yesterday",
+            "-h",
+            "-1fortnight",
+            "--1h",
+            "-99999999999999999y",
+        ] {
+            assert!(attime(bad, now).is_err(), "{bad}");
+        }
     }
 }

@@ -763,8 +763,14 @@ mod tests {
         let mut h = Handles::new(2);
         for i in 0..5 {
             let p = dir.path().join(format!("m{i}.wsp"));
-            whisper::create(&p, &[(60, 10)], 0.5, Aggregation::Average, Allocation::Sparse)
-                .expect("create");
+            whisper::create(
+                &p,
+                &[(60, 10)],
+                0.5,
+                Aggregation::Average,
+                Allocation::Sparse,
+            )
+            .expect("create");
             h.open(&format!("m{i}"), &p).expect("open");
             assert_eq!(h.said_full, i >= 2, "{i}");
             assert!(h.open.len() <= 2);
