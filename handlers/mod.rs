@@ -534,7 +534,7 @@ pub fn spawn(spec: &HandlerSpec, host: &str) -> Running {
 }
 
 /// A serializable view of a handler's counters.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct StatsSnapshot {
     pub sent: u64,
     pub dropped: u64,

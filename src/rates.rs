@@ -147,13 +147,21 @@ impl StateFile {
     /// fsync: after a crash the worst case is an unreadable file, which
     /// [`StateFile::load`] treats as no state (one run without rates).
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
-        std::fs::create_dir_all(state_dir)?;
-        let path = Self::path(state_dir);
-        let tmp = path.with_extension("json.tmp");
         let data = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        std::fs::File::create(&tmp)?.write_all(&data)?;
-        std::fs::rename(&tmp, &path)
+        write_atomically(&Self::path(state_dir), &data)
     }
+}
+
+/// Writes `data` to `path` through a temporary file beside it and a rename,
+/// creating the folder when needed.
+pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::File::create(&tmp)?.write_all(data)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// The running kernel's boot id (`<proc>/sys/kernel/random/boot_id`), or

@@ -254,15 +254,50 @@ impl SelfMetrics {
             );
         }
         for (name, q) in &self.queues {
-            let s = q.snapshot();
-            put(format!("handlers.{name}.sent"), s.sent as f64);
-            put(format!("handlers.{name}.dropped"), s.dropped as f64);
-            put(format!("handlers.{name}.errors"), s.errors as f64);
-            put(format!("handlers.{name}.queue"), s.queue as f64);
-            put(format!("handlers.{name}.oversize"), s.oversize as f64);
+            out.extend(handler_samples(&self.path, name, &q.snapshot(), ts));
         }
         out
     }
+}
+
+/// `handlers.<name>.{sent,dropped,errors,queue,oversize}`.
+fn handler_samples(
+    path: &MetricPath,
+    name: &str,
+    s: &handlers::StatsSnapshot,
+    ts: i64,
+) -> Vec<Sample> {
+    [
+        ("sent", s.sent),
+        ("dropped", s.dropped),
+        ("errors", s.errors),
+        ("queue", s.queue),
+        ("oversize", s.oversize),
+    ]
+    .into_iter()
+    .map(|(k, v)| {
+        Sample::new(
+            path.name(&format!("handlers.{name}.{k}")),
+            v as f64,
+            ts,
+            Kind::Gauge,
+        )
+    })
+    .collect()
+}
+
+/// What each handler did in the last `agent --once` run, kept in
+/// `state_dir` for the next run to report: a run cannot report its own
+/// delivery before it has delivered.
+fn handler_stats_path(state_dir: &std::path::Path) -> std::path::PathBuf {
+    state_dir.join("agent-handlers.json")
+}
+
+fn load_handler_stats(state_dir: &std::path::Path) -> BTreeMap<String, handlers::StatsSnapshot> {
+    std::fs::read(handler_stats_path(state_dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 fn record(stats: &CollectorStats, o: &Outcome) {
@@ -281,6 +316,10 @@ fn record(stats: &CollectorStats, o: &Outcome) {
 /// every handler, delivery awaited. Returns one line per failure.
 pub async fn run_once(cfg: &Config, plan: Plan) -> Vec<String> {
     let (running, fan) = start_handlers(&plan);
+    let queues: Vec<(String, Arc<Queue>)> = running
+        .iter()
+        .map(|r| (r.name.clone(), r.queue.clone()))
+        .collect();
     let boot = boot_id(&cfg.proc_root);
     let mut state = StateFile::load(&cfg.state_dir, &boot);
     let ts = unix_now() as i64;
@@ -343,9 +382,33 @@ pub async fn run_once(cfg: &Config, plan: Plan) -> Vec<String> {
             collectors: stats,
             queues: Vec::new(),
         };
-        fan.send(own.samples(ts));
+        let mut samples = own.samples(ts);
+        // The handlers' counts are those of the last run (this one's are
+        // known only once it has delivered).
+        let last = load_handler_stats(&cfg.state_dir);
+        for (name, _) in &queues {
+            if let Some(s) = last.get(name) {
+                samples.extend(handler_samples(&own.path, name, s, ts));
+            }
+        }
+        fan.send(samples);
     }
     let undelivered = stop_handlers(running, cfg.flush_timeout).await;
+    if !plan.dry_run {
+        let now: BTreeMap<&str, handlers::StatsSnapshot> = queues
+            .iter()
+            .map(|(n, q)| (n.as_str(), q.snapshot()))
+            .collect();
+        let saved = serde_json::to_vec(&now)
+            .map_err(std::io::Error::other)
+            .and_then(|b| crate::rates::write_atomically(&handler_stats_path(&cfg.state_dir), &b));
+        if let Err(e) = saved {
+            log::warn!(
+                "cannot save the handlers' counts in {}: {e}",
+                cfg.state_dir.display()
+            );
+        }
+    }
     // Positions move only when every handler took the metrics of the lines.
     let delivered = undelivered.is_empty();
     failures.extend(undelivered);

@@ -423,3 +423,44 @@ fn a_dead_destination_does_not_hold_up_a_live_one() {
     let got: BTreeSet<String> = parse_lines(&text).into_iter().map(|(n, _, _)| n).collect();
     assert_eq!(got, want);
 }
+
+/// `agent --once` reports each handler's counts too: those of the run
+/// before, as a run knows its own only once it has delivered.
+#[test]
+fn once_reports_the_handlers_counts_of_the_run_before() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let cfg = config_dir(
+        dir.path(),
+        "proc/t0",
+        &format!("[handlers.graphite]\nport = {port}\ntimeout = 5\n"),
+    );
+    let once = || {
+        let out = run(&["agent", "--once", "--config", cfg.to_str().expect("path")]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = receive(
+            listener.try_clone().expect("clone"),
+            Duration::from_secs(10),
+            |t| t.contains("carbyne.collectors.vmstat.samples"),
+        );
+        parse_lines(&text)
+    };
+    let first = once();
+    assert!(!first
+        .iter()
+        .any(|(n, _, _)| n.contains(".carbyne.handlers.")));
+    let second = once();
+    let v: BTreeMap<&str, f64> = second.iter().map(|(n, v, _)| (n.as_str(), *v)).collect();
+    assert_eq!(
+        v["servers.testhost.carbyne.handlers.graphite.sent"],
+        first.len() as f64,
+        "what the first run delivered"
+    );
+    assert_eq!(v["servers.testhost.carbyne.handlers.graphite.dropped"], 0.0);
+    assert_eq!(v["servers.testhost.carbyne.handlers.graphite.queue"], 0.0);
+}
