@@ -570,10 +570,13 @@ pub fn follow(
     final_report(&mut all, fan)
 }
 
+/// The lines read since the last report, at stop: stamped with the job's
+/// next slot, the end of the interval they belong to, so every log point
+/// falls on the slots the collectors use (rates still over the real time).
 fn final_report(all: &mut [Followed], fan: &dyn Fn(Vec<Sample>)) {
     let now = crate::scheduler::unix_now();
     for f in all {
         f.poll();
-        f.report(now as i64, now, fan);
+        f.report(f.due.0, now, fan);
     }
 }

@@ -463,3 +463,42 @@ fn logster_reads_a_new_file_whole_and_a_missing_file_is_said() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.matches("nope.log: no such file").count(), 1, "{err}");
 }
+
+/// The daemon's log points fall on the collectors' slots, the last one
+/// (at SIGTERM) included.
+#[test]
+fn daemon_log_points_fall_on_the_interval_slots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").expect("write");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let cfg = config_dir(
+        dir.path(),
+        "proc/t0",
+        &format!(
+            "interval = 7\nself_metrics = false\n\
+             [logs.app]\nfile = {:?}\nparser = \"log4j\"\n\
+             [handlers.graphite]\nport = {port}\n",
+            log.display().to_string()
+        ),
+    );
+    let mut f = open_append(&log);
+    let text = daemon(&cfg, &listener, || {
+        f.write_all(b"13:00:00 ERROR one\n").expect("write");
+        std::thread::sleep(Duration::from_millis(1000));
+    });
+    let lines = parse_lines(&text);
+    let app: Vec<i64> = lines
+        .iter()
+        .filter(|(n, _, _)| n.starts_with("servers.testhost.app."))
+        .map(|(_, _, t)| *t)
+        .collect();
+    assert!(!app.is_empty(), "{text}");
+    assert!(app.iter().all(|t| t % 7 == 0), "{app:?}");
+    assert_eq!(
+        sum(&lines, "servers.testhost.app.lines_read"),
+        1.0,
+        "{text}"
+    );
+}
