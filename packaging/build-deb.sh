@@ -25,9 +25,10 @@ mkdir -p "$root/DEBIAN"
 install -D -m 0755 target/release/carbyne "$root/usr/bin/carbyne"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$root/usr/bin/carbyne"
 
-mkdir -p "$root/usr/share/man/man1"
+mkdir -p "$root/usr/share/man/man1" "$root/usr/share/man/man5"
 "$root/usr/bin/carbyne" manpages "$root/usr/share/man/man1"
-gzip -9n "$root"/usr/share/man/man1/*.1
+mv "$root/usr/share/man/man1/carbyne.toml.5" "$root/usr/share/man/man5/"
+gzip -9n "$root"/usr/share/man/man1/*.1 "$root"/usr/share/man/man5/*.5
 
 "$root/usr/bin/carbyne" completions bash | install -D -m 0644 /dev/stdin "$root/usr/share/bash-completion/completions/carbyne"
 "$root/usr/bin/carbyne" completions zsh | install -D -m 0644 /dev/stdin "$root/usr/share/zsh/vendor-completions/_carbyne"

@@ -108,6 +108,9 @@ id -nG carbyne | grep -qw adm || fail "carbyne is not in adm"
 [ ! -e /etc/systemd/system/multi-user.target.wants/carbyne-server.service ] || fail "the server unit is enabled"
 man -l /usr/share/man/man1/carbyne.1.gz >/dev/null 2>&1 || zcat /usr/share/man/man1/carbyne.1.gz | grep -q '^\.TH' \
     || fail "the man page does not read"
+zcat /usr/share/man/man1/carbyne-server.1.gz | grep -q '^\.SH SIGNALS' || fail "carbyne-server(1) has no SIGNALS"
+zcat /usr/share/man/man1/carbyne-agent.1.gz | grep -q '^\.SH EXIT STATUS' || fail "carbyne-agent(1) has no EXIT STATUS"
+zcat /usr/share/man/man5/carbyne.toml.5.gz | grep -q 'max_cache_bytes' || fail "carbyne.toml(5) does not list every key"
 
 if command -v systemd-analyze >/dev/null; then
     step "systemd-analyze verify"

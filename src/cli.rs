@@ -38,7 +38,7 @@ pub enum Command {
     Server(ConfigArg),
     /// Graphite's whisper tools, with their arguments and output.
     Whisper(WhisperArgs),
-    /// Write the man pages (carbyne.1 and one per command) into DIR.
+    /// Write the man pages (carbyne.1, one per command, carbyne.toml.5) into DIR.
     Manpages {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
@@ -995,19 +995,7 @@ pub fn main() -> i32 {
     }
 }
 
-/// carbyne.1, and carbyne-COMMAND.1 for each command and nested command.
+/// carbyne.1, carbyne-COMMAND.1 for each command, and carbyne.toml.5.
 fn manpages(dir: &std::path::Path) -> std::io::Result<()> {
-    fn write(cmd: &clap::Command, name: &str, dir: &std::path::Path) -> std::io::Result<()> {
-        let cmd = cmd.clone().name(name.to_string());
-        let mut page = Vec::new();
-        clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
-        std::fs::write(dir.join(format!("{name}.1")), page)?;
-        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
-            write(sub, &format!("{name}-{}", sub.get_name()), dir)?;
-        }
-        Ok(())
-    }
-    std::fs::create_dir_all(dir)?;
-    let cmd = <Cli as clap::CommandFactory>::command();
-    write(&cmd, "carbyne", dir)
+    crate::manpages::write_all(&<Cli as clap::CommandFactory>::command(), dir)
 }

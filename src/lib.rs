@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod hostname;
 pub mod logs;
+pub mod manpages;
 pub mod rates;
 pub mod sample;
 pub mod scheduler;
