@@ -286,22 +286,6 @@ fn statsd_toml(udp: u16, admin: u16, extra: &str) -> String {
     )
 }
 
-fn admin(port: u16, cmd: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("admin");
-    s.set_read_timeout(Some(Duration::from_millis(300)))
-        .expect("timeout");
-    s.write_all(format!("{cmd}\n").as_bytes()).expect("write");
-    let mut out = String::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = s.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
-    out
-}
-
 /// Items 8 and 13: a TCP line without a newline grew without limit (1 GB
 /// in 2.7 s); one invalid UTF-8 byte closed the connection. Now the long
 /// line is skipped and counted, and the stream goes on.
@@ -318,16 +302,16 @@ fn statsd_tcp_lines_are_bounded_and_bytes_do_not_end_the_stream() {
     s.write_all(b"\nafter.long:5|c\n").expect("write");
     drop(s);
     let start = Instant::now();
-    while !admin(adm, "counters").contains("'after.long': 5") {
+    while !statsd_admin(adm, "counters").contains("'after.long': 5") {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "{}",
-            admin(adm, "counters")
+            statsd_admin(adm, "counters")
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(admin(adm, "counters").contains("'bin.key': 1"));
-    assert!(admin(adm, "stats").contains("messages.bad_lines_seen: 1\n"));
+    assert!(statsd_admin(adm, "counters").contains("'bin.key': 1"));
+    assert!(statsd_admin(adm, "stats").contains("messages.bad_lines_seen: 1\n"));
     assert!(srv.rss_kb() < 100_000, "RSS {} kB", srv.rss_kb());
 }
 
@@ -368,7 +352,7 @@ fn statsd_tcp_listener_survives_running_out_of_file_descriptors() {
     s.write_all(b"after.emfile:1|c\n").expect("write");
     drop(s);
     let start = Instant::now();
-    while !admin(adm, "counters").contains("'after.emfile': 1") {
+    while !statsd_admin(adm, "counters").contains("'after.emfile': 1") {
         assert!(start.elapsed() < Duration::from_secs(10), "{}", srv.log());
         std::thread::sleep(Duration::from_millis(100));
     }

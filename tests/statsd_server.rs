@@ -286,23 +286,6 @@ fn ours(graphite_port: u16, flush: f64) -> (Child, u16, u16, tempfile::TempDir) 
     (Child(child), udp, admin, dir)
 }
 
-fn admin(port: u16, cmd: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin");
-    s.set_read_timeout(Some(Duration::from_millis(300)))
-        .expect("timeout");
-    s.write_all(format!("{cmd}\n").as_bytes()).expect("write");
-    let mut out = String::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = s.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
-    out
-}
-
 #[test]
 fn management_interface() {
     let (_c, udp, port, _d) = ours(free_port(), 60.0);
@@ -313,26 +296,26 @@ fn management_interface() {
     )
     .expect("send");
     std::thread::sleep(Duration::from_millis(200));
-    assert!(admin(port, "help").starts_with("Commands: stats, counters"));
-    assert_eq!(admin(port, "health"), "health: up\n");
-    assert_eq!(admin(port, "health down"), "health: down\n");
-    assert_eq!(admin(port, "health up"), "health: up\n");
-    let stats = admin(port, "stats");
+    assert!(statsd_admin(port, "help").starts_with("Commands: stats, counters"));
+    assert_eq!(statsd_admin(port, "health"), "health: up\n");
+    assert_eq!(statsd_admin(port, "health down"), "health: down\n");
+    assert_eq!(statsd_admin(port, "health up"), "health: up\n");
+    let stats = statsd_admin(port, "stats");
     assert!(
         stats.contains("messages.bad_lines_seen: 1\n") && stats.ends_with("END\n\n"),
         "{stats}"
     );
     assert!(stats.contains("graphite.last_exception:"), "{stats}");
-    assert!(admin(port, "counters").contains("'web.hits': 5"));
-    assert!(admin(port, "gauges").contains("'web.mem': 7"));
-    assert!(admin(port, "timers").contains("'api.lat': [ 3 ]"));
-    assert!(admin(port, "config").contains("flush_interval: 60"));
+    assert!(statsd_admin(port, "counters").contains("'web.hits': 5"));
+    assert!(statsd_admin(port, "gauges").contains("'web.mem': 7"));
+    assert!(statsd_admin(port, "timers").contains("'api.lat': [ 3 ]"));
+    assert!(statsd_admin(port, "config").contains("flush_interval: 60"));
     assert_eq!(
-        admin(port, "delcounters web.*"),
+        statsd_admin(port, "delcounters web.*"),
         "deleted: web.hits\nEND\n\n"
     );
-    assert!(!admin(port, "counters").contains("web.hits"));
-    assert_eq!(admin(port, "frobnicate"), "ERROR\n");
+    assert!(!statsd_admin(port, "counters").contains("web.hits"));
+    assert_eq!(statsd_admin(port, "frobnicate"), "ERROR\n");
 }
 
 #[test]

@@ -226,3 +226,21 @@ pub fn dry_run_names(cfg: &Path) -> std::collections::BTreeSet<String> {
         .map(|(n, _, _)| n)
         .collect()
 }
+
+/// One command to a statsd management interface, and its whole answer.
+pub fn statsd_admin(port: u16, cmd: &str) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin");
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    s.write_all(format!("{cmd}\n").as_bytes()).expect("write");
+    let mut out = String::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    out
+}
