@@ -240,6 +240,44 @@ fn sigterm_flushes_statsd_into_carbon_before_carbon_stops() {
     assert_eq!(points(&srv.file("stats_counts.last.flush")), [7.0]);
 }
 
+/// The last flush at SIGTERM, soon after a regular one, lands in the next
+/// slot: stamped with the time of the signal it overwrote the flush before.
+#[test]
+fn the_last_flush_does_not_overwrite_the_one_before() {
+    let (line, pickle, udp, admin) = (free_port(), free_port(), free_udp_port(), free_port());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schemas = dir.path().join("storage-schemas.conf");
+    std::fs::write(&schemas, "[stats]\npattern = ^stats\nretentions = 2s:1h\n").expect("schemas");
+    let toml = format!(
+        "{}\n[server.statsd]\nlisten = \"127.0.0.1:{udp}\"\nadmin = \"127.0.0.1:{admin}\"\n\
+         graphite = \"127.0.0.1:{line}\"\nflush_interval = 2\n",
+        carbon_toml(line, pickle, &format!("schemas = {schemas:?}\n"))
+    );
+    let mut srv = Server::start(&toml, &[line, admin]);
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let send = |n: usize| {
+        for _ in 0..n {
+            sock.send_to(b"split.hits:1|c", ("127.0.0.1", udp))
+                .expect("send");
+        }
+    };
+    send(4);
+    // Right after the first regular flush, three more, then SIGTERM.
+    let start = Instant::now();
+    while !srv.file("stats_counts.split.hits").exists() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    send(3);
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&srv.child.0, "-TERM");
+    assert!(srv.child.0.wait().expect("wait").success(), "{}", srv.log());
+    // Stamped up to one interval ahead: readable once that time has come.
+    std::thread::sleep(Duration::from_millis(2200));
+    let got: f64 = points(&srv.file("stats_counts.split.hits")).iter().sum();
+    assert_eq!(got, 7.0, "{}", srv.log());
+}
+
 /// Item 7: idle connections on the line port neither lock out the pickle
 /// port nor stay for ever.
 #[test]

@@ -292,6 +292,7 @@ pub async fn run(
     let period = std::time::Duration::from_secs_f64(cfg.flush_interval);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tokio::pin!(shutdown);
+    let mut last_ts: Option<i64> = None;
     loop {
         let last = tokio::select! {
             _ = ticker.tick() => false,
@@ -318,7 +319,15 @@ pub async fn run(
                 let _ = tokio::task::spawn_blocking(move || t.join()).await;
             }
         }
-        let ts = crate::whisper::unix_now();
+        let now = crate::whisper::unix_now();
+        // The last flush (at SIGTERM) is stamped with the time the next
+        // regular one would have had: stamped now, it would fall in the
+        // slot of the flush before and overwrite it in whisper.
+        let ts = match last_ts {
+            Some(prev) if last => now.max(prev + cfg.flush_interval.ceil() as i64),
+            _ => now,
+        };
+        last_ts = Some(ts);
         let lines = shared.agg.flush(ts);
         pending.push_back(lines);
         while pending.len() > cfg.max_pending_flushes {
