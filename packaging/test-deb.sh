@@ -172,7 +172,11 @@ dpkg -s carbyne >/dev/null 2>&1 && fail "still installed"
 [ "$(cat /var/lib/carbyne/whisper/servers/load.wsp)" = whisper ] || fail "the purge deleted the metrics"
 [ ! -e /var/lib/carbyne/agent-counters.json ] || fail "the purge kept carbyne's own state"
 grep -q 'kept in /var/lib/carbyne/whisper' "$tmp/purge.err" || fail "the purge did not say where the metrics are"
+getent passwd carbyne >/dev/null || fail "the purge removed the user owning the kept metrics"
 rm -rf /var/lib/carbyne
+deluser --quiet --system carbyne >/dev/null 2>&1 || true
+getent group carbyne >/dev/null && delgroup --quiet --system carbyne >/dev/null 2>&1
+true
 snapshot > "$tmp/after"
 if ! diff "$tmp/before" "$tmp/after" >"$tmp/left"; then
     cat "$tmp/left" >&2

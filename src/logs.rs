@@ -266,12 +266,8 @@ pub fn load_state(path: &Path) -> JobState {
 
 /// Writes a job's positions atomically.
 pub fn save_state(path: &Path, st: &JobState) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(st).map_err(std::io::Error::other)?)?;
-    std::fs::rename(&tmp, path)
+    let data = serde_json::to_vec(st).map_err(std::io::Error::other)?;
+    crate::rates::write_atomically(path, &data)
 }
 
 /// What one `--once` read of a job gives: its samples, and the positions

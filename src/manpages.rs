@@ -44,19 +44,30 @@ pub const DROPINS: &[(&str, &str)] = &[
 /// Writes carbyne.1, carbyne-COMMAND.1 for each command and nested command,
 /// and carbyne.toml.5, into `dir`.
 pub fn write_all(cmd: &clap::Command, dir: &Path) -> std::io::Result<()> {
-    fn write(cmd: &clap::Command, name: &str, dir: &Path) -> std::io::Result<()> {
-        let cmd = cmd.clone().name(name.to_string());
+    /// `name`: the page (carbyne-whisper-fetch); `words`: the command as
+    /// typed (carbyne whisper fetch), which the synopsis shows.
+    fn write(cmd: &clap::Command, name: &str, words: &str, dir: &Path) -> std::io::Result<()> {
+        let cmd = cmd
+            .clone()
+            .name(name.to_string())
+            .bin_name(words.to_string());
         let mut page = Vec::new();
         clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
         page.extend_from_slice(extra_sections(name).as_bytes());
         std::fs::write(dir.join(format!("{name}.1")), page)?;
         for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
-            write(sub, &format!("{name}-{}", sub.get_name()), dir)?;
+            let sub_name = sub.get_name();
+            write(
+                sub,
+                &format!("{name}-{sub_name}"),
+                &format!("{words} {sub_name}"),
+                dir,
+            )?;
         }
         Ok(())
     }
     std::fs::create_dir_all(dir)?;
-    write(cmd, "carbyne", dir)?;
+    write(cmd, "carbyne", "carbyne", dir)?;
     std::fs::write(dir.join("carbyne.toml.5"), config_page())
 }
 

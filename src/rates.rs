@@ -156,12 +156,50 @@ impl StateFile {
 /// creating the folder when needed.
 pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        create_dir_like_parent(dir)?;
     }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     std::fs::File::create(&tmp)?.write_all(data)?;
+    give_parents_owner(Path::new(&tmp));
     std::fs::rename(&tmp, path)
+}
+
+/// `create_dir_all`, each folder it makes given the owner of the folder it
+/// is made in: run as root (`carbyne logster` from root's crontab), carbyne
+/// would otherwise leave root's folders in the carbyne user's state folder,
+/// where the service could then write nothing.
+pub fn create_dir_like_parent(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir_like_parent(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {
+            give_parents_owner(dir);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Gives `path` the owner and group of its folder, when running as root
+/// (for anyone else there is nothing to change, or no right to).
+fn give_parents_owner(path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        return;
+    }
+    let Some(meta) = path.parent().and_then(|p| std::fs::metadata(p).ok()) else {
+        return;
+    };
+    let (uid, gid) = (meta.uid(), meta.gid());
+    if uid != 0 || gid != 0 {
+        let _ = std::os::unix::fs::chown(path, Some(uid), Some(gid));
+    }
 }
 
 /// The running kernel's boot id (`<proc>/sys/kernel/random/boot_id`), or
@@ -229,5 +267,23 @@ mod tests {
         assert!(other_boot.collectors.is_empty());
         std::fs::write(StateFile::path(dir.path()), "{garbage").expect("write");
         assert!(StateFile::load(dir.path(), "boot-a").collectors.is_empty());
+    }
+
+    #[test]
+    fn state_written_as_root_belongs_to_the_state_folders_owner() {
+        use std::os::unix::fs::MetadataExt;
+        if !rustix::process::geteuid().is_root() {
+            return; // only root can create files for another user
+        }
+        let d = tempfile::tempdir().expect("tempdir");
+        let state = d.path().join("state");
+        std::fs::create_dir(&state).expect("mkdir");
+        std::os::unix::fs::chown(&state, Some(65534), Some(65534)).expect("chown");
+        let file = state.join("logs/deeper/mail.json");
+        write_atomically(&file, b"{}").expect("write");
+        for p in [state.join("logs"), state.join("logs/deeper"), file] {
+            let m = std::fs::metadata(&p).expect("meta");
+            assert_eq!((m.uid(), m.gid()), (65534, 65534), "{}", p.display());
+        }
     }
 }

@@ -19,6 +19,19 @@ pub struct ServerConfig {
     pub carbon: Option<carbon::CarbonServerConfig>,
 }
 
+/// The top-level keys whose values differ between two configurations of
+/// one receiver, each once, in order: what a reload says needs a restart.
+pub fn changed_keys<T: serde::Serialize>(running: &T, new: &T) -> Vec<String> {
+    let (Ok(a), Ok(b)) = (toml::Table::try_from(running), toml::Table::try_from(new)) else {
+        return Vec::new();
+    };
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
+}
+
 /// When statsd flushes into the carbon receiver of the same process more
 /// often than carbon keeps points for statsd's names, each flush overwrites
 /// the one before in the same slot (20 increments read back as 0): the
@@ -135,5 +148,17 @@ mod tests {
         };
         assert!(statsd_overwrites(&modern, &c)
             .is_some_and(|w| w.contains("stats.counters.probe.count")));
+    }
+
+    #[test]
+    fn changed_keys_are_named_once() {
+        let a = carbon::CarbonServerConfig::default();
+        let b = carbon::CarbonServerConfig {
+            listen: "127.0.0.1:1".into(),
+            writers: 2,
+            ..a.clone()
+        };
+        assert_eq!(changed_keys(&a, &b), ["listen", "writers"]);
+        assert!(changed_keys(&a, &a).is_empty());
     }
 }

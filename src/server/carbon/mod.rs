@@ -707,16 +707,9 @@ fn reload(s: &Shared, store: &Store, old: &mut CarbonServerConfig, new: CarbonSe
     if relay_taken {
         running.relay.clone_from(&new.relay);
     }
-    if let (Ok(a), Ok(b)) = (toml::Table::try_from(&running), toml::Table::try_from(&new)) {
-        let changed: Vec<&str> = b
-            .keys()
-            .chain(a.keys())
-            .filter(|k| a.get(*k) != b.get(*k))
-            .map(String::as_str)
-            .collect();
-        if !changed.is_empty() {
-            log::warn!("carbon: {changed:?} changed; that takes effect on restart");
-        }
+    let changed = crate::server::changed_keys(&running, &new);
+    if !changed.is_empty() {
+        log::warn!("carbon: {changed:?} changed; that takes effect on restart");
     }
     *old = running;
     log::info!("carbon: configuration reloaded");

@@ -299,14 +299,16 @@ pub async fn run(
             _ = &mut shutdown => true,
             Some(new) = reloads.recv() => {
                 shared.agg.set_limits(&new);
-                let limits = |c: &StatsdServerConfig| StatsdServerConfig {
-                    max_keys: 0,
-                    max_set_members: 0,
-                    max_set_member_bytes: 0,
-                    ..c.clone()
+                // The limits apply at once; the rest as started.
+                let running = StatsdServerConfig {
+                    max_keys: new.max_keys,
+                    max_set_members: new.max_set_members,
+                    max_set_member_bytes: new.max_set_member_bytes,
+                    ..cfg.clone()
                 };
-                if limits(&new) != limits(&cfg) {
-                    log::warn!("statsd: settings other than max_keys, max_set_members and max_set_member_bytes take effect on restart");
+                let changed = crate::server::changed_keys(&running, &new);
+                if !changed.is_empty() {
+                    log::warn!("statsd: {changed:?} changed; that takes effect on restart");
                 }
                 log::info!("statsd: configuration reloaded");
                 continue;
