@@ -143,6 +143,9 @@ pub struct Cache {
     pub counters: Counters,
     /// Receivers stopped: writers drain everything and return.
     closing: AtomicBool,
+    /// Write errors come per metric (a full disk fails every create):
+    /// logged at most once a second, all counted in `errors`.
+    errors_log: crate::server::Throttle,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -177,6 +180,7 @@ impl Cache {
             creates: (creates > 0.0).then(|| Mutex::new(Bucket::new(creates, creates / 60.0))),
             counters: Counters::default(),
             closing: AtomicBool::new(false),
+            errors_log: crate::server::Throttle::new(),
         }
     }
 
@@ -367,7 +371,7 @@ impl Cache {
             };
             if let Err(e) = opened {
                 c.errors.fetch_add(1, Ordering::Relaxed);
-                log::error!("cannot open {}: {e}", path.display());
+                self.log_error(format_args!("cannot open {}: {e}", path.display()));
                 return;
             }
         }
@@ -405,13 +409,20 @@ impl Cache {
             }
             Err(e) => {
                 c.errors.fetch_add(1, Ordering::Relaxed);
-                log::error!("cannot write {}: {e}", path.display());
+                self.log_error(format_args!("cannot write {}: {e}", path.display()));
             }
         }
     }
 }
 
 impl Cache {
+    /// Logs a write error, at most once a second (each is counted).
+    fn log_error(&self, what: std::fmt::Arguments<'_>) {
+        if let Some(held) = self.errors_log.ready() {
+            log::error!("carbon: {what}{}", crate::server::held_note(held));
+        }
+    }
+
     /// Creates the file of a new metric as the schemas say, within the
     /// create rate; false (counted) when it may not or cannot be created.
     fn create(&self, store: &Store, metric: &str, path: &std::path::Path) -> bool {
@@ -452,7 +463,7 @@ impl Cache {
             }
             Err(e) => {
                 c.errors.fetch_add(1, Ordering::Relaxed);
-                log::error!("cannot create {}: {e}", path.display());
+                self.log_error(format_args!("cannot create {}: {e}", path.display()));
                 false
             }
         }
