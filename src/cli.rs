@@ -794,17 +794,21 @@ fn server(arg: &ConfigArg) -> i32 {
     let Some(cfg) = reported(load(arg), "carbyne") else {
         return EXIT_CONFIG;
     };
-    let (statsd, carbon) = (cfg.server.statsd.clone(), cfg.server.carbon.clone());
-    if statsd.is_none() && carbon.is_none() {
+    let (statsd, carbon, web) = (
+        cfg.server.statsd.clone(),
+        cfg.server.carbon.clone(),
+        cfg.server.web.clone(),
+    );
+    if statsd.is_none() && carbon.is_none() && web.is_none() {
         eprintln!(
-            "carbyne: no receiver configured: add a [server.statsd] or [server.carbon] section"
+            "carbyne: no receiver configured: add a [server.statsd], [server.carbon] or [server.web] section"
         );
         return EXIT_CONFIG;
     }
     let Some(rt) = runtime() else {
         return EXIT_FAILED;
     };
-    let result = rt.block_on(run_server(arg.clone(), statsd, carbon));
+    let result = rt.block_on(run_server(arg.clone(), statsd, carbon, web));
     match result {
         Ok(()) => 0,
         Err(e) => {
@@ -870,6 +874,7 @@ async fn run_server(
     arg: ConfigArg,
     statsd: Option<crate::server::statsd::StatsdServerConfig>,
     carbon: Option<crate::server::carbon::CarbonServerConfig>,
+    web: Option<crate::server::web::WebServerConfig>,
 ) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     // Installed before the receivers start: SIGHUP's default would end the process.
@@ -882,8 +887,26 @@ async fn run_server(
             log::warn!("{w}");
         }
     }
+    // The web server reads the whisper files the carbon receiver writes,
+    // and the points its cache still holds.
+    let storage_dir = carbon.as_ref().map_or_else(
+        || crate::server::carbon::CarbonServerConfig::default().storage_dir,
+        |c| c.storage_dir.clone(),
+    );
+    let (publish, published) = tokio::sync::oneshot::channel();
     let mut carbon = carbon.map(|c| {
-        Receiver::start(move |stop, reloads| crate::server::carbon::run(c, stopped(stop), reloads))
+        Receiver::start(move |stop, reloads| {
+            crate::server::carbon::run(c, stopped(stop), reloads, Some(publish))
+        })
+    });
+    let cache = match carbon {
+        Some(_) => published.await.ok(),
+        None => None,
+    };
+    let mut web = web.map(|c| {
+        Receiver::start(move |stop, _reloads: tokio::sync::mpsc::Receiver<()>| {
+            crate::server::web::run(c, storage_dir, cache, stopped(stop))
+        })
     });
     let mut statsd = statsd.map(|c| {
         Receiver::start(move |stop, reloads| crate::server::statsd::run(c, stopped(stop), reloads))
@@ -911,11 +934,19 @@ async fn run_server(
                 failed = Some(ended_early("carbon", r));
                 break;
             }
+            r = ended(&mut web) => {
+                web = None;
+                failed = Some(ended_early("web", r));
+                break;
+            }
         }
     }
     let mut result = Ok(());
-    if let Some(r) = statsd {
+    if let Some(r) = web {
         result = r.finish().await;
+    }
+    if let Some(r) = statsd {
+        result = result.and(r.finish().await);
     }
     if let Some(r) = carbon {
         result = result.and(r.finish().await);

@@ -541,6 +541,9 @@ impl Config {
         if let Some(c) = &self.server.carbon {
             c.validate("server.carbon")?;
         }
+        if let Some(w) = &self.server.web {
+            w.validate("server.web")?;
+        }
         crate::handlers::HandlerConfig::resolve_all(&self.handlers, partial)?;
         Ok(())
     }

@@ -33,6 +33,15 @@ python3 -m pip show whisper 2>/dev/null | grep -qx "Version: 1.1.10" \
 # carbon-cache itself; without GRAPHITE_NO_PREFIX its setup installs under /opt/graphite.
 python3 -m pip show carbon 2>/dev/null | grep -qx "Version: 1.1.10" \
     || GRAPHITE_NO_PREFIX=True python3 -m pip install --quiet carbon==1.1.10
+# graphite-web, run in-process through Django's test client by tests/web.rs.
+# GRAPHITE_NO_PREFIX makes its setup install as a normal package (not under
+# /opt/graphite); --no-cache-dir keeps pip from reusing a wheel built without it.
+python3 -m pip show graphite-web 2>/dev/null | grep -qx "Version: 1.1.10" && python3 -c "import graphite" 2>/dev/null \
+    || GRAPHITE_NO_PREFIX=True python3 -m pip install --quiet --no-cache-dir graphite-web==1.1.10 \
+        'Django>=2.2,<3.1' django-tagging==0.4.3 cairocffi pyparsing pytz six urllib3
+# Its PNG renderer (cairocffi) needs cairo at import.
+python3 -c "import cairocffi" 2>/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcairo2; }
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

@@ -4,6 +4,7 @@
 pub mod carbon;
 pub mod js;
 pub mod statsd;
+pub mod web;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,9 @@ pub struct ServerConfig {
     /// The carbon receiver (off when absent).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub carbon: Option<carbon::CarbonServerConfig>,
+    /// graphite-web's HTTP API over the whisper files (off when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web: Option<web::WebServerConfig>,
 }
 
 /// The top-level keys whose values differ between two configurations of

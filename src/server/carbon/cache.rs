@@ -312,6 +312,25 @@ impl Cache {
         Some((metric, points))
     }
 
+    /// The points held for `metric`, in arrival order: what carbon's
+    /// cache query (carbonlink) answers, and what the web reads merge.
+    pub fn query(&self, metric: &str) -> Vec<(f64, f64)> {
+        let i = lock(&self.inner);
+        let part = &i.parts[partition(metric, i.parts.len())];
+        part.points.get(metric).cloned().unwrap_or_default()
+    }
+
+    /// The names of the metrics held that `keep` accepts.
+    pub fn metrics_where(&self, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        let i = lock(&self.inner);
+        i.parts
+            .iter()
+            .flat_map(|p| p.points.keys())
+            .filter(|k| keep(k))
+            .map(|k| k.to_string())
+            .collect()
+    }
+
     /// Asks the writers to write everything and return.
     pub fn close(&self) {
         self.closing.store(true, Ordering::Relaxed);

@@ -263,7 +263,7 @@ impl Rejects {
 }
 
 struct Shared {
-    cache: Cache,
+    cache: Arc<Cache>,
     /// Points go to the cache when storing.
     store: bool,
     relay: Option<relay::Relay>,
@@ -717,11 +717,13 @@ fn reload(s: &Shared, store: &Store, old: &mut CarbonServerConfig, new: CarbonSe
 
 /// Runs the carbon receiver until `shutdown`, taking each configuration
 /// of `reloads`; then stops taking connections, reads what the open ones
-/// already sent, and writes every cached point before returning.
+/// already sent, and writes every cached point before returning. Its cache
+/// goes to `publish` once made (the web server of the same process reads it).
 pub async fn run(
     cfg: CarbonServerConfig,
     shutdown: impl std::future::Future<Output = ()>,
     mut reloads: tokio::sync::mpsc::Receiver<CarbonServerConfig>,
+    publish: Option<tokio::sync::oneshot::Sender<Arc<Cache>>>,
 ) -> std::io::Result<()> {
     let rules = schemas::Rules::load(cfg.schemas.as_deref(), cfg.aggregation.as_deref())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
@@ -732,14 +734,16 @@ pub async fn run(
         allocation: cfg.allocation().unwrap_or_default(),
     });
     let shared = Arc::new(Shared {
-        cache: Cache::new(
-            cfg.max_cache_size,
-            cfg.cache_write_strategy,
-            cfg.max_updates_per_second,
-            cfg.max_creates_per_minute,
-            cfg.writers,
-        )
-        .max_bytes(cfg.max_cache_bytes),
+        cache: Arc::new(
+            Cache::new(
+                cfg.max_cache_size,
+                cfg.cache_write_strategy,
+                cfg.max_updates_per_second,
+                cfg.max_creates_per_minute,
+                cfg.writers,
+            )
+            .max_bytes(cfg.max_cache_bytes),
+        ),
         rejects: Rejects {
             log: crate::server::Throttle::new(),
         },
@@ -762,6 +766,9 @@ pub async fn run(
             freed: std::sync::Condvar::new(),
         },
     });
+    if let Some(p) = publish {
+        let _ = p.send(shared.cache.clone());
+    }
     let tcp = std::net::TcpListener::bind(&cfg.listen)?;
     let pickle_tcp = if cfg.pickle_listen.is_empty() {
         None

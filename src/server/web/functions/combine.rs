@@ -1,0 +1,434 @@
+//! graphite-web's Combine group: series merged into fewer series.
+
+use super::{
+    agg_func, agg_key, input, normalize, path_expressions, rows, Args, Context, Result, Value,
+};
+use crate::server::web::grammar::Call;
+use crate::server::web::series::{tags_of, Series, Tags};
+
+pub const NAMES: &[&str] = &[
+    "aggregate",
+    "averageSeries",
+    "averageSeriesWithWildcards",
+    "aggregateWithWildcards",
+    "asPercent",
+    "avg",
+    "countSeries",
+    "diffSeries",
+    "divideSeries",
+    "divideSeriesLists",
+    "group",
+    "groupByNode",
+    "groupByNodes",
+    "maxSeries",
+    "minSeries",
+    "multiplySeries",
+    "rangeOfSeries",
+    "stddevSeries",
+    "sum",
+    "sumSeries",
+    "sumSeriesWithWildcards",
+];
+
+pub fn lookup(name: &str) -> Option<super::Function> {
+    Some(match name {
+        "sumSeries" | "sum" => |a, c, _| series_of(a, c, "sum"),
+        "averageSeries" | "avg" => |a, c, _| series_of(a, c, "average"),
+        "maxSeries" => |a, c, _| series_of(a, c, "max"),
+        "minSeries" => |a, c, _| series_of(a, c, "min"),
+        "diffSeries" => |a, c, _| series_of(a, c, "diff"),
+        "stddevSeries" => |a, c, _| series_of(a, c, "stddev"),
+        "rangeOfSeries" => |a, c, _| series_of(a, c, "rangeOf"),
+        "multiplySeries" => multiply_series,
+        "countSeries" => count_series,
+        "aggregate" => aggregate_fn,
+        "group" => |a, _, _| Ok(Value::List(a.rest_series(0)?.concat())),
+        "groupByNode" => group_by_node,
+        "groupByNodes" => group_by_nodes,
+        "aggregateWithWildcards" => aggregate_with_wildcards,
+        "sumSeriesWithWildcards" => |a, c, call| with_wildcards(a, c, call, "sum"),
+        "averageSeriesWithWildcards" => |a, c, call| with_wildcards(a, c, call, "average"),
+        "divideSeries" => divide_series,
+        "divideSeriesLists" => divide_series_lists,
+        "asPercent" => as_percent,
+        _ => return None,
+    })
+}
+
+fn series_of(args: &mut Args, ctx: &Context, func: &str) -> Result<Value> {
+    let lists = args.rest_series(0)?;
+    aggregate(ctx, lists, func, None).map(Value::List)
+}
+
+fn multiply_series(args: &mut Args, ctx: &Context, _: &Call) -> Result<Value> {
+    let lists = args.rest_series(0)?;
+    if lists.len() == 1 && lists[0].len() == 1 {
+        return Ok(Value::List(lists.into_iter().flatten().collect()));
+    }
+    aggregate(ctx, lists, "multiply", None).map(Value::List)
+}
+
+fn aggregate_fn(args: &mut Args, ctx: &Context, _: &Call) -> Result<Value> {
+    let list = args.series(0, "seriesList")?;
+    let func = args.string(1, "func")?;
+    let xff = args.opt_number(2, "xFilesFactor")?.map(|n| n.0);
+    aggregate(ctx, vec![list], &func, xff).map(Value::List)
+}
+
+/// graphite-web's `aggregate`: one series from many, row by row.
+pub fn aggregate(
+    ctx: &Context,
+    lists: Vec<Vec<Series>>,
+    func: &str,
+    xff: Option<f64>,
+) -> Result<Vec<Series>> {
+    let short = func.strip_suffix("Series").unwrap_or(func);
+    let Some(f) = agg_func(short) else {
+        return input(format!("Unsupported aggregation function: {func}"));
+    };
+    let Some((all, start, end, step)) = normalize(lists) else {
+        return Ok(Vec::new());
+    };
+    let xff = xff.unwrap_or(ctx.xff);
+    let name = format!("{short}Series({})", path_expressions(&all));
+    let values = rows(&all)
+        .iter()
+        .map(|row| if xff_ok(row, xff) { f(row) } else { None })
+        .collect();
+    let mut tags: Tags = all[0].tags.clone();
+    for s in &all[1..] {
+        tags.retain(|k, v| s.tags.get(k) == Some(v));
+    }
+    tags.entry("name".into()).or_insert_with(|| name.clone());
+    tags.insert("aggregatedBy".into(), short.to_string());
+    let mut out = Series::new(name, start, end, step, values, xff);
+    out.tags = tags;
+    Ok(vec![out])
+}
+
+/// graphite-web's `xffValues`.
+pub fn xff_ok(row: &[Option<f64>], xff: f64) -> bool {
+    let known = row.iter().filter(|v| v.is_some()).count();
+    known > 0 && !row.is_empty() && known as f64 / row.len() as f64 >= xff
+}
+
+fn count_series(args: &mut Args, ctx: &Context, _: &Call) -> Result<Value> {
+    let lists = args.rest_series(0)?;
+    if lists.is_empty() {
+        let mut s = super::transform::constant_line(ctx, 0.0, true);
+        s.path_expression = "countSeries()".into();
+        return Ok(Value::List(vec![s]));
+    }
+    let Some((all, start, end, step)) = normalize(lists) else {
+        return Ok(Value::List(Vec::new()));
+    };
+    let name = format!("countSeries({})", path_expressions(&all));
+    let values = rows(&all).iter().map(|r| Some(r.len() as f64)).collect();
+    Ok(Value::List(vec![Series::new(
+        name, start, end, step, values, ctx.xff,
+    )]))
+}
+
+/// Groups series by key in first-seen order.
+fn group_by<F: Fn(&Series) -> String>(list: Vec<Series>, key: F) -> Vec<(String, Vec<Series>)> {
+    let mut groups: Vec<(String, Vec<Series>)> = Vec::new();
+    for s in list {
+        let k = key(&s);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, v)) => v.push(s),
+            None => groups.push((k, vec![s])),
+        }
+    }
+    groups
+}
+
+fn group_by_node(args: &mut Args, ctx: &Context, call: &Call) -> Result<Value> {
+    let list = args.series(0, "seriesList")?;
+    let node = match args.take(1, "nodeNum") {
+        Some(Value::Int(n)) => super::NodeKey::Index(n),
+        Some(Value::Str(s)) => super::NodeKey::Tag(s),
+        _ => return input("groupByNode: nodeNum must be a number or a tag"),
+    };
+    let callback = args
+        .opt_string(2, "callback")?
+        .unwrap_or_else(|| "average".into());
+    grouped(ctx, call, list, &[node], &callback)
+}
+
+fn group_by_nodes(args: &mut Args, ctx: &Context, call: &Call) -> Result<Value> {
+    let list = args.series(0, "seriesList")?;
+    let callback = args.string(1, "callback")?;
+    let nodes = args.rest_nodes(2)?;
+    grouped(ctx, call, list, &nodes, &callback)
+}
+
+fn grouped(
+    ctx: &Context,
+    call: &Call,
+    list: Vec<Series>,
+    nodes: &[super::NodeKey],
+    callback: &str,
+) -> Result<Value> {
+    let mut out = Vec::new();
+    for (key, members) in group_by(list, |s| agg_key(s, nodes)) {
+        let mut one = match callback_series(ctx, call, callback, members)? {
+            Some(s) => s,
+            None => continue,
+        };
+        one.name = key;
+        out.push(one);
+    }
+    Ok(Value::List(out))
+}
+
+/// A group's one series, by a series function's name or an aggregation.
+fn callback_series(
+    ctx: &Context,
+    call: &Call,
+    callback: &str,
+    members: Vec<Series>,
+) -> Result<Option<Series>> {
+    let as_function = super::lookup(callback).filter(|_| callback != "sum" && callback != "avg");
+    let got = match as_function {
+        Some(f) => {
+            let mut a = Args {
+                func: callback,
+                pos: vec![Some(Value::List(members))],
+                kw: Vec::new(),
+            };
+            match f(&mut a, ctx, call)? {
+                Value::List(l) => l,
+                _ => Vec::new(),
+            }
+        }
+        None => aggregate(ctx, vec![members], callback, None)?,
+    };
+    Ok(got.into_iter().next())
+}
+
+fn aggregate_with_wildcards(args: &mut Args, ctx: &Context, call: &Call) -> Result<Value> {
+    let list = args.series(0, "seriesList")?;
+    let func = args.string(1, "func")?;
+    let positions = ints(args.rest_nodes(2)?);
+    wildcards(ctx, call, list, &func, &positions)
+}
+
+fn with_wildcards(args: &mut Args, ctx: &Context, call: &Call, func: &str) -> Result<Value> {
+    let list = args.series(0, "seriesList")?;
+    let positions = ints(args.rest_nodes(1)?);
+    wildcards(ctx, call, list, func, &positions)
+}
+
+fn ints(nodes: Vec<super::NodeKey>) -> Vec<i64> {
+    nodes
+        .into_iter()
+        .filter_map(|n| match n {
+            super::NodeKey::Index(i) => Some(i),
+            super::NodeKey::Tag(_) => None,
+        })
+        .collect()
+}
+
+fn wildcards(
+    ctx: &Context,
+    _: &Call,
+    list: Vec<Series>,
+    func: &str,
+    positions: &[i64],
+) -> Result<Value> {
+    let key = |s: &Series| {
+        s.name
+            .split('.')
+            .enumerate()
+            .filter(|(i, _)| !positions.contains(&(*i as i64)))
+            .map(|(_, p)| p)
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    let mut out = Vec::new();
+    for (k, members) in group_by(list, key) {
+        if let Some(mut one) = aggregate(ctx, vec![members], func, None)?
+            .into_iter()
+            .next()
+        {
+            one.name = k;
+            out.push(one);
+        }
+    }
+    Ok(Value::List(out))
+}
+
+/// Two series on their common step (graphite-web's inline normalise in
+/// `divideSeries`).
+fn pair(a: &Series, b: &Series) -> (Series, Series, i64, i64, i64) {
+    let (mut a, mut b) = (a.clone(), b.clone());
+    let step = super::lcm(a.step, b.step);
+    a.values_per_point = (step / a.step.max(1)).max(1) as usize;
+    b.values_per_point = (step / b.step.max(1)).max(1) as usize;
+    let start = a.start.min(b.start);
+    let mut end = a.end.max(b.end);
+    end -= (end - start).rem_euclid(step.max(1));
+    (a, b, start, end, step)
+}
+
+fn zip_div(a: &Series, b: &Series, percent: bool) -> Vec<Option<f64>> {
+    rows(&[a.clone(), b.clone()])
+        .iter()
+        .map(|r| {
+            let q = match (r[0], r[1]) {
+                (Some(x), Some(y)) if y != 0.0 => Some(x / y),
+                _ => None,
+            };
+            if percent {
+                q.map(|q| q * 100.0)
+            } else {
+                q
+            }
+        })
+        .collect()
+}
+
+fn divide_series(args: &mut Args, ctx: &Context, _: &Call) -> Result<Value> {
+    let dividends = args.series(0, "dividendSeriesList")?;
+    let divisors = args.series(1, "divisorSeries")?;
+    if divisors.is_empty() {
+        let out = dividends
+            .into_iter()
+            .map(|mut s| {
+                s.rename(format!("divideSeries({},MISSING)", s.name));
+                s.values.iter_mut().for_each(|v| *v = None);
+                s
+            })
+            .collect();
+        return Ok(Value::List(out));
+    }
+    if divisors.len() > 1 {
+        return input(format!(
+            "divideSeries second argument must reference exactly 1 series (got {})",
+            divisors.len()
+        ));
+    }
+    let mut out = Vec::new();
+    for d in &dividends {
+        let (a, b, start, end, step) = pair(d, &divisors[0]);
+        let name = format!("divideSeries({},{})", d.name, divisors[0].name);
+        out.push(Series::new(
+            name,
+            start,
+            end,
+            step,
+            zip_div(&a, &b, false),
+            ctx.xff,
+        ));
+    }
+    Ok(Value::List(out))
+}
+
+fn divide_series_lists(args: &mut Args, ctx: &Context, _: &Call) -> Result<Value> {
+    let dividends = args.series(0, "dividendSeriesList")?;
+    let divisors = args.series(1, "divisorSeriesList")?;
+    if dividends.len() != divisors.len() {
+        return input("dividendSeriesList and divisorSeriesList argument must have equal length");
+    }
+    let mut out = Vec::new();
+    for (d, v) in dividends.iter().zip(&divisors) {
+        let (a, b, start, end, step) = pair(d, v);
+        let name = format!("divideSeries({},{})", d.name, v.name);
+        out.push(Series::new(
+            name,
+            start,
+            end,
+            step,
+            zip_div(&a, &b, false),
+            ctx.xff,
+        ));
+    }
+    Ok(Value::List(out))
+}
+
+fn sum_rows(list: &[Series]) -> Vec<Option<f64>> {
+    rows(list)
+        .iter()
+        .map(|r| super::calculate::sum(r))
+        .collect()
+}
+
+fn as_percent(args: &mut Args, ctx: &Context, _: &Call) -> Result<Value> {
+    let mut list = args.series(0, "seriesList")?;
+    let total = args.take(1, "total");
+    let nodes = args.rest_nodes(2)?;
+    if !nodes.is_empty() {
+        return input("asPercent: grouping by nodes is not supported yet");
+    }
+    if let Some((all, _, _, _)) = normalize(vec![list.clone()]) {
+        list = all;
+    }
+    let xff = ctx.xff;
+    let (totals, text): (Vec<Option<f64>>, String) = match total {
+        None | Some(Value::None) => (sum_rows(&list), format!("sumSeries({})", path_expressions(&list))),
+        Some(Value::List(t)) if t.len() == list.len() && t.len() != 1 => {
+            let mut a = list.clone();
+            let mut b = t;
+            a.sort_by(|x, y| x.name.cmp(&y.name));
+            b.sort_by(|x, y| x.name.cmp(&y.name));
+            let out = a
+                .iter()
+                .zip(&b)
+                .map(|(s1, s2)| {
+                    let (x, y, start, end, step) = pair(s1, s2);
+                    let name = format!("asPercent({},{})", s1.name, s2.name);
+                    Series::new(name, start, end, step, zip_div(&x, &y, true), xff)
+                })
+                .collect();
+            return Ok(Value::List(out));
+        }
+        Some(Value::List(t)) if t.len() == 1 => {
+            let mut both = list.clone();
+            both.extend(t);
+            let (all, _, _, _) = normalize(vec![both]).ok_or_else(|| super::RenderError::Input("asPercent: no series".into()))?;
+            let total = all[all.len() - 1].clone();
+            list = all[..all.len() - 1].to_vec();
+            (total.points(), total.name.clone())
+        }
+        Some(Value::List(_)) => {
+            return input("asPercent second argument must be missing, a single digit, reference exactly 1 series or reference the same number of series as the first argument")
+        }
+        Some(Value::Int(n)) => (vec![Some(n as f64); list.first().map_or(0, Series::len)], n.to_string()),
+        Some(Value::Float(f)) => (
+            vec![Some(f); list.first().map_or(0, Series::len)],
+            crate::server::web::pyfmt::repr(f),
+        ),
+        Some(_) => return input("asPercent: total must be a number or a series list"),
+    };
+    let out = list
+        .iter()
+        .map(|s| {
+            let pts = s.points();
+            let n = pts.len().max(totals.len());
+            let values = (0..n)
+                .map(|i| {
+                    match (
+                        pts.get(i).copied().flatten(),
+                        totals.get(i).copied().flatten(),
+                    ) {
+                        (Some(v), Some(t)) if t != 0.0 => Some(v / t * 100.0),
+                        _ => None,
+                    }
+                })
+                .collect();
+            let name = format!(
+                "asPercent({},{})",
+                s.name,
+                if text.is_empty() {
+                    &s.path_expression
+                } else {
+                    &text
+                }
+            );
+            let mut r = Series::new(name, s.start, s.end, s.step, values, xff);
+            r.tags = tags_of(&r.name);
+            r
+        })
+        .collect();
+    Ok(Value::List(out))
+}

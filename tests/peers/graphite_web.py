@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""graphite-web 1.1.10 in-process, for the differential tests.
+
+Usage: graphite_web.py WHISPER_DIR [CARBONLINK_HOST...]
+
+Runs graphite-web through Django's test client with a local_settings.py
+pointing at WHISPER_DIR (and at CARBONLINK_HOST, host:port:instance, for
+cached points). Reads one request per line on stdin, as JSON:
+  {"method": "GET" or "POST", "path": "/render", "params": [[key, value], ...]}
+and writes one answer per line on stdout:
+  {"status": 200, "content_type": "...", "body": "<base64>"}
+A line {"unpickle": "<base64>"} is answered {"json": ...}: the pickle as
+Python reads it, for comparing pickled answers.
+"""
+import base64
+import json
+import os
+import sys
+import tempfile
+from urllib.parse import urlencode
+
+
+def main():
+    whisper_dir = os.path.abspath(sys.argv[1])
+    carbonlink = sys.argv[2:]
+    work = tempfile.mkdtemp(prefix="graphite-web-")
+    os.makedirs(os.path.join(work, "log"), exist_ok=True)
+    with open(os.path.join(work, "local_settings.py"), "w") as f:
+        f.write(
+            "SECRET_KEY = 'carbyne-differential-tests'\n"
+            "STORAGE_DIR = %r\n"
+            "WHISPER_DIR = %r\n"
+            "STANDARD_DIRS = [%r]\n"
+            "LOG_DIR = %r\n"
+            "INDEX_FILE = %r\n"
+            "CARBONLINK_HOSTS = %r\n"
+            "CARBONLINK_TIMEOUT = 5.0\n"
+            "USE_WORKER_POOL = False\n"
+            "STORAGE_FINDERS = ('graphite.finders.standard.StandardFinder',)\n"
+            "DEFAULT_CACHE_DURATION = 0\n"
+            "TIME_ZONE = 'UTC'\n"
+            "DATABASES = {'default': {'NAME': %r, 'ENGINE': 'django.db.backends.sqlite3'}}\n"
+            % (
+                work,
+                whisper_dir + "/",
+                whisper_dir + "/",
+                os.path.join(work, "log"),
+                os.path.join(work, "index"),
+                carbonlink,
+                os.path.join(work, "graphite.db"),
+            )
+        )
+    sys.path.insert(0, work)
+    os.environ["GRAPHITE_SETTINGS_MODULE"] = "local_settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "graphite.settings"
+    import warnings
+
+    warnings.simplefilter("ignore")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test import Client
+
+    call_command("migrate", verbosity=0, interactive=False)
+    client = Client()
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        if "unpickle" in req:
+            # A pickle from the other server, read back as Python reads it.
+            import pickle
+
+            data = pickle.loads(base64.b64decode(req["unpickle"]))
+            print(json.dumps({"json": data}), flush=True)
+            continue
+        query = urlencode([tuple(p) for p in req.get("params", [])])
+        try:
+            if req.get("method", "GET") == "POST":
+                r = client.post(req["path"], query, content_type="application/x-www-form-urlencoded")
+            else:
+                r = client.get(req["path"] + ("?" + query if query else ""))
+            answer = {
+                "status": r.status_code,
+                "content_type": r.get("Content-Type", ""),
+                "body": base64.b64encode(r.content).decode(),
+            }
+        except Exception as e:  # an uncaught error is graphite-web's 500
+            answer = {"status": 500, "content_type": "text/plain", "body": base64.b64encode(repr(e).encode()).decode()}
+        print(json.dumps(answer), flush=True)
+
+
+if __name__ == "__main__":
+    main()

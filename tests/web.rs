@@ -1,0 +1,703 @@
+//! `[server.web]` against graphite-web 1.1.10 (PyPI), run in-process
+//! through Django's test client over the same whisper files: the same
+//! requests to both, the answers compared (names, tags and timestamps
+//! exact, values to 1e-9 relative).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Whisper files made by Python's whisper: several retentions, gaps,
+/// negative values, a counter that resets; `now` is the time they end at.
+fn make_files(dir: &Path) -> i64 {
+    let script = r#"
+import random, sys, time, whisper, os
+root = sys.argv[1]
+rnd = random.Random(7)
+now = int(time.time())
+def make(name, archives, points, agg='average'):
+    path = os.path.join(root, *name.split('.')) + '.wsp'
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    whisper.create(path, archives, aggregationMethod=agg)
+    whisper.update_many(path, points)
+def series(step, count, f, gaps=0.1):
+    out = []
+    for i in range(count):
+        if rnd.random() < gaps:
+            continue
+        out.append((now - i * step, f(i)))
+    return out
+for host in ['web1', 'web2', 'web3']:
+    for kind in ['user', 'system']:
+        make('servers.%s.cpu.%s' % (host, kind), [(60, 1440), (300, 2016)],
+             series(60, 1500, lambda i: round(rnd.uniform(-5, 100), 3)))
+    for disk in ['sda', 'sdb']:
+        make('servers.%s.diskspace.%s.byte_used' % (host, disk), [(60, 1440)],
+             series(60, 600, lambda i: float(rnd.randint(10**9, 10**10)), 0.02), 'last')
+make('servers.db1.cpu.user', [(10, 2160), (60, 1440)], series(10, 3000, lambda i: rnd.uniform(0, 50)))
+make('servers.db1.cpu.system', [(10, 2160), (60, 1440)], series(10, 3000, lambda i: rnd.uniform(0, 50), 0.5))
+total = [0.0]
+def counter(i):
+    total[0] += rnd.randint(0, 500)
+    return total[0] if i % 200 else 3.0
+make('counters.requests', [(60, 1440)], list(reversed(series(60, 1400, counter, 0.05))), 'max')
+make('empty.series', [(60, 1440)], [])
+print(now)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &dir.to_string_lossy()])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "making whisper files failed (whisper 1.1.10 is installed by tests/run.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("now")
+}
+
+/// graphite-web in-process, answering one request per line.
+struct GraphiteWeb {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl GraphiteWeb {
+    fn start(whisper: &Path) -> Self {
+        let script = repo("tests/peers/graphite_web.py");
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg(whisper)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut ready = String::new();
+        out.read_line(&mut ready).expect("graphite-web starts");
+        assert!(
+            ready.contains("ready"),
+            "graphite-web 1.1.10 did not start (tests/run.sh installs it): {ready}"
+        );
+        GraphiteWeb {
+            child: Child(child),
+            out,
+        }
+    }
+
+    fn ask(&mut self, line: &Value) -> Value {
+        let stdin = self.child.0.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{line}").expect("write");
+        stdin.flush().expect("flush");
+        let mut answer = String::new();
+        self.out.read_line(&mut answer).expect("read");
+        serde_json::from_str(&answer).expect("json answer")
+    }
+
+    /// `(status, body)`.
+    fn request(&mut self, method: &str, path: &str, params: &[(String, String)]) -> (u16, Vec<u8>) {
+        let a = self.ask(&serde_json::json!({"method": method, "path": path, "params": params}));
+        let body = base64_decode(a["body"].as_str().unwrap_or(""));
+        (a["status"].as_u64().unwrap_or(0) as u16, body)
+    }
+
+    fn unpickle(&mut self, body: &[u8]) -> Value {
+        let a = self.ask(&serde_json::json!({ "unpickle": base64_encode(body) }));
+        a["json"].clone()
+    }
+}
+
+const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(b: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |a, (i, &c)| a | (c as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes() {
+        let Some(v) = B64.iter().position(|&x| x == c) else {
+            continue;
+        };
+        acc = acc << 6 | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+fn urlencode(params: &[(String, String)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".into(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// One HTTP/1.1 request to carbyne: `(status, body)`.
+fn http(port: u16, method: &str, path: &str, params: &[(String, String)]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let q = urlencode(params);
+    let req = if method == "POST" {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{q}",
+            q.len()
+        )
+    } else {
+        let sep = if q.is_empty() { "" } else { "?" };
+        format!("GET {path}{sep}{q} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    };
+    s.write_all(req.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers")
+        + 4;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    // Whole bodies only: answers carry a Content-Length.
+    assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
+    (status, raw[split..].to_vec())
+}
+
+/// Values equal to 1e-9 relative (None, NaN and infinities exactly).
+fn close(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
+        _ => a == b,
+    }
+}
+
+/// Two JSON answers alike: objects key by key, arrays item by item,
+/// numbers by [`close`].
+fn same(a: &Value, b: &Value, at: &str) -> Result<(), String> {
+    match (a, b) {
+        (Value::Array(x), Value::Array(y)) => {
+            if x.len() != y.len() {
+                return Err(format!(
+                    "{at}: {} items, graphite-web has {}",
+                    x.len(),
+                    y.len()
+                ));
+            }
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                same(p, q, &format!("{at}[{i}]"))?;
+            }
+            Ok(())
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            let kx: Vec<&String> = x.keys().collect();
+            let ky: Vec<&String> = y.keys().collect();
+            let (mut sx, mut sy) = (kx.clone(), ky.clone());
+            sx.sort();
+            sy.sort();
+            if sx != sy {
+                return Err(format!("{at}: keys {sx:?}, graphite-web has {sy:?}"));
+            }
+            for k in kx {
+                same(&x[k], &y[k], &format!("{at}.{k}"))?;
+            }
+            Ok(())
+        }
+        (p, q) if close(p, q) => Ok(()),
+        (p, q) => Err(format!("{at}: {p} but graphite-web has {q}")),
+    }
+}
+
+fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn start_carbyne(dir: &Path, whisper: &Path, extra: &str) -> (Child, u16) {
+    let port = free_port();
+    let cfg = dir.join("carbyne.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir = {:?}\n[server.web]\nlisten = \"127.0.0.1:{port}\"\nstorage_dir = {:?}\n{extra}",
+            dir.join("state"),
+            whisper
+        ),
+    )
+    .expect("config");
+    let child = bin()
+        .args(["server", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("carbyne server");
+    wait_for_port(port);
+    (Child(child), port)
+}
+
+/// Every target below asked of both servers in json, with `now` fixed.
+const TARGETS: &[&str] = &[
+    "servers.web1.cpu.user",
+    "servers.*.cpu.user",
+    "servers.web[12].cpu.*",
+    "servers.{web1,db1}.cpu.user",
+    "servers.web?.cpu.system",
+    "servers.*.diskspace.*.byte_used",
+    "nosuch.metric",
+    "empty.series",
+    "sumSeries(servers.*.cpu.user)",
+    "sum(servers.web*.cpu.*)",
+    "averageSeries(servers.*.cpu.user)",
+    "avg(servers.web1.cpu.*)",
+    "maxSeries(servers.*.cpu.user)",
+    "minSeries(servers.*.cpu.system)",
+    "diffSeries(servers.web1.cpu.user,servers.web2.cpu.user)",
+    "multiplySeries(servers.web1.cpu.user,servers.web2.cpu.user)",
+    "multiplySeries(servers.web1.cpu.user)",
+    "countSeries(servers.*.cpu.user)",
+    "rangeOfSeries(servers.*.cpu.user)",
+    "stddevSeries(servers.*.cpu.user)",
+    "aggregate(servers.*.cpu.user,'median')",
+    "aggregate(servers.*.cpu.user,'avg_zero')",
+    "aggregate(servers.web*.cpu.user,'count',0.5)",
+    "aggregate(servers.web*.cpu.*,'last')",
+    "sumSeries(nosuch.*)",
+    "group(servers.web1.cpu.user,servers.web2.cpu.user)",
+    "groupByNode(servers.*.cpu.*,1,'sum')",
+    "groupByNode(servers.*.cpu.*,3)",
+    "groupByNode(servers.*.diskspace.*.byte_used,1,'sumSeries')",
+    "groupByNodes(servers.*.cpu.*,'max',1,3)",
+    "sumSeriesWithWildcards(servers.*.cpu.user,1)",
+    "averageSeriesWithWildcards(servers.*.cpu.*,1)",
+    "aggregateWithWildcards(servers.*.cpu.*,'min',3)",
+    "divideSeries(servers.web1.cpu.user,servers.web2.cpu.user)",
+    "divideSeries(servers.web*.cpu.user,servers.db1.cpu.user)",
+    "divideSeriesLists(servers.web*.cpu.user,servers.web*.cpu.system)",
+    "asPercent(servers.web*.cpu.user)",
+    "asPercent(servers.web*.cpu.user,100)",
+    "asPercent(servers.web1.cpu.user,servers.web2.cpu.user)",
+    "asPercent(servers.web*.cpu.user,servers.web*.cpu.system)",
+    "scale(servers.web1.cpu.user,2.5)",
+    "scale(servers.web1.cpu.user,-2)",
+    "scaleToSeconds(counters.requests,1)",
+    "offset(servers.web1.cpu.user,-10)",
+    "absolute(servers.web1.cpu.user)",
+    "pow(servers.web1.cpu.user,2)",
+    "log(servers.web1.cpu.user)",
+    "log(servers.web1.cpu.user,2)",
+    "invert(servers.web1.cpu.user)",
+    "squareRoot(servers.web1.cpu.user)",
+    "derivative(counters.requests)",
+    "nonNegativeDerivative(counters.requests)",
+    "perSecond(counters.requests)",
+    "integral(servers.web1.cpu.user)",
+    "keepLastValue(servers.web1.cpu.user)",
+    "keepLastValue(servers.db1.cpu.system,2)",
+    "transformNull(servers.web1.cpu.user)",
+    "transformNull(servers.web1.cpu.user,-1)",
+    "transformNull(servers.db1.cpu.system,0,servers.db1.cpu.user)",
+    "timeShift(servers.web1.cpu.user,'1h')",
+    "timeShift(servers.web1.cpu.user,'-30min',false)",
+    "delay(servers.web1.cpu.user,3)",
+    "delay(servers.web1.cpu.user,-2)",
+    "summarize(servers.web1.cpu.user,'1h')",
+    "summarize(servers.web1.cpu.user,'30min','max')",
+    "summarize(servers.web1.cpu.user,'1h','avg',true)",
+    "summarize(counters.requests,'15min','last')",
+    "movingAverage(servers.web1.cpu.user,5)",
+    "movingAverage(servers.web1.cpu.user,'10min')",
+    "movingSum(servers.web1.cpu.user,3)",
+    "movingMin(servers.web1.cpu.user,4)",
+    "movingMax(servers.db1.cpu.system,'5min')",
+    "movingMedian(servers.web1.cpu.user,4)",
+    "movingWindow(servers.web1.cpu.user,5,'sum')",
+    "highestCurrent(servers.*.cpu.user,2)",
+    "highestAverage(servers.*.cpu.*,3)",
+    "highestMax(servers.*.cpu.*,1)",
+    "highest(servers.*.cpu.*,2,'sum')",
+    "lowestCurrent(servers.*.cpu.user,2)",
+    "lowestAverage(servers.*.cpu.*,2)",
+    "lowest(servers.*.cpu.*)",
+    "limit(servers.*.cpu.*,3)",
+    "exclude(servers.*.cpu.*,'web2')",
+    "grep(servers.*.cpu.*,'sys')",
+    "removeEmptySeries(servers.*.cpu.*)",
+    "removeAboveValue(servers.*.cpu.user,50)",
+    "removeBelowValue(servers.*.cpu.user,50)",
+    "currentAbove(servers.web*.cpu.*,40)",
+    "currentBelow(servers.web*.cpu.*,40)",
+    "averageAbove(servers.*.cpu.*,45)",
+    "averageBelow(servers.*.cpu.*,45)",
+    "maximumAbove(servers.*.cpu.*,99)",
+    "sortByTotal(servers.*.cpu.*)",
+    "sortByMaxima(servers.*.cpu.*)",
+    "sortByMinima(servers.*.cpu.*)",
+    "sortByName(servers.*.cpu.*)",
+    "sortByName(servers.*.cpu.*,true,true)",
+    "alias(servers.web1.cpu.user,'web one')",
+    "aliasByNode(servers.*.cpu.*,1,3)",
+    "aliasByNode(servers.*.cpu.user,-1)",
+    "aliasByMetric(sumSeries(servers.*.cpu.user))",
+    "aliasByMetric(servers.web*.cpu.*)",
+    "aliasSub(servers.*.cpu.user,'servers\\.(\\w+)\\..*','\\1 cpu')",
+    "aliasSub(sumSeries(servers.*.cpu.user), \"(^.*$)\", \"\\1 A\")",
+    "consolidateBy(servers.web1.cpu.user,'max')",
+    "constantLine(42)",
+    "constantLine(1.5)",
+    "color(servers.web1.cpu.user,'red')",
+    "lineWidth(servers.web1.cpu.user,2)",
+    "dashed(servers.web1.cpu.user)",
+    "stacked(servers.*.cpu.user)",
+    "secondYAxis(servers.web1.cpu.user)",
+    "drawAsInfinite(servers.web1.cpu.user)",
+    "alpha(servers.web1.cpu.user,0.5)",
+    "servers.*.cpu.user|sumSeries()|scale(2)",
+    "servers.web1.cpu.user | alias('piped')",
+];
+
+#[test]
+fn render_json_matches_graphite_web() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let whisper = dir.path().join("whisper");
+    let now = make_files(&whisper).to_string();
+    let mut gw = GraphiteWeb::start(&whisper);
+    let (_server, port) = start_carbyne(dir.path(), &whisper, "");
+    let mut failures = Vec::new();
+    let mut compare = |gw: &mut GraphiteWeb,
+                       method: &str,
+                       path: &str,
+                       params: Vec<(String, String)>,
+                       what: String| {
+        let (gs, gb) = gw.request(method, path, &params);
+        let (cs, cb) = http(port, method, path, &params);
+        if gs != cs {
+            failures.push(format!(
+                "{what}: status {cs}, graphite-web {gs} ({})",
+                String::from_utf8_lossy(&gb)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            ));
+            return;
+        }
+        let (Ok(g), Ok(c)) = (
+            serde_json::from_slice::<Value>(&gb),
+            serde_json::from_slice::<Value>(&cb),
+        ) else {
+            if gb != cb {
+                failures.push(format!("{what}: bodies differ"));
+            }
+            return;
+        };
+        if let Err(e) = same(&c, &g, "") {
+            failures.push(format!("{what}: {e}"));
+        }
+    };
+    for t in TARGETS {
+        let params = p(&[
+            ("target", t),
+            ("format", "json"),
+            ("from", "-6h"),
+            ("now", &now),
+        ]);
+        compare(&mut gw, "GET", "/render", params, format!("{t} (-6h)"));
+    }
+    // Time forms, maxDataPoints and POST as Grafana sends them.
+    let hhmm = {
+        let t = now.parse::<i64>().expect("now") - 3 * 3600;
+        let out = Command::new("date")
+            .args(["-u", "-d", &format!("@{t}"), "+%H:%M_%Y%m%d"])
+            .output()
+            .expect("date");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let epoch = (now.parse::<i64>().expect("now") - 7200).to_string();
+    for (from, until) in [
+        ("-1d", "-2h"),
+        ("-30min", "now"),
+        (epoch.as_str(), "now"),
+        (hhmm.as_str(), "-1h"),
+        ("midnight", "now"),
+        ("-3d", "now"),
+        ("-7d", "-5d"),
+        ("-2h", "-3h"),
+    ] {
+        for target in [
+            "servers.*.cpu.user",
+            "sumSeries(servers.db1.cpu.*)",
+            "movingAverage(servers.web1.cpu.user,3)",
+        ] {
+            let params = p(&[
+                ("target", target),
+                ("format", "json"),
+                ("from", from),
+                ("until", until),
+                ("now", &now),
+            ]);
+            compare(
+                &mut gw,
+                "GET",
+                "/render",
+                params,
+                format!("{target} from={from} until={until}"),
+            );
+        }
+    }
+    for mdp in ["1", "10", "100", "500", "5000"] {
+        for target in [
+            "servers.*.cpu.user",
+            "consolidateBy(servers.web1.cpu.user,'sum')",
+            "consolidateBy(servers.web1.cpu.user,'min')",
+            "consolidateBy(servers.db1.cpu.system,'last')",
+            "servers.db1.cpu.*",
+        ] {
+            let params = p(&[
+                ("target", target),
+                ("format", "json"),
+                ("from", "-1d"),
+                ("maxDataPoints", mdp),
+                ("now", &now),
+            ]);
+            compare(
+                &mut gw,
+                "GET",
+                "/render",
+                params,
+                format!("{target} maxDataPoints={mdp}"),
+            );
+        }
+    }
+    let grafana = p(&[
+        (
+            "target",
+            "aliasSub(servers.web*.cpu.user, \"(^.*$)\", \"\\1 A\")",
+        ),
+        (
+            "target",
+            "aliasSub(sumSeries(servers.*.cpu.system), \"(^.*$)\", \"\\1 B\")",
+        ),
+        ("from", "-6h"),
+        ("until", "now"),
+        ("format", "json"),
+        ("maxDataPoints", "300"),
+        ("now", &now),
+    ]);
+    compare(&mut gw, "POST", "/render", grafana, "Grafana's POST".into());
+    let opts = p(&[
+        ("target", "servers.db1.cpu.system"),
+        ("format", "json"),
+        ("from", "-1h"),
+        ("noNullPoints", "1"),
+        ("now", &now),
+    ]);
+    compare(&mut gw, "GET", "/render", opts, "noNullPoints".into());
+    let tz = p(&[
+        ("target", "servers.web1.cpu.user"),
+        ("format", "json"),
+        ("from", "midnight"),
+        ("tz", "America/New_York"),
+        ("now", &now),
+    ]);
+    compare(&mut gw, "GET", "/render", tz, "tz=America/New_York".into());
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn data_formats_and_finds_match_graphite_web() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let whisper = dir.path().join("whisper");
+    let now = make_files(&whisper).to_string();
+    let mut gw = GraphiteWeb::start(&whisper);
+    let (_server, port) = start_carbyne(dir.path(), &whisper, "");
+    let mut failures = Vec::new();
+    for target in [
+        "servers.*.cpu.user",
+        "scale(servers.db1.cpu.system,0.1)",
+        "empty.series",
+    ] {
+        for format in ["csv", "raw", "pickle"] {
+            let params = p(&[
+                ("target", target),
+                ("format", format),
+                ("from", "-3h"),
+                ("now", &now),
+            ]);
+            let (gs, gb) = gw.request("GET", "/render", &params);
+            let (cs, cb) = http(port, "GET", "/render", &params);
+            let what = format!("{target} format={format}");
+            if gs != cs {
+                failures.push(format!("{what}: status {cs}, graphite-web {gs}"));
+                continue;
+            }
+            let ok = match format {
+                "pickle" => {
+                    let (g, c) = (gw.unpickle(&gb), gw.unpickle(&cb));
+                    same(&c, &g, "").map_err(|e| format!("{what}: {e}"))
+                }
+                _ => {
+                    let (g, c) = (String::from_utf8_lossy(&gb), String::from_utf8_lossy(&cb));
+                    let split = |s: &str| -> Vec<Value> {
+                        s.split(['\n', ',', '|'])
+                            .map(|f| {
+                                f.trim()
+                                    .parse::<f64>()
+                                    .map_or(Value::String(f.trim().into()), |x| {
+                                        serde_json::json!(x)
+                                    })
+                            })
+                            .collect()
+                    };
+                    same(&Value::Array(split(&c)), &Value::Array(split(&g)), "")
+                        .map_err(|e| format!("{what}: {e}"))
+                }
+            };
+            if let Err(e) = ok {
+                failures.push(e);
+            }
+        }
+    }
+    for query in [
+        "*",
+        "servers.*",
+        "servers.web*",
+        "servers.web1.cpu.*",
+        "servers.{web1,db1}.*",
+        "servers.*.diskspace.sd?",
+        "nosuch.*",
+        "servers.web[13].cpu",
+    ] {
+        for format in ["treejson", "completer", "json"] {
+            for path in ["/metrics/find", "/metrics/find/"] {
+                let params = p(&[("query", query), ("format", format)]);
+                let (gs, gb) = gw.request("GET", path, &params);
+                let (cs, cb) = http(port, "GET", path, &params);
+                let what = format!("find {query} format={format} at {path}");
+                if gs != cs {
+                    failures.push(format!("{what}: status {cs}, graphite-web {gs}"));
+                    continue;
+                }
+                let strip = |v: Value| -> Value {
+                    // Intervals start at "now - retention" as each server's clock reads it.
+                    let mut v = v;
+                    if let Some(items) = v.as_array_mut() {
+                        for i in items {
+                            if let Some(iv) = i.get_mut("intervals").and_then(|x| x.as_array_mut())
+                            {
+                                for x in iv {
+                                    if let Some(o) = x.as_object_mut() {
+                                        for val in o.values_mut() {
+                                            *val = serde_json::json!((val.as_f64().unwrap_or(0.0)
+                                                / 100.0)
+                                                .round());
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    v
+                };
+                // Nodes of one name come in graphite-web's directory order,
+                // which differs from run to run: completer lists compared sorted.
+                let sorted = |mut v: Value| {
+                    if let Some(m) = v.get_mut("metrics").and_then(|m| m.as_array_mut()) {
+                        m.sort_by_key(|x| x.to_string());
+                    }
+                    v
+                };
+                let g = sorted(strip(serde_json::from_slice(&gb).unwrap_or(Value::Null)));
+                let c = sorted(strip(serde_json::from_slice(&cb).unwrap_or(Value::Null)));
+                if let Err(e) = same(&c, &g, "") {
+                    failures.push(format!("{what}: {e}"));
+                }
+            }
+        }
+    }
+    let expand = p(&[
+        ("query", "servers.*.cpu.user"),
+        ("query", "counters.*"),
+        ("groupByExpr", "1"),
+    ]);
+    let expand_plain = p(&[
+        ("query", "servers.*"),
+        ("query", "servers.web1.*"),
+        ("leavesOnly", "0"),
+    ]);
+    for (what, path, params) in [
+        ("expand grouped", "/metrics/expand", expand),
+        ("expand", "/metrics/expand", expand_plain),
+        ("index.json", "/metrics/index.json", Vec::new()),
+    ] {
+        let (gs, gb) = gw.request("GET", path, &params);
+        let (cs, cb) = http(port, "GET", path, &params);
+        let g: Value = serde_json::from_slice(&gb).unwrap_or(Value::Null);
+        let c: Value = serde_json::from_slice(&cb).unwrap_or(Value::Null);
+        if gs != cs {
+            failures.push(format!("{what}: status {cs}, graphite-web {gs}"));
+        } else if let Err(e) = same(&c, &g, "") {
+            failures.push(format!("{what}: {e}"));
+        }
+    }
+    let (gs, gb) = gw.request("GET", "/version", &[]);
+    let (cs, cb) = http(port, "GET", "/version", &[]);
+    assert_eq!(
+        (cs, String::from_utf8_lossy(&cb).trim().to_string()),
+        (gs, String::from_utf8_lossy(&gb).trim().to_string())
+    );
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
