@@ -45,7 +45,7 @@ fn start(which: &str, dir: &Path) -> Server {
         std::fs::write(
             home.join("carbyne.toml"),
             format!(
-                "[server.carbon]\nlisten = \"127.0.0.1:{port}\"\npickle_listen = \"\"\nudp = false\n\
+                "[server.carbon]\ncache_query_listen = \"\"\nlisten = \"127.0.0.1:{port}\"\npickle_listen = \"\"\nudp = false\n\
                  storage_dir = {storage:?}\nschemas = {:?}\ncreate = \"sparse\"\ncarbon_metric_interval = 0\n\
                  writers = {writers}\n",
                 home.join("storage-schemas.conf")

@@ -899,13 +899,13 @@ async fn run_server(
             crate::server::carbon::run(c, stopped(stop), reloads, Some(publish))
         })
     });
-    let cache = match carbon {
+    let shared = match carbon {
         Some(_) => published.await.ok(),
         None => None,
     };
     let mut web = web.map(|c| {
         Receiver::start(move |stop, _reloads: tokio::sync::mpsc::Receiver<()>| {
-            crate::server::web::run(c, storage_dir, cache, stopped(stop))
+            crate::server::web::run(c, storage_dir, shared, stopped(stop))
         })
     });
     let mut statsd = statsd.map(|c| {

@@ -32,6 +32,7 @@ pub const DROPINS: &[(&str, &str)] = &[
         "server-statsd.toml",
         include_str!("../conf.d/server-statsd.toml"),
     ),
+    ("server-web.toml", include_str!("../conf.d/server-web.toml")),
     ("sockstat.toml", include_str!("../conf.d/sockstat.toml")),
     ("squid.toml", include_str!("../conf.d/squid.toml")),
     ("statsd.toml", include_str!("../conf.d/statsd.toml")),

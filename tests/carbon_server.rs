@@ -105,17 +105,6 @@ fn stream(seed: u64, now: i64) -> Vec<String> {
     out
 }
 
-/// carbon-cache.py where pip put it (the interpreter's scripts folder).
-fn carbon_cache() -> PathBuf {
-    let path = python_scripts().join("carbon-cache.py");
-    assert!(
-        path.exists(),
-        "{} is missing: `bash tests/run.sh` installs carbon 1.1.10 from PyPI",
-        path.display()
-    );
-    path
-}
-
 /// carbon's pickle messages for `lines`, as Python's pickle module writes
 /// them (protocol 2, 500 points a message, `!L` length prefix).
 fn pickle_frames(lines: &[String]) -> Vec<u8> {
@@ -142,90 +131,6 @@ fn pickle_frames(lines: &[String]) -> Vec<u8> {
     out.stdout
 }
 
-/// A real carbon-cache with the schemas in `conf`, storing under `storage`
-/// (its config, log and pid beside it); returns it with its line and
-/// pickle ports, once both listen. Ports picked free can be taken by
-/// another test before carbon binds them (twisted then runs on without
-/// that port), so a start that does not listen is retried on new ports.
-fn start_carbon_cache(conf: &Path, storage: &Path) -> (Child, u16, u16) {
-    let home = storage.with_extension("home");
-    std::fs::create_dir_all(&home).expect("carbon home");
-    for f in ["storage-schemas.conf", "storage-aggregation.conf"] {
-        if conf.join(f).exists() {
-            std::fs::copy(conf.join(f), home.join(f)).expect("copy schemas");
-        }
-    }
-    // carbon-cache does not start without a schemas file.
-    if !home.join("storage-schemas.conf").exists() {
-        std::fs::write(
-            home.join("storage-schemas.conf"),
-            "[default]\npattern = .*\nretentions = 60:1d\n",
-        )
-        .expect("schemas");
-    }
-    let mut failures = String::new();
-    for attempt in 1..=3 {
-        let (line, pickle) = (free_port(), free_port());
-        std::fs::write(
-            home.join("carbon.conf"),
-            format!(
-                "[cache]\nSTORAGE_DIR = {d}\nLOCAL_DATA_DIR = {t}\nLOG_DIR = {d}/log\nPID_DIR = {d}\n\
-                 LINE_RECEIVER_INTERFACE = 127.0.0.1\nLINE_RECEIVER_PORT = {line}\n\
-                 PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = {pickle}\n\
-                 CACHE_QUERY_INTERFACE = 127.0.0.1\nCACHE_QUERY_PORT = {}\n\
-                 MAX_UPDATES_PER_SECOND = inf\nMAX_CREATES_PER_MINUTE = inf\n\
-                 CARBON_METRIC_INTERVAL = 0\nENABLE_TAGS = False\nLOG_UPDATES = False\n",
-                free_port(),
-                d = home.display(),
-                t = storage.display(),
-            ),
-        )
-        .expect("carbon.conf");
-        let _ = std::fs::remove_file(home.join("carbon-cache-a.pid"));
-        let stderr = home.join(format!("stderr-{attempt}"));
-        let mut child = Child(
-            Command::new(carbon_cache())
-                .arg(format!("--config={}", home.join("carbon.conf").display()))
-                .args(["--nodaemon", "start"])
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-                .spawn()
-                .expect("carbon-cache"),
-        );
-        match listening(&mut child.0, &[line, pickle]) {
-            Ok(()) => return (child, line, pickle),
-            Err(why) => {
-                drop(child);
-                let log = |f: &Path| std::fs::read_to_string(f).unwrap_or_default();
-                failures.push_str(&format!(
-                    "attempt {attempt}, ports {line}/{pickle}: {why}\nstderr:\n{}\nconsole.log:\n{}\n",
-                    log(&stderr),
-                    log(&home.join("log/console.log")),
-                ));
-            }
-        }
-    }
-    panic!("carbon-cache never listened:\n{failures}");
-}
-
-/// Waits until every port in `ports` accepts connections, or says why not:
-/// the child exited or 30 s passed.
-fn listening(child: &mut std::process::Child, ports: &[u16]) -> Result<(), String> {
-    let start = Instant::now();
-    for &port in ports {
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("exited ({status}) before port {port} opened"));
-            }
-            if start.elapsed() > Duration::from_secs(30) {
-                return Err(format!("port {port} not open after 30 s"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    Ok(())
-}
-
 /// A running carbon-cache of a small cluster.
 struct Cache {
     _child: Child,
@@ -241,7 +146,7 @@ fn two_carbon_caches(dir: &Path) -> [Cache; 2] {
     std::fs::create_dir_all(&conf).expect("conf");
     ["a", "b"].map(|n| {
         let storage = dir.join(n);
-        let (child, line, pickle) = start_carbon_cache(&conf, &storage);
+        let (child, line, pickle, _) = start_carbon_cache(&conf, &storage, "");
         Cache {
             _child: child,
             storage,
@@ -341,11 +246,11 @@ fn same_files_and_points_as_carbon_cache() {
     std::fs::write(conf.join("storage-schemas.conf"), SCHEMAS).expect("schemas");
     std::fs::write(conf.join("storage-aggregation.conf"), AGGREGATION).expect("aggregation");
     let (oport, opickle) = (free_port(), free_port());
-    let (_carbon, cport, cpickle) = start_carbon_cache(&conf, &theirs);
+    let (_carbon, cport, cpickle, _) = start_carbon_cache(&conf, &theirs, "");
     std::fs::write(
         dir.path().join("carbyne.toml"),
         format!(
-            "[server.carbon]\nlisten = \"127.0.0.1:{oport}\"\npickle_listen = \"127.0.0.1:{opickle}\"\n\
+            "[server.carbon]\ncache_query_listen = \"\"\nlisten = \"127.0.0.1:{oport}\"\npickle_listen = \"127.0.0.1:{opickle}\"\n\
              storage_dir = {:?}\n\
              schemas = {:?}\naggregation = {:?}\ncarbon_metric_interval = 0\nwriters = 2\n",
             ours,
@@ -435,7 +340,7 @@ fn ours(dir: &Path, extra: &str) -> (std::process::Child, u16) {
     std::fs::write(
         dir.join("carbyne.toml"),
         format!(
-            "[server.carbon]\nlisten = \"127.0.0.1:{port}\"\nstorage_dir = {:?}\n{extra}",
+            "[server.carbon]\ncache_query_listen = \"\"\nlisten = \"127.0.0.1:{port}\"\nstorage_dir = {:?}\n{extra}",
             dir.join("whisper")
         ),
     )
@@ -681,7 +586,7 @@ fn relay_forwards_to_real_carbon_caches() {
         std::fs::write(
             &cfg,
             format!(
-                "[server.carbon]\nlisten = \"127.0.0.1:{port}\"\npickle_listen = \"\"\n\
+                "[server.carbon]\ncache_query_listen = \"\"\nlisten = \"127.0.0.1:{port}\"\npickle_listen = \"\"\n\
                  store = false\ncarbon_metric_interval = 0\n\
                  [server.carbon.relay]\nmethod = \"{method}\"\ndestinations = {dests:?}\nrules = {:?}\n",
                 conf.join("relay-rules.conf")

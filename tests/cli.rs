@@ -245,6 +245,7 @@ fn conf_d_examples_show_every_key_with_its_default() {
                 "statsd" => {
                     toml::Table::try_from(carbyne::server::statsd::StatsdServerConfig::default())
                 }
+                "web" => toml::Table::try_from(carbyne::server::web::WebServerConfig::default()),
                 _ => toml::Table::try_from(carbyne::server::carbon::CarbonServerConfig::default()),
             }
             .expect("defaults");
@@ -264,6 +265,7 @@ fn conf_d_examples_show_every_key_with_its_default() {
                         keys.extend(relay.keys().cloned());
                     }
                     ("schemas" | "aggregation", _) => keys.push(k.clone()),
+                    ("storage_dir", _) if kind == "web" => keys.push(k.clone()),
                     _ => assert_eq!(
                         want.get(k),
                         Some(v),
@@ -349,8 +351,8 @@ fn conf_d_examples_show_every_key_with_its_default() {
         seen += 1;
     }
     assert_eq!(
-        seen, 20,
-        "eight collectors, six handlers, four parsers, two receivers"
+        seen, 21,
+        "eight collectors, six handlers, four parsers, two receivers, the web server"
     );
 }
 
@@ -366,7 +368,7 @@ fn config_check_reads_the_servers_files() {
     std::fs::write(
         &cfg,
         format!(
-            "[server.carbon]\nlisten = \"127.0.0.1:{line}\"\npickle_listen = \"\"\n\
+            "[server.carbon]\ncache_query_listen = \"\"\nlisten = \"127.0.0.1:{line}\"\npickle_listen = \"\"\n\
              storage_dir = {:?}\nschemas = {schemas:?}\n\
              [server.statsd]\nlisten = \"127.0.0.1:{udp}\"\nadmin = \"127.0.0.1:{admin}\"\n",
             dir.path().join("whisper")

@@ -80,7 +80,7 @@ impl Server {
 
 fn carbon_toml(line: u16, pickle: u16, extra: &str) -> String {
     format!(
-        "[server.carbon]\nlisten = \"127.0.0.1:{line}\"\npickle_listen = \"127.0.0.1:{pickle}\"\n\
+        "[server.carbon]\ncache_query_listen = \"\"\nlisten = \"127.0.0.1:{line}\"\npickle_listen = \"127.0.0.1:{pickle}\"\n\
          udp = false\nstorage_dir = \"{{DIR}}/whisper\"\ncarbon_metric_interval = 0\n{extra}"
     )
 }

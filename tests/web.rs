@@ -73,10 +73,16 @@ struct GraphiteWeb {
 
 impl GraphiteWeb {
     fn start(whisper: &Path) -> Self {
+        Self::start_with(whisper, &[])
+    }
+
+    /// With CARBONLINK_HOSTS (`host:port:instance`).
+    fn start_with(whisper: &Path, carbonlink: &[String]) -> Self {
         let script = repo("tests/peers/graphite_web.py");
         let mut child = Command::new("python3")
             .arg(&script)
             .arg(whisper)
+            .args(carbonlink)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -700,4 +706,204 @@ fn data_formats_and_finds_match_graphite_web() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Sends plaintext lines to a carbon listener.
+fn send_lines(port: u16, lines: &[String]) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all((lines.join("\n") + "\n").as_bytes())
+        .expect("send");
+}
+
+/// Whisper files made by Python's whisper for `names`, 60 s for a day.
+fn make_empty(whisper: &Path, names: &[String]) {
+    let script = "import sys, os, whisper\n\
+        for n in sys.argv[2:]:\n\
+        \x20   p = os.path.join(sys.argv[1], *n.split('.')) + '.wsp'\n\
+        \x20   os.makedirs(os.path.dirname(p), exist_ok=True)\n\
+        \x20   whisper.create(p, [(60, 1440)])\n";
+    let ok = Command::new("python3")
+        .args(["-c", script])
+        .arg(whisper)
+        .args(names)
+        .status()
+        .expect("python3");
+    assert!(ok.success(), "whisper.create");
+}
+
+/// The last known value of each series of a JSON render answer.
+fn last_values(body: &[u8]) -> Vec<(String, Option<f64>)> {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    let last = s["datapoints"]
+                        .as_array()
+                        .and_then(|d| d.iter().rev().find_map(|p| p[0].as_f64()));
+                    (s["target"].as_str().unwrap_or("").to_string(), last)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// With the carbon receiver in the same process, a point is read the moment
+/// it is accepted, from the cache (files on disk or not); and graphite-web,
+/// pointed at the receiver's cache query port as its CARBONLINK_HOSTS, reads
+/// the same answer.
+#[test]
+fn cached_points_are_read_at_once_here_and_through_carbonlink() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let whisper = dir.path().join("whisper");
+    let names: Vec<String> = (0..5).map(|i| format!("hold.m{i}")).collect();
+    make_empty(&whisper, &names);
+    let (line, query) = (free_port(), free_port());
+    let extra = format!(
+        "[server.carbon]\nlisten = \"127.0.0.1:{line}\"\npickle_listen = \"\"\nudp = false\n\
+         cache_query_listen = \"127.0.0.1:{query}\"\nstorage_dir = {whisper:?}\n\
+         max_updates_per_second = 0.2\ncarbon_metric_interval = 0\n"
+    );
+    let (_server, port) = start_carbyne(dir.path(), &whisper, &extra);
+    wait_for_port(line);
+    wait_for_port(query);
+    let mut gw = GraphiteWeb::start_with(&whisper, &[format!("127.0.0.1:{query}:a")]);
+    let now = common::now();
+    let mut lines: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("{n} {i}.5 {now}"))
+        .collect();
+    lines.push(format!("fresh.metric 7 {now}"));
+    send_lines(line, &lines);
+    let params = p(&[
+        ("target", "hold.*"),
+        ("format", "json"),
+        ("from", "-5min"),
+        ("now", &now.to_string()),
+    ]);
+    let want: Vec<(String, Option<f64>)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), Some(i as f64 + 0.5)))
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let ours = loop {
+        let (status, body) = http(port, "GET", "/render", &params);
+        assert_eq!(status, 200);
+        if last_values(&body) == want || std::time::Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(last_values(&ours), want, "the points sent, read back");
+    // At one update every five seconds, most are still only in the cache.
+    let written = names
+        .iter()
+        .filter(|n| {
+            let f = whisper.join(n.replace('.', "/") + ".wsp");
+            carbyne::whisper::Whisper::open(&f, false)
+                .and_then(|w| w.fetch(now - 300, Some(now), Some(now), None))
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.values.iter().any(Option::is_some))
+        })
+        .count();
+    assert!(
+        written <= 2,
+        "{written} of 5 written already: the cache was not what was read"
+    );
+    let (gs, theirs) = gw.request("GET", "/render", &params);
+    assert_eq!(gs, 200);
+    let (c, g): (Value, Value) = (
+        serde_json::from_slice(&ours).expect("json"),
+        serde_json::from_slice(&theirs).expect("json"),
+    );
+    same(&c, &g, "").unwrap_or_else(|e| panic!("graphite-web through carbonlink: {e}"));
+    // A metric with no file yet reads as the file it will get.
+    let fresh = p(&[
+        ("target", "fresh.metric"),
+        ("format", "json"),
+        ("from", "-5min"),
+        ("now", &now.to_string()),
+    ]);
+    let (_, body) = http(port, "GET", "/render", &fresh);
+    assert_eq!(
+        last_values(&body),
+        vec![("fresh.metric".to_string(), Some(7.0))]
+    );
+    let (_, found) = http(port, "GET", "/metrics/find", &p(&[("query", "fresh.*")]));
+    assert!(
+        String::from_utf8_lossy(&found).contains("\"id\": \"fresh.metric\"")
+            || String::from_utf8_lossy(&found).contains("\"id\":\"fresh.metric\"")
+    );
+}
+
+/// carbyne in front of a real carbon-cache, as graphite-web stands: both
+/// ask its cache query port for what it has not written, and answer alike.
+#[test]
+fn carbonlink_reads_a_real_carbon_caches_cache() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let whisper = dir.path().join("whisper");
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(&conf).expect("conf");
+    std::fs::write(
+        conf.join("storage-schemas.conf"),
+        "[default]\npattern = .*\nretentions = 60:1d\n",
+    )
+    .expect("schemas");
+    // carbon-cache writes its first update after 19 s at this rate: every
+    // point sent stays in its cache while the test reads.
+    let (_carbon, line, _, query) =
+        start_carbon_cache(&conf, &whisper, "MAX_UPDATES_PER_SECOND = 0.05\n");
+    let names: Vec<String> = (0..5).map(|i| format!("cl.m{i}")).collect();
+    make_empty(&whisper, &names);
+    let now = common::now();
+    let link = format!("127.0.0.1:{query}:a");
+    let extra = format!("carbonlink_hosts = [{link:?}]\n");
+    let (_server, port) = start_carbyne(dir.path(), &whisper, &extra);
+    let mut gw = GraphiteWeb::start_with(&whisper, std::slice::from_ref(&link));
+    let more: Vec<String> = names
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| {
+            [
+                format!("{n} {} {}", i + 10, now - 60),
+                format!("{n} {} {now}", i + 20),
+            ]
+        })
+        .collect();
+    send_lines(line, &more);
+    let params = p(&[
+        ("target", "cl.*"),
+        ("format", "json"),
+        ("from", "-10min"),
+        ("now", &now.to_string()),
+    ]);
+    let want: Vec<(String, Option<f64>)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), Some(i as f64 + 20.0)))
+        .collect();
+    // Until carbon-cache has taken every line in (it reads them in its own time).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut ours = http(port, "GET", "/render", &params).1;
+    while last_values(&ours) != want && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        ours = http(port, "GET", "/render", &params).1;
+    }
+    let (gs, theirs) = gw.request("GET", "/render", &params);
+    let cs;
+    (cs, ours) = http(port, "GET", "/render", &params);
+    assert_eq!((cs, gs), (200, 200));
+    assert_eq!(
+        last_values(&ours),
+        want,
+        "carbon-cache's cached points, read through carbonlink"
+    );
+    let (c, g): (Value, Value) = (
+        serde_json::from_slice(&ours).expect("json"),
+        serde_json::from_slice(&theirs).expect("json"),
+    );
+    same(&c, &g, "").unwrap_or_else(|e| panic!("beside graphite-web: {e}"));
 }

@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn bin() -> Command {
@@ -243,4 +243,110 @@ pub fn statsd_admin(port: u16, cmd: &str) -> String {
         out.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     out
+}
+
+/// carbon-cache.py where pip put it (the interpreter's scripts folder).
+pub fn carbon_cache() -> PathBuf {
+    let path = python_scripts().join("carbon-cache.py");
+    assert!(
+        path.exists(),
+        "{} is missing: `bash tests/run.sh` installs carbon 1.1.10 from PyPI",
+        path.display()
+    );
+    path
+}
+
+/// A real carbon-cache with the schemas in `conf`, storing under `storage`
+/// (its config, log and pid beside it), `extra` appended to its carbon.conf
+/// `[cache]`; returns it with its line, pickle and cache query ports, once
+/// all listen. Ports picked free can be taken by
+/// another test before carbon binds them (twisted then runs on without
+/// that port), so a start that does not listen is retried on new ports.
+pub fn start_carbon_cache(conf: &Path, storage: &Path, extra: &str) -> (Child, u16, u16, u16) {
+    let home = storage.with_extension("home");
+    std::fs::create_dir_all(&home).expect("carbon home");
+    for f in ["storage-schemas.conf", "storage-aggregation.conf"] {
+        if conf.join(f).exists() {
+            std::fs::copy(conf.join(f), home.join(f)).expect("copy schemas");
+        }
+    }
+    // carbon-cache does not start without a schemas file.
+    if !home.join("storage-schemas.conf").exists() {
+        std::fs::write(
+            home.join("storage-schemas.conf"),
+            "[default]\npattern = .*\nretentions = 60:1d\n",
+        )
+        .expect("schemas");
+    }
+    let mut failures = String::new();
+    for attempt in 1..=3 {
+        let (line, pickle, query) = (free_port(), free_port(), free_port());
+        let base = format!(
+            "STORAGE_DIR = {d}\nLOCAL_DATA_DIR = {t}\nLOG_DIR = {d}/log\nPID_DIR = {d}\n\
+             LINE_RECEIVER_INTERFACE = 127.0.0.1\nLINE_RECEIVER_PORT = {line}\n\
+             PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = {pickle}\n\
+             CACHE_QUERY_INTERFACE = 127.0.0.1\nCACHE_QUERY_PORT = {query}\n\
+             MAX_UPDATES_PER_SECOND = inf\nMAX_CREATES_PER_MINUTE = inf\n\
+             CARBON_METRIC_INTERVAL = 0\nENABLE_TAGS = False\nLOG_UPDATES = False\n",
+            d = home.display(),
+            t = storage.display(),
+        );
+        // `extra`'s keys replace the ones above (carbon refuses a key twice).
+        let key = |l: &str| l.split('=').next().unwrap_or("").trim().to_string();
+        let overrides: Vec<&str> = extra.lines().filter(|l| l.contains('=')).collect();
+        let mut conf = String::from("[cache]\n");
+        for l in base.lines() {
+            if !overrides.iter().any(|o| key(o) == key(l)) {
+                conf.push_str(l);
+                conf.push('\n');
+            }
+        }
+        for o in &overrides {
+            conf.push_str(o);
+            conf.push('\n');
+        }
+        std::fs::write(home.join("carbon.conf"), conf).expect("carbon.conf");
+        let _ = std::fs::remove_file(home.join("carbon-cache-a.pid"));
+        let stderr = home.join(format!("stderr-{attempt}"));
+        let mut child = Child(
+            Command::new(carbon_cache())
+                .arg(format!("--config={}", home.join("carbon.conf").display()))
+                .args(["--nodaemon", "start"])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+                .spawn()
+                .expect("carbon-cache"),
+        );
+        match listening(&mut child.0, &[line, pickle, query]) {
+            Ok(()) => return (child, line, pickle, query),
+            Err(why) => {
+                drop(child);
+                let log = |f: &Path| std::fs::read_to_string(f).unwrap_or_default();
+                failures.push_str(&format!(
+                    "attempt {attempt}, ports {line}/{pickle}: {why}\nstderr:\n{}\nconsole.log:\n{}\n",
+                    log(&stderr),
+                    log(&home.join("log/console.log")),
+                ));
+            }
+        }
+    }
+    panic!("carbon-cache never listened:\n{failures}");
+}
+
+/// Waits until every port in `ports` accepts connections, or says why not:
+/// the child exited or 30 s passed.
+pub fn listening(child: &mut std::process::Child, ports: &[u16]) -> Result<(), String> {
+    let start = Instant::now();
+    for &port in ports {
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("exited ({status}) before port {port} opened"));
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                return Err(format!("port {port} not open after 30 s"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(())
 }

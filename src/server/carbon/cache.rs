@@ -76,6 +76,9 @@ struct Bucket {
 
 impl Bucket {
     fn new(capacity: f64, rate: f64) -> Self {
+        // Below one token a bucket would never hold a whole one: 0.2 updates
+        // a second is one update every five seconds.
+        let capacity = capacity.max(1.0);
         Bucket {
             capacity,
             rate,
@@ -344,6 +347,19 @@ impl Cache {
         let mut files = Handles::new(open_files);
         loop {
             let closing = self.closing.load(Ordering::Relaxed);
+            // Under max_updates_per_second, wait for the next update while
+            // the points are still in the cache: taken out first (as carbon
+            // does), they would be in neither cache nor file meanwhile, and
+            // reads (the web server, carbonlink) would miss them.
+            if let Some(b) = &self.updates {
+                if !closing {
+                    let wait = lock(b).wait().min(Duration::from_millis(200));
+                    std::thread::sleep(wait);
+                    if !lock(b).wait().is_zero() {
+                        continue;
+                    }
+                }
+            }
             match self.drain_one(Duration::from_millis(200), part) {
                 Some((metric, points)) => self.write(store, &mut files, metric, points, closing),
                 None if closing => return,

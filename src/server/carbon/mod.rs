@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod names;
 pub mod pickle;
+pub mod query;
 pub mod relay;
 pub mod ring;
 pub mod schemas;
@@ -32,6 +33,9 @@ pub struct CarbonServerConfig {
     pub listen: String,
     /// Address of the pickle listener ("" for none).
     pub pickle_listen: String,
+    /// Address of the cache query listener that graphite-web's carbonlink
+    /// asks for points not written yet ("" for none; carbon's 7002).
+    pub cache_query_listen: String,
     /// Also take lines over UDP on `listen`.
     pub udp: bool,
     /// Where the whisper files go (carbon's LOCAL_DATA_DIR).
@@ -85,6 +89,7 @@ impl Default for CarbonServerConfig {
         CarbonServerConfig {
             listen: "127.0.0.1:2003".into(),
             pickle_listen: "127.0.0.1:2004".into(),
+            cache_query_listen: "127.0.0.1:7002".into(),
             udp: true,
             storage_dir: "/var/lib/carbyne/whisper".into(),
             schemas: None,
@@ -114,6 +119,7 @@ impl CarbonServerConfig {
         for (k, v, optional) in [
             ("listen", &self.listen, false),
             ("pickle_listen", &self.pickle_listen, true),
+            ("cache_query_listen", &self.cache_query_listen, true),
         ] {
             let ok = (optional && v.is_empty())
                 || v.rsplit_once(':')
@@ -264,6 +270,8 @@ impl Rejects {
 
 struct Shared {
     cache: Arc<Cache>,
+    /// Where the whisper files are (the cache query's metadata requests).
+    root: std::path::PathBuf,
     /// Points go to the cache when storing.
     store: bool,
     relay: Option<relay::Relay>,
@@ -715,15 +723,24 @@ fn reload(s: &Shared, store: &Store, old: &mut CarbonServerConfig, new: CarbonSe
     log::info!("carbon: configuration reloaded");
 }
 
+/// What a running receiver shares with the web server of its process: the
+/// points not written yet, and where and how they will be written.
+#[derive(Clone)]
+pub struct Published {
+    pub cache: Arc<Cache>,
+    pub store: Arc<Store>,
+}
+
 /// Runs the carbon receiver until `shutdown`, taking each configuration
 /// of `reloads`; then stops taking connections, reads what the open ones
 /// already sent, and writes every cached point before returning. Its cache
-/// goes to `publish` once made (the web server of the same process reads it).
+/// and its rules go to `publish` once made (the web server of the same
+/// process reads them).
 pub async fn run(
     cfg: CarbonServerConfig,
     shutdown: impl std::future::Future<Output = ()>,
     mut reloads: tokio::sync::mpsc::Receiver<CarbonServerConfig>,
-    publish: Option<tokio::sync::oneshot::Sender<Arc<Cache>>>,
+    publish: Option<tokio::sync::oneshot::Sender<Published>>,
 ) -> std::io::Result<()> {
     let rules = schemas::Rules::load(cfg.schemas.as_deref(), cfg.aggregation.as_deref())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
@@ -744,6 +761,7 @@ pub async fn run(
             )
             .max_bytes(cfg.max_cache_bytes),
         ),
+        root: cfg.storage_dir.clone(),
         rejects: Rejects {
             log: crate::server::Throttle::new(),
         },
@@ -767,13 +785,21 @@ pub async fn run(
         },
     });
     if let Some(p) = publish {
-        let _ = p.send(shared.cache.clone());
+        let _ = p.send(Published {
+            cache: shared.cache.clone(),
+            store: store.clone(),
+        });
     }
     let tcp = std::net::TcpListener::bind(&cfg.listen)?;
     let pickle_tcp = if cfg.pickle_listen.is_empty() {
         None
     } else {
         Some(std::net::TcpListener::bind(&cfg.pickle_listen)?)
+    };
+    let query_tcp = if cfg.cache_query_listen.is_empty() {
+        None
+    } else {
+        Some(std::net::TcpListener::bind(&cfg.cache_query_listen)?)
     };
     let udp = if cfg.udp {
         Some(std::net::UdpSocket::bind(&cfg.listen)?)
@@ -804,6 +830,17 @@ pub async fn run(
         readers.push(spawn(
             "carbon-pickle".into(),
             Box::new(move || accept_loop(l, s, "pickle", pickle_connection)),
+        )?);
+    }
+    if let Some(l) = query_tcp {
+        log::info!(
+            "carbon cache queries (carbonlink) on {}",
+            cfg.cache_query_listen
+        );
+        let s = shared.clone();
+        readers.push(spawn(
+            "carbon-query".into(),
+            Box::new(move || accept_loop(l, s, "cache query", query::connection)),
         )?);
     }
     if let Some(sock) = udp {

@@ -22,6 +22,9 @@ pub enum Value {
     Str(String),
     Int(i64),
     Float(f64),
+    /// A dict's items in order (carbon's cache queries are dicts).
+    Dict(Vec<(Value, Value)>),
+    None,
 }
 
 impl Value {
@@ -30,8 +33,32 @@ impl Value {
         let own = std::mem::size_of::<Value>();
         match self {
             Value::List(v) | Value::Tuple(v) => own + v.iter().map(Value::weight).sum::<usize>(),
+            Value::Dict(v) => {
+                own + v
+                    .iter()
+                    .map(|(k, x)| k.weight() + x.weight())
+                    .sum::<usize>()
+            }
             Value::Str(s) => own + s.len(),
             _ => own,
+        }
+    }
+
+    /// The value of a dict's string key.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Dict(items) => items
+                .iter()
+                .find(|(k, _)| matches!(k, Value::Str(s) if s == key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
         }
     }
 
@@ -81,6 +108,32 @@ fn container(items: Vec<(Value, u32)>, list: bool) -> Result<(Value, u32), Pickl
         },
         depth,
     ))
+}
+
+/// Adds key/value pairs to a dict of nesting `depth`; its new depth.
+fn set_items(
+    dict: &mut Value,
+    mut depth: u32,
+    items: Vec<(Value, u32)>,
+) -> Result<u32, PickleError> {
+    if !items.len().is_multiple_of(2) {
+        return Err(PickleError::Malformed("odd dict items"));
+    }
+    let Value::Dict(d) = dict else {
+        return Err(PickleError::Malformed("setitem on a non-dict"));
+    };
+    let mut it = items.into_iter();
+    while let (Some((k, kd)), Some((v, vd))) = (it.next(), it.next()) {
+        depth = depth.max(kd.max(vd) + 1);
+        if depth > MAX_DEPTH {
+            return Err(PickleError::TooDeep);
+        }
+        match d.iter_mut().find(|(x, _)| *x == k) {
+            Some(slot) => slot.1 = v,
+            None => d.push((k, v)),
+        }
+    }
+    Ok(depth)
 }
 
 struct Reader<'a> {
@@ -242,6 +295,30 @@ pub fn loads(data: &[u8], budget: usize) -> Result<Value, PickleError> {
                 continue;
             }
             b']' => (Value::List(Vec::new()), 1),
+            b'}' => (Value::Dict(Vec::new()), 1),
+            b'N' => (Value::None, 1),
+            b'd' => {
+                let items = since_mark(&mut stack)?;
+                let mut dict = Value::Dict(Vec::new());
+                let depth = set_items(&mut dict, 1, items)?;
+                (dict, depth)
+            }
+            b's' | b'u' => {
+                let items = if op == b's' {
+                    let v = pop(&mut stack)?;
+                    let k = pop(&mut stack)?;
+                    vec![k, v]
+                } else {
+                    since_mark(&mut stack)?
+                };
+                match stack.last_mut() {
+                    Some(Item::V(dict @ Value::Dict(_), depth)) => {
+                        *depth = set_items(dict, *depth, items)?;
+                    }
+                    _ => return Err(PickleError::Malformed("setitem on a non-dict")),
+                }
+                continue;
+            }
             b')' => (Value::Tuple(Vec::new()), 1),
             b'l' => container(since_mark(&mut stack)?, true)?,
             b't' => container(since_mark(&mut stack)?, false)?,
@@ -321,7 +398,7 @@ pub fn loads(data: &[u8], budget: usize) -> Result<Value, PickleError> {
         };
         // A list or tuple holds values already weighed: only its own slot is new.
         used += match value {
-            Value::List(_) | Value::Tuple(_) => std::mem::size_of::<Value>(),
+            Value::List(_) | Value::Tuple(_) | Value::Dict(_) => std::mem::size_of::<Value>(),
             _ => value.weight(),
         };
         if used > budget {
@@ -413,6 +490,68 @@ pub fn datapoints(v: Value) -> Result<(Vec<Point>, usize), PickleError> {
     Ok((out, skipped))
 }
 
+/// A pickle (protocol 2) writer for the shapes carbon and graphite-web
+/// exchange: cache-query answers, render and find answers of a cluster.
+pub struct Pickler(Vec<u8>);
+
+impl Default for Pickler {
+    fn default() -> Self {
+        Pickler(vec![0x80, 2])
+    }
+}
+
+impl Pickler {
+    pub fn none(&mut self) {
+        self.0.push(b'N');
+    }
+    pub fn boolean(&mut self, b: bool) {
+        self.0.push(if b { 0x88 } else { 0x89 });
+    }
+    pub fn int(&mut self, i: i64) {
+        if let Ok(small) = i32::try_from(i) {
+            self.0.push(b'J');
+            self.0.extend_from_slice(&small.to_le_bytes());
+        } else {
+            // LONG1: little-endian two's complement, 8 bytes.
+            self.0.push(0x8a);
+            self.0.push(8);
+            self.0.extend_from_slice(&i.to_le_bytes());
+        }
+    }
+    pub fn float(&mut self, f: f64) {
+        self.0.push(b'G');
+        self.0.extend_from_slice(&f.to_be_bytes());
+    }
+    pub fn string(&mut self, s: &str) {
+        self.0.push(b'X');
+        self.0.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    /// Starts a list (or, with `tuple_end`, a tuple) of items that follow.
+    pub fn list_start(&mut self) {
+        self.0.extend_from_slice(b"]("); // EMPTY_LIST, MARK
+    }
+    pub fn list_end(&mut self) {
+        self.0.push(b'e'); // APPENDS
+    }
+    pub fn tuple_start(&mut self) {
+        self.0.push(b'('); // MARK
+    }
+    pub fn tuple_end(&mut self) {
+        self.0.push(b't'); // TUPLE
+    }
+    pub fn dict_start(&mut self) {
+        self.0.extend_from_slice(b"}("); // EMPTY_DICT, MARK
+    }
+    pub fn dict_end(&mut self) {
+        self.0.push(b'u'); // SETITEMS
+    }
+    pub fn finish(mut self) -> Vec<u8> {
+        self.0.push(b'.');
+        self.0
+    }
+}
+
 /// One carbon pickle message for `points`, `!L` length prefix included,
 /// as a carbon relay sends it: protocol 2, `[(path, (timestamp, value))]`.
 pub fn dumps(points: &[Point]) -> Vec<u8> {
@@ -476,18 +615,21 @@ mod tests {
     #[test]
     fn objects_globals_and_calls_are_refused() {
         // What Python wrote for an object whose __reduce__ calls os.system("id"),
-        // protocols 0, 2 and 4; then a dict and None.
+        // protocols 0, 2 and 4.
         for p in [
             &b"cposix\nsystem\np0\n(Vid\np1\ntp2\nRp3\n."[..],
             b"\x80\x02cposix\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.",
             b"\x80\x04\x95\x1d\x00\x00\x00\x00\x00\x00\x00\x8c\x05posix\x94\x8c\x06system\x94\x93\x94\x8c\x02id\x94\x85\x94R\x94.",
-            b"(dp0\nVa\nI1\ns.",
-            b"N.",
         ] {
             assert!(
                 matches!(loads(p, budget(p.len())), Err(PickleError::Forbidden(_))),
                 "{p:?}"
             );
+        }
+        // Dicts and None read (cache queries are dicts) but are no message.
+        for p in [&b"(dp0\nVa\nI1\ns."[..], b"N."] {
+            let v = loads(p, budget(p.len())).expect("loads");
+            assert!(datapoints(v).is_err(), "{p:?}");
         }
     }
 

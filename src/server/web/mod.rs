@@ -10,6 +10,7 @@
 //!   the data formats; `series`: the time series model.
 
 pub mod attime;
+pub mod carbonlink;
 pub mod finder;
 pub mod functions;
 pub mod grammar;
@@ -31,7 +32,6 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
-use crate::server::carbon::cache::Cache;
 use functions::{Context, RenderError};
 use store::{Reader, Storage};
 
@@ -54,6 +54,12 @@ pub struct WebServerConfig {
     pub max_concurrent_requests: usize,
     /// Seconds a request may take before it is answered 503.
     pub request_timeout: f64,
+    /// carbon-cache daemons (`host:port:instance`, their cache query
+    /// port) asked for points not written yet, as graphite-web's
+    /// CARBONLINK_HOSTS.
+    pub carbonlink_hosts: Vec<String>,
+    /// Seconds one carbonlink question may take.
+    pub carbonlink_timeout: f64,
 }
 
 impl Default for WebServerConfig {
@@ -66,6 +72,8 @@ impl Default for WebServerConfig {
             max_find_results: 1_000_000,
             max_concurrent_requests: 8,
             request_timeout: 30.0,
+            carbonlink_hosts: Vec::new(),
+            carbonlink_timeout: 1.0,
         }
     }
 }
@@ -92,11 +100,20 @@ impl WebServerConfig {
                 return Err(ConfigError::new(format!("{key}.{k}"), "must be at least 1"));
             }
         }
-        if !(self.request_timeout.is_finite() && self.request_timeout > 0.0) {
-            return Err(ConfigError::new(
-                format!("{key}.request_timeout"),
-                "must be a number of seconds above 0",
-            ));
+        for (k, v) in [
+            ("request_timeout", self.request_timeout),
+            ("carbonlink_timeout", self.carbonlink_timeout),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(ConfigError::new(
+                    format!("{key}.{k}"),
+                    "must be a number of seconds above 0",
+                ));
+            }
+        }
+        if let Err(e) = carbonlink::CarbonLink::new(&self.carbonlink_hosts, Duration::from_secs(1))
+        {
+            return Err(ConfigError::new(format!("{key}.carbonlink_hosts"), e));
         }
         Ok(())
     }
@@ -109,12 +126,12 @@ struct App {
 }
 
 /// Runs the web server until `shutdown`. `storage_dir` is the carbon
-/// receiver's when the section sets none; `cache` the carbon receiver's
-/// of this process, when one runs.
+/// receiver's when the section sets none; `carbon` what the carbon
+/// receiver of this process shares, when one runs.
 pub async fn run(
     cfg: WebServerConfig,
     storage_dir: PathBuf,
-    cache: Option<Arc<Cache>>,
+    carbon: Option<crate::server::carbon::Published>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
@@ -123,15 +140,29 @@ pub async fn run(
         "web server on http://{} reading {}{}",
         cfg.listen,
         root.display(),
-        if cache.is_some() {
+        if carbon.is_some() {
             " and the carbon cache"
         } else {
             ""
         }
     );
+    let carbonlink = if cfg.carbonlink_hosts.is_empty() {
+        None
+    } else {
+        let timeout = Duration::from_secs_f64(cfg.carbonlink_timeout);
+        Some(
+            carbonlink::CarbonLink::new(&cfg.carbonlink_hosts, timeout)
+                .map_err(std::io::Error::other)?,
+        )
+    };
     let app = Arc::new(App {
         slots: tokio::sync::Semaphore::new(cfg.max_concurrent_requests),
-        storage: Storage { root, cache },
+        storage: Storage {
+            root,
+            cache: carbon.as_ref().map(|c| c.cache.clone()),
+            carbon: carbon.map(|c| c.store),
+            carbonlink,
+        },
         cfg,
     });
     let router = Router::new()

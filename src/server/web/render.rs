@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 
 use super::pyfmt;
 use super::series::Series;
+pub use crate::server::carbon::pickle::Pickler;
 
 /// graphite-web's JSON number: `null` for None and NaN, `1e9999` for
 /// infinity (Python's `Infinity`, as graphite-web rewrites it).
@@ -144,60 +145,6 @@ pub fn csv(series: &[Series], tz: Tz) -> String {
         }
     }
     out
-}
-
-/// A pickle (protocol 2) writer for the shapes graphite-web exchanges.
-pub struct Pickler(Vec<u8>);
-
-impl Default for Pickler {
-    fn default() -> Self {
-        Pickler(vec![0x80, 2])
-    }
-}
-
-impl Pickler {
-    pub fn none(&mut self) {
-        self.0.push(b'N');
-    }
-    pub fn boolean(&mut self, b: bool) {
-        self.0.push(if b { 0x88 } else { 0x89 });
-    }
-    pub fn int(&mut self, i: i64) {
-        if let Ok(small) = i32::try_from(i) {
-            self.0.push(b'J');
-            self.0.extend_from_slice(&small.to_le_bytes());
-        } else {
-            // LONG1: little-endian two's complement, 8 bytes.
-            self.0.push(0x8a);
-            self.0.push(8);
-            self.0.extend_from_slice(&i.to_le_bytes());
-        }
-    }
-    pub fn float(&mut self, f: f64) {
-        self.0.push(b'G');
-        self.0.extend_from_slice(&f.to_be_bytes());
-    }
-    pub fn string(&mut self, s: &str) {
-        self.0.push(b'X');
-        self.0.extend_from_slice(&(s.len() as u32).to_le_bytes());
-        self.0.extend_from_slice(s.as_bytes());
-    }
-    pub fn list_start(&mut self) {
-        self.0.extend_from_slice(b"]("); // EMPTY_LIST, MARK
-    }
-    pub fn list_end(&mut self) {
-        self.0.push(b'e'); // APPENDS
-    }
-    pub fn dict_start(&mut self) {
-        self.0.extend_from_slice(b"}("); // EMPTY_DICT, MARK
-    }
-    pub fn dict_end(&mut self) {
-        self.0.push(b'u'); // SETITEMS
-    }
-    pub fn finish(mut self) -> Vec<u8> {
-        self.0.push(b'.');
-        self.0
-    }
 }
 
 /// graphite-web's `getInfo` of each series, pickled.

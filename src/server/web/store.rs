@@ -16,6 +16,11 @@ use crate::whisper::Whisper;
 pub struct Storage {
     pub root: PathBuf,
     pub cache: Option<Arc<Cache>>,
+    /// The carbon receiver's rules: the archives a metric held only in the
+    /// cache will get, so that it reads as its file will.
+    pub carbon: Option<Arc<crate::server::carbon::cache::Store>>,
+    /// carbon-cache daemons asked for their cached points (`carbonlink_hosts`).
+    pub carbonlink: Option<super::carbonlink::CarbonLink>,
 }
 
 impl Storage {
@@ -96,13 +101,16 @@ impl<'a> Reader<'a> {
     }
 
     fn read(&self, node: &Node, ctx: &Context) -> Result<Option<Series>> {
-        let cached = match &self.storage.cache {
+        let mut cached = match &self.storage.cache {
             Some(c) => c.query(&node.path),
             None => Vec::new(),
         };
         let Some(file) = &node.file else {
-            return Ok(None);
+            return self.read_cached(node, ctx, &cached);
         };
+        if let Some(link) = &self.storage.carbonlink {
+            cached.extend(link.query(&node.path));
+        }
         let w = match Whisper::open(file, false) {
             Ok(w) => w,
             // A file being replaced or damaged: graphite-web logs and skips it.
@@ -143,6 +151,79 @@ impl<'a> Reader<'a> {
             got.from,
             got.until,
             got.step,
+            values,
+            ctx.xff,
+        )))
+    }
+}
+
+impl Reader<'_> {
+    /// A metric the cache holds but no file yet: read as whisper would
+    /// read the file the receiver is about to create.
+    fn read_cached(
+        &self,
+        node: &Node,
+        ctx: &Context,
+        cached: &[(f64, f64)],
+    ) -> Result<Option<Series>> {
+        let Some(store) = &self.storage.carbon else {
+            return Ok(None);
+        };
+        if cached.is_empty() {
+            return Ok(None);
+        }
+        let rules = store.rules();
+        let archives = &rules.schema(&node.path).archives;
+        let method = rules
+            .aggregation(&node.path)
+            .method
+            .unwrap_or(crate::whisper::Aggregation::Average);
+        let header = crate::whisper::Header {
+            aggregation: method,
+            max_retention: archives.iter().map(|(s, p)| s * p).max().unwrap_or(0),
+            x_files_factor: 0.5,
+            archives: archives
+                .iter()
+                .map(|&(spp, points)| crate::whisper::ArchiveInfo {
+                    offset: 0,
+                    seconds_per_point: spp,
+                    points,
+                })
+                .collect(),
+        };
+        self.count(0, expected_points(&header, ctx.start, ctx.end, ctx.now))?;
+        let oldest = ctx.now - header.max_retention as i64;
+        if ctx.start > ctx.now || ctx.end < oldest {
+            return Ok(None);
+        }
+        let (from, until) = (ctx.start.max(oldest), ctx.end.min(ctx.now));
+        let diff = ctx.now - from;
+        let Some(a) = header
+            .archives
+            .iter()
+            .find(|a| a.retention() as i64 >= diff)
+            .or(header.archives.last())
+        else {
+            return Ok(None);
+        };
+        let step = (a.seconds_per_point as i64).max(1);
+        let from_i = from - from.rem_euclid(step) + step;
+        let mut until_i = until - until.rem_euclid(step) + step;
+        if from_i == until_i {
+            until_i += step;
+        }
+        let mut values = vec![None; ((until_i - from_i) / step).max(0) as usize];
+        let raw_step = header
+            .archives
+            .first()
+            .map_or(step, |a| a.seconds_per_point as i64);
+        merge_cache(cached, from_i, step, &mut values, method.name(), raw_step);
+        self.count(1, 0)?;
+        Ok(Some(Series::new(
+            node.path.clone(),
+            from_i,
+            until_i,
+            step,
             values,
             ctx.xff,
         )))
