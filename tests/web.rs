@@ -854,3 +854,92 @@ fn carbonlink_reads_a_real_carbon_caches_cache() {
     );
     same(&c, &g, "").unwrap_or_else(|e| panic!("beside graphite-web: {e}"));
 }
+
+/// `/functions` describes each function carbyne evaluates as graphite-web
+/// does (group; each parameter's name, type, required, default, multiple;
+/// options a subset of graphite-web's). graphite-web's own /functions fails
+/// on Python 3.11 (inspect.getargspec), so its list is read in-process.
+#[test]
+fn functions_are_described_as_graphite_web_describes_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let whisper = dir.path().join("whisper");
+    std::fs::create_dir_all(&whisper).expect("mkdir");
+    let mut gw = GraphiteWeb::start(&whisper);
+    let (_server, port) = start_carbyne(dir.path(), &whisper, "");
+    let theirs = gw.ask(&serde_json::json!({"functions": true}))["json"].clone();
+    let (status, body) = http(port, "GET", "/functions", &[]);
+    assert_eq!(status, 200);
+    // graphite-web writes an infinite default as 1e9999, past what JSON
+    // readers take as a number: read as the text the peer gives for it.
+    let text = String::from_utf8_lossy(&body).replace("1e9999", "\"Infinity\"");
+    let ours: Value = serde_json::from_str(&text).expect("json");
+    let ours = ours.as_object().expect("object");
+    assert!(ours.len() >= 80, "{} functions", ours.len());
+    let mut failures = Vec::new();
+    for (name, f) in ours {
+        let Some(t) = theirs.get(name) else {
+            failures.push(format!("{name}: graphite-web has no such function"));
+            continue;
+        };
+        if f["group"] != t["group"] {
+            failures.push(format!(
+                "{name}: group {} but graphite-web {}",
+                f["group"], t["group"]
+            ));
+        }
+        let (op, tp) = (
+            f["params"].as_array().cloned().unwrap_or_default(),
+            t["params"].as_array().cloned().unwrap_or_default(),
+        );
+        if op.len() != tp.len() {
+            failures.push(format!(
+                "{name}: {} parameters, graphite-web {}",
+                op.len(),
+                tp.len()
+            ));
+            continue;
+        }
+        for (a, b) in op.iter().zip(&tp) {
+            for k in ["name", "type", "required", "default", "multiple"] {
+                if a.get(k) != b.get(k) {
+                    failures.push(format!(
+                        "{name}.{}: {k} {:?} but graphite-web {:?}",
+                        b["name"],
+                        a.get(k),
+                        b.get(k)
+                    ));
+                }
+            }
+            if let Some(opts) = a.get("options").and_then(Value::as_array) {
+                let known = b
+                    .get("options")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                for o in opts {
+                    if !known.contains(o) {
+                        failures.push(format!(
+                            "{name}.{}: option {o} unknown to graphite-web",
+                            b["name"]
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    // Grafana asks for the grouped form and for one function.
+    let (s, grouped) = http(port, "GET", "/functions", &p(&[("grouped", "1")]));
+    let grouped: Value =
+        serde_json::from_str(&String::from_utf8_lossy(&grouped).replace("1e9999", "0"))
+            .expect("json");
+    assert_eq!(s, 200);
+    assert!(grouped["Combine"]["sumSeries"]["params"].is_array());
+    let (s, one) = http(port, "GET", "/functions/aliasSub", &[]);
+    assert_eq!(s, 200);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&one).expect("json")["name"],
+        "aliasSub"
+    );
+    assert_eq!(http(port, "GET", "/functions/noSuch", &[]).0, 404);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -9,6 +9,8 @@ cached points). Reads one request per line on stdin, as JSON:
   {"method": "GET" or "POST", "path": "/render", "params": [[key, value], ...]}
 and writes one answer per line on stdout:
   {"status": 200, "content_type": "...", "body": "<base64>"}
+A line {"functions": true} is answered {"json": {name: {"group", "params"}}},
+graphite-web's function list (its /functions fails on Python 3.11).
 A line {"unpickle": "<base64>"} is answered {"json": ...}: the pickle as
 Python reads it, for comparing pickled answers.
 """
@@ -69,6 +71,22 @@ def main():
         if not line.strip():
             continue
         req = json.loads(line)
+        if "functions" in req:
+            # graphite-web's /functions calls inspect.getargspec, gone in
+            # Python 3.11: its function list is read here, as /functions
+            # would give it (group and parameters of each).
+            from graphite.functions import SeriesFunctions
+
+            out = {}
+            for name, f in SeriesFunctions().items():
+                out[name] = {
+                    "group": getattr(f, "group", "Ungrouped"),
+                    "params": [p.toJSON() for p in (getattr(f, "params", None) or [])],
+                }
+            # An infinite default (keepLastValue's limit) as the text "Infinity".
+            text = json.dumps({"json": out}, default=str).replace("Infinity", '"Infinity"')
+            print(text, flush=True)
+            continue
         if "unpickle" in req:
             # A pickle from the other server, read back as Python reads it.
             import pickle

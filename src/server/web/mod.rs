@@ -175,6 +175,9 @@ pub async fn run(
         .route("/metrics/expand", get(expand).post(expand))
         .route("/metrics/expand/", get(expand).post(expand))
         .route("/metrics/index.json", get(index).post(index))
+        .route("/functions", get(functions_list))
+        .route("/functions/", get(functions_list))
+        .route("/functions/{name}", get(function_one))
         .route("/version", get(version))
         .route("/version/", get(version))
         .fallback(not_found)
@@ -250,6 +253,32 @@ async fn version() -> Response {
     // The graphite-web release whose API this serves (Grafana reads it to
     // choose the functions it offers).
     ([(header::CONTENT_TYPE, "text/plain")], "1.1.10").into_response()
+}
+
+/// graphite-web's `/functions`: every function carbyne evaluates, with its
+/// parameters (Grafana's function editor reads it).
+async fn functions_list(RawQuery(q): RawQuery, headers: HeaderMap) -> Response {
+    let p = Params::new(q, &headers, &Bytes::new());
+    let grouped = p
+        .get("grouped")
+        .is_some_and(|g| matches!(g.to_lowercase().as_str(), "1" | "true"));
+    let text = functions::catalog::to_text(&functions::catalog::list(grouped, p.get("group")));
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+async fn function_one(
+    axum::extract::Path(name): axum::extract::Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let p = Params::new(q, &headers, &Bytes::new());
+    match functions::catalog::one(&name) {
+        Some(v) => json_response(&p, &v),
+        None => error(
+            StatusCode::NOT_FOUND,
+            &format!("Function not found: {name}"),
+        ),
+    }
 }
 
 /// Runs blocking work within the request limits (a slot, the timeout).

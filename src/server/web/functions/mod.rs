@@ -3,6 +3,7 @@
 
 mod alias;
 mod calculate;
+pub mod catalog;
 mod combine;
 mod filter;
 mod graph;
