@@ -34,7 +34,7 @@ pub enum Command {
     /// Logster's one-shot run: parse what LOGFILE gained since the last run
     /// and send the metrics (a crontab's `logster` line becomes `carbyne logster`).
     Logster(Box<LogsterArgs>),
-    /// Run the receivers configured under [server.*] (statsd server, carbon receiver).
+    /// Run the receivers configured under [server.*] (statsd server, carbon receiver, web server).
     Server(ConfigArg),
     /// Graphite's whisper tools, with their arguments and output.
     Whisper(WhisperArgs),
@@ -903,6 +903,7 @@ async fn run_server(
         Some(_) => published.await.ok(),
         None => None,
     };
+    let web_running = web.clone();
     let mut web = web.map(|c| {
         Receiver::start(move |stop, _reloads: tokio::sync::mpsc::Receiver<()>| {
             crate::server::web::run(c, storage_dir, shared, stopped(stop))
@@ -923,7 +924,7 @@ async fn run_server(
         };
         tokio::select! {
             _ = &mut stop => break,
-            Some(()) = hup_next => reload_server(&arg, statsd.as_ref(), carbon.as_ref()).await,
+            Some(()) = hup_next => reload_server(&arg, statsd.as_ref(), carbon.as_ref(), web_running.as_ref()).await,
             r = ended(&mut statsd) => {
                 statsd = None;
                 failed = Some(ended_early("statsd", r));
@@ -976,6 +977,7 @@ async fn reload_server(
     arg: &ConfigArg,
     statsd: Option<&Receiver<crate::server::statsd::StatsdServerConfig>>,
     carbon: Option<&Receiver<crate::server::carbon::CarbonServerConfig>>,
+    web: Option<&crate::server::web::WebServerConfig>,
 ) {
     log::info!("SIGHUP: reading the configuration again");
     let a = arg.clone();
@@ -998,6 +1000,16 @@ async fn reload_server(
         }
         (None, None) => {}
         _ => log::warn!("a [server.carbon] added or removed takes effect on restart"),
+    }
+    match (web, cfg.server.web) {
+        (Some(old), Some(new)) => {
+            let changed = crate::server::changed_keys(old, &new);
+            if !changed.is_empty() {
+                log::warn!("web: {changed:?} changed; that takes effect on restart");
+            }
+        }
+        (None, None) => {}
+        _ => log::warn!("a [server.web] added or removed takes effect on restart"),
     }
 }
 

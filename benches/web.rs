@@ -1,0 +1,297 @@
+//! The web server beside graphite-web 1.1.10 (gunicorn, 2 sync workers) in
+//! the same run, over the same whisper files: requests per second and
+//! p50/p99 latency, 4 clients, one connection per request, for
+//!   (a) sumSeries(servers.*.cpu.total.user), 1 000 files, one day at 60 s
+//!   (b) the same with maxDataPoints=800
+//!   (c) /metrics/find of one level (1 000 nodes) among 100 000 metrics
+//!   (d) groupByNode(servers.*.diskspace.*.byte_used, 1, "sum"), 10 000 files
+//!
+//! Run: `cargo bench --bench web` (graphite-web from `tests/run.sh`, and
+//! `pip install gunicorn`). Without `--bench` (as `cargo test` runs it) a
+//! small smoke run of carbyne only.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use carbyne::whisper::{self, Aggregation, Allocation};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whisper files for `names`, 60 s for a day, full of points (sparse files
+/// when `empty`).
+fn make(root: &Path, names: impl Iterator<Item = String>, now: i64, empty: bool) {
+    for (n, name) in names.enumerate() {
+        let path = root.join(name.replace('.', "/") + ".wsp");
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        whisper::create(
+            &path,
+            &[(60, 1440)],
+            0.5,
+            Aggregation::Average,
+            Allocation::Sparse,
+        )
+        .expect("create");
+        if !empty {
+            let w = whisper::Whisper::open(&path, true).expect("open");
+            let points: Vec<(i64, f64)> = (0..1440)
+                .map(|i| (now - 60 * i, ((n as i64 * 7 + i) % 100) as f64))
+                .collect();
+            w.update_many(&points, Some(now)).expect("update");
+        }
+    }
+}
+
+fn carbyne(dir: &Path, root: &Path) -> (Server, u16) {
+    let port = common::free_port();
+    let cfg = dir.join("carbyne.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir = {:?}\n[server.web]\nlisten = \"127.0.0.1:{port}\"\nstorage_dir = {root:?}\n\
+             max_series_per_request = 20000\nmax_points_per_request = 50000000\n",
+            dir.join("state")
+        ),
+    )
+    .expect("config");
+    let child = Command::new(env!("CARGO_BIN_EXE_carbyne"))
+        .args(["server", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("carbyne");
+    common::wait_for_port(port);
+    (Server(child), port)
+}
+
+/// graphite-web 1.1.10 under gunicorn with two sync workers.
+fn graphite_web(dir: &Path, root: &Path) -> Option<(Server, u16)> {
+    let ok = Command::new("python3")
+        .args(["-c", "import graphite, gunicorn"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!(
+            "graphite-web or gunicorn missing: `bash tests/run.sh` and `pip install gunicorn`"
+        );
+        return None;
+    }
+    let conf = dir.join("gw");
+    std::fs::create_dir_all(conf.join("log")).expect("mkdir");
+    std::fs::write(
+        conf.join("local_settings.py"),
+        format!(
+            "SECRET_KEY = 'bench'\nSTORAGE_DIR = {d:?}\nWHISPER_DIR = {w:?}\nSTANDARD_DIRS = [{w:?}]\n\
+             LOG_DIR = {l:?}\nCARBONLINK_HOSTS = []\nUSE_WORKER_POOL = False\n\
+             STORAGE_FINDERS = ('graphite.finders.standard.StandardFinder',)\nDEFAULT_CACHE_DURATION = 0\n\
+             LOG_RENDERING_PERFORMANCE = False\nLOG_CACHE_PERFORMANCE = False\nLOG_INFO_PERFORMANCE = False\n\
+             DATABASES = {{'default': {{'NAME': {db:?}, 'ENGINE': 'django.db.backends.sqlite3'}}}}\n",
+            d = conf.display().to_string(),
+            w = format!("{}/", root.display()),
+            l = conf.join("log").display().to_string(),
+            db = conf.join("graphite.db").display().to_string(),
+        ),
+    )
+    .expect("settings");
+    let migrate = Command::new("python3")
+        .args(["-c", "import django; django.setup(); from django.core.management import call_command; call_command('migrate', verbosity=0)"])
+        .env("PYTHONPATH", &conf)
+        .env("GRAPHITE_SETTINGS_MODULE", "local_settings")
+        .env("DJANGO_SETTINGS_MODULE", "graphite.settings")
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(migrate, "graphite-web's database");
+    let port = common::free_port();
+    let child = Command::new("python3")
+        .args([
+            "-m",
+            "gunicorn",
+            "-w",
+            "2",
+            "-b",
+            &format!("127.0.0.1:{port}"),
+            "graphite.wsgi:application",
+        ])
+        .env("PYTHONPATH", &conf)
+        .env("GRAPHITE_SETTINGS_MODULE", "local_settings")
+        .env("DJANGO_SETTINGS_MODULE", "graphite.settings")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gunicorn");
+    common::wait_for_port(port);
+    Some((Server(child), port))
+}
+
+/// One GET; its status.
+fn get(port: u16, path_and_query: &str) -> u16 {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(120)));
+    let req =
+        format!("GET {path_and_query} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw[..raw.len().min(20)])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `clients` threads asking `url` for `secs`: (requests/s, p50, p99).
+fn load(port: u16, url: &str, clients: usize, secs: f64) -> (f64, Duration, Duration) {
+    // One request first: a server that cannot answer is a failed run.
+    assert_eq!(get(port, url), 200, "{url}");
+    let stop = Instant::now() + Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let url = url.to_string();
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                while Instant::now() < stop {
+                    let t = Instant::now();
+                    let status = get(port, &url);
+                    assert_eq!(status, 200, "{url}");
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("client"))
+        .collect();
+    let took = start.elapsed().as_secs_f64();
+    all.sort();
+    let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    (all.len() as f64 / took, pick(0.5), pick(0.99))
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn main() {
+    let full = common::full();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("whisper");
+    let now = whisper::unix_now();
+    let (hosts, groups, disks) = if full { (1000, 100, 10) } else { (20, 2, 2) };
+    let t = Instant::now();
+    make(
+        &root,
+        (0..hosts).map(|h| format!("servers.h{h}.cpu.total.user")),
+        now,
+        false,
+    );
+    make(
+        &root,
+        (0..hosts).flat_map(|h| {
+            (0..disks).map(move |d| format!("servers.h{h}.diskspace.sd{d}.byte_used"))
+        }),
+        now,
+        false,
+    );
+    make(
+        &root,
+        (0..groups).flat_map(|g| (0..1000).map(move |m| format!("find.g{g}.m{m}"))),
+        now,
+        true,
+    );
+    eprintln!("files made in {:.0} s", t.elapsed().as_secs_f64());
+    let cases = [
+        (
+            "(a) sumSeries, 1 000 files, 1 day",
+            format!(
+                "/render?format=json&from=-1d&target={}",
+                enc("sumSeries(servers.*.cpu.total.user)")
+            ),
+        ),
+        (
+            "(b) the same, maxDataPoints=800",
+            format!(
+                "/render?format=json&from=-1d&maxDataPoints=800&target={}",
+                enc("sumSeries(servers.*.cpu.total.user)")
+            ),
+        ),
+        (
+            "(c) find one level among 100 000",
+            "/metrics/find?query=find.g7.*".to_string(),
+        ),
+        (
+            "(d) groupByNode, 10 000 files",
+            format!(
+                "/render?format=json&from=-1d&target={}",
+                enc("groupByNode(servers.*.diskspace.*.byte_used,1,\"sum\")")
+            ),
+        ),
+    ];
+    let secs = if full { 10.0 } else { 0.5 };
+    let mut rows = Vec::new();
+    let (ours, ours_port) = carbyne(dir.path(), &root);
+    let theirs = if full {
+        graphite_web(dir.path(), &root)
+    } else {
+        None
+    };
+    for (what, url) in &cases {
+        let url = if full {
+            url.clone()
+        } else {
+            url.replace("find.g7", "find.g1")
+        };
+        let mine = load(ours_port, &url, 4, secs);
+        let rss = common::status_kib(ours.0.id(), "VmHWM:");
+        let other = theirs.as_ref().map(|(_, p)| load(*p, &url, 4, secs));
+        rows.push((what.to_string(), mine, rss, other));
+    }
+    println!("| request | carbyne req/s | p50 | p99 | graphite-web req/s | p50 | p99 | ratio |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (what, (r, p50, p99), _, other) in &rows {
+        let ms = |d: &Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+        match other {
+            Some((gr, g50, g99)) => println!(
+                "| {what} | {r:.0} | {} | {} | {gr:.1} | {} | {} | {:.0}x |",
+                ms(p50),
+                ms(p99),
+                ms(g50),
+                ms(g99),
+                r / gr
+            ),
+            None => println!(
+                "| {what} | {r:.0} | {} | {} | - | - | - | - |",
+                ms(p50),
+                ms(p99)
+            ),
+        }
+    }
+    if let Some((_, _, rss, _)) = rows.last() {
+        println!("carbyne peak RSS: {:.0} MiB", *rss as f64 / 1024.0);
+    }
+}
