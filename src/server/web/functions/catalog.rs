@@ -200,6 +200,40 @@ pub const CATALOG: &[(&str, &str, &[P])] = &[
         ],
     ),
     (
+        "applyByNode",
+        "Combine",
+        &[
+            P {
+                name: "seriesList",
+                kind: "seriesList",
+                required: true,
+                default: None,
+                multiple: false,
+            },
+            P {
+                name: "nodeNum",
+                kind: "node",
+                required: true,
+                default: None,
+                multiple: false,
+            },
+            P {
+                name: "templateFunction",
+                kind: "string",
+                required: true,
+                default: None,
+                multiple: false,
+            },
+            P {
+                name: "newName",
+                kind: "string",
+                required: false,
+                default: None,
+                multiple: false,
+            },
+        ],
+    ),
+    (
         "asPercent",
         "Combine",
         &[
@@ -307,6 +341,33 @@ pub const CATALOG: &[(&str, &str, &[P])] = &[
             default: None,
             multiple: true,
         }],
+    ),
+    (
+        "cactiStyle",
+        "Special",
+        &[
+            P {
+                name: "seriesList",
+                kind: "seriesList",
+                required: true,
+                default: None,
+                multiple: false,
+            },
+            P {
+                name: "system",
+                kind: "string",
+                required: false,
+                default: None,
+                multiple: false,
+            },
+            P {
+                name: "units",
+                kind: "string",
+                required: false,
+                default: None,
+                multiple: false,
+            },
+        ],
     ),
     (
         "color",
@@ -629,6 +690,33 @@ pub const CATALOG: &[(&str, &str, &[P])] = &[
         ],
     ),
     (
+        "groupByTags",
+        "Combine",
+        &[
+            P {
+                name: "seriesList",
+                kind: "seriesList",
+                required: true,
+                default: None,
+                multiple: false,
+            },
+            P {
+                name: "callback",
+                kind: "aggOrSeriesFunc",
+                required: true,
+                default: None,
+                multiple: false,
+            },
+            P {
+                name: "tags",
+                kind: "tag",
+                required: true,
+                default: None,
+                multiple: true,
+            },
+        ],
+    ),
+    (
         "highest",
         "Filter Series",
         &[
@@ -716,6 +804,33 @@ pub const CATALOG: &[(&str, &str, &[P])] = &[
         ],
     ),
     (
+        "hitcount",
+        "Transform",
+        &[
+            P {
+                name: "seriesList",
+                kind: "seriesList",
+                required: true,
+                default: None,
+                multiple: false,
+            },
+            P {
+                name: "intervalString",
+                kind: "interval",
+                required: true,
+                default: None,
+                multiple: false,
+            },
+            P {
+                name: "alignToInterval",
+                kind: "boolean",
+                required: false,
+                default: Some("false"),
+                multiple: false,
+            },
+        ],
+    ),
+    (
         "integral",
         "Transform",
         &[P {
@@ -754,6 +869,26 @@ pub const CATALOG: &[(&str, &str, &[P])] = &[
                 required: false,
                 default: Some("Infinity"),
                 multiple: false,
+            },
+        ],
+    ),
+    (
+        "legendValue",
+        "Alias",
+        &[
+            P {
+                name: "seriesList",
+                kind: "seriesList",
+                required: true,
+                default: None,
+                multiple: false,
+            },
+            P {
+                name: "valuesTypes",
+                kind: "string",
+                required: false,
+                default: None,
+                multiple: true,
             },
         ],
     ),
@@ -980,6 +1115,26 @@ pub const CATALOG: &[(&str, &str, &[P])] = &[
             P {
                 name: "n",
                 kind: "float",
+                required: true,
+                default: None,
+                multiple: false,
+            },
+        ],
+    ),
+    (
+        "mostDeviant",
+        "Filter Series",
+        &[
+            P {
+                name: "seriesList",
+                kind: "seriesList",
+                required: true,
+                default: None,
+                multiple: false,
+            },
+            P {
+                name: "n",
+                kind: "integer",
                 required: true,
                 default: None,
                 multiple: false,
@@ -1272,7 +1427,47 @@ pub const CATALOG: &[(&str, &str, &[P])] = &[
         }],
     ),
     (
+        "removeAbovePercentile",
+        "Filter Data",
+        &[
+            P {
+                name: "seriesList",
+                kind: "seriesList",
+                required: true,
+                default: None,
+                multiple: false,
+            },
+            P {
+                name: "n",
+                kind: "float",
+                required: true,
+                default: None,
+                multiple: false,
+            },
+        ],
+    ),
+    (
         "removeAboveValue",
+        "Filter Data",
+        &[
+            P {
+                name: "seriesList",
+                kind: "seriesList",
+                required: true,
+                default: None,
+                multiple: false,
+            },
+            P {
+                name: "n",
+                kind: "float",
+                required: true,
+                default: None,
+                multiple: false,
+            },
+        ],
+    ),
+    (
+        "removeBelowPercentile",
         "Filter Data",
         &[
             P {
@@ -1590,6 +1785,40 @@ pub const CATALOG: &[(&str, &str, &[P])] = &[
                 kind: "boolean",
                 required: false,
                 default: Some("false"),
+                multiple: false,
+            },
+        ],
+    ),
+    (
+        "timeStack",
+        "Transform",
+        &[
+            P {
+                name: "seriesList",
+                kind: "seriesList",
+                required: true,
+                default: None,
+                multiple: false,
+            },
+            P {
+                name: "timeShiftUnit",
+                kind: "interval",
+                required: false,
+                default: Some("\"1d\""),
+                multiple: false,
+            },
+            P {
+                name: "timeShiftStart",
+                kind: "integer",
+                required: false,
+                default: Some("0"),
+                multiple: false,
+            },
+            P {
+                name: "timeShiftEnd",
+                kind: "integer",
+                required: false,
+                default: Some("7"),
                 multiple: false,
             },
         ],

@@ -8,10 +8,11 @@ use crate::server::web::series::{tags_of, Series, Tags};
 
 pub const NAMES: &[&str] = &[
     "aggregate",
+    "aggregateWithWildcards",
+    "applyByNode",
+    "asPercent",
     "averageSeries",
     "averageSeriesWithWildcards",
-    "aggregateWithWildcards",
-    "asPercent",
     "avg",
     "countSeries",
     "diffSeries",
@@ -20,6 +21,7 @@ pub const NAMES: &[&str] = &[
     "group",
     "groupByNode",
     "groupByNodes",
+    "groupByTags",
     "maxSeries",
     "minSeries",
     "multiplySeries",
@@ -51,6 +53,8 @@ pub fn lookup(name: &str) -> Option<super::Function> {
         "divideSeries" => divide_series,
         "divideSeriesLists" => divide_series_lists,
         "asPercent" => as_percent,
+        "applyByNode" => apply_by_node,
+        "groupByTags" => group_by_tags,
         _ => return None,
     })
 }
@@ -430,5 +434,100 @@ fn as_percent(args: &mut Args, ctx: &Context, _: &Call) -> Result<Value> {
             r
         })
         .collect();
+    Ok(Value::List(out))
+}
+
+/// graphite-web's `applyByNode`: a template target (`%` for each prefix)
+/// evaluated once per distinct prefix, prefixes in sorted order.
+fn apply_by_node(args: &mut Args, ctx: &Context, _: &Call) -> Result<Value> {
+    let list = args.series(0, "seriesList")?;
+    let node = args.int(1, "nodeNum")?;
+    let template = args.string(2, "templateFunction")?;
+    let new_name = args.opt_string(3, "newName")?;
+    let mut prefixes: Vec<String> = list
+        .iter()
+        .map(|s| {
+            let parts: Vec<&str> = s.name.split('.').collect();
+            let end = ((node + 1).max(0) as usize).min(parts.len());
+            parts[..end].join(".")
+        })
+        .collect();
+    prefixes.sort();
+    prefixes.dedup();
+    let Some(last) = list.last() else {
+        return Ok(Value::List(Vec::new()));
+    };
+    let mut out = Vec::new();
+    for prefix in prefixes {
+        let target = template.replace('%', &prefix);
+        let parsed =
+            crate::server::web::grammar::parse(&target).map_err(super::RenderError::Input)?;
+        for mut s in super::evaluate_target(&parsed, ctx)? {
+            if let Some(n) = &new_name {
+                s.name = n.replace('%', &prefix);
+            }
+            s.path_expression = prefix.clone();
+            s.start = last.start;
+            s.end = last.end;
+            out.push(s);
+        }
+    }
+    Ok(Value::List(out))
+}
+
+/// graphite-web's `groupByTags`: series grouped by the values of `tags`,
+/// each group one series named `name;tag=value;...`.
+fn group_by_tags(args: &mut Args, ctx: &Context, call: &Call) -> Result<Value> {
+    let list = args.series(0, "seriesList")?;
+    let callback = args.string(1, "callback")?;
+    let tags: Vec<String> = args
+        .rest_nodes(2)?
+        .into_iter()
+        .map(|k| match k {
+            super::NodeKey::Tag(t) => t,
+            super::NodeKey::Index(i) => i.to_string(),
+        })
+        .collect();
+    if tags.is_empty() {
+        return input("groupByTags(): no tags specified");
+    }
+    let by_name = tags.iter().any(|t| t == "name");
+    let name = if by_name {
+        None
+    } else {
+        let names: std::collections::BTreeSet<&str> = list
+            .iter()
+            .filter_map(|s| s.tags.get("name").map(String::as_str))
+            .collect();
+        Some(if names.len() == 1 {
+            names.into_iter().next().unwrap_or("").to_string()
+        } else {
+            callback.clone()
+        })
+    };
+    let key = |s: &Series| {
+        let head = name
+            .clone()
+            .unwrap_or_else(|| s.tags.get("name").cloned().unwrap_or_default());
+        let mut pairs: Vec<String> = tags
+            .iter()
+            .filter(|t| *t != "name")
+            .map(|t| format!("{t}={}", s.tags.get(t).map(String::as_str).unwrap_or("")))
+            .collect();
+        pairs.sort();
+        std::iter::once(head)
+            .chain(pairs)
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    let mut out = Vec::new();
+    for (k, members) in group_by(list, key) {
+        if let Some(mut one) = callback_series(ctx, call, &callback, members)? {
+            one.name = k.clone();
+            one.path_expression = k.clone();
+            one.tags = tags_of(&k);
+            out.push(one);
+        }
+    }
     Ok(Value::List(out))
 }

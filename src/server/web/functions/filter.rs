@@ -25,7 +25,10 @@ pub const NAMES: &[&str] = &[
     "maximumBelow",
     "minimumAbove",
     "minimumBelow",
+    "mostDeviant",
+    "removeAbovePercentile",
     "removeAboveValue",
+    "removeBelowPercentile",
     "removeBelowValue",
     "removeEmptySeries",
 ];
@@ -68,6 +71,11 @@ pub fn lookup(name: &str) -> Option<super::Function> {
         "removeEmptySeries" => remove_empty,
         "removeAboveValue" => |a, _, _| remove_by_value(a, "removeAboveValue", |v, n| v > n, false),
         "removeBelowValue" => |a, _, _| remove_by_value(a, "removeBelowValue", |v, n| v < n, true),
+        "mostDeviant" => most_deviant,
+        "removeAbovePercentile" => |a, _, _| remove_by_percentile(a, "removeAbovePercentile", true),
+        "removeBelowPercentile" => {
+            |a, _, _| remove_by_percentile(a, "removeBelowPercentile", false)
+        }
         _ => return None,
     })
 }
@@ -177,4 +185,70 @@ fn remove_by_value(
         })
         .collect();
     Ok(Value::List(out))
+}
+
+/// graphite-web's `_getPercentile` (not interpolated).
+pub fn percentile(points: &[Option<f64>], n: f64) -> Option<f64> {
+    let mut sorted: Vec<f64> = points.iter().filter_map(|v| *v).collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let fractional = n / 100.0 * (sorted.len() + 1) as f64;
+    let mut rank = fractional.trunc() as i64;
+    rank += (fractional - rank as f64).ceil() as i64;
+    let len = sorted.len() as i64;
+    Some(if rank <= 0 {
+        sorted[0]
+    } else if rank > len {
+        sorted[sorted.len() - 1]
+    } else {
+        sorted[(rank - 1) as usize]
+    })
+}
+
+fn remove_by_percentile(a: &mut Args, func: &str, above: bool) -> Result<Value> {
+    let list = a.series(0, "seriesList")?;
+    let (n, _) = a.number(1, "n")?;
+    let out = list
+        .into_iter()
+        .map(|mut s| {
+            s.rename(format!("{func}({}, {})", s.name, pyfmt::g(n)));
+            // graphite-web computes it with nPercentile, which tags the series.
+            s.tags.insert("nPercentile".into(), pyfmt::repr(n));
+            let pts = s.points();
+            if let Some(p) = percentile(&pts, n) {
+                s.values = pts
+                    .into_iter()
+                    .map(|v| match v {
+                        Some(x) if (above && x > p) || (!above && x < p) => None,
+                        v => v,
+                    })
+                    .collect();
+                s.values_per_point = 1;
+            }
+            s
+        })
+        .collect();
+    Ok(Value::List(out))
+}
+
+fn most_deviant(a: &mut Args, _: &Context, _: &Call) -> Result<Value> {
+    let list = a.series(0, "seriesList")?;
+    let n = a.int(1, "n")?;
+    let mut deviants: Vec<(f64, Series)> = Vec::new();
+    for s in list {
+        let pts = s.points();
+        let Some(mean) = super::calculate::avg(&pts) else {
+            continue;
+        };
+        let known: Vec<f64> = pts.iter().filter_map(|v| *v).collect();
+        let square_sum = known.iter().fold(0.0, |acc, v| acc + (v - mean).powi(2));
+        deviants.push((square_sum / known.len() as f64, s));
+    }
+    deviants.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal));
+    let keep = py_index(n, deviants.len());
+    Ok(Value::List(
+        deviants.into_iter().take(keep).map(|(_, s)| s).collect(),
+    ))
 }

@@ -12,6 +12,7 @@ pub const NAMES: &[&str] = &[
     "constantLine",
     "delay",
     "derivative",
+    "hitcount",
     "integral",
     "invert",
     "keepLastValue",
@@ -25,6 +26,7 @@ pub const NAMES: &[&str] = &[
     "squareRoot",
     "summarize",
     "timeShift",
+    "timeStack",
     "transformNull",
 ];
 
@@ -110,6 +112,8 @@ pub fn lookup(name: &str) -> Option<super::Function> {
             let (v, _) = a.number(0, "value")?;
             Ok(Value::List(vec![constant_line(c, v, false)]))
         },
+        "timeStack" => time_stack,
+        "hitcount" => hitcount,
         _ => return None,
     })
 }
@@ -579,4 +583,130 @@ pub fn constant_line(ctx: &Context, value: f64, int: bool) -> Series {
     );
     s.path_expression = format!("constantLine({text})");
     s
+}
+
+fn time_stack(a: &mut Args, ctx: &Context, call: &Call) -> Result<Value> {
+    let list = a.series(0, "seriesList")?;
+    let mut unit = a
+        .opt_string(1, "timeShiftUnit")?
+        .unwrap_or_else(|| "1d".into());
+    let from = a.opt_int(2, "timeShiftStart")?.unwrap_or(0);
+    let to = a.opt_int(3, "timeShiftEnd")?.unwrap_or(7);
+    if unit.starts_with(|c: char| c.is_ascii_digit()) {
+        unit = format!("-{unit}");
+    }
+    let delta = offset_seconds(&unit)?;
+    let Some(first) = list.first() else {
+        return Ok(Value::List(Vec::new()));
+    };
+    if to.saturating_sub(from) > 1000 {
+        return input("timeStack: at most 1000 shifts");
+    }
+    let Some(node) = call.args.first() else {
+        return input("timeStack: missing seriesList");
+    };
+    let mut out = Vec::new();
+    for shift in from..to {
+        let moved = Context {
+            start: ctx.start + delta * shift,
+            end: ctx.end + delta * shift,
+            ..*ctx
+        };
+        for mut s in super::evaluate_target(node, &moved)? {
+            s.tags.insert("timeShiftUnit".into(), unit.clone());
+            s.tags.insert("timeShift".into(), shift.to_string());
+            s.rename(format!("timeShift({}, {unit}, {shift})", s.name));
+            s.start = first.start;
+            s.end = first.end;
+            out.push(s);
+        }
+    }
+    Ok(Value::List(out))
+}
+
+fn hitcount(a: &mut Args, ctx: &Context, call: &Call) -> Result<Value> {
+    let mut list = a.series(0, "seriesList")?;
+    let text = a.string(1, "intervalString")?;
+    let align = a.boolean(2, "alignToInterval", false)?;
+    let interval = offset_seconds(&text)?.abs();
+    if interval == 0 {
+        return input("hitcount: the interval must not be 0");
+    }
+    if align {
+        // The request's start moved back to the whole day, hour or minute.
+        let unit = [86400, 3600, 60]
+            .into_iter()
+            .find(|u| interval >= *u)
+            .unwrap_or(1);
+        let moved = Context {
+            start: ctx.start - ctx.start.rem_euclid(unit),
+            ..*ctx
+        };
+        let Some(node) = call.args.first() else {
+            return input("hitcount: missing seriesList");
+        };
+        list = super::evaluate_target(node, &moved)?;
+        for s in &mut list {
+            let count = (s.end - s.start).div_euclid(interval);
+            s.end = s.start + count * interval + interval;
+        }
+    }
+    let mut out = Vec::new();
+    for mut s in list {
+        let step = s.step;
+        let buckets_n = ((s.end - s.start) as f64 / interval as f64).ceil().max(0.0) as usize;
+        if buckets_n > 10_000_000 {
+            return input("hitcount: too many intervals");
+        }
+        let mut buckets: Vec<Vec<f64>> = vec![Vec::new(); buckets_n];
+        let new_start = s.end - buckets_n as i64 * interval;
+        for (i, v) in s.points().into_iter().enumerate() {
+            let Some(v) = v else { continue };
+            let start_time = s.start + i as i64 * step;
+            let (start_bucket, start_mod) = (
+                (start_time - new_start).div_euclid(interval),
+                (start_time - new_start).rem_euclid(interval),
+            );
+            let end_time = start_time + step;
+            let (mut end_bucket, mut end_mod) = (
+                (end_time - new_start).div_euclid(interval),
+                (end_time - new_start).rem_euclid(interval),
+            );
+            if end_bucket >= buckets_n as i64 {
+                end_bucket = buckets_n as i64 - 1;
+                end_mod = interval;
+            }
+            let mut put = |b: i64, x: f64| {
+                if b >= 0 && (b as usize) < buckets.len() {
+                    buckets[b as usize].push(x);
+                }
+            };
+            if start_bucket == end_bucket {
+                put(start_bucket, v * (end_mod - start_mod) as f64);
+            } else {
+                put(start_bucket, v * (interval - start_mod) as f64);
+                for j in start_bucket + 1..end_bucket {
+                    put(j, v * interval as f64);
+                }
+                if end_mod > 0 {
+                    put(end_bucket, v * end_mod as f64);
+                }
+            }
+        }
+        let values = buckets
+            .iter()
+            .map(|b| (!b.is_empty()).then(|| b.iter().fold(0.0, |acc, x| acc + x)))
+            .collect();
+        s.tags.insert("hitcount".into(), text.clone());
+        let name = format!(
+            "hitcount({}, \"{text}\"{})",
+            s.name,
+            if align { ", true" } else { "" }
+        );
+        let mut n = s.derive(name, values);
+        n.start = new_start;
+        n.step = interval;
+        out.push(n);
+    }
+    Ok(Value::List(out))
 }
