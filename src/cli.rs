@@ -808,7 +808,8 @@ fn server(arg: &ConfigArg) -> i32 {
     let Some(rt) = runtime() else {
         return EXIT_FAILED;
     };
-    let result = rt.block_on(run_server(arg.clone(), statsd, carbon, web));
+    let state_dir = cfg.state_dir.clone();
+    let result = rt.block_on(run_server(arg.clone(), statsd, carbon, web, state_dir));
     match result {
         Ok(()) => 0,
         Err(e) => {
@@ -875,6 +876,7 @@ async fn run_server(
     statsd: Option<crate::server::statsd::StatsdServerConfig>,
     carbon: Option<crate::server::carbon::CarbonServerConfig>,
     web: Option<crate::server::web::WebServerConfig>,
+    state_dir: std::path::PathBuf,
 ) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     // Installed before the receivers start: SIGHUP's default would end the process.
@@ -906,7 +908,7 @@ async fn run_server(
     let web_running = web.clone();
     let mut web = web.map(|c| {
         Receiver::start(move |stop, _reloads: tokio::sync::mpsc::Receiver<()>| {
-            crate::server::web::run(c, storage_dir, shared, stopped(stop))
+            crate::server::web::run(c, storage_dir, state_dir, shared, stopped(stop))
         })
     });
     let mut statsd = statsd.map(|c| {

@@ -964,3 +964,76 @@ fn functions_are_described_as_graphite_web_describes_them() {
     assert_eq!(http(port, "GET", "/functions/noSuch", &[]).0, 404);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Events (Grafana's annotations) posted to both servers, then listed by
+/// time and tags as graphite-web lists them.
+#[test]
+fn events_match_graphite_web() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let whisper = dir.path().join("whisper");
+    std::fs::create_dir_all(&whisper).expect("mkdir");
+    let mut gw = GraphiteWeb::start(&whisper);
+    let (_server, port) = start_carbyne(dir.path(), &whisper, "");
+    let now = common::now();
+    let events = [
+        format!(
+            r#"{{"what": "deploy web", "tags": ["deploy", "web"], "when": {}, "data": "v1.2"}}"#,
+            now - 7200
+        ),
+        format!(
+            r#"{{"what": "restart db", "tags": "db restart", "when": {}}}"#,
+            now - 3600
+        ),
+        format!(
+            r#"{{"what": "deploy db", "tags": ["deploy", "db", "deploy"], "when": {}}}"#,
+            now - 1800
+        ),
+        format!(
+            r#"{{"what": "note", "when": {}, "data": "no tags"}}"#,
+            now - 600
+        ),
+    ];
+    for e in &events {
+        let a = gw.ask(&serde_json::json!({"path": "/events/", "json": e}));
+        assert_eq!(a["status"], 200, "graphite-web took {e}");
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        write!(
+            s,
+            "POST /events/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{e}",
+            e.len()
+        )
+        .expect("post");
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut s, &mut answer).expect("answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let mut failures = Vec::new();
+    for params in [
+        vec![],
+        vec![("from", "-1h")],
+        vec![("from", "-3h"), ("until", "-45min")],
+        vec![("tags", "deploy")],
+        vec![("tags", "deploy db")],
+        vec![("tags", "deploy db"), ("set", "union")],
+        vec![("tags", "deploy db"), ("set", "intersection")],
+        vec![("tags", "nosuch")],
+    ] {
+        let params = p(&params);
+        let (gs, gb) = gw.request("GET", "/events/get_data", &params);
+        let (cs, cb) = http(port, "GET", "/events/get_data", &params);
+        let g: Value = serde_json::from_slice(&gb).unwrap_or(Value::Null);
+        let mut c: Value = serde_json::from_slice(&cb).unwrap_or(Value::Null);
+        // ids are each database's own.
+        if let (Some(ca), Some(ga)) = (c.as_array_mut(), g.as_array()) {
+            for (x, y) in ca.iter_mut().zip(ga) {
+                x["id"] = y["id"].clone();
+            }
+        }
+        if gs != cs {
+            failures.push(format!("{params:?}: status {cs}, graphite-web {gs}"));
+        } else if let Err(e) = same(&c, &g, "") {
+            failures.push(format!("{params:?}: {e}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

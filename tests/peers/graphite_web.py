@@ -7,6 +7,7 @@ Runs graphite-web through Django's test client with a local_settings.py
 pointing at WHISPER_DIR (and at CARBONLINK_HOST, host:port:instance, for
 cached points). Reads one request per line on stdin, as JSON:
   {"method": "GET" or "POST", "path": "/render", "params": [[key, value], ...]}
+(or {"path": ..., "json": "<text>"}: a POST of that JSON body)
 and writes one answer per line on stdout:
   {"status": 200, "content_type": "...", "body": "<base64>"}
 A line {"functions": true} is answered {"json": {name: {"group", "params"}}},
@@ -96,7 +97,9 @@ def main():
             continue
         query = urlencode([tuple(p) for p in req.get("params", [])])
         try:
-            if req.get("method", "GET") == "POST":
+            if "json" in req:
+                r = client.post(req["path"], req["json"], content_type="application/json")
+            elif req.get("method", "GET") == "POST":
                 r = client.post(req["path"], query, content_type="application/x-www-form-urlencoded")
             else:
                 r = client.get(req["path"] + ("?" + query if query else ""))

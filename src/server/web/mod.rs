@@ -11,6 +11,7 @@
 
 pub mod attime;
 pub mod carbonlink;
+pub mod events;
 pub mod finder;
 pub mod functions;
 pub mod grammar;
@@ -122,6 +123,7 @@ impl WebServerConfig {
 struct App {
     cfg: WebServerConfig,
     storage: Storage,
+    events: events::Events,
     slots: tokio::sync::Semaphore,
 }
 
@@ -131,6 +133,7 @@ struct App {
 pub async fn run(
     cfg: WebServerConfig,
     storage_dir: PathBuf,
+    state_dir: PathBuf,
     carbon: Option<crate::server::carbon::Published>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -155,7 +158,10 @@ pub async fn run(
                 .map_err(std::io::Error::other)?,
         )
     };
+    let events =
+        events::Events::open(&state_dir.join("web-events.db")).map_err(std::io::Error::other)?;
     let app = Arc::new(App {
+        events,
         slots: tokio::sync::Semaphore::new(cfg.max_concurrent_requests),
         storage: Storage {
             root,
@@ -175,6 +181,10 @@ pub async fn run(
         .route("/metrics/expand", get(expand).post(expand))
         .route("/metrics/expand/", get(expand).post(expand))
         .route("/metrics/index.json", get(index).post(index))
+        .route("/events", axum::routing::post(post_event))
+        .route("/events/", axum::routing::post(post_event))
+        .route("/events/get_data", get(get_events).post(get_events))
+        .route("/events/get_data/", get(get_events).post(get_events))
         .route("/functions", get(functions_list))
         .route("/functions/", get(functions_list))
         .route("/functions/{name}", get(function_one))
@@ -253,6 +263,55 @@ async fn version() -> Response {
     // The graphite-web release whose API this serves (Grafana reads it to
     // choose the functions it offers).
     ([(header::CONTENT_TYPE, "text/plain")], "1.1.10").into_response()
+}
+
+/// `POST /events/`: one event, as JSON.
+async fn post_event(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    limited(&app, move |app| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        match app.events.add(&body, now) {
+            Ok(()) => StatusCode::OK.into_response(),
+            Err(e) => error(StatusCode::BAD_REQUEST, &e),
+        }
+    })
+    .await
+}
+
+/// `GET /events/get_data`: events by time (`from`, `until`) and `tags`.
+async fn get_events(
+    State(app): State<Arc<App>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::new(q, &headers, &body);
+    limited(&app, move |app| {
+        let wall = crate::whisper::unix_now();
+        let at = |key: &str, default: i64| match p.get(key) {
+            Some(v) => attime::parse(v, chrono_tz::Tz::UTC, wall)
+                .map_err(|e| format!("Invalid value for {key}: {e}")),
+            None => Ok(default),
+        };
+        let (from, until) = match (at("from", 0), at("until", wall)) {
+            (Ok(f), Ok(u)) => (f, u),
+            (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, &e),
+        };
+        let tags: Option<Vec<String>> = p
+            .get("tags")
+            .map(|t| t.split(' ').map(str::to_string).collect());
+        match app.events.find(
+            from as f64,
+            until as f64 + 0.999_999,
+            tags.as_deref(),
+            p.get("set"),
+        ) {
+            Ok(list) => json_response(&p, &serde_json::Value::Array(list)),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        }
+    })
+    .await
 }
 
 /// graphite-web's `/functions`: every function carbyne evaluates, with its
