@@ -135,24 +135,37 @@ fn graphite_web(dir: &Path, root: &Path) -> Option<(Server, u16)> {
     Some((Server(child), port))
 }
 
-/// One GET; its status.
+/// One GET; its status (and, when not 200, what it said on stderr).
 fn get(port: u16, path_and_query: &str) -> u16 {
+    let (status, body) = get_body(port, path_and_query);
+    if status != 200 {
+        eprintln!(
+            "{status} from port {port}: {}",
+            body.chars().take(300).collect::<String>()
+        );
+    }
+    status
+}
+
+fn get_body(port: u16, path_and_query: &str) -> (u16, String) {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return 0;
+        return (0, String::new());
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(120)));
     let req =
         format!("GET {path_and_query} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     if s.write_all(req.as_bytes()).is_err() {
-        return 0;
+        return (0, String::new());
     }
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    String::from_utf8_lossy(&raw[..raw.len().min(20)])
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    (status, text)
 }
 
 /// `clients` threads asking `url` for `secs`: (requests/s, p50, p99).
@@ -260,7 +273,15 @@ fn main() {
     } else {
         None
     };
+    // `cargo bench --bench web -- d`: only the requests whose label holds "(d)".
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     for (what, url) in &cases {
+        if !only.is_empty() && !only.iter().any(|o| what.contains(&format!("({o})"))) {
+            continue;
+        }
         let url = if full {
             url.clone()
         } else {

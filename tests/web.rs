@@ -1037,3 +1037,212 @@ fn events_match_graphite_web() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Tagged series, stored where carbon stores them and registered as
+/// carbon's ENABLE_TAGS registers them (`/tags/tagMultiSeries`): the tag
+/// endpoints and `seriesByTag` renders answer as graphite-web's.
+#[test]
+fn tags_and_series_by_tag_match_graphite_web() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let whisper = dir.path().join("whisper");
+    let names = [
+        "cpu.user;host=web1;dc=eu",
+        "cpu.user;host=web2;dc=us",
+        "cpu.user;host=db1;dc=eu;role=db",
+        "cpu.system;host=web1;dc=eu",
+        "mem.free;host=web1",
+        "disk.used;host=db1;dc=eu;dev=sda",
+    ];
+    // Files at carbon's hashed paths, with points.
+    let script = r#"
+import hashlib, os, sys, time, whisper
+root = sys.argv[1]
+now = int(time.time())
+for i, n in enumerate(sys.argv[2:]):
+    parts = n.split(';')
+    norm = ';'.join([parts[0]] + sorted(parts[1:]))
+    h = hashlib.sha256(norm.encode()).hexdigest()
+    p = os.path.join(root, '_tagged', h[0:3], h[3:6], h + '.wsp')
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    whisper.create(p, [(60, 1440)])
+    whisper.update_many(p, [(now - 60 * k, float(i * 100 + k)) for k in range(0, 300, 3)])
+print(now)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&whisper)
+        .args(names)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let now = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut gw = GraphiteWeb::start(&whisper);
+    let (_server, port) = start_carbyne(dir.path(), &whisper, "");
+    let register: Vec<(String, String)> = names
+        .iter()
+        .map(|n| ("path".to_string(), n.to_string()))
+        .collect();
+    let (gs, gb) = gw.request("POST", "/tags/tagMultiSeries", &register);
+    let (cs, cb) = http(port, "POST", "/tags/tagMultiSeries", &register);
+    assert_eq!((cs, gs), (200, 200));
+    let (g, c): (Value, Value) = (
+        serde_json::from_slice(&gb).expect("json"),
+        serde_json::from_slice(&cb).expect("json"),
+    );
+    same(&c, &g, "tagMultiSeries").unwrap_or_else(|e| panic!("{e}"));
+    let (cs, cb) = http(
+        port,
+        "POST",
+        "/tags/tagSeries",
+        &p(&[("path", "net.rx;host=web9")]),
+    );
+    assert_eq!(cs, 200);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&cb).expect("json"),
+        "net.rx;host=web9"
+    );
+    http(
+        port,
+        "POST",
+        "/tags/delSeries",
+        &p(&[("path", "net.rx;host=web9")]),
+    );
+    let mut failures = Vec::new();
+    let mut compare =
+        |gw: &mut GraphiteWeb, method: &str, path: &str, params: Vec<(String, String)>| {
+            let (gs, gb) = gw.request(method, path, &params);
+            let (cs, cb) = http(port, method, path, &params);
+            let what = format!("{path} {params:?}");
+            if gs != cs {
+                failures.push(format!(
+                    "{what}: status {cs}, graphite-web {gs}: {}",
+                    String::from_utf8_lossy(&gb)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                ));
+                return;
+            }
+            // graphite-web's SQL tag database adds its row ids ("id"), which
+            // are its own; the rest must be the same.
+            fn no_ids(v: &mut Value) {
+                match v {
+                    Value::Object(o) => {
+                        o.remove("id");
+                        o.values_mut().for_each(no_ids);
+                    }
+                    Value::Array(a) => a.iter_mut().for_each(no_ids),
+                    _ => {}
+                }
+            }
+            let mut g: Value = serde_json::from_slice(&gb).unwrap_or(Value::Null);
+            no_ids(&mut g);
+            let c: Value = serde_json::from_slice(&cb).unwrap_or(Value::Null);
+            if let Err(e) = same(&c, &g, "") {
+                failures.push(format!("{what}: {e}"));
+            }
+        };
+    for (path, params) in [
+        ("/tags", vec![]),
+        ("/tags", vec![("filter", "^d")]),
+        ("/tags/host", vec![]),
+        ("/tags/dc", vec![("filter", "e")]),
+        ("/tags/findSeries", vec![("expr", "name=cpu.user")]),
+        (
+            "/tags/findSeries",
+            vec![("expr", "host=~web"), ("expr", "dc!=us")],
+        ),
+        (
+            "/tags/findSeries",
+            vec![("expr", "name=~cpu"), ("expr", "role!=~d")],
+        ),
+        ("/tags/autoComplete/tags", vec![]),
+        ("/tags/autoComplete/tags", vec![("tagPrefix", "d")]),
+        ("/tags/autoComplete/tags", vec![("expr", "name=cpu.user")]),
+        ("/tags/autoComplete/values", vec![("tag", "host")]),
+        (
+            "/tags/autoComplete/values",
+            vec![("tag", "host"), ("valuePrefix", "web")],
+        ),
+        (
+            "/tags/autoComplete/values",
+            vec![("tag", "dc"), ("expr", "name=cpu.user")],
+        ),
+    ] {
+        compare(&mut gw, "GET", path, p(&params));
+    }
+    for target in [
+        "seriesByTag('name=cpu.user')",
+        "seriesByTag('name=~cpu', 'dc=eu')",
+        "seriesByTag('host=web1')",
+        "sumSeries(seriesByTag('name=cpu.user'))",
+        "groupByTags(seriesByTag('name=cpu.user'), 'sum', 'dc')",
+        "aliasByTags(seriesByTag('name=cpu.user'), 'host', 'dc')",
+        "seriesByTag('name=nosuch')",
+    ] {
+        let params = p(&[
+            ("target", target),
+            ("format", "json"),
+            ("from", "-1h"),
+            ("now", &now),
+        ]);
+        compare(&mut gw, "GET", "/render", params);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A tagged series the carbon receiver stores is found by tag once its
+/// file is made (the receiver lists its name then), and read by seriesByTag.
+#[test]
+fn tagged_series_received_are_found_by_tag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let whisper = dir.path().join("whisper");
+    let line = free_port();
+    let extra = format!(
+        "[server.carbon]\nlisten = \"127.0.0.1:{line}\"\npickle_listen = \"\"\nudp = false\n\
+         cache_query_listen = \"\"\nstorage_dir = {whisper:?}\ncarbon_metric_interval = 0\n"
+    );
+    let (_server, port) = start_carbyne(dir.path(), &whisper, &extra);
+    wait_for_port(line);
+    let now = common::now();
+    send_lines(
+        line,
+        &[
+            format!("req.count;dc=eu;host=web1 5 {now}"),
+            format!("req.count;host=web2;dc=us 7 {now}"),
+        ],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let index = whisper.join("_tagged/.names");
+    while std::fs::read_to_string(&index).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the receiver did not list the tagged names"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (s, found) = http(port, "GET", "/tags/findSeries", &p(&[("expr", "dc=eu")]));
+    assert_eq!(
+        (s, serde_json::from_slice::<Value>(&found).expect("json")),
+        (200, serde_json::json!(["req.count;dc=eu;host=web1"]))
+    );
+    let params = p(&[
+        ("target", "seriesByTag('name=req.count')"),
+        ("format", "json"),
+        ("from", "-5min"),
+        ("now", &now.to_string()),
+    ]);
+    let (s, body) = http(port, "GET", "/render", &params);
+    assert_eq!(s, 200);
+    assert_eq!(
+        last_values(&body),
+        vec![
+            ("req.count;dc=eu;host=web1".to_string(), Some(5.0)),
+            ("req.count;dc=us;host=web2".to_string(), Some(7.0))
+        ]
+    );
+}

@@ -489,6 +489,13 @@ impl Cache {
         match created {
             Ok(()) => {
                 c.creates.fetch_add(1, Ordering::Relaxed);
+                if metric.contains(';') {
+                    if let Err(e) = names::record(&store.root, metric) {
+                        self.log_error(format_args!(
+                            "cannot list {metric} among the tagged names: {e}"
+                        ));
+                    }
+                }
                 log::debug!(
                     "created {metric} (schema {}, aggregation {})",
                     schema.name,

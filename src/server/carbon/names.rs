@@ -127,6 +127,28 @@ pub fn path(root: &Path, metric: &str) -> PathBuf {
     p
 }
 
+/// The file listing the tagged names stored under `root`: carbon names
+/// their files by a hash, so the names are kept here to be found again
+/// (graphite-web's tag queries, `seriesByTag`).
+pub fn index_file(root: &Path) -> PathBuf {
+    root.join("_tagged").join(".names")
+}
+
+/// Adds `name` (normalized) to the index file of `root`; one line, one
+/// append (atomic for lines this short).
+pub fn record(root: &Path, name: &str) -> std::io::Result<()> {
+    let file = index_file(root);
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)?;
+    f.write_all(format!("{name}\n").as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,8 @@ pub struct Storage {
     pub carbon: Option<Arc<crate::server::carbon::cache::Store>>,
     /// carbon-cache daemons asked for their cached points (`carbonlink_hosts`).
     pub carbonlink: Option<super::carbonlink::CarbonLink>,
+    /// The tagged names stored (`seriesByTag`, `/tags`).
+    pub tags: super::tags::TagIndex,
 }
 
 impl Storage {
@@ -254,6 +256,31 @@ impl Source for Reader<'_> {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out.dedup_by(|a, b| a.name == b.name);
+        Ok(out)
+    }
+
+    fn fetch_tagged(&self, exprs: &[String], raw: &str, ctx: &Context) -> Result<Vec<Series>> {
+        let exprs: Vec<&str> = exprs.iter().map(String::as_str).collect();
+        let names = self.storage.tags.find(&exprs).map_err(RenderError::Input)?;
+        if names.len() > self.max_series {
+            return Err(RenderError::TooLarge(format!(
+                "{raw} selects more than max_series_per_request ({}) series",
+                self.max_series
+            )));
+        }
+        let mut out = Vec::new();
+        for name in names {
+            let file = crate::server::carbon::names::path(&self.storage.root, &name);
+            let node = Node {
+                file: file.is_file().then_some(file),
+                path: name,
+                is_leaf: true,
+            };
+            if let Some(mut s) = self.read(&node, ctx)? {
+                s.path_expression = raw.to_string();
+                out.push(s);
+            }
+        }
         Ok(out)
     }
 }

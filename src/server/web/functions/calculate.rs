@@ -144,11 +144,8 @@ fn moving(
             let offset = super::transform::offset_seconds(s)?;
             (offset.abs(), Some(s.clone()))
         }
-        Some(Value::Int(n)) => (list.iter().map(|s| s.step).max().unwrap_or(1) * n, None),
-        Some(Value::Float(f)) => (
-            list.iter().map(|s| s.step).max().unwrap_or(1) * (*f as i64),
-            None,
-        ),
+        Some(Value::Int(n)) => (max_step(&list).saturating_mul(*n), None),
+        Some(Value::Float(f)) => (max_step(&list).saturating_mul(*f as i64), None),
         _ => {
             return input(format!(
                 "moving{}: windowSize must be a number or a time string",
@@ -156,8 +153,9 @@ fn moving(
             ))
         }
     };
-    if preview < 0 {
-        return input("windowSize must not be negative");
+    // A window longer than ten years reads nothing any archive keeps.
+    if !(0..=10 * 365 * 86400).contains(&preview) {
+        return input("windowSize must be between 0 and ten years");
     }
     let earlier = Context {
         start: ctx.start - preview,
@@ -208,6 +206,10 @@ fn moving(
         out.push(n);
     }
     Ok(Value::List(out))
+}
+
+fn max_step(list: &[crate::server::web::series::Series]) -> i64 {
+    list.iter().map(|s| s.step).max().unwrap_or(1)
 }
 
 fn unreachable_window<T>() -> Result<T> {

@@ -1578,6 +1578,17 @@ pub const CATALOG: &[(&str, &str, &[P])] = &[
         }],
     ),
     (
+        "seriesByTag",
+        "Special",
+        &[P {
+            name: "tagExpressions",
+            kind: "string",
+            required: true,
+            default: None,
+            multiple: true,
+        }],
+    ),
+    (
         "sortByMaxima",
         "Sorting",
         &[P {

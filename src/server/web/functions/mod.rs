@@ -37,6 +37,12 @@ fn input<T>(msg: impl Into<String>) -> Result<T> {
 /// Where series come from: the whisper files (and the carbon cache).
 pub trait Source: Sync {
     fn fetch(&self, pattern: &str, ctx: &Context) -> Result<Vec<Series>>;
+
+    /// The tagged series `seriesByTag(exprs...)` (written `raw`) selects.
+    fn fetch_tagged(&self, exprs: &[String], raw: &str, ctx: &Context) -> Result<Vec<Series>> {
+        let _ = (exprs, raw, ctx);
+        Ok(Vec::new())
+    }
 }
 
 /// A render's time range and settings (graphite-web's `requestContext`).
@@ -88,6 +94,20 @@ pub fn evaluate(node: &Node, ctx: &Context) -> Result<Value> {
         Node::Str(s) => Value::Str(s.clone()),
         Node::Bool(b) => Value::Bool(*b),
         Node::None => Value::None,
+        Node::Call(call) if call.name == "seriesByTag" => {
+            let exprs = call
+                .args
+                .iter()
+                .map(|a| match a {
+                    Node::Str(s) => Ok(s.clone()),
+                    _ => input("seriesByTag: each argument must be a quoted tag expression"),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if exprs.is_empty() {
+                return input("seriesByTag: at least one tag expression");
+            }
+            Value::List(ctx.source.fetch_tagged(&exprs, &call.raw, ctx)?)
+        }
         Node::Call(call) => {
             let Some(f) = lookup(&call.name) else {
                 return input(format!(
@@ -140,6 +160,7 @@ pub fn names() -> Vec<&'static str> {
         sort::NAMES,
         alias::NAMES,
         graph::NAMES,
+        &["seriesByTag"],
     ]
     .concat();
     all.sort_unstable();
@@ -358,13 +379,22 @@ fn gcd(a: i64, b: i64) -> i64 {
     }
 }
 
+/// The least common multiple of two steps; past a year (steps a
+/// summarize or hitcount made far apart) the larger step.
 fn lcm(a: i64, b: i64) -> i64 {
     if a == b {
         return a;
     }
     let (a, b) = if a < b { (b, a) } else { (a, b) };
-    a / gcd(a, b) * b
+    (a / gcd(a, b).max(1))
+        .checked_mul(b)
+        .filter(|l| *l <= 366 * 86400)
+        .unwrap_or(a)
 }
+
+/// Points one function may make for one series (summarize, hitcount): a
+/// bound on the memory a target can ask for, whatever its arguments.
+pub const MAX_POINTS_MADE: usize = 1_000_000;
 
 /// graphite-web's `normalize`: one list, consolidated to the least common
 /// multiple of the steps; `(series, start, end, step)`.
@@ -428,4 +458,65 @@ fn agg_func(name: &str) -> Option<Aggregation> {
 /// Tag values as graphite-web stores them (`str()` of the argument).
 fn tag_number(x: f64, was_int: bool) -> String {
     pyfmt::number(x, was_int)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two series whatever the pattern: 60 s with gaps, and 10 s.
+    struct Fixed;
+
+    impl Source for Fixed {
+        fn fetch(&self, pattern: &str, ctx: &Context) -> Result<Vec<Series>> {
+            let start = ctx.start - ctx.start.rem_euclid(60);
+            let a = (0..60).map(|i| (i % 7 != 3).then_some(i as f64)).collect();
+            let b = (0..360).map(|i| Some(i as f64 / 7.0)).collect();
+            Ok(vec![
+                Series::new(format!("{pattern}.a"), start, start + 3600, 60, a, 0.0),
+                Series::new("x.y".into(), start, start + 3600, 10, b, 0.0),
+            ])
+        }
+    }
+
+    #[test]
+    fn absurd_arguments_are_errors_or_answers_never_panics() {
+        let now = 1_800_000_000;
+        let ctx = Context {
+            start: now - 3600,
+            end: now,
+            now,
+            xff: 0.0,
+            source: &Fixed,
+        };
+        for target in [
+            "movingAverage(a, 9223372036854775807)",
+            "movingSum(a, -5)",
+            "movingMax(a, '999999999y')",
+            "timeStack(a, '1y', -9223372036854775807, 9223372036854775807)",
+            "timeStack(a, '1000y', 100000000, 100000005)",
+            "sumSeries(summarize(a, '9999999y'), a)",
+            "hitcount(a, '1s')",
+            "summarize(a, '1s')",
+            "delay(a, -9223372036854775807)",
+            "delay(a, 9223372036854775807)",
+            "limit(a, -9223372036854775807)",
+            "highest(a, 9223372036854775807)",
+            "asPercent(a, 0)",
+            "divideSeries(a, x)",
+            "groupByNode(a, 9223372036854775807, 'sum')",
+            "aliasByNode(a, -9223372036854775807)",
+            "applyByNode(a, 9223372036854775807, '%')",
+            "applyByNode(a, 0, 'applyByNode(%, 0, \"%\")')",
+            "legendValue(a)",
+            "cactiStyle(a, 'si', 'B')",
+            "scale(a, 1e308)|scale(1e308)|integral()",
+            "removeAbovePercentile(a, -1)",
+            "keepLastValue(a, -1)",
+            "constantLine(inf)",
+        ] {
+            let node = crate::server::web::grammar::parse(target).expect(target);
+            let _ = evaluate_target(&node, &ctx);
+        }
+    }
 }

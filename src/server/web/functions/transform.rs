@@ -520,7 +520,7 @@ fn summarize(a: &mut Args, _: &Context, _: &Call) -> Result<Value> {
             let ok = non_null > 0 && non_null as f64 / per_interval >= s.xff;
             values.push(if ok { f(&points[first..i]) } else { None });
             t += interval;
-            if values.len() > 10_000_000 {
+            if values.len() > super::MAX_POINTS_MADE {
                 return input("summarize: too many intervals");
             }
         }
@@ -607,9 +607,12 @@ fn time_stack(a: &mut Args, ctx: &Context, call: &Call) -> Result<Value> {
     };
     let mut out = Vec::new();
     for shift in from..to {
+        let Some(by) = delta.checked_mul(shift).filter(|b| b.abs() < 1 << 40) else {
+            return input("timeStack: the shift is out of range");
+        };
         let moved = Context {
-            start: ctx.start + delta * shift,
-            end: ctx.end + delta * shift,
+            start: ctx.start + by,
+            end: ctx.end + by,
             ..*ctx
         };
         for mut s in super::evaluate_target(node, &moved)? {
@@ -655,7 +658,7 @@ fn hitcount(a: &mut Args, ctx: &Context, call: &Call) -> Result<Value> {
     for mut s in list {
         let step = s.step;
         let buckets_n = ((s.end - s.start) as f64 / interval as f64).ceil().max(0.0) as usize;
-        if buckets_n > 10_000_000 {
+        if buckets_n > super::MAX_POINTS_MADE {
             return input("hitcount: too many intervals");
         }
         let mut buckets: Vec<Vec<f64>> = vec![Vec::new(); buckets_n];
