@@ -45,6 +45,20 @@ pub fn repr(x: f64) -> String {
     format!("{sign}{body}")
 }
 
+/// [`repr`] written onto `out` (no allocation in the common range).
+pub fn repr_into(out: &mut String, x: f64) {
+    use std::fmt::Write;
+    if x != 0.0 && (1e-4..1e16).contains(&x.abs()) {
+        let at = out.len();
+        let _ = write!(out, "{x}");
+        if !out[at..].contains('.') {
+            out.push_str(".0");
+        }
+    } else {
+        out.push_str(&repr(x));
+    }
+}
+
 /// Python's `%g`: six significant digits, trailing zeros dropped.
 pub fn g(x: f64) -> String {
     general(x, 6)
@@ -130,6 +144,11 @@ mod tests {
             assert_eq!(g(x), want, "{x}");
         }
         assert_eq!(number(3.0, true), "3");
+        for x in [1.0, 0.1, 1e-5, 1e16, 123456.789, -3.25, 0.0, 1e300] {
+            let mut s = String::from("[");
+            repr_into(&mut s, x);
+            assert_eq!(s, format!("[{}", repr(x)));
+        }
         assert_eq!(number(3.0, false), "3.0");
     }
 }

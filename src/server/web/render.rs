@@ -2,6 +2,8 @@
 //! `maxDataPoints` consolidation and `noNullPoints`), csv, raw and pickle
 //! (what graphite-web cluster peers ask for with `local=1`).
 
+use std::fmt::Write;
+
 use chrono::{DateTime, TimeZone};
 use chrono_tz::Tz;
 
@@ -16,7 +18,7 @@ fn json_number(v: Option<f64>, out: &mut String) {
         None => out.push_str("null"),
         Some(x) if x.is_nan() => out.push_str("null"),
         Some(x) if x.is_infinite() => out.push_str(if x > 0.0 { "1e9999" } else { "-1e9999" }),
-        Some(x) => out.push_str(&pyfmt::repr(x)),
+        Some(x) => pyfmt::repr_into(out, x),
     }
 }
 
@@ -90,9 +92,7 @@ pub fn json(series: &[Series], no_null_points: bool) -> String {
             }
             out.push('[');
             json_number(*v, &mut out);
-            out.push_str(", ");
-            out.push_str(&t.to_string());
-            out.push(']');
+            let _ = write!(out, ", {t}]");
         }
         out.push_str("]}");
     }

@@ -95,9 +95,20 @@ pub fn aggregate(
     };
     let xff = xff.unwrap_or(ctx.xff);
     let name = format!("{short}Series({})", path_expressions(&all));
-    let values = rows(&all)
-        .iter()
-        .map(|row| if xff_ok(row, xff) { f(row) } else { None })
+    // Row by row through one buffer (`zip_longest` of the consolidated values).
+    let cols: Vec<Vec<Option<f64>>> = all.iter().map(Series::points).collect();
+    let n = cols.iter().map(Vec::len).max().unwrap_or(0);
+    let mut row = Vec::with_capacity(cols.len());
+    let values = (0..n)
+        .map(|i| {
+            row.clear();
+            row.extend(cols.iter().map(|c| c.get(i).copied().flatten()));
+            if xff_ok(&row, xff) {
+                f(&row)
+            } else {
+                None
+            }
+        })
         .collect();
     let mut tags: Tags = all[0].tags.clone();
     for s in &all[1..] {
@@ -136,11 +147,15 @@ fn count_series(args: &mut Args, ctx: &Context, _: &Call) -> Result<Value> {
 /// Groups series by key in first-seen order.
 fn group_by<F: Fn(&Series) -> String>(list: Vec<Series>, key: F) -> Vec<(String, Vec<Series>)> {
     let mut groups: Vec<(String, Vec<Series>)> = Vec::new();
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for s in list {
         let k = key(&s);
-        match groups.iter_mut().find(|(g, _)| *g == k) {
-            Some((_, v)) => v.push(s),
-            None => groups.push((k, vec![s])),
+        match at.get(&k) {
+            Some(&i) => groups[i].1.push(s),
+            None => {
+                at.insert(k.clone(), groups.len());
+                groups.push((k, vec![s]));
+            }
         }
     }
     groups
