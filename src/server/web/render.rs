@@ -112,7 +112,7 @@ pub fn raw(series: &[Series]) -> String {
     let mut out = String::new();
     for s in series {
         out.push_str(&format!("{},{},{},{}|", s.name, s.start, s.end, s.step));
-        let vals: Vec<String> = s.points().into_iter().map(py_value).collect();
+        let vals: Vec<String> = s.view().iter().copied().map(py_value).collect();
         out.push_str(&vals.join(","));
         out.push('\n');
     }
@@ -131,7 +131,7 @@ fn csv_field(s: &str) -> String {
 pub fn csv(series: &[Series], tz: Tz) -> String {
     let mut out = String::new();
     for s in series {
-        for (i, v) in s.points().into_iter().enumerate() {
+        for (i, &v) in s.view().iter().enumerate() {
             let t = s.start + i as i64 * s.step;
             let when = DateTime::from_timestamp(t, 0)
                 .map(|d| {
@@ -163,7 +163,7 @@ pub fn pickle(series: &[Series]) -> Vec<u8> {
         p.int(s.step);
         p.string("values");
         p.list_start();
-        for v in s.points() {
+        for &v in s.view().iter() {
             match v {
                 Some(x) => p.float(x),
                 None => p.none(),

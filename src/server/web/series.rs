@@ -110,6 +110,16 @@ impl Series {
             .collect()
     }
 
+    /// The values as iterated, borrowed when there is nothing to
+    /// consolidate (the common case: no copy of a day of points).
+    pub fn view(&self) -> std::borrow::Cow<'_, [Option<f64>]> {
+        if self.values_per_point <= 1 {
+            std::borrow::Cow::Borrowed(&self.values)
+        } else {
+            std::borrow::Cow::Owned(self.points())
+        }
+    }
+
     /// Consolidated length.
     pub fn len(&self) -> usize {
         self.values.len().div_ceil(self.values_per_point.max(1))
@@ -122,10 +132,10 @@ impl Series {
     /// `(value, timestamp)` pairs as graphite-web's `datapoints()`.
     pub fn datapoints(&self) -> Vec<(Option<f64>, i64)> {
         let step = self.step * self.values_per_point.max(1) as i64;
-        let points = self.points();
+        let points = self.view();
         let mut out = Vec::with_capacity(points.len());
         let mut t = self.start;
-        for v in points {
+        for &v in points.iter() {
             if t > self.end {
                 break;
             }

@@ -166,7 +166,7 @@ fn legend_value(
     for t in &types {
         let f = super::agg_func(t.strip_suffix("Series").unwrap_or(t));
         for s in &mut list {
-            let value = f.map(|f| f(&s.points()));
+            let value = f.map(|f| f(&s.view()));
             match &system {
                 None => {
                     let shown = if f.is_some() {
@@ -221,7 +221,7 @@ fn cacti_style(
     let width = |f: fn(&[Option<f64>]) -> Option<f64>| {
         list.iter()
             .map(|s| {
-                fmt(f(&s.points()).filter(|v| *v != 0.0).unwrap_or(3.0).trunc())
+                fmt(f(&s.view()).filter(|v| *v != 0.0).unwrap_or(3.0).trunc())
                     .chars()
                     .count()
             })

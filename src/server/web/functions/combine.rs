@@ -96,8 +96,8 @@ pub fn aggregate(
     let xff = xff.unwrap_or(ctx.xff);
     let name = format!("{short}Series({})", path_expressions(&all));
     // Row by row through one buffer (`zip_longest` of the consolidated values).
-    let cols: Vec<Vec<Option<f64>>> = all.iter().map(Series::points).collect();
-    let n = cols.iter().map(Vec::len).max().unwrap_or(0);
+    let cols: Vec<std::borrow::Cow<[Option<f64>]>> = all.iter().map(Series::view).collect();
+    let n = cols.iter().map(|c| c.len()).max().unwrap_or(0);
     let mut row = Vec::with_capacity(cols.len());
     let values = (0..n)
         .map(|i| {

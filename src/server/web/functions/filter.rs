@@ -90,7 +90,7 @@ fn py_index(n: i64, len: usize) -> usize {
 }
 
 fn summary(s: &Series, func: &str) -> Option<f64> {
-    agg_func(func).and_then(|f| f(&s.points()))
+    agg_func(func).and_then(|f| f(&s.view()))
 }
 
 fn ranked_n(a: &mut Args, func: &str, highest: bool) -> Result<Value> {

@@ -415,8 +415,8 @@ fn normalize(lists: Vec<Vec<Series>>) -> Option<(Vec<Series>, i64, i64, i64)> {
 
 /// The rows of consolidated values, padded with None (`zip_longest`).
 fn rows(series: &[Series]) -> Vec<Vec<Option<f64>>> {
-    let cols: Vec<Vec<Option<f64>>> = series.iter().map(Series::points).collect();
-    let n = cols.iter().map(Vec::len).max().unwrap_or(0);
+    let cols: Vec<std::borrow::Cow<[Option<f64>]>> = series.iter().map(Series::view).collect();
+    let n = cols.iter().map(|c| c.len()).max().unwrap_or(0);
     (0..n)
         .map(|i| cols.iter().map(|c| c.get(i).copied().flatten()).collect())
         .collect()

@@ -27,7 +27,7 @@ pub fn lookup(name: &str) -> Option<super::Function> {
             let list = a.series(0, "seriesList")?;
             let mut kept: Vec<Series> = list
                 .into_iter()
-                .filter(|s| calculate::max(&s.points()).unwrap_or(0.0) > 0.0)
+                .filter(|s| calculate::max(&s.view()).unwrap_or(0.0) > 0.0)
                 .collect();
             sort_numbers(&mut kept, calculate::min, false);
             Ok(Value::List(kept))
@@ -47,7 +47,7 @@ fn by_summary(a: &mut Args, f: super::Aggregation, reverse: bool) -> Result<Valu
 fn sort_numbers(list: &mut Vec<Series>, f: super::Aggregation, reverse: bool) {
     let mut keyed: Vec<(f64, Series)> = list
         .drain(..)
-        .map(|s| (f(&s.points()).unwrap_or(f64::NEG_INFINITY), s))
+        .map(|s| (f(&s.view()).unwrap_or(f64::NEG_INFINITY), s))
         .collect();
     keyed.sort_by(|a, b| {
         let o = a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal);
