@@ -306,25 +306,32 @@ async fn get_events(
 ) -> Response {
     let p = Params::new(q, &headers, &body);
     limited(&app, move |app| {
-        let wall = crate::whisper::unix_now();
-        let at = |key: &str, default: i64| match p.get(key) {
-            Some(v) => attime::parse(v, chrono_tz::Tz::UTC, wall)
-                .map_err(|e| format!("Invalid value for {key}: {e}")),
-            None => Ok(default),
+        // Events keep fractions of seconds, and graphite-web's "now" has
+        // them: a time relative to now (it moves with it) gets the fraction.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let wall = now.trunc() as i64;
+        let at = |key: &str, default: f64| -> Result<f64, String> {
+            match p.get(key) {
+                Some(v) => {
+                    let t = attime::parse(v, chrono_tz::Tz::UTC, wall)
+                        .map_err(|e| format!("Invalid value for {key}: {e}"))?;
+                    let relative =
+                        attime::parse(v, chrono_tz::Tz::UTC, wall + 1).is_ok_and(|u| u != t);
+                    Ok(t as f64 + if relative { now.fract() } else { 0.0 })
+                }
+                None => Ok(default),
+            }
         };
-        let (from, until) = match (at("from", 0), at("until", wall)) {
+        let (from, until) = match (at("from", 0.0), at("until", now)) {
             (Ok(f), Ok(u)) => (f, u),
             (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, &e),
         };
         let tags: Option<Vec<String>> = p
             .get("tags")
             .map(|t| t.split(' ').map(str::to_string).collect());
-        match app.events.find(
-            from as f64,
-            until as f64 + 0.999_999,
-            tags.as_deref(),
-            p.get("set"),
-        ) {
+        match app.events.find(from, until, tags.as_deref(), p.get("set")) {
             Ok(list) => json_response(&p, &serde_json::Value::Array(list)),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
         }
@@ -612,12 +619,7 @@ async fn render(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = Params::new(q, &headers, &body);
-    limited(&app, move |app| match render_blocking(app, &p) {
-        Ok(r) => r,
-        Err(e) => render_error(e),
-    })
-    .await
+    answer(app, q, headers, body, render_blocking).await
 }
 
 fn render_blocking(app: &App, p: &Params) -> Result<Response, RenderError> {
@@ -737,17 +739,25 @@ fn find_error(e: finder::FindError) -> RenderError {
     }
 }
 
+/// A handler of parameters (query and form) answered within the limits.
+async fn answer(
+    app: Arc<App>,
+    q: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+    f: fn(&App, &Params) -> Result<Response, RenderError>,
+) -> Response {
+    let p = Params::new(q, &headers, &body);
+    limited(&app, move |app| f(app, &p).unwrap_or_else(render_error)).await
+}
+
 async fn find(
     State(app): State<Arc<App>>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = Params::new(q, &headers, &body);
-    limited(&app, move |app| {
-        find_blocking(app, &p).unwrap_or_else(render_error)
-    })
-    .await
+    answer(app, q, headers, body, find_blocking).await
 }
 
 fn find_blocking(app: &App, p: &Params) -> Result<Response, RenderError> {
@@ -959,11 +969,7 @@ async fn expand(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = Params::new(q, &headers, &body);
-    limited(&app, move |app| {
-        expand_blocking(app, &p).unwrap_or_else(render_error)
-    })
-    .await
+    answer(app, q, headers, body, expand_blocking).await
 }
 
 fn expand_blocking(app: &App, p: &Params) -> Result<Response, RenderError> {

@@ -4,18 +4,8 @@
 /// Python's `repr(float)`: the shortest text that reads back the same,
 /// in exponent form below 1e-4 and from 1e16 up (`1e-05`, `1e+16`, `2.0`).
 pub fn repr(x: f64) -> String {
-    if x.is_nan() {
-        return "nan".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if x == 0.0 {
-        return if x.is_sign_negative() {
-            "-0.0".into()
-        } else {
-            "0.0".into()
-        };
+    if let Some(s) = special(x, "0.0") {
+        return s;
     }
     // Shortest round-trip digits and exponent, from Rust's `{:e}`.
     let e = format!("{x:e}");
@@ -64,19 +54,27 @@ pub fn g(x: f64) -> String {
     general(x, 6)
 }
 
-fn general(x: f64, precision: usize) -> String {
+/// NaN, infinities and zeros as Python writes them (`zero`: "0.0" for
+/// repr, "0" for %g).
+fn special(x: f64, zero: &str) -> Option<String> {
     if x.is_nan() {
-        return "nan".into();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    if x == 0.0 {
-        return if x.is_sign_negative() {
-            "-0".into()
+        Some("nan".into())
+    } else if x.is_infinite() {
+        Some(if x > 0.0 { "inf" } else { "-inf" }.into())
+    } else if x == 0.0 {
+        Some(if x.is_sign_negative() {
+            format!("-{zero}")
         } else {
-            "0".into()
-        };
+            zero.to_string()
+        })
+    } else {
+        None
+    }
+}
+
+fn general(x: f64, precision: usize) -> String {
+    if let Some(s) = special(x, "0") {
+        return s;
     }
     let p = precision.max(1);
     let e = format!("{:.*e}", p - 1, x);

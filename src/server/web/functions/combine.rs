@@ -327,20 +327,19 @@ fn divide_series(args: &mut Args, ctx: &Context, _: &Call) -> Result<Value> {
             divisors.len()
         ));
     }
-    let mut out = Vec::new();
-    for d in &dividends {
-        let (a, b, start, end, step) = pair(d, &divisors[0]);
-        let name = format!("divideSeries({},{})", d.name, divisors[0].name);
-        out.push(Series::new(
-            name,
-            start,
-            end,
-            step,
-            zip_div(&a, &b, false),
-            ctx.xff,
-        ));
-    }
-    Ok(Value::List(out))
+    Ok(Value::List(
+        dividends
+            .iter()
+            .map(|d| quotient(d, &divisors[0], ctx))
+            .collect(),
+    ))
+}
+
+/// `divideSeries(a,b)`: a over b on their common step.
+fn quotient(a: &Series, b: &Series, ctx: &Context) -> Series {
+    let (x, y, start, end, step) = pair(a, b);
+    let name = format!("divideSeries({},{})", a.name, b.name);
+    Series::new(name, start, end, step, zip_div(&x, &y, false), ctx.xff)
 }
 
 fn divide_series_lists(args: &mut Args, ctx: &Context, _: &Call) -> Result<Value> {
@@ -349,20 +348,13 @@ fn divide_series_lists(args: &mut Args, ctx: &Context, _: &Call) -> Result<Value
     if dividends.len() != divisors.len() {
         return input("dividendSeriesList and divisorSeriesList argument must have equal length");
     }
-    let mut out = Vec::new();
-    for (d, v) in dividends.iter().zip(&divisors) {
-        let (a, b, start, end, step) = pair(d, v);
-        let name = format!("divideSeries({},{})", d.name, v.name);
-        out.push(Series::new(
-            name,
-            start,
-            end,
-            step,
-            zip_div(&a, &b, false),
-            ctx.xff,
-        ));
-    }
-    Ok(Value::List(out))
+    Ok(Value::List(
+        dividends
+            .iter()
+            .zip(&divisors)
+            .map(|(d, v)| quotient(d, v, ctx))
+            .collect(),
+    ))
 }
 
 fn sum_rows(list: &[Series]) -> Vec<Option<f64>> {
