@@ -1,0 +1,281 @@
+//! graphite-web's metrics app over HTTP: `/metrics/find`, `/metrics/expand`,
+//! `/metrics/index.json`.
+
+use super::*;
+
+pub(super) fn find_error(e: finder::FindError) -> RenderError {
+    match e {
+        finder::FindError::TooMany(n) => {
+            RenderError::TooLarge(format!("more than max_find_results ({n}) metrics match"))
+        }
+        e => RenderError::Input(e.to_string()),
+    }
+}
+
+pub(super) async fn find(
+    State(app): State<Arc<App>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(app, q, headers, body, find_blocking).await
+}
+
+pub(super) fn find_blocking(app: &App, p: &Params) -> Result<Response, RenderError> {
+    let format = p.get("format").unwrap_or("treejson");
+    let leaves_only = int_param(p, "leavesOnly", 0)? != 0;
+    let wildcards = int_param(p, "wildcards", 0)? != 0;
+    let automatic_variants = int_param(p, "automatic_variants", 0)? != 0;
+    let mut query = match p.get("query") {
+        None => {
+            return Err(RenderError::Input(
+                "Missing required parameter 'query'".into(),
+            ))
+        }
+        Some("") => {
+            return Err(RenderError::Input(
+                "Required parameter 'query' is empty".into(),
+            ))
+        }
+        Some(q) => q.to_string(),
+    };
+    let base = match query.rsplit_once('.') {
+        Some((head, _)) => format!("{head}."),
+        None => String::new(),
+    };
+    if format == "completer" {
+        query = query.replace("..", "*.");
+        if !query.ends_with('*') {
+            query.push('*');
+        }
+        if automatic_variants {
+            query = query
+                .split('.')
+                .map(|part| {
+                    if part.contains(',') && !part.contains('{') {
+                        format!("{{{part}}}")
+                    } else {
+                        part.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(".");
+        }
+    }
+    let mut nodes = app
+        .storage
+        .find(&query, app.cfg.max_find_results)
+        .map_err(find_error)?;
+    if leaves_only {
+        nodes.retain(|n| n.is_leaf);
+    }
+    // graphite-web sorts by the last segment only (stable).
+    nodes.sort_by(|a, b| a.name().cmp(b.name()));
+    let value = match format {
+        "treejson" => {
+            let mut out = Vec::new();
+            if nodes.len() > 1 && wildcards {
+                let any_branch = nodes.iter().any(|n| !n.is_leaf);
+                out.push(tree_node("*", &format!("{base}*"), !any_branch));
+            }
+            let mut seen = std::collections::HashSet::new();
+            let (mut branches, mut leaves) = (Vec::new(), Vec::new());
+            for n in &nodes {
+                if !seen.insert(n.name().to_string()) {
+                    continue;
+                }
+                let entry = tree_node(n.name(), &format!("{base}{}", n.name()), n.is_leaf);
+                if n.is_leaf {
+                    leaves.push(entry);
+                } else {
+                    branches.push(entry);
+                }
+            }
+            out.extend(branches);
+            out.extend(leaves);
+            serde_json::Value::Array(out)
+        }
+        "completer" => {
+            let mut results: Vec<serde_json::Value> = nodes
+                .iter()
+                .map(|n| {
+                    let path = if n.is_leaf { n.path.clone() } else { format!("{}.", n.path) };
+                    serde_json::json!({"path": path, "name": n.name(), "is_leaf": if n.is_leaf { "1" } else { "0" }})
+                })
+                .collect();
+            if results.len() > 1 && wildcards {
+                results.push(serde_json::json!({"name": "*"}));
+            }
+            serde_json::json!({ "metrics": results })
+        }
+        "json" => {
+            let mut out: Vec<serde_json::Value> = nodes
+                .iter()
+                .map(|n| {
+                    if n.is_leaf {
+                        serde_json::json!({"path": n.path, "is_leaf": true, "intervals": intervals(n)})
+                    } else {
+                        serde_json::json!({"path": n.path, "is_leaf": false})
+                    }
+                })
+                .collect();
+            out.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+            serde_json::Value::Array(out)
+        }
+        "pickle" => {
+            return Ok((
+                [(header::CONTENT_TYPE, "application/pickle")],
+                pickle_nodes(&nodes),
+            )
+                .into_response())
+        }
+        "nodelist" => {
+            let pos = int_param(p, "position", -1)?;
+            let mut found: Vec<String> = nodes
+                .iter()
+                .filter_map(|n| {
+                    let parts: Vec<&str> = n.path.split('.').collect();
+                    let i = if pos < 0 {
+                        parts.len() as i64 + pos
+                    } else {
+                        pos
+                    };
+                    usize::try_from(i)
+                        .ok()
+                        .and_then(|i| parts.get(i))
+                        .map(|s| s.to_string())
+                })
+                .collect();
+            found.sort();
+            found.dedup();
+            serde_json::json!({ "nodes": found })
+        }
+        _ => {
+            return Ok((
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "text/plain")],
+                "Invalid value for 'format' parameter",
+            )
+                .into_response())
+        }
+    };
+    Ok(json_response(p, &value))
+}
+
+pub(super) fn tree_node(text: &str, id: &str, leaf: bool) -> serde_json::Value {
+    let flag = u8::from(!leaf);
+    serde_json::json!({
+        "text": text,
+        "id": id,
+        "allowChildren": flag,
+        "expandable": flag,
+        "leaf": u8::from(leaf),
+    })
+}
+
+/// A leaf's interval as graphite-web gives it: from the oldest time its
+/// file keeps to the file's last change.
+pub(super) fn interval_of(n: &finder::Node) -> Option<(f64, f64)> {
+    let file = n.file.as_ref()?;
+    let w = crate::whisper::Whisper::open(file, false).ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let start = now - w.header.max_retention as f64;
+    let mtime = std::fs::metadata(file)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(start, |d| d.as_secs_f64());
+    Some((start, mtime.max(start)))
+}
+
+pub(super) fn intervals(n: &finder::Node) -> serde_json::Value {
+    match interval_of(n) {
+        Some((s, e)) => serde_json::json!([{"start": s, "end": e}]),
+        None => serde_json::json!([]),
+    }
+}
+
+/// `/metrics/find?format=pickle` as graphite-web's cluster peers read it.
+pub(super) fn pickle_nodes(nodes: &[finder::Node]) -> Vec<u8> {
+    let mut p = render::Pickler::default();
+    p.list_start();
+    for n in nodes {
+        p.dict_start();
+        p.string("path");
+        p.string(&n.path);
+        p.string("is_leaf");
+        p.boolean(n.is_leaf);
+        if n.is_leaf {
+            p.string("intervals");
+            p.list_start();
+            if let Some((s, e)) = interval_of(n) {
+                p.list_start();
+                p.float(s);
+                p.float(e);
+                p.list_end();
+            }
+            p.list_end();
+        }
+        p.dict_end();
+    }
+    p.list_end();
+    p.finish()
+}
+
+pub(super) async fn expand(
+    State(app): State<Arc<App>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(app, q, headers, body, expand_blocking).await
+}
+
+pub(super) fn expand_blocking(app: &App, p: &Params) -> Result<Response, RenderError> {
+    let group = int_param(p, "groupByExpr", 0)? != 0;
+    let leaves_only = int_param(p, "leavesOnly", 0)? != 0;
+    let mut grouped = serde_json::Map::new();
+    let mut all = std::collections::BTreeSet::new();
+    for q in p.all("query") {
+        let nodes = app
+            .storage
+            .find(q, app.cfg.max_find_results)
+            .map_err(find_error)?;
+        let paths: std::collections::BTreeSet<String> = nodes
+            .into_iter()
+            .filter(|n| n.is_leaf || !leaves_only)
+            .map(|n| n.path)
+            .collect();
+        if all.len() + paths.len() > app.cfg.max_find_results {
+            return Err(find_error(finder::FindError::TooMany(
+                app.cfg.max_find_results,
+            )));
+        }
+        all.extend(paths.iter().cloned());
+        grouped.insert(q.to_string(), serde_json::json!(paths));
+    }
+    let results = if group {
+        serde_json::Value::Object(grouped)
+    } else {
+        serde_json::json!(all)
+    };
+    Ok(json_response(p, &serde_json::json!({ "results": results })))
+}
+
+pub(super) async fn index(
+    State(app): State<Arc<App>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::new(q, &headers, &body);
+    limited(&app, move |app| {
+        match finder::index(&app.storage.root, app.cfg.max_find_results) {
+            Ok(list) => json_response(&p, &serde_json::json!(list)),
+            Err(e) => render_error(find_error(e)),
+        }
+    })
+    .await
+}

@@ -1,0 +1,201 @@
+//! graphite-web's tags app over HTTP: `/tags`, `/tags/<tag>`, `findSeries`,
+//! the autocompletes, `tagSeries`, `tagMultiSeries`, `delSeries`.
+
+use super::*;
+
+/// The tag endpoints' answers: a JSON value, or a 400 naming what is wrong.
+pub(super) fn tag_answer(p: &Params, r: Result<serde_json::Value, String>) -> Response {
+    match r {
+        Ok(v) => json_response(p, &v),
+        Err(e) => error(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+/// Repeated `key` (or `key[]`) values.
+pub(super) fn many<'a>(p: &'a Params, key: &str) -> Vec<&'a str> {
+    let v = p.all(key);
+    if v.is_empty() {
+        p.all(&format!("{key}[]"))
+    } else {
+        v
+    }
+}
+
+pub(super) fn limit_param(p: &Params) -> Result<Option<usize>, String> {
+    p.get("limit")
+        .map(|l| {
+            l.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("Invalid limit {l:?}"))
+        })
+        .transpose()
+}
+
+pub(super) async fn tag_list(
+    State(app): State<Arc<App>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let p = Params::new(q, &headers, &Bytes::new());
+    limited(&app, move |app| {
+        let r =
+            limit_param(&p).and_then(|limit| app.storage.tags.list_tags(p.get("filter"), limit));
+        tag_answer(
+            &p,
+            r.map(|tags| {
+                serde_json::json!(tags
+                    .iter()
+                    .map(|t| serde_json::json!({"tag": t}))
+                    .collect::<Vec<_>>())
+            }),
+        )
+    })
+    .await
+}
+
+pub(super) async fn tag_details(
+    State(app): State<Arc<App>>,
+    axum::extract::Path(tag): axum::extract::Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let p = Params::new(q, &headers, &Bytes::new());
+    limited(&app, move |app| {
+        let r = limit_param(&p).and_then(|limit| app.storage.tags.tag_values(&tag, p.get("filter"), limit));
+        tag_answer(
+            &p,
+            r.map(|values| {
+                serde_json::json!({"tag": tag, "values": values.iter().map(|(v, c)| serde_json::json!({"value": v, "count": c})).collect::<Vec<_>>()})
+            }),
+        )
+    })
+    .await
+}
+
+pub(super) async fn tag_find(
+    State(app): State<Arc<App>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::new(q, &headers, &body);
+    limited(&app, move |app| {
+        let exprs = many(&p, "expr");
+        if exprs.is_empty() {
+            return error(StatusCode::BAD_REQUEST, "no tag expressions specified");
+        }
+        tag_answer(
+            &p,
+            app.storage.tags.find(&exprs).map(|n| serde_json::json!(n)),
+        )
+    })
+    .await
+}
+
+pub(super) async fn tag_complete(
+    State(app): State<Arc<App>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::new(q, &headers, &body);
+    limited(&app, move |app| {
+        let r = limit_param(&p).and_then(|limit| {
+            app.storage.tags.complete_tags(
+                &many(&p, "expr"),
+                p.get("tagPrefix"),
+                limit.unwrap_or(100),
+            )
+        });
+        tag_answer(&p, r.map(|t| serde_json::json!(t)))
+    })
+    .await
+}
+
+pub(super) async fn tag_complete_values(
+    State(app): State<Arc<App>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::new(q, &headers, &body);
+    limited(&app, move |app| {
+        let Some(tag) = p.get("tag").filter(|t| !t.is_empty()) else {
+            return error(StatusCode::BAD_REQUEST, "no tag specified");
+        };
+        let r = limit_param(&p).and_then(|limit| {
+            app.storage.tags.complete_values(
+                &many(&p, "expr"),
+                tag,
+                p.get("valuePrefix"),
+                limit.unwrap_or(100),
+            )
+        });
+        tag_answer(&p, r.map(|v| serde_json::json!(v)))
+    })
+    .await
+}
+
+/// `tagSeries` (`path`: the canonical name) and `tagMultiSeries` (`path`
+/// repeated: the list), as carbon's ENABLE_TAGS posts them.
+pub(super) async fn tag_series(
+    State(app): State<Arc<App>>,
+    uri: axum::http::Uri,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::new(q, &headers, &body);
+    let multi = uri.path().ends_with("tagMultiSeries");
+    limited(&app, move |app| {
+        let paths = many(&p, "path");
+        if paths.is_empty() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                if multi {
+                    "no paths specified"
+                } else {
+                    "no path specified"
+                },
+            );
+        }
+        let r = app
+            .storage
+            .tags
+            .add(if multi { &paths } else { &paths[..1] });
+        tag_answer(
+            &p,
+            r.map(|names| {
+                if multi {
+                    serde_json::json!(names)
+                } else {
+                    serde_json::json!(names[0])
+                }
+            }),
+        )
+    })
+    .await
+}
+
+pub(super) async fn tag_delete(
+    State(app): State<Arc<App>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::new(q, &headers, &body);
+    limited(&app, move |app| {
+        let paths = many(&p, "path");
+        if paths.is_empty() {
+            return error(StatusCode::BAD_REQUEST, "no path specified");
+        }
+        tag_answer(
+            &p,
+            app.storage
+                .tags
+                .remove(&paths)
+                .map(|()| serde_json::json!(true)),
+        )
+    })
+    .await
+}
