@@ -828,7 +828,9 @@ fn carbonlink_reads_a_real_carbon_caches_cache() {
     make_empty(&whisper, &names);
     let now = common::now();
     let link = format!("127.0.0.1:{query}:a");
-    let extra = format!("carbonlink_hosts = [{link:?}]\n");
+    // carbon-cache answers slowly on a loaded machine; a question that
+    // times out leaves the instance out for 15 s, so allow for both.
+    let extra = format!("carbonlink_hosts = [{link:?}]\ncarbonlink_timeout = 5.0\n");
     let (_server, port) = start_carbyne(dir.path(), &whisper, &extra);
     let mut gw = GraphiteWeb::start_with(&whisper, std::slice::from_ref(&link));
     let more: Vec<String> = names
@@ -854,26 +856,36 @@ fn carbonlink_reads_a_real_carbon_caches_cache() {
         .map(|(i, n)| (n.clone(), Some(i as f64 + 20.0)))
         .collect();
     // Until carbon-cache has taken every line in (it reads them in its own time).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
     let mut ours = http(port, "GET", "/render", &params).1;
     while last_values(&ours) != want && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
         ours = http(port, "GET", "/render", &params).1;
     }
-    let (gs, theirs) = gw.request("GET", "/render", &params);
-    let cs;
-    (cs, ours) = http(port, "GET", "/render", &params);
-    assert_eq!((cs, gs), (200, 200));
     assert_eq!(
         last_values(&ours),
         want,
         "carbon-cache's cached points, read through carbonlink"
     );
-    let (c, g): (Value, Value) = (
-        serde_json::from_slice(&ours).expect("json"),
-        serde_json::from_slice(&theirs).expect("json"),
-    );
-    same(&c, &g, "").unwrap_or_else(|e| panic!("beside graphite-web: {e}"));
+    // Then beside graphite-web, asking the same cache. carbon-cache's writer
+    // takes a metric out of its cache before it waits for its turn to write,
+    // so what the cache holds can change once between two questions: asked
+    // again until both read the same state.
+    let mut differs = String::new();
+    for _ in 0..5 {
+        let (gs, theirs) = gw.request("GET", "/render", &params);
+        let (cs, ours) = http(port, "GET", "/render", &params);
+        assert_eq!((cs, gs), (200, 200));
+        let (c, g): (Value, Value) = (
+            serde_json::from_slice(&ours).expect("json"),
+            serde_json::from_slice(&theirs).expect("json"),
+        );
+        match same(&c, &g, "") {
+            Ok(()) => return,
+            Err(e) => differs = e,
+        }
+    }
+    panic!("beside graphite-web: {differs}");
 }
 
 /// `/functions` describes each function carbyne evaluates as graphite-web
