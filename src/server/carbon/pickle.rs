@@ -1,8 +1,10 @@
 //! A safe reader for carbon's pickle protocol: the opcodes of lists,
-//! tuples, strings, bytes, ints, floats and booleans (protocols 0 to 5,
-//! with the memo), and nothing else. A pickle that names a global, builds
-//! an object, calls anything or holds a dict is rejected: no object is ever
-//! constructed from the wire. What it builds, memo copies included, is
+//! tuples, dicts, strings, bytes, ints, floats and booleans (protocols 0 to
+//! 5, with the memo), and nothing else. A pickle that names a global,
+//! builds an object or calls anything is rejected; [`loads_with`] accepts
+//! the plain-data classes a caller names (graphite-web's `IntervalSet` in
+//! a cluster's find answers) as [`Value::Object`], their state as data: no
+//! object is ever constructed from the wire and nothing is called. What it builds, memo copies included, is
 //! weighed in bytes against a budget, so a small pickle cannot expand into a
 //! huge value; values nest at most [`MAX_DEPTH`] deep, so dropping, cloning
 //! or weighing one never recurses deeply; the memo is a map, so a huge memo
@@ -25,6 +27,11 @@ pub enum Value {
     /// A dict's items in order (carbon's cache queries are dicts).
     Dict(Vec<(Value, Value)>),
     None,
+    /// An instance of an allowed class (`module.Name`) and the state
+    /// pickle gave it (its `__dict__`, a dict; None before BUILD).
+    Object { class: String, state: Box<Value> },
+    /// An allowed class itself, before NEWOBJ makes an instance of it.
+    Class(String),
 }
 
 impl Value {
@@ -39,7 +46,8 @@ impl Value {
                     .map(|(k, x)| k.weight() + x.weight())
                     .sum::<usize>()
             }
-            Value::Str(s) => own + s.len(),
+            Value::Str(s) | Value::Class(s) => own + s.len(),
+            Value::Object { class, state } => own + class.len() + state.weight(),
             _ => own,
         }
     }
@@ -253,6 +261,15 @@ pub fn budget(len: usize) -> usize {
 /// Decodes one pickle. `budget`: the most bytes (about) its values may
 /// hold, memo copies included.
 pub fn loads(data: &[u8], budget: usize) -> Result<Value, PickleError> {
+    loads_with(data, budget, &[])
+}
+
+/// As [`loads`], also accepting instances of `classes` (`module.Name`)
+/// made by NEWOBJ and given their state by BUILD: graphite-web pickles its
+/// find answers' `IntervalSet` so. An object taken from the memo is its
+/// copy as memoized, before BUILD gave it its state (the shapes accepted
+/// never refer back to an object).
+pub fn loads_with(data: &[u8], budget: usize, classes: &[&str]) -> Result<Value, PickleError> {
     let mut r = Reader { data, pos: 0 };
     let mut stack: Vec<Item> = Vec::new();
     let mut memo: HashMap<usize, (Value, u32)> = HashMap::new();
@@ -394,11 +411,57 @@ pub fn loads(data: &[u8], budget: usize) -> Result<Value, PickleError> {
                 }
                 v
             }
+            b'c' | 0x93 if !classes.is_empty() => {
+                let (module, name) = if op == b'c' {
+                    (r.line()?.to_string(), r.line()?.to_string())
+                } else {
+                    let name = pop(&mut stack)?.0;
+                    let module = pop(&mut stack)?.0;
+                    match (module, name) {
+                        (Value::Str(m), Value::Str(n)) => (m, n),
+                        _ => return Err(PickleError::Malformed("global of non-strings")),
+                    }
+                };
+                let class = format!("{module}.{name}");
+                if !classes.contains(&class.as_str()) {
+                    return Err(PickleError::Malformed("a class not allowed"));
+                }
+                (Value::Class(class), 1)
+            }
+            0x81 if !classes.is_empty() => {
+                let _args = pop(&mut stack)?;
+                match pop(&mut stack)?.0 {
+                    Value::Class(class) => (
+                        Value::Object {
+                            class,
+                            state: Box::new(Value::None),
+                        },
+                        1,
+                    ),
+                    _ => return Err(PickleError::Malformed("NEWOBJ of a non-class")),
+                }
+            }
+            b'b' if !classes.is_empty() => {
+                let (st, d) = pop(&mut stack)?;
+                match stack.last_mut() {
+                    Some(Item::V(Value::Object { state, .. }, depth)) => {
+                        if d + 1 > MAX_DEPTH {
+                            return Err(PickleError::TooDeep);
+                        }
+                        *depth = (*depth).max(d + 1);
+                        *state = Box::new(st);
+                    }
+                    _ => return Err(PickleError::Malformed("BUILD of a non-object")),
+                }
+                continue;
+            }
             _ => (scalar(op, &mut r)?, 1),
         };
         // A list or tuple holds values already weighed: only its own slot is new.
         used += match value {
-            Value::List(_) | Value::Tuple(_) | Value::Dict(_) => std::mem::size_of::<Value>(),
+            Value::List(_) | Value::Tuple(_) | Value::Dict(_) | Value::Object { .. } => {
+                std::mem::size_of::<Value>()
+            }
             _ => value.weight(),
         };
         if used > budget {
@@ -579,6 +642,47 @@ mod tests {
     /// What Python 3.11's pickle.dumps wrote (protocols 0 and 2) for `[("a.b", (1700000000, 1.5)), ("c;t=1", (1700000060.5, -2))]`.
     const PROTO0: &[u8] = b"(lp0\n(Va.b\np1\n(I1700000000\nF1.5\ntp2\ntp3\na(Vc;t=1\np4\n(F1700000060.5\nI-2\ntp5\ntp6\na.";
     const PROTO2: &[u8] = b"\x80\x02]q\x00(X\x03\x00\x00\x00a.bq\x01J\x00\xf1SeG?\xf8\x00\x00\x00\x00\x00\x00\x86q\x02\x86q\x03X\x05\x00\x00\x00c;t=1q\x04GA\xd9T\xfcO \x00\x00J\xfe\xff\xff\xff\x86q\x05\x86q\x06e.";
+
+    /// graphite-web 1.1.10's find answer as Python 3.11 pickles it (protocol
+    /// 5): `[{"path": "a.b", "is_leaf": True, "intervals":
+    /// IntervalSet([Interval(1700000000.0, 1700086400)])}, {"path": "a.c",
+    /// "is_leaf": False}]`.
+    const FIND5: &[u8] = b"\x80\x05\x95\xd4\x00\x00\x00\x00\x00\x00\x00]\x94(}\x94(\x8c\x04path\x94\x8c\x03a.b\x94\x8c\x07is_leaf\x94\x88\x8c\x09intervals\x94\x8c\x12graphite.intervals\x94\x8c\x0bIntervalSet\x94\x93\x94)\x81\x94}\x94(h\x05]\x94h\x06\x8c\x08Interval\x94\x93\x94)\x81\x94}\x94(\x8c\x05start\x94GA\xd9T\xfc@\x00\x00\x00\x8c\x03end\x94J\x80BUe\x8c\x05tuple\x94GA\xd9T\xfc@\x00\x00\x00J\x80BUe\x86\x94\x8c\x04size\x94G@\xf5\x18\x00\x00\x00\x00\x00ubah\x14G@\xf5\x18\x00\x00\x00\x00\x00ubu}\x94(h\x02\x8c\x03a.c\x94h\x04\x89ue.";
+
+    #[test]
+    fn objects_only_of_allowed_classes() {
+        // carbon's reader refuses any class.
+        assert!(loads(FIND5, budget(FIND5.len())).is_err());
+        let only_set = loads_with(FIND5, budget(FIND5.len()), &["graphite.intervals.IntervalSet"]);
+        assert!(only_set.is_err(), "Interval is not allowed: {only_set:?}");
+        let v = loads_with(
+            FIND5,
+            budget(FIND5.len()),
+            &["graphite.intervals.IntervalSet", "graphite.intervals.Interval"],
+        )
+        .expect("graphite-web's find answer");
+        let Value::List(nodes) = &v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(nodes[0].get("path").and_then(Value::as_str), Some("a.b"));
+        let Some(Value::Object { class, state }) = nodes[0].get("intervals") else {
+            panic!("{v:?}")
+        };
+        assert_eq!(class, "graphite.intervals.IntervalSet");
+        let Some(Value::List(intervals)) = state.get("intervals") else {
+            panic!("{state:?}")
+        };
+        let Value::Object { state: one, .. } = &intervals[0] else {
+            panic!("{intervals:?}")
+        };
+        assert_eq!(one.get("start").and_then(Value::as_f64), Some(1_700_000_000.0));
+        assert_eq!(one.get("end").and_then(Value::as_f64), Some(1_700_086_400.0));
+        assert_eq!(nodes[1].get("is_leaf"), Some(&Value::Int(0)));
+        // BUILD on anything but an object, NEWOBJ of a non-class: refused.
+        for bad in [&b"\x80\x02}}b."[..], b"\x80\x02})\x81."] {
+            assert!(loads_with(bad, 1 << 20, &["x.Y"]).is_err());
+        }
+    }
 
     #[test]
     fn python_pickles_of_carbon_messages() {
