@@ -2,6 +2,8 @@
 //! paths, config folders in temp dirs, and real listeners on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod graphite_web;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

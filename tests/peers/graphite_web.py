@@ -14,6 +14,12 @@ A line {"functions": true} is answered {"json": {name: {"group", "params"}}},
 graphite-web's function list (its /functions fails on Python 3.11).
 A line {"unpickle": "<base64>"} is answered {"json": ...}: the pickle as
 Python reads it, for comparing pickled answers.
+
+Two settings come from the environment: GRAPHITE_CLUSTER_SERVERS (comma
+separated host:port) adds graphite-web's RemoteFinder over those servers
+(its CLUSTER_SERVERS); GRAPHITE_SERVE=PORT serves graphite-web over HTTP
+on 127.0.0.1:PORT (wsgiref, a real server a cluster can ask) instead of
+reading stdin, after printing {"ready": true}.
 """
 import base64
 import json
@@ -26,6 +32,10 @@ from urllib.parse import urlencode
 def main():
     whisper_dir = os.path.abspath(sys.argv[1])
     carbonlink = sys.argv[2:]
+    cluster = [s for s in os.environ.get("GRAPHITE_CLUSTER_SERVERS", "").split(",") if s]
+    finders = ["graphite.finders.standard.StandardFinder"]
+    if cluster:
+        finders.append("graphite.finders.remote.RemoteFinder")
     work = tempfile.mkdtemp(prefix="graphite-web-")
     os.makedirs(os.path.join(work, "log"), exist_ok=True)
     with open(os.path.join(work, "local_settings.py"), "w") as f:
@@ -39,7 +49,8 @@ def main():
             "CARBONLINK_HOSTS = %r\n"
             "CARBONLINK_TIMEOUT = 5.0\n"
             "USE_WORKER_POOL = False\n"
-            "STORAGE_FINDERS = ('graphite.finders.standard.StandardFinder',)\n"
+            "STORAGE_FINDERS = %r\n"
+            "CLUSTER_SERVERS = %r\n"
             "DEFAULT_CACHE_DURATION = 0\n"
             "TIME_ZONE = 'UTC'\n"
             "DATABASES = {'default': {'NAME': %r, 'ENGINE': 'django.db.backends.sqlite3'}}\n"
@@ -50,6 +61,8 @@ def main():
                 os.path.join(work, "log"),
                 os.path.join(work, "index"),
                 carbonlink,
+                tuple(finders),
+                cluster,
                 os.path.join(work, "graphite.db"),
             )
         )
@@ -66,6 +79,19 @@ def main():
     from django.test import Client
 
     call_command("migrate", verbosity=0, interactive=False)
+    serve = os.environ.get("GRAPHITE_SERVE")
+    if serve:
+        from wsgiref.simple_server import make_server, WSGIRequestHandler
+        from django.core.wsgi import get_wsgi_application
+
+        class Quiet(WSGIRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        httpd = make_server("127.0.0.1", int(serve), get_wsgi_application(), handler_class=Quiet)
+        print(json.dumps({"ready": True}), flush=True)
+        httpd.serve_forever()
+        return
     client = Client()
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:

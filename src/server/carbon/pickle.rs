@@ -29,7 +29,10 @@ pub enum Value {
     None,
     /// An instance of an allowed class (`module.Name`) and the state
     /// pickle gave it (its `__dict__`, a dict; None before BUILD).
-    Object { class: String, state: Box<Value> },
+    Object {
+        class: String,
+        state: Box<Value>,
+    },
     /// An allowed class itself, before NEWOBJ makes an instance of it.
     Class(String),
 }
@@ -449,7 +452,7 @@ pub fn loads_with(data: &[u8], budget: usize, classes: &[&str]) -> Result<Value,
                             return Err(PickleError::TooDeep);
                         }
                         *depth = (*depth).max(d + 1);
-                        *state = Box::new(st);
+                        **state = st;
                     }
                     _ => return Err(PickleError::Malformed("BUILD of a non-object")),
                 }
@@ -653,12 +656,19 @@ mod tests {
     fn objects_only_of_allowed_classes() {
         // carbon's reader refuses any class.
         assert!(loads(FIND5, budget(FIND5.len())).is_err());
-        let only_set = loads_with(FIND5, budget(FIND5.len()), &["graphite.intervals.IntervalSet"]);
+        let only_set = loads_with(
+            FIND5,
+            budget(FIND5.len()),
+            &["graphite.intervals.IntervalSet"],
+        );
         assert!(only_set.is_err(), "Interval is not allowed: {only_set:?}");
         let v = loads_with(
             FIND5,
             budget(FIND5.len()),
-            &["graphite.intervals.IntervalSet", "graphite.intervals.Interval"],
+            &[
+                "graphite.intervals.IntervalSet",
+                "graphite.intervals.Interval",
+            ],
         )
         .expect("graphite-web's find answer");
         let Value::List(nodes) = &v else {
@@ -675,8 +685,14 @@ mod tests {
         let Value::Object { state: one, .. } = &intervals[0] else {
             panic!("{intervals:?}")
         };
-        assert_eq!(one.get("start").and_then(Value::as_f64), Some(1_700_000_000.0));
-        assert_eq!(one.get("end").and_then(Value::as_f64), Some(1_700_086_400.0));
+        assert_eq!(
+            one.get("start").and_then(Value::as_f64),
+            Some(1_700_000_000.0)
+        );
+        assert_eq!(
+            one.get("end").and_then(Value::as_f64),
+            Some(1_700_086_400.0)
+        );
         assert_eq!(nodes[1].get("is_leaf"), Some(&Value::Int(0)));
         // BUILD on anything but an object, NEWOBJ of a non-class: refused.
         for bad in [&b"\x80\x02}}b."[..], b"\x80\x02})\x81."] {

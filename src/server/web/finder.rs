@@ -19,6 +19,8 @@ pub struct Node {
     pub is_leaf: bool,
     /// The whisper file of a leaf found on disk.
     pub file: Option<PathBuf>,
+    /// The times other servers of the cluster hold of it, `(start, end)`.
+    pub intervals: Vec<(f64, f64)>,
 }
 
 impl Node {
@@ -259,6 +261,7 @@ fn walk(
                         path: join(&name),
                         is_leaf: false,
                         file: None,
+                        intervals: Vec::new(),
                     },
                     limit,
                 )?;
@@ -273,6 +276,7 @@ fn walk(
                         path: join(metric),
                         is_leaf: true,
                         file: Some(dir.join(&name)),
+                        intervals: Vec::new(),
                     },
                     limit,
                 )?;

@@ -66,6 +66,11 @@ pub(super) fn find_blocking(app: &App, p: &Params) -> Result<Response, RenderErr
         .storage
         .find(&query, app.cfg.max_find_results)
         .map_err(find_error)?;
+    if let Some(c) = app.cluster_for(p) {
+        let (from, until) = find_range(p)?;
+        let theirs = c.find(&query, from, until);
+        merge_nodes(&mut nodes, theirs, app.cfg.max_find_results)?;
+    }
     if leaves_only {
         nodes.retain(|n| n.is_leaf);
     }
@@ -162,6 +167,55 @@ pub(super) fn find_blocking(app: &App, p: &Params) -> Result<Response, RenderErr
     Ok(json_response(p, &value))
 }
 
+/// A find's `from` and `until` (`-1` or absent: none), passed on to the
+/// cluster's servers.
+fn find_range(p: &Params) -> Result<(Option<i64>, Option<i64>), RenderError> {
+    let tz = attime::zone(p.get("tz"));
+    let now = crate::whisper::unix_now();
+    let one = |k: &str| -> Result<Option<i64>, RenderError> {
+        match p.get(k).filter(|v| *v != "-1") {
+            None => Ok(None),
+            Some(v) => attime::parse(v, tz, now)
+                .map(Some)
+                .map_err(|e| RenderError::Input(format!("Invalid value {v:?} for param {k}: {e}"))),
+        }
+    };
+    Ok((one("from")?, one("until")?))
+}
+
+/// The cluster's nodes added to ours as graphite-web's store lists them:
+/// a branch once, a leaf once with the times every server holds.
+pub(super) fn merge_nodes(
+    nodes: &mut Vec<finder::Node>,
+    theirs: Vec<cluster::RemoteNode>,
+    limit: usize,
+) -> Result<(), RenderError> {
+    let mut at: std::collections::HashMap<(String, bool), usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| ((n.path.clone(), n.is_leaf), i))
+        .collect();
+    for r in theirs {
+        match at.get(&(r.path.clone(), r.is_leaf)) {
+            Some(&i) => nodes[i].intervals.extend(r.intervals),
+            None => {
+                if nodes.len() >= limit {
+                    return Err(find_error(finder::FindError::TooMany(limit)));
+                }
+                at.insert((r.path.clone(), r.is_leaf), nodes.len());
+                nodes.push(finder::Node {
+                    path: r.path,
+                    is_leaf: r.is_leaf,
+                    file: None,
+                    intervals: r.intervals,
+                });
+            }
+        }
+    }
+    nodes.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(())
+}
+
 pub(super) fn tree_node(text: &str, id: &str, leaf: bool) -> serde_json::Value {
     let flag = u8::from(!leaf);
     serde_json::json!({
@@ -190,11 +244,31 @@ pub(super) fn interval_of(n: &finder::Node) -> Option<(f64, f64)> {
     Some((start, mtime.max(start)))
 }
 
-pub(super) fn intervals(n: &finder::Node) -> serde_json::Value {
-    match interval_of(n) {
-        Some((s, e)) => serde_json::json!([{"start": s, "end": e}]),
-        None => serde_json::json!([]),
+/// All the times a leaf is held, here and on the cluster's servers,
+/// overlapping ones joined (graphite-web's `IntervalSet`).
+pub(super) fn all_intervals(n: &finder::Node) -> Vec<(f64, f64)> {
+    let mut all: Vec<(f64, f64)> = interval_of(n)
+        .into_iter()
+        .chain(n.intervals.iter().copied())
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for (s, e) in all {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
     }
+    out
+}
+
+pub(super) fn intervals(n: &finder::Node) -> serde_json::Value {
+    serde_json::Value::Array(
+        all_intervals(n)
+            .into_iter()
+            .map(|(s, e)| serde_json::json!({"start": s, "end": e}))
+            .collect(),
+    )
 }
 
 /// `/metrics/find?format=pickle` as graphite-web's cluster peers read it.
@@ -210,7 +284,7 @@ pub(super) fn pickle_nodes(nodes: &[finder::Node]) -> Vec<u8> {
         if n.is_leaf {
             p.string("intervals");
             p.list_start();
-            if let Some((s, e)) = interval_of(n) {
+            for (s, e) in all_intervals(n) {
                 p.list_start();
                 p.float(s);
                 p.float(e);
@@ -272,10 +346,21 @@ pub(super) async fn index(
 ) -> Response {
     let p = Params::new(q, &headers, &body);
     limited(&app, move |app| {
-        match finder::index(&app.storage.root, app.cfg.max_find_results) {
-            Ok(list) => json_response(&p, &serde_json::json!(list)),
-            Err(e) => render_error(find_error(e)),
+        let mut list = match finder::index(&app.storage.root, app.cfg.max_find_results) {
+            Ok(list) => list,
+            Err(e) => return render_error(find_error(e)),
+        };
+        if let Some(c) = app.cluster_for(&p) {
+            list.extend(c.index());
+            list.sort();
+            list.dedup();
+            if list.len() > app.cfg.max_find_results {
+                return render_error(find_error(finder::FindError::TooMany(
+                    app.cfg.max_find_results,
+                )));
+            }
         }
+        json_response(&p, &serde_json::json!(list))
     })
     .await
 }

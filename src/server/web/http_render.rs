@@ -102,20 +102,34 @@ pub(super) fn render_blocking(app: &App, p: &Params) -> Result<Response, RenderE
         app.cfg.max_series_per_request,
         app.cfg.max_points_per_request,
     );
-    let ctx = Context {
-        start,
-        end,
-        now,
-        xff,
-        source: &reader,
-    };
-    let mut data = Vec::new();
+    let mut parsed = Vec::new();
+    let mut patterns = Vec::new();
     for t in targets {
         if t.trim().is_empty() {
             continue;
         }
         let node = grammar::parse(t).map_err(RenderError::Input)?;
-        data.extend(functions::evaluate_target(&node, &ctx)?);
+        cluster::path_expressions(&node, &mut patterns);
+        parsed.push(node);
+    }
+    let across;
+    let source: &dyn functions::Source = match app.cluster_for(p) {
+        Some(c) => {
+            across = cluster::ClusterSource::new(&reader, c, patterns);
+            &across
+        }
+        None => &reader,
+    };
+    let ctx = Context {
+        start,
+        end,
+        now,
+        xff,
+        source,
+    };
+    let mut data = Vec::new();
+    for node in &parsed {
+        data.extend(functions::evaluate_target(node, &ctx)?);
     }
     let max_points = p
         .get("maxDataPoints")

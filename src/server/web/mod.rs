@@ -12,6 +12,7 @@
 
 pub mod attime;
 pub mod carbonlink;
+pub mod cluster;
 pub mod events;
 pub mod finder;
 pub mod functions;
@@ -73,6 +74,16 @@ pub struct WebServerConfig {
     pub carbonlink_hosts: Vec<String>,
     /// Seconds one carbonlink question may take.
     pub carbonlink_timeout: f64,
+    /// Other servers of the cluster (carbyne or graphite-web, `host:port`
+    /// or an http URL), asked for their finds and renders as graphite-web's
+    /// CLUSTER_SERVERS.
+    pub cluster_servers: Vec<String>,
+    /// Seconds a cluster server may take to answer a find.
+    pub cluster_find_timeout: f64,
+    /// Seconds a cluster server may take to answer a render.
+    pub cluster_fetch_timeout: f64,
+    /// Seconds a cluster server that failed is left out.
+    pub cluster_retry_delay: f64,
 }
 
 impl Default for WebServerConfig {
@@ -87,6 +98,10 @@ impl Default for WebServerConfig {
             request_timeout: 30.0,
             carbonlink_hosts: Vec::new(),
             carbonlink_timeout: 1.0,
+            cluster_servers: Vec::new(),
+            cluster_find_timeout: 3.0,
+            cluster_fetch_timeout: 6.0,
+            cluster_retry_delay: 60.0,
         }
     }
 }
@@ -116,6 +131,9 @@ impl WebServerConfig {
         for (k, v) in [
             ("request_timeout", self.request_timeout),
             ("carbonlink_timeout", self.carbonlink_timeout),
+            ("cluster_find_timeout", self.cluster_find_timeout),
+            ("cluster_fetch_timeout", self.cluster_fetch_timeout),
+            ("cluster_retry_delay", self.cluster_retry_delay),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(ConfigError::new(
@@ -128,7 +146,27 @@ impl WebServerConfig {
         {
             return Err(ConfigError::new(format!("{key}.carbonlink_hosts"), e));
         }
+        for s in &self.cluster_servers {
+            if let Err(e) = cluster::base_url(s) {
+                return Err(ConfigError::new(format!("{key}.cluster_servers"), e));
+            }
+        }
         Ok(())
+    }
+
+    /// The cluster client, when `cluster_servers` names any.
+    fn cluster(&self) -> Result<Option<cluster::Cluster>, String> {
+        if self.cluster_servers.is_empty() {
+            return Ok(None);
+        }
+        cluster::Cluster::new(
+            &self.cluster_servers,
+            self.cluster_find_timeout,
+            self.cluster_fetch_timeout,
+            self.cluster_retry_delay,
+            self.max_points_per_request,
+        )
+        .map(Some)
     }
 }
 
@@ -137,6 +175,16 @@ struct App {
     storage: Storage,
     events: events::Events,
     slots: tokio::sync::Semaphore,
+    cluster: Option<cluster::Cluster>,
+}
+
+impl App {
+    /// The cluster to ask too: none for a peer's `local=1` request.
+    fn cluster_for(&self, p: &Params) -> Option<&cluster::Cluster> {
+        self.cluster
+            .as_ref()
+            .filter(|_| p.get("local") != Some("1"))
+    }
 }
 
 /// Runs the web server until `shutdown`. `storage_dir` is the carbon
@@ -173,7 +221,9 @@ pub async fn run(
     let events =
         events::Events::open(&state_dir.join("web-events.db")).map_err(std::io::Error::other)?;
     let root_for_tags = root.clone();
+    let cluster = cfg.cluster().map_err(std::io::Error::other)?;
     let app = Arc::new(App {
+        cluster,
         events,
         slots: tokio::sync::Semaphore::new(cfg.max_concurrent_requests),
         storage: Storage {

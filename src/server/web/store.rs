@@ -39,11 +39,13 @@ impl Storage {
                         path: branch,
                         is_leaf: false,
                         file: None,
+                        intervals: Vec::new(),
                     },
                     None => Node {
                         path: name,
                         is_leaf: true,
                         file: None,
+                        intervals: Vec::new(),
                     },
                 };
                 if !nodes
@@ -84,7 +86,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn count(&self, series: usize, points: usize) -> Result<()> {
+    pub(super) fn count(&self, series: usize, points: usize) -> Result<()> {
         let s = self.series.fetch_add(series, Ordering::Relaxed) + series;
         if s > self.max_series {
             return Err(RenderError::TooLarge(format!(
@@ -273,6 +275,7 @@ impl Source for Reader<'_> {
             let file = crate::server::carbon::names::path(&self.storage.root, &name);
             let node = Node {
                 file: file.is_file().then_some(file),
+                intervals: Vec::new(),
                 path: name,
                 is_leaf: true,
             };
