@@ -871,6 +871,21 @@ async fn ended<C>(
 /// configuration again on SIGHUP. They stop in dependency order: statsd
 /// first, its last flush going into a carbon receiver that still listens,
 /// then carbon, which writes everything it holds.
+/// A render allocates its series afresh (tens of MB for a thousand files)
+/// and frees them at the end; glibc gives freed memory at the top of its
+/// heaps back to the kernel past 128 KiB, so the next render faults and
+/// zeroes every page again (a fifth of a render's time). Up to 64 MiB per
+/// heap stays for reuse instead; what the limits let requests hold is
+/// unchanged.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tunable of the allocator.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+    }
+}
+
 async fn run_server(
     arg: ConfigArg,
     statsd: Option<crate::server::statsd::StatsdServerConfig>,
@@ -879,6 +894,9 @@ async fn run_server(
     state_dir: std::path::PathBuf,
 ) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
+    if web.is_some() {
+        keep_freed_memory();
+    }
     // Installed before the receivers start: SIGHUP's default would end the process.
     let mut hup = signal(SignalKind::hangup()).ok();
     if hup.is_none() {

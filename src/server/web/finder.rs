@@ -149,6 +149,14 @@ impl Segment {
         })
     }
 
+    /// The one name this segment matches, when it is a plain name.
+    fn literal(&self) -> Option<&str> {
+        match self.variants.as_slice() {
+            [(v, None)] => Some(v),
+            _ => None,
+        }
+    }
+
     pub fn matches(&self, name: &str) -> bool {
         self.variants.iter().any(|(v, re)| match re {
             Some(re) => re.is_match(name),
@@ -210,6 +218,47 @@ fn walk(
         Vec::new()
     };
     // (name, is_dir, is_file) of the entries this segment could match.
+    // Plain names from here to the end (`*.cpu.total.user` below the
+    // glob): two lookups of the whole rest, not two per segment.
+    let tail: Option<Vec<&str>> = rest.iter().map(Segment::literal).collect();
+    if let (false, Some(tail)) = (exact.is_empty(), tail.filter(|t| !t.is_empty())) {
+        let mut exact = exact;
+        exact.sort_unstable();
+        exact.dedup();
+        for name in exact {
+            let mut branch = dir.join(name);
+            let mut path = if prefix.is_empty() {
+                name.to_string()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            for t in &tail {
+                branch.push(t);
+                path.push('.');
+                path.push_str(t);
+            }
+            let leaf = branch.with_extension("wsp");
+            if branch.is_dir() {
+                let node = Node {
+                    path: path.clone(),
+                    is_leaf: false,
+                    file: None,
+                    intervals: Vec::new(),
+                };
+                push(out, node, limit)?;
+            }
+            if leaf.is_file() {
+                let node = Node {
+                    path,
+                    is_leaf: true,
+                    file: Some(leaf),
+                    intervals: Vec::new(),
+                };
+                push(out, node, limit)?;
+            }
+        }
+        return Ok(());
+    }
     let mut entries: Vec<(String, bool, bool)> = Vec::new();
     if exact.is_empty() {
         let Ok(rd) = std::fs::read_dir(dir) else {

@@ -95,21 +95,26 @@ pub fn aggregate(
     };
     let xff = xff.unwrap_or(ctx.xff);
     let name = format!("{short}Series({})", path_expressions(&all));
-    // Row by row through one buffer (`zip_longest` of the consolidated values).
     let cols: Vec<std::borrow::Cow<[Option<f64>]>> = all.iter().map(Series::view).collect();
-    let n = cols.iter().map(|c| c.len()).max().unwrap_or(0);
-    let mut row = Vec::with_capacity(cols.len());
-    let values = (0..n)
-        .map(|i| {
-            row.clear();
-            row.extend(cols.iter().map(|c| c.get(i).copied().flatten()));
-            if xff_ok(&row, xff) {
-                f(&row)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let values = match by_column(short, &cols, xff) {
+        Some(v) => v,
+        None => {
+            // Row by row through one buffer (`zip_longest` of the consolidated values).
+            let n = cols.iter().map(|c| c.len()).max().unwrap_or(0);
+            let mut row = Vec::with_capacity(cols.len());
+            (0..n)
+                .map(|i| {
+                    row.clear();
+                    row.extend(cols.iter().map(|c| c.get(i).copied().flatten()));
+                    if xff_ok(&row, xff) {
+                        f(&row)
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        }
+    };
     let mut tags: Tags = all[0].tags.clone();
     for s in &all[1..] {
         tags.retain(|k, v| s.tags.get(k) == Some(v));
@@ -119,6 +124,64 @@ pub fn aggregate(
     let mut out = Series::new(name, start, end, step, values, xff);
     out.tags = tags;
     Ok(vec![out])
+}
+
+/// sum, average, count, min and max accumulated series by series (each
+/// read front to back, not row by row across all of them), the values of
+/// each row taken in the same order as graphite-web takes them, so the
+/// results are the same to the bit. None for the other functions.
+fn by_column(
+    func: &str,
+    cols: &[std::borrow::Cow<[Option<f64>]>],
+    xff: f64,
+) -> Option<Vec<Option<f64>>> {
+    use crate::server::web::series::{py_max, py_min};
+    let n = cols.iter().map(|c| c.len()).max().unwrap_or(0);
+    let (acc, known) = match func {
+        // Python's sum starts from 0: 0.0 + the first value.
+        "sum" | "total" | "average" | "avg" | "count" => accumulate(cols, n, true, |a, b| a + b),
+        "min" => accumulate(cols, n, false, py_min),
+        "max" => accumulate(cols, n, false, py_max),
+        _ => return None,
+    };
+    let width = cols.len() as f64;
+    Some(
+        acc.into_iter()
+            .zip(known)
+            .map(|(a, k)| {
+                if k == 0 || (k as f64) / width < xff {
+                    return None;
+                }
+                match func {
+                    "average" | "avg" => Some(a / k as f64),
+                    "count" => Some(k as f64),
+                    _ => Some(a),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Each row's known values folded by `f` in series order (from 0 when
+/// `from_zero`, as Python's sum; else from the first), and how many there
+/// were.
+fn accumulate(
+    cols: &[std::borrow::Cow<[Option<f64>]>],
+    n: usize,
+    from_zero: bool,
+    f: impl Fn(f64, f64) -> f64,
+) -> (Vec<f64>, Vec<u32>) {
+    let mut acc = vec![0.0; n];
+    let mut known = vec![0u32; n];
+    for col in cols {
+        for ((a, k), v) in acc.iter_mut().zip(known.iter_mut()).zip(col.iter()) {
+            if let Some(v) = *v {
+                *a = if *k > 0 || from_zero { f(*a, v) } else { v };
+                *k += 1;
+            }
+        }
+    }
+    (acc, known)
 }
 
 /// graphite-web's `xffValues`.
