@@ -77,29 +77,7 @@ pub(super) fn find_blocking(app: &App, p: &Params) -> Result<Response, RenderErr
     // graphite-web sorts by the last segment only (stable).
     nodes.sort_by(|a, b| a.name().cmp(b.name()));
     let value = match format {
-        "treejson" => {
-            let mut out = Vec::new();
-            if nodes.len() > 1 && wildcards {
-                let any_branch = nodes.iter().any(|n| !n.is_leaf);
-                out.push(tree_node("*", &format!("{base}*"), !any_branch));
-            }
-            let mut seen = std::collections::HashSet::new();
-            let (mut branches, mut leaves) = (Vec::new(), Vec::new());
-            for n in &nodes {
-                if !seen.insert(n.name().to_string()) {
-                    continue;
-                }
-                let entry = tree_node(n.name(), &format!("{base}{}", n.name()), n.is_leaf);
-                if n.is_leaf {
-                    leaves.push(entry);
-                } else {
-                    branches.push(entry);
-                }
-            }
-            out.extend(branches);
-            out.extend(leaves);
-            serde_json::Value::Array(out)
-        }
+        "treejson" => return Ok(json_text_response(p, tree_json(&nodes, &base, wildcards))),
         "completer" => {
             let mut results: Vec<serde_json::Value> = nodes
                 .iter()
@@ -216,15 +194,78 @@ pub(super) fn merge_nodes(
     Ok(())
 }
 
-pub(super) fn tree_node(text: &str, id: &str, leaf: bool) -> serde_json::Value {
-    let flag = u8::from(!leaf);
-    serde_json::json!({
-        "text": text,
-        "id": id,
-        "allowChildren": flag,
-        "expandable": flag,
-        "leaf": u8::from(leaf),
-    })
+/// graphite-web's `tree_json` as its `json.dumps` writes it (keys in its
+/// order, its separators): the wildcard node when asked, then branches,
+/// then leaves, each name once.
+fn tree_json(nodes: &[finder::Node], base: &str, wildcards: bool) -> String {
+    let mut out = String::with_capacity(nodes.len() * (96 + 2 * base.len()));
+    out.push('[');
+    let mut first = true;
+    let mut entry = |out: &mut String, text: &str, name: &str, leaf: bool| {
+        if !first {
+            out.push_str(", ");
+        }
+        first = false;
+        out.push_str("{\"text\": ");
+        render::json_string(text, out);
+        out.push_str(", \"id\": ");
+        let mut id = String::with_capacity(base.len() + name.len());
+        id.push_str(base);
+        id.push_str(name);
+        render::json_string(&id, out);
+        out.push_str(if leaf {
+            ", \"allowChildren\": 0, \"expandable\": 0, \"leaf\": 1}"
+        } else {
+            ", \"allowChildren\": 1, \"expandable\": 1, \"leaf\": 0}"
+        });
+    };
+    if nodes.len() > 1 && wildcards {
+        entry(&mut out, "*", "*", nodes.iter().all(|n| n.is_leaf));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut leaves = Vec::new();
+    for n in nodes {
+        if !seen.insert(n.name()) {
+            continue;
+        }
+        if n.is_leaf {
+            leaves.push(n);
+        } else {
+            entry(&mut out, &unquote_plus(n.name()), n.name(), false);
+        }
+    }
+    for n in leaves {
+        entry(&mut out, &unquote_plus(n.name()), n.name(), true);
+    }
+    out.push(']');
+    out
+}
+
+/// Python's `unquote_plus`: `+` is a space, `%XX` a byte (UTF-8 read
+/// leniently).
+fn unquote_plus(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['+', '%']) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// A leaf's interval as graphite-web gives it: from the oldest time its
@@ -363,4 +404,35 @@ pub(super) async fn index(
         json_response(&p, &serde_json::json!(list))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(path: &str, is_leaf: bool) -> finder::Node {
+        finder::Node {
+            path: path.into(),
+            is_leaf,
+            file: None,
+            intervals: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn tree_json_as_graphite_web_dumps_it() {
+        let nodes = [
+            node("a.x", true),
+            node("a.b%2Bc", false),
+            node("a.x", false),
+        ];
+        assert_eq!(
+            tree_json(&nodes, "a.", true),
+            "[{\"text\": \"*\", \"id\": \"a.*\", \"allowChildren\": 1, \"expandable\": 1, \"leaf\": 0}, \
+             {\"text\": \"b+c\", \"id\": \"a.b%2Bc\", \"allowChildren\": 1, \"expandable\": 1, \"leaf\": 0}, \
+             {\"text\": \"x\", \"id\": \"a.x\", \"allowChildren\": 0, \"expandable\": 0, \"leaf\": 1}]"
+        );
+        assert_eq!(tree_json(&[], "", true), "[]");
+        assert_eq!(unquote_plus("a+b%41%zz%4"), "a bA%zz%4");
+    }
 }

@@ -372,7 +372,11 @@ where
 }
 
 fn json_response(p: &Params, value: &serde_json::Value) -> Response {
-    let body = value.to_string();
+    json_text_response(p, value.to_string())
+}
+
+/// JSON already written, answered as [`json_response`] answers.
+fn json_text_response(p: &Params, body: String) -> Response {
     match p.get("jsonp").filter(|j| !j.is_empty()) {
         Some(cb) => (
             [(header::CONTENT_TYPE, "text/javascript")],

@@ -22,7 +22,7 @@ fn json_number(v: Option<f64>, out: &mut String) {
     }
 }
 
-fn json_string(s: &str, out: &mut String) {
+pub(super) fn json_string(s: &str, out: &mut String) {
     out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
 }
 
