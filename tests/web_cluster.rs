@@ -47,6 +47,12 @@ make('g', 'shared.step', [(10, 8640)], series(10, 8000, lambda i: True, 700))
 # Only on a peer, at a depth the front has no folder for.
 make('b', 'only.on.b', [(60, 1440)], series(60, 100, lambda i: True, 0))
 make('g', 'only.on.g', [(60, 1440)], series(60, 100, lambda i: True, 0))
+# Tagged names the carbyne peers' receivers would have listed.
+for server, names in [('a', ['disk.used;dc=east;host=a1', 'disk.used;dc=west;host=a2']),
+                      ('b', ['disk.used;dc=north;host=b1', 'cpu;dc=east;rack=r1'])]:
+    os.makedirs(os.path.join(root, server, '_tagged'), exist_ok=True)
+    with open(os.path.join(root, server, '_tagged', '.names'), 'w') as f:
+        f.write(''.join(n + '\n' for n in names))
 print(now)
 "#;
     let out = Command::new("python3")
@@ -163,6 +169,30 @@ fn compare_fronts(port: u16, gw: &mut GraphiteWeb, now: i64, what: &str, only: b
         let g = kinds(&gw.request("GET", "/metrics/find", &params).1);
         if c != g || (c.is_empty() && (only || !q.starts_with("only"))) {
             failures.push(format!("find {q} json: {c:?}, graphite-web {g:?}"));
+        }
+    }
+    for (path, params) in [
+        ("/tags/autoComplete/tags", vec![]),
+        ("/tags/autoComplete/tags", vec![("tagPrefix", "h")]),
+        ("/tags/autoComplete/tags", vec![("expr", "dc=east")]),
+        ("/tags/autoComplete/tags", vec![("limit", "2")]),
+        ("/tags/autoComplete/values", vec![("tag", "dc")]),
+        (
+            "/tags/autoComplete/values",
+            vec![("tag", "host"), ("expr", "name=disk.used")],
+        ),
+        (
+            "/tags/autoComplete/values",
+            vec![("tag", "dc"), ("valuePrefix", "e")],
+        ),
+    ] {
+        let params = p(&params);
+        let (_, cb) = http(port, "GET", path, &params);
+        let (_, gb) = gw.request("GET", path, &params);
+        let c: Value = serde_json::from_slice(&cb).unwrap_or(Value::Null);
+        let g: Value = serde_json::from_slice(&gb).unwrap_or(Value::Null);
+        if c != g || (only && c.as_array().is_none_or(|a| a.is_empty())) {
+            failures.push(format!("{path} {params:?}: {c}, graphite-web {g}"));
         }
     }
     let (_, cb) = http(port, "GET", "/metrics/index.json", &[]);

@@ -209,11 +209,25 @@ impl Cluster {
     /// The metric names every peer lists in its `index.json`.
     pub fn index(&self) -> Vec<String> {
         let fields = [("local".to_string(), "1".to_string())];
+        self.lists("/metrics/index.json", &fields)
+    }
+
+    /// The peers' answers to a tag autocompletion (`/tags/autoComplete/
+    /// tags` or `values`, `fields` as asked here), joined.
+    pub fn complete(&self, path: &str, fields: &[(String, String)]) -> Vec<String> {
+        let mut fields = fields.to_vec();
+        fields.retain(|(k, _)| k != "local");
+        fields.push(("local".into(), "1".into()));
+        self.lists(path, &fields)
+    }
+
+    /// Every peer's JSON list of strings at `path`, joined.
+    fn lists(&self, path: &str, fields: &[(String, String)]) -> Vec<String> {
         let mut out = Vec::new();
-        for body in self.ask_all("/metrics/index.json", &fields, self.find_timeout) {
+        for body in self.ask_all(path, fields, self.find_timeout) {
             match serde_json::from_slice::<Vec<String>>(&body) {
                 Ok(names) => out.extend(names),
-                Err(e) => log::warn!("web: a cluster server's index is unreadable: {e}"),
+                Err(e) => log::warn!("web: a cluster server's {path} answer is unreadable: {e}"),
             }
         }
         out

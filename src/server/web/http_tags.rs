@@ -101,11 +101,28 @@ pub(super) async fn tag_complete(
     let p = Params::new(q, &headers, &body);
     limited(&app, move |app| {
         let r = limit_param(&p).and_then(|limit| {
-            app.storage.tags.complete_tags(
-                &many(&p, "expr"),
-                p.get("tagPrefix"),
-                limit.unwrap_or(100),
-            )
+            let limit = limit.unwrap_or(100);
+            let exprs = many(&p, "expr");
+            let mine = app
+                .storage
+                .tags
+                .complete_tags(&exprs, p.get("tagPrefix"), limit)?;
+            let mut fields = vec![
+                (
+                    "tagPrefix".to_string(),
+                    p.get("tagPrefix").unwrap_or("").to_string(),
+                ),
+                ("limit".into(), limit.to_string()),
+            ];
+            fields.extend(exprs.iter().map(|e| ("expr".to_string(), e.to_string())));
+            Ok(with_cluster(
+                app,
+                &p,
+                mine,
+                "/tags/autoComplete/tags",
+                &fields,
+                limit,
+            ))
         });
         tag_answer(&p, r.map(|t| serde_json::json!(t)))
     })
@@ -124,16 +141,53 @@ pub(super) async fn tag_complete_values(
             return error(StatusCode::BAD_REQUEST, "no tag specified");
         };
         let r = limit_param(&p).and_then(|limit| {
-            app.storage.tags.complete_values(
-                &many(&p, "expr"),
-                tag,
-                p.get("valuePrefix"),
-                limit.unwrap_or(100),
-            )
+            let limit = limit.unwrap_or(100);
+            let exprs = many(&p, "expr");
+            let mine =
+                app.storage
+                    .tags
+                    .complete_values(&exprs, tag, p.get("valuePrefix"), limit)?;
+            let mut fields = vec![
+                ("tag".to_string(), tag.to_string()),
+                (
+                    "valuePrefix".into(),
+                    p.get("valuePrefix").unwrap_or("").to_string(),
+                ),
+                ("limit".into(), limit.to_string()),
+            ];
+            fields.extend(exprs.iter().map(|e| ("expr".to_string(), e.to_string())));
+            Ok(with_cluster(
+                app,
+                &p,
+                mine,
+                "/tags/autoComplete/values",
+                &fields,
+                limit,
+            ))
         });
         tag_answer(&p, r.map(|v| serde_json::json!(v)))
     })
     .await
+}
+
+/// Our completions joined with the cluster's, sorted, at most `limit`
+/// (graphite-web's store).
+fn with_cluster(
+    app: &App,
+    p: &Params,
+    mine: Vec<String>,
+    path: &str,
+    fields: &[(String, String)],
+    limit: usize,
+) -> Vec<String> {
+    let Some(c) = app.cluster_for(p) else {
+        return mine;
+    };
+    let mut all: Vec<String> = mine.into_iter().chain(c.complete(path, fields)).collect();
+    all.sort();
+    all.dedup();
+    all.truncate(limit);
+    all
 }
 
 /// `tagSeries` (`path`: the canonical name) and `tagMultiSeries` (`path`
