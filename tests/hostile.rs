@@ -353,32 +353,35 @@ fn statsd_tcp_lines_are_bounded_and_bytes_do_not_end_the_stream() {
     assert!(srv.rss_kb() < 100_000, "RSS {} kB", srv.rss_kb());
 }
 
+/// The child runs with at most `n` open files.
+fn open_files_limit(c: &mut std::process::Command, n: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the
+    // parent.
+    unsafe {
+        c.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
 /// Item 9: the TCP listener ended for good at the first accept error
 /// (EMFILE). With a low file limit, it now waits out the shortage.
 #[test]
 fn statsd_tcp_listener_survives_running_out_of_file_descriptors() {
-    use std::os::unix::process::CommandExt;
     let (udp, adm) = (free_port(), free_port());
     let srv = Server::start_with(
         &statsd_toml(udp, adm, "udp_sockets = 1\n"),
         &[udp, adm],
-        |c| {
-            // SAFETY: setrlimit is async-signal-safe and touches no memory of
-            // the parent.
-            unsafe {
-                c.pre_exec(|| {
-                    let lim = libc::rlimit {
-                        rlim_cur: 64,
-                        rlim_max: 64,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
-                        Ok(())
-                    } else {
-                        Err(std::io::Error::last_os_error())
-                    }
-                });
-            }
-        },
+        |c| open_files_limit(c, 64),
     );
     let held: Vec<TcpStream> = (0..100)
         .filter_map(|_| TcpStream::connect(("127.0.0.1", udp)).ok())
@@ -727,4 +730,71 @@ fn web_bad_requests_are_answered_not_crashed() {
     );
     assert_eq!(ok.0, 200, "{}", String::from_utf8_lossy(&ok.1));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Out of file descriptors in the middle of renders: a render that cannot
+/// open every file it matches answers 503, never a 200 whose sum is short
+/// of the files it could not open; the server answers fully afterwards.
+#[test]
+fn web_renders_short_of_file_descriptors_answer_503_not_a_wrong_sum() {
+    let port = free_port();
+    let mut s = Server::start_with(
+        &format!(
+            "[server.web]\nlisten = \"127.0.0.1:{port}\"\nstorage_dir = \"{{DIR}}/whisper\"\n"
+        ),
+        &[port],
+        |c| open_files_limit(c, 40),
+    );
+    let root = s.storage();
+    let now = carbyne::whisper::unix_now();
+    for i in 0..300 {
+        let f = root.join(format!("fd/m{i}/v.wsp"));
+        std::fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
+        carbyne::whisper::create(
+            &f,
+            &[(60, 60)],
+            0.5,
+            carbyne::whisper::Aggregation::Average,
+            carbyne::whisper::Allocation::Sparse,
+        )
+        .expect("create");
+        let w = carbyne::whisper::Whisper::open(&f, true).expect("open");
+        w.update_many(&[(now - 60, 1.0)], Some(now))
+            .expect("update");
+    }
+    let params = vec![
+        ("target".to_string(), "sumSeries(fd.*.v)".to_string()),
+        ("from".to_string(), "-10min".to_string()),
+        ("format".to_string(), "json".to_string()),
+    ];
+    let sum_of = |body: &[u8]| -> Option<f64> {
+        let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+        v[0]["datapoints"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p[0].as_f64())
+            .next_back()
+    };
+    let answers: Vec<(u16, Vec<u8>)> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..24)
+            .map(|_| sc.spawn(|| http(port, "GET", "/render", &params)))
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let mut short = 0;
+    for (status, body) in &answers {
+        match status {
+            200 => assert_eq!(sum_of(body), Some(300.0), "a 200 holds every file"),
+            503 => short += 1,
+            // A connection the server could not even accept.
+            0 => {}
+            other => panic!("status {other}: {}", String::from_utf8_lossy(body)),
+        }
+    }
+    assert!(s.alive(), "{}", s.log());
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body) = http(port, "GET", "/render", &params);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(sum_of(&body), Some(300.0));
+    eprintln!("{short} of {} renders answered 503", answers.len());
 }

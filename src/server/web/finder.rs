@@ -36,6 +36,9 @@ pub enum FindError {
     TooManyVariants(String),
     #[error("more than {0} metrics match")]
     TooMany(usize),
+    /// A folder could not be listed for want of file descriptors or memory.
+    #[error("cannot list {0}: {1}")]
+    Unavailable(String, String),
 }
 
 /// `s` with its `{a,b}` lists expanded (graphite-web's `expand_braces`).
@@ -261,8 +264,15 @@ fn walk(
     }
     let mut entries: Vec<(String, bool, bool)> = Vec::new();
     if exact.is_empty() {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return Ok(());
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if crate::server::web::functions::short_of_resources(&e) => {
+                return Err(FindError::Unavailable(
+                    dir.display().to_string(),
+                    e.to_string(),
+                ))
+            }
+            Err(_) => return Ok(()),
         };
         for e in rd.flatten() {
             let Ok(ft) = e.file_type() else { continue };

@@ -8,6 +8,7 @@ pub(super) fn find_error(e: finder::FindError) -> RenderError {
         finder::FindError::TooMany(n) => {
             RenderError::TooLarge(format!("more than max_find_results ({n}) metrics match"))
         }
+        finder::FindError::Unavailable(..) => RenderError::Unavailable(e.to_string()),
         e => RenderError::Input(e.to_string()),
     }
 }

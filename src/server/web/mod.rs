@@ -328,6 +328,10 @@ fn render_error(e: RenderError) -> Response {
         RenderError::Input(m) => error(StatusCode::BAD_REQUEST, &m),
         RenderError::TooLarge(m) => error(StatusCode::PAYLOAD_TOO_LARGE, &m),
         RenderError::Internal(m) => error(StatusCode::INTERNAL_SERVER_ERROR, &m),
+        RenderError::Unavailable(m) => {
+            log::warn!("web: answered 503: {m}");
+            error(StatusCode::SERVICE_UNAVAILABLE, &m)
+        }
     }
 }
 

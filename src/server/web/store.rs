@@ -117,21 +117,14 @@ impl<'a> Reader<'a> {
         }
         let w = match Whisper::open(file, false) {
             Ok(w) => w,
-            // A file being replaced or damaged: graphite-web logs and skips it.
-            Err(e) => {
-                log::warn!("web: cannot read {}: {e}", file.display());
-                return Ok(None);
-            }
+            Err(e) => return skip_or_fail(file, e),
         };
         // Bound the read before it is made: the slots whisper would read.
         self.count(0, expected_points(&w.header, ctx.start, ctx.end, ctx.now))?;
         let got = match w.fetch(ctx.start, Some(ctx.end), Some(ctx.now), None) {
             Ok(Some(s)) => s,
             Ok(None) => return Ok(None),
-            Err(e) => {
-                log::warn!("web: cannot read {}: {e}", file.display());
-                return Ok(None);
-            }
+            Err(e) => return skip_or_fail(file, e),
         };
         self.count(1, 0)?;
         let mut values = got.values;
@@ -247,6 +240,7 @@ impl Source for Reader<'_> {
                     "{pattern:?} matches more than max_series_per_request ({}) series",
                     self.max_series
                 )),
+                FindError::Unavailable(..) => RenderError::Unavailable(e.to_string()),
                 e => RenderError::Input(e.to_string()),
             })?;
         let mut out: Vec<Series> = Vec::new();
@@ -286,6 +280,23 @@ impl Source for Reader<'_> {
         }
         Ok(out)
     }
+}
+
+/// A file that cannot be read: skipped when it is being replaced or is
+/// damaged (graphite-web logs and skips it); the whole request answered
+/// 503 when the process is short of file descriptors or memory, since
+/// skipping would give a wrong sum with a 200.
+fn skip_or_fail(file: &std::path::Path, e: crate::whisper::WhisperError) -> Result<Option<Series>> {
+    if let crate::whisper::WhisperError::Io { source, .. } = &e {
+        if super::functions::short_of_resources(source) {
+            return Err(RenderError::Unavailable(format!(
+                "cannot read {}: {source}; try again (or raise the service's open files limit)",
+                file.display()
+            )));
+        }
+    }
+    log::warn!("web: cannot read {}: {e}", file.display());
+    Ok(None)
 }
 
 /// The slots a whisper fetch of `[from, until]` reads (the archive chosen

@@ -26,6 +26,19 @@ pub enum RenderError {
     /// Reading the data failed (500).
     #[error("{0}")]
     Internal(String),
+    /// The server lacks what it needs to answer now (file descriptors,
+    /// memory): 503, never a partial answer.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Whether an I/O error is the process running short (of file
+/// descriptors or memory), not the file being bad.
+pub fn short_of_resources(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)
+    )
 }
 
 pub type Result<T> = std::result::Result<T, RenderError>;
