@@ -51,19 +51,7 @@ make('counters.requests', [(60, 1440)], list(reversed(series(60, 1400, counter, 
 make('empty.series', [(60, 1440)], [])
 print(now)
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script, &dir.to_string_lossy()])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "making whisper files failed (whisper 1.1.10 is installed by tests/run.sh): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("now")
+    make_with_python(script, dir)
 }
 
 /// Every target below asked of both servers in json, with `now` fixed.

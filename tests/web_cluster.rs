@@ -12,7 +12,6 @@ use common::graphite_web::*;
 use common::*;
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Whisper files for the front (`f`), two carbyne peers (`a`, `b`) and
@@ -55,19 +54,7 @@ for server, names in [('a', ['disk.used;dc=east;host=a1', 'disk.used;dc=west;hos
         f.write(''.join(n + '\n' for n in names))
 print(now)
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script, &root.to_string_lossy()])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "making whisper files failed (whisper 1.1.10 is installed by tests/run.sh): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("now")
+    make_with_python(script, root)
 }
 
 /// graphite-web 1.1.10 served over HTTP on a free port (a cluster peer).

@@ -9,6 +9,24 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+/// Runs a Python `script` that makes whisper files under `dir` with
+/// Python's whisper and prints the `now` they end at.
+pub fn make_with_python(script: &str, dir: &Path) -> i64 {
+    let out = Command::new("python3")
+        .args(["-c", script, &dir.to_string_lossy()])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "making whisper files failed (whisper 1.1.10 is installed by tests/run.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("now")
+}
+
 /// graphite-web in-process, answering one request per line.
 pub struct GraphiteWeb {
     child: Child,

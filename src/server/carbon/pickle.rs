@@ -66,6 +66,23 @@ impl Value {
         }
     }
 
+    /// The `(a, b)` number pairs of a list or tuple of 2-item lists or
+    /// tuples (carbonlink's datapoints, intervals); other items skipped.
+    pub fn pairs(&self) -> Vec<(f64, f64)> {
+        match self {
+            Value::List(items) | Value::Tuple(items) => items
+                .iter()
+                .filter_map(|i| match i {
+                    Value::List(p) | Value::Tuple(p) if p.len() == 2 => {
+                        Some((p[0].as_f64()?, p[1].as_f64()?))
+                    }
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),

@@ -129,18 +129,7 @@ impl CarbonLink {
         if let Some(e) = v.get("error").and_then(Value::as_str) {
             return Err(std::io::Error::other(format!("it answered: {e}")));
         }
-        let points = match v.get("datapoints") {
-            Some(Value::List(items) | Value::Tuple(items)) => items
-                .iter()
-                .filter_map(|i| match i {
-                    Value::List(p) | Value::Tuple(p) if p.len() == 2 => {
-                        Some((p[0].as_f64()?, p[1].as_f64()?))
-                    }
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+        let points = v.get("datapoints").map(Value::pairs).unwrap_or_default();
         if let Ok(mut idle) = host.idle.lock() {
             if idle.len() < 16 {
                 idle.push(conn);

@@ -301,15 +301,7 @@ fn nodes_of(v: &Value) -> Vec<RemoteNode> {
                         .collect(),
                     _ => Vec::new(),
                 },
-                Some(Value::List(list) | Value::Tuple(list)) => list
-                    .iter()
-                    .filter_map(|i| match i {
-                        Value::List(p) | Value::Tuple(p) if p.len() == 2 => {
-                            Some((p[0].as_f64()?, p[1].as_f64()?))
-                        }
-                        _ => None,
-                    })
-                    .collect(),
+                Some(list) => list.pairs(),
                 _ => Vec::new(),
             };
             Some(RemoteNode {

@@ -107,22 +107,9 @@ pub(super) async fn tag_complete(
                 .storage
                 .tags
                 .complete_tags(&exprs, p.get("tagPrefix"), limit)?;
-            let mut fields = vec![
-                (
-                    "tagPrefix".to_string(),
-                    p.get("tagPrefix").unwrap_or("").to_string(),
-                ),
-                ("limit".into(), limit.to_string()),
-            ];
-            fields.extend(exprs.iter().map(|e| ("expr".to_string(), e.to_string())));
-            Ok(with_cluster(
-                app,
-                &p,
-                mine,
-                "/tags/autoComplete/tags",
-                &fields,
-                limit,
-            ))
+            let keys = ["tagPrefix"];
+            let path = "/tags/autoComplete/tags";
+            Ok(with_cluster(app, &p, mine, path, &keys, &exprs, limit))
         });
         tag_answer(&p, r.map(|t| serde_json::json!(t)))
     })
@@ -147,43 +134,37 @@ pub(super) async fn tag_complete_values(
                 app.storage
                     .tags
                     .complete_values(&exprs, tag, p.get("valuePrefix"), limit)?;
-            let mut fields = vec![
-                ("tag".to_string(), tag.to_string()),
-                (
-                    "valuePrefix".into(),
-                    p.get("valuePrefix").unwrap_or("").to_string(),
-                ),
-                ("limit".into(), limit.to_string()),
-            ];
-            fields.extend(exprs.iter().map(|e| ("expr".to_string(), e.to_string())));
-            Ok(with_cluster(
-                app,
-                &p,
-                mine,
-                "/tags/autoComplete/values",
-                &fields,
-                limit,
-            ))
+            let keys = ["tag", "valuePrefix"];
+            let path = "/tags/autoComplete/values";
+            Ok(with_cluster(app, &p, mine, path, &keys, &exprs, limit))
         });
         tag_answer(&p, r.map(|v| serde_json::json!(v)))
     })
     .await
 }
 
-/// Our completions joined with the cluster's, sorted, at most `limit`
+/// Our completions joined with the cluster's (asked `path` with the
+/// request's `keys`, `limit` and `exprs`), sorted, at most `limit`
 /// (graphite-web's store).
 fn with_cluster(
     app: &App,
     p: &Params,
     mine: Vec<String>,
     path: &str,
-    fields: &[(String, String)],
+    keys: &[&str],
+    exprs: &[&str],
     limit: usize,
 ) -> Vec<String> {
     let Some(c) = app.cluster_for(p) else {
         return mine;
     };
-    let mut all: Vec<String> = mine.into_iter().chain(c.complete(path, fields)).collect();
+    let mut fields: Vec<(String, String)> = keys
+        .iter()
+        .map(|k| (k.to_string(), p.get(k).unwrap_or("").to_string()))
+        .collect();
+    fields.push(("limit".into(), limit.to_string()));
+    fields.extend(exprs.iter().map(|e| ("expr".to_string(), e.to_string())));
+    let mut all: Vec<String> = mine.into_iter().chain(c.complete(path, &fields)).collect();
     all.sort();
     all.dedup();
     all.truncate(limit);
