@@ -12,6 +12,8 @@ use common::graphite_web::*;
 use common::*;
 use serde_json::Value;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Whisper files for the front (`f`), two carbyne peers (`a`, `b`) and
@@ -182,6 +184,16 @@ fn compare_fronts(port: u16, gw: &mut GraphiteWeb, now: i64, what: &str, only: b
             failures.push(format!("{path} {params:?}: {c}, graphite-web {g}"));
         }
     }
+    for q in ["servers.*", "shared.*", "only.*.*"] {
+        let params = p(&[("query", q), ("query", "nosuch.*")]);
+        let (_, cb) = http(port, "GET", "/metrics/expand", &params);
+        let (_, gb) = gw.request("GET", "/metrics/expand", &params);
+        let c: Value = serde_json::from_slice(&cb).unwrap_or(Value::Null);
+        let g: Value = serde_json::from_slice(&gb).unwrap_or(Value::Null);
+        if c != g {
+            failures.push(format!("expand {q}: {c}, graphite-web {g}"));
+        }
+    }
     let (_, cb) = http(port, "GET", "/metrics/index.json", &[]);
     let (_, gb) = gw.request("GET", "/metrics/index.json", &[]);
     let c: Value = serde_json::from_slice(&cb).unwrap_or(Value::Null);
@@ -260,13 +272,17 @@ fn a_cluster_reads_as_graphite_webs_cluster_reads() {
 }
 
 /// A fake cluster server on a free port: `answer` writes what it sends
-/// to each connection (after reading the request's head).
-fn fake_peer(answer: fn(&mut std::net::TcpStream)) -> u16 {
+/// to each connection (after reading the request's head). Also how many
+/// connections it had.
+fn fake_peer(answer: fn(&mut std::net::TcpStream)) -> (u16, Arc<AtomicUsize>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming().take(20) {
             let Ok(mut conn) = conn else { continue };
+            seen.fetch_add(1, Ordering::Relaxed);
             std::thread::spawn(move || {
                 let mut head = [0u8; 4096];
                 let _ = std::io::Read::read(&mut conn, &mut head);
@@ -274,7 +290,31 @@ fn fake_peer(answer: fn(&mut std::net::TcpStream)) -> u16 {
             });
         }
     });
-    port
+    (port, count)
+}
+
+/// A pickled render answer of one series, as a peer might send it.
+fn pickled_series(name: &str, start: i64, step: i64, values: &[f64]) -> Vec<u8> {
+    let mut p = carbyne::server::carbon::pickle::Pickler::default();
+    p.list_start();
+    p.dict_start();
+    for (k, v) in [("name", name), ("pathExpression", "shared.*")] {
+        p.string(k);
+        p.string(v);
+    }
+    for (k, v) in [("start", start), ("end", 1 << 62), ("step", step)] {
+        p.string(k);
+        p.int(v);
+    }
+    p.string("values");
+    p.list_start();
+    for v in values {
+        p.float(*v);
+    }
+    p.list_end();
+    p.dict_end();
+    p.list_end();
+    p.finish()
 }
 
 #[test]
@@ -298,15 +338,34 @@ fn broken_cluster_servers_cost_a_timeout_and_nothing_else() {
         let _ = c.write_all(body);
     });
     let silent = fake_peer(|_| std::thread::sleep(Duration::from_secs(30)));
+    // Series whose step is 0, or whose end lies far past their values.
+    let step0 = fake_peer(|c| {
+        let body = pickled_series("shared.gaps", 0, 0, &[1.0]);
+        let _ = write!(
+            c,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let _ = c.write_all(&body);
+    });
+    let far = fake_peer(|c| {
+        let body = pickled_series("shared.far", 0, 1, &[1.0, 2.0]);
+        let _ = write!(
+            c,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let _ = c.write_all(&body);
+    });
     let endless = fake_peer(|c| {
         let _ = c.write_all(b"HTTP/1.1 200 OK\r\n\r\n\x80\x02]q\x00(");
         let chunk = vec![b'N'; 1 << 16];
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(20) && c.write_all(&chunk).is_ok() {}
     });
-    let list: Vec<String> = [garbage, class, silent, endless]
+    let list: Vec<String> = [&garbage, &class, &silent, &endless, &step0, &far]
         .iter()
-        .map(|p| format!("127.0.0.1:{p}"))
+        .map(|p| format!("127.0.0.1:{}", p.0))
         .collect();
     let extra = format!(
         "max_points_per_request = 100000\ncluster_servers = {list:?}\ncluster_fetch_timeout = 2.0\ncluster_find_timeout = 2.0\n"
@@ -319,7 +378,12 @@ fn broken_cluster_servers_cost_a_timeout_and_nothing_else() {
         port,
         "GET",
         "/render",
-        &p(&[("target", "shared.*"), ("from", "-1h"), ("format", "json")]),
+        &p(&[
+            ("target", "shared.*"),
+            ("from", "-1h"),
+            ("format", "json"),
+            ("maxDataPoints", "5"),
+        ]),
     );
     let took = t.elapsed();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
@@ -330,17 +394,22 @@ fn broken_cluster_servers_cost_a_timeout_and_nothing_else() {
         .flatten()
         .filter_map(|s| s["target"].as_str())
         .collect();
-    assert_eq!(
-        names,
-        ["shared.gaps", "shared.step"],
-        "the front's own series"
-    );
+    // The front's own series, and the far one (cut to the end of its values).
+    assert_eq!(names, ["shared.far", "shared.gaps", "shared.step"]);
     assert!(took < Duration::from_secs(5), "took {took:?}");
     // Left out now: the next request does not wait for them.
     let t = Instant::now();
     let (status, _) = http(port, "GET", "/metrics/find", &p(&[("query", "*")]));
     assert_eq!(status, 200);
     assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    // Every broken one was asked once: each is left out after its first answer.
+    for (what, peer) in [
+        ("garbage", &garbage),
+        ("a class", &class),
+        ("step 0", &step0),
+    ] {
+        assert_eq!(peer.1.load(Ordering::Relaxed), 1, "{what}: asked again");
+    }
     let rss = std::fs::read_to_string(format!("/proc/{}/status", front.0.id()))
         .unwrap_or_default()
         .lines()
@@ -352,4 +421,38 @@ fn broken_cluster_servers_cost_a_timeout_and_nothing_else() {
         front.0.try_wait().expect("wait").is_none(),
         "the front runs on"
     );
+}
+
+#[test]
+fn cluster_settings_that_cannot_work_are_refused_naming_the_key() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    for (extra, key) in [
+        ("cluster_servers = [\"ftp://h:1\"]", "cluster_servers"),
+        (
+            "cluster_servers = [\"h:8080/?noTags=1\"]",
+            "cluster_servers",
+        ),
+        ("cluster_servers = [\"h:0\"]", "cluster_servers"),
+        ("cluster_fetch_timeout = 1e300", "cluster_fetch_timeout"),
+        ("request_timeout = 1e300", "request_timeout"),
+        (
+            "cluster_servers = [\"h:8080\"]\nrequest_timeout = 2.0",
+            "request_timeout",
+        ),
+    ] {
+        let cfg = tmp.path().join("c.toml");
+        std::fs::write(
+            &cfg,
+            format!("state_dir = \"/tmp\"\n[server.web]\nstorage_dir = \"/tmp\"\n{extra}\n"),
+        )
+        .expect("config");
+        let out = bin()
+            .args(["config", "check", "--config"])
+            .arg(&cfg)
+            .output()
+            .expect("carbyne");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra}: accepted");
+        assert!(err.contains(&format!("server.web.{key}")), "{extra}: {err}");
+    }
 }

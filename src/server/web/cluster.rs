@@ -50,18 +50,57 @@ pub struct Cluster {
 }
 
 /// `host:port` or `http(s)://host:port[/path]`, as graphite-web's
-/// CLUSTER_SERVERS.
+/// CLUSTER_SERVERS (graphite-web's `?format=...` options on an entry are
+/// not taken: refused, so they are not silently ignored).
 pub fn base_url(server: &str) -> std::result::Result<String, String> {
-    let url = if server.starts_with("http://") || server.starts_with("https://") {
-        server.trim_end_matches('/').to_string()
-    } else {
-        format!("http://{server}")
+    let url = match server.split_once("://") {
+        Some(("http" | "https", _)) => server.trim_end_matches('/').to_string(),
+        Some((scheme, _)) => {
+            return Err(format!("{server:?}: expected http or https, not {scheme}"))
+        }
+        None => format!("http://{server}"),
     };
     let parsed = reqwest::Url::parse(&url).map_err(|e| format!("{server:?}: {e}"))?;
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!("{server:?}: expected host:port or an http URL"));
     }
+    if parsed.port() == Some(0) {
+        return Err(format!("{server:?}: port 0"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!(
+            "{server:?}: options after '?' (graphite-web's format, local, noTags) are not taken"
+        ));
+    }
     Ok(url)
+}
+
+/// Whether a `cluster_servers` entry is this server's own `listen`
+/// address (the same port on the same, a loopback or any address).
+pub fn is_this_server(server: &str, listen: &str) -> bool {
+    let Some(url) = base_url(server)
+        .ok()
+        .and_then(|u| reqwest::Url::parse(&u).ok())
+    else {
+        return false;
+    };
+    let Some((host, port)) = listen.rsplit_once(':') else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let local = |h: &str| {
+        matches!(
+            h,
+            "127.0.0.1" | "localhost" | "::1" | "[::1]" | "0.0.0.0" | "::"
+        )
+    };
+    url.port_or_known_default()
+        .map(|p| p.to_string())
+        .as_deref()
+        == Some(port)
+        && url
+            .host_str()
+            .is_some_and(|h| h == host || (local(h) && local(host)))
 }
 
 impl Cluster {
@@ -108,10 +147,18 @@ impl Cluster {
     }
 
     /// Asks every active peer at once; their answers in the order of
-    /// `cluster_servers` (a failed one logged, marked and left out).
-    fn ask_all(&self, path: &str, fields: &[(String, String)], timeout: Duration) -> Vec<Vec<u8>> {
+    /// `cluster_servers`. A peer that cannot be reached, fails or times
+    /// out is logged, marked and left out; one that refuses the request
+    /// itself (a 4xx: the request, not the peer, is at fault) is left out
+    /// of this answer only, and its 413 is the whole request's.
+    fn ask_all(
+        &self,
+        path: &str,
+        fields: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<Vec<(&Peer, Vec<u8>)>> {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let peers = self.active();
         let handles: Vec<_> = peers
@@ -123,24 +170,38 @@ impl Cluster {
                 rt.spawn(async move {
                     tokio::time::timeout(timeout, request(client, url, fields, max))
                         .await
-                        .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+                        .unwrap_or_else(|_| {
+                            Err(Failure::Peer(format!("no answer within {timeout:?}")))
+                        })
                 })
             })
             .collect();
         let mut out = Vec::new();
-        for (peer, h) in peers.iter().zip(handles) {
+        for (peer, h) in peers.into_iter().zip(handles) {
             match rt.block_on(h) {
                 Ok(Ok(body)) => {
                     if let Ok(mut f) = peer.failed_at.lock() {
-                        *f = None;
+                        if f.take().is_some() {
+                            log::info!("web: cluster server {} answers again", peer.url);
+                        }
                     }
-                    out.push(body);
+                    out.push((peer, body));
                 }
-                Ok(Err(e)) => self.failed(peer, path, &e),
+                Ok(Err(Failure::Refused(413, e))) => {
+                    return Err(RenderError::TooLarge(format!(
+                        "cluster server {}: {e}",
+                        peer.url
+                    )))
+                }
+                Ok(Err(Failure::Refused(status, e))) => log::warn!(
+                    "web: cluster server {} refused {path} (HTTP {status}): {e}",
+                    peer.url
+                ),
+                Ok(Err(Failure::Peer(e))) => self.failed(peer, path, &e),
                 Err(e) => self.failed(peer, path, &e.to_string()),
             }
         }
-        out
+        Ok(out)
     }
 
     fn failed(&self, peer: &Peer, path: &str, e: &str) {
@@ -155,7 +216,12 @@ impl Cluster {
     }
 
     /// The nodes the peers find for `query`, in their order.
-    pub fn find(&self, query: &str, from: Option<i64>, until: Option<i64>) -> Vec<RemoteNode> {
+    pub fn find(
+        &self,
+        query: &str,
+        from: Option<i64>,
+        until: Option<i64>,
+    ) -> Result<Vec<RemoteNode>> {
         let mut fields = vec![
             ("local".to_string(), "1".to_string()),
             ("format".into(), "pickle".into()),
@@ -163,14 +229,15 @@ impl Cluster {
         ];
         fields.extend(from.map(|f| ("from".to_string(), f.to_string())));
         fields.extend(until.map(|u| ("until".to_string(), u.to_string())));
+        let path = "/metrics/find/";
         let mut out = Vec::new();
-        for body in self.ask_all("/metrics/find/", &fields, self.find_timeout) {
+        for (peer, body) in self.ask_all(path, &fields, self.find_timeout)? {
             match pickle::loads_with(&body, pickle::budget(body.len()), CLASSES) {
                 Ok(v) => out.extend(nodes_of(&v)),
-                Err(e) => log::warn!("web: a cluster server's find answer is unreadable: {e}"),
+                Err(e) => self.failed(peer, path, &format!("an unreadable answer: {e}")),
             }
         }
-        out
+        Ok(out)
     }
 
     /// What the peers hold of `patterns` in `(start, end]`, by path
@@ -182,7 +249,7 @@ impl Cluster {
         end: i64,
         now: i64,
         xff: f64,
-    ) -> HashMap<String, Vec<Series>> {
+    ) -> Result<HashMap<String, Vec<Series>>> {
         let mut fields = vec![
             ("format".to_string(), "pickle".to_string()),
             ("local".into(), "1".into()),
@@ -192,29 +259,33 @@ impl Cluster {
         ];
         fields.extend(patterns.iter().map(|p| ("target".to_string(), p.clone())));
         fields.push(("now".into(), now.to_string()));
+        let path = "/render/";
         let mut out: HashMap<String, Vec<Series>> = HashMap::new();
-        for body in self.ask_all("/render/", &fields, self.fetch_timeout) {
-            match pickle::loads(&body, pickle::budget(body.len())) {
-                Ok(v) => {
-                    for s in series_of(&v, xff) {
+        for (peer, body) in self.ask_all(path, &fields, self.fetch_timeout)? {
+            let series = pickle::loads(&body, pickle::budget(body.len()))
+                .map_err(|e| e.to_string())
+                .and_then(|v| series_of(&v, xff));
+            match series {
+                Ok(series) => {
+                    for s in series {
                         out.entry(s.path_expression.clone()).or_default().push(s);
                     }
                 }
-                Err(e) => log::warn!("web: a cluster server's render answer is unreadable: {e}"),
+                Err(e) => self.failed(peer, path, &format!("an unreadable answer: {e}")),
             }
         }
-        out
+        Ok(out)
     }
 
     /// The metric names every peer lists in its `index.json`.
-    pub fn index(&self) -> Vec<String> {
+    pub fn index(&self) -> Result<Vec<String>> {
         let fields = [("local".to_string(), "1".to_string())];
         self.lists("/metrics/index.json", &fields)
     }
 
     /// The peers' answers to a tag autocompletion (`/tags/autoComplete/
     /// tags` or `values`, `fields` as asked here), joined.
-    pub fn complete(&self, path: &str, fields: &[(String, String)]) -> Vec<String> {
+    pub fn complete(&self, path: &str, fields: &[(String, String)]) -> Result<Vec<String>> {
         let mut fields = fields.to_vec();
         fields.retain(|(k, _)| k != "local");
         fields.push(("local".into(), "1".into()));
@@ -222,16 +293,36 @@ impl Cluster {
     }
 
     /// Every peer's JSON list of strings at `path`, joined.
-    fn lists(&self, path: &str, fields: &[(String, String)]) -> Vec<String> {
+    fn lists(&self, path: &str, fields: &[(String, String)]) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for body in self.ask_all(path, fields, self.find_timeout) {
+        for (peer, body) in self.ask_all(path, fields, self.find_timeout)? {
             match serde_json::from_slice::<Vec<String>>(&body) {
                 Ok(names) => out.extend(names),
-                Err(e) => log::warn!("web: a cluster server's {path} answer is unreadable: {e}"),
+                Err(e) => self.failed(peer, path, &format!("an unreadable answer: {e}")),
             }
         }
-        out
+        Ok(out)
     }
+}
+
+/// Why a peer gave no answer.
+enum Failure {
+    /// The peer is unreachable, slow, failing or its answer too large.
+    Peer(String),
+    /// The peer refused the request (HTTP 4xx, with its message).
+    Refused(u16, String),
+}
+
+/// An error with its causes (reqwest's own message hides them).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// One request to one peer: GET as graphite-web asks (POST when the
@@ -242,7 +333,7 @@ async fn request(
     url: String,
     fields: Vec<(String, String)>,
     max: usize,
-) -> std::result::Result<Vec<u8>, String> {
+) -> std::result::Result<Vec<u8>, Failure> {
     let query: String = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&fields)
         .finish();
@@ -254,14 +345,34 @@ async fn request(
     } else {
         client.get(format!("{url}?{query}"))
     };
-    let mut resp = req.send().await.map_err(|e| e.to_string())?;
-    if !resp.status().is_success() {
-        return Err(format!("HTTP {}", resp.status()));
+    let peer = |e: reqwest::Error| Failure::Peer(with_causes(&e));
+    let mut resp = req.send().await.map_err(peer)?;
+    let status = resp.status();
+    if status.is_client_error() {
+        // Its message ({"error": ...} from carbyne and graphite-web), short.
+        let mut text = Vec::new();
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            text.extend_from_slice(&chunk);
+            if text.len() > 4096 {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&text[..text.len().min(4096)]).into_owned();
+        let msg = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or(text);
+        return Err(Failure::Refused(status.as_u16(), msg));
+    }
+    if !status.is_success() {
+        return Err(Failure::Peer(format!("HTTP {status}")));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = resp.chunk().await.map_err(peer)? {
         if body.len() + chunk.len() > max {
-            return Err(format!("the answer is larger than {max} bytes"));
+            return Err(Failure::Peer(format!(
+                "the answer is larger than {max} bytes"
+            )));
         }
         body.extend_from_slice(&chunk);
     }
@@ -313,28 +424,48 @@ fn nodes_of(v: &Value) -> Vec<RemoteNode> {
         .collect()
 }
 
-/// The series of a pickled render answer (graphite-web's `getInfo`).
-fn series_of(v: &Value, xff: f64) -> Vec<Series> {
+/// The series of a pickled render answer (graphite-web's `getInfo`),
+/// checked: a step above 0, a name without control characters, and the
+/// end where the values end (`start + step × values`), whatever the peer
+/// said, so that no answer can make a render loop over a range its
+/// values do not fill.
+fn series_of(v: &Value, xff: f64) -> std::result::Result<Vec<Series>, String> {
     let (Value::List(items) | Value::Tuple(items)) = v else {
-        return Vec::new();
+        return Err("not a list of series".into());
     };
     items
         .iter()
-        .filter_map(|s| {
-            let name = s.get("name").and_then(Value::as_str)?;
-            let int = |k: &str| num(s.get(k)).map(|f| f as i64);
-            let (start, end, step) = (int("start")?, int("end")?, int("step")?);
-            let values = match s.get("values") {
-                Some(Value::List(v) | Value::Tuple(v)) => v.iter().map(Value::as_f64).collect(),
-                _ => return None,
+        .map(|s| {
+            let name = s
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or("a series without a name")?;
+            if name.is_empty() || name.chars().any(char::is_control) {
+                return Err(format!("a series named {name:?}"));
+            }
+            let int = |k: &str| num(s.get(k)).filter(|f| f.is_finite()).map(|f| f as i64);
+            let (Some(start), Some(step)) = (int("start"), int("step")) else {
+                return Err(format!("{name}: no start or step"));
             };
+            if step <= 0 {
+                return Err(format!("{name}: a step of {step}"));
+            }
+            let values: Vec<Option<f64>> = match s.get("values") {
+                Some(Value::List(v) | Value::Tuple(v)) => v.iter().map(Value::as_f64).collect(),
+                _ => return Err(format!("{name}: no values")),
+            };
+            let end = i64::try_from(values.len())
+                .ok()
+                .and_then(|n| n.checked_mul(step))
+                .and_then(|span| span.checked_add(start))
+                .ok_or_else(|| format!("{name}: a range past the end of time"))?;
             let mut series = Series::new(name.to_string(), start, end, step, values, xff);
             series.path_expression = s
                 .get("pathExpression")
                 .and_then(Value::as_str)
                 .unwrap_or(name)
                 .to_string();
-            Some(series)
+            Ok(series)
         })
         .collect()
 }
@@ -432,7 +563,7 @@ impl<'a> ClusterSource<'a> {
                 }
                 let got = Arc::new(
                     self.cluster
-                        .fetch(&patterns, ctx.start, ctx.end, ctx.now, ctx.xff),
+                        .fetch(&patterns, ctx.start, ctx.end, ctx.now, ctx.xff)?,
                 );
                 let points: usize = got.values().flatten().map(|s| s.values.len()).sum();
                 let series: usize = got.values().map(Vec::len).sum();
@@ -505,7 +636,17 @@ mod tests {
             base_url("https://g.example/graphite/").as_deref(),
             Ok("https://g.example/graphite")
         );
-        assert!(base_url("http://").is_err());
+        for bad in ["http://", "ftp://h:1", "h:0", "h:80/x?noTags=1", ""] {
+            assert!(base_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn this_server_is_recognised() {
+        assert!(is_this_server("127.0.0.1:8080", "127.0.0.1:8080"));
+        assert!(is_this_server("localhost:8080", "0.0.0.0:8080"));
+        assert!(!is_this_server("127.0.0.1:8081", "127.0.0.1:8080"));
+        assert!(!is_this_server("10.0.0.2:8080", "127.0.0.1:8080"));
     }
 
     #[test]
@@ -552,7 +693,7 @@ mod tests {
         );
         let b = super::super::render::pickle(&[s("x.y", vec![Some(1.0), None])]);
         let v = pickle::loads(&b, 1 << 20).expect("reads");
-        let got = series_of(&v, 0.5);
+        let got = series_of(&v, 0.5).expect("series");
         assert_eq!(got[0].name, "x.y");
         assert_eq!(got[0].values, vec![Some(1.0), None]);
         assert_eq!((got[0].start, got[0].end, got[0].step), (60, 180, 60));

@@ -69,7 +69,7 @@ pub(super) fn find_blocking(app: &App, p: &Params) -> Result<Response, RenderErr
         .map_err(find_error)?;
     if let Some(c) = app.cluster_for(p) {
         let (from, until) = find_range(p)?;
-        let theirs = c.find(&query, from, until);
+        let theirs = c.find(&query, from, until)?;
         merge_nodes(&mut nodes, theirs, app.cfg.max_find_results)?;
     }
     if leaves_only {
@@ -355,10 +355,14 @@ pub(super) fn expand_blocking(app: &App, p: &Params) -> Result<Response, RenderE
     let mut grouped = serde_json::Map::new();
     let mut all = std::collections::BTreeSet::new();
     for q in p.all("query") {
-        let nodes = app
+        let mut nodes = app
             .storage
             .find(q, app.cfg.max_find_results)
             .map_err(find_error)?;
+        if let Some(c) = app.cluster_for(p) {
+            let theirs = c.find(q, None, None)?;
+            merge_nodes(&mut nodes, theirs, app.cfg.max_find_results)?;
+        }
         let paths: std::collections::BTreeSet<String> = nodes
             .into_iter()
             .filter(|n| n.is_leaf || !leaves_only)
@@ -393,7 +397,10 @@ pub(super) async fn index(
             Err(e) => return render_error(find_error(e)),
         };
         if let Some(c) = app.cluster_for(&p) {
-            list.extend(c.index());
+            match c.index() {
+                Ok(theirs) => list.extend(theirs),
+                Err(e) => return render_error(e),
+            }
             list.sort();
             list.dedup();
             if list.len() > app.cfg.max_find_results {

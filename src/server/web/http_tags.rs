@@ -11,6 +11,14 @@ pub(super) fn tag_answer(p: &Params, r: Result<serde_json::Value, String>) -> Re
     }
 }
 
+/// A tag completion's answer (a cluster server's 413 is its own).
+fn completion_answer(p: &Params, r: Result<Vec<String>, RenderError>) -> Response {
+    match r {
+        Ok(v) => json_response(p, &serde_json::json!(v)),
+        Err(e) => render_error(e),
+    }
+}
+
 /// Repeated `key` (or `key[]`) values.
 pub(super) fn many<'a>(p: &'a Params, key: &str) -> Vec<&'a str> {
     let v = p.all(key);
@@ -100,18 +108,21 @@ pub(super) async fn tag_complete(
 ) -> Response {
     let p = Params::new(q, &headers, &body);
     limited(&app, move |app| {
-        let r = limit_param(&p).and_then(|limit| {
-            let limit = limit.unwrap_or(100);
-            let exprs = many(&p, "expr");
-            let mine = app
-                .storage
-                .tags
-                .complete_tags(&exprs, p.get("tagPrefix"), limit)?;
-            let keys = ["tagPrefix"];
-            let path = "/tags/autoComplete/tags";
-            Ok(with_cluster(app, &p, mine, path, &keys, &exprs, limit))
-        });
-        tag_answer(&p, r.map(|t| serde_json::json!(t)))
+        let r = limit_param(&p)
+            .map_err(RenderError::Input)
+            .and_then(|limit| {
+                let limit = limit.unwrap_or(100);
+                let exprs = many(&p, "expr");
+                let mine = app
+                    .storage
+                    .tags
+                    .complete_tags(&exprs, p.get("tagPrefix"), limit)
+                    .map_err(RenderError::Input)?;
+                let keys = ["tagPrefix"];
+                let path = "/tags/autoComplete/tags";
+                with_cluster(app, &p, mine, path, &keys, &exprs, limit)
+            });
+        completion_answer(&p, r)
     })
     .await
 }
@@ -127,18 +138,21 @@ pub(super) async fn tag_complete_values(
         let Some(tag) = p.get("tag").filter(|t| !t.is_empty()) else {
             return error(StatusCode::BAD_REQUEST, "no tag specified");
         };
-        let r = limit_param(&p).and_then(|limit| {
-            let limit = limit.unwrap_or(100);
-            let exprs = many(&p, "expr");
-            let mine =
-                app.storage
+        let r = limit_param(&p)
+            .map_err(RenderError::Input)
+            .and_then(|limit| {
+                let limit = limit.unwrap_or(100);
+                let exprs = many(&p, "expr");
+                let mine = app
+                    .storage
                     .tags
-                    .complete_values(&exprs, tag, p.get("valuePrefix"), limit)?;
-            let keys = ["tag", "valuePrefix"];
-            let path = "/tags/autoComplete/values";
-            Ok(with_cluster(app, &p, mine, path, &keys, &exprs, limit))
-        });
-        tag_answer(&p, r.map(|v| serde_json::json!(v)))
+                    .complete_values(&exprs, tag, p.get("valuePrefix"), limit)
+                    .map_err(RenderError::Input)?;
+                let keys = ["tag", "valuePrefix"];
+                let path = "/tags/autoComplete/values";
+                with_cluster(app, &p, mine, path, &keys, &exprs, limit)
+            });
+        completion_answer(&p, r)
     })
     .await
 }
@@ -154,9 +168,9 @@ fn with_cluster(
     keys: &[&str],
     exprs: &[&str],
     limit: usize,
-) -> Vec<String> {
+) -> Result<Vec<String>, RenderError> {
     let Some(c) = app.cluster_for(p) else {
-        return mine;
+        return Ok(mine);
     };
     let mut fields: Vec<(String, String)> = keys
         .iter()
@@ -164,11 +178,11 @@ fn with_cluster(
         .collect();
     fields.push(("limit".into(), limit.to_string()));
     fields.extend(exprs.iter().map(|e| ("expr".to_string(), e.to_string())));
-    let mut all: Vec<String> = mine.into_iter().chain(c.complete(path, &fields)).collect();
+    let mut all: Vec<String> = mine.into_iter().chain(c.complete(path, &fields)?).collect();
     all.sort();
     all.dedup();
     all.truncate(limit);
-    all
+    Ok(all)
 }
 
 /// `tagSeries` (`path`: the canonical name) and `tagMultiSeries` (`path`

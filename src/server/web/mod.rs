@@ -135,12 +135,24 @@ impl WebServerConfig {
             ("cluster_fetch_timeout", self.cluster_fetch_timeout),
             ("cluster_retry_delay", self.cluster_retry_delay),
         ] {
-            if !(v.is_finite() && v > 0.0) {
+            // At most a year: a duration past what a timer can hold would
+            // pass here and stop the server at start.
+            if !(v.is_finite() && v > 0.0 && v <= 31_536_000.0) {
                 return Err(ConfigError::new(
                     format!("{key}.{k}"),
-                    "must be a number of seconds above 0",
+                    "must be a number of seconds above 0 and at most a year (31536000)",
                 ));
             }
+        }
+        let slowest = self.cluster_find_timeout.max(self.cluster_fetch_timeout);
+        if !self.cluster_servers.is_empty() && self.request_timeout <= slowest {
+            return Err(ConfigError::new(
+                format!("{key}.request_timeout"),
+                format!(
+                    "must be longer than cluster_find_timeout and cluster_fetch_timeout ({slowest} s), \
+                     or one slow cluster server costs every request the others' answers"
+                ),
+            ));
         }
         if let Err(e) = carbonlink::CarbonLink::new(&self.carbonlink_hosts, Duration::from_secs(1))
         {
@@ -200,15 +212,28 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
     let root = cfg.storage_dir.clone().unwrap_or(storage_dir);
     log::info!(
-        "web server on http://{} reading {}{}",
+        "web server on http://{} reading {}{}{}",
         cfg.listen,
         root.display(),
         if carbon.is_some() {
             " and the carbon cache"
         } else {
             ""
+        },
+        if cfg.cluster_servers.is_empty() {
+            String::new()
+        } else {
+            format!(", with cluster servers {}", cfg.cluster_servers.join(", "))
         }
     );
+    for s in &cfg.cluster_servers {
+        if cluster::is_this_server(s, &cfg.listen) {
+            log::warn!(
+                "web: cluster_servers lists this server itself ({s}): its own answers come back \
+                 as a peer's, at the cost of a request each time; leave it out"
+            );
+        }
+    }
     let carbonlink = if cfg.carbonlink_hosts.is_empty() {
         None
     } else {
@@ -271,9 +296,11 @@ pub async fn run(
         .route("/version/", get(version))
         .fallback(not_found)
         .with_state(app);
-    axum::serve(listener, router)
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    log::info!("web server stopped");
+    served
 }
 
 /// Request parameters, query string then form body, in order.

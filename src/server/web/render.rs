@@ -48,12 +48,10 @@ pub fn consolidate_for(series: &mut [Series], max_points: usize) {
             let nudge = seconds_per_point + s.start.rem_euclid(step)
                 - s.start.rem_euclid(seconds_per_point);
             s.start += nudge;
-            let lose = nudge / step;
-            for _ in 1..lose {
-                if !s.values.is_empty() {
-                    s.values.remove(0);
-                }
-            }
+            // graphite-web drops `lose - 1` leading values (all there are
+            // when fewer), one by one; here at once, whatever `lose` is.
+            let lose = usize::try_from(nudge / step - 1).unwrap_or(0);
+            s.values.drain(..lose.min(s.values.len()));
             s.values_per_point = per_point.max(1) as usize;
         }
     }
