@@ -200,15 +200,16 @@ fn daemon_buffers_while_the_server_is_down_and_flushes_on_sigterm() {
         .spawn()
         .expect("spawn");
     // The server is down for the first ticks.
-    std::thread::sleep(Duration::from_millis(3500));
+    // (Five seconds, so that a slow start of the agent still leaves ticks
+    // from before the server came up.)
+    std::thread::sleep(Duration::from_millis(5000));
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind late listener");
     let text = receive(
         listener.try_clone().expect("clone"),
-        Duration::from_secs(10),
+        Duration::from_secs(15),
         |t| {
-            parse_lines_lossy(t)
-                .iter()
-                .any(|(_, ts)| *ts >= started + 5)
+            let ticks: BTreeSet<i64> = parse_lines_lossy(t).iter().map(|(_, ts)| *ts).collect();
+            ticks.len() >= 6 && ticks.iter().any(|ts| *ts >= started + 6)
         },
     );
     signal(&child, "-TERM");
@@ -238,7 +239,7 @@ fn daemon_buffers_while_the_server_is_down_and_flushes_on_sigterm() {
     let ticks: Vec<i64> = per_tick.keys().copied().collect();
     assert!(ticks.len() >= 5, "{per_tick:?}");
     assert!(
-        ticks[0] <= started + 2,
+        ticks[0] <= started + 3,
         "samples from before the server came up: {per_tick:?}"
     );
     assert!(
