@@ -316,11 +316,24 @@ pub struct Whisper {
     path: PathBuf,
     pub header: Header,
     bases: Vec<std::cell::Cell<Option<u32>>>,
+    /// The whole file, when it was read at once (`open_whole`).
+    whole: Option<Vec<u8>>,
 }
 
 impl Whisper {
     /// Opens and reads the header; `write` for read-write access.
     pub fn open(path: &Path, write: bool) -> Result<Self> {
+        Self::open_with(path, write, 0)
+    }
+
+    /// Opens for reading; a file of at most `whole` bytes is read at once
+    /// with its header, and later reads come from that copy (one read per
+    /// file for a reader that fetches from many small files).
+    pub fn open_whole(path: &Path, whole: u64) -> Result<Self> {
+        Self::open_with(path, false, whole)
+    }
+
+    fn open_with(path: &Path, write: bool, whole: u64) -> Result<Self> {
         use std::os::unix::fs::OpenOptionsExt;
         // Non-blocking, so that opening a FIFO returns at once (and is then
         // refused as not a regular file); no effect on a regular file.
@@ -330,7 +343,7 @@ impl Whisper {
             .custom_flags(libc::O_NONBLOCK)
             .open(path)
             .map_err(io(path))?;
-        let (header, head) = Self::read_header(&file, path)?;
+        let (header, head, len) = Self::read_header(&file, path, whole)?;
         // Bases that the header read already brought in (the first archive's, usually).
         let bases = header
             .archives
@@ -340,15 +353,20 @@ impl Whisper {
                 std::cell::Cell::new(head.get(at..at + 4).map(be32))
             })
             .collect();
+        // (Never for a handle that writes: its copy would go stale.)
+        let whole = (!write && whole > 0 && head.len() as u64 == len).then_some(head);
         Ok(Whisper {
             file,
             path: path.to_path_buf(),
             header,
             bases,
+            whole,
         })
     }
 
-    fn read_header(file: &File, path: &Path) -> Result<(Header, Vec<u8>)> {
+    /// The header, the bytes read for it (the whole file when it is at most
+    /// `whole` bytes long) and the file's length.
+    fn read_header(file: &File, path: &Path, whole: u64) -> Result<(Header, Vec<u8>, u64)> {
         let meta = file.metadata().map_err(io(path))?;
         if !meta.is_file() {
             return Err(io(path)(std::io::Error::new(
@@ -357,10 +375,19 @@ impl Whisper {
             )));
         }
         let len = meta.len();
-        // One read for the metadata and (usually) every archive entry.
-        let mut buf = vec![0u8; 256];
-        let n = read_upto(file, &mut buf, 0).map_err(io(path))?;
-        buf.truncate(n);
+        // One read for the metadata and (usually) every archive entry, or
+        // for the whole file (read into the buffer as it is, not zeroed first).
+        let mut buf;
+        if len <= whole {
+            buf = Vec::with_capacity(len as usize);
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, len), &mut buf)
+                .map_err(io(path))?;
+        } else {
+            buf = vec![0u8; 256];
+            let n = read_upto(file, &mut buf, 0).map_err(io(path))?;
+            buf.truncate(n);
+        }
+        let n = buf.len();
         if n < METADATA_SIZE as usize {
             return Err(corrupt(path, "Unable to read header"));
         }
@@ -427,10 +454,23 @@ impl Whisper {
                 archives,
             },
             buf,
+            len,
         ))
     }
 
     fn read_at(&self, buf: &mut [u8], at: u64) -> Result<()> {
+        if let Some(whole) = &self.whole {
+            let part = usize::try_from(at)
+                .ok()
+                .and_then(|at| whole.get(at..at.checked_add(buf.len())?));
+            return match part {
+                Some(part) => {
+                    buf.copy_from_slice(part);
+                    Ok(())
+                }
+                None => Err(io(&self.path)(std::io::ErrorKind::UnexpectedEof.into())),
+            };
+        }
         self.file.read_exact_at(buf, at).map_err(io(&self.path))
     }
 
@@ -469,13 +509,18 @@ impl Whisper {
     /// wrapping at the archive's end.
     fn read_ring(&self, a: &ArchiveInfo, first: u64, count: u64) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; (count * POINT_SIZE) as usize];
+        self.read_ring_into(a, first, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn read_ring_into(&self, a: &ArchiveInfo, first: u64, buf: &mut [u8]) -> Result<()> {
         let end = a.offset() + a.size();
         let head = ((end - first) as usize).min(buf.len());
         self.read_at(&mut buf[..head], first)?;
         if head < buf.len() {
             self.read_at(&mut buf[head..], a.offset())?;
         }
-        Ok(buf)
+        Ok(())
     }
 
     /// Writes packed points at `first`, wrapping at the archive's end.
@@ -726,45 +771,103 @@ impl Whisper {
         self.archive_fetch(a, from, until).map(Some)
     }
 
+    /// What `fetch` reads (its archive chosen as `fetch` chooses it),
+    /// left undecoded: in the file's copy when it was read whole
+    /// (`open_whole`), else in `buf` (reused from the call before). For a
+    /// reader that folds many files into one series without holding each
+    /// one's values.
+    pub fn fetch_slots(
+        mut self,
+        from: i64,
+        until: i64,
+        now: i64,
+        buf: Vec<u8>,
+    ) -> Result<Option<Slots>> {
+        if from > until {
+            return Err(WhisperError::InvalidTimeInterval(format!(
+                "Invalid time interval: from time '{from}' is after until time '{until}'"
+            )));
+        }
+        let oldest = now - self.header.max_retention as i64;
+        if from > now || until < oldest {
+            return Ok(None);
+        }
+        let (from, until) = (from.max(oldest), until.min(now));
+        let diff = now - from;
+        let archives = &self.header.archives;
+        let a = *archives
+            .iter()
+            .find(|a| a.retention() as i64 >= diff)
+            .unwrap_or(&archives[archives.len() - 1]);
+        let mut slots = self.archive_slots(&a, from, until)?;
+        match (self.whole.take(), slots.ring) {
+            (Some(whole), Some((first, count))) => {
+                let ring = a.offset() as usize..(a.offset() + a.size()) as usize;
+                let (first, bytes) = (first as usize, (count * POINT_SIZE) as usize);
+                let head = (ring.end - first).min(bytes);
+                slots.parts = [first..first + head, ring.start..ring.start + bytes - head];
+                slots.raw = whole;
+            }
+            (_, Some((first, count))) => {
+                let mut buf = buf;
+                buf.clear();
+                buf.resize((count * POINT_SIZE) as usize, 0);
+                self.read_ring_into(&a, first, &mut buf)?;
+                slots.parts = [0..buf.len(), 0..0];
+                slots.raw = buf;
+            }
+            (_, None) => slots.raw = buf,
+        }
+        Ok(Some(slots))
+    }
+
     /// Reads one archive's slots between two times (whisper's `__archive_fetch`).
     pub fn archive_fetch(&self, a: &ArchiveInfo, from: i64, until: i64) -> Result<Series> {
+        let mut slots = self.archive_slots(a, from, until)?;
+        if let Some((first, count)) = slots.ring {
+            slots.raw = self.read_ring(a, first, count)?;
+            slots.parts = [0..slots.raw.len(), 0..0];
+        }
+        Ok(Series {
+            from: slots.from,
+            until: slots.until,
+            step: slots.step,
+            values: slots.values().collect(),
+        })
+    }
+
+    /// `archive_fetch`'s times, and where its points lie (`ring`: the
+    /// first slot's offset and how many), not read yet.
+    fn archive_slots(&self, a: &ArchiveInfo, from: i64, until: i64) -> Result<Slots> {
         let step = a.step();
         let from_i = from - from.rem_euclid(step) + step;
         let mut until_i = until - until.rem_euclid(step) + step;
         if from_i == until_i {
             until_i += step;
         }
+        // Never written: every slot unknown. Else as many as whisper reads.
+        let mut len = ((until_i - from_i) / step).max(0) as usize;
+        let mut ring = None;
         let base = self.base(a)?;
-        if base == 0 {
-            let n = ((until_i - from_i) / step).max(0) as usize;
-            return Ok(Series {
-                from: from_i,
-                until: until_i,
-                step,
-                values: vec![None; n],
-            });
+        if base != 0 {
+            let first = Self::slot(a, base, from_i);
+            let last = Self::slot(a, base, until_i);
+            let count = if first < last {
+                (last - first) / POINT_SIZE
+            } else {
+                (a.offset() + a.size() - first + last - a.offset()) / POINT_SIZE
+            };
+            len = count as usize;
+            ring = Some((first, count));
         }
-        let first = Self::slot(a, base, from_i);
-        let last = Self::slot(a, base, until_i);
-        let count = if first < last {
-            (last - first) / POINT_SIZE
-        } else {
-            (a.offset() + a.size() - first + last - a.offset()) / POINT_SIZE
-        };
-        let data = self.read_ring(a, first, count)?;
-        let values = data
-            .chunks_exact(12)
-            .enumerate()
-            .map(|(i, p)| {
-                let (t, v) = point_at(p);
-                (t as i64 == from_i + i as i64 * step).then_some(v)
-            })
-            .collect();
-        Ok(Series {
+        Ok(Slots {
             from: from_i,
             until: until_i,
             step,
-            values,
+            len,
+            raw: Vec::new(),
+            parts: [0..0, 0..0],
+            ring,
         })
     }
 
@@ -1009,6 +1112,78 @@ pub struct Series {
     pub values: Vec<Option<f64>>,
 }
 
+/// An archive's slots between two times as stored (`fetch_slots`):
+/// `len` values from `from` on, each known only where its slot holds its
+/// own timestamp.
+pub struct Slots {
+    pub from: i64,
+    pub until: i64,
+    pub step: i64,
+    len: usize,
+    /// The points are `raw[parts[0]]` then `raw[parts[1]]` (an archive's
+    /// ring wraps at its end).
+    raw: Vec<u8>,
+    parts: [std::ops::Range<usize>; 2],
+    /// Where in the file they lie: the first slot's offset and how many.
+    ring: Option<(u64, u64)>,
+}
+
+impl Slots {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn points(&self) -> impl Iterator<Item = &[u8]> {
+        let [a, b] = &self.parts;
+        let part = |r: &std::ops::Range<usize>| self.raw.get(r.clone()).unwrap_or(&[]);
+        part(a)
+            .chunks_exact(POINT_SIZE as usize)
+            .chain(part(b).chunks_exact(POINT_SIZE as usize))
+    }
+
+    /// The values, as `fetch` gives them.
+    pub fn values(&self) -> impl ExactSizeIterator<Item = Option<f64>> + '_ {
+        let (from, step) = (self.from, self.step);
+        let mut points = self.points();
+        (0..self.len).map(move |i| {
+            let (t, v) = point_at(points.next()?);
+            (t as i64 == from + i as i64 * step).then_some(v)
+        })
+    }
+
+    /// Calls `f(i, value)` for each known value, in order: what `values`
+    /// gives, without the unknown ones.
+    #[inline]
+    pub fn each_known(&self, mut f: impl FnMut(usize, f64)) {
+        let (mut i, mut t) = (0, self.from);
+        for part in &self.parts {
+            let Some(raw) = self.raw.get(part.clone()) else {
+                return;
+            };
+            for p in raw.chunks_exact(POINT_SIZE as usize) {
+                if i >= self.len {
+                    return;
+                }
+                let (ts, v) = point_at(p);
+                if ts as i64 == t {
+                    f(i, v);
+                }
+                i += 1;
+                t += self.step;
+            }
+        }
+    }
+
+    /// The buffer, for the next read.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.raw
+    }
+}
+
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1215,6 +1390,82 @@ mod tests {
             Aggregation::Last.aggregate(&[1.0, 9.0], &n(&[1.0, 9.0])),
             9.0
         );
+    }
+
+    /// `fetch_slots` decodes to what `fetch` gives, read whole or not,
+    /// over a wrapped ring, a range in the second archive, and a file
+    /// never written.
+    #[test]
+    fn slots_are_what_fetch_gives() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("a.wsp");
+        let now = 1_800_000_000;
+        create(
+            &p,
+            &[(60, 100), (600, 100)],
+            0.0,
+            Aggregation::Sum,
+            Allocation::Sparse,
+        )
+        .expect("create");
+        let w = Whisper::open(&p, true).expect("open");
+        for i in (0..250).filter(|i| i % 5 != 2) {
+            w.update(
+                i as f64,
+                Some(now - 15_000 + 60 * i),
+                Some(now - 15_000 + 60 * i),
+            )
+            .expect("update");
+        }
+        let empty = d.path().join("e.wsp");
+        create(
+            &empty,
+            &[(60, 100)],
+            0.0,
+            Aggregation::Sum,
+            Allocation::Sparse,
+        )
+        .expect("create");
+        for (file, from) in [
+            (&p, 5_000),
+            (&p, 1_234),
+            (&p, 60),
+            (&p, 40_000),
+            (&empty, 3_000),
+        ] {
+            let want = Whisper::open(file, false)
+                .expect("open")
+                .fetch(now - from, Some(now), Some(now), None)
+                .expect("fetch")
+                .expect("in range");
+            for whole in [0, 1 << 20] {
+                let slots = Whisper::open_whole(file, whole)
+                    .expect("open")
+                    .fetch_slots(now - from, now, now, vec![7; 3])
+                    .expect("slots")
+                    .expect("in range");
+                assert_eq!(
+                    (slots.from, slots.until, slots.step),
+                    (want.from, want.until, want.step)
+                );
+                let values: Vec<Option<f64>> = slots.values().collect();
+                assert_eq!(values, want.values, "{file:?} -{from}s whole {whole}");
+                let mut known = vec![None; slots.len()];
+                slots.each_known(|i, v| known[i] = Some(v));
+                assert_eq!(known, want.values);
+            }
+        }
+        assert!(want_known(&p, now));
+    }
+
+    /// Some of what the test above compares is known (not all gaps).
+    fn want_known(p: &Path, now: i64) -> bool {
+        let got = Whisper::open(p, false)
+            .expect("open")
+            .fetch(now - 1_234, Some(now), Some(now), None)
+            .expect("fetch")
+            .expect("in range");
+        got.values.iter().any(Option::is_some) && got.values.iter().any(Option::is_none)
     }
 
     fn bad_file(bytes: &[u8]) -> (String, bool) {

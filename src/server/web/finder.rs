@@ -196,22 +196,49 @@ impl Pattern {
 
 /// Finds the nodes a pattern matches under `root`, at most `limit`.
 pub fn find(root: &Path, pattern: &str, limit: usize) -> Result<Vec<Node>, FindError> {
+    find_in(root, pattern, limit, false)
+}
+
+/// The leaves a render reads. For a pattern whose plain tail names each
+/// file (`servers.*.cpu.total.user`), the candidates' files are listed
+/// without a lookup each, as opening them will tell whether they exist:
+/// so it may list files that are not there (and count them against
+/// `limit`).
+pub fn find_leaves(root: &Path, pattern: &str, limit: usize) -> Result<Vec<Node>, FindError> {
+    find_in(root, pattern, limit, true)
+}
+
+fn find_in(
+    root: &Path,
+    pattern: &str,
+    limit: usize,
+    unchecked_leaves: bool,
+) -> Result<Vec<Node>, FindError> {
     let segments: Vec<Segment> = pattern
         .split('.')
         .map(Segment::new)
         .collect::<Result<_, _>>()?;
     let mut out = Vec::new();
-    walk(root, &segments, String::new(), &mut out, limit)?;
+    walk(
+        root,
+        &segments,
+        String::new(),
+        &mut out,
+        (limit, unchecked_leaves),
+    )?;
     Ok(out)
 }
 
+/// `find`'s walk; `how` is its limit and whether leaves from plain tails
+/// go unchecked (and branches unlisted).
 fn walk(
     dir: &Path,
     segments: &[Segment],
     prefix: String,
     out: &mut Vec<Node>,
-    limit: usize,
+    how: (usize, bool),
 ) -> Result<(), FindError> {
+    let (limit, unchecked_leaves) = how;
     let Some((seg, rest)) = segments.split_first() else {
         return Ok(());
     };
@@ -241,6 +268,16 @@ fn walk(
                 path.push_str(t);
             }
             let leaf = branch.with_extension("wsp");
+            if unchecked_leaves {
+                let node = Node {
+                    path,
+                    is_leaf: true,
+                    file: Some(leaf),
+                    intervals: Vec::new(),
+                };
+                push(out, node, limit)?;
+                continue;
+            }
             if branch.is_dir() {
                 let node = Node {
                     path: path.clone(),
@@ -325,7 +362,7 @@ fn walk(
                     limit,
                 )?;
             } else {
-                walk(&dir.join(&name), rest, join(&name), out, limit)?;
+                walk(&dir.join(&name), rest, join(&name), out, how)?;
             }
         } else if is_file && rest.is_empty() {
             if let Some(metric) = name.strip_suffix(".wsp").filter(|m| seg.matches(m)) {

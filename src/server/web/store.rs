@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::finder::{self, FindError, Node};
-use super::functions::{Context, RenderError, Result, Source};
+use super::functions::{Context, Input, RenderError, Result, Source, Stream};
 use super::series::Series;
 use crate::server::carbon::cache::Cache;
 use crate::whisper::Whisper;
@@ -29,7 +29,30 @@ impl Storage {
     /// Nodes a pattern matches: on disk, and in the cache for metrics not
     /// written yet (a branch or leaf once, disk first), sorted by path.
     pub fn find(&self, pattern: &str, limit: usize) -> std::result::Result<Vec<Node>, FindError> {
-        let mut nodes = finder::find(&self.root, pattern, limit)?;
+        self.find_with(pattern, limit, finder::find)
+    }
+
+    /// `find`'s leaves for a render (`finder::find_leaves`): some may name
+    /// files that are not there, which reading skips.
+    pub fn find_leaves(
+        &self,
+        pattern: &str,
+        limit: usize,
+    ) -> std::result::Result<Vec<Node>, FindError> {
+        match self.find_with(pattern, limit, finder::find_leaves) {
+            // Unchecked candidates over the limit: count only what is there.
+            Err(FindError::TooMany(_)) => self.find(pattern, limit),
+            got => got,
+        }
+    }
+
+    fn find_with(
+        &self,
+        pattern: &str,
+        limit: usize,
+        on_disk: fn(&std::path::Path, &str, usize) -> std::result::Result<Vec<Node>, FindError>,
+    ) -> std::result::Result<Vec<Node>, FindError> {
+        let mut nodes = on_disk(&self.root, pattern, limit)?;
         if let Some(cache) = &self.cache {
             let pat = finder::Pattern::new(pattern)?;
             let mut extra: Vec<Node> = Vec::new();
@@ -65,6 +88,10 @@ impl Storage {
         Ok(nodes)
     }
 }
+
+/// Files up to this size are read whole at once (a day of minutes is
+/// 17 KiB): one read instead of a header read and a points read.
+const READ_WHOLE: u64 = 64 * 1024;
 
 /// One request's reads, within its limits.
 pub struct Reader<'a> {
@@ -115,12 +142,10 @@ impl<'a> Reader<'a> {
         if let Some(link) = &self.storage.carbonlink {
             cached.extend(link.query(&node.path));
         }
-        let w = match Whisper::open(file, false) {
-            Ok(w) => w,
-            Err(e) => return skip_or_fail(file, e),
+        let Some(w) = self.open(file, ctx)? else {
+            // (Not there, or skipped: what the cache holds for it, if any.)
+            return self.read_cached(node, ctx, &cached);
         };
-        // Bound the read before it is made: the slots whisper would read.
-        self.count(0, expected_points(&w.header, ctx.start, ctx.end, ctx.now))?;
         let got = match w.fetch(ctx.start, Some(ctx.end), Some(ctx.now), None) {
             Ok(Some(s)) => s,
             Ok(None) => return Ok(None),
@@ -155,6 +180,94 @@ impl<'a> Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// A file opened for reading, once the points it will give fit within
+    /// the request's limits; None when it is skipped (see `skip_or_fail`).
+    fn open(&self, file: &std::path::Path, ctx: &Context) -> Result<Option<Whisper>> {
+        let w = match Whisper::open_whole(file, READ_WHOLE) {
+            Ok(w) => w,
+            // A candidate of `find_leaves` that is not there.
+            Err(crate::whisper::WhisperError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return skip_or_fail(file, e).map(|_| None),
+        };
+        // Bound the read before it is made: the slots whisper would read.
+        self.count(0, expected_points(&w.header, ctx.start, ctx.end, ctx.now))?;
+        Ok(Some(w))
+    }
+
+    /// The leaves a pattern matches, within what is left of the request's
+    /// series limit.
+    fn leaves(&self, pattern: &str) -> Result<Vec<Node>> {
+        let room = self
+            .max_series
+            .saturating_sub(self.series.load(Ordering::Relaxed));
+        let mut nodes = self
+            .storage
+            .find_leaves(pattern, room.max(1))
+            .map_err(|e| match e {
+                FindError::TooMany(_) => RenderError::TooLarge(format!(
+                    "{pattern:?} matches more than max_series_per_request ({}) series",
+                    self.max_series
+                )),
+                FindError::Unavailable(..) => RenderError::Unavailable(e.to_string()),
+                e => RenderError::Input(e.to_string()),
+            })?;
+        nodes.retain(|n| n.is_leaf);
+        Ok(nodes)
+    }
+
+    /// One leaf folded into `into`, read undecoded into `buf` when it is
+    /// a file alone (no cached points to lay over it); false when `into`
+    /// refused it.
+    fn fold_one(
+        &self,
+        node: &Node,
+        pattern: &str,
+        ctx: &Context,
+        into: &mut Stream,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<bool>> {
+        let plain = self.storage.carbonlink.is_none()
+            && self
+                .storage
+                .cache
+                .as_ref()
+                .is_none_or(|c| c.query(&node.path).is_empty());
+        let file = match &node.file {
+            Some(file) if plain => file,
+            _ => {
+                return Ok(self.read(node, ctx)?.map(|s| {
+                    into.add(
+                        &s.name,
+                        pattern,
+                        (s.start, s.end, s.step),
+                        Input::Values(&s.values),
+                    )
+                }))
+            }
+        };
+        let Some(w) = self.open(file, ctx)? else {
+            return Ok(None);
+        };
+        let slots = match w.fetch_slots(ctx.start, ctx.end, ctx.now, std::mem::take(buf)) {
+            Ok(Some(s)) => s,
+            Ok(None) => return Ok(None),
+            Err(e) => return skip_or_fail(file, e).map(|_| None),
+        };
+        self.count(1, 0)?;
+        let added = into.add(
+            &node.path,
+            pattern,
+            (slots.from, slots.until, slots.step),
+            Input::Slots(&slots),
+        );
+        *buf = slots.into_buffer();
+        Ok(Some(added))
+    }
+
     /// A metric the cache holds but no file yet: read as whisper would
     /// read the file the receiver is about to create.
     fn read_cached(
@@ -229,22 +342,8 @@ impl Reader<'_> {
 
 impl Source for Reader<'_> {
     fn fetch(&self, pattern: &str, ctx: &Context) -> Result<Vec<Series>> {
-        let room = self
-            .max_series
-            .saturating_sub(self.series.load(Ordering::Relaxed));
-        let nodes = self
-            .storage
-            .find(pattern, room.max(1))
-            .map_err(|e| match e {
-                FindError::TooMany(_) => RenderError::TooLarge(format!(
-                    "{pattern:?} matches more than max_series_per_request ({}) series",
-                    self.max_series
-                )),
-                FindError::Unavailable(..) => RenderError::Unavailable(e.to_string()),
-                e => RenderError::Input(e.to_string()),
-            })?;
         let mut out: Vec<Series> = Vec::new();
-        for node in nodes.iter().filter(|n| n.is_leaf) {
+        for node in &self.leaves(pattern)? {
             if let Some(mut s) = self.read(node, ctx)? {
                 s.path_expression = pattern.to_string();
                 out.push(s);
@@ -253,6 +352,25 @@ impl Source for Reader<'_> {
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out.dedup_by(|a, b| a.name == b.name);
         Ok(out)
+    }
+
+    fn fold(&self, patterns: &[&str], ctx: &Context, into: &mut Stream) -> Result<bool> {
+        let mut buf = Vec::new();
+        for pattern in patterns {
+            // Leaves come sorted by path, each once: as `fetch` lists them.
+            let mut last: Option<&str> = None;
+            for node in &self.leaves(pattern)? {
+                if last == Some(node.path.as_str()) {
+                    continue;
+                }
+                match self.fold_one(node, pattern, ctx, into, &mut buf)? {
+                    Some(false) => return Ok(false),
+                    Some(true) => last = Some(&node.path),
+                    None => {}
+                }
+            }
+        }
+        Ok(true)
     }
 
     fn fetch_tagged(&self, exprs: &[String], raw: &str, ctx: &Context) -> Result<Vec<Series>> {
@@ -380,6 +498,140 @@ pub fn merge_cache(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::web::functions::{evaluate_target, Value};
+    use crate::whisper::{create, Aggregation, Allocation};
+
+    /// Files of one shape under `root/servers/<host>/cpu.wsp`: 2 000
+    /// minutes (gaps every 7th minute on odd hosts) over a day older, so
+    /// that the archive's ring has wrapped and its gaps hold stale points.
+    fn files(root: &std::path::Path, hosts: &[&str], now: i64, archives: &[(u32, u32)]) {
+        for (n, host) in hosts.iter().enumerate() {
+            let path = root.join(format!("servers/{host}/cpu.wsp"));
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            create(
+                &path,
+                archives,
+                0.5,
+                Aggregation::Average,
+                Allocation::Sparse,
+            )
+            .expect("create");
+            let w = Whisper::open(&path, true).expect("open");
+            // A day before, every slot: what the gaps below still hold.
+            let old: Vec<(i64, f64)> = (0..2000).map(|i| (now - 86_400 - 60 * i, 1e6)).collect();
+            w.update_many(&old, Some(now - 86_400)).expect("update");
+            let points: Vec<(i64, f64)> = (0..2000)
+                .filter(|i| n % 2 == 0 || i % 7 != 3)
+                .map(|i| (now - 60 * i, (n as i64 * 13 + i) as f64 / 3.0))
+                .collect();
+            w.update_many(&points, Some(now)).expect("update");
+        }
+    }
+
+    fn storage(root: &std::path::Path) -> Storage {
+        Storage {
+            root: root.to_path_buf(),
+            cache: None,
+            carbon: None,
+            carbonlink: None,
+            tags: super::super::tags::TagIndex::new(&root.join("tags")),
+        }
+    }
+
+    /// `sumSeries(p)` and its kin folded while reading give what
+    /// `aggregate` gives over the fetched series, to the bit, names and
+    /// tags included; files of another shape fall back to it.
+    #[test]
+    fn folded_aggregates_are_the_fetched_ones() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let now = 1_800_000_000;
+        files(d.path(), &["a", "b", "c", "d"], now, &[(60, 1440)]);
+        // A host without the file (a candidate that is not there), one
+        // never written, and a directory where a file is expected.
+        std::fs::create_dir_all(d.path().join("servers/e")).expect("mkdir");
+        std::fs::create_dir_all(d.path().join("servers/f")).expect("mkdir");
+        create(
+            &d.path().join("servers/f/cpu.wsp"),
+            &[(60, 1440)],
+            0.5,
+            Aggregation::Average,
+            Allocation::Sparse,
+        )
+        .expect("create");
+        std::fs::create_dir_all(d.path().join("servers/g/cpu.wsp")).expect("mkdir");
+        let st = storage(d.path());
+        let generic = |target: &str, from: i64, xff: f64| {
+            let reader = Reader::new(&st, 1000, 10_000_000);
+            let ctx = Context {
+                start: now - from,
+                end: now,
+                now,
+                xff,
+                source: &reader,
+            };
+            let call = crate::server::web::grammar::parse(target).expect("parse");
+            let crate::server::web::grammar::Node::Call(call) = call else {
+                panic!("not a call")
+            };
+            let lists = call
+                .args
+                .iter()
+                .map(|a| match super::super::functions::evaluate(a, &ctx) {
+                    Ok(Value::List(l)) => l,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            let func = match call.name.as_str() {
+                "sumSeries" => "sum",
+                "averageSeries" => "average",
+                "minSeries" => "min",
+                _ => "max",
+            };
+            super::super::functions::combine_aggregate(&ctx, lists, func)
+        };
+        let folded = |target: &str, from: i64, xff: f64| {
+            let reader = Reader::new(&st, 1000, 10_000_000);
+            let ctx = Context {
+                start: now - from,
+                end: now,
+                now,
+                xff,
+                source: &reader,
+            };
+            evaluate_target(
+                &crate::server::web::grammar::parse(target).expect("parse"),
+                &ctx,
+            )
+        };
+        for target in [
+            "sumSeries(servers.*.cpu)",
+            "averageSeries(servers.*.cpu)",
+            "minSeries(servers.{a,c}.cpu, servers.b.cpu)",
+            "maxSeries(servers.*.cpu, servers.a.cpu)",
+            "sumSeries(servers.a.cpu)",
+            "sumSeries(servers.nothing.cpu)",
+        ] {
+            for (from, xff) in [(86_400, 0.0), (3_600, 0.0), (7_200, 0.8), (120, 0.0)] {
+                let want = generic(target, from, xff).expect(target);
+                let got = folded(target, from, xff).expect(target);
+                assert_eq!(got, want, "{target} from -{from}s xff {xff}");
+            }
+        }
+        assert!(
+            !folded("sumSeries(servers.*.cpu)", 86_400, 0.0).expect("sum")[0]
+                .values
+                .iter()
+                .all(Option::is_none)
+        );
+        // Another retention beside: not one shape, so evaluated as usual.
+        files(d.path(), &["h"], now, &[(10, 360), (60, 1440)]);
+        let want = generic("sumSeries(servers.*.cpu)", 3_600, 0.0).expect("sum");
+        assert_eq!(want[0].step, 60);
+        assert_eq!(
+            folded("sumSeries(servers.*.cpu)", 3_600, 0.0).expect("sum"),
+            want
+        );
+    }
 
     #[test]
     fn cache_points_laid_over() {

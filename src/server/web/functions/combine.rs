@@ -3,7 +3,7 @@
 use super::{
     agg_func, agg_key, input, normalize, path_expressions, rows, Args, Context, Result, Value,
 };
-use crate::server::web::grammar::Call;
+use crate::server::web::grammar::{Call, Node};
 use crate::server::web::series::{tags_of, Series, Tags};
 
 pub const NAMES: &[&str] = &[
@@ -96,8 +96,13 @@ pub fn aggregate(
     let xff = xff.unwrap_or(ctx.xff);
     let name = format!("{short}Series({})", path_expressions(&all));
     let cols: Vec<std::borrow::Cow<[Option<f64>]>> = all.iter().map(Series::view).collect();
-    let values = match by_column(short, &cols, xff) {
-        Some(v) => v,
+    let values = match Fold::new(short) {
+        Some(mut fold) => {
+            for col in &cols {
+                fold.add(col.iter().copied());
+            }
+            fold.values(xff)
+        }
         None => {
             // Row by row through one buffer (`zip_longest` of the consolidated values).
             let n = cols.iter().map(|c| c.len()).max().unwrap_or(0);
@@ -119,69 +124,258 @@ pub fn aggregate(
     for s in &all[1..] {
         tags.retain(|k, v| s.tags.get(k) == Some(v));
     }
+    Ok(vec![aggregated(
+        name, short, tags, start, end, step, values, xff,
+    )])
+}
+
+/// The series `aggregate` gives, named and tagged as graphite-web tags it.
+#[allow(clippy::too_many_arguments)]
+fn aggregated(
+    name: String,
+    short: &str,
+    mut tags: Tags,
+    start: i64,
+    end: i64,
+    step: i64,
+    values: Vec<Option<f64>>,
+    xff: f64,
+) -> Series {
     tags.entry("name".into()).or_insert_with(|| name.clone());
     tags.insert("aggregatedBy".into(), short.to_string());
     let mut out = Series::new(name, start, end, step, values, xff);
     out.tags = tags;
-    Ok(vec![out])
+    out
 }
 
 /// sum, average, count, min and max accumulated series by series (each
 /// read front to back, not row by row across all of them), the values of
 /// each row taken in the same order as graphite-web takes them, so the
-/// results are the same to the bit. None for the other functions.
-fn by_column(
-    func: &str,
-    cols: &[std::borrow::Cow<[Option<f64>]>],
-    xff: f64,
-) -> Option<Vec<Option<f64>>> {
-    use crate::server::web::series::{py_max, py_min};
-    let n = cols.iter().map(|c| c.len()).max().unwrap_or(0);
-    let (acc, known) = match func {
-        // Python's sum starts from 0: 0.0 + the first value.
-        "sum" | "total" | "average" | "avg" | "count" => accumulate(cols, n, true, |a, b| a + b),
-        "min" => accumulate(cols, n, false, py_min),
-        "max" => accumulate(cols, n, false, py_max),
-        _ => return None,
-    };
-    let width = cols.len() as f64;
-    Some(
-        acc.into_iter()
-            .zip(known)
-            .map(|(a, k)| {
-                if k == 0 || (k as f64) / width < xff {
-                    return None;
-                }
-                match func {
-                    "average" | "avg" => Some(a / k as f64),
-                    "count" => Some(k as f64),
-                    _ => Some(a),
-                }
-            })
-            .collect(),
-    )
+/// results are the same to the bit.
+pub struct Fold {
+    kind: FoldKind,
+    acc: Vec<f64>,
+    known: Vec<u32>,
+    width: usize,
 }
 
-/// Each row's known values folded by `f` in series order (from 0 when
-/// `from_zero`, as Python's sum; else from the first), and how many there
-/// were.
-fn accumulate(
-    cols: &[std::borrow::Cow<[Option<f64>]>],
-    n: usize,
-    from_zero: bool,
-    f: impl Fn(f64, f64) -> f64,
-) -> (Vec<f64>, Vec<u32>) {
-    let mut acc = vec![0.0; n];
-    let mut known = vec![0u32; n];
-    for col in cols {
-        for ((a, k), v) in acc.iter_mut().zip(known.iter_mut()).zip(col.iter()) {
-            if let Some(v) = *v {
+#[derive(Clone, Copy)]
+enum FoldKind {
+    Sum,
+    Average,
+    Count,
+    Min,
+    Max,
+}
+
+impl Fold {
+    /// None for the functions that need a whole row at once.
+    pub fn new(func: &str) -> Option<Fold> {
+        let kind = match func {
+            "sum" | "total" => FoldKind::Sum,
+            "average" | "avg" => FoldKind::Average,
+            "count" => FoldKind::Count,
+            "min" => FoldKind::Min,
+            "max" => FoldKind::Max,
+            _ => return None,
+        };
+        Some(Fold {
+            kind,
+            acc: Vec::new(),
+            known: Vec::new(),
+            width: 0,
+        })
+    }
+
+    /// One more series' (consolidated) values.
+    pub fn add(&mut self, values: impl ExactSizeIterator<Item = Option<f64>>) {
+        use crate::server::web::series::{py_max, py_min};
+        if values.len() > self.acc.len() {
+            self.acc.resize(values.len(), 0.0);
+            self.known.resize(values.len(), 0);
+        }
+        self.width += 1;
+        match self.kind {
+            // Python's sum starts from 0: 0.0 + the first value.
+            FoldKind::Sum | FoldKind::Average | FoldKind::Count => {
+                self.fold(values, true, |a, b| a + b)
+            }
+            FoldKind::Min => self.fold(values, false, py_min),
+            FoldKind::Max => self.fold(values, false, py_max),
+        }
+    }
+
+    /// `add` for the values of a file read undecoded.
+    pub fn add_slots(&mut self, slots: &crate::whisper::Slots) {
+        use crate::server::web::series::{py_max, py_min};
+        if slots.len() > self.acc.len() {
+            self.acc.resize(slots.len(), 0.0);
+            self.known.resize(slots.len(), 0);
+        }
+        self.width += 1;
+        match self.kind {
+            FoldKind::Sum | FoldKind::Average | FoldKind::Count => {
+                self.fold_slots(slots, true, |a, b| a + b)
+            }
+            FoldKind::Min => self.fold_slots(slots, false, py_min),
+            FoldKind::Max => self.fold_slots(slots, false, py_max),
+        }
+    }
+
+    fn fold_slots(
+        &mut self,
+        slots: &crate::whisper::Slots,
+        from_zero: bool,
+        f: impl Fn(f64, f64) -> f64,
+    ) {
+        let (acc, known) = (&mut self.acc[..slots.len()], &mut self.known[..slots.len()]);
+        slots.each_known(|i, v| {
+            let (a, k) = (&mut acc[i], &mut known[i]);
+            *a = if *k > 0 || from_zero { f(*a, v) } else { v };
+            *k += 1;
+        });
+    }
+
+    fn fold(
+        &mut self,
+        values: impl Iterator<Item = Option<f64>>,
+        from_zero: bool,
+        f: impl Fn(f64, f64) -> f64,
+    ) {
+        for ((a, k), v) in self.acc.iter_mut().zip(self.known.iter_mut()).zip(values) {
+            if let Some(v) = v {
                 *a = if *k > 0 || from_zero { f(*a, v) } else { v };
                 *k += 1;
             }
         }
     }
-    (acc, known)
+
+    /// Each row's result: None where too few values were known.
+    pub fn values(self, xff: f64) -> Vec<Option<f64>> {
+        let width = self.width as f64;
+        let kind = self.kind;
+        self.acc
+            .into_iter()
+            .zip(self.known)
+            .map(|(a, k)| {
+                if k == 0 || (k as f64) / width < xff {
+                    return None;
+                }
+                match kind {
+                    FoldKind::Average => Some(a / k as f64),
+                    FoldKind::Count => Some(k as f64),
+                    _ => Some(a),
+                }
+            })
+            .collect()
+    }
+}
+
+/// `sumSeries(a.*.b, ...)` and its kin (average, min, max) over plain
+/// paths, folded as the source reads the files (`Source::fold`): the
+/// series `aggregate` would give, without holding every input series.
+/// None when the call has another shape or the source cannot fold; it is
+/// then evaluated as any other call.
+pub fn folded(call: &Call, ctx: &Context) -> Result<Option<Value>> {
+    let short = match call.name.as_str() {
+        "sumSeries" | "sum" => "sum",
+        "averageSeries" | "avg" => "average",
+        "maxSeries" => "max",
+        "minSeries" => "min",
+        _ => return Ok(None),
+    };
+    if call.args.is_empty() || !call.kwargs.is_empty() {
+        return Ok(None);
+    }
+    let mut patterns = Vec::with_capacity(call.args.len());
+    for a in &call.args {
+        match a {
+            Node::Path(p) => patterns.push(p.as_str()),
+            _ => return Ok(None),
+        }
+    }
+    let Some(mut stream) = Stream::new(short) else {
+        return Ok(None);
+    };
+    if !ctx.source.fold(&patterns, ctx, &mut stream)? {
+        return Ok(None);
+    }
+    Ok(Some(Value::List(stream.finish(ctx.xff))))
+}
+
+/// One series' values as a source has them.
+pub enum Input<'a> {
+    Values(&'a [Option<f64>]),
+    /// A file's slots, decoded as they are folded.
+    Slots(&'a crate::whisper::Slots),
+}
+
+/// What `aggregate` needs of its input series, gathered one series at a
+/// time: their folded values, shared tags and path expressions.
+pub struct Stream {
+    short: &'static str,
+    fold: Fold,
+    /// start, end and step of the first series; every other must match.
+    shape: Option<(i64, i64, i64)>,
+    tags: Tags,
+    expressions: Vec<String>,
+}
+
+impl Stream {
+    fn new(short: &'static str) -> Option<Stream> {
+        Some(Stream {
+            short,
+            fold: Fold::new(short)?,
+            shape: None,
+            tags: Tags::new(),
+            expressions: Vec::new(),
+        })
+    }
+
+    /// One series read (named `name`, from `path_expression`). False when
+    /// its start, end or step differs from the series before: `aggregate`
+    /// would then consolidate them to a common step first, which the
+    /// caller does by evaluating the call as usual.
+    pub fn add(
+        &mut self,
+        name: &str,
+        path_expression: &str,
+        (start, end, step): (i64, i64, i64),
+        values: Input,
+    ) -> bool {
+        match self.shape {
+            None => {
+                self.shape = Some((start, end, step));
+                self.tags = tags_of(name);
+            }
+            Some(shape) if shape != (start, end, step) => return false,
+            Some(_) => {
+                if !self.tags.is_empty() {
+                    let theirs = tags_of(name);
+                    self.tags.retain(|k, v| theirs.get(k) == Some(v));
+                }
+            }
+        }
+        if !self.expressions.iter().any(|e| e == path_expression) {
+            self.expressions.push(path_expression.to_string());
+        }
+        match values {
+            Input::Values(v) => self.fold.add(v.iter().copied()),
+            Input::Slots(slots) => self.fold.add_slots(slots),
+        }
+        true
+    }
+
+    fn finish(self, xff: f64) -> Vec<Series> {
+        let Some((start, end, step)) = self.shape else {
+            return Vec::new();
+        };
+        let name = format!("{}Series({})", self.short, self.expressions.join(","));
+        let values = self.fold.values(xff);
+        vec![aggregated(
+            name, self.short, self.tags, start, end, step, values, xff,
+        )]
+    }
 }
 
 /// graphite-web's `xffValues`.

@@ -10,6 +10,18 @@ mod graph;
 mod sort;
 mod transform;
 
+pub use combine::{Input, Stream};
+
+/// `aggregate` itself, for tests that compare other paths with it.
+#[cfg(test)]
+pub fn combine_aggregate(
+    ctx: &Context,
+    lists: Vec<Vec<Series>>,
+    func: &str,
+) -> Result<Vec<Series>> {
+    combine::aggregate(ctx, lists, func, None)
+}
+
 use super::grammar::{Call, Node};
 use super::pyfmt;
 use super::series::Series;
@@ -55,6 +67,15 @@ pub trait Source: Sync {
     fn fetch_tagged(&self, exprs: &[String], raw: &str, ctx: &Context) -> Result<Vec<Series>> {
         let _ = (exprs, raw, ctx);
         Ok(Vec::new())
+    }
+
+    /// Feeds the series `fetch` would give for each of `patterns`, in the
+    /// same order, to `into` one at a time, without holding them all.
+    /// False when this source cannot, or `into` refused a series: the
+    /// caller then fetches as usual.
+    fn fold(&self, patterns: &[&str], ctx: &Context, into: &mut Stream) -> Result<bool> {
+        let _ = (patterns, ctx, into);
+        Ok(false)
     }
 }
 
@@ -122,6 +143,9 @@ pub fn evaluate(node: &Node, ctx: &Context) -> Result<Value> {
             Value::List(ctx.source.fetch_tagged(&exprs, &call.raw, ctx)?)
         }
         Node::Call(call) => {
+            if let Some(v) = combine::folded(call, ctx)? {
+                return Ok(v);
+            }
             let Some(f) = lookup(&call.name) else {
                 return input(format!(
                     "Received request for unknown function: {}",
