@@ -16,13 +16,20 @@ if [ "$version" != "$changelog_version" ]; then
 fi
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 
-cargo build --release --locked --quiet
+# CARBYNE_DEB_PROFILE: the Cargo profile the binary is built with (release
+# unless said; the package test uses the tests' dev build, see test-deb.sh).
+profile=${CARBYNE_DEB_PROFILE:-release}
+case "$profile" in
+    dev) bindir=target/debug ;;
+    *) bindir=target/$profile ;;
+esac
+cargo build --profile "$profile" --locked --quiet
 out=target/debian
 root=$out/root
 rm -rf "$root"
 mkdir -p "$root/DEBIAN"
 
-install -D -m 0755 target/release/carbyne "$root/usr/bin/carbyne"
+install -D -m 0755 "$bindir/carbyne" "$root/usr/bin/carbyne"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$root/usr/bin/carbyne"
 
 mkdir -p "$root/usr/share/man/man1" "$root/usr/share/man/man5"
