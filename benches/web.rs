@@ -168,8 +168,9 @@ fn get_body(port: u16, path_and_query: &str) -> (u16, String) {
     (status, text)
 }
 
-/// `clients` threads asking `url` for `secs`: (requests/s, p50, p99).
-fn load(port: u16, url: &str, clients: usize, secs: f64) -> (f64, Duration, Duration) {
+/// `clients` threads asking `url` for `secs`: (requests/s, p50, p99,
+/// answers other than 200). Only answered requests count.
+fn load(port: u16, url: &str, clients: usize, secs: f64) -> (f64, Duration, Duration, usize) {
     // One request first: a server that cannot answer is a failed run.
     assert_eq!(get(port, url), 200, "{url}");
     let stop = Instant::now() + Duration::from_secs_f64(secs);
@@ -178,25 +179,62 @@ fn load(port: u16, url: &str, clients: usize, secs: f64) -> (f64, Duration, Dura
         .map(|_| {
             let url = url.to_string();
             std::thread::spawn(move || {
-                let mut lat = Vec::new();
+                let (mut lat, mut failed) = (Vec::new(), 0);
                 while Instant::now() < stop {
                     let t = Instant::now();
-                    let status = get(port, &url);
-                    assert_eq!(status, 200, "{url}");
-                    lat.push(t.elapsed());
+                    if get(port, &url) == 200 {
+                        lat.push(t.elapsed());
+                    } else {
+                        failed += 1;
+                    }
                 }
-                lat
+                (lat, failed)
             })
         })
         .collect();
-    let mut all: Vec<Duration> = handles
-        .into_iter()
-        .flat_map(|h| h.join().expect("client"))
-        .collect();
+    let (mut all, mut failed) = (Vec::new(), 0);
+    for h in handles {
+        let (lat, f) = h.join().expect("client");
+        all.extend(lat);
+        failed += f;
+    }
     let took = start.elapsed().as_secs_f64();
     all.sort();
+    if all.is_empty() {
+        return (0.0, Duration::ZERO, Duration::ZERO, failed);
+    }
     let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    (all.len() as f64 / took, pick(0.5), pick(0.99))
+    (all.len() as f64 / took, pick(0.5), pick(0.99), failed)
+}
+
+type Measured = (f64, Duration, Duration, usize);
+
+/// One line of the table; the peer's failed requests (answers other than
+/// 200, such as a worker timing out) are counted beside its figures.
+fn row(what: &str, (r, p50, p99, _): &Measured, other: Option<&Measured>) -> String {
+    let ms = |d: &Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+    match other {
+        Some((gr, g50, g99, failed)) => {
+            let failed = if *failed > 0 {
+                format!(" ({failed} failed)")
+            } else {
+                String::new()
+            };
+            format!(
+                "| {what} | {r:.0} | {} | {} | {gr:.1}{failed} | {} | {} | {:.0}x |",
+                ms(p50),
+                ms(p99),
+                ms(g50),
+                ms(g99),
+                r / gr
+            )
+        }
+        None => format!(
+            "| {what} | {r:.0} | {} | {} | - | - | - | - |",
+            ms(p50),
+            ms(p99)
+        ),
+    }
 }
 
 fn enc(s: &str) -> String {
@@ -288,29 +326,17 @@ fn main() {
             url.replace("find.g7", "find.g1")
         };
         let mine = load(ours_port, &url, 4, secs);
+        assert_eq!(mine.3, 0, "carbyne failed requests of {url}");
         let rss = common::status_kib(ours.0.id(), "VmHWM:");
         let other = theirs.as_ref().map(|(_, p)| load(*p, &url, 4, secs));
+        // Each row as soon as it is measured (a later failure keeps it).
+        eprintln!("{}", row(what, &mine, other.as_ref()));
         rows.push((what.to_string(), mine, rss, other));
     }
     println!("| request | carbyne req/s | p50 | p99 | graphite-web req/s | p50 | p99 | ratio |");
     println!("|---|---|---|---|---|---|---|---|");
-    for (what, (r, p50, p99), _, other) in &rows {
-        let ms = |d: &Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
-        match other {
-            Some((gr, g50, g99)) => println!(
-                "| {what} | {r:.0} | {} | {} | {gr:.1} | {} | {} | {:.0}x |",
-                ms(p50),
-                ms(p99),
-                ms(g50),
-                ms(g99),
-                r / gr
-            ),
-            None => println!(
-                "| {what} | {r:.0} | {} | {} | - | - | - | - |",
-                ms(p50),
-                ms(p99)
-            ),
-        }
+    for (what, mine, _, other) in &rows {
+        println!("{}", row(what, mine, other.as_ref()));
     }
     if let Some((_, _, rss, _)) = rows.last() {
         println!("carbyne peak RSS: {:.0} MiB", *rss as f64 / 1024.0);
