@@ -9,10 +9,18 @@
 pub mod cpu;
 pub mod diskspace;
 pub mod diskusage;
+pub mod entropy;
+pub mod filestat;
 pub mod loadavg;
 pub mod memory;
 pub mod mountstats;
+pub mod network;
+pub mod pressure;
+pub mod proc;
 pub mod sockstat;
+pub mod tcp;
+pub mod udp;
+pub mod uptime;
 pub mod vmstat;
 
 use crate::config::{compile_regex, Common, Config, ConfigError, Section};
@@ -29,10 +37,18 @@ pub struct CollectorsConfig {
     pub cpu: Section<cpu::CpuConfig>,
     pub diskspace: Section<diskspace::DiskSpaceConfig>,
     pub diskusage: Section<diskusage::DiskUsageConfig>,
+    pub entropy: Section<entropy::EntropyConfig>,
+    pub filestat: Section<filestat::FilestatConfig>,
     pub loadavg: Section<loadavg::LoadAvgConfig>,
     pub memory: Section<memory::MemoryConfig>,
     pub mountstats: Section<mountstats::MountStatsConfig>,
+    pub network: Section<network::NetworkConfig>,
+    pub pressure: Section<pressure::PressureConfig>,
+    pub proc: Section<proc::ProcConfig>,
     pub sockstat: Section<sockstat::SockstatConfig>,
+    pub tcp: Section<tcp::TcpConfig>,
+    pub udp: Section<udp::UdpConfig>,
+    pub uptime: Section<uptime::UptimeConfig>,
     pub vmstat: Section<vmstat::VmstatConfig>,
 }
 
@@ -63,6 +79,31 @@ pub fn read<'b>(path: &Path, buf: &'b mut String) -> Result<&'b str, CollectErro
             path: path.to_path_buf(),
             source,
         }),
+    }
+}
+
+/// Whether a file that may be missing was found missing already.
+#[derive(Debug, Default)]
+pub struct Missing(bool);
+
+/// [`read`] for a file some kernels do not have (no IPv6, no PSI, no
+/// conntrack): `None` when it is not there, said once at debug level, so
+/// that the collector sends nothing for it instead of failing its run.
+pub fn read_optional<'b>(
+    path: &Path,
+    buf: &'b mut String,
+    missing: &mut Missing,
+) -> Result<Option<&'b str>, CollectError> {
+    match read(path, buf) {
+        Ok(text) => Ok(Some(text)),
+        Err(CollectError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            if !missing.0 {
+                missing.0 = true;
+                log::debug!("{} is not there: nothing sent for it", path.display());
+            }
+            Ok(None)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -241,6 +282,18 @@ pub fn build_with_host(cfg: &Config, hostname: Option<&str>) -> Result<Vec<Insta
             boxed(diskusage::DiskUsage::new(&c.diskusage.options, cfg)?),
         ),
         (
+            "entropy",
+            &c.entropy.common,
+            "entropy",
+            boxed(entropy::Entropy::new(&c.entropy.options, cfg)),
+        ),
+        (
+            "filestat",
+            &c.filestat.common,
+            "files",
+            boxed(filestat::Filestat::new(&c.filestat.options, cfg)),
+        ),
+        (
             "loadavg",
             &c.loadavg.common,
             "loadavg",
@@ -259,10 +312,46 @@ pub fn build_with_host(cfg: &Config, hostname: Option<&str>) -> Result<Vec<Insta
             boxed(mountstats::MountStats::new(&c.mountstats.options, cfg)?),
         ),
         (
+            "network",
+            &c.network.common,
+            "network",
+            boxed(network::Network::new(&c.network.options, cfg)?),
+        ),
+        (
+            "pressure",
+            &c.pressure.common,
+            "pressure",
+            boxed(pressure::Pressure::new(&c.pressure.options, cfg)),
+        ),
+        (
+            "proc",
+            &c.proc.common,
+            "proc",
+            boxed(proc::Proc::new(&c.proc.options, cfg)),
+        ),
+        (
             "sockstat",
             &c.sockstat.common,
             "sockets",
             boxed(sockstat::Sockstat::new(&c.sockstat.options, cfg)),
+        ),
+        (
+            "tcp",
+            &c.tcp.common,
+            "tcp",
+            boxed(tcp::Tcp::new(&c.tcp.options, cfg)?),
+        ),
+        (
+            "udp",
+            &c.udp.common,
+            "udp",
+            boxed(udp::Udp::new(&c.udp.options, cfg)?),
+        ),
+        (
+            "uptime",
+            &c.uptime.common,
+            "uptime",
+            boxed(uptime::Uptime::new(&c.uptime.options, cfg)?),
         ),
         (
             "vmstat",
@@ -464,10 +553,18 @@ mod tests {
                 "cpu",
                 "diskspace",
                 "diskusage",
+                "entropy",
+                "filestat",
                 "loadavg",
                 "memory",
                 "mountstats",
+                "network",
+                "pressure",
+                "proc",
                 "sockstat",
+                "tcp",
+                "udp",
+                "uptime",
                 "vmstat"
             ]
         );

@@ -351,8 +351,8 @@ fn conf_d_examples_show_every_key_with_its_default() {
         seen += 1;
     }
     assert_eq!(
-        seen, 21,
-        "eight collectors, six handlers, four parsers, two receivers, the web server"
+        seen, 29,
+        "sixteen collectors, six handlers, four parsers, two receivers, the web server"
     );
 }
 

@@ -1,0 +1,259 @@
+//! network: interface counters from `/proc/net/dev`, per second, as
+//! Diamond's NetworkCollector: `network.<dev>.{rx_<unit>,tx_<unit>}` for
+//! each `byte_unit` (`rx_bit`, `rx_byte` by default), and `rx_packets`,
+//! `rx_errors`, `rx_drop`, `rx_fifo`, `rx_frame`, `rx_compressed`,
+//! `rx_multicast`, `tx_packets`, `tx_errors`, `tx_drop`, `tx_fifo`,
+//! `tx_colls`, `tx_carrier`, `tx_compressed`.
+
+use super::{byte_units, read_optional, CollectError, Collector, Emit, Missing};
+use crate::config::{compile_regex, Config, ConfigError};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// `[collectors.network]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// Interface name patterns (regexes, joined as alternatives), matched at
+    /// the start of the name.
+    pub interfaces: Vec<String>,
+    /// A pattern matches names that start with it (`eth` matches `eth0`);
+    /// when false, the whole name must match.
+    pub greedy: bool,
+    /// The units of the byte counters, each sent as `rx_<unit>`/`tx_<unit>`.
+    pub byte_unit: Vec<String>,
+}
+
+/// Diamond's prefixes, and wireless (`wl`), InfiniBand (`ib`) and VLAN
+/// (`vlan`) interfaces, which Diamond leaves out.
+pub const DEFAULT_INTERFACES: [&str; 11] = [
+    "eth", "bond", "em", "p1p", "eno", "enp", "ens", "enx", "wl", "ib", "vlan",
+];
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            interfaces: DEFAULT_INTERFACES.iter().map(|s| s.to_string()).collect(),
+            greedy: true,
+            byte_unit: vec!["bit".into(), "byte".into()],
+        }
+    }
+}
+
+/// The columns of `/proc/net/dev` after the name, as Diamond names them
+/// (`rx_bytes`/`tx_bytes` are sent in each byte unit).
+pub const COLUMNS: [&str; 16] = [
+    "rx_bytes",
+    "rx_packets",
+    "rx_errors",
+    "rx_drop",
+    "rx_fifo",
+    "rx_frame",
+    "rx_compressed",
+    "rx_multicast",
+    "tx_bytes",
+    "tx_packets",
+    "tx_errors",
+    "tx_drop",
+    "tx_fifo",
+    "tx_colls",
+    "tx_carrier",
+    "tx_compressed",
+];
+
+/// The interfaces of a `/proc/net/dev` text with their 16 counters (lines
+/// that are not `name: 16 numbers` are skipped: the two header lines).
+pub fn parse(text: &str) -> impl Iterator<Item = (&str, [u64; 16])> {
+    text.lines().filter_map(|line| {
+        let (name, rest) = line.split_once(':')?;
+        let mut v = [0u64; 16];
+        let mut it = rest.split_ascii_whitespace();
+        for slot in v.iter_mut() {
+            *slot = it.next()?.parse().ok()?;
+        }
+        Some((name.trim(), v))
+    })
+}
+
+pub struct Network {
+    file: PathBuf,
+    interfaces: regex::Regex,
+    /// (unit, bytes per unit).
+    units: Vec<(String, f64)>,
+    missing: Missing,
+    buf: String,
+}
+
+impl Network {
+    pub fn new(opts: &NetworkConfig, cfg: &Config) -> Result<Self, ConfigError> {
+        let units = byte_units("collectors.network.byte_unit", &opts.byte_unit)?;
+        if opts.interfaces.is_empty() {
+            return Err(ConfigError::new(
+                "collectors.network.interfaces",
+                "needs at least one pattern",
+            ));
+        }
+        for p in &opts.interfaces {
+            compile_regex("collectors.network.interfaces", Some(p), false)?;
+        }
+        let joined = opts
+            .interfaces
+            .iter()
+            .map(|p| format!("(?:{p})"))
+            .collect::<Vec<_>>()
+            .join("|");
+        let tail = if opts.greedy { r"\S*" } else { "" };
+        let interfaces = compile_regex(
+            "collectors.network.interfaces",
+            Some(&format!("^(?:{joined}){tail}$")),
+            false,
+        )?
+        .ok_or_else(|| ConfigError::new("collectors.network.interfaces", "is empty"))?;
+        Ok(Network {
+            file: cfg.proc_root.join("net/dev"),
+            interfaces,
+            units,
+            missing: Missing::default(),
+            buf: String::new(),
+        })
+    }
+}
+
+impl Collector for Network {
+    fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
+        let Some(text) = read_optional(&self.file, &mut self.buf, &mut self.missing)? else {
+            return Ok(());
+        };
+        for (dev, counters) in parse(text) {
+            if !self.interfaces.is_match(dev) {
+                continue;
+            }
+            for (col, raw) in COLUMNS.iter().zip(counters) {
+                let key = format!("{dev}.{col}");
+                let Some(delta) = out.counters().delta(&key, raw) else {
+                    continue;
+                };
+                match col.strip_suffix("_bytes") {
+                    Some(dir) => {
+                        for (unit, bytes) in &self.units {
+                            out.push_rate(&format!("{dev}.{dir}_{unit}"), delta, *bytes);
+                        }
+                    }
+                    None => out.push_rate(&key, delta, 1.0),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collectors::testutil::{close, fixture, two_runs, values};
+
+    fn network(
+        opts: &NetworkConfig,
+        t0: &str,
+        t1: &str,
+    ) -> (Vec<crate::sample::Sample>, Vec<crate::sample::Sample>) {
+        let mut c = Network::new(opts, &Config::default()).expect("network");
+        let (a, b) = (fixture(t0), fixture(t1));
+        two_runs(&mut c, 10.0, |c, i| {
+            c.file = if i == 0 { a.clone() } else { b.clone() };
+        })
+    }
+
+    #[test]
+    fn per_second_on_a_busy_host() {
+        let (first, second) = network(
+            &NetworkConfig::default(),
+            "proc/busy-t0/net/dev",
+            "proc/busy-t1/net/dev",
+        );
+        assert!(first.is_empty(), "no rate on the first run");
+        let v = values(&second);
+        // eth0: 1 000 000 bytes and 1 000 packets more in 10 s.
+        assert_eq!(v["eth0.rx_byte"], 100_000.0);
+        assert_eq!(v["eth0.rx_bit"], 800_000.0);
+        assert_eq!(v["eth0.rx_packets"], 100.0);
+        assert!(close(v["eth0.tx_byte"], 2_048.0));
+        assert_eq!(v["eth0.tx_colls"], 0.0);
+        // lo, docker0 and veth* are not sent; bonds, VLANs, wireless and
+        // InfiniBand are.
+        assert!(!v
+            .keys()
+            .any(|k| k.starts_with("lo.") || k.starts_with("docker0.") || k.starts_with("veth")));
+        for dev in [
+            "bond0",
+            "eth1",
+            "bond0.100",
+            "vlan20",
+            "wlp3s0",
+            "ib0",
+            "enp5s0f1",
+        ] {
+            assert!(v.contains_key(&format!("{dev}.rx_byte")), "{dev}");
+        }
+        // 18 metrics per interface.
+        let devs: std::collections::BTreeSet<&str> = v
+            .keys()
+            .map(|k| k.rsplit_once('.').map_or("", |(d, _)| d))
+            .collect();
+        assert_eq!(v.len(), 18 * devs.len());
+    }
+
+    #[test]
+    fn not_greedy_and_other_units() {
+        let opts = NetworkConfig {
+            interfaces: vec!["eth0".into(), "lo".into()],
+            greedy: false,
+            byte_unit: vec!["kilobyte".into()],
+        };
+        let (_, second) = network(&opts, "proc/busy-t0/net/dev", "proc/busy-t1/net/dev");
+        let v = values(&second);
+        assert!(close(v["eth0.rx_kilobyte"], 100_000.0 / 1024.0));
+        assert!(v.contains_key("lo.tx_kilobyte"));
+        assert!(!v.contains_key("eth0.rx_byte"));
+        assert!(!v.keys().any(|k| k.starts_with("eth1")), "eth1 is not eth0");
+        assert_eq!(v.len(), 2 * 16);
+    }
+
+    #[test]
+    fn this_hosts_capture_parses() {
+        let text = std::fs::read_to_string(fixture("proc/server-a/net/dev")).expect("fixture");
+        let devs: Vec<_> = parse(&text).map(|(d, _)| d).collect();
+        assert!(devs.contains(&"eth0") && devs.contains(&"lo"), "{devs:?}");
+    }
+
+    #[test]
+    fn bad_options_name_their_key() {
+        let bad = |opts: NetworkConfig| match Network::new(&opts, &Config::default()) {
+            Err(e) => e.to_string(),
+            Ok(_) => String::new(),
+        };
+        let e = bad(NetworkConfig {
+            interfaces: vec!["eth(".into()],
+            ..NetworkConfig::default()
+        });
+        assert!(e.contains("collectors.network.interfaces"), "{e}");
+        let e = bad(NetworkConfig {
+            byte_unit: vec!["parsec".into()],
+            ..NetworkConfig::default()
+        });
+        assert!(e.contains("collectors.network.byte_unit"), "{e}");
+        let e = bad(NetworkConfig {
+            interfaces: vec![],
+            ..NetworkConfig::default()
+        });
+        assert!(e.contains("collectors.network.interfaces"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_file_sends_nothing_and_is_no_error() {
+        let mut c = Network::new(&NetworkConfig::default(), &Config::default()).expect("network");
+        c.file = PathBuf::from("/nonexistent/net/dev");
+        let (first, second) = two_runs(&mut c, 10.0, |_, _| {});
+        assert!(first.is_empty() && second.is_empty());
+    }
+}

@@ -1,0 +1,109 @@
+//! pressure: pressure stall information (PSI) from
+//! `/proc/pressure/{cpu,memory,io}` (kernel 4.20 and later; Diamond never
+//! had it): `pressure.<res>.{some,full}.{avg10,avg60,avg300}` (the share
+//! of time stalled, percent, as the kernel averages it) and `.total`
+//! (microseconds stalled per second).
+
+use super::{read_optional, CollectError, Collector, Emit, Missing};
+use crate::config::Config;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// `[collectors.pressure]` has only the common keys.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PressureConfig {}
+
+pub const RESOURCES: [&str; 3] = ["cpu", "memory", "io"];
+
+/// One line of a pressure file: `some avg10=0.12 avg60=0.05 avg300=0.01
+/// total=12345` as (`some`, [avg10, avg60, avg300], total).
+pub fn parse_line(line: &str) -> Option<(&str, [f64; 3], u64)> {
+    let mut it = line.split_ascii_whitespace();
+    let kind = it.next().filter(|k| *k == "some" || *k == "full")?;
+    let mut avg = [0.0; 3];
+    for (slot, key) in avg.iter_mut().zip(["avg10=", "avg60=", "avg300="]) {
+        *slot = it.next()?.strip_prefix(key)?.parse().ok()?;
+    }
+    let total = it.next()?.strip_prefix("total=")?.parse().ok()?;
+    Some((kind, avg, total))
+}
+
+pub struct Pressure {
+    files: [PathBuf; 3],
+    missing: [Missing; 3],
+    buf: String,
+}
+
+impl Pressure {
+    pub fn new(_opts: &PressureConfig, cfg: &Config) -> Self {
+        Pressure {
+            files: RESOURCES.map(|r| cfg.proc_root.join("pressure").join(r)),
+            missing: Default::default(),
+            buf: String::new(),
+        }
+    }
+}
+
+impl Collector for Pressure {
+    fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
+        for ((file, res), missing) in self.files.iter().zip(RESOURCES).zip(&mut self.missing) {
+            let Some(text) = read_optional(file, &mut self.buf, missing)? else {
+                continue;
+            };
+            for line in text.lines() {
+                let Some((kind, avg, total)) = parse_line(line) else {
+                    return Err(CollectError::Parse {
+                        path: file.clone(),
+                        message: format!("not a pressure line: {line:?}"),
+                    });
+                };
+                for (name, v) in ["avg10", "avg60", "avg300"].iter().zip(avg) {
+                    out.gauge(&format!("{res}.{kind}.{name}"), v);
+                }
+                out.rate(&format!("{res}.{kind}.total"), total);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collectors::testutil::{fixture, two_runs, values};
+
+    #[test]
+    fn averages_as_they_are_and_totals_per_second() {
+        let mut c = Pressure::new(&PressureConfig {}, &Config::default());
+        let (first, second) = two_runs(&mut c, 2.0, |c, i| {
+            let dir = fixture(if i == 0 {
+                "proc/t0/pressure"
+            } else {
+                "proc/t1/pressure"
+            });
+            c.files = RESOURCES.map(|r| dir.join(r));
+        });
+        assert_eq!(first.len(), 3 * 2 * 3, "no totals on the first run");
+        let v = values(&second);
+        assert_eq!(v["cpu.some.avg10"], 1.92);
+        assert_eq!(v["cpu.some.avg300"], 2.12);
+        assert_eq!(
+            v["cpu.some.total"],
+            (2_226_941_665.0 - 2_226_853_441.0) / 2.0
+        );
+        assert_eq!(v["cpu.full.total"], 0.0);
+        assert!(v.contains_key("io.full.avg60") && v.contains_key("memory.some.total"));
+        assert_eq!(v.len(), 3 * 2 * 4);
+    }
+
+    #[test]
+    fn no_psi_sends_nothing_and_a_bad_line_names_the_file() {
+        let mut c = Pressure::new(&PressureConfig {}, &Config::default());
+        c.files = RESOURCES.map(|r| PathBuf::from("/nonexistent/pressure").join(r));
+        let (first, second) = two_runs(&mut c, 2.0, |_, _| {});
+        assert!(first.is_empty() && second.is_empty());
+        assert_eq!(parse_line("some avg10=x avg60=0 avg300=0 total=1"), None);
+        assert_eq!(parse_line("other avg10=0 avg60=0 avg300=0 total=1"), None);
+    }
+}

@@ -1,0 +1,211 @@
+//! tcp: TCP counters from `/proc/net/netstat` (`TcpExt:`) and
+//! `/proc/net/snmp` (`Tcp:`), as Diamond's TCPCollector: `tcp.<Key>`, per
+//! second, except the `gauges` (`CurrEstab`, `MaxConn`), sent as they are.
+
+use super::{read_optional, CollectError, Collector, Emit, Missing};
+use crate::config::{Config, ConfigError};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// `[collectors.tcp]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TcpConfig {
+    /// The keys sent; empty: every key of both tables.
+    pub allowed_names: Vec<String>,
+    /// The keys sent as they are instead of per second.
+    pub gauges: Vec<String>,
+}
+
+pub const DEFAULT_ALLOWED: [&str; 16] = [
+    "ListenOverflows",
+    "ListenDrops",
+    "TCPLoss",
+    "TCPTimeouts",
+    "TCPFastRetrans",
+    "TCPLostRetransmit",
+    "TCPForwardRetrans",
+    "TCPSlowStartRetrans",
+    "CurrEstab",
+    "TCPAbortOnMemory",
+    "TCPBacklogDrop",
+    "AttemptFails",
+    "EstabResets",
+    "InErrs",
+    "ActiveOpens",
+    "PassiveOpens",
+];
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            allowed_names: DEFAULT_ALLOWED.iter().map(|s| s.to_string()).collect(),
+            gauges: vec!["CurrEstab".into(), "MaxConn".into()],
+        }
+    }
+}
+
+/// The `key value` pairs of one table of a `/proc/net/snmp`-style text:
+/// a `Proto: Key1 Key2 ...` line followed by `Proto: v1 v2 ...`. Values
+/// that are not integers (none are, in any kernel) are skipped.
+pub fn table<'t>(text: &'t str, proto: &str) -> Vec<(&'t str, i64)> {
+    let mut lines = text.lines().filter_map(|l| {
+        let (p, rest) = l.split_once(':')?;
+        (p == proto).then_some(rest)
+    });
+    let (Some(keys), Some(values)) = (lines.next(), lines.next()) else {
+        return Vec::new();
+    };
+    keys.split_ascii_whitespace()
+        .zip(values.split_ascii_whitespace())
+        .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+        .collect()
+}
+
+pub struct Tcp {
+    /// (file, its table's name)
+    sources: [(PathBuf, &'static str); 2],
+    allowed: Vec<String>,
+    gauges: Vec<String>,
+    missing: [Missing; 2],
+    buf: String,
+}
+
+impl Tcp {
+    pub fn new(opts: &TcpConfig, cfg: &Config) -> Result<Self, ConfigError> {
+        for (key, list) in [
+            ("allowed_names", &opts.allowed_names),
+            ("gauges", &opts.gauges),
+        ] {
+            if let Some(bad) = list.iter().find(|n| n.is_empty() || n.contains(['.', ' '])) {
+                return Err(ConfigError::new(
+                    format!("collectors.tcp.{key}"),
+                    format!("{bad:?} is not a counter name"),
+                ));
+            }
+        }
+        Ok(Tcp {
+            sources: [
+                (cfg.proc_root.join("net/netstat"), "TcpExt"),
+                (cfg.proc_root.join("net/snmp"), "Tcp"),
+            ],
+            allowed: opts.allowed_names.clone(),
+            gauges: opts.gauges.clone(),
+            missing: Default::default(),
+            buf: String::new(),
+        })
+    }
+}
+
+impl Collector for Tcp {
+    fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
+        for ((file, proto), missing) in self.sources.iter().zip(&mut self.missing) {
+            let Some(text) = read_optional(file, &mut self.buf, missing)? else {
+                continue;
+            };
+            for (key, value) in table(text, proto) {
+                if !self.allowed.is_empty() && !self.allowed.iter().any(|a| a == key) {
+                    continue;
+                }
+                if self.gauges.iter().any(|g| g == key) {
+                    out.gauge(key, value as f64);
+                } else if let Ok(raw) = u64::try_from(value) {
+                    out.rate(key, raw);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collectors::testutil::{fixture, two_runs, values};
+
+    fn runs(opts: &TcpConfig) -> (Vec<crate::sample::Sample>, Vec<crate::sample::Sample>) {
+        let mut c = Tcp::new(opts, &Config::default()).expect("tcp");
+        two_runs(&mut c, 10.0, |c, i| {
+            let dir = fixture(if i == 0 { "proc/t0/net" } else { "proc/t1/net" });
+            c.sources[0].0 = dir.join("netstat");
+            c.sources[1].0 = dir.join("snmp");
+        })
+    }
+
+    /// The value of `key` in a fixture's table.
+    fn raw(file: &str, proto: &str, key: &str) -> i64 {
+        let text = std::fs::read_to_string(fixture(file)).expect("fixture");
+        table(&text, proto)
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+            .expect(key)
+    }
+
+    #[test]
+    fn defaults_on_a_real_capture() {
+        let (first, second) = runs(&TcpConfig::default());
+        let v0 = values(&first);
+        assert_eq!(
+            v0.keys().collect::<Vec<_>>(),
+            ["CurrEstab"],
+            "gauges only at first"
+        );
+        let v = values(&second);
+        let rate = |file: &str, proto: &str, key: &str| {
+            (raw(&format!("proc/t1/net/{file}"), proto, key)
+                - raw(&format!("proc/t0/net/{file}"), proto, key)) as f64
+                / 10.0
+        };
+        assert_eq!(v["ActiveOpens"], rate("snmp", "Tcp", "ActiveOpens"));
+        assert!(v["ActiveOpens"] > 0.0, "the capture opened connections");
+        assert_eq!(v["PassiveOpens"], rate("snmp", "Tcp", "PassiveOpens"));
+        assert_eq!(v["ListenDrops"], rate("netstat", "TcpExt", "ListenDrops"));
+        assert_eq!(
+            v["CurrEstab"],
+            raw("proc/t1/net/snmp", "Tcp", "CurrEstab") as f64
+        );
+        assert!(!v.contains_key("MaxConn") && !v.contains_key("InSegs"));
+        // This kernel no longer counts TCPLoss and TCPForwardRetrans: the
+        // other 14 defaults.
+        assert!(!v.contains_key("TCPLoss") && !v.contains_key("TCPForwardRetrans"));
+        assert_eq!(v.len(), DEFAULT_ALLOWED.len() - 2);
+    }
+
+    #[test]
+    fn empty_allowed_names_sends_every_key() {
+        let opts = TcpConfig {
+            allowed_names: vec![],
+            ..TcpConfig::default()
+        };
+        let (_, second) = runs(&opts);
+        let v = values(&second);
+        assert_eq!(v["MaxConn"], -1.0, "a gauge, as it is");
+        assert!(v.contains_key("InSegs") && v.contains_key("TCPTimeouts"));
+        let keys = |f: &str, p: &str| {
+            table(&std::fs::read_to_string(fixture(f)).expect("fixture"), p).len()
+        };
+        assert_eq!(
+            v.len(),
+            keys("proc/t1/net/netstat", "TcpExt") + keys("proc/t1/net/snmp", "Tcp")
+        );
+    }
+
+    #[test]
+    fn tables_and_bad_names() {
+        let t = table("Tcp: A B\nUdp: X\nTcp: 1 -1\nUdp: 2\n", "Tcp");
+        assert_eq!(t, [("A", 1), ("B", -1)]);
+        assert!(table("Tcp: A B\n", "Tcp").is_empty());
+        let e = Tcp::new(
+            &TcpConfig {
+                gauges: vec!["a.b".into()],
+                ..TcpConfig::default()
+            },
+            &Config::default(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(e.contains("collectors.tcp.gauges"), "{e}");
+    }
+}
