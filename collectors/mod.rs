@@ -87,7 +87,8 @@ pub fn read<'b>(path: &Path, buf: &'b mut String) -> Result<&'b str, CollectErro
 pub struct Missing(bool);
 
 /// [`read`] for a file some kernels do not have (no IPv6, no PSI, no
-/// conntrack): `None` when it is not there, said once at debug level, so
+/// conntrack) or refuse to read (PSI turned off): `None` then, said once
+/// at debug level, so
 /// that the collector sends nothing for it instead of failing its run.
 pub fn read_optional<'b>(
     path: &Path,
@@ -96,7 +97,13 @@ pub fn read_optional<'b>(
 ) -> Result<Option<&'b str>, CollectError> {
     match read(path, buf) {
         Ok(text) => Ok(Some(text)),
-        Err(CollectError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+        // (EOPNOTSUPP: PSI built in but off, `psi=0`.)
+        Err(CollectError::Io { source, .. })
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::Unsupported
+            ) =>
+        {
             if !missing.0 {
                 missing.0 = true;
                 log::debug!("{} is not there: nothing sent for it", path.display());
@@ -105,6 +112,10 @@ pub fn read_optional<'b>(
         }
         Err(e) => Err(e),
     }
+}
+
+fn non_empty(p: &Option<String>) -> Option<&str> {
+    p.as_deref().filter(|p| !p.is_empty())
 }
 
 /// A collector: reads its source and emits samples through [`Emit`].
@@ -121,16 +132,18 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// An empty pattern is no filter (what the conf.d examples show as the
+    /// default), not a pattern matching every name.
     pub fn new(name: &str, common: &Common) -> Result<Self, ConfigError> {
         Ok(Filter {
             whitelist: compile_regex(
                 &format!("collectors.{name}.metrics_whitelist"),
-                common.metrics_whitelist.as_deref(),
+                non_empty(&common.metrics_whitelist),
                 true,
             )?,
             blacklist: compile_regex(
                 &format!("collectors.{name}.metrics_blacklist"),
-                common.metrics_blacklist.as_deref(),
+                non_empty(&common.metrics_blacklist),
                 true,
             )?,
         })
@@ -532,6 +545,14 @@ mod tests {
         let f = Filter::new("cpu", &common).expect("filter");
         assert!(f.allows("total.user"));
         assert!(!f.allows("cpu3.idle"));
+        // As the conf.d examples show them: no filter, not "match all".
+        let common = Common {
+            metrics_whitelist: Some(String::new()),
+            metrics_blacklist: Some(String::new()),
+            ..Common::default()
+        };
+        let f = Filter::new("cpu", &common).expect("filter");
+        assert!(f.allows("total.user") && f.allows("cpu3.idle"));
     }
 
     #[test]

@@ -195,12 +195,15 @@ mod tests {
         ] {
             assert!(v.contains_key(&format!("{dev}.rx_byte")), "{dev}");
         }
-        // 18 metrics per interface.
-        let devs: std::collections::BTreeSet<&str> = v
-            .keys()
-            .map(|k| k.rsplit_once('.').map_or("", |(d, _)| d))
-            .collect();
-        assert_eq!(v.len(), 18 * devs.len());
+        // 18 metrics for each interface sent.
+        let mut per_dev: std::collections::BTreeMap<&str, usize> = Default::default();
+        for k in v.keys() {
+            *per_dev
+                .entry(k.rsplit_once('.').map_or("", |(d, _)| d))
+                .or_default() += 1;
+        }
+        assert_eq!(per_dev.len(), 13, "{per_dev:?}");
+        assert!(per_dev.values().all(|n| *n == 18), "{per_dev:?}");
     }
 
     #[test]
@@ -217,6 +220,21 @@ mod tests {
         assert!(!v.contains_key("eth0.rx_byte"));
         assert!(!v.keys().any(|k| k.starts_with("eth1")), "eth1 is not eth0");
         assert_eq!(v.len(), 2 * 16);
+    }
+
+    #[test]
+    fn old_kernels_join_the_name_and_the_first_count() {
+        let line = "  em1:3359852461681 2645850679 1 2 3 4 5 6 7 8 9 10 11 12 13 14\n";
+        let got: Vec<_> = parse(line).collect();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].0, "em1");
+        assert_eq!(got[0].1[..3], [3_359_852_461_681, 2_645_850_679, 1]);
+        assert_eq!(got[0].1[15], 14);
+        // Too few numbers, or words: not an interface line.
+        assert_eq!(
+            parse("eth0: 1 2 3\n x: a b c d e f g h i j k l m n o p\n").count(),
+            0
+        );
     }
 
     #[test]

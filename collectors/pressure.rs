@@ -51,13 +51,8 @@ impl Collector for Pressure {
             let Some(text) = read_optional(file, &mut self.buf, missing)? else {
                 continue;
             };
-            for line in text.lines() {
-                let Some((kind, avg, total)) = parse_line(line) else {
-                    return Err(CollectError::Parse {
-                        path: file.clone(),
-                        message: format!("not a pressure line: {line:?}"),
-                    });
-                };
+            // A line of another shape (from a later kernel) is skipped.
+            for (kind, avg, total) in text.lines().filter_map(parse_line) {
                 for (name, v) in ["avg10", "avg60", "avg300"].iter().zip(avg) {
                     out.gauge(&format!("{res}.{kind}.{name}"), v);
                 }
@@ -98,12 +93,24 @@ mod tests {
     }
 
     #[test]
-    fn no_psi_sends_nothing_and_a_bad_line_names_the_file() {
+    fn no_psi_or_odd_lines_send_nothing_for_them() {
         let mut c = Pressure::new(&PressureConfig {}, &Config::default());
         c.files = RESOURCES.map(|r| PathBuf::from("/nonexistent/pressure").join(r));
         let (first, second) = two_runs(&mut c, 2.0, |_, _| {});
         assert!(first.is_empty() && second.is_empty());
         assert_eq!(parse_line("some avg10=x avg60=0 avg300=0 total=1"), None);
         assert_eq!(parse_line("other avg10=0 avg60=0 avg300=0 total=1"), None);
+        // A file with a line of another shape: the good line still counts.
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            d.path().join("cpu"),
+            "some avg10=1.00 avg60=2.00 avg300=3.00 total=5\nnew kind=1\n",
+        )
+        .expect("write");
+        c.files = RESOURCES.map(|r| d.path().join(r));
+        let (first, _) = two_runs(&mut c, 2.0, |_, _| {});
+        let v = values(&first);
+        assert_eq!(v["cpu.some.avg60"], 2.0);
+        assert_eq!(v.len(), 3);
     }
 }
