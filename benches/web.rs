@@ -1,4 +1,5 @@
-//! The web server beside graphite-web 1.1.10 (gunicorn, 2 sync workers) in
+//! The web server beside graphite-web 1.1.10 (gunicorn, 2 sync workers,
+//! 600 s worker timeout) in
 //! the same run, over the same whisper files: requests per second and
 //! p50/p99 latency, 4 clients, one connection per request, for
 //!   (a) sumSeries(servers.*.cpu.total.user), 1 000 files, one day at 60 s
@@ -120,6 +121,10 @@ fn graphite_web(dir: &Path, root: &Path) -> Option<(Server, u16)> {
             "gunicorn",
             "-w",
             "2",
+            // Its (d) requests take about a minute under load: gunicorn's
+            // default 30 s timeout would kill the worker mid-request.
+            "--timeout",
+            "600",
             "-b",
             &format!("127.0.0.1:{port}"),
             "graphite.wsgi:application",
