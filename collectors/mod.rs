@@ -6,14 +6,18 @@
 //! fixtures), add a field to [`CollectorsConfig`] and a line to [`build`],
 //! and an example `conf.d/NAME.toml`.
 
+pub mod conntrack;
 pub mod cpu;
 pub mod diskspace;
 pub mod diskusage;
 pub mod entropy;
 pub mod filestat;
+pub mod interrupt;
+pub mod ksm;
 pub mod loadavg;
 pub mod memory;
 pub mod mountstats;
+pub mod netstat;
 pub mod network;
 pub mod pressure;
 pub mod proc;
@@ -34,14 +38,18 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CollectorsConfig {
+    pub conntrack: Section<conntrack::ConntrackConfig>,
     pub cpu: Section<cpu::CpuConfig>,
     pub diskspace: Section<diskspace::DiskSpaceConfig>,
     pub diskusage: Section<diskusage::DiskUsageConfig>,
     pub entropy: Section<entropy::EntropyConfig>,
     pub filestat: Section<filestat::FilestatConfig>,
+    pub interrupt: Section<interrupt::InterruptConfig>,
+    pub ksm: Section<ksm::KsmConfig>,
     pub loadavg: Section<loadavg::LoadAvgConfig>,
     pub memory: Section<memory::MemoryConfig>,
     pub mountstats: Section<mountstats::MountStatsConfig>,
+    pub netstat: Section<netstat::NetstatConfig>,
     pub network: Section<network::NetworkConfig>,
     pub pressure: Section<pressure::PressureConfig>,
     pub proc: Section<proc::ProcConfig>,
@@ -51,6 +59,10 @@ pub struct CollectorsConfig {
     pub uptime: Section<uptime::UptimeConfig>,
     pub vmstat: Section<vmstat::VmstatConfig>,
 }
+
+/// The collectors that run only when their section says `enabled = true`
+/// (as every collector in Diamond); every other runs unless it says false.
+pub const OFF_BY_DEFAULT: &[&str] = &["conntrack", "interrupt", "ksm", "netstat"];
 
 /// Why one run of a collector produced nothing (or less than it should).
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +98,16 @@ pub fn read<'b>(path: &Path, buf: &'b mut String) -> Result<&'b str, CollectErro
 #[derive(Debug, Default)]
 pub struct Missing(bool);
 
+impl Missing {
+    /// Says once, at debug level, that `path` is not there.
+    pub fn note(&mut self, path: &Path) {
+        if !self.0 {
+            self.0 = true;
+            log::debug!("{} is not there: nothing sent for it", path.display());
+        }
+    }
+}
+
 /// [`read`] for a file some kernels do not have (no IPv6, no PSI, no
 /// conntrack) or refuse to read (PSI turned off): `None` then, said once
 /// at debug level, so
@@ -104,10 +126,7 @@ pub fn read_optional<'b>(
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::Unsupported
             ) =>
         {
-            if !missing.0 {
-                missing.0 = true;
-                log::debug!("{} is not there: nothing sent for it", path.display());
-            }
+            missing.note(path);
             Ok(None)
         }
         Err(e) => Err(e),
@@ -277,6 +296,12 @@ pub fn build_with_host(cfg: &Config, hostname: Option<&str>) -> Result<Vec<Insta
     // (name, common keys, Diamond's default path, the collector)
     let list: Vec<(&'static str, &Common, &str, Box<dyn Collector>)> = vec![
         (
+            "conntrack",
+            &c.conntrack.common,
+            "conntrack",
+            boxed(conntrack::Conntrack::new(&c.conntrack.options, cfg)),
+        ),
+        (
             "cpu",
             &c.cpu.common,
             "cpu",
@@ -307,6 +332,18 @@ pub fn build_with_host(cfg: &Config, hostname: Option<&str>) -> Result<Vec<Insta
             boxed(filestat::Filestat::new(&c.filestat.options, cfg)),
         ),
         (
+            "interrupt",
+            &c.interrupt.common,
+            "interrupts",
+            boxed(interrupt::Interrupt::new(&c.interrupt.options, cfg)),
+        ),
+        (
+            "ksm",
+            &c.ksm.common,
+            "ksm",
+            boxed(ksm::Ksm::new(&c.ksm.options, cfg)),
+        ),
+        (
             "loadavg",
             &c.loadavg.common,
             "loadavg",
@@ -323,6 +360,12 @@ pub fn build_with_host(cfg: &Config, hostname: Option<&str>) -> Result<Vec<Insta
             &c.mountstats.common,
             "mountstats",
             boxed(mountstats::MountStats::new(&c.mountstats.options, cfg)?),
+        ),
+        (
+            "netstat",
+            &c.netstat.common,
+            "netstat",
+            boxed(netstat::Netstat::new(&c.netstat.options, cfg)),
         ),
         (
             "network",
@@ -390,7 +433,7 @@ pub fn build_with_host(cfg: &Config, hostname: Option<&str>) -> Result<Vec<Insta
                 format!("{path:?} is not a metric path segment ('.' for none)"),
             ));
         }
-        if !common.enabled {
+        if !common.enabled.unwrap_or(!OFF_BY_DEFAULT.contains(&name)) {
             continue;
         }
         out.push(Instance {
@@ -565,8 +608,9 @@ mod tests {
     }
 
     #[test]
-    fn every_collector_is_on_by_default() {
-        let all = build(&Config::default()).expect("build");
+    fn the_collectors_on_by_default() {
+        let mut cfg = Config::default();
+        let all = build(&cfg).expect("build");
         let names: Vec<_> = all.iter().map(|i| i.name).collect();
         assert_eq!(
             names,
@@ -589,5 +633,19 @@ mod tests {
                 "vmstat"
             ]
         );
+        // The others run when their section says so; a section that says
+        // nothing leaves them off.
+        cfg.collectors.ksm.common.enabled = Some(true);
+        cfg.collectors.netstat.common.interval = Some(60);
+        cfg.collectors.cpu.common.enabled = Some(false);
+        let names: Vec<_> = build(&cfg).expect("build").iter().map(|i| i.name).collect();
+        assert!(names.contains(&"ksm") && !names.contains(&"netstat"));
+        assert!(!names.contains(&"cpu"));
+        for off in OFF_BY_DEFAULT {
+            assert!(build(&Config::default())
+                .expect("build")
+                .iter()
+                .all(|i| i.name != *off));
+        }
     }
 }

@@ -156,11 +156,13 @@ pub fn locate(text: &str, key: &str) -> Option<usize> {
 }
 
 /// The keys every collector section has, beside its own options.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Common {
-    /// Run this collector.
-    pub enabled: bool,
+    /// Run this collector; unset: the collector's default (on, but for
+    /// the few that are off as in Diamond, `collectors::OFF_BY_DEFAULT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
     /// Seconds between runs; the global `interval` when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interval: Option<u64>,
@@ -173,18 +175,6 @@ pub struct Common {
     /// Metrics whose name matches this regex at its start are not sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_blacklist: Option<String>,
-}
-
-impl Default for Common {
-    fn default() -> Self {
-        Common {
-            enabled: true,
-            interval: None,
-            path: None,
-            metrics_whitelist: None,
-            metrics_blacklist: None,
-        }
-    }
 }
 
 /// The keys a kind of section shares, beside each plugin's own options.
@@ -321,6 +311,8 @@ pub struct Config {
     pub proc_root: PathBuf,
     /// Root of `/dev` (for `/dev/disk/by-label`).
     pub dev_root: PathBuf,
+    /// Root of the sys filesystem the collectors read (`/sys/kernel/mm/ksm`).
+    pub sys_root: PathBuf,
     /// Send the agent's own metrics (`<prefix>.<host>.carbyne.*`).
     pub self_metrics: bool,
     pub collectors: crate::collectors::CollectorsConfig,
@@ -344,6 +336,7 @@ impl Default for Config {
             flush_timeout: 5.0,
             proc_root: PathBuf::from("/proc"),
             dev_root: PathBuf::from("/dev"),
+            sys_root: PathBuf::from("/sys"),
             self_metrics: true,
             collectors: Default::default(),
             handlers: BTreeMap::new(),

@@ -13,16 +13,25 @@ pub const MAIN_EXAMPLE: &str = include_str!("../packaging/carbyne.toml");
 
 /// Every example drop-in, by file name (a test checks the list against conf.d/).
 pub const DROPINS: &[(&str, &str)] = &[
+    ("conntrack.toml", include_str!("../conf.d/conntrack.toml")),
     ("cpu.toml", include_str!("../conf.d/cpu.toml")),
     ("diskspace.toml", include_str!("../conf.d/diskspace.toml")),
     ("diskusage.toml", include_str!("../conf.d/diskusage.toml")),
+    ("entropy.toml", include_str!("../conf.d/entropy.toml")),
+    ("filestat.toml", include_str!("../conf.d/filestat.toml")),
     ("graphite.toml", include_str!("../conf.d/graphite.toml")),
     ("http.toml", include_str!("../conf.d/http.toml")),
+    ("interrupt.toml", include_str!("../conf.d/interrupt.toml")),
+    ("ksm.toml", include_str!("../conf.d/ksm.toml")),
     ("loadavg.toml", include_str!("../conf.d/loadavg.toml")),
     ("log4j.toml", include_str!("../conf.d/log4j.toml")),
     ("memory.toml", include_str!("../conf.d/memory.toml")),
     ("mountstats.toml", include_str!("../conf.d/mountstats.toml")),
+    ("netstat.toml", include_str!("../conf.d/netstat.toml")),
+    ("network.toml", include_str!("../conf.d/network.toml")),
     ("postfix.toml", include_str!("../conf.d/postfix.toml")),
+    ("pressure.toml", include_str!("../conf.d/pressure.toml")),
+    ("proc.toml", include_str!("../conf.d/proc.toml")),
     ("regex.toml", include_str!("../conf.d/regex.toml")),
     (
         "server-carbon.toml",
@@ -38,6 +47,9 @@ pub const DROPINS: &[(&str, &str)] = &[
     ("statsd.toml", include_str!("../conf.d/statsd.toml")),
     ("stdout.toml", include_str!("../conf.d/stdout.toml")),
     ("syslog.toml", include_str!("../conf.d/syslog.toml")),
+    ("tcp.toml", include_str!("../conf.d/tcp.toml")),
+    ("udp.toml", include_str!("../conf.d/udp.toml")),
+    ("uptime.toml", include_str!("../conf.d/uptime.toml")),
     ("vmstat.toml", include_str!("../conf.d/vmstat.toml")),
     ("zeromq.toml", include_str!("../conf.d/zeromq.toml")),
 ];

@@ -26,7 +26,7 @@ fn config(proc: &str) -> Config {
     };
     // Free space is read from the mounted filesystems themselves, which
     // differ from machine to machine; its logic has fixture tests of its own.
-    cfg.collectors.diskspace.common.enabled = false;
+    cfg.collectors.diskspace.common.enabled = Some(false);
     cfg
 }
 
