@@ -69,18 +69,16 @@ fn flushed(s: &Statsd, want: &str) -> BTreeMap<String, f64> {
 }
 
 fn only(collectors: &[&str]) -> String {
-    let all = [
-        "cpu",
-        "diskspace",
-        "diskusage",
-        "loadavg",
-        "memory",
-        "mountstats",
-        "sockstat",
-        "vmstat",
-    ];
-    all.iter()
-        .map(|c| format!("[collectors.{c}]\nenabled = {}\n", collectors.contains(c)))
+    // Every collector there is: the sections of the collectors' config.
+    let all = toml::Table::try_from(carbyne::collectors::CollectorsConfig::default())
+        .expect("collectors' config");
+    all.keys()
+        .map(|c| {
+            format!(
+                "[collectors.{c}]\nenabled = {}\n",
+                collectors.contains(&c.as_str())
+            )
+        })
         .collect()
 }
 
