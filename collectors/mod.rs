@@ -6,12 +6,14 @@
 //! fixtures), add a field to [`CollectorsConfig`] and a line to [`build`],
 //! and an example `conf.d/NAME.toml`.
 
+pub mod cgroup;
 pub mod conntrack;
 pub mod cpu;
 pub mod diskspace;
 pub mod diskusage;
 pub mod entropy;
 pub mod filestat;
+pub mod hwmon;
 pub mod interrupt;
 pub mod ksm;
 pub mod loadavg;
@@ -19,6 +21,8 @@ pub mod memory;
 pub mod mountstats;
 pub mod netstat;
 pub mod network;
+pub mod nfs;
+pub mod nfsd;
 pub mod pressure;
 pub mod proc;
 pub mod sockstat;
@@ -38,12 +42,14 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CollectorsConfig {
+    pub cgroup: Section<cgroup::CgroupConfig>,
     pub conntrack: Section<conntrack::ConntrackConfig>,
     pub cpu: Section<cpu::CpuConfig>,
     pub diskspace: Section<diskspace::DiskSpaceConfig>,
     pub diskusage: Section<diskusage::DiskUsageConfig>,
     pub entropy: Section<entropy::EntropyConfig>,
     pub filestat: Section<filestat::FilestatConfig>,
+    pub hwmon: Section<hwmon::HwmonConfig>,
     pub interrupt: Section<interrupt::InterruptConfig>,
     pub ksm: Section<ksm::KsmConfig>,
     pub loadavg: Section<loadavg::LoadAvgConfig>,
@@ -51,6 +57,8 @@ pub struct CollectorsConfig {
     pub mountstats: Section<mountstats::MountStatsConfig>,
     pub netstat: Section<netstat::NetstatConfig>,
     pub network: Section<network::NetworkConfig>,
+    pub nfs: Section<nfs::NfsConfig>,
+    pub nfsd: Section<nfsd::NfsdConfig>,
     pub pressure: Section<pressure::PressureConfig>,
     pub proc: Section<proc::ProcConfig>,
     pub sockstat: Section<sockstat::SockstatConfig>,
@@ -62,7 +70,16 @@ pub struct CollectorsConfig {
 
 /// The collectors that run only when their section says `enabled = true`
 /// (as every collector in Diamond); every other runs unless it says false.
-pub const OFF_BY_DEFAULT: &[&str] = &["conntrack", "interrupt", "ksm", "netstat"];
+pub const OFF_BY_DEFAULT: &[&str] = &[
+    "cgroup",
+    "conntrack",
+    "hwmon",
+    "interrupt",
+    "ksm",
+    "netstat",
+    "nfs",
+    "nfsd",
+];
 
 /// Why one run of a collector produced nothing (or less than it should).
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +148,21 @@ pub fn read_optional<'b>(
         }
         Err(e) => Err(e),
     }
+}
+
+/// A metric path segment from a name the system gives (a sysfs label, a
+/// unit name): trimmed, with `.`, `/` and whitespace as `_`.
+pub fn segment(text: &str) -> String {
+    text.trim()
+        .chars()
+        .map(|c| {
+            if c == '.' || c == '/' || c.is_whitespace() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 fn non_empty(p: &Option<String>) -> Option<&str> {
@@ -296,6 +328,12 @@ pub fn build_with_host(cfg: &Config, hostname: Option<&str>) -> Result<Vec<Insta
     // (name, common keys, Diamond's default path, the collector)
     let list: Vec<(&'static str, &Common, &str, Box<dyn Collector>)> = vec![
         (
+            "cgroup",
+            &c.cgroup.common,
+            "cgroup",
+            boxed(cgroup::Cgroup::new(&c.cgroup.options, cfg)?),
+        ),
+        (
             "conntrack",
             &c.conntrack.common,
             "conntrack",
@@ -330,6 +368,12 @@ pub fn build_with_host(cfg: &Config, hostname: Option<&str>) -> Result<Vec<Insta
             &c.filestat.common,
             "files",
             boxed(filestat::Filestat::new(&c.filestat.options, cfg)),
+        ),
+        (
+            "hwmon",
+            &c.hwmon.common,
+            "hwmon",
+            boxed(hwmon::Hwmon::new(&c.hwmon.options, cfg)),
         ),
         (
             "interrupt",
@@ -372,6 +416,18 @@ pub fn build_with_host(cfg: &Config, hostname: Option<&str>) -> Result<Vec<Insta
             &c.network.common,
             "network",
             boxed(network::Network::new(&c.network.options, cfg)?),
+        ),
+        (
+            "nfs",
+            &c.nfs.common,
+            "nfs",
+            boxed(nfs::Nfs::new(&c.nfs.options, cfg)),
+        ),
+        (
+            "nfsd",
+            &c.nfsd.common,
+            "nfsd",
+            boxed(nfsd::Nfsd::new(&c.nfsd.options, cfg)),
         ),
         (
             "pressure",

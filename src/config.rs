@@ -311,7 +311,7 @@ pub struct Config {
     pub proc_root: PathBuf,
     /// Root of `/dev` (for `/dev/disk/by-label`).
     pub dev_root: PathBuf,
-    /// Root of the sys filesystem the collectors read (`/sys/kernel/mm/ksm`).
+    /// Root of the sys filesystem the collectors read (ksm, hwmon, cgroup).
     pub sys_root: PathBuf,
     /// Send the agent's own metrics (`<prefix>.<host>.carbyne.*`).
     pub self_metrics: bool,

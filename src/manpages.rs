@@ -13,6 +13,7 @@ pub const MAIN_EXAMPLE: &str = include_str!("../packaging/carbyne.toml");
 
 /// Every example drop-in, by file name (a test checks the list against conf.d/).
 pub const DROPINS: &[(&str, &str)] = &[
+    ("cgroup.toml", include_str!("../conf.d/cgroup.toml")),
     ("conntrack.toml", include_str!("../conf.d/conntrack.toml")),
     ("cpu.toml", include_str!("../conf.d/cpu.toml")),
     ("diskspace.toml", include_str!("../conf.d/diskspace.toml")),
@@ -21,6 +22,7 @@ pub const DROPINS: &[(&str, &str)] = &[
     ("filestat.toml", include_str!("../conf.d/filestat.toml")),
     ("graphite.toml", include_str!("../conf.d/graphite.toml")),
     ("http.toml", include_str!("../conf.d/http.toml")),
+    ("hwmon.toml", include_str!("../conf.d/hwmon.toml")),
     ("interrupt.toml", include_str!("../conf.d/interrupt.toml")),
     ("ksm.toml", include_str!("../conf.d/ksm.toml")),
     ("loadavg.toml", include_str!("../conf.d/loadavg.toml")),
@@ -29,6 +31,8 @@ pub const DROPINS: &[(&str, &str)] = &[
     ("mountstats.toml", include_str!("../conf.d/mountstats.toml")),
     ("netstat.toml", include_str!("../conf.d/netstat.toml")),
     ("network.toml", include_str!("../conf.d/network.toml")),
+    ("nfs.toml", include_str!("../conf.d/nfs.toml")),
+    ("nfsd.toml", include_str!("../conf.d/nfsd.toml")),
     ("postfix.toml", include_str!("../conf.d/postfix.toml")),
     ("pressure.toml", include_str!("../conf.d/pressure.toml")),
     ("proc.toml", include_str!("../conf.d/proc.toml")),
