@@ -741,8 +741,23 @@ impl Whisper {
         archive: Option<u32>,
     ) -> Result<Option<Series>> {
         let now = now.unwrap_or_else(unix_now);
-        let mut until = until.unwrap_or(now);
-        let mut from = from;
+        let until = until.unwrap_or(now);
+        let Some((a, from, until)) = self.choose(from, until, now, archive)? else {
+            return Ok(None);
+        };
+        self.archive_fetch(&a, from, until).map(Some)
+    }
+
+    /// `fetch`'s range check and archive: the archive (the one of `archive`
+    /// seconds per point, or the finest that reaches back to `from`) and
+    /// the range clamped to what files hold; None when nothing is kept.
+    fn choose(
+        &self,
+        from: i64,
+        until: i64,
+        now: i64,
+        archive: Option<u32>,
+    ) -> Result<Option<(ArchiveInfo, i64, i64)>> {
         if from > until {
             return Err(WhisperError::InvalidTimeInterval(format!(
                 "Invalid time interval: from time '{from}' is after until time '{until}'"
@@ -752,8 +767,7 @@ impl Whisper {
         if from > now || until < oldest {
             return Ok(None);
         }
-        from = from.max(oldest);
-        until = until.min(now);
+        let (from, until) = (from.max(oldest), until.min(now));
         let diff = now - from;
         let archives = &self.header.archives;
         let a = match archive {
@@ -768,7 +782,7 @@ impl Whisper {
                 .find(|a| a.retention() as i64 >= diff)
                 .unwrap_or(&archives[archives.len() - 1]),
         };
-        self.archive_fetch(a, from, until).map(Some)
+        Ok(Some((*a, from, until)))
     }
 
     /// What `fetch` reads (its archive chosen as `fetch` chooses it),
@@ -783,22 +797,9 @@ impl Whisper {
         now: i64,
         buf: Vec<u8>,
     ) -> Result<Option<Slots>> {
-        if from > until {
-            return Err(WhisperError::InvalidTimeInterval(format!(
-                "Invalid time interval: from time '{from}' is after until time '{until}'"
-            )));
-        }
-        let oldest = now - self.header.max_retention as i64;
-        if from > now || until < oldest {
+        let Some((a, from, until)) = self.choose(from, until, now, None)? else {
             return Ok(None);
-        }
-        let (from, until) = (from.max(oldest), until.min(now));
-        let diff = now - from;
-        let archives = &self.header.archives;
-        let a = *archives
-            .iter()
-            .find(|a| a.retention() as i64 >= diff)
-            .unwrap_or(&archives[archives.len() - 1]);
+        };
         let mut slots = self.archive_slots(&a, from, until)?;
         match (self.whole.take(), slots.ring) {
             (Some(whole), Some((first, count))) => {

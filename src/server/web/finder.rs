@@ -268,17 +268,8 @@ fn walk(
                 path.push_str(t);
             }
             let leaf = branch.with_extension("wsp");
-            if unchecked_leaves {
-                let node = Node {
-                    path,
-                    is_leaf: true,
-                    file: Some(leaf),
-                    intervals: Vec::new(),
-                };
-                push(out, node, limit)?;
-                continue;
-            }
-            if branch.is_dir() {
+            // Unchecked: a leaf candidate only (opening it will tell).
+            if !unchecked_leaves && branch.is_dir() {
                 let node = Node {
                     path: path.clone(),
                     is_leaf: false,
@@ -287,7 +278,7 @@ fn walk(
                 };
                 push(out, node, limit)?;
             }
-            if leaf.is_file() {
+            if unchecked_leaves || leaf.is_file() {
                 let node = Node {
                     path,
                     is_leaf: true,

@@ -528,6 +528,17 @@ mod tests {
         }
     }
 
+    /// A render of the last `from` seconds before `now`.
+    fn ctx<'a>(reader: &'a Reader, now: i64, from: i64, xff: f64) -> Context<'a> {
+        Context {
+            start: now - from,
+            end: now,
+            now,
+            xff,
+            source: reader,
+        }
+    }
+
     fn storage(root: &std::path::Path) -> Storage {
         Storage {
             root: root.to_path_buf(),
@@ -562,13 +573,7 @@ mod tests {
         let st = storage(d.path());
         let generic = |target: &str, from: i64, xff: f64| {
             let reader = Reader::new(&st, 1000, 10_000_000);
-            let ctx = Context {
-                start: now - from,
-                end: now,
-                now,
-                xff,
-                source: &reader,
-            };
+            let ctx = ctx(&reader, now, from, xff);
             let call = crate::server::web::grammar::parse(target).expect("parse");
             let crate::server::web::grammar::Node::Call(call) = call else {
                 panic!("not a call")
@@ -591,13 +596,7 @@ mod tests {
         };
         let folded = |target: &str, from: i64, xff: f64| {
             let reader = Reader::new(&st, 1000, 10_000_000);
-            let ctx = Context {
-                start: now - from,
-                end: now,
-                now,
-                xff,
-                source: &reader,
-            };
+            let ctx = ctx(&reader, now, from, xff);
             evaluate_target(
                 &crate::server::web::grammar::parse(target).expect("parse"),
                 &ctx,
