@@ -25,6 +25,7 @@ pub mod nfs;
 pub mod nfsd;
 pub mod pressure;
 pub mod proc;
+pub mod processresources;
 pub mod sockstat;
 pub mod tcp;
 pub mod udp;
@@ -61,6 +62,7 @@ pub struct CollectorsConfig {
     pub nfsd: Section<nfsd::NfsdConfig>,
     pub pressure: Section<pressure::PressureConfig>,
     pub proc: Section<proc::ProcConfig>,
+    pub processresources: Section<processresources::ProcessResourcesConfig>,
     pub sockstat: Section<sockstat::SockstatConfig>,
     pub tcp: Section<tcp::TcpConfig>,
     pub udp: Section<udp::UdpConfig>,
@@ -79,6 +81,7 @@ pub const OFF_BY_DEFAULT: &[&str] = &[
     "netstat",
     "nfs",
     "nfsd",
+    "processresources",
 ];
 
 /// Why one run of a collector produced nothing (or less than it should).
@@ -440,6 +443,15 @@ pub fn build_with_host(cfg: &Config, hostname: Option<&str>) -> Result<Vec<Insta
             &c.proc.common,
             "proc",
             boxed(proc::Proc::new(&c.proc.options, cfg)),
+        ),
+        (
+            "processresources",
+            &c.processresources.common,
+            "process",
+            boxed(processresources::ProcessResources::new(
+                &c.processresources.options,
+                cfg,
+            )?),
         ),
         (
             "sockstat",

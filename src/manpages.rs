@@ -36,6 +36,10 @@ pub const DROPINS: &[(&str, &str)] = &[
     ("postfix.toml", include_str!("../conf.d/postfix.toml")),
     ("pressure.toml", include_str!("../conf.d/pressure.toml")),
     ("proc.toml", include_str!("../conf.d/proc.toml")),
+    (
+        "processresources.toml",
+        include_str!("../conf.d/processresources.toml"),
+    ),
     ("regex.toml", include_str!("../conf.d/regex.toml")),
     (
         "server-carbon.toml",

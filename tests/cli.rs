@@ -365,8 +365,8 @@ fn conf_d_examples_show_every_key_with_its_default() {
         seen += 1;
     }
     assert_eq!(
-        seen, 37,
-        "twenty-four collectors, six handlers, four parsers, two receivers, the web server"
+        seen, 38,
+        "twenty-five collectors, six handlers, four parsers, two receivers, the web server"
     );
 }
 
