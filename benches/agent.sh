@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The agent as a daemon and from cron, beside collectd (the same kinds of
-# plugins) in the same run: CPU per collection cycle, RSS, and the wall time
-# of one `--once` run. Prints a markdown table for BENCHMARKS.md.
+# The agent as a daemon and from cron, beside collectd in the same run: CPU
+# per collection cycle, RSS, and the wall time of one `--once` run. collectd
+# runs the same kinds of plugins as carbyne's default collectors: cpu, df,
+# disk, load, memory, vmem, and interface, protocols, processes,
+# contextswitch, entropy, uptime, fhcount for network, tcp/udp, proc,
+# entropy, uptime, filestat. Prints a markdown table for BENCHMARKS.md.
 #
 # Run: bash benches/agent.sh            (needs root for apt-get, once)
 set -euo pipefail
@@ -57,6 +60,13 @@ LoadPlugin disk
 LoadPlugin load
 LoadPlugin memory
 LoadPlugin vmem
+LoadPlugin interface
+LoadPlugin protocols
+LoadPlugin processes
+LoadPlugin contextswitch
+LoadPlugin entropy
+LoadPlugin uptime
+LoadPlugin fhcount
 LoadPlugin write_graphite
 <Plugin write_graphite>
   <Node "sink">
