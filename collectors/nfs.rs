@@ -148,18 +148,22 @@ pub fn counts<'a>(text: &'a str, lines: &'a [Line]) -> impl Iterator<Item = (Str
     text.lines().flat_map(move |l| {
         let mut words = l.split_ascii_whitespace();
         let tag = words.next().unwrap_or("");
-        let line = lines.iter().find(|d| d.tag == tag);
-        let values: Vec<&str> = words.collect();
-        line.into_iter().flat_map(move |d| {
-            let values = values.clone();
-            d.names
-                .iter()
-                .zip(values.into_iter().skip(d.skip))
-                .filter_map(move |(name, v)| {
-                    let v: f64 = v.parse().ok()?;
-                    (v.is_finite() && v >= 0.0).then(|| (format!("{}.{name}", d.prefix), v as u64))
-                })
-        })
+        // No Vec of the words: they are zipped with the names as they come.
+        lines
+            .iter()
+            .find(|d| d.tag == tag)
+            .map(|d| {
+                d.names
+                    .iter()
+                    .zip(words.skip(d.skip))
+                    .filter_map(move |(name, v)| {
+                        let v: f64 = v.parse().ok()?;
+                        (v.is_finite() && v >= 0.0)
+                            .then(|| (format!("{}.{name}", d.prefix), v as u64))
+                    })
+            })
+            .into_iter()
+            .flatten()
     })
 }
 
