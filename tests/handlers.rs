@@ -451,7 +451,9 @@ fn http_json_gzip_and_headers_reach_a_real_server() {
         String::from_utf8_lossy(&out.stderr)
     );
     let reqs = log.lock().expect("lock").clone();
-    assert_eq!(reqs.len(), 3, "25 samples in batches of at most 10");
+    // At least three requests: the collectors' samples may come in more
+    // than one batch, each of at most 10.
+    assert!(reqs.len() >= 3, "25 samples in batches of at most 10");
     let mut items = Vec::new();
     for r in &reqs {
         assert_eq!(r.path, "/metrics");
@@ -459,6 +461,7 @@ fn http_json_gzip_and_headers_reach_a_real_server() {
         assert_eq!(r.headers["content-encoding"], "gzip");
         assert_eq!(r.headers["content-type"], "application/json");
         let v: serde_json::Value = serde_json::from_slice(&gunzip(&r.body)).expect("json body");
+        assert!(v["metric"].as_array().is_some_and(|m| m.len() <= 10));
         items.extend(v["metric"].as_array().expect("metric array").clone());
     }
     assert_eq!(items.len(), 25);
@@ -487,12 +490,19 @@ fn http_retries_a_503_and_delivers_exactly_once() {
         String::from_utf8_lossy(&out.stderr)
     );
     let reqs = log.lock().expect("lock").clone();
-    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    // The collectors' samples may come in more than one batch: the first
+    // is refused and sent again, and every sample is delivered once.
+    assert!(reqs.len() >= 2, "{reqs:?}");
     assert_eq!(reqs[0].body, reqs[1].body, "the same batch again");
-    let delivered: Vec<&Request> = reqs.iter().filter(|r| r.status == 200).collect();
-    assert_eq!(delivered.len(), 1);
-    let lines = parse_lines(&String::from_utf8_lossy(&delivered[0].body));
+    let mut lines = Vec::new();
+    for r in reqs.iter().filter(|r| r.status == 200) {
+        lines.extend(parse_lines(&String::from_utf8_lossy(&r.body)));
+    }
     assert_eq!(lines.len(), 25);
+    let mut names: Vec<&String> = lines.iter().map(|l| &l.0).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 25, "each sample once");
 }
 
 #[test]
@@ -509,7 +519,20 @@ fn http_400_is_dropped_counted_and_not_retried() {
         err.contains("400") && err.contains("bad token") && err.contains("25 samples rejected"),
         "{err}"
     );
-    assert_eq!(log.lock().expect("lock").len(), 1, "not retried");
+    // The collectors' samples may reach the handler in more than one batch;
+    // each is refused once and never sent again.
+    let reqs = log.lock().expect("lock").clone();
+    let mut paths = Vec::new();
+    for r in &reqs {
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json body");
+        for m in v["metric"].as_array().expect("metric array") {
+            paths.push(m["path"].as_str().expect("path").to_string());
+        }
+    }
+    let sent = paths.len();
+    paths.sort();
+    paths.dedup();
+    assert_eq!((sent, paths.len()), (25, 25), "not retried: {reqs:?}");
 }
 
 /// A real pyzmq SUB socket: binds or connects `endpoint`, subscribes to
