@@ -1,7 +1,8 @@
 //! The web server beside graphite-web 1.1.10 (gunicorn, 2 sync workers,
 //! 600 s worker timeout) in
 //! the same run, over the same whisper files: requests per second and
-//! p50/p99 latency, 4 clients, one connection per request, for
+//! p50/p99 latency, 4 clients, one connection per request (and carbyne
+//! alone at 2 clients, one per core, for latency without queueing), for
 //!   (a) sumSeries(servers.*.cpu.total.user), 1 000 files, one day at 60 s
 //!   (b) the same with maxDataPoints=800
 //!   (c) /metrics/find of one level (1 000 nodes) among 100 000 metrics
@@ -332,18 +333,29 @@ fn main() {
         };
         let mine = load(ours_port, &url, 4, secs);
         assert_eq!(mine.3, 0, "carbyne failed requests of {url}");
+        // Latency without queueing: a client per core.
+        let two = load(ours_port, &url, 2, secs);
+        assert_eq!(two.3, 0, "carbyne failed requests of {url}");
         let rss = common::status_kib(ours.0.id(), "VmHWM:");
         let other = theirs.as_ref().map(|(_, p)| load(*p, &url, 4, secs));
         // Each row as soon as it is measured (a later failure keeps it).
         eprintln!("{}", row(what, &mine, other.as_ref()));
-        rows.push((what.to_string(), mine, rss, other));
+        eprintln!("{} at 2 clients", row(what, &two, None));
+        rows.push((what.to_string(), mine, rss, other, two));
     }
     println!("| request | carbyne req/s | p50 | p99 | graphite-web req/s | p50 | p99 | ratio |");
     println!("|---|---|---|---|---|---|---|---|");
-    for (what, mine, _, other) in &rows {
+    for (what, mine, _, other, _) in &rows {
         println!("{}", row(what, mine, other.as_ref()));
     }
-    if let Some((_, _, rss, _)) = rows.last() {
+    println!("\ncarbyne at 2 clients (one per core):\n");
+    println!("| request | req/s | p50 | p99 |");
+    println!("|---|---|---|---|");
+    for (what, _, _, _, (r, p50, p99, _)) in &rows {
+        let ms = |d: &Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+        println!("| {what} | {r:.0} | {} | {} |", ms(p50), ms(p99));
+    }
+    if let Some((_, _, rss, _, _)) = rows.last() {
         println!("carbyne peak RSS: {:.0} MiB", *rss as f64 / 1024.0);
     }
 }
