@@ -649,13 +649,28 @@ fn web_bad_requests_are_answered_not_crashed() {
         ),
         (
             "/render",
-            vec![("target", "many.m1".into()), ("format", "png".into())],
+            vec![("target", "many.m1".into()), ("format", "pdf".into())],
             400,
         ),
         (
             "/render",
-            vec![("target", "many.m1".into()), ("format", "yaml".into())],
+            vec![
+                ("target", "many.m1".into()),
+                ("width", "1000000".into()),
+                ("height", "1000000".into()),
+            ],
+            413,
+        ),
+        (
+            "/render",
+            vec![("target", "many.m1".into()), ("fontSize", "1e9".into())],
             400,
+        ),
+        (
+            "/render",
+            // An unknown format is a PNG, as graphite-web draws one.
+            vec![("target", "many.m1".into()), ("format", "yaml".into())],
+            200,
         ),
         (
             "/render",

@@ -75,21 +75,32 @@ pub(super) fn render_blocking(app: &App, p: &Params) -> Result<Response, RenderE
             format = "raw".into();
         }
     }
-    if matches!(format.as_str(), "" | "png" | "svg" | "pdf") {
-        return Err(RenderError::Input(format!(
-            "format={}: carbyne does not draw graphs yet; ask for format=json, csv, raw or pickle",
-            if format.is_empty() {
-                "png (the default)"
-            } else {
-                &format
-            }
-        )));
-    }
-    if !matches!(format.as_str(), "json" | "csv" | "raw" | "pickle") {
-        return Err(RenderError::Input(format!(
-            "format={format}: expected json, csv, raw or pickle"
-        )));
-    }
+    // graphite-web draws a PNG for any other format (an unknown one too),
+    // an SVG for svg; `outputFormat` overrides.
+    let image = match format.as_str() {
+        "json" | "csv" | "raw" | "pickle" => None,
+        "pdf" => {
+            return Err(RenderError::Input(
+                "format=pdf: carbyne draws png and svg; ask for format=png or format=svg".into(),
+            ))
+        }
+        _ => Some(
+            match p
+                .get("outputFormat")
+                .unwrap_or(&format)
+                .to_ascii_lowercase()
+                .as_str()
+            {
+                "svg" => graph::Format::Svg,
+                _ => graph::Format::Png,
+            },
+        ),
+    };
+    // The graph options are read (and refused) before any data is.
+    let options = match image {
+        Some(_) => Some(graph::Options::parse(|k| p.get(k)).map_err(RenderError::Input)?),
+        None => None,
+    };
     let (start, end, now, tz) = time_range(p)?;
     let xff = match p.get("xFilesFactor") {
         Some(x) => x
@@ -136,6 +147,25 @@ pub(super) fn render_blocking(app: &App, p: &Params) -> Result<Response, RenderE
         .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|v| v.parse::<usize>().ok());
     let jsonp = p.get("jsonp").filter(|_| p.has("format"));
+    if let (Some(f), Some(o)) = (image, options) {
+        let (body, content_type) = graph::render(data, &o, f, tz, app.cfg.max_image_pixels)
+            .map_err(|e| match e {
+                graph::GraphError::Input(m) => RenderError::Input(m),
+                graph::GraphError::TooLarge(m) => RenderError::TooLarge(m),
+            })?;
+        return Ok(match (jsonp, f) {
+            (Some(cb), graph::Format::Svg) => {
+                let text = String::from_utf8_lossy(&body).into_owned();
+                let quoted = serde_json::to_string(&text).unwrap_or_default();
+                (
+                    [(header::CONTENT_TYPE, "text/javascript")],
+                    format!("{cb}({quoted})"),
+                )
+                    .into_response()
+            }
+            _ => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        });
+    }
     let (body, content_type) = match format.as_str() {
         "json" => {
             if let Some(m) = max_points {

@@ -17,6 +17,7 @@ pub mod events;
 pub mod finder;
 pub mod functions;
 pub mod grammar;
+pub mod graph;
 mod http_events;
 mod http_metrics;
 mod http_render;
@@ -68,6 +69,9 @@ pub struct WebServerConfig {
     pub max_concurrent_requests: usize,
     /// Seconds a request may take before it is answered 503.
     pub request_timeout: f64,
+    /// Pixels (`width` × `height`) one PNG or SVG graph may have; 4 bytes
+    /// each while a PNG is drawn. Larger ones are answered 413.
+    pub max_image_pixels: u64,
     /// carbon-cache daemons (`host:port:instance`, their cache query
     /// port) asked for points not written yet, as graphite-web's
     /// CARBONLINK_HOSTS.
@@ -96,6 +100,7 @@ impl Default for WebServerConfig {
             max_find_results: 1_000_000,
             max_concurrent_requests: 8,
             request_timeout: 30.0,
+            max_image_pixels: 4096 * 4096,
             carbonlink_hosts: Vec::new(),
             carbonlink_timeout: 1.0,
             cluster_servers: Vec::new(),
@@ -123,6 +128,7 @@ impl WebServerConfig {
             ("max_points_per_request", self.max_points_per_request),
             ("max_find_results", self.max_find_results),
             ("max_concurrent_requests", self.max_concurrent_requests),
+            ("max_image_pixels", self.max_image_pixels as usize),
         ] {
             if v == 0 {
                 return Err(ConfigError::new(format!("{key}.{k}"), "must be at least 1"));
