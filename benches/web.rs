@@ -7,6 +7,8 @@
 //!   (b) the same with maxDataPoints=800
 //!   (c) /metrics/find of one level (1 000 nodes) among 100 000 metrics
 //!   (d) groupByNode(servers.*.diskspace.*.byte_used, 1, "sum"), 10 000 files
+//!   (e) a PNG of 800x400, 10 series of 1 000 points
+//! and the built-in page's first load in Chromium (10 series of a day).
 //!
 //! Run: `cargo bench --bench web` (graphite-web from `tests/run.sh`, and
 //! `pip install gunicorn`). Without `--bench` (as `cargo test` runs it) a
@@ -302,6 +304,13 @@ fn main() {
             "/metrics/find?query=find.g7.*".to_string(),
         ),
         (
+            "(e) PNG 800x400, 10 series of 1 000 points",
+            format!(
+                "/render?from=-1000min&width=800&height=400&target={}",
+                enc("servers.h[0-9].cpu.total.user")
+            ),
+        ),
+        (
             "(d) groupByNode, 10 000 files",
             format!(
                 "/render?format=json&from=-1d&target={}",
@@ -358,4 +367,46 @@ fn main() {
     if let Some((_, _, rss, _, _)) = rows.last() {
         println!("carbyne peak RSS: {:.0} MiB", *rss as f64 / 1024.0);
     }
+    if full && (only.is_empty() || only.iter().any(|o| o == "page")) {
+        page_load(ours_port);
+    }
+}
+
+/// The built-in page's first load in Chromium: 10 series of a day at 60 s.
+fn page_load(port: u16) {
+    let fragment = format!(
+        "from=-1d&g=0&0.target={}",
+        enc("servers.h[0-9].cpu.total.user")
+    );
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/page_load.py"))
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg(&fragment)
+        .arg("11")
+        .output()
+        .expect("python3");
+    if !out.status.success() {
+        eprintln!(
+            "page load not measured (tests/run.sh installs chromium and playwright): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let mut ms: Vec<f64> = v["drawn_ms"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+        .unwrap_or_default();
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "\nthe page, first load in Chromium (10 series of a day at 60 s, {} runs): \
+         every graph drawn {:.0} ms after navigation started (median; {:.0} to {:.0}), \
+         page and assets {} bytes, data {} bytes",
+        ms.len(),
+        ms.get(ms.len() / 2).copied().unwrap_or(0.0),
+        ms.first().copied().unwrap_or(0.0),
+        ms.last().copied().unwrap_or(0.0),
+        v["page_bytes"],
+        v["data_bytes"]
+    );
 }

@@ -580,7 +580,8 @@ fn graphs_match_graphite_web() {
         let (a, b) = (png(&ours), png(&theirs));
         assert_eq!((a.width(), a.height()), (b.width(), b.height()), "{name}");
         let (colors, bg): (&[[u8; 3]], [u8; 3]) = if pairs.iter().any(|(k, _)| *k == "colorList") {
-            (&[[255, 0, 0], [0, 255, 0]], [0, 0, 0])
+            // graphite-web's "red" is its own (200, 0, 50).
+            (&[RED, [0, 255, 0]], [0, 0, 0])
         } else {
             (&[BLUE, GREEN], [255, 255, 255])
         };

@@ -43,6 +43,13 @@ python3 -m pip show graphite-web 2>/dev/null | grep -qx "Version: 1.1.10" && pyt
 python3 -c "import cairocffi" 2>/dev/null \
     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcairo2; }
 
+# The built-in page is tested in a real browser: Debian's Chromium, driven
+# by Playwright for Python (pointed at it; its own browser downloads are
+# not used).
+command -v chromium >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+python3 -c "import playwright" 2>/dev/null || python3 -m pip install --quiet playwright
+
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets

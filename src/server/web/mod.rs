@@ -20,6 +20,7 @@ pub mod grammar;
 pub mod graph;
 mod http_events;
 mod http_metrics;
+mod http_page;
 mod http_render;
 mod http_tags;
 pub mod pyfmt;
@@ -298,6 +299,8 @@ pub async fn run(
         .route("/functions", get(functions_list))
         .route("/functions/", get(functions_list))
         .route("/functions/{name}", get(function_one))
+        .route("/", get(http_page::page))
+        .route("/static/{name}", get(http_page::asset))
         .route("/version", get(version))
         .route("/version/", get(version))
         .fallback(not_found)

@@ -944,3 +944,113 @@ fn metadata(
     }
     Value::Object(m).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A canvas that keeps what was drawn.
+    #[derive(Default)]
+    struct Recorder {
+        texts: Vec<(String, f64, f64)>,
+        strokes: Vec<(Path, Stroke)>,
+        fills: usize,
+    }
+
+    impl Canvas for Recorder {
+        fn fill_rect(&mut self, _: f64, _: f64, _: f64, _: f64, _: Color) {}
+        fn stroke(&mut self, path: &Path, stroke: &Stroke) {
+            self.strokes.push((path.clone(), stroke.clone()));
+        }
+        fn fill(&mut self, _: &Path, _: Color) {
+            self.fills += 1;
+        }
+        fn text(&mut self, t: &Text) {
+            self.texts.push((t.text.to_string(), t.x, t.y));
+        }
+        fn clip(&mut self, _: Option<[f64; 4]>) {}
+    }
+
+    fn options(q: &[(&str, &str)]) -> Options {
+        Options::parse(|k| q.iter().find(|(n, _)| *n == k).map(|(_, v)| *v)).expect("options")
+    }
+
+    fn ramp(name: &str, n: usize) -> Series {
+        let values = (0..n).map(|i| Some(i as f64)).collect();
+        Series::new(name.into(), 0, 60 * n as i64, 60, values, 0.0)
+    }
+
+    fn draw_on(series: Vec<Series>, q: &[(&str, &str)]) -> (Recorder, Drawn) {
+        let mut r = Recorder::default();
+        let d = draw(&mut r, series, &options(q), chrono_tz::UTC, true).expect("drawn");
+        (r, d)
+    }
+
+    #[test]
+    fn layout_as_graphite_web() {
+        let (r, d) = draw_on(vec![ramp("a.b", 101)], &[("title", "T")]);
+        // The title centred at the top, the legend's name, the Y labels.
+        assert!(r
+            .texts
+            .iter()
+            .any(|(t, x, y)| t == "T" && *x == 165.0 && *y == 10.0));
+        assert!(r.texts.iter().any(|(t, _, _)| t == "a.b"));
+        assert!(r.texts.iter().any(|(t, _, _)| t == "100.0 "));
+        let m: serde_json::Value = serde_json::from_str(&d.metadata).expect("json");
+        // Title (10 + 14 + 10), legend (13 + 5) and X labels (2 x 10) taken.
+        assert_eq!(m["area"]["ymin"], 34.0);
+        assert_eq!(m["area"]["ymax"], 250.0 - 10.0 - 18.0 - 20.0);
+        assert_eq!(m["y"]["labels"][0], "0 ");
+        // The series is one stroke, the last stroke drawn.
+        let (path, stroke) = r.strokes.last().expect("a line");
+        assert_eq!(stroke.width, 1.2);
+        assert_eq!(path.segs.len(), 101);
+    }
+
+    #[test]
+    fn nulls_break_lines_and_stacks_fill() {
+        let mut s = ramp("a", 20);
+        s.values[10] = None;
+        let (r, _) = draw_on(vec![s.clone()], &[("hideLegend", "true")]);
+        let (path, _) = r.strokes.last().expect("a line");
+        let moves = path
+            .segs
+            .iter()
+            .filter(|s| matches!(s, crate::server::web::graph::canvas::Seg::Move(..)))
+            .count();
+        assert_eq!(moves, 2, "a new subpath after the gap");
+        let (r, _) = draw_on(vec![s, ramp("b", 20)], &[("areaMode", "stacked")]);
+        assert_eq!(r.fills, 3, "one area per unbroken run of each series");
+    }
+
+    #[test]
+    fn no_data_and_limits() {
+        let (r, d) = draw_on(Vec::new(), &[]);
+        assert_eq!(r.texts.len(), 1);
+        assert_eq!(r.texts[0].0, "No Data");
+        assert_eq!(d.metadata, "{}");
+        let mut r = Recorder::default();
+        let bad = options(&[("yMin", "5"), ("yMax", "1")]);
+        assert!(draw(&mut r, vec![ramp("a", 5)], &bad, chrono_tz::UTC, true).is_err());
+        let lines = [Line {
+            s: {
+                let mut s = ramp("x", 3);
+                s.values[1] = None;
+                s
+            },
+            color_name: "blue".into(),
+            color: Color::rgb(0, 0, 255),
+            x_step: 1.0,
+            stacked: false,
+            second: false,
+            infinite: false,
+            invisible: false,
+            width: None,
+            dashed: None,
+            alpha: None,
+        }];
+        let refs: Vec<&Line> = lines.iter().collect();
+        assert_eq!(data_limits(&refs, false, false), (0.0, 2.0));
+        assert_eq!(data_limits(&[], false, false), (0.0, 1.0));
+    }
+}

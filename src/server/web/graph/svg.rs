@@ -87,6 +87,8 @@ impl Svg {
     /// drawing (what its SVG consumers read).
     pub fn finish(mut self, metadata: &str) -> String {
         self.group(None);
+        // A name holding "]]>" must not end the CDATA section early.
+        let metadata = metadata.replace("]]>", "]]]]><![CDATA[>");
         format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
              <svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}px\" height=\"{h}px\" \
