@@ -558,6 +558,14 @@ fn graphs_match_graphite_web() {
             ],
         ),
         (
+            "functions",
+            &[
+                ("target", "lineWidth(g.ramp, 3)"),
+                ("target", "dashed(g.sine)"),
+                ("target", "drawAsInfinite(g.gappy)"),
+            ],
+        ),
+        (
             "colors",
             &[
                 ("target", "g.ramp"),

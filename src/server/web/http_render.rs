@@ -79,10 +79,10 @@ pub(super) fn render_blocking(app: &App, p: &Params) -> Result<Response, RenderE
     // an SVG for svg; `outputFormat` overrides.
     let image = match format.as_str() {
         "json" | "csv" | "raw" | "pickle" => None,
-        "pdf" => {
-            return Err(RenderError::Input(
-                "format=pdf: carbyne draws png and svg; ask for format=png or format=svg".into(),
-            ))
+        "pdf" | "dygraph" | "rickshaw" | "msgpack" => {
+            return Err(RenderError::Input(format!(
+                "format={format}: not served by carbyne; ask for json, csv, raw, pickle, png or svg"
+            )))
         }
         _ => Some(
             match p

@@ -146,6 +146,9 @@ fn choose_step(min: f64, max: f64, divisors: &[u32], binary: bool) -> f64 {
         }
     }
     let variance = max - min;
+    if !variance.is_finite() || variance <= 0.0 {
+        return f64::NAN;
+    }
     let most = f64::from(divisors.iter().copied().max().unwrap_or(1).max(1));
     let least = f64::from(divisors.iter().copied().min().unwrap_or(1).max(1));
     let min_step = variance / most;
@@ -155,7 +158,7 @@ fn choose_step(min: f64, max: f64, divisors: &[u32], binary: bool) -> f64 {
     } else {
         (10.0, &[1.0, 2.0, 5.0])
     };
-    let mut e = (min_step.log(base) - EPSILON).floor() as i32;
+    let mut e = (min_step.log(base) - EPSILON).floor().clamp(-400.0, 400.0) as i32;
     // Bounded: the slack test ends the search within a few decades.
     for _ in 0..400 {
         for &m in mantissas {
@@ -238,7 +241,7 @@ impl YAxis {
             Some(st) => st,
             None => choose_step(min, max, &s.divisors, s.units == Units::Binary),
         };
-        if step.is_nan() || step <= 0.0 {
+        if !step.is_finite() || step <= 0.0 {
             return Err("yStep must be a positive number".into());
         }
         let bottom = if min_src == Source::Data {
@@ -259,6 +262,11 @@ impl YAxis {
         if span == 0.0 {
             top += 1.0;
             span = 1.0;
+        }
+        if !(bottom.is_finite() && top.is_finite() && span.is_finite()) {
+            return Err(format!(
+                "The Y axis cannot be drawn from {min} to {max} in steps of {step}"
+            ));
         }
         let mut axis = YAxis {
             bottom,
@@ -716,6 +724,18 @@ mod tests {
         assert_eq!((a.bottom, a.top), (1.0, 10000.0));
         assert_eq!(a.labels.len(), 5);
         assert!(YAxis::new(0.0, 10.0, &s, true).is_err(), "log of zero");
+        // Steps and ranges no axis can be drawn with: refused, never looped on.
+        for (lo, hi, step) in [
+            (0.0, 1e10, Some(1e-300)),
+            (0.0, 1.0, Some(f64::INFINITY)),
+            (-1e308, 1e308, None),
+        ] {
+            let s = Settings {
+                step,
+                ..Settings::default()
+            };
+            assert!(YAxis::new(lo, hi, &s, true).is_err(), "{lo} {hi} {step:?}");
+        }
         // Coordinates: the labels' range spans the pixels.
         let a = YAxis::new(0.0, 100.0, &Settings::default(), true).expect("axis");
         assert_eq!(a.coord(100.0, 10.0, 210.0), Some(10.0));

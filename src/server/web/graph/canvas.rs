@@ -37,6 +37,16 @@ impl Color {
     }
 }
 
+/// A coordinate a rasteriser can take: a value far off the image (such as
+/// an infinite one) is kept far off, not dropped with its whole path.
+fn finite(v: f64) -> f64 {
+    if v.is_nan() {
+        0.0
+    } else {
+        v.clamp(-1e6, 1e6)
+    }
+}
+
 /// A path: subpaths of straight segments (all a graph needs).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Path {
@@ -55,10 +65,10 @@ impl Path {
         Path::default()
     }
     pub fn move_to(&mut self, x: f64, y: f64) {
-        self.segs.push(Seg::Move(x, y));
+        self.segs.push(Seg::Move(finite(x), finite(y)));
     }
     pub fn line_to(&mut self, x: f64, y: f64) {
-        self.segs.push(Seg::Line(x, y));
+        self.segs.push(Seg::Line(finite(x), finite(y)));
     }
     pub fn close(&mut self) {
         self.segs.push(Seg::Close);

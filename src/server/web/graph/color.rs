@@ -54,6 +54,13 @@ pub fn parse(text: &str) -> Result<Color, String> {
     })
 }
 
+/// Whether the colour text carries its own alpha (`RRGGBBAA`).
+pub fn has_alpha(text: &str) -> bool {
+    let hex = text.strip_prefix('#').unwrap_or(text);
+    let hex = hex.strip_prefix("%23").unwrap_or(hex);
+    hex.len() == 8 && !NAMES.iter().any(|(n, _)| *n == text)
+}
+
 /// A graph template: the colours and font a `template=` name stands for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {

@@ -496,7 +496,8 @@ pub fn draw<C: Canvas>(
         consolidate(&mut lines, &g.area, o.line_width, time_range, o.min_x_step);
         let left: Vec<&Line> = lines.iter().filter(|l| !two_axes || !l.second).collect();
         let (lo, hi) = data_limits(&left, o.draw_null_as_zero, stacked_mode);
-        let left_axis = YAxis::new(lo, hi, &o.y, labels || two_axes)?;
+        let settings = if two_axes { &o.y_left } else { &o.y };
+        let left_axis = YAxis::new(lo, hi, settings, labels || two_axes)?;
         let right_axis = if two_axes {
             let right: Vec<&Line> = lines.iter().filter(|l| l.second).collect();
             let (lo, hi) = data_limits(&right, o.draw_null_as_zero, stacked_mode);
@@ -613,6 +614,14 @@ pub fn draw<C: Canvas>(
                     if let (Some(next), true) = (values.get(i + 1), o.minor_y >= 1) {
                         let (lo, hi) = if v < next { (*v, *next) } else { (*next, *v) };
                         let d = (hi - lo) / f64::from(1 + o.minor_y);
+                        // Lines closer than a pixel would only paint the gap
+                        // over (and cost a stroke each): left out.
+                        let rows = |v: f64| left_axis.coord(v, area.ymin, area.ymax);
+                        if let (Some(a), Some(b)) = (rows(lo), rows(hi)) {
+                            if (a - b).abs() / f64::from(1 + o.minor_y) < 1.0 {
+                                continue;
+                            }
+                        }
                         for m in 1..=o.minor_y {
                             let value = lo + f64::from(m) * d;
                             if value >= top_limit {
@@ -786,7 +795,8 @@ fn draw_line<C: Canvas>(
     let mut color = l.color;
     if l.invisible {
         color = color.with_alpha(0.0);
-    } else if color.a >= 1.0 {
+    } else if !color::has_alpha(&l.color_name) {
+        // An RRGGBBAA colour's own alpha wins over alpha() and areaAlpha.
         color = color.with_alpha(l.alpha.filter(|a| *a != 0.0).unwrap_or(1.0));
     }
     let stroke = Stroke {
@@ -846,10 +856,13 @@ fn draw_line<C: Canvas>(
         };
         y = cy.max(0.0);
         if l.infinite && value > 0.0 {
-            let mut p = Path::new();
-            p.move_to(x, area.ymax);
-            p.line_to(x, area.ymin);
-            g.c.stroke(&p, &stroke);
+            // Stroked with what the path holds so far, as cairo's stroke
+            // takes the whole current path; the line starts anew after it.
+            path.move_to(x, area.ymax);
+            path.line_to(x, area.ymin);
+            g.c.stroke(&path, &stroke);
+            path = Path::new();
+            current = false;
             x += l.x_step;
             continue;
         }
@@ -867,8 +880,8 @@ fn draw_line<C: Canvas>(
                 x += l.x_step;
             }
             LineMode::Connected => {
-                let limit = o.connected_limit.unwrap_or(usize::MAX);
-                to(&mut path, &mut current, x, y, nulls > limit || nulls == i);
+                let over = o.connected_limit.is_some_and(|limit| nulls as i64 > limit);
+                to(&mut path, &mut current, x, y, over || nulls == i);
                 x += l.x_step;
             }
         }
@@ -1021,6 +1034,39 @@ mod tests {
         assert_eq!(moves, 2, "a new subpath after the gap");
         let (r, _) = draw_on(vec![s, ramp("b", 20)], &[("areaMode", "stacked")]);
         assert_eq!(r.fills, 3, "one area per unbroken run of each series");
+    }
+
+    #[test]
+    fn infinite_lines_and_connected_limits() {
+        let mut s = ramp("a", 5);
+        s.values = vec![Some(0.0), Some(0.0), Some(1.0), Some(0.0), Some(0.0)];
+        s.options.insert("drawAsInfinite".into(), "true".into());
+        let (r, _) = draw_on(vec![s], &[("hideLegend", "true")]);
+        // The points before the vertical line, stroked with it; the ones
+        // after it a new path: no segment across.
+        let last = &r.strokes.last().expect("strokes").0;
+        assert_eq!(last.segs.len(), 2, "{last:?}");
+        let mut s = ramp("a", 12);
+        for v in &mut s.values[4..8] {
+            *v = None;
+        }
+        let moves = |q: &[(&str, &str)]| {
+            let (r, _) = draw_on(vec![s.clone()], q);
+            let path = &r.strokes.last().expect("line").0;
+            path.segs
+                .iter()
+                .filter(|s| matches!(s, crate::server::web::graph::canvas::Seg::Move(..)))
+                .count()
+        };
+        assert_eq!(moves(&[("lineMode", "connected")]), 1, "the gap bridged");
+        assert_eq!(
+            moves(&[("lineMode", "connected"), ("connectedLimit", "3")]),
+            2
+        );
+        assert_eq!(
+            moves(&[("lineMode", "connected"), ("connectedLimit", "4")]),
+            1
+        );
     }
 
     #[test]

@@ -51,10 +51,14 @@ pub struct Options {
     pub hide_null_from_legend: bool,
     /// The Y axis (one axis), or the left one (two axes).
     pub y: Settings,
+    /// With two axes (a `secondYAxis` series), `yMinLeft`... and
+    /// `yMinRight`...; the plain ones are then not read.
+    pub y_left: Settings,
     pub y_right: Settings,
     pub minor_y: u32,
     pub draw_null_as_zero: bool,
-    pub connected_limit: Option<usize>,
+    /// Nulls a connected line bridges (None: any number; negative: none).
+    pub connected_limit: Option<i64>,
     pub min_x_step: f64,
     pub x_format: Option<String>,
 }
@@ -80,16 +84,16 @@ fn number<'a>(get: &impl Fn(&str) -> Option<&'a str>, key: &str) -> Result<Optio
     }
 }
 
+/// An on/off option as Python's truth of graphite-web's value: `false`
+/// and numbers equal to 0 are off, any other text is on.
 fn flag<'a>(get: &impl Fn(&str) -> Option<&'a str>, key: &str) -> Result<Option<bool>, String> {
-    match given(get, key) {
-        None => Ok(None),
-        Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
-        Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
-        Some(v) => v
-            .parse::<i64>()
-            .map(|n| Some(n != 0))
-            .map_err(|_| bad(key, v, "true or false")),
-    }
+    Ok(given(get, key).map(|v| {
+        if v.eq_ignore_ascii_case("false") {
+            false
+        } else {
+            !v.trim().parse::<f64>().is_ok_and(|n| n == 0.0)
+        }
+    }))
 }
 
 /// `+` as a space and `%xx` decoded: graphite-web unquotes titles, colour
@@ -202,30 +206,48 @@ impl Options {
             log_base,
             ..Settings::default()
         };
-        let two = |k: &str| given(&get, &format!("{k}Left")).is_some();
-        // One axis reads yMin...; two axes read yMinLeft... for the left.
-        let left_keys = ["yMin", "yMax", "yLimit", "yStep"].iter().any(|k| two(k));
-        let y = axis_settings(&get, if left_keys { "Left" } else { "" }, &common)?;
+        let y = axis_settings(&get, "", &common)?;
+        let y_left = axis_settings(&get, "Left", &common)?;
         let y_right = axis_settings(&get, "Right", &common)?;
-        let line_width = number(&get, "lineWidth")?
-            .or(number(&get, "thickness")?)
-            .unwrap_or(1.2);
+        let line_width = match number(&get, "lineWidth")? {
+            Some(w) => w,
+            None => number(&get, "thickness")?.unwrap_or(1.2),
+        };
         if !(0.0..=1000.0).contains(&line_width) {
             return Err(bad("lineWidth", &line_width.to_string(), "0 to 1000"));
         }
         let margin = number(&get, "margin")?.unwrap_or(10.0).trunc();
+        if !margin.is_finite() || margin > 100_000.0 {
+            return Err(bad("margin", &margin.to_string(), "a number of pixels"));
+        }
+        match given(&get, "pieMode") {
+            None | Some("maximum" | "minimum" | "average") => {}
+            Some(v) => return Err(bad("pieMode", v, "maximum, minimum or average")),
+        }
         let font_size = number(&get, "fontSize")?.unwrap_or(t.font_size).trunc();
         if !(1.0..=1000.0).contains(&font_size) {
             return Err(bad("fontSize", &font_size.to_string(), "1 to 1000"));
         }
+        // graphite-web: a false value is no areaAlpha, true is 1.0, and
+        // text that is not a number 0.5.
         let area_alpha = match given(&get, "areaAlpha") {
             None => None,
-            Some(v) => match v.parse::<f64>() {
+            Some(v) if v.eq_ignore_ascii_case("false") => None,
+            Some(v) if v.eq_ignore_ascii_case("true") => Some(1.0),
+            Some(v) => match v.trim().parse::<f64>() {
                 Ok(0.0) => None,
-                Ok(a) => Some(a),
+                Ok(a) if a.is_nan() => return Err(bad("areaAlpha", v, "a number")),
+                Ok(a) => Some(a.clamp(0.0, 1.0)),
                 Err(_) => Some(0.5),
             },
         };
+        let x_format = given(&get, "xFormat").map(String::from);
+        if let Some(f) = &x_format {
+            use chrono::format::{Item, StrftimeItems};
+            if StrftimeItems::new(f).any(|i| matches!(i, Item::Error)) {
+                return Err(bad("xFormat", f, "a strftime format such as %H:%M"));
+            }
+        }
         let mut o = Options {
             width: size("width", 330)?,
             height: size("height", 250)?,
@@ -254,14 +276,15 @@ impl Options {
             unique_legend: flag(&get, "uniqueLegend")?.unwrap_or(false),
             hide_null_from_legend: flag(&get, "hideNullFromLegend")?.unwrap_or(false),
             y,
+            y_left,
             y_right,
             minor_y: number(&get, "minorY")?.map_or(1, |v| v.clamp(0.0, 100.0) as u32),
             draw_null_as_zero: flag(&get, "drawNullAsZero")?.unwrap_or(false),
             connected_limit: number(&get, "connectedLimit")?
-                .filter(|v| *v >= 0.0 && v.is_finite())
-                .map(|v| v as usize),
+                .filter(|v| !v.is_nan())
+                .map(|v| v.clamp(-1.0, 1e15) as i64),
             min_x_step: number(&get, "minXStep")?.unwrap_or(1.0).max(0.01),
-            x_format: given(&get, "xFormat").map(String::from),
+            x_format,
         };
         if o.graph_only {
             o.hide_legend = Some(true);
@@ -327,13 +350,28 @@ mod tests {
             ("areaMode", "some"),
             ("bgcolor", "nope"),
             ("colorList", "red, blue"),
-            ("hideAxes", "maybe"),
+            ("xFormat", "%Q"),
+            ("pieMode", "most"),
             ("yDivisors", "0"),
             ("logBase", "1"),
         ] {
             let e = parse(&[(k, v)]).expect_err(k);
             assert!(e.contains(k) || e.contains("olor"), "{e}");
         }
+        // On/off values as Python's truth: text is on, 0 and false off.
+        let f = parse(&[
+            ("hideAxes", "yes"),
+            ("hideGrid", "0"),
+            ("hideLegend", "false"),
+        ])
+        .expect("flags");
+        assert!(f.hide_axes && !f.hide_grid && f.hide_legend == Some(false));
+        // Two axes read yMinLeft..., one axis yMin...: both kept.
+        let y = parse(&[("yMin", "1"), ("yMinLeft", "2"), ("thickness", "3")]).expect("y");
+        assert_eq!(
+            (y.y.min, y.y_left.min, y.line_width),
+            (Some(1.0), Some(2.0), 3.0)
+        );
         let g = parse(&[("graphOnly", "true"), ("title", "x")]).expect("graphOnly");
         assert!(g.hide_axes && g.title.is_empty() && g.margin == 0.0);
     }

@@ -81,6 +81,10 @@ impl Canvas for Raster {
     }
 
     fn stroke(&mut self, path: &Path, s: &canvas::Stroke) {
+        // cairo draws nothing at width 0 (tiny-skia would draw a hairline).
+        if s.width <= 0.0 || s.width.is_nan() {
+            return;
+        }
         let Some(p) = skia_path(path) else {
             return;
         };
@@ -89,7 +93,8 @@ impl Canvas for Raster {
             if d.len() % 2 == 1 {
                 d.extend(d.clone());
             }
-            StrokeDash::new(d, 0.0)
+            // graphite-web's dash offset.
+            StrokeDash::new(d, 1.0)
         } else {
             None
         };

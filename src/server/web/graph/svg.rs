@@ -117,14 +117,17 @@ impl Canvas for Svg {
     }
 
     fn stroke(&mut self, path: &Path, s: &Stroke) {
-        if path.is_empty() {
+        if path.is_empty() || s.width <= 0.0 || s.width.is_nan() {
             return;
         }
         let dash = if s.dash.is_empty() {
             String::new()
         } else {
             let d: Vec<String> = s.dash.iter().map(|v| n(*v)).collect();
-            format!(" stroke-dasharray=\"{}\"", d.join(","))
+            format!(
+                " stroke-dasharray=\"{}\" stroke-dashoffset=\"1\"",
+                d.join(",")
+            )
         };
         let _ = writeln!(
             self.body,
