@@ -11,7 +11,7 @@ use super::font::{self, Pen};
 
 pub struct Raster {
     pub pixmap: Pixmap,
-    clip: Option<Mask>,
+    clip: Option<(Mask, Rect)>,
 }
 
 impl Raster {
@@ -23,10 +23,53 @@ impl Raster {
         })
     }
 
+    /// The PNG: 8-bit RGB when every pixel is opaque (as cairo writes it),
+    /// RGBA otherwise; fast compression (a graph is mostly flat colour).
     pub fn png(&self) -> Result<Vec<u8>, String> {
-        self.pixmap.encode_png().map_err(|e| e.to_string())
+        let pixels = self.pixmap.pixels();
+        let opaque = pixels.iter().all(|p| p.alpha() == 255);
+        let (color, data): (png::ColorType, Vec<u8>) = if opaque {
+            let mut rgb = Vec::with_capacity(pixels.len() * 3);
+            for p in pixels {
+                rgb.extend_from_slice(&[p.red(), p.green(), p.blue()]);
+            }
+            (png::ColorType::Rgb, rgb)
+        } else {
+            let mut rgba = Vec::with_capacity(pixels.len() * 4);
+            for p in pixels {
+                let c = p.demultiply();
+                rgba.extend_from_slice(&[c.red(), c.green(), c.blue(), c.alpha()]);
+            }
+            (png::ColorType::Rgba, rgba)
+        };
+        let mut out = Vec::new();
+        let mut e = png::Encoder::new(&mut out, self.pixmap.width(), self.pixmap.height());
+        e.set_color(color);
+        e.set_depth(png::BitDepth::Eight);
+        e.set_compression(png::Compression::Fast);
+        let mut w = e.write_header().map_err(|e| e.to_string())?;
+        w.write_image_data(&data).map_err(|e| e.to_string())?;
+        w.finish().map_err(|e| e.to_string())?;
+        Ok(out)
     }
 }
+
+/// The clip mask, unless what is drawn (its bounds grown by `pad`) lies
+/// inside the clip anyway: masking costs a pass over each pixel.
+fn mask_for(clip: &Option<(Mask, Rect)>, bounds: Rect, pad: f32) -> Option<&Mask> {
+    let (mask, r) = clip.as_ref()?;
+    let inside = bounds.left() - pad >= r.left()
+        && bounds.top() - pad >= r.top()
+        && bounds.right() + pad <= r.right()
+        && bounds.bottom() + pad <= r.bottom();
+    (!inside).then_some(mask)
+}
+
+/// A long polyline in pieces of at most this many segments: the scan
+/// converter's cost grows with the edges a row crosses, and a whole line
+/// of a graph crosses every row many times. The pieces share their end
+/// points, so only a join's corner at each cut is left out.
+const PIECE: usize = 48;
 
 fn paint(c: Color) -> Paint<'static> {
     let [r, g, b, a] = c.rgba8();
@@ -35,6 +78,40 @@ fn paint(c: Color) -> Paint<'static> {
         anti_alias: true,
         ..Paint::default()
     }
+}
+
+/// `path` in pieces of at most `PIECE` segments, each piece starting where
+/// the one before ended.
+fn cut(path: &Path) -> Vec<Path> {
+    let mut pieces = Vec::new();
+    let mut piece = Path::new();
+    let (mut n, mut last) = (0, None);
+    for s in &path.segs {
+        match *s {
+            Seg::Move(x, y) => {
+                piece.move_to(x, y);
+                n = 0;
+                last = Some((x, y));
+            }
+            Seg::Line(x, y) => {
+                if n == PIECE {
+                    pieces.push(std::mem::take(&mut piece));
+                    if let Some((lx, ly)) = last {
+                        piece.move_to(lx, ly);
+                    }
+                    n = 0;
+                }
+                piece.line_to(x, y);
+                n += 1;
+                last = Some((x, y));
+            }
+            Seg::Close => piece.close(),
+        }
+    }
+    if !piece.segs.is_empty() {
+        pieces.push(piece);
+    }
+    pieces
 }
 
 fn skia_path(p: &Path) -> Option<tiny_skia::Path> {
@@ -75,8 +152,9 @@ impl Pen for Builder {
 impl Canvas for Raster {
     fn fill_rect(&mut self, x: f64, y: f64, w: f64, h: f64, color: Color) {
         if let Some(r) = Rect::from_xywh(x as f32, y as f32, w as f32, h as f32) {
+            let mask = mask_for(&self.clip, r, 0.0);
             self.pixmap
-                .fill_rect(r, &paint(color), Transform::identity(), self.clip.as_ref());
+                .fill_rect(r, &paint(color), Transform::identity(), mask);
         }
     }
 
@@ -85,9 +163,6 @@ impl Canvas for Raster {
         if s.width <= 0.0 || s.width.is_nan() {
             return;
         }
-        let Some(p) = skia_path(path) else {
-            return;
-        };
         let dash = if s.dash.len() >= 2 && s.dash.iter().all(|d| *d >= 0.0) {
             let mut d: Vec<f32> = s.dash.iter().map(|v| *v as f32).collect();
             if d.len() % 2 == 1 {
@@ -105,23 +180,32 @@ impl Canvas for Raster {
             dash,
             ..tiny_skia::Stroke::default()
         };
-        self.pixmap.stroke_path(
-            &p,
-            &paint(s.color),
-            &stroke,
-            Transform::identity(),
-            self.clip.as_ref(),
-        );
+        let paint = paint(s.color);
+        let pad = stroke.width * 2.0 + 2.0;
+        // Dashes run along the whole line: cut only solid ones.
+        let pieces: Vec<Path> = if stroke.dash.is_some() {
+            vec![path.clone()]
+        } else {
+            cut(path)
+        };
+        for piece in &pieces {
+            if let Some(p) = skia_path(piece) {
+                let mask = mask_for(&self.clip, p.bounds(), pad);
+                self.pixmap
+                    .stroke_path(&p, &paint, &stroke, Transform::identity(), mask);
+            }
+        }
     }
 
     fn fill(&mut self, path: &Path, color: Color) {
         if let Some(p) = skia_path(path) {
+            let mask = mask_for(&self.clip, p.bounds(), 1.0);
             self.pixmap.fill_path(
                 &p,
                 &paint(color),
                 FillRule::Winding,
                 Transform::identity(),
-                self.clip.as_ref(),
+                mask,
             );
         }
     }
@@ -139,8 +223,9 @@ impl Canvas for Raster {
         // Text without anti-aliasing, as graphite-web sets cairo's font options.
         let mut paint = paint(t.color);
         paint.anti_alias = false;
+        let mask = self.clip.as_ref().map(|(m, _)| m);
         self.pixmap
-            .fill_path(&p, &paint, FillRule::Winding, transform, self.clip.as_ref());
+            .fill_path(&p, &paint, FillRule::Winding, transform, mask);
     }
 
     fn clip(&mut self, rect: Option<[f64; 4]>) {
@@ -153,7 +238,7 @@ impl Canvas for Raster {
                 true,
                 Transform::identity(),
             );
-            Some(m)
+            Some((m, r))
         });
     }
 }
