@@ -65,12 +65,6 @@ fn mask_for(clip: &Option<(Mask, Rect)>, bounds: Rect, pad: f32) -> Option<&Mask
     (!inside).then_some(mask)
 }
 
-/// A long polyline in pieces of at most this many segments: the scan
-/// converter's cost grows with the edges a row crosses, and a whole line
-/// of a graph crosses every row many times. The pieces share their end
-/// points, so only a join's corner at each cut is left out.
-const PIECE: usize = 48;
-
 fn paint(c: Color) -> Paint<'static> {
     let [r, g, b, a] = c.rgba8();
     Paint {
@@ -78,40 +72,6 @@ fn paint(c: Color) -> Paint<'static> {
         anti_alias: true,
         ..Paint::default()
     }
-}
-
-/// `path` in pieces of at most `PIECE` segments, each piece starting where
-/// the one before ended.
-fn cut(path: &Path) -> Vec<Path> {
-    let mut pieces = Vec::new();
-    let mut piece = Path::new();
-    let (mut n, mut last) = (0, None);
-    for s in &path.segs {
-        match *s {
-            Seg::Move(x, y) => {
-                piece.move_to(x, y);
-                n = 0;
-                last = Some((x, y));
-            }
-            Seg::Line(x, y) => {
-                if n == PIECE {
-                    pieces.push(std::mem::take(&mut piece));
-                    if let Some((lx, ly)) = last {
-                        piece.move_to(lx, ly);
-                    }
-                    n = 0;
-                }
-                piece.line_to(x, y);
-                n += 1;
-                last = Some((x, y));
-            }
-            Seg::Close => piece.close(),
-        }
-    }
-    if !piece.segs.is_empty() {
-        pieces.push(piece);
-    }
-    pieces
 }
 
 fn skia_path(p: &Path) -> Option<tiny_skia::Path> {
@@ -180,20 +140,11 @@ impl Canvas for Raster {
             dash,
             ..tiny_skia::Stroke::default()
         };
-        let paint = paint(s.color);
-        let pad = stroke.width * 2.0 + 2.0;
-        // Dashes run along the whole line: cut only solid ones.
-        let pieces: Vec<Path> = if stroke.dash.is_some() {
-            vec![path.clone()]
-        } else {
-            cut(path)
-        };
-        for piece in &pieces {
-            if let Some(p) = skia_path(piece) {
-                let mask = mask_for(&self.clip, p.bounds(), pad);
-                self.pixmap
-                    .stroke_path(&p, &paint, &stroke, Transform::identity(), mask);
-            }
+        if let Some(p) = skia_path(path) {
+            let pad = stroke.width * 2.0 + 2.0;
+            let mask = mask_for(&self.clip, p.bounds(), pad);
+            self.pixmap
+                .stroke_path(&p, &paint(s.color), &stroke, Transform::identity(), mask);
         }
     }
 
