@@ -209,23 +209,25 @@ impl<C: Canvas> Graph<'_, C> {
         let line_height = e.height + 1.0;
         let label_width = self.width(&longest, size) + 2.0 * (box_size + padding);
         let dark = Color::rgb(111, 111, 111);
-        let square = |g: &mut Self, x: f64, y: f64, c: Color| {
-            g.c.fill_rect(x, y, box_size, box_size, c);
-            let mut p = Path::new();
-            p.move_to(x + 0.5, y + 0.5);
-            p.line_to(x + box_size, y + 0.5);
-            p.line_to(x + box_size, y + box_size);
-            p.line_to(x + 0.5, y + box_size);
-            p.close();
-            g.c.stroke(
-                &p,
-                &Stroke {
+        // One entry: its colour's square at `square_x` with a dark outline,
+        // its name anchored at `text_x`.
+        let entry =
+            |g: &mut Self, name: &str, c: Color, square_x: f64, text_x: f64, y: f64, align| {
+                g.c.fill_rect(square_x, y, box_size, box_size, c);
+                let mut p = Path::new();
+                p.move_to(square_x + 0.5, y + 0.5);
+                p.line_to(square_x + box_size, y + 0.5);
+                p.line_to(square_x + box_size, y + box_size);
+                p.line_to(square_x + 0.5, y + box_size);
+                p.close();
+                let outline = Stroke {
                     color: dark,
                     width: 1.0,
                     dash: Vec::new(),
-                },
-            );
-        };
+                };
+                g.c.stroke(&p, &outline);
+                g.text(name, text_x, y, size, align, Valign::Top, 0.0);
+            };
         if two_axes && right_side_labels {
             let columns = (((w - self.area.xmin) / label_width).floor().max(1.0) / 2.0)
                 .floor()
@@ -240,15 +242,14 @@ impl<C: Canvas> Graph<'_, C> {
             let (mut n, mut n_right) = (0usize, 0usize);
             for (name, c, second) in entries {
                 if *second {
-                    square(self, x_right - padding, y_right, *c);
-                    self.text(
+                    entry(
+                        self,
                         name,
+                        *c,
+                        x_right - padding,
                         x_right - box_size,
                         y_right,
-                        size,
                         Align::Right,
-                        Valign::Top,
-                        0.0,
                     );
                     x_right -= label_width;
                     n_right += 1;
@@ -257,16 +258,7 @@ impl<C: Canvas> Graph<'_, C> {
                         y_right += line_height;
                     }
                 } else {
-                    square(self, x, y, *c);
-                    self.text(
-                        name,
-                        x + box_size + padding,
-                        y,
-                        size,
-                        Align::Left,
-                        Valign::Top,
-                        0.0,
-                    );
+                    entry(self, name, *c, x, x + box_size + padding, y, Align::Left);
                     x += label_width;
                     n += 1;
                     if n as f64 % columns == 0.0 {
@@ -283,27 +275,17 @@ impl<C: Canvas> Graph<'_, C> {
         let (mut x, mut y) = (self.area.xmin, self.area.ymax + 2.0 * padding);
         for (i, (name, c, second)) in entries.iter().enumerate() {
             if *second {
-                square(self, x + label_width + padding, y, *c);
-                self.text(
+                entry(
+                    self,
                     name,
+                    *c,
+                    x + label_width + padding,
                     x + label_width,
                     y,
-                    size,
                     Align::Right,
-                    Valign::Top,
-                    0.0,
                 );
             } else {
-                square(self, x, y, *c);
-                self.text(
-                    name,
-                    x + box_size + padding,
-                    y,
-                    size,
-                    Align::Left,
-                    Valign::Top,
-                    0.0,
-                );
+                entry(self, name, *c, x, x + box_size + padding, y, Align::Left);
             }
             x += label_width;
             if (i + 1) as f64 % columns == 0.0 {
