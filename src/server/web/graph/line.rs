@@ -10,7 +10,7 @@ use super::axis::{self, YAxis};
 use super::canvas::{Align, Canvas, Color, Path, Stroke, Text, Valign};
 use super::color;
 use super::font::{self, Style};
-use super::options::{unquote_plus, AreaMode, LineMode, Options};
+use super::options::{AreaMode, LineMode, Options};
 use crate::server::web::series::Series;
 
 /// The plot's rectangle in pixels (y grows downwards).
@@ -23,18 +23,18 @@ pub struct Area {
 }
 
 /// One series as drawn.
-struct Line {
-    s: Series,
-    color_name: String,
-    color: Color,
-    x_step: f64,
-    stacked: bool,
-    second: bool,
-    infinite: bool,
-    invisible: bool,
-    width: Option<f64>,
-    dashed: Option<f64>,
-    alpha: Option<f64>,
+pub(super) struct Line {
+    pub(super) s: Series,
+    pub(super) color_name: String,
+    pub(super) color: Color,
+    pub(super) x_step: f64,
+    pub(super) stacked: bool,
+    pub(super) second: bool,
+    pub(super) infinite: bool,
+    pub(super) invisible: bool,
+    pub(super) width: Option<f64>,
+    pub(super) dashed: Option<f64>,
+    pub(super) alpha: Option<f64>,
 }
 
 impl Line {
@@ -54,27 +54,27 @@ pub struct Drawn {
     pub metadata: String,
 }
 
-struct Graph<'a, C: Canvas> {
-    c: &'a mut C,
-    o: &'a Options,
-    hinted: bool,
-    area: Area,
-    margin: f64,
-    style: Style,
-    fg: Color,
+pub(super) struct Graph<'a, C: Canvas> {
+    pub(super) c: &'a mut C,
+    pub(super) o: &'a Options,
+    pub(super) hinted: bool,
+    pub(super) area: Area,
+    pub(super) margin: f64,
+    pub(super) style: Style,
+    pub(super) fg: Color,
 }
 
 impl<C: Canvas> Graph<'_, C> {
-    fn extents(&self, size: f64) -> font::Extents {
+    pub(super) fn extents(&self, size: f64) -> font::Extents {
         font::extents(size, self.style, self.hinted)
     }
 
-    fn width(&self, text: &str, size: f64) -> f64 {
+    pub(super) fn width(&self, text: &str, size: f64) -> f64 {
         font::width(text, size, self.style, self.hinted)
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn text(
+    pub(super) fn text(
         &mut self,
         text: &str,
         x: f64,
@@ -88,7 +88,7 @@ impl<C: Canvas> Graph<'_, C> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn text_in(
+    pub(super) fn text_in(
         &mut self,
         text: &str,
         x: f64,
@@ -180,120 +180,6 @@ impl<C: Canvas> Graph<'_, C> {
             self.area.xmax = x - self.margin - lh;
         }
     }
-
-    /// The legend under the plot: (name, colour, on the right axis).
-    fn legend(&mut self, entries: &[(String, Color, bool)], two_axes: bool) {
-        if entries.is_empty() {
-            return;
-        }
-        self.c.group(Some("legend"));
-        let size = self.o.font_size;
-        let e = self.extents(size);
-        let padding = 5.0;
-        let longest = entries
-            .iter()
-            .map(|e| &e.0)
-            .fold("", |best, n| {
-                if n.chars().count() >= best.chars().count() {
-                    n
-                } else {
-                    best
-                }
-            })
-            .to_string();
-        let w = f64::from(self.o.width);
-        let both = format!("{longest} {longest}");
-        let right_side_labels =
-            self.width(&both, size) + 2.0 * ((e.height - 1.0) + padding) + 50.0 < w;
-        let box_size = e.height - 1.0;
-        let line_height = e.height + 1.0;
-        let label_width = self.width(&longest, size) + 2.0 * (box_size + padding);
-        let dark = Color::rgb(111, 111, 111);
-        // One entry: its colour's square at `square_x` with a dark outline,
-        // its name anchored at `text_x`.
-        let entry =
-            |g: &mut Self, name: &str, c: Color, square_x: f64, text_x: f64, y: f64, align| {
-                g.c.fill_rect(square_x, y, box_size, box_size, c);
-                let mut p = Path::new();
-                p.move_to(square_x + 0.5, y + 0.5);
-                p.line_to(square_x + box_size, y + 0.5);
-                p.line_to(square_x + box_size, y + box_size);
-                p.line_to(square_x + 0.5, y + box_size);
-                p.close();
-                let outline = Stroke {
-                    color: dark,
-                    width: 1.0,
-                    dash: Vec::new(),
-                };
-                g.c.stroke(&p, &outline);
-                g.text(name, text_x, y, size, align, Valign::Top, 0.0);
-            };
-        if two_axes && right_side_labels {
-            let columns = (((w - self.area.xmin) / label_width).floor().max(1.0) / 2.0)
-                .floor()
-                .max(1.0);
-            let right = entries.iter().filter(|e| e.2).count() as f64;
-            let lines = (entries.len() as f64 - right).max(right);
-            let height = (lines / columns).max(1.0) * line_height + padding;
-            self.area.ymax -= height;
-            let (mut x, mut y) = (self.area.xmin, self.area.ymax + 10.0);
-            let home_right = self.area.xmax - self.area.xmin;
-            let (mut x_right, mut y_right) = (home_right, y);
-            let (mut n, mut n_right) = (0usize, 0usize);
-            for (name, c, second) in entries {
-                if *second {
-                    entry(
-                        self,
-                        name,
-                        *c,
-                        x_right - padding,
-                        x_right - box_size,
-                        y_right,
-                        Align::Right,
-                    );
-                    x_right -= label_width;
-                    n_right += 1;
-                    if n_right as f64 % columns == 0.0 {
-                        x_right = home_right;
-                        y_right += line_height;
-                    }
-                } else {
-                    entry(self, name, *c, x, x + box_size + padding, y, Align::Left);
-                    x += label_width;
-                    n += 1;
-                    if n as f64 % columns == 0.0 {
-                        x = self.area.xmin;
-                        y += line_height;
-                    }
-                }
-            }
-            return;
-        }
-        let columns = (w / label_width).floor().max(1.0);
-        let lines = (entries.len() as f64 / columns).ceil();
-        self.area.ymax -= lines * line_height + padding;
-        let (mut x, mut y) = (self.area.xmin, self.area.ymax + 2.0 * padding);
-        for (i, (name, c, second)) in entries.iter().enumerate() {
-            if *second {
-                entry(
-                    self,
-                    name,
-                    *c,
-                    x + label_width + padding,
-                    x + label_width,
-                    y,
-                    Align::Right,
-                );
-            } else {
-                entry(self, name, *c, x, x + box_size + padding, y, Align::Left);
-            }
-            x += label_width;
-            if (i + 1) as f64 % columns == 0.0 {
-                x = self.area.xmin;
-                y += line_height;
-            }
-        }
-    }
 }
 
 /// graphite-web's `dataLimits`: the smallest and largest values drawn (the
@@ -347,27 +233,6 @@ fn consolidate(lines: &mut [Line], area: &Area, line_width: f64, time_range: f64
             l.x_step = best;
         }
     }
-}
-
-/// `legendValue`/`cactiStyle` rename series before drawing; the legend
-/// shows the names, URL-unquoted once more as graphite-web does.
-fn legend_entries(lines: &[Line], o: &Options) -> Vec<(String, Color, bool)> {
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for l in lines {
-        if l.s.name.is_empty() {
-            continue;
-        }
-        if o.hide_null_from_legend && l.s.values.iter().all(Option::is_none) {
-            continue;
-        }
-        let name = unquote_plus(&l.s.name);
-        if o.unique_legend && !seen.insert(name.clone()) {
-            continue;
-        }
-        out.push((name, l.color, l.second));
-    }
-    out
 }
 
 /// Draws `series` on `c`. `hinted`: whole-pixel font metrics (PNG).
@@ -449,7 +314,7 @@ pub fn draw<C: Canvas>(
     g.titles(two_axes);
     let hide_legend = o.hide_legend.unwrap_or(lines.len() > 10);
     if !hide_legend {
-        let entries = legend_entries(&lines, o);
+        let entries = super::legend::legend_entries(&lines, o);
         g.legend(&entries, two_axes);
     }
     let ascent = g.extents(o.font_size).ascent;
@@ -726,13 +591,13 @@ pub fn draw<C: Canvas>(
             (Some(r), true) => r,
             _ => &left_axis,
         };
-        draw_line(&mut g, l, axis, o, line_mode, start_all);
+        super::path::draw_line(&mut g, l, axis, o, line_mode, start_all);
     }
     g.c.group(None);
     g.c.clip(None);
 
     let y = if two_axes { None } else { Some(&left_axis) };
-    let metadata = metadata(o, &lines, &area, start_all, end_time, y);
+    let metadata = super::metadata::metadata(o, &lines, &area, start_all, end_time, y);
     Ok(Drawn { metadata })
 }
 
@@ -760,184 +625,6 @@ fn no_data<C: Canvas>(g: &mut Graph<C>) -> Drawn {
     Drawn {
         metadata: "{}".into(),
     }
-}
-
-/// One series' path (graphite-web's `drawLines` for it).
-fn draw_line<C: Canvas>(
-    g: &mut Graph<C>,
-    l: &Line,
-    axis: &YAxis,
-    o: &Options,
-    mode: LineMode,
-    start_all: i64,
-) {
-    let area = g.area;
-    let name = unquote_plus(&l.s.name);
-    g.c.group(Some(&name));
-    let mut color = l.color;
-    if l.invisible {
-        color = color.with_alpha(0.0);
-    } else if !color::has_alpha(&l.color_name) {
-        // An RRGGBBAA colour's own alpha wins over alpha() and areaAlpha.
-        color = color.with_alpha(l.alpha.filter(|a| *a != 0.0).unwrap_or(1.0));
-    }
-    let stroke = Stroke {
-        color,
-        width: l.width.unwrap_or(o.line_width),
-        dash: l.dashed.map(|d| vec![d, d]).unwrap_or_default(),
-    };
-    let zero = axis
-        .coord(0.0, area.ymin, area.ymax)
-        .filter(|z| *z != 0.0)
-        .unwrap_or(area.ymax);
-    let fill = |g: &mut Graph<C>, path: &mut Path, x: f64, start_x: f64| {
-        if path.is_empty() {
-            *path = Path::new();
-            return;
-        }
-        let start_x = if start_x == 0.0 { area.xmin } else { start_x };
-        path.line_to(x, zero);
-        path.line_to(start_x, zero);
-        path.close();
-        g.c.fill(path, color);
-        *path = Path::new();
-    };
-    let vpp = l.s.values_per_point.max(1) as f64;
-    let missing = (l.s.start - start_all) as f64 / l.s.step.max(1) as f64;
-    let x0 = area.xmin + l.x_step * (missing / vpp) + o.line_width / 2.0;
-    let (mut x, mut y) = (x0, area.ymin);
-    let mut start_x = x0;
-    let mut nulls = 0usize;
-    let mut path = Path::new();
-    let mut current = false;
-    let to = |path: &mut Path, current: &mut bool, x: f64, y: f64, moving: bool| {
-        if moving || !*current {
-            path.move_to(x, y);
-        } else {
-            path.line_to(x, y);
-        }
-        *current = true;
-    };
-    for (i, v) in l.s.view().iter().enumerate() {
-        let mut v = v.filter(|x| !x.is_nan());
-        if v.is_none() && o.draw_null_as_zero {
-            v = Some(0.0);
-        }
-        let coord = v.and_then(|x| axis.coord(x, area.ymin, area.ymax));
-        let (Some(value), Some(cy)) = (v, coord) else {
-            if nulls == 0 && current {
-                to(&mut path, &mut current, x, y, false);
-            }
-            if l.stacked {
-                fill(g, &mut path, x, start_x);
-                current = false;
-            }
-            x += l.x_step;
-            nulls += 1;
-            continue;
-        };
-        y = cy.max(0.0);
-        if l.infinite && value > 0.0 {
-            // Stroked with what the path holds so far, as cairo's stroke
-            // takes the whole current path; the line starts anew after it.
-            path.move_to(x, area.ymax);
-            path.line_to(x, area.ymin);
-            g.c.stroke(&path, &stroke);
-            path = Path::new();
-            current = false;
-            x += l.x_step;
-            continue;
-        }
-        if nulls > 0 {
-            start_x = x;
-        }
-        match mode {
-            LineMode::Staircase => {
-                to(&mut path, &mut current, x, y, nulls > 0);
-                x += l.x_step;
-                to(&mut path, &mut current, x, y, false);
-            }
-            LineMode::Slope => {
-                to(&mut path, &mut current, x, y, nulls > 0);
-                x += l.x_step;
-            }
-            LineMode::Connected => {
-                let over = o.connected_limit.is_some_and(|limit| nulls as i64 > limit);
-                to(&mut path, &mut current, x, y, over || nulls == i);
-                x += l.x_step;
-            }
-        }
-        nulls = 0;
-    }
-    if l.stacked {
-        let end_x = if mode == LineMode::Staircase {
-            x
-        } else {
-            x - l.x_step
-        };
-        fill(g, &mut path, end_x, start_x);
-    } else if !path.is_empty() {
-        g.c.stroke(&path, &stroke);
-    }
-}
-
-/// graphite-web's SVG `metadata`: the frame, and every drawn series.
-fn metadata(
-    o: &Options,
-    lines: &[Line],
-    area: &Area,
-    start: i64,
-    end: i64,
-    y: Option<&YAxis>,
-) -> String {
-    use serde_json::{json, Map, Value};
-    let num = |v: f64| serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number);
-    let series: Vec<Value> = lines
-        .iter()
-        .filter(|l| !l.stacked)
-        .map(|l| {
-            let options: Map<String, Value> =
-                l.s.options
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                    .collect();
-            json!({
-                "name": l.s.name,
-                "start": l.s.start,
-                "end": l.s.end,
-                "step": l.s.step,
-                "valuesPerPoint": l.s.values_per_point,
-                "color": l.color_name,
-                "data": l.s.values.iter().map(|v| v.map_or(Value::Null, num)).collect::<Vec<_>>(),
-                "options": options,
-            })
-        })
-        .collect();
-    let mut m = Map::new();
-    m.insert("x".into(), json!({"start": start, "end": end}));
-    m.insert("options".into(), json!({"lineWidth": num(o.line_width)}));
-    m.insert(
-        "font".into(),
-        json!({"name": "Sans", "size": o.font_size as i64, "bold": o.font_bold, "italic": o.font_italic}),
-    );
-    m.insert(
-        "area".into(),
-        json!({"xmin": num(area.xmin), "xmax": num(area.xmax), "ymin": num(area.ymin), "ymax": num(area.ymax)}),
-    );
-    m.insert("series".into(), Value::Array(series));
-    if let Some(a) = y {
-        m.insert(
-            "y".into(),
-            json!({
-                "top": num(a.top),
-                "bottom": num(a.bottom),
-                "step": a.step.map_or(Value::Null, num),
-                "labels": a.labels.iter().map(|l| l.1.clone()).collect::<Vec<_>>(),
-                "labelValues": a.labels.iter().map(|l| num(l.0)).collect::<Vec<_>>(),
-            }),
-        );
-    }
-    Value::Object(m).to_string()
 }
 
 #[cfg(test)]

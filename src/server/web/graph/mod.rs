@@ -1,15 +1,19 @@
 //! Graphs: a render drawn as graphite-web 1.1.10 draws it, as PNG (the
 //! default) or SVG. `options` reads the URL, `line` lays the graph out on
-//! a `canvas` (`raster` for PNG, `svg` for SVG), `axis` chooses the axes'
-//! steps and labels, `color` and `font` hold graphite-web's colours and
-//! the font built into the binary.
+//! a `canvas` (`raster` for PNG, `svg` for SVG) with `legend` and `path`
+//! (one series' line), `axis` chooses the axes' steps and labels,
+//! `metadata` is SVG's block of what was drawn, `color` and `font` hold
+//! graphite-web's colours and the font built into the binary.
 
 mod axis;
 mod canvas;
 mod color;
 mod font;
+mod legend;
 mod line;
+mod metadata;
 mod options;
+mod path;
 mod raster;
 mod svg;
 
