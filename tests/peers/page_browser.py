@@ -101,7 +101,19 @@ def main():
         page.mouse.move(bbox["x"] + bbox["width"] * 0.6, bbox["y"] + bbox["height"] / 2)
         time.sleep(0.3)
         out["hover_values"] = page.locator(".graph").nth(0).locator(".u-legend .u-series .u-value").all_inner_texts()
-        page.locator(".graph").nth(0).locator(".u-legend .u-series").nth(1).click()
+        # Moved off the plot first, so uPlot has redrawn its legend before
+        # the click; a click that did not take (the machine is slow) is
+        # given again, and the series must end up hidden.
+        page.mouse.move(5, 5)
+        time.sleep(0.3)
+        entry = page.locator(".graph").nth(0).locator(".u-legend .u-series").nth(1)
+        for _ in range(3):
+            entry.click()
+            try:
+                page.wait_for_function("!window.carbynePage.cards[0].chart.series[1].show", timeout=3000)
+                break
+            except Exception:
+                continue
         out["shown_after_click"] = page.evaluate("window.carbynePage.cards[0].chart.series[1].show")
         page.screenshot(path=os.path.join(shots, "page-legend-hidden.png"), full_page=True)
 
