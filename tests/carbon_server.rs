@@ -197,8 +197,10 @@ fn settled(root: &Path) {
     let mut last = snapshot();
     let mut still = Instant::now();
     while still.elapsed() < Duration::from_secs(3) {
+        // Bounded, but generous: on a loaded machine carbon-cache (Python)
+        // once took longer than 90 s to write everything it was sent.
         assert!(
-            start.elapsed() < Duration::from_secs(90),
+            start.elapsed() < Duration::from_secs(240),
             "carbon-cache never settled"
         );
         std::thread::sleep(Duration::from_millis(300));
