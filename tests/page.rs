@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::graphite_web::{p, start_carbyne};
+use common::graphite_web::{p, start_carbyne_with_carbon};
 use common::*;
 use std::io::Write;
 use std::net::TcpStream;
@@ -15,13 +15,7 @@ use std::process::Command;
 fn the_page_browses_draws_round_trips_and_shows_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let whisper = dir.path().join("whisper");
-    let line = free_port();
-    let extra = format!(
-        "[server.carbon]\nlisten = \"127.0.0.1:{line}\"\npickle_listen = \"\"\nudp = false\n\
-         cache_query_listen = \"\"\nstorage_dir = {whisper:?}\ncarbon_metric_interval = 0\n"
-    );
-    let (_server, port) = start_carbyne(dir.path(), &whisper, &extra);
-    wait_for_port(line);
+    let (_server, port, line) = start_carbyne_with_carbon(dir.path(), &whisper);
     // An hour of points a minute apart, known values.
     let now = common::now() / 60 * 60;
     let sent: Vec<(i64, f64)> = (0..60)

@@ -1034,13 +1034,7 @@ print(now)
 fn tagged_series_received_are_found_by_tag() {
     let dir = tempfile::tempdir().expect("tempdir");
     let whisper = dir.path().join("whisper");
-    let line = free_port();
-    let extra = format!(
-        "[server.carbon]\nlisten = \"127.0.0.1:{line}\"\npickle_listen = \"\"\nudp = false\n\
-         cache_query_listen = \"\"\nstorage_dir = {whisper:?}\ncarbon_metric_interval = 0\n"
-    );
-    let (_server, port) = start_carbyne(dir.path(), &whisper, &extra);
-    wait_for_port(line);
+    let (_server, port, line) = start_carbyne_with_carbon(dir.path(), &whisper);
     let now = common::now();
     send_lines(
         line,

@@ -206,3 +206,17 @@ pub fn start_carbyne(dir: &Path, whisper: &Path, extra: &str) -> (Child, u16) {
     wait_for_port(port);
     (Child(child), port)
 }
+
+/// carbyne's web server with a carbon receiver (plaintext TCP on a free
+/// port, no pickle, UDP or cache query port) writing into `whisper`:
+/// `(server, web port, line port)`, both listening.
+pub fn start_carbyne_with_carbon(dir: &Path, whisper: &Path) -> (Child, u16, u16) {
+    let line = free_port();
+    let extra = format!(
+        "[server.carbon]\nlisten = \"127.0.0.1:{line}\"\npickle_listen = \"\"\nudp = false\n\
+         cache_query_listen = \"\"\nstorage_dir = {whisper:?}\ncarbon_metric_interval = 0\n"
+    );
+    let (server, port) = start_carbyne(dir, whisper, &extra);
+    wait_for_port(line);
+    (server, port, line)
+}

@@ -69,7 +69,7 @@ pub(super) async fn page() -> Response {
 pub(super) async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|(n, _, _)| *n == name) {
         Some((_, content_type, bytes)) => {
-            let mut r = with_headers(bytes.to_vec().into_response(), content_type);
+            let mut r = with_headers(bytes.into_response(), content_type);
             r.headers_mut().insert(
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("public, max-age=3600"),

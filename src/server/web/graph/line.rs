@@ -59,7 +59,6 @@ pub(super) struct Graph<'a, C: Canvas> {
     pub(super) o: &'a Options,
     pub(super) hinted: bool,
     pub(super) area: Area,
-    pub(super) margin: f64,
     pub(super) style: Style,
     pub(super) fg: Color,
 }
@@ -143,7 +142,7 @@ impl<C: Canvas> Graph<'_, C> {
                 self.text(line, w / 2.0, y, size, Align::Center, Valign::Top, 0.0);
                 y += lh;
             }
-            self.area.ymin = y + self.margin;
+            self.area.ymin = y + self.o.margin;
         }
         if !self.o.vtitle.is_empty() {
             self.c.group(Some("vtitle"));
@@ -160,7 +159,7 @@ impl<C: Canvas> Graph<'_, C> {
                 );
                 x += lh;
             }
-            self.area.xmin = x + self.margin + lh;
+            self.area.xmin = x + self.o.margin + lh;
         }
         if two_axes && !self.o.vtitle_right.is_empty() {
             self.c.group(Some("vtitleRight"));
@@ -177,7 +176,7 @@ impl<C: Canvas> Graph<'_, C> {
                 );
                 x -= lh;
             }
-            self.area.xmax = x - self.margin - lh;
+            self.area.xmax = x - self.o.margin - lh;
         }
     }
 }
@@ -261,7 +260,6 @@ pub fn draw<C: Canvas>(
             ymin: o.margin,
             ymax: h - o.margin,
         },
-        margin: o.margin,
         style,
         fg,
     };
@@ -355,13 +353,13 @@ pub fn draw<C: Canvas>(
         let before = g.area;
         let wl = widest(&g, &left_axis);
         if let Some(r) = &right_axis {
-            g.area.xmin = g.area.xmin.max(g.margin + 1.02 * wl);
+            g.area.xmin = g.area.xmin.max(g.o.margin + 1.02 * wl);
             let x_max = w - 1.02 * widest(&g, r);
             if g.area.xmax >= x_max {
                 g.area.xmax = x_max;
             }
         } else if !o.hide_y_axis {
-            g.area.xmin = g.area.xmin.max(g.margin + 1.02 * wl);
+            g.area.xmin = g.area.xmin.max(g.o.margin + 1.02 * wl);
         }
         axes = (left_axis, right_axis);
         rounds += 1;
