@@ -28,7 +28,9 @@ impl Server {
         adjust: impl FnOnce(&mut std::process::Command),
     ) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let text = toml.replace("{DIR}", &dir.path().display().to_string());
+        // Its own state_dir, so nothing lands in the default /var/lib/carbyne.
+        let text = format!("state_dir = \"{{DIR}}/state\"\n{toml}")
+            .replace("{DIR}", &dir.path().display().to_string());
         std::fs::write(dir.path().join("c.toml"), text).expect("config");
         let log = std::fs::File::create(dir.path().join("log")).expect("log");
         let mut cmd = bin();
@@ -37,11 +39,23 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(log);
         adjust(&mut cmd);
-        let child = Child(cmd.spawn().expect("server"));
+        let mut srv = Server {
+            child: Child(cmd.spawn().expect("server")),
+            dir,
+        };
         for p in wait_for {
-            wait_for_port(*p);
+            let start = Instant::now();
+            while TcpStream::connect(("127.0.0.1", *p)).is_err() {
+                assert!(srv.alive(), "the server exited: {}", srv.log());
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "port {p} never opened: {}",
+                    srv.log()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        Server { child, dir }
+        srv
     }
 
     fn alive(&mut self) -> bool {

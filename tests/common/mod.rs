@@ -68,10 +68,38 @@ pub fn run(args: &[&str]) -> Output {
     out
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released).
+/// A free TCP port on 127.0.0.1 (bound, then released): see `free_port_below_ephemeral`.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    free_port_below_ephemeral()
+}
+
+/// A port free for both TCP and UDP on 127.0.0.1, below the kernel's
+/// ephemeral range (32768 and up). A port from `bind(0)` comes from that
+/// range, so between its release and the server's bind the kernel could
+/// hand it to any outgoing connection of a parallel test as its local port,
+/// and the server would fail to listen. Ports below it are only ever taken
+/// by explicit binds; a per-process counter from a pid-derived start keeps
+/// tests of one binary apart, and each candidate is checked by binding it.
+pub fn free_port_below_ephemeral() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        let tcp = TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {LOW} and {}", LOW + SPAN);
 }
 
 /// Waits (30 s at most) until something listens on `port`.
@@ -159,8 +187,7 @@ pub fn peer(rel: &str) -> PathBuf {
 
 /// A free UDP port on 127.0.0.1 (bound, then released).
 pub fn free_udp_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.local_addr().expect("addr").port()
+    free_port_below_ephemeral()
 }
 
 /// A child process killed when dropped.
