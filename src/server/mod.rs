@@ -107,6 +107,18 @@ impl Throttle {
     }
 }
 
+/// The process's soft limit on open files, raised to its hard limit first
+/// (the receivers and the web server keep files open).
+pub fn raise_open_file_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        let _ = setrlimit(Resource::Nofile, lim);
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
 /// ` (N more since ...)` for a throttled log line, or nothing.
 pub fn held_note(held: u64) -> String {
     if held == 0 {

@@ -312,7 +312,9 @@ fn pack_point(ts: i64, v: f64) -> [u8; 12] {
 /// it assumes it is the only writer (whisper's flock, [`Whisper::lock`]), so
 /// a long-lived handle reads neither the header nor the bases again.
 pub struct Whisper {
-    file: File,
+    /// Shared with a cache of open files for `open_shared`; every access
+    /// is a positioned read or write, so sharing it is safe.
+    file: std::sync::Arc<File>,
     path: PathBuf,
     pub header: Header,
     bases: Vec<std::cell::Cell<Option<u32>>>,
@@ -343,7 +345,35 @@ impl Whisper {
             .custom_flags(libc::O_NONBLOCK)
             .open(path)
             .map_err(io(path))?;
-        let (header, head, len) = Self::read_header(&file, path, whole)?;
+        let meta = file.metadata().map_err(io(path))?;
+        if !meta.is_file() {
+            return Err(io(path)(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )));
+        }
+        Self::with_file(std::sync::Arc::new(file), path, meta.len(), write, whole)
+    }
+
+    /// Reads a regular file `len` bytes long that the caller keeps open
+    /// for reading between reads: as `open_whole`, without opening it.
+    pub fn open_shared(
+        file: std::sync::Arc<File>,
+        path: &Path,
+        len: u64,
+        whole: u64,
+    ) -> Result<Self> {
+        Self::with_file(file, path, len, false, whole)
+    }
+
+    fn with_file(
+        file: std::sync::Arc<File>,
+        path: &Path,
+        len: u64,
+        write: bool,
+        whole: u64,
+    ) -> Result<Self> {
+        let (header, head, len) = Self::read_header(&file, path, len, whole)?;
         // Bases that the header read already brought in (the first archive's, usually).
         let bases = header
             .archives
@@ -364,24 +394,22 @@ impl Whisper {
         })
     }
 
-    /// The header, the bytes read for it (the whole file when it is at most
-    /// `whole` bytes long) and the file's length.
-    fn read_header(file: &File, path: &Path, whole: u64) -> Result<(Header, Vec<u8>, u64)> {
-        let meta = file.metadata().map_err(io(path))?;
-        if !meta.is_file() {
-            return Err(io(path)(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "not a regular file",
-            )));
-        }
-        let len = meta.len();
+    /// The header, the bytes read for it (the whole file when its `len`
+    /// is at most `whole` bytes) and the file's length.
+    fn read_header(
+        file: &File,
+        path: &Path,
+        len: u64,
+        whole: u64,
+    ) -> Result<(Header, Vec<u8>, u64)> {
         // One read for the metadata and (usually) every archive entry, or
-        // for the whole file (read into the buffer as it is, not zeroed first).
+        // for the whole file. Positioned reads only: the descriptor may be
+        // shared (`open_shared`).
         let mut buf;
         if len <= whole {
-            buf = Vec::with_capacity(len as usize);
-            std::io::Read::read_to_end(&mut std::io::Read::take(file, len), &mut buf)
-                .map_err(io(path))?;
+            buf = vec![0u8; len as usize];
+            let n = read_upto(file, &mut buf, 0).map_err(io(path))?;
+            buf.truncate(n);
         } else {
             buf = vec![0u8; 256];
             let n = read_upto(file, &mut buf, 0).map_err(io(path))?;
@@ -1179,6 +1207,36 @@ impl Slots {
         }
     }
 
+    /// Adds each known value into `acc` and counts it in `known` (slot
+    /// `i` into index `i`, as far as both reach): `each_known` for sums,
+    /// without a branch per point, so the loop runs at the speed of the
+    /// memory. Adding 0.0 for an unknown slot leaves every sum as it was
+    /// (a sum started at +0.0 is never -0.0).
+    pub fn add_into(&self, acc: &mut [f64], known: &mut [u32]) {
+        let (mut i, mut t) = (0usize, self.from);
+        for part in &self.parts {
+            let Some(raw) = self.raw.get(part.clone()) else {
+                return;
+            };
+            let (points, _) = raw.as_chunks::<{ POINT_SIZE as usize }>();
+            let n = points
+                .len()
+                .min(self.len.saturating_sub(i))
+                .min(acc.len().saturating_sub(i))
+                .min(known.len().saturating_sub(i));
+            let (acc, known) = (&mut acc[i..i + n], &mut known[i..i + n]);
+            for ((p, a), k) in points[..n].iter().zip(acc).zip(known) {
+                let ts = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+                let v = f64::from_be_bytes([p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]]);
+                let hit = ts as i64 == t;
+                *a += if hit { v } else { 0.0 };
+                *k += hit as u32;
+                t += self.step;
+            }
+            i += n;
+        }
+    }
+
     /// The buffer, for the next read.
     pub fn into_buffer(self) -> Vec<u8> {
         self.raw
@@ -1454,6 +1512,16 @@ mod tests {
                 let mut known = vec![None; slots.len()];
                 slots.each_known(|i, v| known[i] = Some(v));
                 assert_eq!(known, want.values);
+                // Added onto 1.0 each: the known values plus one, counted.
+                let (mut acc, mut count) = (vec![1.0; slots.len()], vec![0u32; slots.len()]);
+                slots.add_into(&mut acc, &mut count);
+                let sums: Vec<Option<f64>> = acc
+                    .iter()
+                    .zip(&count)
+                    .map(|(a, c)| (*c == 1).then_some(a - 1.0))
+                    .collect();
+                assert_eq!(sums, want.values);
+                assert!(count.iter().all(|c| *c <= 1));
             }
         }
         assert!(want_known(&p, now));

@@ -669,13 +669,7 @@ fn self_metrics(s: &Shared, prefix: &str) {
 /// process's file limit (raised to its hard limit first), leaving room for
 /// connections.
 fn open_files(want: usize, writers: usize) -> usize {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut lim = getrlimit(Resource::Nofile);
-    if lim.current < lim.maximum {
-        lim.current = lim.maximum;
-        let _ = setrlimit(Resource::Nofile, lim);
-    }
-    let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    let soft = crate::server::raise_open_file_limit();
     let room = (soft.saturating_sub(2048) / writers.max(1) as u64) as usize;
     if want > room {
         // Only a warning once a writer has more metrics than that (cache.rs).

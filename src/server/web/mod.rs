@@ -23,6 +23,7 @@ mod http_metrics;
 mod http_page;
 mod http_render;
 mod http_tags;
+pub mod open_files;
 pub mod pyfmt;
 pub mod render;
 pub mod series;
@@ -70,6 +71,11 @@ pub struct WebServerConfig {
     pub max_concurrent_requests: usize,
     /// Seconds a request may take before it is answered 503.
     pub request_timeout: f64,
+    /// Whisper files kept open for reading between requests (each still
+    /// looked up by path on every read, so a replaced or deleted file is
+    /// noticed); at most a quarter of the open file limit, closed after
+    /// two minutes unused. 0 opens every file anew for each read.
+    pub keep_open_files: usize,
     /// Pixels (`width` × `height`) one PNG or SVG graph may have; 4 bytes
     /// each while a PNG is drawn. Larger ones are answered 413.
     pub max_image_pixels: u64,
@@ -101,6 +107,7 @@ impl Default for WebServerConfig {
             max_find_results: 1_000_000,
             max_concurrent_requests: 8,
             request_timeout: 30.0,
+            keep_open_files: 10_000,
             max_image_pixels: 4096 * 4096,
             carbonlink_hosts: Vec::new(),
             carbonlink_timeout: 1.0,
@@ -264,9 +271,20 @@ pub async fn run(
             carbon: carbon.map(|c| c.store),
             carbonlink,
             tags: tags::TagIndex::new(&root_for_tags),
+            open_files: open_files::OpenFiles::new(cfg.keep_open_files),
         },
         cfg,
     });
+    let sweeper = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                every.tick().await;
+                app.storage.open_files.sweep(open_files::IDLE);
+            }
+        })
+    };
     let router = Router::new()
         .route("/render", get(render).post(render))
         .route("/render/", get(render).post(render))
@@ -308,6 +326,7 @@ pub async fn run(
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await;
+    sweeper.abort();
     log::info!("web server stopped");
     served
 }

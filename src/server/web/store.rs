@@ -23,6 +23,8 @@ pub struct Storage {
     pub carbonlink: Option<super::carbonlink::CarbonLink>,
     /// The tagged names stored (`seriesByTag`, `/tags`).
     pub tags: super::tags::TagIndex,
+    /// Files kept open between requests (`keep_open_files`).
+    pub open_files: super::open_files::OpenFiles,
 }
 
 impl Storage {
@@ -183,7 +185,13 @@ impl Reader<'_> {
     /// A file opened for reading, once the points it will give fit within
     /// the request's limits; None when it is skipped (see `skip_or_fail`).
     fn open(&self, file: &std::path::Path, ctx: &Context) -> Result<Option<Whisper>> {
-        let w = match Whisper::open_whole(file, READ_WHOLE) {
+        let kept = match self.storage.open_files.open(file) {
+            Ok(Some(o)) => Some(Whisper::open_shared(o.file, file, o.len, READ_WHOLE)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            // Not a regular file, or not readable: its own open says why.
+            _ => None,
+        };
+        let w = match kept.unwrap_or_else(|| Whisper::open_whole(file, READ_WHOLE)) {
             Ok(w) => w,
             // A candidate of `find_leaves` that is not there.
             Err(crate::whisper::WhisperError::Io { source, .. })
@@ -546,6 +554,7 @@ mod tests {
             carbon: None,
             carbonlink: None,
             tags: super::super::tags::TagIndex::new(&root.join("tags")),
+            open_files: super::super::open_files::OpenFiles::new(16),
         }
     }
 

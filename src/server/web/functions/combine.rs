@@ -215,7 +215,8 @@ impl Fold {
         self.width += 1;
         match self.kind {
             FoldKind::Sum | FoldKind::Average | FoldKind::Count => {
-                self.fold_slots(slots, true, |a, b| a + b)
+                let n = slots.len();
+                slots.add_into(&mut self.acc[..n], &mut self.known[..n])
             }
             FoldKind::Min => self.fold_slots(slots, false, py_min),
             FoldKind::Max => self.fold_slots(slots, false, py_max),
