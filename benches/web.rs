@@ -18,16 +18,23 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use carbyne::whisper::{self, Aggregation, Allocation};
 
+/// A server started in a process group of its own (`process_group(0)`),
+/// killed with the whole group: gunicorn's workers as well as its master,
+/// so that none goes on answering queued requests into the next run.
 struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -73,6 +80,7 @@ fn carbyne(dir: &Path, root: &Path) -> (Server, u16) {
         .args(["server", "--config"])
         .arg(&cfg)
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("carbyne");
     common::wait_for_port(port);
@@ -137,6 +145,7 @@ fn graphite_web(dir: &Path, root: &Path) -> Option<(Server, u16)> {
         .env("DJANGO_SETTINGS_MODULE", "graphite.settings")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("gunicorn");
     common::wait_for_port(port);

@@ -827,3 +827,74 @@ fn web_renders_short_of_file_descriptors_answer_503_not_a_wrong_sum() {
     assert_eq!(sum_of(&body), Some(300.0));
     eprintln!("{short} of {} renders answered 503", answers.len());
 }
+
+/// Files the web server keeps open between requests: one replaced by the
+/// real whisper-resize.py (the old file kept as `.bak`, so still linked)
+/// and then updated is read anew; one deleted is no longer read.
+#[test]
+fn kept_files_replaced_or_deleted_are_noticed_at_once() {
+    let port = free_port();
+    let srv = Server::start(
+        &format!(
+            "[server.web]\nlisten = \"127.0.0.1:{port}\"\nstorage_dir = \"{{DIR}}/whisper\"\n"
+        ),
+        &[port],
+    );
+    let now = carbyne::whisper::unix_now();
+    let at = now - now % 60 - 120;
+    let files: Vec<PathBuf> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            let f = srv.storage().join(format!("kept/{n}.wsp"));
+            std::fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
+            carbyne::whisper::create(
+                &f,
+                &[(60, 1440)],
+                0.5,
+                carbyne::whisper::Aggregation::Average,
+                carbyne::whisper::Allocation::Sparse,
+            )
+            .expect("create");
+            let w = carbyne::whisper::Whisper::open(&f, true).expect("open");
+            w.update_many(&[(at, 1.0)], Some(now)).expect("update");
+            f
+        })
+        .collect();
+    let params = vec![
+        ("target".to_string(), "sumSeries(kept.*)".to_string()),
+        ("from".to_string(), "-10min".to_string()),
+        ("format".to_string(), "json".to_string()),
+    ];
+    let sum_at = || -> Option<f64> {
+        let (status, body) = http(port, "GET", "/render", &params);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        v[0]["datapoints"]
+            .as_array()?
+            .iter()
+            .find(|p| p[1].as_i64() == Some(at))?[0]
+            .as_f64()
+    };
+    assert_eq!(sum_at(), Some(2.0));
+    let a = files[0].display().to_string();
+    let resize = std::process::Command::new("python3")
+        .arg(python_scripts().join("whisper-resize.py"))
+        .args([a.as_str(), "60:2d"])
+        .output()
+        .expect("whisper-resize.py");
+    assert!(resize.status.success(), "{resize:?}");
+    assert!(files[0].with_extension("wsp.bak").exists());
+    let update = std::process::Command::new("python3")
+        .arg(python_scripts().join("whisper-update.py"))
+        .args([a.as_str(), &format!("{at}:5")])
+        .output()
+        .expect("whisper-update.py");
+    assert!(update.status.success(), "{update:?}");
+    assert_eq!(
+        sum_at(),
+        Some(6.0),
+        "the resized file is read, not the kept one"
+    );
+    std::fs::remove_file(&files[1]).expect("remove");
+    assert_eq!(sum_at(), Some(5.0), "the deleted file is not read");
+}
