@@ -99,6 +99,22 @@ fn carbon_toml(line: u16, pickle: u16, extra: &str) -> String {
     )
 }
 
+/// A whisper file of `points` minutes (one archive at 60 s, average)
+/// holding one point, its folders made.
+fn one_point_file(f: &Path, points: u32, point: (i64, f64), now: i64) {
+    std::fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
+    carbyne::whisper::create(
+        f,
+        &[(60, points)],
+        0.5,
+        carbyne::whisper::Aggregation::Average,
+        carbyne::whisper::Allocation::Sparse,
+    )
+    .expect("create");
+    let w = carbyne::whisper::Whisper::open(f, true).expect("open");
+    w.update_many(&[point], Some(now)).expect("update");
+}
+
 fn send_line(port: u16, text: &str) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.write_all(text.as_bytes()).expect("write");
@@ -777,19 +793,12 @@ fn web_renders_short_of_file_descriptors_answer_503_not_a_wrong_sum() {
     let root = s.storage();
     let now = carbyne::whisper::unix_now();
     for i in 0..300 {
-        let f = root.join(format!("fd/m{i}/v.wsp"));
-        std::fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
-        carbyne::whisper::create(
-            &f,
-            &[(60, 60)],
-            0.5,
-            carbyne::whisper::Aggregation::Average,
-            carbyne::whisper::Allocation::Sparse,
-        )
-        .expect("create");
-        let w = carbyne::whisper::Whisper::open(&f, true).expect("open");
-        w.update_many(&[(now - 60, 1.0)], Some(now))
-            .expect("update");
+        one_point_file(
+            &root.join(format!("fd/m{i}/v.wsp")),
+            60,
+            (now - 60, 1.0),
+            now,
+        );
     }
     let params = vec![
         ("target".to_string(), "sumSeries(fd.*.v)".to_string()),
@@ -846,17 +855,7 @@ fn kept_files_replaced_or_deleted_are_noticed_at_once() {
         .iter()
         .map(|n| {
             let f = srv.storage().join(format!("kept/{n}.wsp"));
-            std::fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
-            carbyne::whisper::create(
-                &f,
-                &[(60, 1440)],
-                0.5,
-                carbyne::whisper::Aggregation::Average,
-                carbyne::whisper::Allocation::Sparse,
-            )
-            .expect("create");
-            let w = carbyne::whisper::Whisper::open(&f, true).expect("open");
-            w.update_many(&[(at, 1.0)], Some(now)).expect("update");
+            one_point_file(&f, 1440, (at, 1.0), now);
             f
         })
         .collect();
