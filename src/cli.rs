@@ -894,8 +894,11 @@ async fn run_server(
     state_dir: std::path::PathBuf,
 ) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    if web.is_some() {
+    if let Some(w) = &web {
         keep_freed_memory();
+        // The files it keeps open, left out of the carbon receiver's budget.
+        let kept = crate::server::web::open_files::capacity(w.keep_open_files);
+        crate::server::reserve_open_files(kept as u64);
     }
     // Installed before the receivers start: SIGHUP's default would end the process.
     let mut hup = signal(SignalKind::hangup()).ok();

@@ -107,6 +107,19 @@ impl Throttle {
     }
 }
 
+/// Open files one part of `carbyne server` keeps for as long as it runs
+/// (the web server's `keep_open_files`), which the carbon receiver's own
+/// budget leaves out. Set before either starts.
+static RESERVED_OPEN_FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn reserve_open_files(n: u64) {
+    RESERVED_OPEN_FILES.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn reserved_open_files() -> u64 {
+    RESERVED_OPEN_FILES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The process's soft limit on open files, raised to its hard limit first
 /// (the receivers and the web server keep files open).
 pub fn raise_open_file_limit() -> u64 {

@@ -667,10 +667,11 @@ fn self_metrics(s: &Shared, prefix: &str) {
 
 /// Open files each writer may keep: what the config asks, within the
 /// process's file limit (raised to its hard limit first), leaving room for
-/// connections.
+/// connections and for the files the web server keeps open.
 fn open_files(want: usize, writers: usize) -> usize {
     let soft = crate::server::raise_open_file_limit();
-    let room = (soft.saturating_sub(2048) / writers.max(1) as u64) as usize;
+    let others = 2048 + crate::server::reserved_open_files();
+    let room = (soft.saturating_sub(others) / writers.max(1) as u64) as usize;
     if want > room {
         // Only a warning once a writer has more metrics than that (cache.rs).
         log::info!("carbon: open_files {want} lowered to {room} by the open file limit ({soft})");

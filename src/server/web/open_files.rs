@@ -44,12 +44,19 @@ pub struct Opened {
     pub len: u64,
 }
 
+/// The descriptors `OpenFiles::new(wanted)` keeps at most: `wanted`,
+/// within a quarter of the open file limit. The carbon receiver of the
+/// same process leaves them out of its own budget
+/// (`crate::server::reserve_open_files`).
+pub fn capacity(wanted: usize) -> usize {
+    wanted.min(descriptor_limit() / 4)
+}
+
 impl OpenFiles {
-    /// Keeps at most `wanted` descriptors, and at most a quarter of the
-    /// soft descriptor limit; 0 keeps none.
+    /// Keeps at most `capacity(wanted)` descriptors; 0 keeps none.
     pub fn new(wanted: usize) -> Self {
         OpenFiles {
-            capacity: wanted.min(descriptor_limit() / 4),
+            capacity: capacity(wanted),
             map: Mutex::new(HashMap::new()),
         }
     }
@@ -72,24 +79,29 @@ impl OpenFiles {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Lets the descriptor kept for `path` go (closed once no read holds
+    /// it): after a read through it failed, so that the next read opens
+    /// the file anew rather than failing on the same descriptor.
+    pub fn forget(&self, path: &Path) {
+        if self.capacity > 0 {
+            let gone = self.lock().remove(path);
+            drop(gone);
+        }
+    }
+
     /// The regular file at `path`, from a kept descriptor when it is still
     /// the file there; `Ok(None)` when `path` is something else than a
     /// regular file (the caller's own open reports it). Errors are those
     /// of looking `path` up or opening it.
     pub fn open(&self, path: &Path) -> std::io::Result<Option<Opened>> {
         let meta = match std::fs::metadata(path) {
-            Ok(meta) => meta,
-            Err(e) => {
-                // Deleted (or unreadable now): its descriptor is let go.
-                if self.capacity > 0 {
-                    self.lock().remove(path);
-                }
-                return Err(e);
+            Ok(meta) if meta.is_file() => meta,
+            other => {
+                // Deleted, unreadable or no longer a file: let go.
+                self.forget(path);
+                return other.map(|_| None);
             }
         };
-        if !meta.is_file() {
-            return Ok(None);
-        }
         if self.capacity > 0 {
             let mut map = self.lock();
             if let Some(e) = map.get_mut(path) {
@@ -100,17 +112,21 @@ impl OpenFiles {
                         len: meta.len(),
                     }));
                 }
-                // Replaced under its name: the old one is let go.
-                map.remove(path);
+                // Replaced under its name: the old one is let go (closed
+                // once the lock is released).
+                let old = map.remove(path);
+                drop(map);
+                drop(old);
             }
         }
         let (file, meta) = match open_read(path) {
             Err(e) if is_out_of_descriptors(&e) && !self.is_empty() => {
+                let kept = std::mem::take(&mut *self.lock());
                 log::warn!(
                     "web: out of file descriptors; closing the {} kept open for reading",
-                    self.len()
+                    kept.len()
                 );
-                self.lock().clear();
+                drop(kept);
                 open_read(path)?
             }
             r => r?,
@@ -140,11 +156,17 @@ impl OpenFiles {
     }
 
     /// Closes the descriptors unused for `idle`; how many were closed.
+    /// (Closed after the lock is released: readers do not wait on them.)
     pub fn sweep(&self, idle: Duration) -> usize {
-        let mut map = self.lock();
-        let before = map.len();
-        map.retain(|_, e| e.used.elapsed() < idle);
-        before - map.len()
+        let mut idle_ones = Vec::new();
+        self.lock().retain(|_, e| {
+            let keep = e.used.elapsed() < idle;
+            if !keep {
+                idle_ones.push(e.file.clone());
+            }
+            keep
+        });
+        idle_ones.len()
     }
 }
 
@@ -197,6 +219,19 @@ mod tests {
         let c = files.open(&p).expect("open").expect("file");
         assert!(!Arc::ptr_eq(&a.file, &c.file));
         assert_eq!((read_all(&c), c.len), ("two!".to_string(), 4));
+        // A read through it failed: forgotten, the next open is anew.
+        files.forget(&p);
+        assert!(files.is_empty());
+        let c = files.open(&p).expect("open").expect("file");
+        // Replaced by a directory: not a file any more, let go.
+        std::fs::remove_file(&p).expect("remove");
+        std::fs::create_dir(&p).expect("mkdir");
+        assert!(files.open(&p).expect("open").is_none());
+        assert!(files.is_empty());
+        std::fs::remove_dir(&p).expect("rmdir");
+        std::fs::write(&p, "three").expect("write");
+        drop(c);
+        assert!(files.open(&p).expect("open").is_some());
         // Deleted: an error, as opening it would be, and let go.
         std::fs::remove_file(&p).expect("remove");
         let gone = files.open(&p).err().expect("gone");

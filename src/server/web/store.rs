@@ -151,7 +151,10 @@ impl<'a> Reader<'a> {
         let got = match w.fetch(ctx.start, Some(ctx.end), Some(ctx.now), None) {
             Ok(Some(s)) => s,
             Ok(None) => return Ok(None),
-            Err(e) => return skip_or_fail(file, e),
+            Err(e) => {
+                self.storage.open_files.forget(file);
+                return skip_or_fail(file, e);
+            }
         };
         self.count(1, 0)?;
         let mut values = got.values;
@@ -185,13 +188,17 @@ impl Reader<'_> {
     /// A file opened for reading, once the points it will give fit within
     /// the request's limits; None when it is skipped (see `skip_or_fail`).
     fn open(&self, file: &std::path::Path, ctx: &Context) -> Result<Option<Whisper>> {
-        let kept = match self.storage.open_files.open(file) {
-            Ok(Some(o)) => Some(Whisper::open_shared(o.file, file, o.len, READ_WHOLE)),
+        let files = &self.storage.open_files;
+        let kept = match files.open(file) {
+            Ok(Some(o)) => Whisper::open_shared(o.file, file, o.len, READ_WHOLE)
+                .inspect_err(|_| files.forget(file))
+                .ok(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             // Not a regular file, or not readable: its own open says why.
             _ => None,
         };
-        let w = match kept.unwrap_or_else(|| Whisper::open_whole(file, READ_WHOLE)) {
+        // (And a kept descriptor that failed is tried once anew.)
+        let w = match kept.map_or_else(|| Whisper::open_whole(file, READ_WHOLE), Ok) {
             Ok(w) => w,
             // A candidate of `find_leaves` that is not there.
             Err(crate::whisper::WhisperError::Io { source, .. })
@@ -263,7 +270,10 @@ impl Reader<'_> {
         let slots = match w.fetch_slots(ctx.start, ctx.end, ctx.now, std::mem::take(buf)) {
             Ok(Some(s)) => s,
             Ok(None) => return Ok(None),
-            Err(e) => return skip_or_fail(file, e).map(|_| None),
+            Err(e) => {
+                self.storage.open_files.forget(file);
+                return skip_or_fail(file, e).map(|_| None);
+            }
         };
         self.count(1, 0)?;
         let added = into.add(
