@@ -81,10 +81,16 @@ struct Acc {
 
 pub struct RegexParser {
     re: regex::bytes::Regex,
+    /// Where the last match's groups are (reused: no allocation a line).
+    locs: regex::bytes::CaptureLocations,
     metrics: Vec<Metric>,
-    /// (metric index, rendered name) -> accumulated values
-    acc: HashMap<(usize, String), Acc>,
+    /// Per metric (by index): rendered name -> accumulated values.
+    acc: Vec<HashMap<String, Acc>>,
+    /// Names held across `acc`, bounded by MAX_NAMES.
+    names: usize,
+    /// The name being rendered and the line's values (reused buffers).
     name: String,
+    values: Vec<Option<f64>>,
 }
 
 fn parse_template(
@@ -169,10 +175,13 @@ impl RegexParser {
             });
         }
         Ok(RegexParser {
+            locs: re.capture_locations(),
             re,
+            acc: metrics.iter().map(|_| HashMap::new()).collect(),
             metrics,
-            acc: HashMap::new(),
+            names: 0,
             name: String::new(),
+            values: Vec::new(),
         })
     }
 }
@@ -201,46 +210,46 @@ fn percentile_name(p: f64) -> String {
 
 impl Parser for RegexParser {
     fn parse_line(&mut self, line: &[u8]) -> bool {
-        let Some(caps) = self.re.captures(line) else {
+        if self.re.captures_read(&mut self.locs, line).is_none() {
             return false;
-        };
+        }
+        let locs = &self.locs;
+        let group = |i: usize| locs.get(i).map_or(&[][..], |(a, b)| &line[a..b]);
         // Every metric's value first, so a bad number leaves nothing half-counted.
-        let mut values = Vec::with_capacity(self.metrics.len());
+        self.values.clear();
         for m in &self.metrics {
             let v = match m.value {
                 None => None,
-                Some(i) => {
-                    let text = caps.get(i).map(|c| c.as_bytes()).unwrap_or_default();
-                    match std::str::from_utf8(text)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<f64>().ok())
-                    {
-                        Some(v) if v.is_finite() => Some(v),
-                        _ => return false,
-                    }
-                }
+                Some(i) => match std::str::from_utf8(group(i))
+                    .ok()
+                    .and_then(|s| s.trim().parse::<f64>().ok())
+                {
+                    Some(v) if v.is_finite() => Some(v),
+                    _ => return false,
+                },
             };
-            values.push(v);
+            self.values.push(v);
         }
-        for (i, (m, v)) in self.metrics.iter().zip(values).enumerate() {
+        for (i, m) in self.metrics.iter().enumerate() {
             self.name.clear();
             for part in &m.template {
                 match part {
                     Part::Text(t) => self.name.push_str(t),
-                    Part::Capture(c) => push_segment(
-                        &mut self.name,
-                        caps.get(*c).map(|c| c.as_bytes()).unwrap_or_default(),
-                    ),
+                    Part::Capture(c) => push_segment(&mut self.name, group(*c)),
                 }
             }
-            let key = (i, std::mem::take(&mut self.name));
-            if !self.acc.contains_key(&key) && self.acc.len() >= MAX_NAMES {
-                self.name = key.1;
-                return false;
-            }
-            let a = self.acc.entry(key).or_default();
+            // Looked up by the rendered text: a name is allocated once,
+            // when it is first seen.
+            let a = match self.acc[i].get_mut(self.name.as_str()) {
+                Some(a) => a,
+                None if self.names >= MAX_NAMES => return false,
+                None => {
+                    self.names += 1;
+                    self.acc[i].entry(self.name.clone()).or_default()
+                }
+            };
             a.count += 1;
-            if let Some(v) = v {
+            if let Some(v) = self.values[i] {
                 a.sum += v;
                 a.last = v;
                 if m.kind == Kind::Timer {
@@ -252,7 +261,13 @@ impl Parser for RegexParser {
     }
 
     fn take_metrics(&mut self, duration: f64, out: &mut Vec<(String, f64)>) {
-        let mut acc: Vec<_> = self.acc.drain().collect();
+        self.names = 0;
+        let mut acc: Vec<_> = self
+            .acc
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(i, names)| names.drain().map(move |(name, a)| ((i, name), a)))
+            .collect();
         acc.sort_by(|a, b| a.0.cmp(&b.0));
         for ((i, name), mut a) in acc {
             let m = &self.metrics[i];
