@@ -1,6 +1,7 @@
 //! One full collection cycle of every collector that is on by default on
 //! this machine's real /proc, beside the floor of merely reading the same
-//! files in one process.
+//! files in one process; and processresources' cycle with 5 groups over
+//! 500 processes.
 //!
 //! Run: `cargo bench --bench collect`
 
@@ -74,5 +75,72 @@ fn cycle(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, cycle);
+/// processresources, the host-collectors issue's case: 5 groups over 500
+/// processes. The bench starts 500 `sleep 600.NNN` children (killed when
+/// it ends); four groups match ten of them each by command line, the
+/// fifth is carbyne itself (`selfmon`). A cycle after the first scan.
+fn processresources(c: &mut Criterion) {
+    struct Children(Vec<std::process::Child>);
+    impl Drop for Children {
+        fn drop(&mut self) {
+            for child in &mut self.0 {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    let children = Children(
+        (0..500)
+            .map(|i| {
+                std::process::Command::new("sleep")
+                    .arg(format!("600.{i:03}"))
+                    .spawn()
+                    .expect("sleep")
+            })
+            .collect(),
+    );
+    let mut cfg = Config::default();
+    cfg.collectors.processresources.common.enabled = Some(true);
+    cfg.collectors.processresources.options = toml::from_str(
+        r#"
+[process.a]
+cmdline = ['^sleep 600\.00\d$']
+[process.b]
+cmdline = ['^sleep 600\.01\d$']
+[process.c]
+cmdline = ['^sleep 600\.02\d$']
+[process.d]
+cmdline = ['^sleep 600\.03\d$']
+[process.self]
+selfmon = true
+"#,
+    )
+    .expect("groups");
+    let mut inst = build_with_host(&cfg, Some("bench"))
+        .expect("config builds")
+        .into_iter()
+        .find(|i| i.name == "processresources")
+        .expect("processresources");
+    let mut t = now();
+    let (res, samples, state) = inst.run(t as i64, t, None);
+    res.expect("first scan");
+    let groups: std::collections::BTreeSet<String> = samples
+        .iter()
+        .filter_map(|s| s.name.split('.').nth(3).map(str::to_string))
+        .collect();
+    assert_eq!(groups.len(), 5, "every group matched: {groups:?}");
+    let mut state = Some(state);
+    c.bench_function("cycle/processresources_5_groups_500_processes", |b| {
+        b.iter(|| {
+            t += 10.0;
+            let (res, samples, next) = inst.run(t as i64, t, state.take());
+            let _ = black_box(res);
+            state = Some(next);
+            black_box(samples.len())
+        })
+    });
+    drop(children);
+}
+
+criterion_group!(benches, cycle, processresources);
 criterion_main!(benches);
