@@ -68,19 +68,15 @@ pub fn run(args: &[&str]) -> Output {
     out
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released): see `free_port_below_ephemeral`.
+/// A port free for both TCP and UDP on 127.0.0.1 (bound, then released),
+/// below the kernel's ephemeral range (32768 and up). A port from `bind(0)`
+/// comes from that range, so between its release and the server's bind the
+/// kernel could hand it to any outgoing connection of a parallel test as
+/// its local port, and the server would fail to listen. Ports below it are
+/// only ever taken by explicit binds; a per-process counter from a
+/// pid-derived start keeps tests of one binary apart, and each candidate
+/// is checked by binding it.
 pub fn free_port() -> u16 {
-    free_port_below_ephemeral()
-}
-
-/// A port free for both TCP and UDP on 127.0.0.1, below the kernel's
-/// ephemeral range (32768 and up). A port from `bind(0)` comes from that
-/// range, so between its release and the server's bind the kernel could
-/// hand it to any outgoing connection of a parallel test as its local port,
-/// and the server would fail to listen. Ports below it are only ever taken
-/// by explicit binds; a per-process counter from a pid-derived start keeps
-/// tests of one binary apart, and each candidate is checked by binding it.
-pub fn free_port_below_ephemeral() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const LOW: u32 = 20_000;
     const SPAN: u32 = 12_000;
@@ -185,9 +181,9 @@ pub fn peer(rel: &str) -> PathBuf {
     p
 }
 
-/// A free UDP port on 127.0.0.1 (bound, then released).
+/// A free UDP port on 127.0.0.1 (`free_port`: free for both).
 pub fn free_udp_port() -> u16 {
-    free_port_below_ephemeral()
+    free_port()
 }
 
 /// A child process killed when dropped.

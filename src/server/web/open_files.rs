@@ -12,9 +12,10 @@
 //! of the process's descriptor limit, which the receivers need too);
 //! when full, a new file is read through a descriptor of its own as before
 //! rather than evicting one in use. A descriptor not used for `IDLE` is
-//! closed by `sweep` (the web server sweeps every 10 s), which also lets the disk space of a file deleted
-//! or replaced behind a kept descriptor go. Running out of descriptors
-//! closes every kept one before the open is tried again.
+//! closed by `sweep` (the web server sweeps every 10 s), which also lets
+//! the disk space of a file deleted or replaced behind a kept descriptor
+//! go. Running out of descriptors closes every kept one before the open
+//! is tried again.
 
 use std::collections::HashMap;
 use std::fs::{File, Metadata};

@@ -197,8 +197,12 @@ impl Reader<'_> {
             // Not a regular file, or not readable: its own open says why.
             _ => None,
         };
-        // (And a kept descriptor that failed is tried once anew.)
-        let w = match kept.map_or_else(|| Whisper::open_whole(file, READ_WHOLE), Ok) {
+        // Otherwise (a kept descriptor that failed too) opened anew.
+        let opened = match kept {
+            Some(w) => Ok(w),
+            None => Whisper::open_whole(file, READ_WHOLE),
+        };
+        let w = match opened {
             Ok(w) => w,
             // A candidate of `find_leaves` that is not there.
             Err(crate::whisper::WhisperError::Io { source, .. })

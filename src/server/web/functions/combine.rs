@@ -218,21 +218,17 @@ impl Fold {
                 let n = slots.len();
                 slots.add_into(&mut self.acc[..n], &mut self.known[..n])
             }
-            FoldKind::Min => self.fold_slots(slots, false, py_min),
-            FoldKind::Max => self.fold_slots(slots, false, py_max),
+            FoldKind::Min => self.fold_slots(slots, py_min),
+            FoldKind::Max => self.fold_slots(slots, py_max),
         }
     }
 
-    fn fold_slots(
-        &mut self,
-        slots: &crate::whisper::Slots,
-        from_zero: bool,
-        f: impl Fn(f64, f64) -> f64,
-    ) {
+    /// min and max over slots: a row's first known value, then `f`.
+    fn fold_slots(&mut self, slots: &crate::whisper::Slots, f: impl Fn(f64, f64) -> f64) {
         let (acc, known) = (&mut self.acc[..slots.len()], &mut self.known[..slots.len()]);
         slots.each_known(|i, v| {
             let (a, k) = (&mut acc[i], &mut known[i]);
-            *a = if *k > 0 || from_zero { f(*a, v) } else { v };
+            *a = if *k > 0 { f(*a, v) } else { v };
             *k += 1;
         });
     }
