@@ -149,4 +149,9 @@ pub trait Canvas {
     /// What is drawn from now on is cut to the rectangle `[x, y, w, h]`
     /// (None: nothing is cut).
     fn clip(&mut self, rect: Option<[f64; 4]>);
+    /// Whether the drawing keeps a record of what was drawn (SVG's
+    /// metadata block); a raster has no place for it.
+    fn keeps_metadata(&self) -> bool {
+        false
+    }
 }

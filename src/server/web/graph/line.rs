@@ -595,7 +595,11 @@ pub fn draw<C: Canvas>(
     g.c.clip(None);
 
     let y = if two_axes { None } else { Some(&left_axis) };
-    let metadata = super::metadata::metadata(o, &lines, &area, start_all, end_time, y);
+    let metadata = if g.c.keeps_metadata() {
+        super::metadata::metadata(o, &lines, &area, start_all, end_time, y)
+    } else {
+        String::new()
+    };
     Ok(Drawn { metadata })
 }
 
@@ -649,6 +653,9 @@ mod tests {
             self.texts.push((t.text.to_string(), t.x, t.y));
         }
         fn clip(&mut self, _: Option<[f64; 4]>) {}
+        fn keeps_metadata(&self) -> bool {
+            true
+        }
     }
 
     fn options(q: &[(&str, &str)]) -> Options {

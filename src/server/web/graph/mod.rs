@@ -3,11 +3,13 @@
 //! a `canvas` (`raster` for PNG, `svg` for SVG) with `legend` and `path`
 //! (one series' line), `axis` chooses the axes' steps and labels,
 //! `metadata` is SVG's block of what was drawn, `color` and `font` hold
-//! graphite-web's colours and the font built into the binary.
+//! graphite-web's colours and the font built into the binary, `coverage`
+//! rasterises the PNG's solid lines and areas.
 
 mod axis;
 mod canvas;
 mod color;
+mod coverage;
 mod font;
 mod legend;
 mod line;

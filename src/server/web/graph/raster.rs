@@ -1,5 +1,7 @@
-//! PNG: the graph drawn into a pixmap with tiny-skia (anti-aliased, as
-//! cairo's image surface), text filled from the built-in font's outlines.
+//! PNG: the graph drawn into a pixmap, anti-aliased as cairo's image
+//! surface: solid lines and areas by exact pixel coverage (`coverage`),
+//! dashed lines, rectangles and text (from the built-in font's outlines)
+//! with tiny-skia.
 
 use tiny_skia::{
     FillRule, LineCap, LineJoin, Mask, Paint, PathBuilder, Pixmap, Rect, Shader, StrokeDash,
@@ -7,11 +9,14 @@ use tiny_skia::{
 };
 
 use super::canvas::{self, Canvas, Color, Path, Seg, Text};
+use super::coverage::{Coverage, Region};
 use super::font::{self, Pen};
 
 pub struct Raster {
     pub pixmap: Pixmap,
     clip: Option<(Mask, Rect)>,
+    /// Solid strokes and fills, drawn by area coverage.
+    cov: Coverage,
 }
 
 impl Raster {
@@ -20,7 +25,31 @@ impl Raster {
         Some(Raster {
             pixmap: Pixmap::new(width, height)?,
             clip: None,
+            cov: Coverage::take(),
         })
+    }
+
+    /// Fills or strokes `path` by area coverage in `color`, inside the clip.
+    /// `pad`: how far what is drawn may reach beyond the path's points.
+    fn cover(&mut self, path: &Path, color: Color, pad: f64, draw: impl FnOnce(&mut Coverage)) {
+        let mut b = [f64::MAX, f64::MAX, f64::MIN, f64::MIN];
+        for s in &path.segs {
+            if let Seg::Move(x, y) | Seg::Line(x, y) = *s {
+                b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
+            }
+        }
+        let bounds = [b[0] - pad, b[1] - pad, b[2] + pad, b[3] + pad];
+        let clip = self
+            .clip
+            .as_ref()
+            .map(|(_, r)| [r.x(), r.y(), r.width(), r.height()]);
+        let (w, h) = (self.pixmap.width(), self.pixmap.height());
+        let Some(region) = Region::new(w, h, clip, bounds) else {
+            return;
+        };
+        self.cov.begin(region);
+        draw(&mut self.cov);
+        self.cov.composite(self.pixmap.data_mut(), w, color.rgba8());
     }
 
     /// The PNG: 8-bit RGB when every pixel is opaque (as cairo writes it),
@@ -29,16 +58,19 @@ impl Raster {
         let pixels = self.pixmap.pixels();
         let opaque = pixels.iter().all(|p| p.alpha() == 255);
         let (color, data): (png::ColorType, Vec<u8>) = if opaque {
-            let mut rgb = Vec::with_capacity(pixels.len() * 3);
-            for p in pixels {
-                rgb.extend_from_slice(&[p.red(), p.green(), p.blue()]);
+            let mut rgb = vec![0u8; pixels.len() * 3];
+            for (o, p) in rgb
+                .chunks_exact_mut(3)
+                .zip(self.pixmap.data().chunks_exact(4))
+            {
+                o.copy_from_slice(&p[..3]);
             }
             (png::ColorType::Rgb, rgb)
         } else {
-            let mut rgba = Vec::with_capacity(pixels.len() * 4);
-            for p in pixels {
+            let mut rgba = vec![0u8; pixels.len() * 4];
+            for (o, p) in rgba.chunks_exact_mut(4).zip(pixels) {
                 let c = p.demultiply();
-                rgba.extend_from_slice(&[c.red(), c.green(), c.blue(), c.alpha()]);
+                o.copy_from_slice(&[c.red(), c.green(), c.blue(), c.alpha()]);
             }
             (png::ColorType::Rgba, rgba)
         };
@@ -47,6 +79,10 @@ impl Raster {
         e.set_color(color);
         e.set_depth(png::BitDepth::Eight);
         e.set_compression(png::Compression::Fast);
+        // Up: a graph's rows mostly repeat the one above (background, the
+        // vertical grid), which this turns into runs of zeros; and it is
+        // the cheapest filter to compute.
+        e.set_filter(png::FilterType::Up);
         let mut w = e.write_header().map_err(|e| e.to_string())?;
         w.write_image_data(&data).map_err(|e| e.to_string())?;
         w.finish().map_err(|e| e.to_string())?;
@@ -109,6 +145,12 @@ impl Pen for Builder {
     }
 }
 
+impl Drop for Raster {
+    fn drop(&mut self) {
+        std::mem::take(&mut self.cov).give();
+    }
+}
+
 impl Canvas for Raster {
     fn fill_rect(&mut self, x: f64, y: f64, w: f64, h: f64, color: Color) {
         if let Some(r) = Rect::from_xywh(x as f32, y as f32, w as f32, h as f32) {
@@ -123,25 +165,31 @@ impl Canvas for Raster {
         if s.width <= 0.0 || s.width.is_nan() {
             return;
         }
-        let dash = if s.dash.len() >= 2 && s.dash.iter().all(|d| *d >= 0.0) {
-            let mut d: Vec<f32> = s.dash.iter().map(|v| *v as f32).collect();
-            if d.len() % 2 == 1 {
-                d.extend(d.clone());
-            }
-            // graphite-web's dash offset.
-            StrokeDash::new(d, 1.0)
-        } else {
-            None
-        };
+        let solid = !(s.dash.len() >= 2 && s.dash.iter().all(|d| *d >= 0.0));
+        if solid {
+            // A miter reaches at most its limit times half the width out.
+            let pad = s.width * 5.0 + 2.0;
+            let width = s.width;
+            self.cover(path, s.color, pad, |c| c.stroke(path, width));
+            return;
+        }
+        // Dashed lines: tiny-skia's dasher and stroker.
+        let mut d: Vec<f32> = s.dash.iter().map(|v| *v as f32).collect();
+        if d.len() % 2 == 1 {
+            d.extend(d.clone());
+        }
+        // graphite-web's dash offset.
+        let dash = StrokeDash::new(d, 1.0);
         let stroke = tiny_skia::Stroke {
             width: s.width.max(0.0) as f32,
             line_cap: LineCap::Butt,
             line_join: LineJoin::Miter,
+            // cairo's default, which graphite-web keeps.
+            miter_limit: 10.0,
             dash,
-            ..tiny_skia::Stroke::default()
         };
         if let Some(p) = skia_path(path) {
-            let pad = stroke.width * 2.0 + 2.0;
+            let pad = stroke.width * 5.0 + 2.0;
             let mask = mask_for(&self.clip, p.bounds(), pad);
             self.pixmap
                 .stroke_path(&p, &paint(s.color), &stroke, Transform::identity(), mask);
@@ -149,16 +197,7 @@ impl Canvas for Raster {
     }
 
     fn fill(&mut self, path: &Path, color: Color) {
-        if let Some(p) = skia_path(path) {
-            let mask = mask_for(&self.clip, p.bounds(), 1.0);
-            self.pixmap.fill_path(
-                &p,
-                &paint(color),
-                FillRule::Winding,
-                Transform::identity(),
-                mask,
-            );
-        }
+        self.cover(path, color, 1.0, |c| c.fill(path));
     }
 
     fn text(&mut self, t: &Text) {

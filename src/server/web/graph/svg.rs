@@ -103,6 +103,10 @@ impl Svg {
 }
 
 impl Canvas for Svg {
+    fn keeps_metadata(&self) -> bool {
+        true
+    }
+
     fn fill_rect(&mut self, x: f64, y: f64, w: f64, h: f64, c: Color) {
         let _ = writeln!(
             self.body,

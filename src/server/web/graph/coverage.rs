@@ -1,0 +1,663 @@
+//! Anti-aliased coverage of filled polygons and solid strokes, computed
+//! as exact areas per pixel (the cell-area method of font rasterisers)
+//! instead of tiny-skia's supersampled scan conversion: a graph's lines
+//! are thousands of short segments, and this costs a few additions per
+//! row an edge crosses. Dashed lines and text stay with tiny-skia.
+//!
+//! Each edge adds, per row it crosses, the signed area to its right into
+//! an accumulation buffer; a running sum along the row then gives each
+//! pixel's winding-weighted coverage, taken as `min(|sum|, 1)` (nonzero).
+//! A stroke is the union of one rectangle per segment and one wedge per
+//! join (miter up to cairo's limit of 10, else bevel; butt ends), all
+//! turned the same way round so where they overlap their windings add.
+
+use super::canvas::{Path, Seg};
+
+/// cairo's default miter limit, which graphite-web leaves as it is.
+const MITER_LIMIT: f64 = 10.0;
+
+/// A pixel rectangle `[x0, x1) x [y0, y1)` of the image and the partial
+/// pixels of a fractional clip along its sides.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Region {
+    pub x0: i32,
+    pub y0: i32,
+    pub x1: i32,
+    pub y1: i32,
+    /// How much of the first and last column and row lies inside the clip.
+    pub edge: [f32; 4],
+}
+
+impl Region {
+    /// The pixels of a `width` x `height` image inside `clip` (x, y, w, h)
+    /// and inside `bounds` (x0, y0, x1, y1; what is drawn, grown by what
+    /// may stick out of it). None when nothing is left.
+    pub fn new(
+        width: u32,
+        height: u32,
+        clip: Option<[f32; 4]>,
+        bounds: [f64; 4],
+    ) -> Option<Region> {
+        let (mut cx0, mut cy0) = (0.0f64, 0.0f64);
+        let (mut cx1, mut cy1) = (f64::from(width), f64::from(height));
+        if let Some([x, y, w, h]) = clip {
+            cx0 = cx0.max(f64::from(x));
+            cy0 = cy0.max(f64::from(y));
+            cx1 = cx1.min(f64::from(x) + f64::from(w));
+            cy1 = cy1.min(f64::from(y) + f64::from(h));
+        }
+        let x0 = cx0.max(bounds[0].floor()).floor();
+        let y0 = cy0.max(bounds[1].floor()).floor();
+        let x1 = cx1.min(bounds[2].ceil()).ceil();
+        let y1 = cy1.min(bounds[3].ceil()).ceil();
+        if !(x0 < x1 && y0 < y1) {
+            return None;
+        }
+        // The share of a boundary pixel inside the clip (1 when the clip's
+        // side is on a pixel edge or the region stops short of it).
+        let part = |inside: f64| inside.clamp(0.0, 1.0) as f32;
+        let edge = [
+            part(x0 + 1.0 - cx0),
+            part(cx1 - (x1 - 1.0)),
+            part(y0 + 1.0 - cy0),
+            part(cy1 - (y1 - 1.0)),
+        ];
+        Some(Region {
+            x0: x0 as i32,
+            y0: y0 as i32,
+            x1: x1 as i32,
+            y1: y1 as i32,
+            edge,
+        })
+    }
+}
+
+/// The edges of one drawing over a region, and the accumulation buffer for
+/// one band of rows of it: edges are kept until `composite`, which walks
+/// the region a band at a time so the cells being summed and the pixels
+/// being painted stay in the processor's cache. The buffers are reused
+/// from one drawing to the next, and from one graph to the next on the
+/// same thread (`take` and `give`).
+#[derive(Default)]
+pub struct Coverage {
+    /// (x0, y0, x1, y1, direction), region coordinates, y0 < y1.
+    edges: Vec<(f64, f64, f64, f64, f32)>,
+    /// BAND rows of cells; zeroed again as they are summed.
+    acc: Vec<f32>,
+    /// Per band row, which cells were written (a bit each): between two of
+    /// them the coverage does not change, so only they are visited.
+    touched: Vec<u64>,
+    words: usize,
+    region: Option<Region>,
+    stride: usize,
+    /// The orientation every polygon is turned to (+1 or -1), taken from
+    /// the first one, so windings add.
+    turn: f64,
+}
+
+/// Rows summed and painted together.
+const BAND: usize = 16;
+
+type Pt = (f64, f64);
+
+/// Buffers larger than this (a graph above about 2 megapixels) are let go
+/// after the graph instead of kept for the next one.
+const KEEP_BYTES: usize = 8 << 20;
+
+thread_local! {
+    static SPARE: std::cell::Cell<Option<Coverage>> = const { std::cell::Cell::new(None) };
+}
+
+impl Coverage {
+    /// This thread's buffers left by the graph before, or new ones: a
+    /// fresh megabyte costs its page faults on every graph otherwise.
+    pub fn take() -> Coverage {
+        SPARE.with(|s| s.take()).unwrap_or_default()
+    }
+
+    /// Keeps the buffers for the next graph on this thread, unless large.
+    pub fn give(self) {
+        let bytes =
+            self.acc.capacity() * 4 + self.touched.capacity() * 8 + self.edges.capacity() * 40;
+        if bytes <= KEEP_BYTES && self.region.is_none() {
+            SPARE.with(|s| s.set(Some(self)));
+        }
+    }
+
+    /// Starts a drawing over `r`.
+    pub fn begin(&mut self, r: Region) {
+        let w = (r.x1 - r.x0) as usize;
+        // Two extra cells per row: an edge right of the region still adds
+        // to (and cancels in) cells nobody reads.
+        self.stride = w + 2;
+        let need = self.stride * BAND;
+        if self.acc.len() < need {
+            self.acc.resize(need, 0.0);
+        }
+        self.words = self.stride.div_ceil(64);
+        let bits = self.words * BAND;
+        if self.touched.len() < bits {
+            self.touched.resize(bits, 0);
+        }
+        self.edges.clear();
+        self.region = Some(r);
+        self.turn = 0.0;
+    }
+
+    /// One directed edge, in image coordinates, kept for `composite`.
+    fn edge(&mut self, (ax, ay): Pt, (bx, by): Pt) {
+        let Some(r) = self.region else { return };
+        if ay == by || !(ax.is_finite() && ay.is_finite() && bx.is_finite() && by.is_finite()) {
+            return;
+        }
+        let h = f64::from(r.y1 - r.y0);
+        let (ox, oy) = (f64::from(r.x0), f64::from(r.y0));
+        let (dir, (x0, y0), (x1, y1)) = if ay < by {
+            (1.0f32, (ax - ox, ay - oy), (bx - ox, by - oy))
+        } else {
+            (-1.0f32, (bx - ox, by - oy), (ax - ox, ay - oy))
+        };
+        if y1 <= 0.0 || y0 >= h {
+            return;
+        }
+        self.edges.push((x0, y0, x1, y1, dir));
+    }
+
+    /// The rows `from..to` of an edge into the band starting at row `band`.
+    fn rows(&mut self, e: (f64, f64, f64, f64, f32), band: usize, from: usize, to: usize, w: f64) {
+        let (x0, y0, x1, y1, dir) = e;
+        let dxdy = (x1 - x0) / (y1 - y0);
+        for row in from..to {
+            let top = (row as f64).max(y0);
+            let bottom = ((row + 1) as f64).min(y1);
+            if bottom <= top {
+                continue;
+            }
+            // Left of the region counts as its first column's left edge,
+            // right of it as the spare cells beyond the last column.
+            let xa = (x0 + (top - y0) * dxdy).clamp(0.0, w);
+            let xb = (x0 + (bottom - y0) * dxdy).clamp(0.0, w);
+            self.row(row - band, xa, xb, (bottom - top) as f32 * dir);
+        }
+    }
+
+    /// One row's piece of an edge, from `xa` (top) to `xb` (bottom), `d`
+    /// its signed height; `row` counts from the band's first.
+    fn row(&mut self, row: usize, xa: f64, xb: f64, d: f32) {
+        let base = row * self.stride;
+        let bits = row * self.words;
+        let (lo, hi) = if xa < xb { (xa, xb) } else { (xb, xa) };
+        // (lo is at least 0: truncation is floor.)
+        let first = lo as usize;
+        let c0 = first as f64;
+        let mut mark = |c: usize, acc: &mut [f32], v: f32| {
+            acc[base + c] += v;
+            self.touched[bits + c / 64] |= 1 << (c % 64);
+        };
+        if hi <= c0 + 1.0 {
+            // Within one column: the part of the cell right of the edge's
+            // middle gets the area, the next cell the rest.
+            let f = ((lo + hi) * 0.5 - c0) as f32;
+            mark(first, &mut self.acc, d * (1.0 - f));
+            mark(first + 1, &mut self.acc, d * f);
+            return;
+        }
+        // Across columns: each column's piece weighted by its height.
+        let per_x = d / (hi - lo) as f32;
+        let mut x = lo;
+        let mut c = first;
+        while x < hi {
+            let next = ((c + 1) as f64).min(hi);
+            let dd = per_x * (next - x) as f32;
+            let f = ((x + next) * 0.5 - c as f64) as f32;
+            mark(c, &mut self.acc, dd * (1.0 - f));
+            mark(c + 1, &mut self.acc, dd * f);
+            x = next;
+            c += 1;
+        }
+    }
+
+    /// A closed polygon, turned to the drawing's orientation.
+    fn polygon(&mut self, pts: &[Pt]) {
+        let n = pts.len();
+        if n < 3 {
+            return;
+        }
+        let mut area = 0.0;
+        for i in 0..n {
+            let (a, b) = (pts[i], pts[(i + 1) % n]);
+            area += a.0 * b.1 - b.0 * a.1;
+        }
+        if area == 0.0 || !area.is_finite() {
+            return;
+        }
+        if self.turn == 0.0 {
+            self.turn = area.signum();
+        }
+        if area.signum() == self.turn {
+            for i in 0..n {
+                self.edge(pts[i], pts[(i + 1) % n]);
+            }
+        } else {
+            for i in (0..n).rev() {
+                self.edge(pts[(i + 1) % n], pts[i]);
+            }
+        }
+    }
+
+    /// A path filled with the nonzero rule (each subpath closed).
+    pub fn fill(&mut self, path: &Path) {
+        let mut start: Option<Pt> = None;
+        let mut at: Pt = (0.0, 0.0);
+        for s in &path.segs {
+            match *s {
+                Seg::Move(x, y) => {
+                    if let Some(p) = start {
+                        self.edge(at, p);
+                    }
+                    start = Some((x, y));
+                    at = (x, y);
+                }
+                Seg::Line(x, y) => {
+                    if start.is_none() {
+                        start = Some(at);
+                    }
+                    self.edge(at, (x, y));
+                    at = (x, y);
+                }
+                Seg::Close => {
+                    if let Some(p) = start.take() {
+                        self.edge(at, p);
+                        at = p;
+                    }
+                }
+            }
+        }
+        if let Some(p) = start {
+            self.edge(at, p);
+        }
+    }
+
+    /// A path stroked `width` wide with butt ends and mitered joins.
+    pub fn stroke(&mut self, path: &Path, width: f64) {
+        let hw = width / 2.0;
+        let mut pts: Vec<Pt> = Vec::new();
+        let mut closed = false;
+        let flush = |c: &mut Coverage, pts: &mut Vec<Pt>, closed: bool| {
+            c.polyline(pts, closed, hw);
+            pts.clear();
+        };
+        for s in &path.segs {
+            match *s {
+                Seg::Move(x, y) => {
+                    flush(self, &mut pts, closed);
+                    closed = false;
+                    pts.push((x, y));
+                }
+                Seg::Line(x, y) => {
+                    // Points that do not move are left out (no direction).
+                    if pts.last() != Some(&(x, y)) {
+                        pts.push((x, y));
+                    }
+                }
+                Seg::Close => {
+                    let first = pts.first().copied();
+                    if let Some(p) = first {
+                        if pts.last() == Some(&p) && pts.len() > 1 {
+                            pts.pop();
+                        }
+                    }
+                    flush(self, &mut pts, true);
+                    // A line after a close starts where the subpath began.
+                    if let Some(p) = first {
+                        pts.push(p);
+                    }
+                    closed = false;
+                }
+            }
+        }
+        flush(self, &mut pts, closed);
+    }
+
+    fn polyline(&mut self, pts: &[Pt], closed: bool, hw: f64) {
+        let n = pts.len();
+        if n < 2 || hw <= 0.0 {
+            return;
+        }
+        let segs = if closed && n > 2 { n } else { n - 1 };
+        // The left-hand normal of segment i, half a width long.
+        let normal = |i: usize| -> Option<Pt> {
+            let (a, b) = (pts[i], pts[(i + 1) % n]);
+            let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+            let len = (dx * dx + dy * dy).sqrt();
+            (len > 0.0 && len.is_finite()).then(|| (-dy / len * hw, dx / len * hw))
+        };
+        let mut prev: Option<Pt> = None;
+        let mut first: Option<Pt> = None;
+        for i in 0..segs {
+            let Some(nm) = normal(i) else {
+                continue;
+            };
+            let (a, b) = (pts[i], pts[(i + 1) % n]);
+            self.polygon(&[
+                (a.0 + nm.0, a.1 + nm.1),
+                (b.0 + nm.0, b.1 + nm.1),
+                (b.0 - nm.0, b.1 - nm.1),
+                (a.0 - nm.0, a.1 - nm.1),
+            ]);
+            if let Some(pn) = prev {
+                self.join(a, pn, nm, hw);
+            }
+            first.get_or_insert(nm);
+            prev = Some(nm);
+        }
+        if closed && n > 2 {
+            if let (Some(pn), Some(fnm)) = (prev, first) {
+                self.join(pts[0], pn, fnm, hw);
+            }
+        }
+    }
+
+    /// The wedge outside the turn at `p` from a segment with normal `n1`
+    /// to one with normal `n2`.
+    fn join(&mut self, p: Pt, n1: Pt, n2: Pt, hw: f64) {
+        // The turn's side: the outer offsets are the normals on the side
+        // away from the turn.
+        let cross = n1.0 * n2.1 - n1.1 * n2.0;
+        if cross.abs() < 1e-12 * hw * hw {
+            return;
+        }
+        let s = if cross > 0.0 { -1.0 } else { 1.0 };
+        let o1 = (n1.0 * s, n1.1 * s);
+        let o2 = (n2.0 * s, n2.1 * s);
+        let a = (p.0 + o1.0, p.1 + o1.1);
+        let b = (p.0 + o2.0, p.1 + o2.1);
+        // cos of the angle between the normals; the miter is as long as
+        // hw / cos(half that angle), kept while within the limit.
+        let cos = (n1.0 * n2.0 + n1.1 * n2.1) / (hw * hw);
+        if MITER_LIMIT * MITER_LIMIT * (1.0 + cos) >= 2.0 {
+            let (mx, my) = (o1.0 + o2.0, o1.1 + o2.1);
+            let ml = (mx * mx + my * my).sqrt();
+            let half_cos = ((1.0 + cos) / 2.0).sqrt();
+            if ml > 0.0 && half_cos > 0.0 {
+                let k = hw / half_cos / ml;
+                let tip = (p.0 + mx * k, p.1 + my * k);
+                self.polygon(&[p, a, tip, b]);
+                return;
+            }
+        }
+        self.polygon(&[p, a, b]);
+    }
+
+    /// Paints `rgba` (straight, 0..=255) through the coverage onto
+    /// premultiplied RGBA8 `data` of an image `width` pixels wide, a band
+    /// of rows at a time, and leaves the buffers zeroed.
+    pub fn composite(&mut self, data: &mut [u8], width: u32, rgba: [u8; 4]) {
+        let Some(r) = self.region.take() else { return };
+        let rows = (r.y1 - r.y0) as usize;
+        let w = (r.x1 - r.x0) as usize;
+        let mut edges = std::mem::take(&mut self.edges);
+        edges.sort_unstable_by(|a, b| a.1.total_cmp(&b.1));
+        let mut active: Vec<(f64, f64, f64, f64, f32)> = Vec::new();
+        let mut next = 0;
+        for band in (0..rows).step_by(BAND) {
+            let end = (band + BAND).min(rows);
+            while next < edges.len() && edges[next].1 < end as f64 {
+                active.push(edges[next]);
+                next += 1;
+            }
+            for &e in &active {
+                // (Truncation is floor here: both are at least 0.)
+                let from = (e.1.max(0.0) as usize).max(band);
+                let to = (e.3.ceil().min(end as f64)) as usize;
+                self.rows(e, band, from, to, w as f64);
+            }
+            active.retain(|e| e.3 > end as f64);
+            self.paint(&r, band, end, data, width, rgba);
+        }
+        edges.clear();
+        self.edges = edges;
+    }
+
+    /// Paints the band of rows `band..end` (region rows) and zeroes it.
+    fn paint(
+        &mut self,
+        r: &Region,
+        band: usize,
+        end: usize,
+        data: &mut [u8],
+        width: u32,
+        rgba: [u8; 4],
+    ) {
+        // The colour premultiplied, in 0..=255.
+        let sa = u32::from(rgba[3]);
+        let src = [
+            div255(u32::from(rgba[0]) * sa),
+            div255(u32::from(rgba[1]) * sa),
+            div255(u32::from(rgba[2]) * sa),
+            sa,
+        ];
+        let solid = [src[0] as u8, src[1] as u8, src[2] as u8, src[3] as u8];
+        let blend = |px: &mut [u8], cov: f32| {
+            let c = (cov * 255.0 + 0.5) as u32;
+            if c >= 255 && sa == 255 {
+                px.copy_from_slice(&solid);
+                return;
+            }
+            let keep = 255 - div255(sa * c);
+            for k in 0..4 {
+                px[k] = div255(src[k] * c + u32::from(px[k]) * keep) as u8;
+            }
+        };
+        let rows = (r.y1 - r.y0) as usize;
+        let w = (r.x1 - r.x0) as usize;
+        for row in band..end {
+            let mut row_part = 1.0;
+            if row == 0 {
+                row_part *= r.edge[2];
+            }
+            if row + 1 == rows {
+                row_part *= r.edge[3];
+            }
+            let line = (r.y0 as usize + row) * width as usize + r.x0 as usize;
+            // (Always the whole row: the region lies inside the image.)
+            let pixels = data.get_mut(line * 4..(line + w) * 4).unwrap_or(&mut []);
+            let w = pixels.len() / 4;
+            let at_band = row - band;
+            let cells = &mut self.acc[at_band * self.stride..(at_band + 1) * self.stride];
+            let bits = &mut self.touched[at_band * self.words..(at_band + 1) * self.words];
+            // The coverage of column `c`, given the running sum there.
+            let cover = |c: usize, sum: f32| {
+                let mut cov = sum.abs().min(1.0) * row_part;
+                if c == 0 {
+                    cov *= r.edge[0];
+                }
+                if c + 1 == w {
+                    cov *= r.edge[1];
+                }
+                cov
+            };
+            let mut sum = 0.0f32;
+            let mut at = 0usize;
+            for (k, word) in bits.iter_mut().enumerate() {
+                let mut b = std::mem::take(word);
+                while b != 0 {
+                    let c = k * 64 + b.trailing_zeros() as usize;
+                    b &= b - 1;
+                    // The run before `c` has the sum so far throughout.
+                    if sum.abs() >= 1.0 / 512.0 {
+                        for x in at..c.min(w) {
+                            blend(&mut pixels[x * 4..x * 4 + 4], cover(x, sum));
+                        }
+                    }
+                    sum += cells[c];
+                    cells[c] = 0.0;
+                    if c < w {
+                        let cov = cover(c, sum);
+                        if cov >= 1.0 / 512.0 {
+                            blend(&mut pixels[c * 4..c * 4 + 4], cov);
+                        }
+                    }
+                    at = c + 1;
+                }
+            }
+        }
+    }
+}
+
+/// `v / 255` rounded, for `v` up to 65 535 (a blend's sum stays under
+/// 255 * 255 + 127).
+#[inline]
+fn div255(v: u32) -> u32 {
+    let v = v + 128;
+    (v + (v >> 8)) >> 8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The coverage of a drawing over a `w` x `h` image, as 0..=255.
+    fn draw(w: u32, h: u32, clip: Option<[f32; 4]>, f: impl FnOnce(&mut Coverage)) -> Vec<u8> {
+        let mut c = Coverage::default();
+        let mut data = vec![0u8; (w * h * 4) as usize];
+        if let Some(r) = Region::new(w, h, clip, [-1e9, -1e9, 1e9, 1e9]) {
+            c.begin(r);
+            f(&mut c);
+            c.composite(&mut data, w, [255, 255, 255, 255]);
+        }
+        data.chunks(4).map(|p| p[3]).collect()
+    }
+
+    fn path(pts: &[(f64, f64)]) -> Path {
+        let mut p = Path::new();
+        p.move_to(pts[0].0, pts[0].1);
+        for q in &pts[1..] {
+            p.line_to(q.0, q.1);
+        }
+        p
+    }
+
+    #[test]
+    fn a_pixel_aligned_square_is_covered_exactly() {
+        let a = draw(6, 6, None, |c| {
+            c.fill(&path(&[(1.0, 1.0), (4.0, 1.0), (4.0, 3.0), (1.0, 3.0)]))
+        });
+        for y in 0..6 {
+            for x in 0..6 {
+                let inside = (1..4).contains(&x) && (1..3).contains(&y);
+                assert_eq!(a[y * 6 + x], if inside { 255 } else { 0 }, "{x},{y}");
+            }
+        }
+    }
+
+    #[test]
+    fn partial_pixels_get_their_area() {
+        // Half a pixel wide, then a quarter of a pixel high.
+        let a = draw(4, 4, None, |c| {
+            c.fill(&path(&[(1.0, 0.0), (1.5, 0.0), (1.5, 4.0), (1.0, 4.0)]))
+        });
+        assert_eq!(a[1], 128);
+        let b = draw(4, 4, None, |c| {
+            c.fill(&path(&[(0.0, 1.0), (4.0, 1.0), (4.0, 1.25), (0.0, 1.25)]))
+        });
+        assert_eq!(b[4 + 2], 64);
+        // A triangle's diagonal halves the pixels it crosses.
+        let t = draw(4, 4, None, |c| {
+            c.fill(&path(&[(0.0, 0.0), (4.0, 4.0), (0.0, 4.0)]))
+        });
+        assert_eq!(t[4 + 1], 128);
+        assert_eq!(t[2 * 4], 255);
+        assert_eq!(t[2], 0);
+    }
+
+    #[test]
+    fn windings_add_and_either_direction_fills() {
+        let square = [(1.0, 1.0), (3.0, 1.0), (3.0, 3.0), (1.0, 3.0)];
+        let mut back = square;
+        back.reverse();
+        let a = draw(4, 4, None, |c| c.fill(&path(&square)));
+        let b = draw(4, 4, None, |c| c.fill(&path(&back)));
+        assert_eq!(a, b);
+        // The same square twice: still fully covered once, not more.
+        let twice = draw(4, 4, None, |c| {
+            c.stroke(&path(&[(0.0, 2.0), (4.0, 2.0)]), 2.0);
+            c.stroke(&path(&[(4.0, 2.0), (0.0, 2.0)]), 2.0);
+        });
+        assert_eq!(twice[4 + 2], 255);
+        assert_eq!(twice[2 * 4 + 2], 255);
+        assert_eq!(twice[2], 0);
+    }
+
+    #[test]
+    fn a_one_pixel_line_on_a_half_pixel_fills_one_row() {
+        let a = draw(8, 5, None, |c| {
+            c.stroke(&path(&[(0.0, 2.5), (8.0, 2.5)]), 1.0)
+        });
+        for x in 0..8 {
+            assert_eq!(a[2 * 8 + x], 255);
+            assert_eq!(a[8 + x], 0);
+            assert_eq!(a[3 * 8 + x], 0);
+        }
+        // On a whole pixel, it is half in each of two rows.
+        let b = draw(8, 5, None, |c| {
+            c.stroke(&path(&[(0.0, 2.0), (8.0, 2.0)]), 1.0)
+        });
+        assert_eq!(b[8 + 3], 128);
+        assert_eq!(b[2 * 8 + 3], 128);
+    }
+
+    #[test]
+    fn a_sharp_turn_is_beveled_and_a_right_angle_mitered() {
+        // Right angle: the miter fills the outer corner square.
+        let a = draw(10, 10, None, |c| {
+            c.stroke(&path(&[(1.0, 5.0), (5.0, 5.0), (5.0, 9.0)]), 2.0)
+        });
+        assert_eq!(a[4 * 10 + 5], 255, "the outer corner");
+        // A hairpin: the miter would be far longer than 10 widths, so the
+        // pixels beyond the turn stay empty.
+        let b = draw(30, 10, None, |c| {
+            c.stroke(&path(&[(1.0, 4.0), (15.0, 5.0), (1.0, 6.0)]), 1.0)
+        });
+        assert!(b[5 * 30 + 16] < 64, "no miter spike: {}", b[5 * 30 + 16]);
+        assert!(b[5 * 30 + 14] > 128);
+    }
+
+    #[test]
+    fn a_clip_cuts_and_shares_its_partial_pixels() {
+        let a = draw(8, 4, Some([2.5, 0.0, 3.0, 4.0]), |c| {
+            c.fill(&path(&[(0.0, 0.0), (8.0, 0.0), (8.0, 4.0), (0.0, 4.0)]))
+        });
+        assert_eq!(&a[8..16], &[0, 0, 128, 255, 255, 128, 0, 0]);
+    }
+
+    #[test]
+    fn far_and_odd_coordinates_are_safe() {
+        let a = draw(8, 8, None, |c| {
+            c.stroke(&path(&[(-1e6, -1e6), (1e6, 1e6)]), 1.5);
+            c.stroke(&path(&[(3.0, 3.0), (3.0, 3.0), (3.0, 3.0)]), 1.0);
+            c.fill(&path(&[(f64::NAN, 0.0), (1.0, f64::INFINITY), (2.0, 2.0)]));
+        });
+        assert!(a[3 * 8 + 3] > 200);
+        assert_eq!(a[7], 0);
+    }
+
+    #[test]
+    fn div255_rounds_as_division_does() {
+        for v in 0..=65_535 {
+            assert_eq!(div255(v), (f64::from(v) / 255.0).round() as u32, "{v}");
+        }
+    }
+
+    #[test]
+    fn colour_is_blended_by_coverage_over_what_is_there() {
+        let mut c = Coverage::default();
+        let mut data = [0, 0, 255, 255].repeat(4);
+        c.begin(Region::new(4, 1, None, [0.0, 0.0, 4.0, 1.0]).expect("region"));
+        c.fill(&path(&[(1.0, 0.0), (1.5, 0.0), (1.5, 1.0), (1.0, 1.0)]));
+        c.composite(&mut data, 4, [255, 0, 0, 255]);
+        // Half coverage is 128 of 255: 128 of the red and 127 of the blue.
+        assert_eq!(&data[4..8], &[128, 0, 127, 255]);
+        assert_eq!(&data[0..4], &[0, 0, 255, 255]);
+    }
+}
