@@ -128,6 +128,14 @@ fn the_page_browses_draws_round_trips_and_shows_errors() {
         serde_json::json!(["pagetest.web.a"])
     );
     assert!(as_sent(&points(&seen["reloaded_graph"])));
+    // Opened from its URL, the graph was first on screen as the server's
+    // PNG, which the interactive chart then replaced.
+    assert!(
+        seen["preview_shown_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "no preview shown: {}",
+        seen["preview_shown_ms"]
+    );
+    assert_eq!(seen["previews_left"], 0, "a preview outlived its chart");
     assert_eq!(seen["reloaded_graph"]["labels"], g["labels"]);
     assert_eq!(
         seen["graphs"],

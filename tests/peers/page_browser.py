@@ -73,7 +73,17 @@ def main():
         again = context.new_page()
         watch(again)
         again.goto(out["url"])
+        # The server's PNG of the graph is shown first (preview.js), then
+        # the interactive chart takes its place.
         drawn(again, 1)
+        # (Polled from here: a polling predicate in the page is an eval,
+        # which the page's content security policy forbids.)
+        deadline = time.time() + 15
+        out["preview_shown_ms"] = None
+        while out["preview_shown_ms"] is None and time.time() < deadline:
+            out["preview_shown_ms"] = again.evaluate("window.carbynePreviewShown === undefined ? null : window.carbynePreviewShown")
+            time.sleep(0.05)
+        out["previews_left"] = again.evaluate("document.querySelectorAll('.graph .preview:not([hidden])').length")
         out["reloaded_state"] = again.evaluate("JSON.parse(JSON.stringify(window.carbynePage.state))")
         out["reloaded_graph"] = chart_data(again, 0)
         again.close()

@@ -17,6 +17,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("page/page.js"),
     ),
     (
+        "preview.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("page/preview.js"),
+    ),
+    (
         "page.css",
         "text/css; charset=utf-8",
         include_bytes!("page/page.css"),
@@ -89,11 +94,17 @@ mod tests {
         for (name, _, bytes) in ASSETS {
             assert!(!bytes.is_empty(), "{name}");
         }
-        for src in INDEX.split("/static/").skip(1) {
+        // The page names preview.js, which loads the others.
+        let preview = include_str!("page/preview.js");
+        let named = INDEX
+            .split("/static/")
+            .skip(1)
+            .chain(preview.split("/static/").skip(1));
+        for src in named {
             let name = src.split('"').next().unwrap_or_default();
             assert!(
                 ASSETS.iter().any(|(n, _, _)| *n == name),
-                "index.html names {name}, which is not built in"
+                "the page names {name}, which is not built in"
             );
         }
         // No inline script or style the policy would block.

@@ -155,6 +155,10 @@
 
   function build() {
     const root = $("#graphs");
+    // The server's pictures of the URL's graphs (preview.js), for the
+    // first build only; each stays in its graph until uPlot's replaces it.
+    const previews = window.carbynePreviews || {};
+    window.carbynePreviews = {};
     cards.forEach((c) => c.chart && c.chart.destroy());
     cards.length = 0;
     root.textContent = "";
@@ -214,6 +218,7 @@
         }
       });
       root.appendChild(el);
+      if (previews[String(i)]) $(".chart", el).appendChild(previews[String(i)]);
       draw(i, true);
     });
   }
@@ -248,6 +253,7 @@
       series = await getJson("/render?" + renderQuery(g, { format: "json", maxDataPoints: width }));
     } catch (e) {
       if (seq !== card.seq) return;
+      $(".preview", chartEl)?.remove();
       errorEl.hidden = false;
       errorEl.textContent = e.message;
       el.dataset.state = "error";
