@@ -72,6 +72,15 @@ impl Region {
     }
 }
 
+type Pt = (f64, f64);
+
+/// An edge kept for `composite`: (x0, y0, x1, y1, direction) in region
+/// coordinates, y0 < y1.
+type Edge = (f64, f64, f64, f64, f32);
+
+/// Rows summed and painted together.
+const BAND: usize = 16;
+
 /// The edges of one drawing over a region, and the accumulation buffer for
 /// one band of rows of it: edges are kept until `composite`, which walks
 /// the region a band at a time so the cells being summed and the pixels
@@ -80,8 +89,7 @@ impl Region {
 /// same thread (`take` and `give`).
 #[derive(Default)]
 pub struct Coverage {
-    /// (x0, y0, x1, y1, direction), region coordinates, y0 < y1.
-    edges: Vec<(f64, f64, f64, f64, f32)>,
+    edges: Vec<Edge>,
     /// BAND rows of cells; zeroed again as they are summed.
     acc: Vec<f32>,
     /// Per band row, which cells were written (a bit each): between two of
@@ -94,22 +102,6 @@ pub struct Coverage {
     /// the first one, so windings add.
     turn: f64,
 }
-
-/// Whether `c` carries on from `a` through `b` in a straight line: `b`
-/// lies within two millionths of a pixel of the segment from `a` to `c`.
-fn straight_on(a: Pt, b: Pt, c: Pt) -> bool {
-    let (ux, uy) = (b.0 - a.0, b.1 - a.1);
-    let (vx, vy) = (c.0 - b.0, c.1 - b.1);
-    let cross = ux * vy - uy * vx;
-    let dot = ux * vx + uy * vy;
-    let (lu, lv) = ((ux * ux + uy * uy).sqrt(), (vx * vx + vy * vy).sqrt());
-    dot > 0.0 && cross.abs() <= 1e-6 * (lu + lv)
-}
-
-/// Rows summed and painted together.
-const BAND: usize = 16;
-
-type Pt = (f64, f64);
 
 /// Buffers larger than this (a graph above about 2 megapixels) are let go
 /// after the graph instead of kept for the next one.
@@ -175,7 +167,7 @@ impl Coverage {
     }
 
     /// The rows `from..to` of an edge into the band starting at row `band`.
-    fn rows(&mut self, e: (f64, f64, f64, f64, f32), band: usize, from: usize, to: usize, w: f64) {
+    fn rows(&mut self, e: Edge, band: usize, from: usize, to: usize, w: f64) {
         let (x0, y0, x1, y1, dir) = e;
         let dxdy = (x1 - x0) / (y1 - y0);
         for row in from..to {
@@ -426,7 +418,7 @@ impl Coverage {
         let w = (r.x1 - r.x0) as usize;
         let mut edges = std::mem::take(&mut self.edges);
         edges.sort_unstable_by(|a, b| a.1.total_cmp(&b.1));
-        let mut active: Vec<(f64, f64, f64, f64, f32)> = Vec::new();
+        let mut active: Vec<Edge> = Vec::new();
         let mut next = 0;
         for band in (0..rows).step_by(BAND) {
             let end = (band + BAND).min(rows);
@@ -531,6 +523,17 @@ impl Coverage {
             }
         }
     }
+}
+
+/// Whether `c` carries on from `a` through `b` in a straight line: `b`
+/// lies within two millionths of a pixel of the segment from `a` to `c`.
+fn straight_on(a: Pt, b: Pt, c: Pt) -> bool {
+    let (ux, uy) = (b.0 - a.0, b.1 - a.1);
+    let (vx, vy) = (c.0 - b.0, c.1 - b.1);
+    let cross = ux * vy - uy * vx;
+    let dot = ux * vx + uy * vy;
+    let (lu, lv) = ((ux * ux + uy * uy).sqrt(), (vx * vx + vy * vy).sqrt());
+    dot > 0.0 && cross.abs() <= 1e-6 * (lu + lv)
 }
 
 /// `v / 255` rounded, for `v` up to 65 535 (a blend's sum stays under

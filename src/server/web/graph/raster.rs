@@ -169,8 +169,7 @@ impl Canvas for Raster {
         if solid {
             // A miter reaches at most its limit times half the width out.
             let pad = s.width * 5.0 + 2.0;
-            let width = s.width;
-            self.cover(path, s.color, pad, |c| c.stroke(path, width));
+            self.cover(path, s.color, pad, |c| c.stroke(path, s.width));
             return;
         }
         // Dashed lines: tiny-skia's dasher and stroker.
