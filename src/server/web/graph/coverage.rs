@@ -12,6 +12,7 @@
 //! turned the same way round so where they overlap their windings add.
 
 use super::canvas::{Path, Seg};
+use super::pixel::{div255, div255_lanes, pack, spread};
 
 /// cairo's default miter limit, which graphite-web leaves as it is.
 const MITER_LIMIT: f64 = 10.0;
@@ -81,25 +82,46 @@ type Edge = (f64, f64, f64, f64, f32);
 /// Rows summed and painted together.
 const BAND: usize = 16;
 
-/// The edges of one drawing over a region, and the accumulation buffer for
-/// one band of rows of it: edges are kept until `composite`, which walks
-/// the region a band at a time so the cells being summed and the pixels
-/// being painted stay in the processor's cache. The buffers are reused
-/// from one drawing to the next, and from one graph to the next on the
-/// same thread (`take` and `give`).
+/// Edges kept before the layers waiting for `composite` are painted (10
+/// MiB of them): a graph of many long series is painted in a few goes
+/// instead of holding all its edges at once.
+pub const MAX_EDGES: usize = 1 << 18;
+
+/// One drawing waiting to be painted: its region, its colour and its
+/// edges (a range of `Coverage::edges`).
+struct Layer {
+    region: Region,
+    rgba: [u8; 4],
+    edges: std::ops::Range<usize>,
+}
+
+/// The edges of drawings over regions of one image, and the accumulation
+/// buffer for one band of rows: drawings are kept as layers until
+/// `composite`, which walks the image a band at a time and paints every
+/// layer's part of the band, in order, before the next band, so the cells
+/// being summed and the pixels being painted stay in the processor's cache
+/// (a graph's ten lines would otherwise each walk a megabyte of pixels).
+/// The buffers are reused from one drawing to the next, and from one graph
+/// to the next on the same thread (`take` and `give`).
 #[derive(Default)]
 pub struct Coverage {
     edges: Vec<Edge>,
+    layers: Vec<Layer>,
+    /// Per layer, the edges crossing the band being painted.
+    active: Vec<Vec<Edge>>,
     /// BAND rows of cells; zeroed again as they are summed.
     acc: Vec<f32>,
     /// Per band row, which cells were written (a bit each): between two of
     /// them the coverage does not change, so only they are visited.
     touched: Vec<u64>,
+    /// The layout of `acc` and `touched` for the layer being painted.
     words: usize,
-    region: Option<Region>,
     stride: usize,
-    /// The orientation every polygon is turned to (+1 or -1), taken from
-    /// the first one, so windings add.
+    /// The drawing being made: its region, where its edges start, and the
+    /// orientation every polygon of it is turned to (+1 or -1, taken from
+    /// the first one, so windings add).
+    region: Option<Region>,
+    start: usize,
     turn: f64,
 }
 
@@ -119,32 +141,41 @@ impl Coverage {
     }
 
     /// Keeps the buffers for the next graph on this thread, unless large.
-    pub fn give(self) {
+    pub fn give(mut self) {
         let bytes =
             self.acc.capacity() * 4 + self.touched.capacity() * 8 + self.edges.capacity() * 40;
         if bytes <= KEEP_BYTES && self.region.is_none() {
+            self.edges.clear();
+            self.layers.clear();
             SPARE.with(|s| s.set(Some(self)));
         }
     }
 
     /// Starts a drawing over `r`.
     pub fn begin(&mut self, r: Region) {
-        let w = (r.x1 - r.x0) as usize;
-        // Two extra cells per row: an edge right of the region still adds
-        // to (and cancels in) cells nobody reads.
-        self.stride = w + 2;
-        let need = self.stride * BAND;
-        if self.acc.len() < need {
-            self.acc.resize(need, 0.0);
-        }
-        self.words = self.stride.div_ceil(64);
-        let bits = self.words * BAND;
-        if self.touched.len() < bits {
-            self.touched.resize(bits, 0);
-        }
-        self.edges.clear();
         self.region = Some(r);
+        self.start = self.edges.len();
         self.turn = 0.0;
+    }
+
+    /// Ends the drawing, to be painted in `rgba` (straight, 0..=255) by
+    /// the next `composite`; returns how many edges are waiting.
+    pub fn end(&mut self, rgba: [u8; 4]) -> usize {
+        if let Some(region) = self.region.take() {
+            if self.edges.len() > self.start {
+                self.layers.push(Layer {
+                    region,
+                    rgba,
+                    edges: self.start..self.edges.len(),
+                });
+            }
+        }
+        self.edges.len()
+    }
+
+    /// Whether drawings wait to be painted.
+    pub fn pending(&self) -> bool {
+        !self.layers.is_empty()
     }
 
     /// One directed edge, in image coordinates, kept for `composite`.
@@ -170,17 +201,24 @@ impl Coverage {
     fn rows(&mut self, e: Edge, band: usize, from: usize, to: usize, w: f64) {
         let (x0, y0, x1, y1, dir) = e;
         let dxdy = (x1 - x0) / (y1 - y0);
+        // Left of the region counts as its first column's left edge, right
+        // of it as the spare cells beyond the last column.
+        let x_at = |y: f64| (x0 + (y - y0) * dxdy).clamp(0.0, w);
+        // (Rows and columns are counted in i32 for the conversions: a
+        // float to or from usize costs several instructions, to or from
+        // i32 one; a region is at most a few thousand pixels.)
+        let mut line = f64::from(from as i32);
+        let mut top = line.max(y0);
+        let mut xa = x_at(top);
         for row in from..to {
-            let top = (row as f64).max(y0);
-            let bottom = ((row + 1) as f64).min(y1);
-            if bottom <= top {
-                continue;
+            line += 1.0;
+            let bottom = line.min(y1);
+            if bottom > top {
+                let xb = x_at(bottom);
+                self.row(row - band, xa, xb, (bottom - top) as f32 * dir);
+                xa = xb;
+                top = bottom;
             }
-            // Left of the region counts as its first column's left edge,
-            // right of it as the spare cells beyond the last column.
-            let xa = (x0 + (top - y0) * dxdy).clamp(0.0, w);
-            let xb = (x0 + (bottom - y0) * dxdy).clamp(0.0, w);
-            self.row(row - band, xa, xb, (bottom - top) as f32 * dir);
         }
     }
 
@@ -191,8 +229,9 @@ impl Coverage {
         let bits = row * self.words;
         let (lo, hi) = if xa < xb { (xa, xb) } else { (xb, xa) };
         // (lo is at least 0: truncation is floor.)
-        let first = lo as usize;
-        let c0 = first as f64;
+        let first = lo as i32;
+        let c0 = f64::from(first);
+        let first = first as usize;
         let mut mark = |c: usize, acc: &mut [f32], v: f32| {
             acc[base + c] += v;
             self.touched[bits + c / 64] |= 1 << (c % 64);
@@ -217,10 +256,12 @@ impl Coverage {
         let per_x = d / (hi - lo) as f32;
         let mut x = lo;
         let mut c = first;
+        let mut cx = c0;
         while x < hi {
-            let next = ((c + 1) as f64).min(hi);
+            let next = (cx + 1.0).min(hi);
             let dd = per_x * (next - x) as f32;
-            let f = ((x + next) * 0.5 - c as f64) as f32;
+            let f = ((x + next) * 0.5 - cx) as f32;
+            cx += 1.0;
             mark(c, &mut self.acc, dd * (1.0 - f));
             mark(c + 1, &mut self.acc, dd * f);
             x = next;
@@ -409,33 +450,67 @@ impl Coverage {
         self.polygon(&[p, a, b]);
     }
 
-    /// Paints `rgba` (straight, 0..=255) through the coverage onto
-    /// premultiplied RGBA8 `data` of an image `width` pixels wide, a band
-    /// of rows at a time, and leaves the buffers zeroed.
-    pub fn composite(&mut self, data: &mut [u8], width: u32, rgba: [u8; 4]) {
-        let Some(r) = self.region.take() else { return };
-        let rows = (r.y1 - r.y0) as usize;
-        let w = (r.x1 - r.x0) as usize;
+    /// Paints the waiting layers through their coverage onto premultiplied
+    /// RGBA8 `data` of an image `width` pixels wide, band by band of image
+    /// rows, and leaves the buffers zeroed.
+    pub fn composite(&mut self, data: &mut [u8], width: u32) {
+        let mut layers = std::mem::take(&mut self.layers);
         let mut edges = std::mem::take(&mut self.edges);
-        edges.sort_unstable_by(|a, b| a.1.total_cmp(&b.1));
-        let mut active: Vec<Edge> = Vec::new();
-        let mut next = 0;
-        for band in (0..rows).step_by(BAND) {
-            let end = (band + BAND).min(rows);
-            while next < edges.len() && edges[next].1 < end as f64 {
-                active.push(edges[next]);
-                next += 1;
-            }
-            for &e in &active {
-                // (Truncation is floor here: both are at least 0.)
-                let from = (e.1.max(0.0) as usize).max(band);
-                let to = (e.3.ceil().min(end as f64)) as usize;
-                self.rows(e, band, from, to, w as f64);
-            }
-            active.retain(|e| e.3 > end as f64);
-            self.paint(&r, band, end, data, width, rgba);
+        let (mut top, mut bottom, mut stride) = (i32::MAX, i32::MIN, 0);
+        for l in &layers {
+            edges[l.edges.clone()].sort_unstable_by(|a, b| a.1.total_cmp(&b.1));
+            top = top.min(l.region.y0);
+            bottom = bottom.max(l.region.y1);
+            stride = stride.max((l.region.x1 - l.region.x0) as usize + 2);
         }
+        if self.acc.len() < stride * BAND {
+            self.acc.resize(stride * BAND, 0.0);
+        }
+        if self.touched.len() < stride.div_ceil(64) * BAND {
+            self.touched.resize(stride.div_ceil(64) * BAND, 0);
+        }
+        if self.active.len() < layers.len() {
+            self.active.resize_with(layers.len(), Vec::new);
+        }
+        // Per layer, its next edge not yet active.
+        let mut next: Vec<usize> = layers.iter().map(|l| l.edges.start).collect();
+        let mut y = top;
+        while y < bottom {
+            let y_end = y.saturating_add(BAND as i32).min(bottom);
+            for (i, l) in layers.iter().enumerate() {
+                let r = l.region;
+                // The band's rows of this layer, in its region's rows.
+                let (lo, hi) = (y.max(r.y0) - r.y0, y_end.min(r.y1) - r.y0);
+                if lo >= hi {
+                    continue;
+                }
+                let (lo, hi) = (lo as usize, hi as usize);
+                let w = (r.x1 - r.x0) as usize;
+                self.stride = w + 2;
+                self.words = self.stride.div_ceil(64);
+                let mut active = std::mem::take(&mut self.active[i]);
+                while next[i] < l.edges.end && edges[next[i]].1 < hi as f64 {
+                    active.push(edges[next[i]]);
+                    next[i] += 1;
+                }
+                for &e in &active {
+                    // (Truncation is floor here: both are at least 0.)
+                    let from = (e.1.max(0.0) as usize).max(lo);
+                    let to = (e.3.ceil().min(hi as f64)) as usize;
+                    self.rows(e, lo, from, to, w as f64);
+                }
+                active.retain(|e| e.3 > hi as f64);
+                self.active[i] = active;
+                self.paint(&r, lo, hi, data, width, l.rgba);
+            }
+            y = y_end;
+        }
+        for a in &mut self.active {
+            a.clear();
+        }
+        layers.clear();
         edges.clear();
+        self.layers = layers;
         self.edges = edges;
     }
 
@@ -449,25 +524,28 @@ impl Coverage {
         width: u32,
         rgba: [u8; 4],
     ) {
-        // The colour premultiplied, in 0..=255.
+        // The colour premultiplied, in 0..=255, a channel per 16 bits.
         let sa = u32::from(rgba[3]);
-        let src = [
-            div255(u32::from(rgba[0]) * sa),
-            div255(u32::from(rgba[1]) * sa),
-            div255(u32::from(rgba[2]) * sa),
-            sa,
-        ];
-        let solid = [src[0] as u8, src[1] as u8, src[2] as u8, src[3] as u8];
-        let blend = |px: &mut [u8], cov: f32| {
-            let c = (cov * 255.0 + 0.5) as u32;
+        let src = [0, 1, 2]
+            .map(|k| div255(u32::from(rgba[k]) * sa))
+            .iter()
+            .chain([sa].iter())
+            .rev()
+            .fold(0u64, |v, c| v << 16 | u64::from(*c));
+        let solid = pack(src);
+        // `c` (0..=255) of the colour over what is there, every channel
+        // rounded as `div255` does.
+        let blend = |px: &mut [u8], c: u32| {
+            let Ok(px) = <&mut [u8; 4]>::try_from(px) else {
+                return;
+            };
             if c >= 255 && sa == 255 {
-                px.copy_from_slice(&solid);
+                *px = solid;
                 return;
             }
-            let keep = 255 - div255(sa * c);
-            for k in 0..4 {
-                px[k] = div255(src[k] * c + u32::from(px[k]) * keep) as u8;
-            }
+            let keep = u64::from(255 - div255(sa * c));
+            let t = src * u64::from(c) + spread(*px) * keep;
+            *px = pack(div255_lanes(t));
         };
         let rows = (r.y1 - r.y0) as usize;
         let w = (r.x1 - r.x0) as usize;
@@ -486,7 +564,7 @@ impl Coverage {
             let at_band = row - band;
             let cells = &mut self.acc[at_band * self.stride..(at_band + 1) * self.stride];
             let bits = &mut self.touched[at_band * self.words..(at_band + 1) * self.words];
-            // The coverage of column `c`, given the running sum there.
+            // The coverage of column `c` as 0..=255, given the running sum.
             let cover = |c: usize, sum: f32| {
                 let mut cov = sum.abs().min(1.0) * row_part;
                 if c == 0 {
@@ -495,7 +573,7 @@ impl Coverage {
                 if c + 1 == w {
                     cov *= r.edge[1];
                 }
-                cov
+                (cov * 255.0 + 0.5) as i32 as u32
             };
             let mut sum = 0.0f32;
             let mut at = 0usize;
@@ -504,18 +582,26 @@ impl Coverage {
                 while b != 0 {
                     let c = k * 64 + b.trailing_zeros() as usize;
                     b &= b - 1;
-                    // The run before `c` has the sum so far throughout.
-                    if sum.abs() >= 1.0 / 512.0 {
-                        for x in at..c.min(w) {
-                            blend(&mut pixels[x * 4..x * 4 + 4], cover(x, sum));
+                    // The run before `c` has the sum so far throughout
+                    // (only its first and last column may be clipped).
+                    let run = at..c.min(w);
+                    if sum.abs() >= 1.0 / 512.0 && !run.is_empty() {
+                        let inner = cover(w / 2, sum);
+                        for x in run {
+                            let v = if x == 0 || x + 1 == w {
+                                cover(x, sum)
+                            } else {
+                                inner
+                            };
+                            blend(&mut pixels[x * 4..x * 4 + 4], v);
                         }
                     }
                     sum += cells[c];
                     cells[c] = 0.0;
                     if c < w {
-                        let cov = cover(c, sum);
-                        if cov >= 1.0 / 512.0 {
-                            blend(&mut pixels[c * 4..c * 4 + 4], cov);
+                        let v = cover(c, sum);
+                        if v > 0 {
+                            blend(&mut pixels[c * 4..c * 4 + 4], v);
                         }
                     }
                     at = c + 1;
@@ -536,14 +622,6 @@ fn straight_on(a: Pt, b: Pt, c: Pt) -> bool {
     dot > 0.0 && cross.abs() <= 1e-6 * (lu + lv)
 }
 
-/// `v / 255` rounded, for `v` up to 65 535 (a blend's sum stays under
-/// 255 * 255 + 127).
-#[inline]
-fn div255(v: u32) -> u32 {
-    let v = v + 128;
-    (v + (v >> 8)) >> 8
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,7 +633,8 @@ mod tests {
         if let Some(r) = Region::new(w, h, clip, [-1e9, -1e9, 1e9, 1e9]) {
             c.begin(r);
             f(&mut c);
-            c.composite(&mut data, w, [255, 255, 255, 255]);
+            c.end([255, 255, 255, 255]);
+            c.composite(&mut data, w);
         }
         data.chunks(4).map(|p| p[3]).collect()
     }
@@ -688,21 +767,52 @@ mod tests {
     }
 
     #[test]
-    fn div255_rounds_as_division_does() {
-        for v in 0..=65_535 {
-            assert_eq!(div255(v), (f64::from(v) / 255.0).round() as u32, "{v}");
-        }
-    }
-
-    #[test]
     fn colour_is_blended_by_coverage_over_what_is_there() {
         let mut c = Coverage::default();
         let mut data = [0, 0, 255, 255].repeat(4);
         c.begin(Region::new(4, 1, None, [0.0, 0.0, 4.0, 1.0]).expect("region"));
         c.fill(&path(&[(1.0, 0.0), (1.5, 0.0), (1.5, 1.0), (1.0, 1.0)]));
-        c.composite(&mut data, 4, [255, 0, 0, 255]);
+        c.end([255, 0, 0, 255]);
+        c.composite(&mut data, 4);
         // Half coverage is 128 of 255: 128 of the red and 127 of the blue.
         assert_eq!(&data[4..8], &[128, 0, 127, 255]);
         assert_eq!(&data[0..4], &[0, 0, 255, 255]);
+    }
+
+    #[test]
+    fn layers_are_painted_in_order_over_overlapping_regions() {
+        // Over 40 rows (more than a band): red on rows 0..30, then half
+        // blue on rows 10..40 of columns 2..4; what is not drawn stays.
+        let mut c = Coverage::default();
+        let (w, h) = (6u32, 40u32);
+        let mut data = vec![0u8; (w * h * 4) as usize];
+        let region = |b: [f64; 4]| Region::new(w, h, None, b).expect("region");
+        c.begin(region([0.0, 0.0, 6.0, 30.0]));
+        c.fill(&path(&[(0.0, 0.0), (6.0, 0.0), (6.0, 30.0), (0.0, 30.0)]));
+        // (Its two horizontal sides add nothing.)
+        assert_eq!(c.end([255, 0, 0, 255]), 2);
+        c.begin(region([2.0, 10.0, 4.0, 40.0]));
+        c.fill(&path(&[(2.0, 10.0), (4.0, 10.0), (4.0, 40.0), (2.0, 40.0)]));
+        c.end([0, 0, 255, 128]);
+        // A drawing with no edges leaves no layer.
+        c.begin(region([0.0, 0.0, 1.0, 1.0]));
+        c.end([0, 255, 0, 255]);
+        assert!(c.pending());
+        c.composite(&mut data, w);
+        assert!(!c.pending());
+        let px = |x: u32, y: u32| {
+            let i = ((y * w + x) * 4) as usize;
+            [data[i], data[i + 1], data[i + 2], data[i + 3]]
+        };
+        assert_eq!(px(0, 5), [255, 0, 0, 255]);
+        assert_eq!(px(2, 5), [255, 0, 0, 255]);
+        assert_eq!(px(0, 25), [255, 0, 0, 255]);
+        // Blue at 128 over red: premultiplied 128 blue, 127 of the red.
+        assert_eq!(px(3, 25), [127, 0, 128, 255]);
+        assert_eq!(px(3, 35), [0, 0, 128, 128]);
+        assert_eq!(px(0, 35), [0, 0, 0, 0]);
+        // The buffers are left zeroed: the next drawing starts clean.
+        assert!(c.acc.iter().all(|v| *v == 0.0));
+        assert!(c.touched.iter().all(|v| *v == 0));
     }
 }

@@ -16,6 +16,7 @@ mod line;
 mod metadata;
 mod options;
 mod path;
+mod pixel;
 mod raster;
 mod svg;
 

@@ -9,21 +9,49 @@ use tiny_skia::{
 };
 
 use super::canvas::{self, Canvas, Color, Path, Seg, Text};
-use super::coverage::{Coverage, Region};
+use super::coverage::{self, Coverage, Region};
 use super::font::{self, Pen};
 
 pub struct Raster {
-    pub pixmap: Pixmap,
+    pixmap: Pixmap,
     clip: Option<(Mask, Rect)>,
     /// Solid strokes and fills, drawn by area coverage.
     cov: Coverage,
 }
 
+/// Pixel buffers larger than this (a graph above about 2 megapixels) are
+/// let go after the graph instead of kept for the next one.
+const KEEP_BYTES: usize = 8 << 20;
+
+thread_local! {
+    /// The pixels and the PNG rows of this thread's graph before: a fresh
+    /// megabyte costs its page faults on every graph otherwise.
+    static SPARE: std::cell::Cell<(Vec<u8>, Vec<u8>)> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// A buffer of `len` zeroed bytes, from `spare` when it is large enough.
+fn zeroed(mut spare: Vec<u8>, len: usize) -> Vec<u8> {
+    spare.clear();
+    spare.resize(len, 0);
+    spare
+}
+
 impl Raster {
     /// None when the size is zero or too large to allocate.
     pub fn new(width: u32, height: u32) -> Option<Raster> {
+        let size = tiny_skia::IntSize::from_wh(width, height)?;
+        let len = usize::try_from(u64::from(width) * u64::from(height) * 4).ok()?;
+        let (spare, rows) = SPARE.with(|s| s.take());
+        SPARE.with(|s| s.set((Vec::new(), rows)));
+        let data = if spare.capacity() >= len {
+            zeroed(spare, len)
+        } else {
+            let mut v = Vec::new();
+            v.try_reserve_exact(len).ok()?;
+            zeroed(v, len)
+        };
         Some(Raster {
-            pixmap: Pixmap::new(width, height)?,
+            pixmap: Pixmap::from_vec(data, size)?,
             clip: None,
             cov: Coverage::take(),
         })
@@ -49,16 +77,39 @@ impl Raster {
         };
         self.cov.begin(region);
         draw(&mut self.cov);
-        self.cov.composite(self.pixmap.data_mut(), w, color.rgba8());
+        if self.cov.end(color.rgba8()) > coverage::MAX_EDGES {
+            self.flush();
+        }
+    }
+
+    /// Paints the solid strokes and fills that wait (they are painted
+    /// together, band by band): before anything else draws, and before
+    /// the pixels are read.
+    fn flush(&mut self) {
+        if self.cov.pending() {
+            let w = self.pixmap.width();
+            self.cov.composite(self.pixmap.data_mut(), w);
+        }
+    }
+
+    /// The pixels drawn so far.
+    #[cfg(test)]
+    pub fn pixmap(&mut self) -> &Pixmap {
+        self.flush();
+        &self.pixmap
     }
 
     /// The PNG: 8-bit RGB when every pixel is opaque (as cairo writes it),
     /// RGBA otherwise; fast compression (a graph is mostly flat colour).
-    pub fn png(&self) -> Result<Vec<u8>, String> {
+    pub fn png(&mut self) -> Result<Vec<u8>, String> {
+        self.flush();
         let pixels = self.pixmap.pixels();
         let opaque = pixels.iter().all(|p| p.alpha() == 255);
+        let spare = SPARE.with(|s| s.take());
         let (color, data): (png::ColorType, Vec<u8>) = if opaque {
-            let mut rgb = vec![0u8; pixels.len() * 3];
+            // (Every byte is written below: what the buffer held is left.)
+            let mut rgb = spare.1;
+            rgb.resize(pixels.len() * 3, 0);
             for (o, p) in rgb
                 .chunks_exact_mut(3)
                 .zip(self.pixmap.data().chunks_exact(4))
@@ -67,14 +118,16 @@ impl Raster {
             }
             (png::ColorType::Rgb, rgb)
         } else {
-            let mut rgba = vec![0u8; pixels.len() * 4];
+            let mut rgba = spare.1;
+            rgba.resize(pixels.len() * 4, 0);
             for (o, p) in rgba.chunks_exact_mut(4).zip(pixels) {
                 let c = p.demultiply();
                 o.copy_from_slice(&[c.red(), c.green(), c.blue(), c.alpha()]);
             }
             (png::ColorType::Rgba, rgba)
         };
-        let mut out = Vec::new();
+        // (A graph's PNG is mostly under a third of its pixels' bytes.)
+        let mut out = Vec::with_capacity(data.len() / 3);
         let mut e = png::Encoder::new(&mut out, self.pixmap.width(), self.pixmap.height());
         e.set_color(color);
         e.set_depth(png::BitDepth::Eight);
@@ -86,6 +139,11 @@ impl Raster {
         let mut w = e.write_header().map_err(|e| e.to_string())?;
         w.write_image_data(&data).map_err(|e| e.to_string())?;
         w.finish().map_err(|e| e.to_string())?;
+        if data.capacity() <= KEEP_BYTES {
+            SPARE.with(|s| s.set((spare.0, data)));
+        } else {
+            SPARE.with(|s| s.set((spare.0, Vec::new())));
+        }
         Ok(out)
     }
 }
@@ -148,11 +206,22 @@ impl Pen for Builder {
 impl Drop for Raster {
     fn drop(&mut self) {
         std::mem::take(&mut self.cov).give();
+        // (A 1x1 pixmap in its place: four bytes.)
+        if let Some(small) = Pixmap::new(1, 1) {
+            let pixels = std::mem::replace(&mut self.pixmap, small).take();
+            if pixels.capacity() <= KEEP_BYTES {
+                SPARE.with(|s| {
+                    let (_, rows) = s.take();
+                    s.set((pixels, rows));
+                });
+            }
+        }
     }
 }
 
 impl Canvas for Raster {
     fn fill_rect(&mut self, x: f64, y: f64, w: f64, h: f64, color: Color) {
+        self.flush();
         if let Some(r) = Rect::from_xywh(x as f32, y as f32, w as f32, h as f32) {
             let mask = mask_for(&self.clip, r, 0.0);
             self.pixmap
@@ -173,6 +242,7 @@ impl Canvas for Raster {
             return;
         }
         // Dashed lines: tiny-skia's dasher and stroker.
+        self.flush();
         let mut d: Vec<f32> = s.dash.iter().map(|v| *v as f32).collect();
         if d.len() % 2 == 1 {
             d.extend(d.clone());
@@ -200,6 +270,7 @@ impl Canvas for Raster {
     }
 
     fn text(&mut self, t: &Text) {
+        self.flush();
         let mut b = Builder(PathBuilder::new());
         font::outline(t.text, t.size, t.style, t.hinted, &mut b);
         let Some(p) = b.0.finish() else {
@@ -238,8 +309,8 @@ mod tests {
     use crate::server::web::graph::canvas::{Align, Valign};
     use crate::server::web::graph::font::Style;
 
-    fn at(r: &Raster, x: u32, y: u32) -> [u8; 4] {
-        let p = r.pixmap.pixel(x, y).expect("inside");
+    fn at(r: &mut Raster, x: u32, y: u32) -> [u8; 4] {
+        let p = r.pixmap().pixel(x, y).expect("inside");
         let c = p.demultiply();
         [c.red(), c.green(), c.blue(), c.alpha()]
     }
@@ -261,8 +332,8 @@ mod tests {
                 dash: vec![],
             },
         );
-        assert_eq!(at(&r, 20, 10), [255, 0, 0, 255]);
-        assert_eq!(at(&r, 20, 12), [0, 0, 0, 255]);
+        assert_eq!(at(&mut r, 20, 10), [255, 0, 0, 255]);
+        assert_eq!(at(&mut r, 20, 12), [0, 0, 0, 255]);
         r.text(&Text {
             text: "X",
             x: 30.0,
@@ -276,9 +347,9 @@ mod tests {
             hinted: true,
         });
         // The X's middle is lit; left of it nothing is.
-        let lit = (18..28).any(|y| at(&r, 30, y)[0] > 128);
+        let lit = (18..28).any(|y| at(&mut r, 30, y)[0] > 128);
         assert!(lit);
-        assert_eq!(at(&r, 5, 25), [0, 0, 0, 255]);
+        assert_eq!(at(&mut r, 5, 25), [0, 0, 0, 255]);
         let png = r.png().expect("png");
         assert_eq!(&png[1..4], b"PNG");
     }
