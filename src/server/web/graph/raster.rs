@@ -353,4 +353,31 @@ mod tests {
         let png = r.png().expect("png");
         assert_eq!(&png[1..4], b"PNG");
     }
+
+    #[test]
+    fn a_drawing_of_many_edges_is_painted_at_once_and_order_kept() {
+        let mut r = Raster::new(200, 100).expect("pixmap");
+        let stroke = |color| canvas::Stroke {
+            color,
+            width: 1.0,
+            dash: vec![],
+        };
+        // A zigzag of 100 000 segments: more edges than are kept waiting.
+        let mut zig = Path::new();
+        zig.move_to(0.0, 10.0);
+        for i in 1..=100_000 {
+            let y = if i % 2 == 0 { 10.0 } else { 90.0 };
+            zig.line_to(f64::from(i) * 0.001, y);
+        }
+        let mut flat = Path::new();
+        flat.move_to(0.0, 50.5);
+        flat.line_to(200.0, 50.5);
+        r.stroke(&flat, &stroke(Color::rgb(0, 0, 255)));
+        assert!(r.cov.pending());
+        r.stroke(&zig, &stroke(Color::rgb(255, 0, 0)));
+        // Painted then and there, the blue line first: red lies over it.
+        assert!(!r.cov.pending());
+        assert_eq!(at(&mut r, 50, 50), [255, 0, 0, 255]);
+        assert_eq!(at(&mut r, 150, 50), [0, 0, 255, 255]);
+    }
 }
