@@ -526,13 +526,9 @@ impl Coverage {
     ) {
         // The colour premultiplied, in 0..=255, a channel per 16 bits.
         let sa = u32::from(rgba[3]);
-        let src = [0, 1, 2]
-            .map(|k| div255(u32::from(rgba[k]) * sa))
-            .iter()
-            .chain([sa].iter())
-            .rev()
-            .fold(0u64, |v, c| v << 16 | u64::from(*c));
-        let solid = pack(src);
+        let pre = |k: usize| div255(u32::from(rgba[k]) * sa) as u8;
+        let solid = [pre(0), pre(1), pre(2), rgba[3]];
+        let src = spread(solid);
         // `c` (0..=255) of the colour over what is there, every channel
         // rounded as `div255` does.
         let blend = |px: &mut [u8], c: u32| {

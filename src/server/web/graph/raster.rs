@@ -29,27 +29,19 @@ thread_local! {
     static SPARE: std::cell::Cell<(Vec<u8>, Vec<u8>)> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
 }
 
-/// A buffer of `len` zeroed bytes, from `spare` when it is large enough.
-fn zeroed(mut spare: Vec<u8>, len: usize) -> Vec<u8> {
-    spare.clear();
-    spare.resize(len, 0);
-    spare
-}
-
 impl Raster {
     /// None when the size is zero or too large to allocate.
     pub fn new(width: u32, height: u32) -> Option<Raster> {
         let size = tiny_skia::IntSize::from_wh(width, height)?;
         let len = usize::try_from(u64::from(width) * u64::from(height) * 4).ok()?;
-        let (spare, rows) = SPARE.with(|s| s.take());
-        SPARE.with(|s| s.set((Vec::new(), rows)));
-        let data = if spare.capacity() >= len {
-            zeroed(spare, len)
-        } else {
-            let mut v = Vec::new();
-            v.try_reserve_exact(len).ok()?;
-            zeroed(v, len)
-        };
+        let mut data = SPARE.with(|s| {
+            let (pixels, rows) = s.take();
+            s.set((Vec::new(), rows));
+            pixels
+        });
+        data.clear();
+        data.try_reserve_exact(len).ok()?;
+        data.resize(len, 0);
         Some(Raster {
             pixmap: Pixmap::from_vec(data, size)?,
             clip: None,
