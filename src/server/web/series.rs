@@ -146,31 +146,42 @@ impl Series {
     }
 }
 
-/// One consolidated point of `chunk` (of `per_point` slots at most).
+/// One consolidated point of `chunk` (of `per_point` slots at most), in
+/// one pass and without a copy of the chunk: a graph consolidates every
+/// series once per pixel column, several times over.
 pub fn consolidate(func: &str, chunk: &[Option<f64>], per_point: usize, xff: f64) -> Option<f64> {
-    let mut usable: Vec<f64> = Vec::with_capacity(chunk.len());
-    let mut non_null = 0;
+    let zero_nulls = func == "avg_zero";
+    // (The sum starts as `Iterator::sum` does, so results do not move.)
+    let (mut sum, mut used, mut non_null) = (-0.0f64, 0usize, 0usize);
+    let (mut max, mut min) = (f64::NEG_INFINITY, f64::INFINITY);
+    let (mut first, mut last) = (None, None);
     for v in chunk {
-        match v {
+        let x = match v {
             Some(x) => {
-                usable.push(*x);
                 non_null += 1;
+                *x
             }
-            None if func == "avg_zero" => usable.push(0.0),
-            None => {}
-        }
+            None if zero_nulls => 0.0,
+            None => continue,
+        };
+        sum += x;
+        used += 1;
+        max = py_max(max, x);
+        min = py_min(min, x);
+        first.get_or_insert(x);
+        last = Some(x);
     }
     if non_null == 0 || (non_null as f64 / per_point as f64) < xff {
         return None;
     }
-    Some(match func {
-        "sum" => usable.iter().sum(),
-        "max" => usable.iter().copied().fold(f64::NEG_INFINITY, py_max),
-        "min" => usable.iter().copied().fold(f64::INFINITY, py_min),
-        "first" => usable[0],
-        "last" => usable[usable.len() - 1],
-        _ => usable.iter().sum::<f64>() / usable.len() as f64,
-    })
+    match func {
+        "sum" => Some(sum),
+        "max" => Some(max),
+        "min" => Some(min),
+        "first" => first,
+        "last" => last,
+        _ => Some(sum / used as f64),
+    }
 }
 
 /// Python's `max` over two floats (the first wins ties and NaN).
@@ -230,5 +241,19 @@ mod tests {
             consolidate("avg_zero", &[Some(4.0), None], 2, 0.0),
             Some(2.0)
         );
+        let chunk = [None, Some(2.0), Some(-1.0), Some(5.0), None];
+        for (func, want) in [
+            ("average", 2.0),
+            ("avg_zero", 1.2),
+            ("sum", 6.0),
+            ("max", 5.0),
+            ("min", -1.0),
+            ("first", 2.0),
+            ("last", 5.0),
+        ] {
+            assert_eq!(consolidate(func, &chunk, 5, 0.5), Some(want), "{func}");
+        }
+        assert_eq!(consolidate("max", &chunk, 5, 0.7), None);
+        assert_eq!(consolidate("sum", &[None, None], 2, 0.0), None);
     }
 }
