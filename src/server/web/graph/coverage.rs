@@ -3,16 +3,15 @@
 //! instead of tiny-skia's supersampled scan conversion: a graph's lines
 //! are thousands of short segments, and this costs a few additions per
 //! row an edge crosses. Dashed lines and text stay with tiny-skia.
+//! `band` sums and paints them.
 //!
-//! Each edge adds, per row it crosses, the signed area to its right into
-//! an accumulation buffer; a running sum along the row then gives each
-//! pixel's winding-weighted coverage, taken as `min(|sum|, 1)` (nonzero).
 //! A stroke is the union of one rectangle per segment and one wedge per
 //! join (miter up to cairo's limit of 10, else bevel; butt ends), all
 //! turned the same way round so where they overlap their windings add.
 
+use super::band::{Band, BAND};
 use super::canvas::{Path, Seg};
-use super::pixel::{div255, div255_lanes, pack, spread};
+use super::pixel::Ink;
 
 /// cairo's default miter limit, which graphite-web leaves as it is.
 const MITER_LIMIT: f64 = 10.0;
@@ -77,10 +76,7 @@ type Pt = (f64, f64);
 
 /// An edge kept for `composite`: (x0, y0, x1, y1, direction) in region
 /// coordinates, y0 < y1.
-type Edge = (f64, f64, f64, f64, f32);
-
-/// Rows summed and painted together.
-const BAND: usize = 16;
+pub type Edge = (f64, f64, f64, f64, f32);
 
 /// Edges kept before the layers waiting for `composite` are painted (10
 /// MiB of them): a graph of many long series is painted in a few goes
@@ -107,16 +103,10 @@ struct Layer {
 pub struct Coverage {
     edges: Vec<Edge>,
     layers: Vec<Layer>,
-    /// Per layer, the edges crossing the band being painted.
+    /// Per layer, the edges crossing the band being painted, and its ink.
     active: Vec<Vec<Edge>>,
-    /// BAND rows of cells; zeroed again as they are summed.
-    acc: Vec<f32>,
-    /// Per band row, which cells were written (a bit each): between two of
-    /// them the coverage does not change, so only they are visited.
-    touched: Vec<u64>,
-    /// The layout of `acc` and `touched` for the layer being painted.
-    words: usize,
-    stride: usize,
+    inks: Vec<Ink>,
+    band: Band,
     /// The drawing being made: its region, where its edges start, and the
     /// orientation every polygon of it is turned to (+1 or -1, taken from
     /// the first one, so windings add).
@@ -142,8 +132,7 @@ impl Coverage {
 
     /// Keeps the buffers for the next graph on this thread, unless large.
     pub fn give(mut self) {
-        let bytes =
-            self.acc.capacity() * 4 + self.touched.capacity() * 8 + self.edges.capacity() * 40;
+        let bytes = self.band.bytes() + self.edges.capacity() * 40;
         if bytes <= KEEP_BYTES && self.region.is_none() {
             self.edges.clear();
             self.layers.clear();
@@ -195,78 +184,6 @@ impl Coverage {
             return;
         }
         self.edges.push((x0, y0, x1, y1, dir));
-    }
-
-    /// The rows `from..to` of an edge into the band starting at row `band`.
-    fn rows(&mut self, e: Edge, band: usize, from: usize, to: usize, w: f64) {
-        let (x0, y0, x1, y1, dir) = e;
-        let dxdy = (x1 - x0) / (y1 - y0);
-        // Left of the region counts as its first column's left edge, right
-        // of it as the spare cells beyond the last column.
-        let x_at = |y: f64| (x0 + (y - y0) * dxdy).clamp(0.0, w);
-        // (Rows and columns are counted in i32 for the conversions: a
-        // float to or from usize costs several instructions, to or from
-        // i32 one; a region is at most a few thousand pixels.)
-        let mut line = f64::from(from as i32);
-        let mut top = line.max(y0);
-        let mut xa = x_at(top);
-        for row in from..to {
-            line += 1.0;
-            let bottom = line.min(y1);
-            if bottom > top {
-                let xb = x_at(bottom);
-                self.row(row - band, xa, xb, (bottom - top) as f32 * dir);
-                xa = xb;
-                top = bottom;
-            }
-        }
-    }
-
-    /// One row's piece of an edge, from `xa` (top) to `xb` (bottom), `d`
-    /// its signed height; `row` counts from the band's first.
-    fn row(&mut self, row: usize, xa: f64, xb: f64, d: f32) {
-        let base = row * self.stride;
-        let bits = row * self.words;
-        let (lo, hi) = if xa < xb { (xa, xb) } else { (xb, xa) };
-        // (lo is at least 0: truncation is floor.)
-        let first = lo as i32;
-        let c0 = f64::from(first);
-        let first = first as usize;
-        let mut mark = |c: usize, acc: &mut [f32], v: f32| {
-            acc[base + c] += v;
-            self.touched[bits + c / 64] |= 1 << (c % 64);
-        };
-        if hi <= c0 + 1.0 {
-            // Within one column (most rows of most edges): the part of the
-            // cell right of the edge's middle gets the area, the next cell
-            // the rest.
-            let f = ((lo + hi) * 0.5 - c0) as f32;
-            if let Some(pair) = self.acc.get_mut(base + first..base + first + 2) {
-                pair[0] += d * (1.0 - f);
-                pair[1] += d * f;
-            }
-            let (word, bit) = (bits + first / 64, first % 64);
-            self.touched[word] |= 3 << bit;
-            if bit == 63 {
-                self.touched[word + 1] |= 1;
-            }
-            return;
-        }
-        // Across columns: each column's piece weighted by its height.
-        let per_x = d / (hi - lo) as f32;
-        let mut x = lo;
-        let mut c = first;
-        let mut cx = c0;
-        while x < hi {
-            let next = (cx + 1.0).min(hi);
-            let dd = per_x * (next - x) as f32;
-            let f = ((x + next) * 0.5 - cx) as f32;
-            cx += 1.0;
-            mark(c, &mut self.acc, dd * (1.0 - f));
-            mark(c + 1, &mut self.acc, dd * f);
-            x = next;
-            c += 1;
-        }
     }
 
     /// A closed polygon, turned to the drawing's orientation.
@@ -456,18 +373,13 @@ impl Coverage {
     pub fn composite(&mut self, data: &mut [u8], width: u32) {
         let mut layers = std::mem::take(&mut self.layers);
         let mut edges = std::mem::take(&mut self.edges);
-        let (mut top, mut bottom, mut stride) = (i32::MAX, i32::MIN, 0);
+        let (mut top, mut bottom) = (i32::MAX, i32::MIN);
+        self.inks.clear();
         for l in &layers {
             edges[l.edges.clone()].sort_unstable_by(|a, b| a.1.total_cmp(&b.1));
             top = top.min(l.region.y0);
             bottom = bottom.max(l.region.y1);
-            stride = stride.max((l.region.x1 - l.region.x0) as usize + 2);
-        }
-        if self.acc.len() < stride * BAND {
-            self.acc.resize(stride * BAND, 0.0);
-        }
-        if self.touched.len() < stride.div_ceil(64) * BAND {
-            self.touched.resize(stride.div_ceil(64) * BAND, 0);
+            self.inks.push(Ink::new(l.rgba));
         }
         if self.active.len() < layers.len() {
             self.active.resize_with(layers.len(), Vec::new);
@@ -486,8 +398,7 @@ impl Coverage {
                 }
                 let (lo, hi) = (lo as usize, hi as usize);
                 let w = (r.x1 - r.x0) as usize;
-                self.stride = w + 2;
-                self.words = self.stride.div_ceil(64);
+                let mut cells = self.band.cells(w);
                 let mut active = std::mem::take(&mut self.active[i]);
                 while next[i] < l.edges.end && edges[next[i]].1 < hi as f64 {
                     active.push(edges[next[i]]);
@@ -497,11 +408,13 @@ impl Coverage {
                     // (Truncation is floor here: both are at least 0.)
                     let from = (e.1.max(0.0) as usize).max(lo);
                     let to = (e.3.ceil().min(hi as f64)) as usize;
-                    self.rows(e, lo, from, to, w as f64);
+                    cells.rows(e, lo, from, to, w as f64);
                 }
                 active.retain(|e| e.3 > hi as f64);
                 self.active[i] = active;
-                self.paint(&r, lo, hi, data, width, l.rgba);
+                if let Some(ink) = self.inks.get(i) {
+                    cells.paint(&r, lo, hi, data, width, ink);
+                }
             }
             y = y_end;
         }
@@ -512,98 +425,6 @@ impl Coverage {
         edges.clear();
         self.layers = layers;
         self.edges = edges;
-    }
-
-    /// Paints the band of rows `band..end` (region rows) and zeroes it.
-    fn paint(
-        &mut self,
-        r: &Region,
-        band: usize,
-        end: usize,
-        data: &mut [u8],
-        width: u32,
-        rgba: [u8; 4],
-    ) {
-        // The colour premultiplied, in 0..=255, a channel per 16 bits.
-        let sa = u32::from(rgba[3]);
-        let pre = |k: usize| div255(u32::from(rgba[k]) * sa) as u8;
-        let solid = [pre(0), pre(1), pre(2), rgba[3]];
-        let src = spread(solid);
-        // `c` (0..=255) of the colour over what is there, every channel
-        // rounded as `div255` does.
-        let blend = |px: &mut [u8], c: u32| {
-            let Ok(px) = <&mut [u8; 4]>::try_from(px) else {
-                return;
-            };
-            if c >= 255 && sa == 255 {
-                *px = solid;
-                return;
-            }
-            let keep = u64::from(255 - div255(sa * c));
-            let t = src * u64::from(c) + spread(*px) * keep;
-            *px = pack(div255_lanes(t));
-        };
-        let rows = (r.y1 - r.y0) as usize;
-        let w = (r.x1 - r.x0) as usize;
-        for row in band..end {
-            let mut row_part = 1.0;
-            if row == 0 {
-                row_part *= r.edge[2];
-            }
-            if row + 1 == rows {
-                row_part *= r.edge[3];
-            }
-            let line = (r.y0 as usize + row) * width as usize + r.x0 as usize;
-            // (Always the whole row: the region lies inside the image.)
-            let pixels = data.get_mut(line * 4..(line + w) * 4).unwrap_or(&mut []);
-            let w = pixels.len() / 4;
-            let at_band = row - band;
-            let cells = &mut self.acc[at_band * self.stride..(at_band + 1) * self.stride];
-            let bits = &mut self.touched[at_band * self.words..(at_band + 1) * self.words];
-            // The coverage of column `c` as 0..=255, given the running sum.
-            let cover = |c: usize, sum: f32| {
-                let mut cov = sum.abs().min(1.0) * row_part;
-                if c == 0 {
-                    cov *= r.edge[0];
-                }
-                if c + 1 == w {
-                    cov *= r.edge[1];
-                }
-                (cov * 255.0 + 0.5) as i32 as u32
-            };
-            let mut sum = 0.0f32;
-            let mut at = 0usize;
-            for (k, word) in bits.iter_mut().enumerate() {
-                let mut b = std::mem::take(word);
-                while b != 0 {
-                    let c = k * 64 + b.trailing_zeros() as usize;
-                    b &= b - 1;
-                    // The run before `c` has the sum so far throughout
-                    // (only its first and last column may be clipped).
-                    let run = at..c.min(w);
-                    if sum.abs() >= 1.0 / 512.0 && !run.is_empty() {
-                        let inner = cover(w / 2, sum);
-                        for x in run {
-                            let v = if x == 0 || x + 1 == w {
-                                cover(x, sum)
-                            } else {
-                                inner
-                            };
-                            blend(&mut pixels[x * 4..x * 4 + 4], v);
-                        }
-                    }
-                    sum += cells[c];
-                    cells[c] = 0.0;
-                    if c < w {
-                        let v = cover(c, sum);
-                        if v > 0 {
-                            blend(&mut pixels[c * 4..c * 4 + 4], v);
-                        }
-                    }
-                    at = c + 1;
-                }
-            }
-        }
     }
 }
 
@@ -808,7 +629,6 @@ mod tests {
         assert_eq!(px(3, 35), [0, 0, 128, 128]);
         assert_eq!(px(0, 35), [0, 0, 0, 0]);
         // The buffers are left zeroed: the next drawing starts clean.
-        assert!(c.acc.iter().all(|v| *v == 0.0));
-        assert!(c.touched.iter().all(|v| *v == 0));
+        assert!(c.band.is_clear());
     }
 }

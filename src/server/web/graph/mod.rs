@@ -4,9 +4,11 @@
 //! (one series' line), `axis` chooses the axes' steps and labels,
 //! `metadata` is SVG's block of what was drawn, `color` and `font` hold
 //! graphite-web's colours and the font built into the binary, `coverage`
-//! rasterises the PNG's solid lines and areas.
+//! rasterises the PNG's solid lines and areas (`band` sums and paints
+//! them a band of rows at a time, `pixel` blends).
 
 mod axis;
+mod band;
 mod canvas;
 mod color;
 mod coverage;

@@ -35,6 +35,50 @@ pub fn div255(v: u32) -> u32 {
     (v + (v >> 8)) >> 8
 }
 
+/// A colour ready to paint by coverage: for each coverage 0..=255, the
+/// premultiplied colour's share and what is kept of the pixel beneath, so
+/// that a blend is one multiply-add and a division by 255 in four lanes.
+pub struct Ink {
+    solid: [u8; 4],
+    opaque: bool,
+    share: [u64; 256],
+    keep: [u64; 256],
+}
+
+impl Ink {
+    /// `rgba` straight (not premultiplied), 0..=255.
+    pub fn new(rgba: [u8; 4]) -> Ink {
+        let sa = u32::from(rgba[3]);
+        let pre = |k: usize| div255(u32::from(rgba[k]) * sa) as u8;
+        let solid = [pre(0), pre(1), pre(2), rgba[3]];
+        let src = spread(solid);
+        let mut ink = Ink {
+            solid,
+            opaque: sa == 255,
+            share: [0; 256],
+            keep: [0; 256],
+        };
+        for c in 0..256u32 {
+            ink.share[c as usize] = src * u64::from(c);
+            ink.keep[c as usize] = u64::from(255 - div255(sa * c));
+        }
+        ink
+    }
+
+    /// Paints the ink at coverage `c` (0..=255) over the premultiplied
+    /// pixel `px`, every channel rounded as `div255` does.
+    #[inline]
+    pub fn blend(&self, px: &mut [u8; 4], c: u32) {
+        let c = c.min(255) as usize;
+        if c == 255 && self.opaque {
+            *px = self.solid;
+            return;
+        }
+        let t = self.share[c] + spread(*px) * self.keep[c];
+        *px = pack(div255_lanes(t));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

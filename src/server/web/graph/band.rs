@@ -1,0 +1,233 @@
+//! One band of image rows being painted: the cells that the rows of a
+//! layer's edges add their signed areas into, which cells were written,
+//! and the painting of their running sums through the layer's ink.
+//!
+//! Each edge adds, per row it crosses, the signed area to its right into
+//! the row's cells; a running sum along the row then gives each pixel's
+//! winding-weighted coverage, taken as `min(|sum|, 1)` (nonzero).
+
+use super::coverage::{Edge, Region};
+use super::pixel::Ink;
+
+/// Rows summed and painted together.
+pub const BAND: usize = 16;
+
+/// The buffers of one band, kept from one layer, band and graph to the next.
+#[derive(Default)]
+pub struct Band {
+    /// BAND rows of cells; zeroed again as they are summed.
+    acc: Vec<f32>,
+    /// Per band row, which cells were written (a bit each): between two of
+    /// them the coverage does not change, so only they are visited.
+    touched: Vec<u64>,
+}
+
+impl Band {
+    /// The band's cells laid out for a region `w` pixels wide.
+    pub fn cells(&mut self, w: usize) -> Cells<'_> {
+        // A cell each side beyond the last column: what lies right of the
+        // region, and the share of the last column's edge pieces.
+        let stride = w + 2;
+        let words = stride.div_ceil(64);
+        if self.acc.len() < stride * BAND {
+            self.acc.resize(stride * BAND, 0.0);
+        }
+        if self.touched.len() < words * BAND {
+            self.touched.resize(words * BAND, 0);
+        }
+        Cells {
+            acc: &mut self.acc[..stride * BAND],
+            touched: &mut self.touched[..words * BAND],
+            stride,
+            words,
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.acc.capacity() * 4 + self.touched.capacity() * 8
+    }
+
+    /// Whether every cell and bit is zero, as painting leaves them.
+    #[cfg(test)]
+    pub fn is_clear(&self) -> bool {
+        self.acc.iter().all(|v| *v == 0.0) && self.touched.iter().all(|v| *v == 0)
+    }
+}
+
+/// A band's cells for one region: `stride` cells and `words` bits' words
+/// per band row. (Slices, not the buffers: the hot loops then keep their
+/// addresses in registers.)
+pub struct Cells<'a> {
+    acc: &'a mut [f32],
+    touched: &'a mut [u64],
+    stride: usize,
+    words: usize,
+}
+
+impl Cells<'_> {
+    /// The rows `from..to` (region rows) of an edge into the band starting
+    /// at row `band`, in a region `w` pixels wide.
+    pub fn rows(&mut self, e: Edge, band: usize, from: usize, to: usize, w: f64) {
+        let (x0, y0, x1, y1, dir) = e;
+        let dxdy = (x1 - x0) / (y1 - y0);
+        // Left of the region counts as its first column's left edge, right
+        // of it as the spare cells beyond the last column.
+        let x_at = |y: f64| (x0 + (y - y0) * dxdy).clamp(0.0, w);
+        let (stride, words) = (self.stride, self.words);
+        let (acc, touched) = (&mut *self.acc, &mut *self.touched);
+        // (Rows and columns are counted in i32 for the conversions: a
+        // float to or from usize costs several instructions, to or from
+        // i32 one; a region is at most a few thousand pixels.)
+        let mut line = f64::from(from as i32);
+        let mut top = line.max(y0);
+        let mut xa = x_at(top);
+        for row in from - band..to - band {
+            line += 1.0;
+            let bottom = line.min(y1);
+            if bottom > top {
+                let xb = x_at(bottom);
+                let cells = &mut acc[row * stride..(row + 1) * stride];
+                let bits = &mut touched[row * words..(row + 1) * words];
+                piece(cells, bits, xa, xb, (bottom - top) as f32 * dir);
+                xa = xb;
+                top = bottom;
+            }
+        }
+    }
+
+    /// Paints the band's rows `band..end` (region rows) of region `r` onto
+    /// premultiplied RGBA8 `data` of an image `width` pixels wide, and
+    /// zeroes them.
+    pub fn paint(
+        &mut self,
+        r: &Region,
+        band: usize,
+        end: usize,
+        data: &mut [u8],
+        width: u32,
+        ink: &Ink,
+    ) {
+        let rows = (r.y1 - r.y0) as usize;
+        let w = (r.x1 - r.x0) as usize;
+        for row in band..end {
+            let mut row_part = 1.0;
+            if row == 0 {
+                row_part *= r.edge[2];
+            }
+            if row + 1 == rows {
+                row_part *= r.edge[3];
+            }
+            // No partial pixels along the row (nearly always): every
+            // column's coverage is the running sum's.
+            let plain = row_part == 1.0 && r.edge[0] == 1.0 && r.edge[1] == 1.0;
+            let line = (r.y0 as usize + row) * width as usize + r.x0 as usize;
+            // (Always the whole row: the region lies inside the image.)
+            let pixels = data.get_mut(line * 4..(line + w) * 4).unwrap_or(&mut []);
+            let (pixels, _) = pixels.as_chunks_mut::<4>();
+            let w = pixels.len();
+            let at_band = row - band;
+            let cells = &mut self.acc[at_band * self.stride..(at_band + 1) * self.stride];
+            let bits = &mut self.touched[at_band * self.words..(at_band + 1) * self.words];
+            // The coverage of column `c` as 0..=255, given the running sum.
+            let cover = |c: usize, sum: f32| {
+                if plain {
+                    return (sum.abs().min(1.0) * 255.0 + 0.5) as i32 as u32;
+                }
+                let mut cov = sum.abs().min(1.0) * row_part;
+                if c == 0 {
+                    cov *= r.edge[0];
+                }
+                if c + 1 == w {
+                    cov *= r.edge[1];
+                }
+                (cov * 255.0 + 0.5) as i32 as u32
+            };
+            let mut sum = 0.0f32;
+            let mut at = 0usize;
+            for (k, word) in bits.iter_mut().enumerate() {
+                let mut b = std::mem::take(word);
+                while b != 0 {
+                    let c = k * 64 + b.trailing_zeros() as usize;
+                    b &= b - 1;
+                    // The run before `c` has the sum so far throughout
+                    // (only its first and last column may be clipped).
+                    let run = at..c.min(w);
+                    if sum.abs() >= 1.0 / 512.0 && !run.is_empty() {
+                        let inner = cover(w / 2, sum);
+                        for x in run {
+                            let v = if x == 0 || x + 1 == w {
+                                cover(x, sum)
+                            } else {
+                                inner
+                            };
+                            ink.blend(&mut pixels[x], v);
+                        }
+                    }
+                    sum += cells[c];
+                    cells[c] = 0.0;
+                    if c < w {
+                        let v = cover(c, sum);
+                        if v > 0 {
+                            ink.blend(&mut pixels[c], v);
+                        }
+                    }
+                    at = c + 1;
+                }
+            }
+        }
+    }
+}
+
+/// One row's piece of an edge, from `xa` (top) to `xb` (bottom), `d` its
+/// signed height, into the row's `cells` and their `bits`.
+#[inline]
+fn piece(cells: &mut [f32], bits: &mut [u64], xa: f64, xb: f64, d: f32) {
+    let (lo, hi) = if xa < xb { (xa, xb) } else { (xb, xa) };
+    // (lo is at least 0: truncation is floor.)
+    let first = lo as i32;
+    let c0 = f64::from(first);
+    let first = first as usize;
+    if hi <= c0 + 1.0 {
+        // Within one column (most rows of most edges): the part of the
+        // cell right of the edge's middle gets the area, the next cell the
+        // rest.
+        let f = ((lo + hi) * 0.5 - c0) as f32;
+        if let Some(pair) = cells.get_mut(first..first + 2) {
+            pair[0] += d * (1.0 - f);
+            pair[1] += d * f;
+        }
+        let (word, bit) = (first / 64, first % 64);
+        if let Some(w) = bits.get_mut(word) {
+            *w |= 3 << bit;
+        }
+        if bit == 63 {
+            if let Some(w) = bits.get_mut(word + 1) {
+                *w |= 1;
+            }
+        }
+        return;
+    }
+    // Across columns: each column's piece weighted by its height.
+    let mut mark = |c: usize, v: f32| {
+        if let Some(cell) = cells.get_mut(c) {
+            *cell += v;
+        }
+        if let Some(w) = bits.get_mut(c / 64) {
+            *w |= 1 << (c % 64);
+        }
+    };
+    let per_x = d / (hi - lo) as f32;
+    let mut x = lo;
+    let mut c = first;
+    let mut cx = c0;
+    while x < hi {
+        let next = (cx + 1.0).min(hi);
+        let dd = per_x * (next - x) as f32;
+        let f = ((x + next) * 0.5 - cx) as f32;
+        cx += 1.0;
+        mark(c, dd * (1.0 - f));
+        mark(c + 1, dd * f);
+        x = next;
+        c += 1;
+    }
+}
