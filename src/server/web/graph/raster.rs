@@ -14,9 +14,18 @@ use super::font::{self, Pen};
 
 pub struct Raster {
     pixmap: Pixmap,
-    clip: Option<(Mask, Rect)>,
+    clip: Option<Clip>,
     /// Solid strokes and fills, drawn by area coverage.
     cov: Coverage,
+}
+
+/// The clip: its rectangle, and the mask that tiny-skia's drawings need,
+/// made the first time one reaches across the rectangle's edge (a graph's
+/// solid lines, drawn by coverage, need only the rectangle, and the mask
+/// is a pass over every pixel of the image).
+struct Clip {
+    rect: Rect,
+    mask: Option<Mask>,
 }
 
 /// Pixel buffers larger than this (a graph above about 2 megapixels) are
@@ -62,7 +71,7 @@ impl Raster {
         let clip = self
             .clip
             .as_ref()
-            .map(|(_, r)| [r.x(), r.y(), r.width(), r.height()]);
+            .map(|c| [c.rect.x(), c.rect.y(), c.rect.width(), c.rect.height()]);
         let (w, h) = (self.pixmap.width(), self.pixmap.height());
         let Some(region) = Region::new(w, h, clip, bounds) else {
             return;
@@ -140,15 +149,37 @@ impl Raster {
     }
 }
 
-/// The clip mask, unless what is drawn (its bounds grown by `pad`) lies
-/// inside the clip anyway: masking costs a pass over each pixel.
-fn mask_for(clip: &Option<(Mask, Rect)>, bounds: Rect, pad: f32) -> Option<&Mask> {
-    let (mask, r) = clip.as_ref()?;
-    let inside = bounds.left() - pad >= r.left()
-        && bounds.top() - pad >= r.top()
-        && bounds.right() + pad <= r.right()
-        && bounds.bottom() + pad <= r.bottom();
-    (!inside).then_some(mask)
+/// The clip mask of an image `size` (width, height), unless what is drawn
+/// (its `bounds` grown by `pad`; None: anywhere) lies inside the clip
+/// anyway: masking costs a pass over each pixel.
+fn mask_for(
+    clip: &mut Option<Clip>,
+    size: (u32, u32),
+    bounds: Option<Rect>,
+    pad: f32,
+) -> Option<&Mask> {
+    let c = clip.as_mut()?;
+    let r = c.rect;
+    if let Some(b) = bounds {
+        if b.left() - pad >= r.left()
+            && b.top() - pad >= r.top()
+            && b.right() + pad <= r.right()
+            && b.bottom() + pad <= r.bottom()
+        {
+            return None;
+        }
+    }
+    if c.mask.is_none() {
+        let mut m = Mask::new(size.0, size.1)?;
+        m.fill_path(
+            &PathBuilder::from_rect(r),
+            FillRule::Winding,
+            true,
+            Transform::identity(),
+        );
+        c.mask = Some(m);
+    }
+    c.mask.as_ref()
 }
 
 fn paint(c: Color) -> Paint<'static> {
@@ -215,7 +246,8 @@ impl Canvas for Raster {
     fn fill_rect(&mut self, x: f64, y: f64, w: f64, h: f64, color: Color) {
         self.flush();
         if let Some(r) = Rect::from_xywh(x as f32, y as f32, w as f32, h as f32) {
-            let mask = mask_for(&self.clip, r, 0.0);
+            let size = (self.pixmap.width(), self.pixmap.height());
+            let mask = mask_for(&mut self.clip, size, Some(r), 0.0);
             self.pixmap
                 .fill_rect(r, &paint(color), Transform::identity(), mask);
         }
@@ -251,7 +283,8 @@ impl Canvas for Raster {
         };
         if let Some(p) = skia_path(path) {
             let pad = stroke.width * 5.0 + 2.0;
-            let mask = mask_for(&self.clip, p.bounds(), pad);
+            let size = (self.pixmap.width(), self.pixmap.height());
+            let mask = mask_for(&mut self.clip, size, Some(p.bounds()), pad);
             self.pixmap
                 .stroke_path(&p, &paint(s.color), &stroke, Transform::identity(), mask);
         }
@@ -275,22 +308,16 @@ impl Canvas for Raster {
         // Text without anti-aliasing, as graphite-web sets cairo's font options.
         let mut paint = paint(t.color);
         paint.anti_alias = false;
-        let mask = self.clip.as_ref().map(|(m, _)| m);
+        let size = (self.pixmap.width(), self.pixmap.height());
+        let mask = mask_for(&mut self.clip, size, None, 0.0);
         self.pixmap
             .fill_path(&p, &paint, FillRule::Winding, transform, mask);
     }
 
     fn clip(&mut self, rect: Option<[f64; 4]>) {
         self.clip = rect.and_then(|[x, y, w, h]| {
-            let r = Rect::from_xywh(x as f32, y as f32, w as f32, h as f32)?;
-            let mut m = Mask::new(self.pixmap.width(), self.pixmap.height())?;
-            m.fill_path(
-                &PathBuilder::from_rect(r),
-                FillRule::Winding,
-                true,
-                Transform::identity(),
-            );
-            Some((m, r))
+            let rect = Rect::from_xywh(x as f32, y as f32, w as f32, h as f32)?;
+            Some(Clip { rect, mask: None })
         });
     }
 }
