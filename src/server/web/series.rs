@@ -104,9 +104,10 @@ impl Series {
         if self.values_per_point <= 1 {
             return self.values.clone();
         }
+        let f = Func::of(&self.consolidation);
         self.values
             .chunks(self.values_per_point)
-            .map(|chunk| consolidate(&self.consolidation, chunk, self.values_per_point, self.xff))
+            .map(|chunk| consolidate_by(f, chunk, self.values_per_point, self.xff))
             .collect()
     }
 
@@ -146,11 +147,42 @@ impl Series {
     }
 }
 
-/// One consolidated point of `chunk` (of `per_point` slots at most), in
-/// one pass and without a copy of the chunk: a graph consolidates every
-/// series once per pixel column, several times over.
+/// A consolidation function, its name matched once per series rather
+/// than once per point.
+#[derive(Clone, Copy, PartialEq)]
+enum Func {
+    Average,
+    AvgZero,
+    Sum,
+    Max,
+    Min,
+    First,
+    Last,
+}
+
+impl Func {
+    /// graphite-web's names; anything else averages, as there.
+    fn of(name: &str) -> Func {
+        match name {
+            "avg_zero" => Func::AvgZero,
+            "sum" => Func::Sum,
+            "max" => Func::Max,
+            "min" => Func::Min,
+            "first" => Func::First,
+            "last" => Func::Last,
+            _ => Func::Average,
+        }
+    }
+}
+
+/// One consolidated point of `chunk` (of `per_point` slots at most).
 pub fn consolidate(func: &str, chunk: &[Option<f64>], per_point: usize, xff: f64) -> Option<f64> {
-    let zero_nulls = func == "avg_zero";
+    consolidate_by(Func::of(func), chunk, per_point, xff)
+}
+
+/// `consolidate` in one pass and without a copy of the chunk: a graph
+/// consolidates every series once per pixel column, several times over.
+fn consolidate_by(func: Func, chunk: &[Option<f64>], per_point: usize, xff: f64) -> Option<f64> {
     // (The sum starts as `Iterator::sum` does, so results do not move.)
     let (mut sum, mut used, mut non_null) = (-0.0f64, 0usize, 0usize);
     let (mut max, mut min) = (f64::NEG_INFINITY, f64::INFINITY);
@@ -161,7 +193,7 @@ pub fn consolidate(func: &str, chunk: &[Option<f64>], per_point: usize, xff: f64
                 non_null += 1;
                 *x
             }
-            None if zero_nulls => 0.0,
+            None if func == Func::AvgZero => 0.0,
             None => continue,
         };
         sum += x;
@@ -175,12 +207,12 @@ pub fn consolidate(func: &str, chunk: &[Option<f64>], per_point: usize, xff: f64
         return None;
     }
     match func {
-        "sum" => Some(sum),
-        "max" => Some(max),
-        "min" => Some(min),
-        "first" => first,
-        "last" => last,
-        _ => Some(sum / used as f64),
+        Func::Sum => Some(sum),
+        Func::Max => Some(max),
+        Func::Min => Some(min),
+        Func::First => first,
+        Func::Last => last,
+        Func::Average | Func::AvgZero => Some(sum / used as f64),
     }
 }
 
