@@ -93,21 +93,36 @@ pub fn width(text: &str, size: f64, style: Style, hinted: bool) -> f64 {
 /// The glyphs' outlines, laid out from the origin along the baseline (y
 /// grows downwards), in pixels: for a rasteriser to fill.
 pub fn outline(text: &str, size: f64, style: Style, hinted: bool, to: &mut impl Pen) {
+    for (g, dx) in glyphs(text, size, style, hinted) {
+        glyph_outline(g, dx, size, style, to);
+    }
+}
+
+/// The glyphs of `text` (by their ids in the font) and where each one's
+/// origin lies along the baseline, as `outline` lays them out.
+pub fn glyphs(text: &str, size: f64, style: Style, hinted: bool) -> Vec<(u16, f64)> {
+    let Some(f) = face(style) else {
+        return Vec::new();
+    };
+    let scale = size / f64::from(f.units_per_em().max(1));
+    let mut x = 0.0;
+    text.chars()
+        .map(|c| {
+            let g = glyph(f, c);
+            let at = (g.0, x);
+            x += advance(f, g, scale, hinted);
+            at
+        })
+        .collect()
+}
+
+/// One glyph's outline with its origin at (`dx`, 0).
+pub fn glyph_outline(id: u16, dx: f64, size: f64, style: Style, to: &mut impl Pen) {
     let Some(f) = face(style) else {
         return;
     };
     let scale = size / f64::from(f.units_per_em().max(1));
-    let mut x = 0.0;
-    for c in text.chars() {
-        let g = glyph(f, c);
-        let mut b = Placed {
-            pen: to,
-            dx: x,
-            scale,
-        };
-        f.outline_glyph(g, &mut b);
-        x += advance(f, g, scale, hinted);
-    }
+    f.outline_glyph(GlyphId(id), &mut Placed { pen: to, dx, scale });
 }
 
 /// Where outlines go (a rasteriser's path builder).

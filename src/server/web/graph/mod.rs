@@ -5,7 +5,8 @@
 //! `metadata` is SVG's block of what was drawn, `color` and `font` hold
 //! graphite-web's colours and the font built into the binary, `coverage`
 //! rasterises the PNG's solid lines and areas (`band` sums and paints
-//! them a band of rows at a time, `pixel` blends).
+//! them a band of rows at a time, `pixel` blends) and `glyphs` draws its
+//! text from glyphs kept per thread.
 
 mod axis;
 mod band;
@@ -13,6 +14,7 @@ mod canvas;
 mod color;
 mod coverage;
 mod font;
+mod glyphs;
 mod legend;
 mod line;
 mod metadata;

@@ -10,7 +10,9 @@ use tiny_skia::{
 
 use super::canvas::{self, Canvas, Color, Path, Seg, Text};
 use super::coverage::{self, Coverage, Region};
-use super::font::{self, Pen};
+use super::font;
+use super::glyphs::{self, Builder};
+use super::pixel::Ink;
 
 pub struct Raster {
     pixmap: Pixmap,
@@ -111,11 +113,12 @@ impl Raster {
             // (Every byte is written below: what the buffer held is left.)
             let mut rgb = spare.1;
             rgb.resize(pixels.len() * 3, 0);
-            for (o, p) in rgb
-                .chunks_exact_mut(3)
-                .zip(self.pixmap.data().chunks_exact(4))
-            {
-                o.copy_from_slice(&p[..3]);
+            // (As arrays, not slices: a pixel is a load and two stores,
+            // not a call to copy three bytes.)
+            let (to, _) = rgb.as_chunks_mut::<3>();
+            let (from, _) = self.pixmap.data().as_chunks::<4>();
+            for (o, p) in to.iter_mut().zip(from) {
+                *o = [p[0], p[1], p[2]];
             }
             (png::ColorType::Rgb, rgb)
         } else {
@@ -204,28 +207,6 @@ fn skia_path(p: &Path) -> Option<tiny_skia::Path> {
 }
 
 /// Glyph outlines into a tiny-skia path.
-struct Builder(PathBuilder);
-
-impl Pen for Builder {
-    fn move_to(&mut self, x: f64, y: f64) {
-        self.0.move_to(x as f32, y as f32);
-    }
-    fn line_to(&mut self, x: f64, y: f64) {
-        self.0.line_to(x as f32, y as f32);
-    }
-    fn quad_to(&mut self, x1: f64, y1: f64, x: f64, y: f64) {
-        self.0.quad_to(x1 as f32, y1 as f32, x as f32, y as f32);
-    }
-    fn curve_to(&mut self, x1: f64, y1: f64, x2: f64, y2: f64, x: f64, y: f64) {
-        self.0.cubic_to(
-            x1 as f32, y1 as f32, x2 as f32, y2 as f32, x as f32, y as f32,
-        );
-    }
-    fn close(&mut self) {
-        self.0.close();
-    }
-}
-
 impl Drop for Raster {
     fn drop(&mut self) {
         std::mem::take(&mut self.cov).give();
@@ -296,12 +277,26 @@ impl Canvas for Raster {
 
     fn text(&mut self, t: &Text) {
         self.flush();
+        let (dx, dy) = t.offset();
+        if self.clip.is_none() && t.rotate == 0.0 {
+            // Glyph by glyph from those kept (as the fill below, unclipped).
+            let at = glyphs::At {
+                x: t.x + dx,
+                y: t.y + dy,
+                width: self.pixmap.width(),
+                height: self.pixmap.height(),
+            };
+            let ink = Ink::new(t.color.rgba8());
+            let data = self.pixmap.data_mut();
+            if glyphs::draw(data, &at, t.text, t.size, t.style, t.hinted, &ink) {
+                return;
+            }
+        }
         let mut b = Builder(PathBuilder::new());
         font::outline(t.text, t.size, t.style, t.hinted, &mut b);
         let Some(p) = b.0.finish() else {
             return;
         };
-        let (dx, dy) = t.offset();
         let transform = Transform::from_translate(t.x as f32, t.y as f32)
             .pre_rotate(t.rotate as f32)
             .pre_translate(dx as f32, dy as f32);
