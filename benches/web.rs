@@ -1,6 +1,7 @@
 //! The web server beside graphite-web 1.1.10 (gunicorn, 2 sync workers,
 //! 600 s worker timeout) in
-//! the same run, over the same whisper files: requests per second and
+//! the same run, over the same whisper files, asked in turn in five
+//! slices of 2 s each: requests per second and
 //! p50/p99 latency, 4 clients, one connection per request (and carbyne
 //! alone at 2 clients, one per core, for latency without queueing), for
 //!   (a) sumSeries(servers.*.cpu.total.user), 1 000 files, one day at 60 s
@@ -165,7 +166,11 @@ fn get(port: u16, path_and_query: &str) -> u16 {
     status
 }
 
-/// The status and the whole raw answer (headers and body).
+/// The status and the answer's first bytes (status line and headers, for
+/// a failure's message). The whole answer is read, through one 64 KiB
+/// buffer and dropped: the clients share the servers' two cores, and a
+/// fresh buffer grown to each answer's size (a PNG is 380 KB) cost them
+/// page faults and copies that the server measured beside them paid for.
 fn fetch(port: u16, path_and_query: &str) -> (u16, Vec<u8>) {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return (0, Vec::new());
@@ -176,22 +181,31 @@ fn fetch(port: u16, path_and_query: &str) -> (u16, Vec<u8>) {
     if s.write_all(req.as_bytes()).is_err() {
         return (0, Vec::new());
     }
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
+    let mut head = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let keep = n.min(300usize.saturating_sub(head.len()));
+                head.extend_from_slice(&buf[..keep]);
+            }
+        }
+    }
     // "HTTP/1.1 200 OK": the code is the status line's second word.
-    let status = raw
+    let status = head
         .split(|b| *b == b'\r')
         .next()
         .and_then(|line| std::str::from_utf8(line).ok())
         .and_then(|line| line.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    (status, raw)
+    (status, head)
 }
 
-/// `clients` threads asking `url` for `secs`: (requests/s, p50, p99,
-/// answers other than 200). Only answered requests count.
-fn load(port: u16, url: &str, clients: usize, secs: f64) -> (f64, Duration, Duration, usize) {
+/// `clients` threads asking `url` for `secs`: the latencies of the
+/// answered requests (200), the other answers, and the seconds taken.
+fn run(port: u16, url: &str, clients: usize, secs: f64) -> Run {
     // One request first: a server that cannot answer is a failed run.
     assert_eq!(get(port, url), 200, "{url}");
     let stop = Instant::now() + Duration::from_secs_f64(secs);
@@ -213,19 +227,72 @@ fn load(port: u16, url: &str, clients: usize, secs: f64) -> (f64, Duration, Dura
             })
         })
         .collect();
-    let (mut all, mut failed) = (Vec::new(), 0);
+    let mut r = Run::default();
     for h in handles {
         let (lat, f) = h.join().expect("client");
-        all.extend(lat);
-        failed += f;
+        r.lat.extend(lat);
+        r.failed += f;
     }
-    let took = start.elapsed().as_secs_f64();
-    all.sort();
-    if all.is_empty() {
-        return (0.0, Duration::ZERO, Duration::ZERO, failed);
+    r.secs = start.elapsed().as_secs_f64();
+    r
+}
+
+#[derive(Default)]
+struct Run {
+    lat: Vec<Duration>,
+    failed: usize,
+    secs: f64,
+}
+
+impl Run {
+    fn add(&mut self, other: Run) {
+        self.lat.extend(other.lat);
+        self.failed += other.failed;
+        self.secs += other.secs;
     }
-    let pick = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    (all.len() as f64 / took, pick(0.5), pick(0.99), failed)
+
+    fn rate(&self) -> f64 {
+        self.lat.len() as f64 / self.secs.max(1e-9)
+    }
+
+    /// (requests/s, p50, p99, answers other than 200).
+    fn measured(mut self) -> Measured {
+        self.lat.sort();
+        if self.lat.is_empty() {
+            return (0.0, Duration::ZERO, Duration::ZERO, self.failed);
+        }
+        let n = self.lat.len();
+        let pick = |q: f64| self.lat[((n as f64 * q) as usize).min(n - 1)];
+        (self.rate(), pick(0.5), pick(0.99), self.failed)
+    }
+}
+
+/// (requests/s, p50, p99, answers other than 200) of `clients` threads
+/// asking `url` for `secs`.
+fn load(port: u16, url: &str, clients: usize, secs: f64) -> Measured {
+    run(port, url, clients, secs).measured()
+}
+
+/// carbyne and the peer asked in turn, `rounds` slices of `secs` each, so
+/// that both are measured through the same changes of the machine's
+/// speed (which, shared, moves by half within minutes): the two totals,
+/// and each round's ratio of their rates.
+fn interleaved(
+    ours: u16,
+    theirs: u16,
+    url: &str,
+    rounds: usize,
+    secs: f64,
+) -> (Measured, Measured, Vec<f64>) {
+    let (mut mine, mut other, mut ratios) = (Run::default(), Run::default(), Vec::new());
+    for _ in 0..rounds {
+        let a = run(ours, url, 4, secs);
+        let b = run(theirs, url, 4, secs);
+        ratios.push(a.rate() / b.rate().max(1e-9));
+        mine.add(a);
+        other.add(b);
+    }
+    (mine.measured(), other.measured(), ratios)
 }
 
 type Measured = (f64, Duration, Duration, usize);
@@ -242,7 +309,7 @@ fn row(what: &str, (r, p50, p99, _): &Measured, other: Option<&Measured>) -> Str
                 String::new()
             };
             format!(
-                "| {what} | {r:.0} | {} | {} | {gr:.1}{failed} | {} | {} | {:.0}x |",
+                "| {what} | {r:.0} | {} | {} | {gr:.1}{failed} | {} | {} | {:.1}x |",
                 ms(p50),
                 ms(p99),
                 ms(g50),
@@ -353,13 +420,21 @@ fn main() {
         } else {
             url.replace("find.g7", "find.g1")
         };
-        let mine = load(ours_port, &url, 4, secs);
+        let (mine, other) = match &theirs {
+            Some((_, port)) => {
+                let (mine, other, mut ratios) = interleaved(ours_port, *port, &url, 5, secs / 5.0);
+                ratios.sort_by(f64::total_cmp);
+                let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.1}")).collect();
+                eprintln!("{what}: ratio per round, sorted: {}", shown.join(" "));
+                (mine, Some(other))
+            }
+            None => (load(ours_port, &url, 4, secs), None),
+        };
         assert_eq!(mine.3, 0, "carbyne failed requests of {url}");
         // Latency without queueing: a client per core.
         let two = load(ours_port, &url, 2, secs);
         assert_eq!(two.3, 0, "carbyne failed requests of {url}");
         let rss = common::status_kib(ours.0.id(), "VmHWM:");
-        let other = theirs.as_ref().map(|(_, p)| load(*p, &url, 4, secs));
         // Each row as soon as it is measured (a later failure keeps it).
         eprintln!("{}", row(what, &mine, other.as_ref()));
         eprintln!("{} at 2 clients", row(what, &two, None));
