@@ -81,17 +81,21 @@ impl Cells<'_> {
         let mut line = f64::from(from as i32);
         let mut top = line.max(y0);
         let mut xa = x_at(top);
-        for row in from - band..to - band {
+        // The row's first cell, and its bit, counted from the band's.
+        let mut cell = (from - band) * stride;
+        let mut bit = (from - band) * words * 64;
+        for _ in from..to {
             line += 1.0;
             let bottom = line.min(y1);
             if bottom > top {
                 let xb = x_at(bottom);
-                let cells = &mut acc[row * stride..(row + 1) * stride];
-                let bits = &mut touched[row * words..(row + 1) * words];
-                piece(cells, bits, xa, xb, (bottom - top) as f32 * dir);
+                let d = (bottom - top) as f32 * dir;
+                piece(acc, touched, (cell, bit), xa, xb, d);
                 xa = xb;
                 top = bottom;
             }
+            cell += stride;
+            bit += words * 64;
         }
     }
 
@@ -179,9 +183,12 @@ impl Cells<'_> {
 }
 
 /// One row's piece of an edge, from `xa` (top) to `xb` (bottom), `d` its
-/// signed height, into the row's `cells` and their `bits`.
+/// signed height, into the band's `acc` and `touched` from the row's first
+/// cell and bit (`at`). (Columns stay within the row: `xa` and `xb` are at
+/// most the region's width, and a row has two cells and bits beyond it.)
 #[inline]
-fn piece(cells: &mut [f32], bits: &mut [u64], xa: f64, xb: f64, d: f32) {
+fn piece(acc: &mut [f32], touched: &mut [u64], at: (usize, usize), xa: f64, xb: f64, d: f32) {
+    let (cell, bit0) = at;
     let (lo, hi) = if xa < xb { (xa, xb) } else { (xb, xa) };
     // (lo is at least 0: truncation is floor.)
     let first = lo as i32;
@@ -192,16 +199,17 @@ fn piece(cells: &mut [f32], bits: &mut [u64], xa: f64, xb: f64, d: f32) {
         // cell right of the edge's middle gets the area, the next cell the
         // rest.
         let f = ((lo + hi) * 0.5 - c0) as f32;
-        if let Some(pair) = cells.get_mut(first..first + 2) {
+        if let Some(pair) = acc.get_mut(cell + first..cell + first + 2) {
             pair[0] += d * (1.0 - f);
             pair[1] += d * f;
         }
-        let (word, bit) = (first / 64, first % 64);
-        if let Some(w) = bits.get_mut(word) {
+        let b = bit0 + first;
+        let (word, bit) = (b / 64, b % 64);
+        if let Some(w) = touched.get_mut(word) {
             *w |= 3 << bit;
         }
         if bit == 63 {
-            if let Some(w) = bits.get_mut(word + 1) {
+            if let Some(w) = touched.get_mut(word + 1) {
                 *w |= 1;
             }
         }
@@ -209,11 +217,12 @@ fn piece(cells: &mut [f32], bits: &mut [u64], xa: f64, xb: f64, d: f32) {
     }
     // Across columns: each column's piece weighted by its height.
     let mut mark = |c: usize, v: f32| {
-        if let Some(cell) = cells.get_mut(c) {
-            *cell += v;
+        if let Some(x) = acc.get_mut(cell + c) {
+            *x += v;
         }
-        if let Some(w) = bits.get_mut(c / 64) {
-            *w |= 1 << (c % 64);
+        let b = bit0 + c;
+        if let Some(w) = touched.get_mut(b / 64) {
+            *w |= 1 << (b % 64);
         }
     };
     let per_x = d / (hi - lo) as f32;
