@@ -25,8 +25,9 @@ pub struct Band {
 impl Band {
     /// The band's cells laid out for a region `w` pixels wide.
     pub fn cells(&mut self, w: usize) -> Cells<'_> {
-        // A cell each side beyond the last column: what lies right of the
-        // region, and the share of the last column's edge pieces.
+        // Two cells beyond the last column: the last column's edge pieces
+        // give their right-hand share to the first, and what lies right of
+        // the region adds to (and cancels in) cells nobody paints.
         let stride = w + 2;
         let words = stride.div_ceil(64);
         if self.acc.len() < stride * BAND {
@@ -43,6 +44,7 @@ impl Band {
         }
     }
 
+    /// The buffers' size, for the caller's bound on what it keeps.
     pub fn bytes(&self) -> usize {
         self.acc.capacity() * 4 + self.touched.capacity() * 8
     }

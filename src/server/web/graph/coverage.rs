@@ -2,8 +2,8 @@
 //! as exact areas per pixel (the cell-area method of font rasterisers)
 //! instead of tiny-skia's supersampled scan conversion: a graph's lines
 //! are thousands of short segments, and this costs a few additions per
-//! row an edge crosses. Dashed lines and text stay with tiny-skia.
-//! `band` sums and paints them.
+//! row an edge crosses (dashed lines stay with tiny-skia). The edges are
+//! kept here; `band` sums and paints them.
 //!
 //! A stroke is the union of one rectangle per segment and one wedge per
 //! join (miter up to cairo's limit of 10, else bevel; butt ends), all

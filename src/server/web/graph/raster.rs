@@ -206,7 +206,6 @@ fn skia_path(p: &Path) -> Option<tiny_skia::Path> {
     b.finish()
 }
 
-/// Glyph outlines into a tiny-skia path.
 impl Drop for Raster {
     fn drop(&mut self) {
         std::mem::take(&mut self.cov).give();
