@@ -70,34 +70,67 @@ impl Cells<'_> {
     /// The rows `from..to` (region rows) of an edge into the band starting
     /// at row `band`, in a region `w` pixels wide.
     pub fn rows(&mut self, e: Edge, band: usize, from: usize, to: usize, w: f64) {
-        let (x0, y0, x1, y1, dir) = e;
+        if from >= to {
+            return;
+        }
+        let (x0, y0, x1, y1, _) = e;
         let dxdy = (x1 - x0) / (y1 - y0);
-        // Left of the region counts as its first column's left edge, right
-        // of it as the spare cells beyond the last column.
-        let x_at = |y: f64| (x0 + (y - y0) * dxdy).clamp(0.0, w);
-        let (stride, words) = (self.stride, self.words);
+        if x0.min(x1) >= 0.0 && x0.max(x1) <= w {
+            // Inside the region's columns (nearly every edge): no clamping.
+            // (Rounding may put a point an ulp left of the first column,
+            // which counts as in it, or right of the last, into the spare
+            // cells.)
+            self.walk(e, band, from, to, |y| x0 + (y - y0) * dxdy);
+        } else {
+            // Left of the region counts as its first column's left edge,
+            // right of it as the spare cells beyond the last column.
+            self.walk(e, band, from, to, |y| (x0 + (y - y0) * dxdy).clamp(0.0, w));
+        }
+    }
+
+    /// The rows `from..to` (region rows) of edge `e` into the band starting
+    /// at row `band`, the edge's x at a height given by `x_at`.
+    #[inline]
+    fn walk(&mut self, e: Edge, band: usize, from: usize, to: usize, x_at: impl Fn(f64) -> f64) {
+        let (_, y0, _, y1, dir) = e;
         let (acc, touched) = (&mut *self.acc, &mut *self.touched);
-        // (Rows and columns are counted in i32 for the conversions: a
-        // float to or from usize costs several instructions, to or from
-        // i32 one; a region is at most a few thousand pixels.)
-        let mut line = f64::from(from as i32);
-        let mut top = line.max(y0);
-        let mut xa = x_at(top);
-        // The row's first cell, and its bit, counted from the band's.
-        let mut cell = (from - band) * stride;
-        let mut bit = (from - band) * words * 64;
-        for _ in from..to {
-            line += 1.0;
-            let bottom = line.min(y1);
+        // Each row's first cell and bit, counted from the band's.
+        let step = (self.stride, self.words * 64);
+        let (mut cell, mut bit) = ((from - band) * step.0, (from - band) * step.1);
+        // A row the edge crosses only in part (its first and last): its
+        // piece is as high as the part.
+        let part = |acc: &mut [f32], touched: &mut [u64], row: usize, at: (usize, usize)| {
+            let line = f64::from(row as i32);
+            let (top, bottom) = (line.max(y0), (line + 1.0).min(y1));
             if bottom > top {
-                let xb = x_at(bottom);
                 let d = (bottom - top) as f32 * dir;
-                piece(acc, touched, (cell, bit), xa, xb, d);
-                xa = xb;
-                top = bottom;
+                piece(acc, touched, at, x_at(top), x_at(bottom), d);
             }
-            cell += stride;
-            bit += words * 64;
+        };
+        // The rows crossed from top to bottom, where the piece is as high
+        // as the row (most of them). (Rows are counted in i32 for the
+        // conversions: see `piece`.)
+        let full_from = ceil_i32(y0).clamp(from as i32, to as i32) as usize;
+        let full_to = floor_i32(y1).clamp(full_from as i32, to as i32) as usize;
+        for row in from..full_from {
+            part(acc, touched, row, (cell, bit));
+            cell += step.0;
+            bit += step.1;
+        }
+        let mut line = f64::from(full_from as i32);
+        let mut xa = x_at(line);
+        for _ in full_from..full_to {
+            line += 1.0;
+            let xb = x_at(line);
+            piece(acc, touched, (cell, bit), xa, xb, dir);
+            xa = xb;
+            cell += step.0;
+            bit += step.1;
+        }
+        for row in full_to..to {
+            part(acc, touched, row, (cell, bit));
+            cell += step.0;
+            bit += step.1;
         }
     }
 
@@ -184,10 +217,27 @@ impl Cells<'_> {
     }
 }
 
+/// `v.ceil()` as an i32 (saturating), from the truncation: `f64::ceil`
+/// and `floor` are calls into the runtime on the baseline x86-64 that the
+/// build targets.
+#[inline]
+pub fn ceil_i32(v: f64) -> i32 {
+    let t = v as i32;
+    t.saturating_add(i32::from(f64::from(t) < v))
+}
+
+/// `v.floor()` as an i32 (saturating); see `ceil_i32`.
+#[inline]
+pub fn floor_i32(v: f64) -> i32 {
+    let t = v as i32;
+    t.saturating_sub(i32::from(f64::from(t) > v))
+}
+
 /// One row's piece of an edge, from `xa` (top) to `xb` (bottom), `d` its
 /// signed height, into the band's `acc` and `touched` from the row's first
 /// cell and bit (`at`). (Columns stay within the row: `xa` and `xb` are at
-/// most the region's width, and a row has two cells and bits beyond it.)
+/// most the region's width, or an ulp more, and a row has two cells and
+/// bits beyond it.)
 #[inline]
 fn piece(acc: &mut [f32], touched: &mut [u64], at: (usize, usize), xa: f64, xb: f64, d: f32) {
     let (cell, bit0) = at;
@@ -240,5 +290,21 @@ fn piece(acc: &mut [f32], touched: &mut [u64], at: (usize, usize), xa: f64, xb: 
         mark(c + 1, dd * f);
         x = next;
         c += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceiling_and_floor_are_the_library_s_as_i32() {
+        for v in [
+            0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 1.5, -1.5, 399.999, 400.0, 1e-300, -1e-300, 2.5e9,
+            -2.5e9,
+        ] {
+            assert_eq!(ceil_i32(v), v.ceil() as i32, "{v}");
+            assert_eq!(floor_i32(v), v.floor() as i32, "{v}");
+        }
     }
 }

@@ -9,7 +9,7 @@
 //! join (miter up to cairo's limit of 10, else bevel; butt ends), all
 //! turned the same way round so where they overlap their windings add.
 
-use super::band::{Band, BAND};
+use super::band::{ceil_i32, Band, BAND};
 use super::canvas::{Path, Seg};
 use super::pixel::Ink;
 
@@ -407,7 +407,7 @@ impl Coverage {
                 for &e in &active {
                     // (Truncation is floor here: both are at least 0.)
                     let from = (e.1.max(0.0) as usize).max(lo);
-                    let to = (e.3.ceil().min(hi as f64)) as usize;
+                    let to = ceil_i32(e.3).clamp(0, hi as i32) as usize;
                     cells.rows(e, lo, from, to, w as f64);
                 }
                 active.retain(|e| e.3 > hi as f64);
