@@ -21,6 +21,7 @@ mod metadata;
 mod options;
 mod path;
 mod pixel;
+mod pngfile;
 mod raster;
 mod svg;
 

@@ -13,6 +13,7 @@ use super::coverage::{self, Coverage, Region};
 use super::font;
 use super::glyphs::{self, Builder};
 use super::pixel::Ink;
+use super::pngfile;
 
 pub struct Raster {
     pixmap: Pixmap,
@@ -35,9 +36,9 @@ struct Clip {
 const KEEP_BYTES: usize = 8 << 20;
 
 thread_local! {
-    /// The pixels and the PNG rows of this thread's graph before: a fresh
-    /// megabyte costs its page faults on every graph otherwise.
-    static SPARE: std::cell::Cell<(Vec<u8>, Vec<u8>)> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
+    /// The pixels of this thread's graph before: a fresh megabyte costs
+    /// its page faults on every graph otherwise.
+    static SPARE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 impl Raster {
@@ -45,11 +46,7 @@ impl Raster {
     pub fn new(width: u32, height: u32) -> Option<Raster> {
         let size = tiny_skia::IntSize::from_wh(width, height)?;
         let len = usize::try_from(u64::from(width) * u64::from(height) * 4).ok()?;
-        let mut data = SPARE.with(|s| {
-            let (pixels, rows) = s.take();
-            s.set((Vec::new(), rows));
-            pixels
-        });
+        let mut data = SPARE.with(|s| s.take());
         data.clear();
         data.try_reserve_exact(len).ok()?;
         data.resize(len, 0);
@@ -102,53 +99,10 @@ impl Raster {
         &self.pixmap
     }
 
-    /// The PNG: 8-bit RGB when every pixel is opaque (as cairo writes it),
-    /// RGBA otherwise; fast compression (a graph is mostly flat colour).
+    /// The PNG file of what was drawn.
     pub fn png(&mut self) -> Result<Vec<u8>, String> {
         self.flush();
-        let pixels = self.pixmap.pixels();
-        let opaque = pixels.iter().all(|p| p.alpha() == 255);
-        let spare = SPARE.with(|s| s.take());
-        let (color, data): (png::ColorType, Vec<u8>) = if opaque {
-            // (Every byte is written below: what the buffer held is left.)
-            let mut rgb = spare.1;
-            rgb.resize(pixels.len() * 3, 0);
-            // (As arrays, not slices: a pixel is a load and two stores,
-            // not a call to copy three bytes.)
-            let (to, _) = rgb.as_chunks_mut::<3>();
-            let (from, _) = self.pixmap.data().as_chunks::<4>();
-            for (o, p) in to.iter_mut().zip(from) {
-                *o = [p[0], p[1], p[2]];
-            }
-            (png::ColorType::Rgb, rgb)
-        } else {
-            let mut rgba = spare.1;
-            rgba.resize(pixels.len() * 4, 0);
-            for (o, p) in rgba.chunks_exact_mut(4).zip(pixels) {
-                let c = p.demultiply();
-                o.copy_from_slice(&[c.red(), c.green(), c.blue(), c.alpha()]);
-            }
-            (png::ColorType::Rgba, rgba)
-        };
-        // (A graph's PNG is mostly under a third of its pixels' bytes.)
-        let mut out = Vec::with_capacity(data.len() / 3);
-        let mut e = png::Encoder::new(&mut out, self.pixmap.width(), self.pixmap.height());
-        e.set_color(color);
-        e.set_depth(png::BitDepth::Eight);
-        e.set_compression(png::Compression::Fast);
-        // Up: a graph's rows mostly repeat the one above (background, the
-        // vertical grid), which this turns into runs of zeros; and it is
-        // the cheapest filter to compute.
-        e.set_filter(png::FilterType::Up);
-        let mut w = e.write_header().map_err(|e| e.to_string())?;
-        w.write_image_data(&data).map_err(|e| e.to_string())?;
-        w.finish().map_err(|e| e.to_string())?;
-        if data.capacity() <= KEEP_BYTES {
-            SPARE.with(|s| s.set((spare.0, data)));
-        } else {
-            SPARE.with(|s| s.set((spare.0, Vec::new())));
-        }
-        Ok(out)
+        pngfile::encode(&self.pixmap)
     }
 }
 
@@ -213,10 +167,7 @@ impl Drop for Raster {
         if let Some(small) = Pixmap::new(1, 1) {
             let pixels = std::mem::replace(&mut self.pixmap, small).take();
             if pixels.capacity() <= KEEP_BYTES {
-                SPARE.with(|s| {
-                    let (_, rows) = s.take();
-                    s.set((pixels, rows));
-                });
+                SPARE.with(|s| s.set(pixels));
             }
         }
     }
