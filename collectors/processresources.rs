@@ -9,9 +9,20 @@
 //!
 //! A process is identified (name, executable, command line) once, when its
 //! pid first appears; each run then reads only the matched processes, so
-//! the cost follows what is matched, not every process on the host. A
-//! matched pid reused by another process is noticed by its start time; an
-//! unmatched one is looked at again every [`RESCAN_EVERY`] runs.
+//! the cost follows what is matched, not every process on the host:
+//! - `/proc` is listed only when the kernel's last allocated pid (in
+//!   `/proc/loadavg`) moved by more than [`PROBE_MAX`] since the run
+//!   before; otherwise the few new pids are looked at one by one (a new
+//!   thread's pid, found the same way, is told apart by its `Tgid`);
+//! - a matched process's `stat`, `status` and `io` are kept open (up to
+//!   [`HOLD_MAX`] processes) and read again from their start, without a
+//!   path lookup, an open or a close. A held file of a process that is
+//!   gone no longer reads (the kernel ties it to that process, not to the
+//!   pid), so a reused pid is never read through it.
+//!
+//! A matched pid reused by another process is noticed by its start time;
+//! every process, matched or not, is looked at again every
+//! [`RESCAN_EVERY`] runs (a process that exec'd keeps its pid and start).
 
 use super::{CollectError, Collector, Emit};
 use crate::config::{Config, ConfigError};
@@ -119,11 +130,86 @@ pub fn io_bytes(io: &str) -> Option<(u64, u64)> {
 /// reused by a process that matches).
 pub const RESCAN_EVERY: u64 = 30;
 
-/// A process as last seen: its start (to notice a reused pid) and its
-/// groups (none: it matches no group).
+/// New pids since the run before looked at one by one; more, and `/proc`
+/// is listed.
+pub const PROBE_MAX: u32 = 256;
+
+/// Matched processes whose files are kept open (three descriptors each);
+/// beyond them, files are opened by path each run.
+pub const HOLD_MAX: usize = 128;
+
+/// A process as last seen: its start (to notice a reused pid), its groups
+/// (none: it matches no group) and, while it matches, its files.
 struct Known {
     starttime: u64,
     groups: Vec<usize>,
+    files: Option<Held>,
+}
+
+/// A matched process's `stat`, `status` and `io`, kept open.
+struct Held {
+    stat: std::fs::File,
+    status: std::fs::File,
+    io: Option<std::fs::File>,
+}
+
+impl Held {
+    fn open(dir: &Path) -> Option<Held> {
+        let open = |name: &str| std::fs::File::open(dir.join(name)).ok();
+        Some(Held {
+            stat: open("stat")?,
+            status: open("status")?,
+            io: open("io"),
+        })
+    }
+}
+
+/// A kept-open file read again from its start into `bytes`: None when it
+/// no longer reads (its process is gone) or is not text.
+fn reread<'b>(f: &std::fs::File, bytes: &'b mut Vec<u8>) -> Option<&'b str> {
+    use std::os::unix::fs::FileExt;
+    bytes.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match f.read_at(&mut chunk, bytes.len() as u64) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(chunk.get(..n)?),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    std::str::from_utf8(bytes).ok()
+}
+
+/// A process's open descriptors: on procfs since Linux 6.2 the size that
+/// `stat` gives its `fd` directory (a lookup, not an open, a listing and a
+/// close), else (an older kernel says 0) its entries counted.
+fn count_fds(dir: &Path, procfs: bool) -> Option<u64> {
+    let fd = dir.join("fd");
+    if procfs {
+        if let Some(n) = std::fs::metadata(&fd)
+            .ok()
+            .map(|m| m.len())
+            .filter(|n| *n > 0)
+        {
+            return Some(n);
+        }
+    }
+    std::fs::read_dir(fd).map(|rd| rd.count() as u64).ok()
+}
+
+/// The last pid the kernel allocated: `/proc/loadavg`'s fifth field.
+pub fn last_pid(loadavg: &str) -> Option<u32> {
+    loadavg.split_ascii_whitespace().nth(4)?.parse().ok()
+}
+
+/// The `Tgid:` of a `status` text: its process's pid (a thread's differs
+/// from its own).
+pub fn tgid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 pub struct ProcessResources {
@@ -132,9 +218,20 @@ pub struct ProcessResources {
     /// Every pid seen, with its groups (empty: matches none).
     known: HashMap<u32, Known>,
     runs: u64,
+    /// The last allocated pid at the run before, and `/proc/loadavg` held
+    /// open to read it.
+    last_pid: Option<u32>,
+    loadavg: Option<std::fs::File>,
+    /// Processes whose files are held.
+    held: usize,
+    /// The boot time, from `/proc/stat`.
+    btime: Option<f64>,
+    /// Whether `proc_root` is a procfs (not a test's tree of files).
+    procfs: bool,
     ticks: f64,
     page: f64,
     buf: String,
+    bytes: Vec<u8>,
 }
 
 impl ProcessResources {
@@ -170,9 +267,16 @@ impl ProcessResources {
             groups,
             known: HashMap::new(),
             runs: 0,
+            last_pid: None,
+            loadavg: None,
+            held: 0,
+            btime: None,
+            procfs: rustix::fs::statfs(&cfg.proc_root)
+                .is_ok_and(|f| f.f_type == rustix::fs::PROC_SUPER_MAGIC),
             ticks: if ticks > 0 { ticks as f64 } else { 100.0 },
             page: if page > 0 { page as f64 } else { 4096.0 },
             buf: String::new(),
+            bytes: Vec::new(),
         })
     }
 
@@ -226,6 +330,81 @@ impl ProcessResources {
             .map(|(i, _)| i)
             .collect()
     }
+
+    /// The pids to look at this run, and whether they were probed rather
+    /// than listed: on a listing, every process in `/proc` (and what is
+    /// known trimmed to them); otherwise the matched processes and the
+    /// pids allocated since the run before.
+    fn candidates(&mut self) -> Result<(Vec<u32>, bool), CollectError> {
+        let rescan = self.runs.is_multiple_of(RESCAN_EVERY);
+        self.runs += 1;
+        let before = self.last_pid;
+        if self.loadavg.is_none() {
+            self.loadavg = std::fs::File::open(self.root.join("loadavg")).ok();
+        }
+        self.last_pid = self
+            .loadavg
+            .as_ref()
+            .and_then(|f| reread(f, &mut self.bytes))
+            .and_then(last_pid);
+        match (before, self.last_pid) {
+            (Some(a), Some(b)) if !rescan && b >= a && b - a <= PROBE_MAX => {
+                let mut pids: Vec<u32> = self
+                    .known
+                    .iter()
+                    .filter(|(_, k)| !k.groups.is_empty())
+                    .map(|(pid, _)| *pid)
+                    .chain(a.saturating_add(1)..=b)
+                    .collect();
+                pids.sort_unstable();
+                pids.dedup();
+                return Ok((pids, true));
+            }
+            _ => {}
+        }
+        let entries = std::fs::read_dir(&self.root).map_err(|source| CollectError::Io {
+            path: self.root.clone(),
+            source,
+        })?;
+        let mut pids: Vec<u32> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        pids.sort_unstable();
+        let gone: Vec<u32> = self
+            .known
+            .iter()
+            .filter(|(pid, k)| pids.binary_search(pid).is_err() || (rescan && k.groups.is_empty()))
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in gone {
+            self.forget(pid);
+        }
+        Ok((pids, false))
+    }
+
+    /// Whether a probed pid is a process (a thread's `Tgid` is another's).
+    fn is_process(&mut self, pid: u32, dir: &Path) -> bool {
+        self.read(&dir.join("status"))
+            .and_then(tgid)
+            .is_none_or(|t| t == pid)
+    }
+
+    /// Closes a process's held files.
+    fn let_go(&mut self, pid: u32) {
+        if let Some(k) = self.known.get_mut(&pid) {
+            if k.files.take().is_some() {
+                self.held -= 1;
+            }
+        }
+    }
+
+    /// Forgets a process (and closes its held files).
+    fn forget(&mut self, pid: u32) {
+        if let Some(k) = self.known.remove(&pid) {
+            self.held -= usize::from(k.files.is_some());
+        }
+    }
 }
 
 /// Per-group sums.
@@ -251,46 +430,64 @@ impl Collector for ProcessResources {
         if self.groups.is_empty() {
             return Ok(());
         }
-        let entries = std::fs::read_dir(&self.root).map_err(|source| CollectError::Io {
-            path: self.root.clone(),
-            source,
-        })?;
-        let mut pids: Vec<u32> = entries
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse().ok())
-            .collect();
-        pids.sort_unstable();
-        let rescan = self.runs.is_multiple_of(RESCAN_EVERY);
-        self.runs += 1;
-        self.known
-            .retain(|pid, k| pids.binary_search(pid).is_ok() && !(rescan && k.groups.is_empty()));
-        let btime = self
-            .read(&self.root.join("stat"))
-            .and_then(|t| t.lines().find_map(|l| l.strip_prefix("btime ")))
-            .and_then(|v| v.trim().parse::<f64>().ok());
+        let (pids, probing) = self.candidates()?;
+        // (Read once: `/proc/stat` is long on a host of many CPUs and
+        // interrupts, and the boot time does not move.)
+        if self.btime.is_none() {
+            self.btime = self
+                .read(&self.root.join("stat"))
+                .and_then(|t| t.lines().find_map(|l| l.strip_prefix("btime ")))
+                .and_then(|v| v.trim().parse::<f64>().ok());
+        }
+        let btime = self.btime;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         let mut sums: Vec<Sums> = (0..self.groups.len()).map(|_| Sums::default()).collect();
         for pid in pids {
-            if self.known.get(&pid).is_some_and(|k| k.groups.is_empty()) {
+            let known = self.known.get(&pid);
+            if known.is_some_and(|k| k.groups.is_empty()) {
                 continue;
             }
             let dir = self.root.join(pid.to_string());
+            // Through the held file; when that no longer reads, by path
+            // (the pid may be another process's now).
+            let mut read = known
+                .and_then(|k| k.files.as_ref())
+                .and_then(|h| reread(&h.stat, &mut self.bytes).and_then(parse_stat));
+            if read.is_none() {
+                self.let_go(pid);
+                read = super::read(&dir.join("stat"), &mut self.buf)
+                    .ok()
+                    .and_then(parse_stat);
+            }
             // Gone since the listing, or not ours to read: skipped.
-            let Some((comm, stat)) = self.read(&dir.join("stat")).and_then(parse_stat) else {
+            let Some((comm, stat)) = read else {
+                self.forget(pid);
                 continue;
             };
             let groups = match self.known.get(&pid) {
                 Some(k) if k.starttime == stat.starttime => k.groups.clone(),
                 _ => {
+                    // A pid found by probing may be a new thread's.
+                    if probing && !self.is_process(pid, &dir) {
+                        continue;
+                    }
+                    self.forget(pid);
                     let id = self.identify(pid, &comm);
                     let groups = self.matching(pid, &id);
+                    let files = if !groups.is_empty() && self.held < HOLD_MAX {
+                        Held::open(&dir)
+                    } else {
+                        None
+                    };
+                    self.held += usize::from(files.is_some());
                     self.known.insert(
                         pid,
                         Known {
                             starttime: stat.starttime,
                             groups: groups.clone(),
+                            files,
                         },
                     );
                     groups
@@ -299,11 +496,19 @@ impl Collector for ProcessResources {
             if groups.is_empty() {
                 continue;
             }
-            let ctx = self.read(&dir.join("status")).and_then(ctx_switches);
-            let io = self.read(&dir.join("io")).and_then(io_bytes);
-            let fds = std::fs::read_dir(dir.join("fd"))
-                .map(|rd| rd.count() as u64)
-                .ok();
+            let (ctx, io) = match self.known.get(&pid).and_then(|k| k.files.as_ref()) {
+                Some(h) => (
+                    reread(&h.status, &mut self.bytes).and_then(ctx_switches),
+                    h.io.as_ref()
+                        .and_then(|f| reread(f, &mut self.bytes))
+                        .and_then(io_bytes),
+                ),
+                None => (
+                    self.read(&dir.join("status")).and_then(ctx_switches),
+                    self.read(&dir.join("io")).and_then(io_bytes),
+                ),
+            };
+            let fds = count_fds(&dir, self.procfs);
             let started = btime.map(|b| b + stat.starttime as f64 / self.ticks);
             let cpu = out.counters().delta(
                 &format!("cpu.{pid}.{}", stat.starttime),
@@ -518,6 +723,116 @@ mod tests {
         c.runs = RESCAN_EVERY;
         let v = once(&mut c);
         assert_eq!(v["s.process.postgres.workers_count"], 2.0, "the rescan");
+    }
+
+    #[test]
+    fn new_pids_are_probed_between_listings() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let root = d.path().join("proc");
+        let mut opts = ProcessResourcesConfig::default();
+        opts.process
+            .insert("postgres".into(), group(&["^postgres"], &[], &[]));
+        let cfg = Config {
+            proc_root: root.clone(),
+            ..Config::default()
+        };
+        let mut c = ProcessResources::new(&opts, &cfg).expect("new");
+        let pg = "/usr/lib/postgresql/15/bin/postgres";
+        let loadavg = |last: u32| {
+            std::fs::write(
+                root.join("loadavg"),
+                format!("0.00 0.01 0.05 1/99 {last}\n"),
+            )
+            .expect("loadavg")
+        };
+        let workers = |c: &mut ProcessResources| once(c)["s.process.postgres.workers_count"];
+        tree(&root, &[(100, "postgres", "postgres", pg, 1, 500)]);
+        loadavg(100);
+        assert_eq!(workers(&mut c), 1.0, "the first run lists /proc");
+        // A process started since: its pid is the last allocated.
+        tree(&root, &[(101, "postgres", "postgres", pg, 1, 600)]);
+        loadavg(101);
+        assert_eq!(workers(&mut c), 2.0, "a new pid probed");
+        // No pid allocated: /proc is not listed (a pid below the last
+        // one cannot be new on a real kernel).
+        tree(&root, &[(50, "postgres", "postgres", pg, 1, 700)]);
+        assert_eq!(workers(&mut c), 2.0, "nothing new, nothing listed");
+        // A new thread of process 100: its pid shows as a directory when
+        // asked for by name, with the same command; its Tgid tells it.
+        tree(&root, &[(102, "postgres", "postgres", pg, 1, 800)]);
+        std::fs::write(
+            root.join("102/status"),
+            "Name:\tpostgres\nTgid:\t100\nPid:\t102\nvoluntary_ctxt_switches:\t1\nnonvoluntary_ctxt_switches:\t1\n",
+        )
+        .expect("status");
+        loadavg(102);
+        assert_eq!(workers(&mut c), 2.0, "a thread is not a worker");
+        // More pids allocated than are probed: /proc is listed again.
+        std::fs::remove_dir_all(root.join("102")).expect("rm");
+        loadavg(102 + PROBE_MAX + 1);
+        assert_eq!(workers(&mut c), 3.0, "the listing finds pid 50");
+        assert_eq!(c.held, 3, "the matched processes' files are held");
+        // A held process gone (its stat no longer a process's): let go.
+        std::fs::write(root.join("101/stat"), "").expect("stat");
+        std::fs::remove_dir_all(root.join("101")).expect("rm");
+        assert_eq!(workers(&mut c), 2.0);
+        assert_eq!(c.held, 2);
+        assert_eq!(last_pid("0.52 0.58 0.59 3/1067 240735\n"), Some(240_735));
+        assert_eq!(last_pid("0.52"), None);
+    }
+
+    /// On the real /proc: a child started between two runs is found (by
+    /// probing when few pids were allocated in between, else by listing),
+    /// and a new thread of this process, with its command line, is not
+    /// counted as a process.
+    #[test]
+    fn on_the_real_proc_a_new_child_counts_and_a_new_thread_does_not() {
+        let mut opts = ProcessResourcesConfig::default();
+        opts.process
+            .insert("sleepers".into(), group(&[], &[], &[r"^sleep 3600\.4242$"]));
+        let me = std::fs::read("/proc/self/cmdline").expect("cmdline");
+        let me = String::from_utf8_lossy(&me).replace('\0', " ");
+        let me = format!("^{}$", regex::escape(me.trim_end()));
+        opts.process
+            .insert("me".into(), group(&[], &[], &[me.as_str()]));
+        let mut c = ProcessResources::new(&opts, &Config::default()).expect("new");
+        struct Kill(Vec<std::process::Child>);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                for child in &mut self.0 {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+        let sleep = || {
+            std::process::Command::new("sleep")
+                .arg("3600.4242")
+                .spawn()
+                .expect("sleep")
+        };
+        let mut kids = Kill(vec![sleep()]);
+        let v = once(&mut c);
+        assert_eq!(v["s.process.sleepers.workers_count"], 1.0);
+        assert_eq!(v["s.process.me.workers_count"], 1.0);
+        kids.0.push(sleep());
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || rx.recv());
+        let v = once(&mut c);
+        drop(tx);
+        let _ = thread.join();
+        assert_eq!(v["s.process.sleepers.workers_count"], 2.0);
+        assert_eq!(
+            v["s.process.me.workers_count"], 1.0,
+            "a thread is no worker"
+        );
+        assert!(v["s.process.me.num_threads"] >= 2.0);
+        // Descriptors counted as a listing counts them (`stat`'s size on
+        // procfs since Linux 6.2).
+        assert!(c.procfs);
+        let dir = Path::new("/proc").join(kids.0[0].id().to_string());
+        let listed = std::fs::read_dir(dir.join("fd")).expect("fd").count() as u64;
+        assert_eq!(count_fds(&dir, true), Some(listed));
     }
 
     #[test]
