@@ -134,9 +134,11 @@ pub const RESCAN_EVERY: u64 = 30;
 /// is listed.
 pub const PROBE_MAX: u32 = 256;
 
-/// Matched processes whose files are kept open (three descriptors each);
-/// beyond them, files are opened by path each run.
-pub const HOLD_MAX: usize = 128;
+/// Matched processes whose files are kept open (three descriptors each,
+/// 192 at most: the agent runs under the default soft limit of 1 024 open
+/// files, shared with its handlers and log tails); beyond them, files are
+/// opened by path each run.
+pub const HOLD_MAX: usize = 64;
 
 /// A process as last seen: its start (to notice a reused pid), its groups
 /// (none: it matches no group) and, while it matches, its files.
