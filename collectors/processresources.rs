@@ -21,8 +21,10 @@
 //!   pid), so a reused pid is never read through it.
 //!
 //! A matched pid reused by another process is noticed by its start time;
-//! every process, matched or not, is looked at again every
-//! [`RESCAN_EVERY`] runs (a process that exec'd keeps its pid and start).
+//! an unmatched one is looked at again every [`RESCAN_EVERY`] runs (a
+//! process that exec'd keeps its pid and start). Probing needs the last
+//! pid of `proc_root`'s own pid namespace: in a container whose
+//! `proc_root` is the host's `/proc`, `/proc` is listed every run.
 
 use super::{CollectError, Collector, Emit};
 use crate::config::{Config, ConfigError};
@@ -228,8 +230,13 @@ pub struct ProcessResources {
     held: usize,
     /// The boot time, from `/proc/stat`.
     btime: Option<f64>,
-    /// Whether `proc_root` is a procfs (not a test's tree of files).
+    /// Whether `proc_root` is a procfs (not a test's tree of files, whose
+    /// files, kept open, would read on after they were replaced).
     procfs: bool,
+    /// Whether `loadavg`'s last pid counts `proc_root`'s pids: the
+    /// reader's pid namespace is the mount's (`self` there is this
+    /// process's own pid), or a test's tree.
+    probe: bool,
     ticks: f64,
     page: f64,
     buf: String,
@@ -261,6 +268,8 @@ impl ProcessResources {
                 count_workers: g.count_workers,
             });
         }
+        let procfs = rustix::fs::statfs(&cfg.proc_root)
+            .is_ok_and(|f| f.f_type == rustix::fs::PROC_SUPER_MAGIC);
         // SAFETY: sysconf only reads a configuration value.
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -273,8 +282,10 @@ impl ProcessResources {
             loadavg: None,
             held: 0,
             btime: None,
-            procfs: rustix::fs::statfs(&cfg.proc_root)
-                .is_ok_and(|f| f.f_type == rustix::fs::PROC_SUPER_MAGIC),
+            procfs,
+            probe: !procfs
+                || std::fs::read_link(cfg.proc_root.join("self"))
+                    .is_ok_and(|p| p.to_str() == Some(std::process::id().to_string().as_str())),
             ticks: if ticks > 0 { ticks as f64 } else { 100.0 },
             page: if page > 0 { page as f64 } else { 4096.0 },
             buf: String::new(),
@@ -341,7 +352,7 @@ impl ProcessResources {
         let rescan = self.runs.is_multiple_of(RESCAN_EVERY);
         self.runs += 1;
         let before = self.last_pid;
-        if self.loadavg.is_none() {
+        if self.loadavg.is_none() && self.probe {
             self.loadavg = std::fs::File::open(self.root.join("loadavg")).ok();
         }
         self.last_pid = self
@@ -351,6 +362,12 @@ impl ProcessResources {
             .and_then(last_pid);
         match (before, self.last_pid) {
             (Some(a), Some(b)) if !rescan && b >= a && b - a <= PROBE_MAX => {
+                // A pid allocated since is a new process's, whatever was
+                // known under it (the counter may have come round to a
+                // pid that was alive at the last listing).
+                for pid in a.saturating_add(1)..=b {
+                    self.forget(pid);
+                }
                 let mut pids: Vec<u32> = self
                     .known
                     .iter()
@@ -385,11 +402,11 @@ impl ProcessResources {
         Ok((pids, false))
     }
 
-    /// Whether a probed pid is a process (a thread's `Tgid` is another's).
+    /// Whether a probed pid is a process (a thread's `Tgid` is another's;
+    /// a `status` that no longer reads: gone since its `stat` was read).
     fn is_process(&mut self, pid: u32, dir: &Path) -> bool {
         self.read(&dir.join("status"))
-            .and_then(tgid)
-            .is_none_or(|t| t == pid)
+            .is_some_and(|t| tgid(t).is_none_or(|t| t == pid))
     }
 
     /// Closes a process's held files.
@@ -478,7 +495,7 @@ impl Collector for ProcessResources {
                     self.forget(pid);
                     let id = self.identify(pid, &comm);
                     let groups = self.matching(pid, &id);
-                    let files = if !groups.is_empty() && self.held < HOLD_MAX {
+                    let files = if self.procfs && !groups.is_empty() && self.held < HOLD_MAX {
                         Held::open(&dir)
                     } else {
                         None
@@ -771,14 +788,18 @@ mod tests {
         assert_eq!(workers(&mut c), 2.0, "a thread is not a worker");
         // More pids allocated than are probed: /proc is listed again.
         std::fs::remove_dir_all(root.join("102")).expect("rm");
+        tree(&root, &[(400, "bash", "-bash", "/usr/bin/bash", 1, 900)]);
         loadavg(102 + PROBE_MAX + 1);
         assert_eq!(workers(&mut c), 3.0, "the listing finds pid 50");
-        assert_eq!(c.held, 3, "the matched processes' files are held");
-        // A held process gone (its stat no longer a process's): let go.
-        std::fs::write(root.join("101/stat"), "").expect("stat");
+        assert_eq!(c.held, 0, "files are held on procfs only");
+        // A process gone.
         std::fs::remove_dir_all(root.join("101")).expect("rm");
         assert_eq!(workers(&mut c), 2.0);
-        assert_eq!(c.held, 2);
+        // The counter came round to pid 400, unmatched (bash) at the
+        // listing: the new process under it is looked at.
+        tree(&root, &[(400, "postgres", "postgres", pg, 1, 950)]);
+        loadavg(400);
+        assert_eq!(workers(&mut c), 3.0, "a pid allocated again");
         assert_eq!(last_pid("0.52 0.58 0.59 3/1067 240735\n"), Some(240_735));
         assert_eq!(last_pid("0.52"), None);
     }
@@ -829,9 +850,10 @@ mod tests {
             "a thread is no worker"
         );
         assert!(v["s.process.me.num_threads"] >= 2.0);
+        assert_eq!(c.held, 3, "the matched processes' files are held");
         // Descriptors counted as a listing counts them (`stat`'s size on
         // procfs since Linux 6.2).
-        assert!(c.procfs);
+        assert!(c.procfs && c.probe);
         let dir = Path::new("/proc").join(kids.0[0].id().to_string());
         let listed = std::fs::read_dir(dir.join("fd")).expect("fd").count() as u64;
         assert_eq!(count_fds(&dir, true), Some(listed));
