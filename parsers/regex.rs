@@ -66,10 +66,22 @@ enum Part {
 
 struct Metric {
     template: Vec<Part>,
+    /// The name, when the template has no capture: kept in `fixed`, not
+    /// rendered and looked up each line.
+    fixed: Option<String>,
     kind: Kind,
     value: Option<usize>,
+    /// An earlier metric with the same `value` capture, whose number this
+    /// one takes instead of parsing it again.
+    same_value: Option<usize>,
     percentiles: Vec<f64>,
 }
+
+/// The name maps' hasher: seeded per map (names come from log lines, and
+/// a fixed seed would let a log writer pick colliding names) and several
+/// times faster than std's SipHash on short names, which it looked up for
+/// each metric of each line.
+type Names = HashMap<String, Acc, foldhash::fast::RandomState>;
 
 #[derive(Debug, Default)]
 struct Acc {
@@ -85,7 +97,9 @@ pub struct RegexParser {
     locs: regex::bytes::CaptureLocations,
     metrics: Vec<Metric>,
     /// Per metric (by index): rendered name -> accumulated values.
-    acc: Vec<HashMap<String, Acc>>,
+    acc: Vec<Names>,
+    /// Per metric with a fixed name: its accumulated values.
+    fixed: Vec<Option<Acc>>,
     /// Names held across `acc`, bounded by MAX_NAMES.
     names: usize,
     /// The name being rendered and the line's values (reused buffers).
@@ -167,17 +181,29 @@ impl RegexParser {
                     format!("{p} is not a percentile (0 < p <= 100)"),
                 ));
             }
+            let fixed = template
+                .iter()
+                .map(|p| match p {
+                    Part::Text(t) => Some(t.as_str()),
+                    Part::Capture(_) => None,
+                })
+                .collect::<Option<String>>();
+            let same_value =
+                value.and_then(|v| metrics.iter().position(|o: &Metric| o.value == Some(v)));
             metrics.push(Metric {
                 template,
+                fixed,
                 kind: m.kind,
                 value,
+                same_value,
                 percentiles: m.percentiles.clone(),
             });
         }
         Ok(RegexParser {
             locs: re.capture_locations(),
             re,
-            acc: metrics.iter().map(|_| HashMap::new()).collect(),
+            acc: metrics.iter().map(|_| Names::default()).collect(),
+            fixed: metrics.iter().map(|_| None).collect(),
             metrics,
             names: 0,
             name: String::new(),
@@ -218,6 +244,10 @@ impl Parser for RegexParser {
         // Every metric's value first, so a bad number leaves nothing half-counted.
         self.values.clear();
         for m in &self.metrics {
+            if let Some(&v) = m.same_value.and_then(|j| self.values.get(j)) {
+                self.values.push(v);
+                continue;
+            }
             let v = match m.value {
                 None => None,
                 Some(i) => match std::str::from_utf8(group(i))
@@ -231,21 +261,32 @@ impl Parser for RegexParser {
             self.values.push(v);
         }
         for (i, m) in self.metrics.iter().enumerate() {
-            self.name.clear();
-            for part in &m.template {
-                match part {
-                    Part::Text(t) => self.name.push_str(t),
-                    Part::Capture(c) => push_segment(&mut self.name, group(*c)),
+            let a = if m.fixed.is_some() {
+                match &mut self.fixed[i] {
+                    Some(a) => a,
+                    None if self.names >= MAX_NAMES => return false,
+                    slot => {
+                        self.names += 1;
+                        slot.insert(Acc::default())
+                    }
                 }
-            }
-            // Looked up by the rendered text: a name is allocated once,
-            // when it is first seen.
-            let a = match self.acc[i].get_mut(self.name.as_str()) {
-                Some(a) => a,
-                None if self.names >= MAX_NAMES => return false,
-                None => {
-                    self.names += 1;
-                    self.acc[i].entry(self.name.clone()).or_default()
+            } else {
+                self.name.clear();
+                for part in &m.template {
+                    match part {
+                        Part::Text(t) => self.name.push_str(t),
+                        Part::Capture(c) => push_segment(&mut self.name, group(*c)),
+                    }
+                }
+                // Looked up by the rendered text: a name is allocated once,
+                // when it is first seen.
+                match self.acc[i].get_mut(self.name.as_str()) {
+                    Some(a) => a,
+                    None if self.names >= MAX_NAMES => return false,
+                    None => {
+                        self.names += 1;
+                        self.acc[i].entry(self.name.clone()).or_default()
+                    }
                 }
             };
             a.count += 1;
@@ -262,11 +303,16 @@ impl Parser for RegexParser {
 
     fn take_metrics(&mut self, duration: f64, out: &mut Vec<(String, f64)>) {
         self.names = 0;
+        let metrics = &self.metrics;
         let mut acc: Vec<_> = self
             .acc
             .iter_mut()
             .enumerate()
             .flat_map(|(i, names)| names.drain().map(move |(name, a)| ((i, name), a)))
+            .chain(self.fixed.iter_mut().enumerate().filter_map(|(i, slot)| {
+                let name = metrics[i].fixed.clone()?;
+                Some(((i, name), slot.take()?))
+            }))
             .collect();
         acc.sort_by(|a, b| a.0.cmp(&b.0));
         for ((i, name), mut a) in acc {
