@@ -226,8 +226,6 @@ pub struct ProcessResources {
     /// open to read it.
     last_pid: Option<u32>,
     loadavg: Option<std::fs::File>,
-    /// Processes whose files are held.
-    held: usize,
     /// The boot time, from `/proc/stat`.
     btime: Option<f64>,
     /// Whether `proc_root` is a procfs (not a test's tree of files, whose
@@ -280,7 +278,6 @@ impl ProcessResources {
             runs: 0,
             last_pid: None,
             loadavg: None,
-            held: 0,
             btime: None,
             procfs,
             probe: !procfs
@@ -412,17 +409,19 @@ impl ProcessResources {
     /// Closes a process's held files.
     fn let_go(&mut self, pid: u32) {
         if let Some(k) = self.known.get_mut(&pid) {
-            if k.files.take().is_some() {
-                self.held -= 1;
-            }
+            k.files = None;
         }
     }
 
     /// Forgets a process (and closes its held files).
     fn forget(&mut self, pid: u32) {
-        if let Some(k) = self.known.remove(&pid) {
-            self.held -= usize::from(k.files.is_some());
-        }
+        self.known.remove(&pid);
+    }
+
+    /// Processes whose files are held. (Counted when a matched process is
+    /// first seen, not kept: nothing to fall out of step.)
+    fn held(&self) -> usize {
+        self.known.values().filter(|k| k.files.is_some()).count()
     }
 }
 
@@ -495,12 +494,11 @@ impl Collector for ProcessResources {
                     self.forget(pid);
                     let id = self.identify(pid, &comm);
                     let groups = self.matching(pid, &id);
-                    let files = if self.procfs && !groups.is_empty() && self.held < HOLD_MAX {
+                    let files = if self.procfs && !groups.is_empty() && self.held() < HOLD_MAX {
                         Held::open(&dir)
                     } else {
                         None
                     };
-                    self.held += usize::from(files.is_some());
                     self.known.insert(
                         pid,
                         Known {
@@ -791,7 +789,7 @@ mod tests {
         tree(&root, &[(400, "bash", "-bash", "/usr/bin/bash", 1, 900)]);
         loadavg(102 + PROBE_MAX + 1);
         assert_eq!(workers(&mut c), 3.0, "the listing finds pid 50");
-        assert_eq!(c.held, 0, "files are held on procfs only");
+        assert_eq!(c.held(), 0, "files are held on procfs only");
         // A process gone.
         std::fs::remove_dir_all(root.join("101")).expect("rm");
         assert_eq!(workers(&mut c), 2.0);
@@ -850,7 +848,7 @@ mod tests {
             "a thread is no worker"
         );
         assert!(v["s.process.me.num_threads"] >= 2.0);
-        assert_eq!(c.held, 3, "the matched processes' files are held");
+        assert_eq!(c.held(), 3, "the matched processes' files are held");
         // Descriptors counted as a listing counts them (`stat`'s size on
         // procfs since Linux 6.2).
         assert!(c.procfs && c.probe);

@@ -310,8 +310,8 @@ impl Parser for RegexParser {
             .enumerate()
             .flat_map(|(i, names)| names.drain().map(move |(name, a)| ((i, name), a)))
             .chain(self.fixed.iter_mut().enumerate().filter_map(|(i, slot)| {
-                let name = metrics[i].fixed.clone()?;
-                Some(((i, name), slot.take()?))
+                let a = slot.take()?;
+                Some(((i, metrics[i].fixed.clone()?), a))
             }))
             .collect();
         acc.sort_by(|a, b| a.0.cmp(&b.0));
