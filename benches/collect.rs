@@ -1,7 +1,7 @@
 //! One full collection cycle of every collector that is on by default on
 //! this machine's real /proc, beside the floor of merely reading the same
 //! files in one process; and processresources' cycle with 5 groups over
-//! 500 processes.
+//! 500 processes, and filestat's per-user counts over them beside lsof.
 //!
 //! Run: `cargo bench --bench collect`
 
@@ -139,6 +139,40 @@ selfmon = true
             black_box(samples.len())
         })
     });
+
+    // filestat's per-user counts over the same processes, beside one run
+    // of lsof (Diamond runs it twice, and once more per user).
+    let mut cfg = Config::default();
+    cfg.collectors.filestat.options.collect_user_data = true;
+    let mut inst = build_with_host(&cfg, Some("bench"))
+        .expect("config builds")
+        .into_iter()
+        .find(|i| i.name == "filestat")
+        .expect("filestat");
+    c.bench_function("cycle/filestat_per_user_500_processes", |b| {
+        b.iter(|| {
+            t += 10.0;
+            let (res, samples, _) = inst.run(t as i64, t, None);
+            let _ = black_box(res);
+            black_box(samples.len())
+        })
+    });
+    if std::process::Command::new("lsof")
+        .arg("-v")
+        .output()
+        .is_ok()
+    {
+        c.bench_function("peer/lsof_500_processes", |b| {
+            b.iter(|| {
+                let out = std::process::Command::new("lsof")
+                    .arg("-wb")
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .expect("lsof");
+                black_box(out)
+            })
+        });
+    }
     drop(children);
 }
 

@@ -1,28 +1,81 @@
 //! filestat: open file handles from `/proc/sys/fs/file-nr`, as Diamond's
-//! FilestatCollector: `files.assigned`, `files.unused`, `files.max`.
+//! FilestatCollector: `files.assigned`, `files.unused`, `files.max`; and,
+//! with `collect_user_data`, Diamond's per-user counts by lsof's file type
+//! (`files.user.<user>.<TYPE>`), counted from `/proc` without running lsof.
 
 use super::{read_optional, CollectError, Collector, Emit, Missing};
 use crate::config::Config;
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::{CStr, CString};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 
-/// `[collectors.filestat]` has only the common keys.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// `[collectors.filestat]`: Diamond's FilestatCollector options. The user
+/// and type options matter only with `collect_user_data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct FilestatConfig {}
+pub struct FilestatConfig {
+    /// Count each user's open files by type (`files.user.<user>.<TYPE>`).
+    pub collect_user_data: bool,
+    /// Only these users (empty: every user with a process), plus those
+    /// `group_include` adds.
+    pub user_include: Vec<String>,
+    /// Never these users (wins over everything).
+    pub user_exclude: Vec<String>,
+    /// Add the users in any of these groups (primary or supplementary).
+    pub group_include: Vec<String>,
+    /// Leave out the users in any of these groups (not those of `user_include`).
+    pub group_exclude: Vec<String>,
+    /// Leave out uids below this, unless named in `user_include` or added by group.
+    pub uid_min: u32,
+    /// Leave out uids above this, unless named in `user_include` or added by group.
+    pub uid_max: u32,
+    /// The types to send (`REG`, `DIR`, `CHR`, `FIFO`, `IPv4`, `IPv6`,
+    /// `unix`, `sock`, `a_inode`, ...); empty: every type that two or more
+    /// open files on the host have.
+    pub type_include: Vec<String>,
+    /// Types not to send.
+    pub type_exclude: Vec<String>,
+}
+
+impl Default for FilestatConfig {
+    fn default() -> Self {
+        FilestatConfig {
+            collect_user_data: false,
+            user_include: Vec::new(),
+            user_exclude: Vec::new(),
+            group_include: Vec::new(),
+            group_exclude: Vec::new(),
+            uid_min: 0,
+            uid_max: 65536,
+            type_include: Vec::new(),
+            type_exclude: Vec::new(),
+        }
+    }
+}
 
 pub struct Filestat {
     file: PathBuf,
     missing: Missing,
     buf: String,
+    users: Option<PerUser>,
 }
 
 impl Filestat {
-    pub fn new(_opts: &FilestatConfig, cfg: &Config) -> Self {
+    pub fn new(opts: &FilestatConfig, cfg: &Config) -> Self {
         Filestat {
             file: cfg.proc_root.join("sys/fs/file-nr"),
             missing: Missing::default(),
             buf: String::new(),
+            users: opts.collect_user_data.then(|| PerUser {
+                opts: opts.clone(),
+                proc_root: cfg.proc_root.clone(),
+                accounts: HashMap::new(),
+                runs: 0,
+                buf: String::new(),
+            }),
         }
     }
 }
@@ -45,8 +98,450 @@ impl Collector for Filestat {
         out.gauge("assigned", assigned as f64);
         out.gauge("unused", unused as f64);
         out.gauge("max", max as f64);
+        if let Some(users) = &mut self.users {
+            users.collect(out)?;
+        }
         Ok(())
     }
+}
+
+/// How often (in runs) user and group names are looked up again.
+const ACCOUNTS_EVERY: u32 = 60;
+
+/// The per-user part: every process's open files counted by lsof's TYPE.
+struct PerUser {
+    opts: FilestatConfig,
+    proc_root: PathBuf,
+    accounts: HashMap<u32, Account>,
+    runs: u32,
+    buf: String,
+}
+
+/// A process owner as the user filters see it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Account {
+    pub uid: u32,
+    /// The login name, or the uid in digits when it has none (as lsof shows it).
+    pub name: String,
+    /// Its groups' names, primary and supplementary (as `id -Gn`); looked up
+    /// only when a group filter is set.
+    pub groups: Vec<String>,
+}
+
+impl PerUser {
+    fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
+        let tally = scan(&self.proc_root, &mut self.buf)?;
+        self.runs = self.runs.wrapping_add(1);
+        if self.runs.is_multiple_of(ACCOUNTS_EVERY) {
+            self.accounts.clear();
+        }
+        let groups = !self.opts.group_include.is_empty() || !self.opts.group_exclude.is_empty();
+        let owners: Vec<Account> = tally
+            .by_uid
+            .keys()
+            .map(|&uid| {
+                self.accounts
+                    .entry(uid)
+                    .or_insert_with(|| lookup_account(uid, groups))
+                    .clone()
+            })
+            .collect();
+        let types = select_types(&self.opts, &tally.host);
+        for owner in select_users(&self.opts, &owners) {
+            let counts = tally.by_uid.get(&owner.uid);
+            for ty in &types {
+                let n = counts
+                    .and_then(|c| c.get(ty.as_str()))
+                    .copied()
+                    .unwrap_or(0);
+                out.gauge(&format!("user.{}.{ty}", owner.name), n as f64);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The users Diamond's FilestatCollector keeps, in its order of precedence:
+/// `user_include` (or everyone), plus members of `group_include`, minus
+/// members of `group_exclude`, minus uids outside `uid_min..=uid_max`
+/// (unless named or added by group), plus the named users, minus
+/// `user_exclude`. `owners` are the owners of running processes; the result
+/// is sorted by name.
+pub fn select_users<'a>(o: &FilestatConfig, owners: &'a [Account]) -> Vec<&'a Account> {
+    let named = |a: &Account| o.user_include.contains(&a.name);
+    let in_any = |a: &Account, groups: &[String]| a.groups.iter().any(|g| groups.contains(g));
+    let mut keep: Vec<&Account> = if o.user_include.is_empty() {
+        owners.iter().collect()
+    } else {
+        Vec::new()
+    };
+    let mut by_group: HashSet<u32> = HashSet::new();
+    if !o.group_include.is_empty() {
+        for a in owners {
+            if in_any(a, &o.group_include) && !keep.iter().any(|k| k.uid == a.uid) {
+                keep.push(a);
+                by_group.insert(a.uid);
+            }
+        }
+    }
+    keep.retain(|a| !in_any(a, &o.group_exclude));
+    keep.retain(|a| {
+        named(a) || by_group.contains(&a.uid) || (o.uid_min..=o.uid_max).contains(&a.uid)
+    });
+    for a in owners {
+        if named(a) && !keep.iter().any(|k| k.uid == a.uid) {
+            keep.push(a);
+        }
+    }
+    keep.retain(|a| !o.user_exclude.contains(&a.name));
+    keep.sort_by(|a, b| a.name.cmp(&b.name).then(a.uid.cmp(&b.uid)));
+    keep
+}
+
+/// The types sent for each user: `type_include`, or else every type that at
+/// least two open files on the host have (as Diamond's `uniq -d` over lsof),
+/// minus `type_exclude` (which Diamond applies only with a `type_include`).
+pub fn select_types(o: &FilestatConfig, host: &BTreeMap<&'static str, u64>) -> Vec<String> {
+    let mut types: Vec<String> = if o.type_include.is_empty() {
+        host.iter()
+            .filter(|(_, n)| **n >= 2)
+            .map(|(t, _)| t.to_string())
+            .collect()
+    } else {
+        o.type_include.clone()
+    };
+    types.retain(|t| !o.type_exclude.contains(t));
+    types
+}
+
+/// Open files counted by lsof's TYPE, per owner uid and over the host.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub by_uid: BTreeMap<u32, BTreeMap<&'static str, u64>>,
+    pub host: BTreeMap<&'static str, u64>,
+}
+
+impl Tally {
+    fn add(&mut self, uid: u32, ty: &'static str) {
+        *self.by_uid.entry(uid).or_default().entry(ty).or_default() += 1;
+        *self.host.entry(ty).or_default() += 1;
+    }
+}
+
+/// lsof's TYPE for a file mode.
+fn mode_type(mode: u32) -> &'static str {
+    match FileType::from_raw_mode(mode) {
+        FileType::RegularFile => "REG",
+        FileType::Directory => "DIR",
+        FileType::CharacterDevice => "CHR",
+        FileType::BlockDevice => "BLK",
+        FileType::Fifo => "FIFO",
+        FileType::Symlink => "LINK",
+        FileType::Socket => "sock",
+        // eventfd, epoll, signalfd, timerfd...: inodes without a type.
+        FileType::Unknown => "a_inode",
+    }
+}
+
+/// The kernel's socket tables, read once per run at the first socket met:
+/// the inode column of each gives lsof's TYPE for the sockets it lists; a
+/// socket in none of them (not bound yet, another network namespace) is `sock`.
+const SOCKET_TABLES: &[(&str, usize, &str)] = &[
+    ("net/tcp", 9, "IPv4"),
+    ("net/udp", 9, "IPv4"),
+    ("net/udplite", 9, "IPv4"),
+    ("net/tcp6", 9, "IPv6"),
+    ("net/udp6", 9, "IPv6"),
+    ("net/udplite6", 9, "IPv6"),
+    ("net/raw", 9, "raw"),
+    ("net/raw6", 9, "raw6"),
+    ("net/unix", 6, "unix"),
+    ("net/netlink", 9, "netlink"),
+    ("net/packet", 8, "pack"),
+];
+
+/// Socket inode to type, from one table's text (header line first).
+pub fn parse_socket_table(
+    text: &str,
+    column: usize,
+    ty: &'static str,
+    into: &mut HashMap<u64, &'static str>,
+) {
+    for line in text.lines().skip(1) {
+        if let Some(ino) = line
+            .split_ascii_whitespace()
+            .nth(column)
+            .and_then(|f| f.parse::<u64>().ok())
+        {
+            into.entry(ino).or_insert(ty);
+        }
+    }
+}
+
+/// The distinct files a `maps` text maps, as lsof's `mem` entries: file
+/// mappings (inode not 0) told apart by device and inode, less the program
+/// itself (`exe`, lsof's `txt`). Device numbers are `(major, minor)`.
+pub fn mapped_files(maps: &str, exe: Option<(u32, u32, u64)>) -> Vec<&str> {
+    let mut seen: HashSet<(u32, u32, u64)> = HashSet::new();
+    let mut files = Vec::new();
+    for line in maps.lines() {
+        let mut f = line.splitn(6, ' ');
+        let (Some(dev), Some(ino)) = (f.nth(3), f.next()) else {
+            continue;
+        };
+        let (Some((major, minor)), Ok(ino)) = (dev.split_once(':'), ino.parse::<u64>()) else {
+            continue;
+        };
+        let (Ok(major), Ok(minor)) = (
+            u32::from_str_radix(major, 16),
+            u32::from_str_radix(minor, 16),
+        ) else {
+            continue;
+        };
+        let key = (major, minor, ino);
+        if ino == 0 || Some(key) == exe || !seen.insert(key) {
+            continue;
+        }
+        files.push(f.next().unwrap_or("").trim_start());
+    }
+    files
+}
+
+/// Counts every process's open files under `proc_root` by owner and type,
+/// as lsof lists them: `cwd` and `rtd` (the root), `txt` (the program),
+/// `mem` (mapped files) and the descriptors. Threads are not listed apart
+/// (they share their process's files); what the agent may not read (other
+/// users' processes when it is not root) is not counted.
+pub fn scan(proc_root: &Path, buf: &mut String) -> Result<Tally, CollectError> {
+    let io = |source: std::io::Error| CollectError::Io {
+        path: proc_root.to_path_buf(),
+        source,
+    };
+    let root = rustix::fs::open(
+        proc_root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io(e.into()))?;
+    let mut tally = Tally::default();
+    let mut sockets: Option<HashMap<u64, &'static str>> = None;
+    for entry in Dir::read_from(&root).map_err(|e| io(e.into()))? {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        if !name.to_bytes().first().is_some_and(u8::is_ascii_digit) {
+            continue;
+        }
+        // A process that exits while it is read is counted as far as it got.
+        scan_process(proc_root, &root, name, &mut tally, &mut sockets, buf);
+    }
+    Ok(tally)
+}
+
+fn open_dir_at(dir: &OwnedFd, name: &CStr) -> Option<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()
+}
+
+fn scan_process(
+    proc_root: &Path,
+    root: &OwnedFd,
+    pid: &CStr,
+    tally: &mut Tally,
+    sockets: &mut Option<HashMap<u64, &'static str>>,
+    buf: &mut String,
+) {
+    let Some(dir) = open_dir_at(root, pid) else {
+        return;
+    };
+    // The owner of /proc/<pid> is the process's effective uid, lsof's USER.
+    let Ok(st) = rustix::fs::fstat(&dir) else {
+        return;
+    };
+    let uid = st.st_uid;
+    for link in [c"cwd", c"root"] {
+        if let Ok(s) = rustix::fs::statat(&dir, link, AtFlags::empty()) {
+            tally.add(uid, mode_type(s.st_mode));
+        }
+    }
+    let exe = rustix::fs::statat(&dir, c"exe", AtFlags::empty()).ok();
+    if let Some(s) = &exe {
+        tally.add(uid, mode_type(s.st_mode));
+    }
+    let exe_key = exe.map(|s| {
+        (
+            rustix::fs::major(s.st_dev),
+            rustix::fs::minor(s.st_dev),
+            s.st_ino,
+        )
+    });
+    let maps = Path::new(proc_root)
+        .join(pid.to_string_lossy().as_ref())
+        .join("maps");
+    if let Ok(text) = super::read(&maps, buf) {
+        for path in mapped_files(text, exe_key) {
+            // A mapped device (a GPU, /dev/mem) is lsof's CHR; the rest REG.
+            let ty = if path.starts_with("/dev/") && !path.ends_with(" (deleted)") {
+                std::fs::metadata(path)
+                    .map(|m| mode_type(std::os::unix::fs::MetadataExt::mode(&m)))
+                    .unwrap_or("REG")
+            } else {
+                "REG"
+            };
+            tally.add(uid, ty);
+        }
+    }
+    let Some(fds) = open_dir_at(&dir, c"fd") else {
+        return;
+    };
+    let Ok(list) = Dir::read_from(&fds) else {
+        return;
+    };
+    for entry in list {
+        let Ok(entry) = entry else { break };
+        let name = entry.file_name();
+        if !name.to_bytes().first().is_some_and(u8::is_ascii_digit) {
+            continue;
+        }
+        let Ok(s) = rustix::fs::statat(&fds, name, AtFlags::empty()) else {
+            continue;
+        };
+        let ty = match mode_type(s.st_mode) {
+            "sock" => {
+                let table = sockets.get_or_insert_with(|| socket_types(proc_root));
+                table.get(&s.st_ino).copied().unwrap_or("sock")
+            }
+            ty => ty,
+        };
+        tally.add(uid, ty);
+    }
+}
+
+fn socket_types(proc_root: &Path) -> HashMap<u64, &'static str> {
+    let mut map = HashMap::new();
+    let mut buf = String::new();
+    for (file, column, ty) in SOCKET_TABLES {
+        if let Ok(text) = super::read(&proc_root.join(file), &mut buf) {
+            parse_socket_table(text, *column, ty, &mut map);
+        }
+    }
+    map
+}
+
+/// The login name (or the uid in digits) and, when `groups`, the group
+/// names of `uid`, through the system's user database (NSS), as `id -Gn`.
+fn lookup_account(uid: u32, groups: bool) -> Account {
+    let (name, gid) = match passwd_entry(uid) {
+        Some(found) => found,
+        None => {
+            return Account {
+                uid,
+                name: uid.to_string(),
+                groups: Vec::new(),
+            }
+        }
+    };
+    let groups = if groups {
+        group_names(&name, gid)
+    } else {
+        Vec::new()
+    };
+    Account { uid, name, groups }
+}
+
+/// Calls a libc `*_r` lookup with a buffer grown while it answers ERANGE.
+fn with_buffer<T>(mut call: impl FnMut(&mut [u8]) -> Result<Option<T>, i32>) -> Option<T> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        match call(&mut buf) {
+            Ok(found) => return found,
+            Err(libc::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 2, 0),
+            Err(_) => return None,
+        }
+    }
+}
+
+fn passwd_entry(uid: u32) -> Option<(String, u32)> {
+    with_buffer(|buf| {
+        // SAFETY: getpwuid_r writes only into `pwd` and `buf` (whose length
+        // it is given) and points `found` at `pwd` or null; the strings it
+        // fills are read before `buf` is touched again.
+        unsafe {
+            let mut pwd: libc::passwd = std::mem::zeroed();
+            let mut found: *mut libc::passwd = std::ptr::null_mut();
+            let rc = libc::getpwuid_r(
+                uid,
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            );
+            if rc != 0 {
+                return Err(rc);
+            }
+            if found.is_null() || pwd.pw_name.is_null() {
+                return Ok(None);
+            }
+            let name = CStr::from_ptr(pwd.pw_name).to_string_lossy().into_owned();
+            Ok(Some((name, pwd.pw_gid)))
+        }
+    })
+}
+
+fn group_names(user: &str, gid: u32) -> Vec<String> {
+    let Ok(cuser) = CString::new(user) else {
+        return Vec::new();
+    };
+    let mut gids: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut n = gids.len() as libc::c_int;
+        // SAFETY: `gids` has room for `n` entries; getgrouplist writes at
+        // most that many and sets `n` to the number it has (or needs).
+        let rc = unsafe { libc::getgrouplist(cuser.as_ptr(), gid, gids.as_mut_ptr(), &mut n) };
+        let n = usize::try_from(n).unwrap_or(0);
+        if rc >= 0 {
+            gids.truncate(n);
+            break;
+        }
+        if n <= gids.len() || n > 65536 {
+            gids.clear();
+            break;
+        }
+        gids.resize(n, 0);
+    }
+    gids.into_iter()
+        .map(|g| group_name(g).unwrap_or_else(|| g.to_string()))
+        .collect()
+}
+
+fn group_name(gid: u32) -> Option<String> {
+    with_buffer(|buf| {
+        // SAFETY: as in `passwd_entry`, for getgrgid_r.
+        unsafe {
+            let mut grp: libc::group = std::mem::zeroed();
+            let mut found: *mut libc::group = std::ptr::null_mut();
+            let rc = libc::getgrgid_r(
+                gid,
+                &mut grp,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut found,
+            );
+            if rc != 0 {
+                return Err(rc);
+            }
+            if found.is_null() || grp.gr_name.is_null() {
+                return Ok(None);
+            }
+            Ok(Some(
+                CStr::from_ptr(grp.gr_name).to_string_lossy().into_owned(),
+            ))
+        }
+    })
 }
 
 #[cfg(test)]
@@ -60,7 +555,7 @@ mod tests {
             proc_root: fixture("proc/t0"),
             ..Config::default()
         };
-        let mut c = Filestat::new(&FilestatConfig {}, &cfg);
+        let mut c = Filestat::new(&FilestatConfig::default(), &cfg);
         let (first, _) = two_runs(&mut c, 10.0, |_, _| {});
         let v = values(&first);
         assert_eq!(
@@ -68,5 +563,190 @@ mod tests {
             (211.0, 0.0, 2_466_161.0)
         );
         assert_eq!(parse("1 2"), None);
+    }
+    fn acct(uid: u32, name: &str, groups: &[&str]) -> Account {
+        Account {
+            uid,
+            name: name.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    fn chosen(o: &FilestatConfig, owners: &[Account]) -> Vec<String> {
+        select_users(o, owners)
+            .into_iter()
+            .map(|a| a.name.clone())
+            .collect()
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn users_in_diamonds_order_of_precedence() {
+        let owners = [
+            acct(0, "root", &["root"]),
+            acct(33, "www-data", &["www-data", "web"]),
+            acct(1000, "alice", &["alice", "staff", "web"]),
+            acct(1001, "bob", &["bob", "staff"]),
+            acct(70000, "svc", &["svc"]),
+        ];
+        let d = FilestatConfig::default();
+        // Everyone within 0..=65536.
+        assert_eq!(chosen(&d, &owners), ["alice", "bob", "root", "www-data"]);
+        let o = FilestatConfig {
+            uid_min: 1000,
+            ..d.clone()
+        };
+        assert_eq!(chosen(&o, &owners), ["alice", "bob"]);
+        // A named user is kept whatever its uid; only the named ones.
+        let o = FilestatConfig {
+            user_include: strings(&["svc", "nobody-running"]),
+            ..d.clone()
+        };
+        assert_eq!(chosen(&o, &owners), ["svc"]);
+        // A group adds its members past the uid limits.
+        let o = FilestatConfig {
+            user_include: strings(&["bob"]),
+            group_include: strings(&["web"]),
+            uid_min: 1000,
+            ..d.clone()
+        };
+        assert_eq!(chosen(&o, &owners), ["alice", "bob", "www-data"]);
+        // An excluded group removes its members, but not the named users.
+        let o = FilestatConfig {
+            user_include: strings(&["bob"]),
+            group_exclude: strings(&["staff"]),
+            ..d.clone()
+        };
+        assert_eq!(chosen(&o, &owners), ["bob"]);
+        let o = FilestatConfig {
+            group_exclude: strings(&["staff"]),
+            ..d.clone()
+        };
+        assert_eq!(chosen(&o, &owners), ["root", "www-data"]);
+        // user_exclude wins over everything.
+        let o = FilestatConfig {
+            user_include: strings(&["bob", "svc"]),
+            group_include: strings(&["web"]),
+            user_exclude: strings(&["svc", "www-data"]),
+            ..d.clone()
+        };
+        assert_eq!(chosen(&o, &owners), ["alice", "bob"]);
+    }
+
+    #[test]
+    fn types_seen_twice_on_the_host_or_the_included_ones() {
+        let host: BTreeMap<&'static str, u64> =
+            [("REG", 40), ("DIR", 9), ("IPv6", 1), ("unix", 2)].into();
+        let d = FilestatConfig::default();
+        assert_eq!(select_types(&d, &host), ["DIR", "REG", "unix"]);
+        let o = FilestatConfig {
+            type_exclude: strings(&["REG"]),
+            ..d.clone()
+        };
+        assert_eq!(select_types(&o, &host), ["DIR", "unix"]);
+        let o = FilestatConfig {
+            type_include: strings(&["IPv6", "FIFO", "REG"]),
+            type_exclude: strings(&["REG"]),
+            ..d
+        };
+        assert_eq!(select_types(&o, &host), ["IPv6", "FIFO"]);
+    }
+
+    #[test]
+    fn mapped_files_are_distinct_and_leave_out_the_program() {
+        let maps = "\
+55d0a000-55d0b000 r--p 00000000 fe:00 247706                     /usr/bin/python3.11
+55d0b000-55d0c000 r-xp 00001000 fe:00 247706                     /usr/bin/python3.11
+7f00-7f01 rw-p 00000000 00:00 0 
+7f01-7f02 r--p 00000000 fe:00 326279                     /usr/lib/x86_64-linux-gnu/libc.so.6
+7f02-7f03 r-xp 00028000 fe:00 326279                     /usr/lib/x86_64-linux-gnu/libc.so.6
+7f03-7f04 rw-s 00000000 fe:00 10010705                   /tmp/with space (deleted)
+7f04-7f05 rw-s 00000000 00:05 5                          /dev/zero (deleted)
+7ffd-7ffe r-xp 00000000 00:00 0                          [vdso]
+";
+        assert_eq!(
+            mapped_files(maps, Some((0xfe, 0, 247706))),
+            [
+                "/usr/lib/x86_64-linux-gnu/libc.so.6",
+                "/tmp/with space (deleted)",
+                "/dev/zero (deleted)"
+            ]
+        );
+        assert_eq!(mapped_files(maps, None).len(), 4);
+        assert!(mapped_files("garbage\n1 2 3 zz:00 9 /x\n", None).is_empty());
+    }
+
+    #[test]
+    fn socket_tables_give_types_by_inode() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:9C5B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 910089 1 0000000000000000 100 0 0 10 0
+";
+        let unix = "Num       RefCount Protocol Flags    Type St Inode Path
+000000007748817b: 00000003 00000000 00000000 0001 03   136 /run/x.sock
+";
+        let mut map = HashMap::new();
+        parse_socket_table(tcp, 9, "IPv4", &mut map);
+        parse_socket_table(unix, 6, "unix", &mut map);
+        assert_eq!(map, [(910089, "IPv4"), (136, "unix")].into());
+    }
+
+    #[test]
+    fn scan_counts_a_real_process_files_by_type() {
+        // A tree that lists one real process: a `sleep` reading a regular
+        // file, writing a pipe, its errors to /dev/null.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("input");
+        std::fs::write(&input, "x").expect("write");
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .stdin(std::fs::File::open(&input).expect("open"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sleep");
+        let pid = child.id().to_string();
+        std::os::unix::fs::symlink(format!("/proc/{pid}"), dir.path().join(&pid)).expect("link");
+        let mut buf = String::new();
+        let tally = scan(dir.path(), &mut buf);
+        let _ = child.kill();
+        let _ = child.wait();
+        let tally = tally.expect("scan");
+        // SAFETY: geteuid has no preconditions.
+        let uid = unsafe { libc::geteuid() };
+        assert_eq!(tally.by_uid.keys().collect::<Vec<_>>(), [&uid]);
+        let t = &tally.by_uid[&uid];
+        // cwd and rtd; stdout; stderr; stdin, the program and its
+        // libraries (and whatever this test's own runner let it inherit).
+        assert_eq!(t["DIR"], 2, "{t:?}");
+        assert!(t["FIFO"] >= 1 && t["CHR"] >= 1, "{t:?}");
+        assert!(t["REG"] >= 3, "{t:?}");
+        assert_eq!(tally.host, *t);
+        assert!(lookup_account(0, true).groups.contains(&"root".to_string()));
+        assert_eq!(lookup_account(54321, true).name, "54321");
+    }
+
+    #[test]
+    fn user_data_is_sent_only_when_asked() {
+        let cfg = Config::default();
+        let opts = FilestatConfig {
+            collect_user_data: true,
+            type_include: strings(&["REG"]),
+            ..FilestatConfig::default()
+        };
+        let mut c = Filestat::new(&opts, &cfg);
+        let (first, _) = two_runs(&mut c, 10.0, |_, _| {});
+        let v = values(&first);
+        // SAFETY: geteuid has no preconditions.
+        let me = lookup_account(unsafe { libc::geteuid() }, false).name;
+        assert!(v[&format!("user.{me}.REG")] >= 1.0, "{v:?}");
+        assert!(v
+            .keys()
+            .all(|k| !k.starts_with("user.") || k.ends_with(".REG")));
+        let mut c = Filestat::new(&FilestatConfig::default(), &cfg);
+        let (first, _) = two_runs(&mut c, 10.0, |_, _| {});
+        assert!(values(&first).keys().all(|k| !k.starts_with("user.")));
     }
 }

@@ -22,6 +22,11 @@ if ! command -v rsyslogd >/dev/null 2>&1 && [ ! -x /usr/sbin/rsyslogd ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog
 fi
 
+# lsof, which filestat's per-user counts are compared with (tests/lsof.rs).
+if ! command -v lsof >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lsof
+fi
+
 # lintian checks the .deb (packaging/test-deb.sh).
 if command -v dpkg >/dev/null 2>&1 && ! command -v lintian >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian
