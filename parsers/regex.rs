@@ -10,6 +10,8 @@
 //! Names may use captures: `http.{status}`. A bad regex, or a template or
 //! value naming a capture the regex does not have, fails when the config loads.
 
+mod linear;
+
 use super::{per, Parser};
 use crate::config::ConfigError;
 use serde::{Deserialize, Serialize};
@@ -93,8 +95,14 @@ struct Acc {
 
 pub struct RegexParser {
     re: regex::bytes::Regex,
-    /// Where the last match's groups are (reused: no allocation a line).
+    /// The same regex for the one-pass walk, when it is linear (most log
+    /// formats are): the groups for less than half the regex crate's cost.
+    linear: Option<linear::Linear>,
+    /// Where the regex crate put the last match's groups.
     locs: regex::bytes::CaptureLocations,
+    /// Where the last match's groups are, start and end of each (reused:
+    /// no allocation a line).
+    slots: Vec<Option<usize>>,
     metrics: Vec<Metric>,
     /// Per metric (by index): rendered name -> accumulated values.
     acc: Vec<Names>,
@@ -199,8 +207,11 @@ impl RegexParser {
                 percentiles: m.percentiles.clone(),
             });
         }
+        let linear = linear::Linear::new(&c.regex).filter(|l| l.slots() == 2 * re.captures_len());
         Ok(RegexParser {
             locs: re.capture_locations(),
+            slots: vec![None; 2 * re.captures_len()],
+            linear,
             re,
             acc: metrics.iter().map(|_| Names::default()).collect(),
             fixed: metrics.iter().map(|_| None).collect(),
@@ -223,6 +234,50 @@ fn push_segment(out: &mut String, text: &[u8]) {
     }
 }
 
+/// A capture's number, as `str::parse::<f64>` reads it after trimming.
+///
+/// Plain decimals of at most 15 digits (`3000`, `0.010`, `-2.5`, nearly
+/// every number in a log) are read here: such a mantissa and a power of
+/// ten up to 10^15 are exact in an f64, so one division rounds as the full
+/// parse does (Clinger's fast path). The rest goes through the full parse.
+fn parse_number(text: &[u8]) -> Option<f64> {
+    const SCALE: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (neg, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, text),
+    };
+    let mut mantissa: u64 = 0;
+    let mut count = 0usize;
+    let mut frac: Option<usize> = None;
+    for &b in digits {
+        match b {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                count += 1;
+                if let Some(f) = &mut frac {
+                    *f += 1;
+                }
+            }
+            b'.' if frac.is_none() => frac = Some(0),
+            _ => return slow_number(text),
+        }
+        if count > 15 {
+            return slow_number(text);
+        }
+    }
+    if count == 0 {
+        return slow_number(text);
+    }
+    let v = mantissa as f64 / SCALE[frac.unwrap_or(0)];
+    Some(if neg { -v } else { v })
+}
+
+fn slow_number(text: &[u8]) -> Option<f64> {
+    std::str::from_utf8(text).ok()?.trim().parse::<f64>().ok()
+}
+
 /// The `p`th percentile of sorted values (nearest rank).
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
@@ -236,11 +291,26 @@ fn percentile_name(p: f64) -> String {
 
 impl Parser for RegexParser {
     fn parse_line(&mut self, line: &[u8]) -> bool {
-        if self.re.captures_read(&mut self.locs, line).is_none() {
+        let matched = match &self.linear {
+            Some(linear) => linear.captures(line, &mut self.slots),
+            None => {
+                let found = self.re.captures_read(&mut self.locs, line).is_some();
+                for (i, pair) in self.slots.chunks_exact_mut(2).enumerate() {
+                    let g = self.locs.get(i);
+                    pair[0] = g.map(|g| g.0);
+                    pair[1] = g.map(|g| g.1);
+                }
+                found
+            }
+        };
+        if !matched {
             return false;
         }
-        let locs = &self.locs;
-        let group = |i: usize| locs.get(i).map_or(&[][..], |(a, b)| &line[a..b]);
+        let slots = &self.slots;
+        let group = |i: usize| match (slots.get(2 * i), slots.get(2 * i + 1)) {
+            (Some(&Some(a)), Some(&Some(b))) => line.get(a..b).unwrap_or(&[]),
+            _ => &[][..],
+        };
         // Every metric's value first, so a bad number leaves nothing half-counted.
         self.values.clear();
         for m in &self.metrics {
@@ -250,10 +320,7 @@ impl Parser for RegexParser {
             }
             let v = match m.value {
                 None => None,
-                Some(i) => match std::str::from_utf8(group(i))
-                    .ok()
-                    .and_then(|s| s.trim().parse::<f64>().ok())
-                {
+                Some(i) => match parse_number(group(i)) {
                     Some(v) if v.is_finite() => Some(v),
                     _ => return false,
                 },
@@ -344,6 +411,63 @@ impl Parser for RegexParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_read_as_the_full_parse_reads_them() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut cases: Vec<String> = [
+            "0",
+            "3000",
+            "0.010",
+            "-2.5",
+            "1.",
+            ".5",
+            ".",
+            "-",
+            "",
+            "1e3",
+            " 42 ",
+            "1.2.3",
+            "+1",
+            "999999999999999",
+            "9999999999999999",
+            "0.123456789012345",
+            "12345678901234567890",
+            "-0",
+            "0x10",
+            "NaN",
+            "inf",
+            "\u{e9}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..20000 {
+            let digits = rng.u32(1..17);
+            let int = rng.u64(..10u64.pow(digits));
+            let text = match rng.u8(..3) {
+                0 => int.to_string(),
+                1 => {
+                    let s = int.to_string();
+                    let at = rng.usize(..=s.len());
+                    format!("{}.{}", &s[..at], &s[at..])
+                }
+                _ => format!("-{int}.{}", rng.u32(..1000)),
+            };
+            cases.push(text);
+        }
+        for c in &cases {
+            let full = std::str::from_utf8(c.as_bytes())
+                .ok()
+                .and_then(|s| s.trim().parse::<f64>().ok());
+            let ours = parse_number(c.as_bytes());
+            assert_eq!(
+                ours.map(f64::to_bits),
+                full.map(f64::to_bits),
+                "{c:?}: {ours:?} against {full:?}"
+            );
+        }
+    }
     use crate::parsers::testutil::run_fixture;
 
     fn nginx() -> RegexConfig {
