@@ -9,6 +9,7 @@ pub mod config;
 pub mod hostname;
 pub mod logs;
 pub mod manpages;
+pub mod pages;
 pub mod rates;
 pub mod sample;
 pub mod scheduler;

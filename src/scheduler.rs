@@ -714,9 +714,14 @@ impl Collecting {
     /// metrics when no group took them.
     async fn housekeeping(&self, fan: &FanOut) {
         let mut ticker = Ticker::new(self.global);
+        let mut first = true;
         loop {
             let (ts, wait) = ticker.next(unix_now());
             tokio::time::sleep(wait).await;
+            if std::mem::take(&mut first) {
+                let bytes = crate::pages::release_program_pages();
+                log::debug!("start-up code released: {} KiB", bytes / 1024);
+            }
             watchdog(&self.groups, fan, &self.stop);
             if let Some(own) = &self.own {
                 fan.send(own.samples(ts));
