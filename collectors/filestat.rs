@@ -5,7 +5,7 @@
 
 use super::{read_optional, CollectError, Collector, Emit, Missing};
 use crate::config::Config;
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, StatxFlags};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::{CStr, CString};
@@ -74,7 +74,7 @@ impl Filestat {
                 proc_root: cfg.proc_root.clone(),
                 accounts: HashMap::new(),
                 runs: 0,
-                buf: String::new(),
+                buf: Vec::new(),
             }),
         }
     }
@@ -114,7 +114,7 @@ struct PerUser {
     proc_root: PathBuf,
     accounts: HashMap<u32, Account>,
     runs: u32,
-    buf: String,
+    buf: Vec<u8>,
 }
 
 /// A process owner as the user filters see it.
@@ -262,16 +262,17 @@ const SOCKET_TABLES: &[(&str, usize, &str)] = &[
 
 /// Socket inode to type, from one table's text (header line first).
 pub fn parse_socket_table(
-    text: &str,
+    text: &[u8],
     column: usize,
     ty: &'static str,
     into: &mut HashMap<u64, &'static str>,
 ) {
-    for line in text.lines().skip(1) {
+    for line in text.split(|&b| b == b'\n').skip(1) {
         if let Some(ino) = line
-            .split_ascii_whitespace()
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|f| !f.is_empty())
             .nth(column)
-            .and_then(|f| f.parse::<u64>().ok())
+            .and_then(|f| std::str::from_utf8(f).ok()?.parse::<u64>().ok())
         {
             into.entry(ino).or_insert(ty);
         }
@@ -279,16 +280,20 @@ pub fn parse_socket_table(
 }
 
 /// The distinct files a `maps` text maps, as lsof's `mem` entries: file
-/// mappings (inode not 0) told apart by device and inode, less the program
-/// itself (`exe`, lsof's `txt`). Device numbers are `(major, minor)`.
-pub fn mapped_files(maps: &str, exe: Option<(u32, u32, u64)>) -> Vec<&str> {
+/// mappings told apart by device and inode, less the program itself
+/// (`exe`, lsof's `txt`). Device numbers are `(major, minor)`. Paths are
+/// bytes: a file name need not be UTF-8. Inode 0 is an anonymous mapping,
+/// but for System V shared memory (`/SYSV...`), whose id 0 shows as inode 0.
+pub fn mapped_files(maps: &[u8], exe: Option<(u32, u32, u64)>) -> Vec<&[u8]> {
     let mut seen: HashSet<(u32, u32, u64)> = HashSet::new();
     let mut files = Vec::new();
-    for line in maps.lines() {
-        let mut f = line.splitn(6, ' ');
+    for line in maps.split(|&b| b == b'\n') {
+        let mut f = line.splitn(6, |&b| b == b' ');
         let (Some(dev), Some(ino)) = (f.nth(3), f.next()) else {
             continue;
         };
+        let dev = std::str::from_utf8(dev).unwrap_or("");
+        let ino = std::str::from_utf8(ino).unwrap_or("");
         let (Some((major, minor)), Ok(ino)) = (dev.split_once(':'), ino.parse::<u64>()) else {
             continue;
         };
@@ -298,11 +303,12 @@ pub fn mapped_files(maps: &str, exe: Option<(u32, u32, u64)>) -> Vec<&str> {
         ) else {
             continue;
         };
+        let path = f.next().unwrap_or(&[]).trim_ascii_start();
         let key = (major, minor, ino);
-        if ino == 0 || Some(key) == exe || !seen.insert(key) {
+        if (ino == 0 && !path.starts_with(b"/SYSV")) || Some(key) == exe || !seen.insert(key) {
             continue;
         }
-        files.push(f.next().unwrap_or("").trim_start());
+        files.push(path);
     }
     files
 }
@@ -312,7 +318,7 @@ pub fn mapped_files(maps: &str, exe: Option<(u32, u32, u64)>) -> Vec<&str> {
 /// `mem` (mapped files) and the descriptors. Threads are not listed apart
 /// (they share their process's files); what the agent may not read (other
 /// users' processes when it is not root) is not counted.
-pub fn scan(proc_root: &Path, buf: &mut String) -> Result<Tally, CollectError> {
+pub fn scan(proc_root: &Path, buf: &mut Vec<u8>) -> Result<Tally, CollectError> {
     let io = |source: std::io::Error| CollectError::Io {
         path: proc_root.to_path_buf(),
         source,
@@ -353,7 +359,7 @@ fn scan_process(
     pid: &CStr,
     tally: &mut Tally,
     sockets: &mut Option<HashMap<u64, &'static str>>,
-    buf: &mut String,
+    buf: &mut Vec<u8>,
 ) {
     let Some(dir) = open_dir_at(root, pid) else {
         return;
@@ -364,29 +370,24 @@ fn scan_process(
     };
     let uid = st.st_uid;
     for link in [c"cwd", c"root"] {
-        if let Ok(s) = rustix::fs::statat(&dir, link, AtFlags::empty()) {
-            tally.add(uid, mode_type(s.st_mode));
+        if let Some(s) = stat_cached(&dir, link) {
+            tally.add(uid, mode_type(s.stx_mode.into()));
         }
     }
-    let exe = rustix::fs::statat(&dir, c"exe", AtFlags::empty()).ok();
+    let exe = stat_cached(&dir, c"exe");
     if let Some(s) = &exe {
-        tally.add(uid, mode_type(s.st_mode));
+        tally.add(uid, mode_type(s.stx_mode.into()));
     }
-    let exe_key = exe.map(|s| {
-        (
-            rustix::fs::major(s.st_dev),
-            rustix::fs::minor(s.st_dev),
-            s.st_ino,
-        )
-    });
-    let maps = Path::new(proc_root)
-        .join(pid.to_string_lossy().as_ref())
-        .join("maps");
-    if let Ok(text) = super::read(&maps, buf) {
-        for path in mapped_files(text, exe_key) {
+    let exe_key = exe.map(|s| (s.stx_dev_major, s.stx_dev_minor, s.stx_ino));
+    // Opened through the process's directory: a pid reused since cannot
+    // lend its mappings to this owner.
+    if let Some(maps) = read_at(&dir, c"maps", buf) {
+        for path in mapped_files(maps, exe_key) {
             // A mapped device (a GPU, /dev/mem) is lsof's CHR; the rest REG.
-            let ty = if path.starts_with("/dev/") && !path.ends_with(" (deleted)") {
-                std::fs::metadata(path)
+            let ty = if path.starts_with(b"/dev/") && !path.ends_with(b" (deleted)") {
+                std::str::from_utf8(path)
+                    .ok()
+                    .and_then(|p| std::fs::metadata(p).ok())
                     .map(|m| mode_type(std::os::unix::fs::MetadataExt::mode(&m)))
                     .unwrap_or("REG")
             } else {
@@ -407,13 +408,13 @@ fn scan_process(
         if !name.to_bytes().first().is_some_and(u8::is_ascii_digit) {
             continue;
         }
-        let Ok(s) = rustix::fs::statat(&fds, name, AtFlags::empty()) else {
+        let Some(s) = stat_cached(&fds, name) else {
             continue;
         };
-        let ty = match mode_type(s.st_mode) {
+        let ty = match mode_type(s.stx_mode.into()) {
             "sock" => {
                 let table = sockets.get_or_insert_with(|| socket_types(proc_root));
-                table.get(&s.st_ino).copied().unwrap_or("sock")
+                table.get(&s.stx_ino).copied().unwrap_or("sock")
             }
             ty => ty,
         };
@@ -421,12 +422,35 @@ fn scan_process(
     }
 }
 
+/// The type, inode and device of what `name` under `dir` links to, from
+/// the attributes the kernel has cached (`AT_STATX_DONT_SYNC`): a file on
+/// an NFS server that does not answer does not hold up the run (what
+/// lsof's `-b`, which Diamond passes, is for).
+fn stat_cached(dir: &OwnedFd, name: &CStr) -> Option<rustix::fs::Statx> {
+    rustix::fs::statx(
+        dir,
+        name,
+        AtFlags::STATX_DONT_SYNC,
+        StatxFlags::TYPE | StatxFlags::INO,
+    )
+    .ok()
+}
+
+/// The whole of the (small, virtual) file `name` under `dir`, as bytes.
+fn read_at<'b>(dir: &OwnedFd, name: &CStr, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+    use std::io::Read;
+    let fd = rustix::fs::openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    buf.clear();
+    std::fs::File::from(fd).read_to_end(buf).ok()?;
+    Some(buf)
+}
+
 fn socket_types(proc_root: &Path) -> HashMap<u64, &'static str> {
     let mut map = HashMap::new();
-    let mut buf = String::new();
     for (file, column, ty) in SOCKET_TABLES {
-        if let Ok(text) = super::read(&proc_root.join(file), &mut buf) {
-            parse_socket_table(text, *column, ty, &mut map);
+        // Bytes: a unix socket's path (any user can bind one) need not be UTF-8.
+        if let Ok(text) = std::fs::read(proc_root.join(file)) {
+            parse_socket_table(&text, *column, ty, &mut map);
         }
     }
     map
@@ -667,16 +691,21 @@ mod tests {
 7f04-7f05 rw-s 00000000 00:05 5                          /dev/zero (deleted)
 7ffd-7ffe r-xp 00000000 00:00 0                          [vdso]
 ";
+        let mut maps = maps.as_bytes().to_vec();
+        maps.extend_from_slice(b"7f05-7f06 rw-s 00000000 fe:00 77 /tmp/odd\xff name\n");
+        maps.extend_from_slice(b"7f06-7f07 rw-s 00000000 00:01 0 /SYSV00000000 (deleted)\n");
         assert_eq!(
-            mapped_files(maps, Some((0xfe, 0, 247706))),
+            mapped_files(&maps, Some((0xfe, 0, 247706))),
             [
-                "/usr/lib/x86_64-linux-gnu/libc.so.6",
-                "/tmp/with space (deleted)",
-                "/dev/zero (deleted)"
+                &b"/usr/lib/x86_64-linux-gnu/libc.so.6"[..],
+                b"/tmp/with space (deleted)",
+                b"/dev/zero (deleted)",
+                b"/tmp/odd\xff name",
+                b"/SYSV00000000 (deleted)",
             ]
         );
-        assert_eq!(mapped_files(maps, None).len(), 4);
-        assert!(mapped_files("garbage\n1 2 3 zz:00 9 /x\n", None).is_empty());
+        assert_eq!(mapped_files(&maps, None).len(), 6);
+        assert!(mapped_files(b"garbage\n1 2 3 zz:00 9 /x\n", None).is_empty());
     }
 
     #[test]
@@ -684,13 +713,14 @@ mod tests {
         let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:9C5B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 910089 1 0000000000000000 100 0 0 10 0
 ";
-        let unix = "Num       RefCount Protocol Flags    Type St Inode Path
+        let unix = b"Num       RefCount Protocol Flags    Type St Inode Path
 000000007748817b: 00000003 00000000 00000000 0001 03   136 /run/x.sock
+000000007748817c: 00000003 00000000 00000000 0001 03   137 @bad\xff
 ";
         let mut map = HashMap::new();
-        parse_socket_table(tcp, 9, "IPv4", &mut map);
+        parse_socket_table(tcp.as_bytes(), 9, "IPv4", &mut map);
         parse_socket_table(unix, 6, "unix", &mut map);
-        assert_eq!(map, [(910089, "IPv4"), (136, "unix")].into());
+        assert_eq!(map, [(910089, "IPv4"), (136, "unix"), (137, "unix")].into());
     }
 
     #[test]
@@ -709,7 +739,7 @@ mod tests {
             .expect("sleep");
         let pid = child.id().to_string();
         std::os::unix::fs::symlink(format!("/proc/{pid}"), dir.path().join(&pid)).expect("link");
-        let mut buf = String::new();
+        let mut buf = Vec::new();
         let tally = scan(dir.path(), &mut buf);
         let _ = child.kill();
         let _ = child.wait();
