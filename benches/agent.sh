@@ -17,6 +17,8 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 cargo build --release --locked -q
+# As the .deb is built: the agent's cycle functions laid out together.
+bash packaging/order-functions.sh --relink release
 BIN=$PWD/target/release/carbyne
 COLLECTD=$(command -v collectd || echo /usr/sbin/collectd)
 work=$(mktemp -d)

@@ -24,6 +24,9 @@ case "$profile" in
     *) bindir=target/$profile ;;
 esac
 cargo build --profile "$profile" --locked --quiet
+if [ "$profile" = release ]; then
+    bash packaging/order-functions.sh --relink "$profile"
+fi
 out=target/debian
 root=$out/root
 rm -rf "$root"
