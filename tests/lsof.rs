@@ -59,13 +59,7 @@ fn per_user_counts_by_type_match_lsof() {
         ),
     )
     .expect("write config");
-    let out = run(&[
-        "agent",
-        "--once",
-        "--dry-run",
-        "--config",
-        cfg.to_str().expect("path"),
-    ]);
+    let out = dry_run(&cfg);
     assert!(
         out.status.success(),
         "{}",

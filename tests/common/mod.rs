@@ -237,15 +237,20 @@ pub fn ring(
     )
 }
 
-/// The names `agent --once --dry-run` prints for the config at `cfg`.
-pub fn dry_run_names(cfg: &Path) -> std::collections::BTreeSet<String> {
-    let out = run(&[
+/// `agent --once --dry-run` on the config at `cfg`.
+pub fn dry_run(cfg: &Path) -> Output {
+    run(&[
         "agent",
         "--once",
         "--dry-run",
         "--config",
         cfg.to_str().expect("path"),
-    ]);
+    ])
+}
+
+/// The names `agent --once --dry-run` prints for the config at `cfg`.
+pub fn dry_run_names(cfg: &Path) -> std::collections::BTreeSet<String> {
+    let out = dry_run(cfg);
     parse_lines(&String::from_utf8_lossy(&out.stdout))
         .into_iter()
         .map(|(n, _, _)| n)
