@@ -10,6 +10,7 @@ pub mod hostname;
 pub mod logs;
 pub mod manpages;
 pub mod pages;
+pub mod prometheus;
 pub mod rates;
 pub mod sample;
 pub mod scheduler;

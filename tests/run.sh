@@ -27,6 +27,11 @@ if ! command -v lsof >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lsof
 fi
 
+# promtool (Debian's Prometheus 2.42) judges the exposition format (tests/prometheus.rs).
+if ! command -v promtool >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+fi
+
 # lintian checks the .deb (packaging/test-deb.sh).
 if command -v dpkg >/dev/null 2>&1 && ! command -v lintian >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian

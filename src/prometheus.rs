@@ -1,0 +1,288 @@
+//! Prometheus's text exposition format 0.0.4: what a scrape of carbyne's
+//! metrics endpoint reads. Names and label names are made valid, label
+//! values and help texts escaped, values written as Prometheus parses them,
+//! and each series written once, so the output is never one that Prometheus
+//! (or `promtool check metrics`, which the tests run) refuses.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// A family's type, as `# TYPE` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Untyped,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Untyped => "untyped",
+        }
+    }
+}
+
+/// `raw` as a metric name: `[a-zA-Z_][a-zA-Z0-9_]*`, each other character
+/// (a Graphite name's dots, a dash) an underscore, and an underscore before a
+/// leading digit. Colons are valid but kept for recording rules' names, so
+/// they become underscores too (as promtool advises).
+pub fn metric_name(raw: &str) -> String {
+    sanitize(raw)
+}
+
+/// `raw` as a label name: `[a-zA-Z_][a-zA-Z0-9_]*`, as [`metric_name`]. A
+/// leading `__` (kept for Prometheus's own labels) becomes one underscore.
+pub fn label_name(raw: &str) -> String {
+    let mut name = sanitize(raw);
+    while name.starts_with("__") {
+        name.remove(0);
+    }
+    name
+}
+
+fn sanitize(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len() + 1);
+    for c in raw.chars() {
+        let ok = c.is_ascii_alphanumeric() || c == '_';
+        out.push(if ok { c } else { '_' });
+    }
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// A label value inside double quotes: backslash, quote and newline escaped.
+fn push_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A help text: backslash and newline escaped.
+fn push_help(out: &mut String, help: &str) {
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A sample value as Prometheus parses it (`NaN`, `+Inf`, `-Inf`, or the
+/// shortest decimal that reads back to the same number).
+fn push_value(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v == f64::INFINITY {
+        out.push_str("+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.push_str("-Inf");
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// Why a series could not join the exposition.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Conflict {
+    #[error("{name} is a {had} family, and a {asked} series was given the same name")]
+    Kind {
+        name: String,
+        had: &'static str,
+        asked: &'static str,
+    },
+}
+
+#[derive(Debug)]
+struct Family {
+    help: String,
+    kind: Kind,
+    /// Label pairs (sorted by name) to value: one line per distinct set.
+    series: BTreeMap<Vec<(String, String)>, f64>,
+}
+
+/// Series gathered by family, written as one exposition.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    families: BTreeMap<String, Family>,
+    /// Series given twice (the later value is kept).
+    pub duplicates: u64,
+}
+
+impl Exposition {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a series. `name` and the label names are made valid here (a
+    /// label named `le` or `quantile` becomes `exported_le`, as Prometheus
+    /// renames a clash); two
+    /// series of one family with the same labels are one series, the later
+    /// value kept (and counted in `duplicates`). A family keeps the type
+    /// and help text it was first given; a series of another type under
+    /// the same name is refused.
+    pub fn add(
+        &mut self,
+        name: &str,
+        kind: Kind,
+        help: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) -> Result<(), Conflict> {
+        let name = metric_name(name);
+        let family = self.families.entry(name.clone()).or_insert_with(|| Family {
+            // Prometheus wants a help text; the name stands in for none.
+            help: if help.trim().is_empty() {
+                name.clone()
+            } else {
+                help.to_string()
+            },
+            kind,
+            series: BTreeMap::new(),
+        });
+        if family.kind != kind {
+            return Err(Conflict::Kind {
+                name,
+                had: family.kind.as_str(),
+                asked: kind.as_str(),
+            });
+        }
+        let mut pairs: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| {
+                let mut k = label_name(k);
+                // Only histograms and summaries have these labels.
+                if k == "le" || k == "quantile" {
+                    k.insert_str(0, "exported_");
+                }
+                (k, v.to_string())
+            })
+            .collect();
+        // Two raw names that sanitise alike: the first given stays (the
+        // sort is stable).
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, first| later.0 == first.0);
+        if family.series.insert(pairs, value).is_some() {
+            self.duplicates += 1;
+        }
+        Ok(())
+    }
+
+    /// The number of series held.
+    pub fn len(&self) -> usize {
+        self.families.values().map(|f| f.series.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.families.is_empty()
+    }
+
+    /// The text format 0.0.4: per family `# HELP`, `# TYPE`, then one
+    /// line per series, families by name and series by labels.
+    pub fn write_text(&self, out: &mut String) {
+        for (name, family) in &self.families {
+            let _ = write!(out, "# HELP {name} ");
+            push_help(out, &family.help);
+            let _ = write!(out, "\n# TYPE {name} {}\n", family.kind.as_str());
+            for (labels, value) in &family.series {
+                out.push_str(name);
+                if !labels.is_empty() {
+                    out.push('{');
+                    for (i, (k, v)) in labels.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(k);
+                        out.push_str("=\"");
+                        push_label_value(out, v);
+                        out.push('"');
+                    }
+                    out.push('}');
+                }
+                out.push(' ');
+                push_value(out, *value);
+                out.push('\n');
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_made_valid() {
+        assert_eq!(
+            metric_name("servers.web-1.cpu.total"),
+            "servers_web_1_cpu_total"
+        );
+        assert_eq!(metric_name("node:load1"), "node_load1");
+        assert_eq!(metric_name("5xx"), "_5xx");
+        assert_eq!(metric_name(""), "_");
+        assert_eq!(metric_name("h\u{e9}te"), "h_te");
+        assert_eq!(label_name("mount:point"), "mount_point");
+        assert_eq!(label_name("__name__"), "_name__");
+        assert_eq!(label_name("0"), "_0");
+    }
+
+    #[test]
+    fn lines_escape_and_values_read_back() {
+        let mut e = Exposition::new();
+        e.add("node_load1", Kind::Gauge, "1m load average.", &[], 0.25)
+            .expect("add");
+        e.add(
+            "node_filesystem_avail_bytes",
+            Kind::Gauge,
+            "Free space\nfor users \\ root.",
+            &[("mountpoint", "/mnt/a \"b\"\n\\c"), ("device", "/dev/sda1")],
+            f64::INFINITY,
+        )
+        .expect("add");
+        e.add("x_total", Kind::Counter, "x", &[("a", "1")], f64::NAN)
+            .expect("add");
+        e.add("x_total", Kind::Counter, "ignored", &[("a", "1")], 1e21)
+            .expect("same series");
+        assert_eq!(e.duplicates, 1);
+        assert_eq!(e.len(), 3);
+        let mut out = String::new();
+        e.write_text(&mut out);
+        assert_eq!(
+            out,
+            "# HELP node_filesystem_avail_bytes Free space\\nfor users \\\\ root.\n\
+             # TYPE node_filesystem_avail_bytes gauge\n\
+             node_filesystem_avail_bytes{device=\"/dev/sda1\",mountpoint=\"/mnt/a \\\"b\\\"\\n\\\\c\"} +Inf\n\
+             # HELP node_load1 1m load average.\n\
+             # TYPE node_load1 gauge\n\
+             node_load1 0.25\n\
+             # HELP x_total x\n\
+             # TYPE x_total counter\n\
+             x_total{a=\"1\"} 1000000000000000000000\n"
+        );
+    }
+
+    #[test]
+    fn a_name_of_two_types_is_refused() {
+        let mut e = Exposition::new();
+        e.add("a.b", Kind::Gauge, "", &[], 1.0).expect("add");
+        assert_eq!(
+            e.add("a_b", Kind::Counter, "", &[], 1.0),
+            Err(Conflict::Kind {
+                name: "a_b".into(),
+                had: "gauge",
+                asked: "counter"
+            })
+        );
+        assert!(!e.is_empty());
+    }
+}
