@@ -36,6 +36,15 @@ unsafe extern "C" fn visit(
     if info.dlpi_phdr.is_null() {
         return 0;
     }
+    // The kernel's vDSO is no file's pages: nothing to gain, left alone.
+    if !info.dlpi_name.is_null() {
+        // SAFETY: a non-null dlpi_name is a NUL-terminated string.
+        let name = unsafe { std::ffi::CStr::from_ptr(info.dlpi_name) };
+        if name.to_bytes().starts_with(b"linux-vdso") || name.to_bytes().starts_with(b"linux-gate")
+        {
+            return 0;
+        }
+    }
     // SAFETY: dlpi_phdr points at dlpi_phnum program headers.
     let headers =
         unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
