@@ -132,29 +132,49 @@ impl PerUser {
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
         let tally = scan(&self.proc_root, &mut self.buf)?;
         self.runs = self.runs.wrapping_add(1);
-        if self.runs.is_multiple_of(ACCOUNTS_EVERY) {
-            self.accounts.clear();
-        }
+        let refresh = self.runs.is_multiple_of(ACCOUNTS_EVERY);
         let groups = !self.opts.group_include.is_empty() || !self.opts.group_exclude.is_empty();
-        let owners: Vec<Account> = tally
-            .by_uid
-            .keys()
-            .map(|&uid| {
-                self.accounts
-                    .entry(uid)
-                    .or_insert_with(|| lookup_account(uid, groups))
-                    .clone()
-            })
-            .collect();
+        let mut owners: Vec<Account> = Vec::with_capacity(tally.by_uid.len());
+        for &uid in tally.by_uid.keys() {
+            if refresh || !self.accounts.contains_key(&uid) {
+                match lookup_account(uid, groups) {
+                    Ok(a) => {
+                        self.accounts.insert(uid, a);
+                    }
+                    // The user database failed (sssd down): the name known
+                    // before stays; none known, the uid stands in this run.
+                    Err(_) if self.accounts.contains_key(&uid) => {}
+                    Err(_) => {
+                        owners.push(Account {
+                            uid,
+                            name: uid.to_string(),
+                            groups: Vec::new(),
+                        });
+                        continue;
+                    }
+                }
+            }
+            if let Some(a) = self.accounts.get(&uid) {
+                owners.push(a.clone());
+            }
+        }
         let types = select_types(&self.opts, &tally.host);
+        // Two uids of one login name (an alias in /etc/passwd) are one user,
+        // as lsof -u NAME counts them: their files are summed.
+        let mut by_name: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
         for owner in select_users(&self.opts, &owners) {
-            let counts = tally.by_uid.get(&owner.uid);
+            by_name
+                .entry(owner.name.as_str())
+                .or_default()
+                .push(owner.uid);
+        }
+        for (name, uids) in by_name {
             for ty in &types {
-                let n = counts
-                    .and_then(|c| c.get(ty.as_str()))
-                    .copied()
-                    .unwrap_or(0);
-                out.gauge(&format!("user.{}.{ty}", owner.name), n as f64);
+                let n: u64 = uids
+                    .iter()
+                    .filter_map(|uid| tally.by_uid.get(uid)?.get(ty.as_str()))
+                    .sum();
+                out.gauge(&format!("user.{name}.{ty}"), n as f64);
             }
         }
         Ok(())
@@ -458,38 +478,37 @@ fn socket_types(proc_root: &Path) -> HashMap<u64, &'static str> {
 
 /// The login name (or the uid in digits) and, when `groups`, the group
 /// names of `uid`, through the system's user database (NSS), as `id -Gn`.
-fn lookup_account(uid: u32, groups: bool) -> Account {
-    let (name, gid) = match passwd_entry(uid) {
-        Some(found) => found,
-        None => {
-            return Account {
-                uid,
-                name: uid.to_string(),
-                groups: Vec::new(),
-            }
-        }
+fn lookup_account(uid: u32, groups: bool) -> Result<Account, i32> {
+    let Some((name, gid)) = passwd_entry(uid)? else {
+        return Ok(Account {
+            uid,
+            name: uid.to_string(),
+            groups: Vec::new(),
+        });
     };
     let groups = if groups {
         group_names(&name, gid)
     } else {
         Vec::new()
     };
-    Account { uid, name, groups }
+    Ok(Account { uid, name, groups })
 }
 
-/// Calls a libc `*_r` lookup with a buffer grown while it answers ERANGE.
-fn with_buffer<T>(mut call: impl FnMut(&mut [u8]) -> Result<Option<T>, i32>) -> Option<T> {
+/// Calls a libc `*_r` lookup with a buffer grown while it answers ERANGE:
+/// what it found, or the error it gave.
+fn with_buffer<T>(
+    mut call: impl FnMut(&mut [u8]) -> Result<Option<T>, i32>,
+) -> Result<Option<T>, i32> {
     let mut buf = vec![0u8; 1024];
     loop {
         match call(&mut buf) {
-            Ok(found) => return found,
             Err(libc::ERANGE) if buf.len() < 1 << 20 => buf.resize(buf.len() * 2, 0),
-            Err(_) => return None,
+            done => return done,
         }
     }
 }
 
-fn passwd_entry(uid: u32) -> Option<(String, u32)> {
+fn passwd_entry(uid: u32) -> Result<Option<(String, u32)>, i32> {
     with_buffer(|buf| {
         // SAFETY: getpwuid_r writes only into `pwd` and `buf` (whose length
         // it is given) and points `found` at `pwd` or null; the strings it
@@ -538,11 +557,16 @@ fn group_names(user: &str, gid: u32) -> Vec<String> {
         gids.resize(n, 0);
     }
     gids.into_iter()
-        .map(|g| group_name(g).unwrap_or_else(|| g.to_string()))
+        .map(|g| {
+            group_name(g)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| g.to_string())
+        })
         .collect()
 }
 
-fn group_name(gid: u32) -> Option<String> {
+fn group_name(gid: u32) -> Result<Option<String>, i32> {
     with_buffer(|buf| {
         // SAFETY: as in `passwd_entry`, for getgrgid_r.
         unsafe {
@@ -754,8 +778,9 @@ mod tests {
         assert!(t["FIFO"] >= 1 && t["CHR"] >= 1, "{t:?}");
         assert!(t["REG"] >= 3, "{t:?}");
         assert_eq!(tally.host, *t);
-        assert!(lookup_account(0, true).groups.contains(&"root".to_string()));
-        assert_eq!(lookup_account(54321, true).name, "54321");
+        let root = lookup_account(0, true).expect("root");
+        assert!(root.groups.contains(&"root".to_string()), "{root:?}");
+        assert_eq!(lookup_account(54321, true).expect("no entry").name, "54321");
     }
 
     #[test]
@@ -770,7 +795,9 @@ mod tests {
         let (first, _) = two_runs(&mut c, 10.0, |_, _| {});
         let v = values(&first);
         // SAFETY: geteuid has no preconditions.
-        let me = lookup_account(unsafe { libc::geteuid() }, false).name;
+        let me = lookup_account(unsafe { libc::geteuid() }, false)
+            .expect("lookup")
+            .name;
         assert!(v[&format!("user.{me}.REG")] >= 1.0, "{v:?}");
         assert!(v
             .keys()
