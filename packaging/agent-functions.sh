@@ -52,5 +52,5 @@ wait "$agent" || true
 
 nm --defined-only target/release/carbyne | awk '{print $3}' | sort -u > "$work/symbols"
 sed -n 's/^fn=//p' "$work/cycles.out" | sort -u | comm -12 - "$work/symbols" \
-    | bash packaging/order-functions.sh --names | sort -u > packaging/agent-functions.txt
+    | bash packaging/order-functions.sh --names | LC_ALL=C sort -u > packaging/agent-functions.txt
 echo "$(wc -l < packaging/agent-functions.txt) functions written to packaging/agent-functions.txt" >&2

@@ -411,3 +411,37 @@ fn config_check_reads_the_servers_files() {
     std::fs::write(&schemas, "[a]\npattern = .*\nretentions = 10s:6h\n").expect("schemas");
     assert!(run(&["config", "check", "--config", c]).status.success());
 }
+
+/// The release build's function ordering names functions without crate
+/// hashes or thin LTO's suffixes, so its list holds from build to build.
+#[test]
+fn ordering_names_drop_crate_hashes_and_lto_suffixes() {
+    use std::io::Write;
+    let mut child = std::process::Command::new("bash")
+        .arg(repo("packaging/order-functions.sh"))
+        .arg("--names")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("bash");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"_RNvCsjrHSEGnQ3l9_3std4main.llvm.12345\n_RNvNtCs1234_7carbyne9scheduler3run\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("order-functions.sh");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "std::main\ncarbyne::scheduler::run\n"
+    );
+    // Every name in the list is one such name, once, sorted.
+    let list = std::fs::read_to_string(repo("packaging/agent-functions.txt")).expect("list");
+    let names: Vec<&str> = list.lines().collect();
+    assert!(names.len() > 100, "{} names", names.len());
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
+    assert!(names
+        .iter()
+        .all(|n| !n.contains(".llvm.") && !n.starts_with("_R")));
+}
