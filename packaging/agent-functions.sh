@@ -11,6 +11,7 @@
 #
 # Run: bash packaging/agent-functions.sh      (installs valgrind if missing)
 set -euo pipefail
+export LC_ALL=C
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null 2>&1 || {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
@@ -52,5 +53,5 @@ wait "$agent" || true
 
 nm --defined-only target/release/carbyne | awk '{print $3}' | sort -u > "$work/symbols"
 sed -n 's/^fn=//p' "$work/cycles.out" | sort -u | comm -12 - "$work/symbols" \
-    | bash packaging/order-functions.sh --names | LC_ALL=C sort -u > packaging/agent-functions.txt
+    | bash packaging/order-functions.sh --names | sort -u > packaging/agent-functions.txt
 echo "$(wc -l < packaging/agent-functions.txt) functions written to packaging/agent-functions.txt" >&2
