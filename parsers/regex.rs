@@ -311,7 +311,9 @@ impl Parser for RegexParser {
             (Some(&Some(a)), Some(&Some(b))) => line.get(a..b).unwrap_or(&[]),
             _ => &[][..],
         };
-        // Every metric's value first, so a bad number leaves nothing half-counted.
+        // Every metric's value first. A value capture that is not a finite
+        // number (nginx's `-` for no upstream time) is NaN here: that metric
+        // leaves this line out, the line's other metrics count it.
         self.values.clear();
         for m in &self.metrics {
             if let Some(&v) = m.same_value.and_then(|j| self.values.get(j)) {
@@ -322,12 +324,15 @@ impl Parser for RegexParser {
                 None => None,
                 Some(i) => match parse_number(group(i)) {
                     Some(v) if v.is_finite() => Some(v),
-                    _ => return false,
+                    _ => Some(f64::NAN),
                 },
             };
             self.values.push(v);
         }
         for (i, m) in self.metrics.iter().enumerate() {
+            if self.values[i].is_some_and(f64::is_nan) {
+                continue;
+            }
             let a = if m.fixed.is_some() {
                 match &mut self.fixed[i] {
                     Some(a) => a,
@@ -522,6 +527,23 @@ mod tests {
         assert_eq!(m["request_time.GET.p99_9"], 0.300);
         assert_eq!(m["request_time.POST.count"], 1.0);
         assert_eq!(m["request_time.POST.p50"], 0.5);
+    }
+
+    #[test]
+    fn a_value_that_is_no_number_leaves_out_only_its_metric() {
+        let mut c = nginx();
+        c.regex = c.regex.replace("(?P<rt>[0-9.]+)", "(?P<rt>\\S+)");
+        let mut p = RegexParser::new(&c, "logs.web").expect("config");
+        assert!(p.parse_line(b"h - - [t] \"GET / HTTP/1.1\" 304 0 -"));
+        assert!(p.parse_line(b"h - - [t] \"GET / HTTP/1.1\" 200 10 0.5"));
+        assert!(p.parse_line(b"h - - [t] \"GET / HTTP/1.1\" 200 10 NaN"));
+        let mut out = Vec::new();
+        p.take_metrics(1.0, &mut out);
+        let m: HashMap<String, f64> = out.into_iter().collect();
+        assert_eq!((m["http.304"], m["http.200"]), (1.0, 2.0));
+        assert_eq!((m["bytes"], m["last_bytes"]), (20.0, 10.0));
+        assert_eq!(m["request_time.GET.count"], 1.0);
+        assert_eq!(m["request_time.GET.max"], 0.5);
     }
 
     #[test]
