@@ -4,7 +4,7 @@
 //! (`files.user.<user>.<TYPE>`), counted from `/proc` without running lsof.
 
 use super::{read_optional, CollectError, Collector, Emit, Missing};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, StatxFlags};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -64,8 +64,33 @@ pub struct Filestat {
 }
 
 impl Filestat {
-    pub fn new(opts: &FilestatConfig, cfg: &Config) -> Self {
-        Filestat {
+    pub fn new(opts: &FilestatConfig, cfg: &Config) -> Result<Self, ConfigError> {
+        let key = "collectors.filestat";
+        for (name, list) in [
+            ("type_include", &opts.type_include),
+            ("type_exclude", &opts.type_exclude),
+        ] {
+            // A type is one segment of the metric name.
+            if let Some(bad) = list
+                .iter()
+                .find(|t| t.is_empty() || t.contains(|c: char| c == '.' || c.is_whitespace()))
+            {
+                return Err(ConfigError::new(
+                    format!("{key}.{name}"),
+                    format!("{bad:?} is not a file type (REG, DIR, IPv4, ...)"),
+                ));
+            }
+        }
+        if opts.uid_min > opts.uid_max {
+            return Err(ConfigError::new(
+                format!("{key}.uid_min"),
+                format!(
+                    "{} is above uid_max ({}): no uid could be counted",
+                    opts.uid_min, opts.uid_max
+                ),
+            ));
+        }
+        Ok(Filestat {
             file: cfg.proc_root.join("sys/fs/file-nr"),
             missing: Missing::default(),
             buf: String::new(),
@@ -76,7 +101,7 @@ impl Filestat {
                 runs: 0,
                 buf: Vec::new(),
             }),
-        }
+        })
     }
 }
 
@@ -603,7 +628,7 @@ mod tests {
             proc_root: fixture("proc/t0"),
             ..Config::default()
         };
-        let mut c = Filestat::new(&FilestatConfig::default(), &cfg);
+        let mut c = Filestat::new(&FilestatConfig::default(), &cfg).expect("config");
         let (first, _) = two_runs(&mut c, 10.0, |_, _| {});
         let v = values(&first);
         assert_eq!(
@@ -791,7 +816,7 @@ mod tests {
             type_include: strings(&["REG"]),
             ..FilestatConfig::default()
         };
-        let mut c = Filestat::new(&opts, &cfg);
+        let mut c = Filestat::new(&opts, &cfg).expect("config");
         let (first, _) = two_runs(&mut c, 10.0, |_, _| {});
         let v = values(&first);
         // SAFETY: geteuid has no preconditions.
@@ -802,7 +827,7 @@ mod tests {
         assert!(v
             .keys()
             .all(|k| !k.starts_with("user.") || k.ends_with(".REG")));
-        let mut c = Filestat::new(&FilestatConfig::default(), &cfg);
+        let mut c = Filestat::new(&FilestatConfig::default(), &cfg).expect("config");
         let (first, _) = two_runs(&mut c, 10.0, |_, _| {});
         assert!(values(&first).keys().all(|k| !k.starts_with("user.")));
     }

@@ -370,7 +370,7 @@ pub fn build_with_host(cfg: &Config, hostname: Option<&str>) -> Result<Vec<Insta
             "filestat",
             &c.filestat.common,
             "files",
-            boxed(filestat::Filestat::new(&c.filestat.options, cfg)),
+            boxed(filestat::Filestat::new(&c.filestat.options, cfg)?),
         ),
         (
             "hwmon",

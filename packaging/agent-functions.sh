@@ -6,8 +6,9 @@
 # these out together when the release binary is linked, so the cycle
 # touches few of the 64 KiB windows the kernel maps code in (see
 # BENCHMARKS.md). Names are demangled without crate hashes, so the list
-# holds from one build to the next; rerun this when build-deb.sh says few
-# of them were found.
+# holds from one build to the next, but the standard library's keep a hash
+# that changes with the Rust toolchain: rerun this after a toolchain update,
+# or when build-deb.sh finds fewer than about nine in ten of them.
 #
 # Run: bash packaging/agent-functions.sh      (installs valgrind if missing)
 set -euo pipefail
@@ -38,6 +39,7 @@ threading.Thread(target=serve, daemon=True).start()
 time.sleep(120)
 PY
 for _ in $(seq 50); do [ -s "$work/port" ] && break; sleep 0.1; done
+[ -s "$work/port" ] || { echo "agent-functions.sh: the sink did not start" >&2; exit 1; }
 printf 'interval = 1\nstate_dir = "%s/state"\n[handlers.graphite]\nport = %s\n' \
     "$work" "$(cat "$work/port")" > "$work/carbyne.toml"
 
@@ -53,5 +55,8 @@ wait "$agent" || true
 
 nm --defined-only target/release/carbyne | awk '{print $3}' | sort -u > "$work/symbols"
 sed -n 's/^fn=//p' "$work/cycles.out" | sort -u | comm -12 - "$work/symbols" \
-    | bash packaging/order-functions.sh --names | sort -u > packaging/agent-functions.txt
+    | bash packaging/order-functions.sh --names | sort -u > "$work/list"
+# The list in the repository is replaced only by a real one.
+[ -s "$work/list" ] || { echo "agent-functions.sh: no function found; the list is left as it was" >&2; exit 1; }
+mv "$work/list" packaging/agent-functions.txt
 echo "$(wc -l < packaging/agent-functions.txt) functions written to packaging/agent-functions.txt" >&2
