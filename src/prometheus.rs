@@ -1,8 +1,9 @@
-//! Prometheus's text exposition format 0.0.4: what a scrape of carbyne's
-//! metrics endpoint reads. Names and label names are made valid, label
-//! values and help texts escaped, values written as Prometheus parses them,
-//! and each series written once, so the output is never one that Prometheus
-//! (or `promtool check metrics`, which the tests run) refuses.
+//! Prometheus's exposition formats, text 0.0.4 and OpenMetrics 1.0: what a
+//! scrape of carbyne's metrics endpoint reads. Names and label names are
+//! made valid, label values and help texts escaped, values written as
+//! Prometheus parses them, and each series written once, so the output is
+//! never one that Prometheus refuses (the tests have `promtool check
+//! metrics` judge the text format and a real Prometheus scrape both).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -101,6 +102,64 @@ pub enum Conflict {
         had: &'static str,
         asked: &'static str,
     },
+    #[error("the counter {counter} and the {kind} {name} would be one OpenMetrics family")]
+    Family {
+        counter: String,
+        name: String,
+        kind: &'static str,
+    },
+}
+
+/// The two formats a scrape may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    OpenMetrics,
+}
+
+impl Format {
+    /// The `Content-Type` of an answer in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// The format an `Accept` header prefers: OpenMetrics 1.0 when it ranks
+    /// it at least as high as anything else (Prometheus asks for it first),
+    /// the text format otherwise.
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        let Some(accept) = accept else {
+            return Format::Text;
+        };
+        let (mut open, mut other) = (None::<f64>, None::<f64>);
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let mut q = 1.0;
+            let mut version = None;
+            for p in parts {
+                if let Some(v) = p.strip_prefix("q=") {
+                    q = v.parse().unwrap_or(0.0);
+                } else if let Some(v) = p.strip_prefix("version=") {
+                    version = Some(v.to_string());
+                }
+            }
+            if media == "application/openmetrics-text" {
+                if version.as_deref().is_none_or(|v| v == "1.0.0") {
+                    open = Some(open.map_or(q, |o: f64| o.max(q)));
+                }
+            } else {
+                other = Some(other.map_or(q, |o: f64| o.max(q)));
+            }
+        }
+        match (open, other) {
+            (Some(o), Some(t)) if o > 0.0 && o >= t => Format::OpenMetrics,
+            (Some(o), None) if o > 0.0 => Format::OpenMetrics,
+            _ => Format::Text,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -139,7 +198,36 @@ impl Exposition {
         labels: &[(&str, &str)],
         value: f64,
     ) -> Result<(), Conflict> {
-        let name = metric_name(name);
+        let mut name = metric_name(name);
+        // A counter's samples end in `_total` (OpenMetrics requires it, and
+        // Prometheus's conventions ask it of the text format).
+        if kind == Kind::Counter && !name.ends_with("_total") {
+            name.push_str("_total");
+        }
+        // In OpenMetrics the counter `x_total` is the family `x`: a gauge
+        // named `x` beside it would be the same family.
+        let clash = match kind {
+            Kind::Counter => name
+                .strip_suffix("_total")
+                .filter(|base| {
+                    self.families
+                        .get(*base)
+                        .is_some_and(|f| f.kind != Kind::Counter)
+                })
+                .map(|base| (name.clone(), base.to_string(), self.families[base].kind)),
+            _ => self
+                .families
+                .get(&format!("{name}_total"))
+                .filter(|f| f.kind == Kind::Counter)
+                .map(|_| (format!("{name}_total"), name.clone(), kind)),
+        };
+        if let Some((counter, name, kind)) = clash {
+            return Err(Conflict::Family {
+                counter,
+                name,
+                kind: kind.as_str(),
+            });
+        }
         let family = self.families.entry(name.clone()).or_insert_with(|| Family {
             // Prometheus wants a help text; the name stands in for none.
             help: if help.trim().is_empty() {
@@ -187,13 +275,49 @@ impl Exposition {
         self.families.is_empty()
     }
 
+    /// The exposition in `format`.
+    pub fn write(&self, format: Format, out: &mut String) {
+        match format {
+            Format::Text => self.write_text(out),
+            Format::OpenMetrics => self.write_openmetrics(out),
+        }
+    }
+
     /// The text format 0.0.4: per family `# HELP`, `# TYPE`, then one
     /// line per series, families by name and series by labels.
     pub fn write_text(&self, out: &mut String) {
         for (name, family) in &self.families {
-            let _ = write!(out, "# HELP {name} ");
+            self.write_family(out, name, name, family.kind.as_str(), family);
+        }
+    }
+
+    /// OpenMetrics 1.0: as the text format, but a counter's family is named
+    /// without its samples' `_total`, an untyped family is `unknown`, and
+    /// the exposition ends with `# EOF`.
+    pub fn write_openmetrics(&self, out: &mut String) {
+        for (name, family) in &self.families {
+            let (family_name, kind) = match family.kind {
+                Kind::Counter => (name.strip_suffix("_total").unwrap_or(name), "counter"),
+                Kind::Gauge => (name.as_str(), "gauge"),
+                Kind::Untyped => (name.as_str(), "unknown"),
+            };
+            self.write_family(out, family_name, name, kind, family);
+        }
+        out.push_str("# EOF\n");
+    }
+
+    fn write_family(
+        &self,
+        out: &mut String,
+        family_name: &str,
+        name: &str,
+        kind: &str,
+        family: &Family,
+    ) {
+        {
+            let _ = write!(out, "# HELP {family_name} ");
             push_help(out, &family.help);
-            let _ = write!(out, "\n# TYPE {name} {}\n", family.kind.as_str());
+            let _ = write!(out, "\n# TYPE {family_name} {kind}\n");
             for (labels, value) in &family.series {
                 out.push_str(name);
                 if !labels.is_empty() {
@@ -272,13 +396,59 @@ mod tests {
     }
 
     #[test]
+    fn openmetrics_names_counter_families_without_total_and_ends() {
+        let mut e = Exposition::new();
+        e.add("lines", Kind::Counter, "Lines.", &[("f", "a")], 3.0)
+            .expect("add");
+        e.add("temp", Kind::Untyped, "T.", &[], -1.5).expect("add");
+        let mut out = String::new();
+        e.write(Format::OpenMetrics, &mut out);
+        assert_eq!(
+            out,
+            "# HELP lines Lines.\n# TYPE lines counter\nlines_total{f=\"a\"} 3\n\
+             # HELP temp T.\n# TYPE temp unknown\ntemp -1.5\n# EOF\n"
+        );
+        assert_eq!(
+            e.add("lines", Kind::Gauge, "", &[], 1.0),
+            Err(Conflict::Family {
+                counter: "lines_total".into(),
+                name: "lines".into(),
+                kind: "gauge"
+            })
+        );
+        e.add("temp", Kind::Untyped, "", &[], 1.0)
+            .expect("same family");
+        assert!(e.add("temp", Kind::Counter, "", &[], 1.0).is_err());
+    }
+
+    #[test]
+    fn the_format_follows_accept() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::from_accept(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(Format::from_accept(None), Format::Text);
+        assert_eq!(Format::from_accept(Some("*/*")), Format::Text);
+        assert_eq!(
+            Format::from_accept(Some("text/plain;q=0.9, application/openmetrics-text;q=0.5")),
+            Format::Text
+        );
+        assert_eq!(
+            Format::from_accept(Some("application/openmetrics-text; version=0.0.1")),
+            Format::Text
+        );
+        assert_eq!(
+            Format::from_accept(Some("application/openmetrics-text;q=0")),
+            Format::Text
+        );
+    }
+
+    #[test]
     fn a_name_of_two_types_is_refused() {
         let mut e = Exposition::new();
-        e.add("a.b", Kind::Gauge, "", &[], 1.0).expect("add");
+        e.add("a.b_total", Kind::Gauge, "", &[], 1.0).expect("add");
         assert_eq!(
             e.add("a_b", Kind::Counter, "", &[], 1.0),
             Err(Conflict::Kind {
-                name: "a_b".into(),
+                name: "a_b_total".into(),
                 had: "gauge",
                 asked: "counter"
             })

@@ -1,5 +1,6 @@
-//! The text exposition against the real `promtool check metrics`
-//! (Prometheus 2.42 from Debian, installed by tests/run.sh): generated
+//! The exposition against the real Prometheus 2.42 (Debian's, installed by
+//! tests/run.sh): a real server scrapes it (asking for OpenMetrics), and
+//! `promtool check metrics` judges the text format on generated
 //! families with hostile names, label names and values, help texts and
 //! values must always parse. promtool's lints are advice on naming, and two
 //! are allowed, as names come from the user's (Graphite) names: camelCase,
@@ -7,9 +8,13 @@
 //! whose name ends in `_total`. Every other lint (no help text, a colon,
 //! `le` outside a histogram) fails the test.
 
-use carbyne::prometheus::{Exposition, Kind};
+mod common;
+
+use carbyne::prometheus::{Exposition, Format, Kind};
+use common::{free_port, Child};
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 fn promtool(text: &str) -> (i32, String) {
     let mut child = Command::new("promtool")
@@ -135,4 +140,172 @@ fn promtool_refuses_what_the_exposition_prevents() {
     assert_eq!(promtool("servers.web.load 1\n").0, 1);
     assert_eq!(promtool("a{b=\"x\"y\"} 1\n").0, 1);
     assert_eq!(promtool("# TYPE a_total counter\na_total 1\n").0, 3);
+}
+
+/// Answers every request on 127.0.0.1 with the exposition, in the format
+/// its `Accept` header prefers, until dropped; keeps the formats asked.
+struct Exporter {
+    port: u16,
+    asked: std::sync::Arc<std::sync::Mutex<Vec<Format>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Exporter {
+    fn start(e: Exposition) -> Exporter {
+        use std::io::Read;
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (asked2, stop2) = (asked.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::SeqCst) {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 65536 {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&req);
+                let accept = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Accept: ").or(l.strip_prefix("accept: ")));
+                let format = Format::from_accept(accept);
+                asked2.lock().expect("lock").push(format);
+                let mut body = String::new();
+                e.write(format, &mut body);
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    format.content_type(),
+                    body.len()
+                );
+            }
+        });
+        Exporter { port, asked, stop }
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// `GET path` on 127.0.0.1:port (HTTP/1.0: no chunked answer), the body.
+fn get(port: u16, path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(conn, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).ok()?;
+    text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+fn query(port: u16, promql: &str) -> Vec<serde_json::Value> {
+    let q: String = form_urlencoded::byte_serialize(promql.as_bytes()).collect();
+    get(port, &format!("/api/v1/query?query={q}"))
+        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["data"]["result"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_real_prometheus_scrapes_what_is_written() {
+    let mut e = Exposition::new();
+    e.add(
+        "carbyne_test.lines",
+        Kind::Counter,
+        "Lines read.",
+        &[("log name", "a b")],
+        42.0,
+    )
+    .expect("add");
+    e.add(
+        "carbyne_test_temp",
+        Kind::Gauge,
+        "A \"gauge\"\nwith \\ in its help.",
+        &[("v", "q\"uote\nnew\\line")],
+        -1.5,
+    )
+    .expect("add");
+    e.add("carbyne_test_untyped", Kind::Untyped, "", &[], 7.0)
+        .expect("add");
+    let exporter = Exporter::start(e);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global: {{scrape_interval: 1s, scrape_timeout: 1s}}\n\
+             scrape_configs:\n  - job_name: carbyne\n    static_configs: [{{targets: ['127.0.0.1:{}']}}]\n",
+            exporter.port
+        ),
+    )
+    .expect("config");
+    let port = free_port();
+    let _prometheus = Child(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("prometheus (tests/run.sh installs Debian's prometheus)"),
+    );
+    let start = std::time::Instant::now();
+    let mut found = Vec::new();
+    while start.elapsed() < Duration::from_secs(45) {
+        found = query(port, "{__name__=~\"carbyne_test.*\"}");
+        if found.len() == 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let series: std::collections::BTreeMap<String, (serde_json::Value, String)> = found
+        .iter()
+        .map(|s| {
+            let name = s["metric"]["__name__"].as_str().unwrap_or("").to_string();
+            (
+                name,
+                (
+                    s["metric"].clone(),
+                    s["value"][1].as_str().unwrap_or("").to_string(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(series.len(), 3, "Prometheus stored: {found:?}");
+    let (labels, value) = &series["carbyne_test_lines_total"];
+    assert_eq!(
+        (labels["log_name"].as_str(), value.as_str()),
+        (Some("a b"), "42")
+    );
+    assert_eq!(labels["job"].as_str(), Some("carbyne"));
+    let (labels, value) = &series["carbyne_test_temp"];
+    assert_eq!(
+        (labels["v"].as_str(), value.as_str()),
+        (Some("q\"uote\nnew\\line"), "-1.5")
+    );
+    assert_eq!(series["carbyne_test_untyped"].1, "7");
+    // Prometheus asked for OpenMetrics, and got it.
+    let asked = exporter.asked.lock().expect("lock").clone();
+    assert!(asked.contains(&Format::OpenMetrics), "{asked:?}");
 }
