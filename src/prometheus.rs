@@ -287,7 +287,7 @@ impl Exposition {
     /// line per series, families by name and series by labels.
     pub fn write_text(&self, out: &mut String) {
         for (name, family) in &self.families {
-            self.write_family(out, name, name, family.kind.as_str(), family);
+            family.write(out, name, name, family.kind.as_str());
         }
     }
 
@@ -301,42 +301,37 @@ impl Exposition {
                 Kind::Gauge => (name.as_str(), "gauge"),
                 Kind::Untyped => (name.as_str(), "unknown"),
             };
-            self.write_family(out, family_name, name, kind, family);
+            family.write(out, family_name, name, kind);
         }
         out.push_str("# EOF\n");
     }
+}
 
-    fn write_family(
-        &self,
-        out: &mut String,
-        family_name: &str,
-        name: &str,
-        kind: &str,
-        family: &Family,
-    ) {
-        {
-            let _ = write!(out, "# HELP {family_name} ");
-            push_help(out, &family.help);
-            let _ = write!(out, "\n# TYPE {family_name} {kind}\n");
-            for (labels, value) in &family.series {
-                out.push_str(name);
-                if !labels.is_empty() {
-                    out.push('{');
-                    for (i, (k, v)) in labels.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        out.push_str(k);
-                        out.push_str("=\"");
-                        push_label_value(out, v);
-                        out.push('"');
+impl Family {
+    /// `# HELP`, `# TYPE` under `family_name`, then one line per series
+    /// under the sample name `name`.
+    fn write(&self, out: &mut String, family_name: &str, name: &str, kind: &str) {
+        let _ = write!(out, "# HELP {family_name} ");
+        push_help(out, &self.help);
+        let _ = write!(out, "\n# TYPE {family_name} {kind}\n");
+        for (labels, value) in &self.series {
+            out.push_str(name);
+            if !labels.is_empty() {
+                out.push('{');
+                for (i, (k, v)) in labels.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
                     }
-                    out.push('}');
+                    out.push_str(k);
+                    out.push_str("=\"");
+                    push_label_value(out, v);
+                    out.push('"');
                 }
-                out.push(' ');
-                push_value(out, *value);
-                out.push('\n');
+                out.push('}');
             }
+            out.push(' ');
+            push_value(out, *value);
+            out.push('\n');
         }
     }
 }
