@@ -4,9 +4,16 @@
 //! user, nice, system, idle, iowait, irq, softirq, steal, guest, guest_nice
 //! that the kernel reports (older kernels have fewer), plus `cpu.cpu_count`.
 //! With USER_HZ = 100 a core's jiffies per second read as its percentages.
+//!
+//! For Prometheus, node_exporter's cpu and stat families from the same
+//! reading: `node_cpu_seconds_total{cpu,mode}` and
+//! `node_cpu_guest_seconds_total{cpu,mode}` per core, in seconds, and
+//! `node_intr_total`, `node_context_switches_total`, `node_forks_total`,
+//! `node_boot_time_seconds`, `node_procs_running`, `node_procs_blocked`.
 
 use super::{read, CollectError, Collector, Emit};
 use crate::config::{Config, ConfigError};
+use crate::sample::Family;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -83,6 +90,86 @@ pub fn parse(text: &str) -> Result<Vec<CpuLine<'_>>, String> {
     Ok(out)
 }
 
+/// Jiffies per second the kernel reports in `/proc/stat` (USER_HZ, 100 on
+/// every Linux architecture), as node_exporter assumes too.
+const USER_HZ: f64 = 100.0;
+
+const CPU_SECONDS: Family = Family::counter(
+    "node_cpu_seconds_total",
+    "Seconds the CPUs spent in each mode.",
+);
+const CPU_GUEST: Family = Family::counter(
+    "node_cpu_guest_seconds_total",
+    "Seconds the CPUs spent in guests (VMs) for each mode.",
+);
+/// The other lines of `/proc/stat` node_exporter's stat collector reads:
+/// the line's key, the family, and whether only its first number counts.
+const STAT: [(&str, Family); 6] = [
+    (
+        "intr",
+        Family::counter("node_intr_total", "Total number of interrupts serviced."),
+    ),
+    (
+        "ctxt",
+        Family::counter(
+            "node_context_switches_total",
+            "Total number of context switches.",
+        ),
+    ),
+    (
+        "btime",
+        Family::gauge("node_boot_time_seconds", "Node boot time, in unixtime."),
+    ),
+    (
+        "processes",
+        Family::counter("node_forks_total", "Total number of forks."),
+    ),
+    (
+        "procs_running",
+        Family::gauge(
+            "node_procs_running",
+            "Number of processes in runnable state.",
+        ),
+    ),
+    (
+        "procs_blocked",
+        Family::gauge(
+            "node_procs_blocked",
+            "Number of processes blocked waiting for I/O to complete.",
+        ),
+    ),
+];
+
+/// node_exporter's series of a `/proc/stat` text whose cpu lines are `lines`.
+fn series(text: &str, lines: &[CpuLine], out: &mut Emit) {
+    for line in lines.iter().filter(|l| l.name != "total") {
+        let cpu = line.name.trim_start_matches("cpu");
+        for (i, raw) in line.jiffies.iter().enumerate() {
+            let Some(raw) = raw else { continue };
+            let (family, mode) = match i {
+                8 => (&CPU_GUEST, "user"),
+                9 => (&CPU_GUEST, "nice"),
+                _ => (&CPU_SECONDS, FIELDS[i]),
+            };
+            out.series(
+                family,
+                vec![("cpu", cpu.to_string()), ("mode", mode.to_string())],
+                *raw as f64 / USER_HZ,
+            );
+        }
+    }
+    for line in text.lines() {
+        let mut it = line.split_ascii_whitespace();
+        let Some(key) = it.next() else { continue };
+        let Some((_, family)) = STAT.iter().find(|(k, _)| *k == key) else {
+            continue;
+        };
+        if let Some(v) = it.next().and_then(|v| v.parse::<u64>().ok()) {
+            out.series(family, Vec::new(), v as f64);
+        }
+    }
+}
+
 pub struct Cpu {
     opts: CpuConfig,
     file: PathBuf,
@@ -100,6 +187,10 @@ impl Cpu {
 }
 
 impl Collector for Cpu {
+    fn native_series(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
         let text = read(&self.file, &mut self.buf)?;
         let lines = parse(text).map_err(|message| CollectError::Parse {
@@ -108,6 +199,9 @@ impl Collector for Cpu {
         })?;
         let ncpus = lines.len() - 1;
         let mut key = String::with_capacity(32);
+        if out.wants_series() {
+            series(text, &lines, out);
+        }
 
         if self.opts.simple {
             // Diamond: 100 - idle share of (user, nice, system, idle).
@@ -178,6 +272,35 @@ mod tests {
     }
 
     #[test]
+    fn node_exporter_series_from_the_first_run() {
+        use crate::collectors::testutil::series;
+        let (first, _) = run(CpuConfig::default());
+        let p = series(&first);
+        // 4 cores x 10 modes (guest and guest_nice in their own family).
+        assert_eq!(p.len(), 40 + 6, "{p:?}");
+        assert_eq!(p["node_cpu_seconds_total{cpu=\"0\",mode=\"user\"}"], 25.0);
+        assert_eq!(p["node_cpu_seconds_total{cpu=\"3\",mode=\"idle\"}"], 200.0);
+        assert_eq!(
+            p["node_cpu_seconds_total{cpu=\"2\",mode=\"softirq\"}"],
+            0.25
+        );
+        assert_eq!(
+            p["node_cpu_guest_seconds_total{cpu=\"1\",mode=\"nice\"}"],
+            0.0
+        );
+        assert!(
+            !p.keys().any(|k| k.contains("total\"")),
+            "no aggregate line"
+        );
+        assert_eq!(p["node_intr_total"], 1937463.0);
+        assert_eq!(p["node_context_switches_total"], 3765234.0);
+        assert_eq!(p["node_boot_time_seconds"], 1700000000.0);
+        assert_eq!(p["node_forks_total"], 51234.0);
+        assert_eq!(p["node_procs_running"], 3.0);
+        assert_eq!(p["node_procs_blocked"], 0.0);
+    }
+
+    #[test]
     fn first_run_has_only_the_count() {
         let (first, _) = run(CpuConfig::default());
         let v = values(&first);
@@ -232,7 +355,7 @@ mod tests {
             ..Default::default()
         };
         let (first, second) = run(opts);
-        assert!(first.is_empty());
+        assert!(values(&first).is_empty());
         let v = values(&second);
         assert_eq!(v.len(), 1);
         // 100 - 2600 * 100 / (1000 + 20 + 300 + 2600)

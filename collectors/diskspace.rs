@@ -5,9 +5,15 @@
 //! inodes_percentfree,inodes_used,inodes_free,inodes_avail}`, where `<fs>` is
 //! the filesystem's label (from `/dev/disk/by-label`) or its mount point with
 //! `/` and `.` as `_` (`/` itself is `root`).
+//!
+//! For Prometheus, node_exporter's filesystem families for the same
+//! mounts: `node_filesystem_{size,free,avail}_bytes`,
+//! `node_filesystem_files{,_free}`, `node_filesystem_readonly` and
+//! `node_filesystem_device_error`, labelled `{device,fstype,mountpoint}`.
 
 use super::{byte_units, read, regex_list, CollectError, Collector, Emit};
 use crate::config::{Config, ConfigError};
+use crate::sample::Family;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
@@ -55,6 +61,8 @@ pub struct Mount {
     pub device: String,
     pub mount_point: String,
     pub fs_type: String,
+    /// Mounted read-only (`ro` among its options).
+    pub readonly: bool,
 }
 
 /// Undoes the octal escapes of `/proc/mounts` (`\040` is a space).
@@ -118,6 +126,7 @@ impl DiskSpace {
             let (Some(device), Some(mp), Some(fs_type)) = (it.next(), it.next(), it.next()) else {
                 continue;
             };
+            let readonly = it.next().is_some_and(|o| o.split(',').any(|o| o == "ro"));
             if !self.filesystems.contains(fs_type) {
                 continue;
             }
@@ -142,6 +151,7 @@ impl DiskSpace {
                 device: unescape(device),
                 mount_point,
                 fs_type: fs_type.to_string(),
+                readonly,
             });
         }
         out
@@ -276,7 +286,55 @@ fn statvfs(path: &str) -> std::io::Result<Vfs> {
     })
 }
 
+const SIZE: Family = Family::gauge("node_filesystem_size_bytes", "Filesystem size in bytes.");
+const FREE: Family = Family::gauge(
+    "node_filesystem_free_bytes",
+    "Filesystem free space in bytes.",
+);
+const AVAIL: Family = Family::gauge(
+    "node_filesystem_avail_bytes",
+    "Filesystem space available to non-root users in bytes.",
+);
+const FILES: Family = Family::gauge("node_filesystem_files", "Filesystem total file nodes.");
+const FILES_FREE: Family = Family::gauge(
+    "node_filesystem_files_free",
+    "Filesystem total free file nodes.",
+);
+const READONLY: Family = Family::gauge("node_filesystem_readonly", "Filesystem read-only status.");
+const DEVICE_ERROR: Family = Family::gauge(
+    "node_filesystem_device_error",
+    "Whether an error occurred while getting statistics for the given device.",
+);
+
+/// node_exporter's series of one mount (`vfs` is `None` when statvfs failed).
+fn series(m: &Mount, vfs: Option<&Vfs>, out: &mut Emit) {
+    let labels = || {
+        vec![
+            ("device", m.device.clone()),
+            ("fstype", m.fs_type.clone()),
+            ("mountpoint", m.mount_point.clone()),
+        ]
+    };
+    out.series(
+        &DEVICE_ERROR,
+        labels(),
+        if vfs.is_some() { 0.0 } else { 1.0 },
+    );
+    let Some(v) = vfs else { return };
+    let bs = v.block_size as f64;
+    out.series(&SIZE, labels(), bs * v.blocks as f64);
+    out.series(&FREE, labels(), bs * v.blocks_free as f64);
+    out.series(&AVAIL, labels(), bs * v.blocks_avail as f64);
+    out.series(&FILES, labels(), v.files as f64);
+    out.series(&FILES_FREE, labels(), v.files_free as f64);
+    out.series(&READONLY, labels(), if m.readonly { 1.0 } else { 0.0 });
+}
+
 impl Collector for DiskSpace {
+    fn native_series(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
         let mut buf = std::mem::take(&mut self.buf);
         let text = read(&self.mounts_file, &mut buf)?;
@@ -297,9 +355,11 @@ impl Collector for DiskSpace {
                 Ok(v) => v,
                 Err(e) => {
                     log::debug!("diskspace: statvfs {}: {e}", m.mount_point);
+                    series(&m, None, out);
                     continue;
                 }
             };
+            series(&m, Some(&vfs), out);
             for (metric, value) in space_metrics(&fs_name(&m, &labels), &vfs, &self.units) {
                 out.gauge(&metric, value);
             }
@@ -393,6 +453,64 @@ mod tests {
         assert_eq!(m["root.inodes_free"], 600.0);
         assert_eq!(m["root.inodes_avail"], 600.0);
         assert_eq!(m.len(), 2 * 4 + 4);
+    }
+
+    #[test]
+    fn node_exporter_series_of_a_mount() {
+        let c = collector(&DiskSpaceConfig::default());
+        let text = std::fs::read_to_string(&c.mounts_file).expect("fixture");
+        let mounts = c.select(&text);
+        let boot = mounts
+            .iter()
+            .find(|m| m.mount_point == "/boot")
+            .expect("/boot");
+        let v = Vfs {
+            block_size: 4096,
+            blocks: 1000,
+            blocks_free: 250,
+            blocks_avail: 200,
+            files: 800,
+            files_free: 600,
+            files_avail: 600,
+        };
+        let path = crate::sample::MetricPath::new("", None, "", "x");
+        let filter = super::super::Filter::default();
+        let mut e = Emit::new(&path, &filter, 1, crate::rates::Counters::begin(None, 1.0))
+            .with_series(true);
+        series(boot, Some(&v), &mut e);
+        series(&mounts[0], None, &mut e);
+        let p = crate::collectors::testutil::series(&e.finish().0);
+        let l = format!(
+            "{{device=\"{}\",fstype=\"{}\",mountpoint=\"/boot\"}}",
+            boot.device, boot.fs_type
+        );
+        assert_eq!(p[&format!("node_filesystem_size_bytes{l}")], 4_096_000.0);
+        assert_eq!(p[&format!("node_filesystem_free_bytes{l}")], 1_024_000.0);
+        assert_eq!(p[&format!("node_filesystem_avail_bytes{l}")], 819_200.0);
+        assert_eq!(p[&format!("node_filesystem_files{l}")], 800.0);
+        assert_eq!(p[&format!("node_filesystem_files_free{l}")], 600.0);
+        assert_eq!(p[&format!("node_filesystem_readonly{l}")], 0.0);
+        assert_eq!(p[&format!("node_filesystem_device_error{l}")], 0.0);
+        // A mount statvfs failed on: only the error, set.
+        assert_eq!(p.len(), 7 + 1);
+        let ro =
+            c.select("/dev/sdz1 /ro ext4 ro,relatime 0 0\n/dev/sdz2 /rw ext4 rw,errors=ro 0 0\n");
+        assert_eq!(
+            ro.iter().map(|m| m.readonly).collect::<Vec<_>>(),
+            [true, false]
+        );
+        assert_eq!(
+            p.iter()
+                .filter(|(k, _)| k.contains("mountpoint=\"/\""))
+                .collect::<Vec<_>>(),
+            [(
+                &format!(
+                    "node_filesystem_device_error{{device=\"{}\",fstype=\"{}\",mountpoint=\"/\"}}",
+                    mounts[0].device, mounts[0].fs_type
+                ),
+                &1.0
+            )]
+        );
     }
 
     #[test]

@@ -7,10 +7,16 @@
 //! `loop*` devices are skipped, and so is a device with no I/O in the
 //! interval unless `send_zero`. Lines with fewer than 14 columns (partitions
 //! on kernels before 2.6.25) are skipped as Diamond skips them.
+//!
+//! For Prometheus, node_exporter 1.5's diskstats families from the same
+//! reading (`node_disk_reads_completed_total{device}` and the rest, raw
+//! counters in bytes and seconds, and `node_disk_info`) for the devices
+//! node_exporter reports: every device but those `prometheus_exclude`
+//! matches (its `--collector.diskstats.ignored-devices` default).
 
 use super::{byte_units, read, CollectError, Collector, Emit};
 use crate::config::{compile_regex, Config, ConfigError};
-use crate::sample::Kind;
+use crate::sample::{Family, Kind};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -29,7 +35,12 @@ pub struct DiskUsageConfig {
     pub send_zero: bool,
     /// Units for the byte metrics (`reads_byte`, `read_byte_per_second`, ...).
     pub byte_unit: Vec<String>,
+    /// Regex of the devices left out of the Prometheus series (node_exporter's default).
+    pub prometheus_exclude: String,
 }
+
+/// node_exporter 1.5's default `ignored-devices`: partitions, RAM and loop devices.
+pub const NODE_EXCLUDE: &str = r"^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$";
 
 impl Default for DiskUsageConfig {
     fn default() -> Self {
@@ -38,12 +49,15 @@ impl Default for DiskUsageConfig {
             sector_size: 512,
             send_zero: false,
             byte_unit: vec!["byte".into()],
+            prometheus_exclude: NODE_EXCLUDE.into(),
         }
     }
 }
 
 pub struct DiskUsage {
     devices: regex::Regex,
+    prometheus_exclude: Option<regex::Regex>,
+    udev_dir: PathBuf,
     sector_size: f64,
     send_zero: bool,
     units: Vec<(String, f64)>,
@@ -61,8 +75,15 @@ impl DiskUsage {
                 "must be more than 0",
             ));
         }
+        let prometheus_exclude = compile_regex(
+            "collectors.diskusage.prometheus_exclude",
+            Some(opts.prometheus_exclude.as_str()).filter(|r| !r.is_empty()),
+            false,
+        )?;
         Ok(DiskUsage {
             devices,
+            prometheus_exclude,
+            udev_dir: PathBuf::from("/run/udev/data"),
             sector_size: opts.sector_size as f64,
             send_zero: opts.send_zero,
             units: byte_units("collectors.diskusage.byte_unit", &opts.byte_unit)?,
@@ -116,6 +137,189 @@ impl Deltas {
             io_milliseconds_weighted: a[9],
         }
     }
+}
+
+/// node_exporter's diskstats counters: family, and the value from a line.
+type Counter = (Family, fn(&procfs::DiskStat) -> Option<f64>);
+
+/// Milliseconds as seconds.
+fn ms(v: u64) -> f64 {
+    v as f64 / 1000.0
+}
+
+const NODE_COUNTERS: [Counter; 16] = [
+    (
+        Family::counter(
+            "node_disk_reads_completed_total",
+            "The total number of reads completed successfully.",
+        ),
+        |d| Some(d.reads as f64),
+    ),
+    (
+        Family::counter(
+            "node_disk_reads_merged_total",
+            "The total number of reads merged.",
+        ),
+        |d| Some(d.merged as f64),
+    ),
+    (
+        Family::counter(
+            "node_disk_read_bytes_total",
+            "The total number of bytes read successfully.",
+        ),
+        |d| Some(d.sectors_read as f64 * 512.0),
+    ),
+    (
+        Family::counter(
+            "node_disk_read_time_seconds_total",
+            "The total number of seconds spent by all reads.",
+        ),
+        |d| Some(ms(d.time_reading)),
+    ),
+    (
+        Family::counter(
+            "node_disk_writes_completed_total",
+            "The total number of writes completed successfully.",
+        ),
+        |d| Some(d.writes as f64),
+    ),
+    (
+        Family::counter(
+            "node_disk_writes_merged_total",
+            "The number of writes merged.",
+        ),
+        |d| Some(d.writes_merged as f64),
+    ),
+    (
+        Family::counter(
+            "node_disk_written_bytes_total",
+            "The total number of bytes written successfully.",
+        ),
+        |d| Some(d.sectors_written as f64 * 512.0),
+    ),
+    (
+        Family::counter(
+            "node_disk_write_time_seconds_total",
+            "This is the total number of seconds spent by all writes.",
+        ),
+        |d| Some(ms(d.time_writing)),
+    ),
+    (
+        Family::counter(
+            "node_disk_io_time_seconds_total",
+            "Total seconds spent doing I/Os.",
+        ),
+        |d| Some(ms(d.time_in_progress)),
+    ),
+    (
+        Family::counter(
+            "node_disk_io_time_weighted_seconds_total",
+            "The weighted # of seconds spent doing I/Os.",
+        ),
+        |d| Some(ms(d.weighted_time_in_progress)),
+    ),
+    (
+        Family::counter(
+            "node_disk_discards_completed_total",
+            "The total number of discards completed successfully.",
+        ),
+        |d| d.discards.map(|v| v as f64),
+    ),
+    (
+        Family::counter(
+            "node_disk_discards_merged_total",
+            "The total number of discards merged.",
+        ),
+        |d| d.discards_merged.map(|v| v as f64),
+    ),
+    (
+        Family::counter(
+            "node_disk_discarded_sectors_total",
+            "The total number of sectors discarded successfully.",
+        ),
+        |d| d.sectors_discarded.map(|v| v as f64),
+    ),
+    (
+        Family::counter(
+            "node_disk_discard_time_seconds_total",
+            "This is the total number of seconds spent by all discards.",
+        ),
+        |d| d.time_discarding.map(ms),
+    ),
+    (
+        Family::counter(
+            "node_disk_flush_requests_total",
+            "The total number of flush requests completed successfully",
+        ),
+        |d| d.flushes.map(|v| v as f64),
+    ),
+    (
+        Family::counter(
+            "node_disk_flush_requests_time_seconds_total",
+            "This is the total number of seconds spent by all flush requests.",
+        ),
+        |d| d.time_flushing.map(ms),
+    ),
+];
+
+const IO_NOW: Family = Family::gauge(
+    "node_disk_io_now",
+    "The number of I/Os currently in progress.",
+);
+const INFO: Family = Family::gauge("node_disk_info", "Info of /sys/block/<block_device>.");
+
+/// The udev properties `node_disk_info` carries, and its label for each.
+const UDEV: [(&str, &str); 5] = [
+    ("ID_MODEL", "model"),
+    ("ID_PATH", "path"),
+    ("ID_REVISION", "revision"),
+    ("ID_SERIAL_SHORT", "serial"),
+    ("ID_WWN", "wwn"),
+];
+
+/// The `node_disk_info` labels of a udev database text (`E:KEY=value` lines).
+pub fn udev_labels(text: &str) -> [String; 5] {
+    let mut out: [String; 5] = Default::default();
+    for line in text.lines() {
+        let Some((k, v)) = line.strip_prefix("E:").and_then(|l| l.split_once('=')) else {
+            continue;
+        };
+        if let Some(i) = UDEV.iter().position(|(key, _)| *key == k) {
+            out[i] = v.to_string();
+        }
+    }
+    out
+}
+
+/// node_exporter's series of one device, unless `exclude` matches it.
+fn series(
+    exclude: Option<&regex::Regex>,
+    udev_dir: &std::path::Path,
+    ds: &procfs::DiskStat,
+    out: &mut Emit,
+) {
+    let dev = ds.name.as_str();
+    if exclude.is_some_and(|r| r.is_match(dev)) {
+        return;
+    }
+    let label = || vec![("device", dev.to_string())];
+    for (family, value) in &NODE_COUNTERS {
+        if let Some(v) = value(ds) {
+            out.series(family, label(), v);
+        }
+    }
+    out.series(&IO_NOW, label(), ds.in_progress as f64);
+    let udev = std::fs::read_to_string(udev_dir.join(format!("b{}:{}", ds.major, ds.minor)))
+        .map(|t| udev_labels(&t))
+        .unwrap_or_default();
+    let mut labels = vec![
+        ("device", dev.to_string()),
+        ("major", ds.major.to_string()),
+        ("minor", ds.minor.to_string()),
+    ];
+    labels.extend(UDEV.iter().map(|(_, l)| *l).zip(udev));
+    labels.sort_by_key(|(k, _)| *k);
+    out.series(&INFO, labels, 1.0);
 }
 
 fn raw_counters(d: &procfs::DiskStat) -> [u64; 10] {
@@ -212,6 +416,10 @@ pub fn device_metrics(
 }
 
 impl Collector for DiskUsage {
+    fn native_series(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
         let text = read(&self.file, &mut self.buf)?;
         let dt = out.counters().elapsed();
@@ -221,6 +429,9 @@ impl Collector for DiskUsage {
             let Ok(ds) = procfs::DiskStat::from_line(line) else {
                 continue;
             };
+            if out.wants_series() {
+                series(self.prometheus_exclude.as_ref(), &self.udev_dir, &ds, out);
+            }
             let dev = ds.name.as_str();
             if dev.starts_with("ram") || dev.starts_with("loop") || !self.devices.is_match(dev) {
                 continue;
@@ -270,8 +481,52 @@ mod tests {
         let (first, second) = two_runs(&mut c, 10.0, |c, i| {
             c.file = fixture(if i == 0 { a } else { b });
         });
-        assert!(first.is_empty(), "no figures without a previous reading");
+        assert!(
+            values(&first).is_empty(),
+            "no figures without a previous reading"
+        );
         values(&second)
+    }
+
+    #[test]
+    fn node_exporter_series_for_whole_devices_from_the_first_run() {
+        let mut c = DiskUsage::new(&DiskUsageConfig::default(), &Config::default()).expect("config");
+        c.udev_dir = fixture("udev");
+        let (first, _) = two_runs(&mut c, 10.0, |c, _| {
+            c.file = fixture("proc/server-a/diskstats");
+        });
+        let p = crate::collectors::testutil::series(&first);
+        let devices: std::collections::BTreeSet<&str> = p
+            .keys()
+            .filter_map(|k| k.split("device=\"").nth(1)?.split('"').next())
+            .collect();
+        // Partitions, ram and loop devices are left out, as node_exporter does.
+        assert_eq!(
+            devices.into_iter().collect::<Vec<_>>(),
+            ["dm-0", "nvme0n1", "sda", "sdb"]
+        );
+        let sda = |f: &str| p[&format!("node_disk_{f}{{device=\"sda\"}}")];
+        assert_eq!(sda("reads_completed_total"), 10000.0);
+        assert_eq!(sda("reads_merged_total"), 500.0);
+        assert_eq!(sda("read_bytes_total"), 800000.0 * 512.0);
+        assert_eq!(sda("read_time_seconds_total"), 20.0);
+        assert_eq!(sda("writes_completed_total"), 5000.0);
+        assert_eq!(sda("written_bytes_total"), 400000.0 * 512.0);
+        assert_eq!(sda("write_time_seconds_total"), 30.0);
+        assert_eq!(sda("io_now"), 0.0);
+        assert_eq!(sda("io_time_seconds_total"), 25.0);
+        assert_eq!(sda("io_time_weighted_seconds_total"), 50.0);
+        assert_eq!(sda("discards_completed_total"), 0.0);
+        assert_eq!(sda("flush_requests_total"), 100.0);
+        assert_eq!(sda("flush_requests_time_seconds_total"), 0.2);
+        assert_eq!(
+            p["node_disk_info{device=\"sda\",major=\"8\",minor=\"0\",model=\"QEMU_HARDDISK\",path=\"pci-0000:00:05.0-scsi-0:0:0:0\",revision=\"2.5+\",serial=\"QM00001\",wwn=\"\"}"],
+            1.0
+        );
+        assert_eq!(
+            p["node_disk_info{device=\"sdb\",major=\"8\",minor=\"16\",model=\"\",path=\"\",revision=\"\",serial=\"\",wwn=\"\"}"],
+            1.0
+        );
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! loadavg: `/proc/loadavg`, as Diamond's LoadAverageCollector:
 //! `loadavg.{01,05,15}`, the same divided by the CPU count
 //! (`*_normalized`), `processes_running` and `processes_total`.
+//!
+//! For Prometheus, node_exporter's `node_load1`, `node_load5`, `node_load15`.
 
 use super::{count_cpus, read, CollectError, Collector, Emit};
 use crate::config::Config;
+use crate::sample::Family;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -63,7 +66,17 @@ impl LoadAverage {
     }
 }
 
+const LOAD: [Family; 3] = [
+    Family::gauge("node_load1", "1m load average."),
+    Family::gauge("node_load5", "5m load average."),
+    Family::gauge("node_load15", "15m load average."),
+];
+
 impl Collector for LoadAverage {
+    fn native_series(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
         let ncpus = match self.ncpus {
             Some(n) => n,
@@ -88,6 +101,9 @@ impl Collector for LoadAverage {
         out.gauge("15_normalized", l.fifteen / ncpus);
         out.gauge("processes_running", l.running as f64);
         out.gauge("processes_total", l.total as f64);
+        for (family, v) in LOAD.iter().zip([l.one, l.five, l.fifteen]) {
+            out.series(family, Vec::new(), v);
+        }
         Ok(())
     }
 }
@@ -116,6 +132,11 @@ mod tests {
         assert_eq!(v["processes_running"], 3.0);
         assert_eq!(v["processes_total"], 412.0);
         assert_eq!(v.len(), 8);
+        let p = crate::collectors::testutil::series(&first);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p["node_load1"], 0.52);
+        assert_eq!(p["node_load5"], 1.08);
+        assert_eq!(p["node_load15"], 2.30);
     }
 
     #[test]

@@ -3,9 +3,14 @@
 //! Inactive,Shmem,SwapTotal,SwapFree,SwapCached,VmallocTotal,VmallocUsed,
 //! VmallocChunk,Committed_AS}` and `memory.MemUsedPercentage`; `detailed`
 //! sends every key of the file.
+//!
+//! For Prometheus, node_exporter's meminfo families: every key as
+//! `node_memory_<Key>_bytes` (a key in kB) or `node_memory_<Key>` (a
+//! count), `(anon)` written `_anon`, in bytes whatever `byte_unit` says.
 
 use super::{byte_units, read, CollectError, Collector, Emit};
 use crate::config::{Config, ConfigError};
+use crate::sample::PromKind;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -118,9 +123,41 @@ impl Memory {
     }
 }
 
+/// node_exporter's name of a meminfo key: `Active(anon)` is `Active_anon`,
+/// a key in kB ends in `_bytes`.
+pub fn node_name(e: &Entry) -> String {
+    let mut name = String::with_capacity(e.key.len() + 18);
+    name.push_str("node_memory_");
+    for c in e.key.chars() {
+        match c {
+            '(' => name.push('_'),
+            ')' => {}
+            c => name.push(c),
+        }
+    }
+    if e.is_bytes {
+        name.push_str("_bytes");
+    }
+    name
+}
+
 impl Collector for Memory {
+    fn native_series(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
         let text = read(&self.file, &mut self.buf)?;
+        if out.wants_series() {
+            for e in parse(text) {
+                let name = node_name(&e);
+                let help = format!(
+                    "Memory information field {}.",
+                    &name["node_memory_".len()..]
+                );
+                out.series_named(name, PromKind::Gauge, help, Vec::new(), e.value as f64);
+            }
+        }
         for e in parse(text) {
             if !self.detailed && !KEYS.contains(&e.key) {
                 continue;
@@ -185,6 +222,27 @@ mod tests {
             100.0 * (get("MemTotal") - get("MemAvailable")) / get("MemTotal")
         ));
         assert_eq!(v.len(), KEYS.len() + 1);
+    }
+
+    #[test]
+    fn node_exporter_names_in_bytes_whatever_the_unit() {
+        let cfg = Config {
+            proc_root: fixture("proc/server-a"),
+            ..Config::default()
+        };
+        let opts = MemoryConfig {
+            detailed: false,
+            byte_unit: vec!["megabyte".into()],
+        };
+        let mut c = Memory::new(&opts, &cfg).expect("config");
+        let p = crate::collectors::testutil::series(&two_runs(&mut c, 1.0, |_, _| {}).0);
+        let text = std::fs::read_to_string(fixture("proc/server-a/meminfo")).expect("fixture");
+        assert_eq!(p.len(), text.lines().count(), "every key, detailed or not");
+        let kb = |k: &str| parse(&text).find(|e| e.key == k).expect(k).value as f64;
+        assert_eq!(p["node_memory_MemFree_bytes"], kb("MemFree"));
+        assert_eq!(p["node_memory_Active_anon_bytes"], kb("Active(anon)"));
+        assert_eq!(p["node_memory_HugePages_Total"], kb("HugePages_Total"));
+        assert_eq!(p["node_memory_Hugepagesize_bytes"], kb("Hugepagesize"));
     }
 
     #[test]

@@ -34,8 +34,9 @@ pub mod vmstat;
 
 use crate::config::{compile_regex, Common, Config, ConfigError, Section};
 use crate::rates::{CounterState, Counters};
-use crate::sample::{Kind, MetricPath, Sample};
+use crate::sample::{Family, Kind, MetricPath, Prom, PromKind, Sample, Series};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -175,6 +176,12 @@ fn non_empty(p: &Option<String>) -> Option<&str> {
 /// A collector: reads its source and emits samples through [`Emit`].
 pub trait Collector: Send {
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError>;
+
+    /// Whether it emits Prometheus series of its own (node_exporter's
+    /// names) when asked to, in place of its Graphite names mapped.
+    fn native_series(&self) -> bool {
+        false
+    }
 }
 
 /// Diamond's `metrics_whitelist` / `metrics_blacklist`, matched (like
@@ -223,6 +230,10 @@ pub struct Emit<'a> {
     timestamp: i64,
     counters: Counters,
     samples: Vec<Sample>,
+    /// Prometheus series are asked for (a handler takes them).
+    series: bool,
+    /// The Graphite samples are not for Prometheus (its series are).
+    hide: bool,
 }
 
 impl<'a> Emit<'a> {
@@ -238,7 +249,23 @@ impl<'a> Emit<'a> {
             timestamp,
             counters,
             samples: Vec::new(),
+            series: false,
+            hide: false,
         }
+    }
+
+    /// Asks for Prometheus series too; with `native`, the collector's own
+    /// (and its Graphite samples are hidden from Prometheus).
+    pub fn with_series(mut self, native: bool) -> Self {
+        self.series = true;
+        self.hide = native;
+        self
+    }
+
+    /// Whether Prometheus series are asked for: a collector may skip
+    /// work that only they need.
+    pub fn wants_series(&self) -> bool {
+        self.series
     }
 
     /// Emits `metric` (relative to the collector path) with `value`.
@@ -246,12 +273,57 @@ impl<'a> Emit<'a> {
         if !value.is_finite() || !self.filter.allows(metric) {
             return;
         }
-        self.samples.push(Sample::new(
-            self.path.name(metric),
-            value,
-            self.timestamp,
-            kind,
-        ));
+        let mut s = Sample::new(self.path.name(metric), value, self.timestamp, kind);
+        if self.hide {
+            s.prom = Prom::Hidden;
+        }
+        self.samples.push(s);
+    }
+
+    /// Emits a Prometheus series of the declared `family` (nothing unless
+    /// series are asked for). Labels are given in the family's order.
+    pub fn series(&mut self, family: &Family, labels: Vec<(&'static str, String)>, value: f64) {
+        if self.series {
+            self.push_series(
+                Series {
+                    name: Cow::Borrowed(family.name),
+                    kind: family.kind,
+                    help: Cow::Borrowed(family.help),
+                    labels,
+                },
+                value,
+            );
+        }
+    }
+
+    /// Emits a Prometheus series whose family is made at run time
+    /// (`node_memory_<field>_bytes`).
+    pub fn series_named(
+        &mut self,
+        name: String,
+        kind: PromKind,
+        help: String,
+        labels: Vec<(&'static str, String)>,
+        value: f64,
+    ) {
+        if self.series {
+            self.push_series(
+                Series {
+                    name: Cow::Owned(name),
+                    kind,
+                    help: Cow::Owned(help),
+                    labels,
+                },
+                value,
+            );
+        }
+    }
+
+    fn push_series(&mut self, series: Series, value: f64) {
+        if value.is_finite() {
+            self.samples
+                .push(Sample::series(series, value, self.timestamp));
+        }
     }
 
     pub fn gauge(&mut self, metric: &str, value: f64) {
@@ -296,6 +368,8 @@ pub struct Instance {
     pub path: MetricPath,
     pub filter: Filter,
     pub collector: Box<dyn Collector>,
+    /// Emit Prometheus series too (a handler takes them).
+    pub series: bool,
 }
 
 impl Instance {
@@ -313,6 +387,9 @@ impl Instance {
             timestamp,
             Counters::begin(prev, now),
         );
+        if self.series {
+            emit = emit.with_series(self.collector.native_series());
+        }
         let res = self.collector.collect(&mut emit);
         let (samples, state) = emit.finish();
         (res, samples, state)
@@ -510,6 +587,7 @@ pub fn build_with_host(cfg: &Config, hostname: Option<&str>) -> Result<Vec<Insta
             path: MetricPath::new(&cfg.path_prefix, hostname, &cfg.path_suffix, path),
             filter,
             collector,
+            series: false,
         });
     }
     Ok(out)
@@ -606,12 +684,15 @@ pub(crate) mod testutil {
         let path = MetricPath::new("servers", Some("host"), "", "x");
         let filter = Filter::default();
         swap(c, 0);
-        let mut e = Emit::new(&path, &filter, 1000, Counters::begin(None, 1000.0));
+        let native = c.native_series();
+        let mut e =
+            Emit::new(&path, &filter, 1000, Counters::begin(None, 1000.0)).with_series(native);
         c.collect(&mut e).expect("first run");
         let (first, st) = e.finish();
         swap(c, 1);
         let t = 1000.0 + dt;
-        let mut e = Emit::new(&path, &filter, t as i64, Counters::begin(Some(st), t));
+        let mut e =
+            Emit::new(&path, &filter, t as i64, Counters::begin(Some(st), t)).with_series(native);
         c.collect(&mut e).expect("second run");
         (first, e.finish().0)
     }
@@ -620,6 +701,7 @@ pub(crate) mod testutil {
     pub fn values(samples: &[Sample]) -> std::collections::BTreeMap<String, f64> {
         samples
             .iter()
+            .filter(|s| !matches!(s.prom, crate::sample::Prom::Series(_)))
             .map(|s| {
                 (
                     s.name.trim_start_matches("servers.host.x.").to_string(),
@@ -627,6 +709,28 @@ pub(crate) mod testutil {
                 )
             })
             .collect()
+    }
+
+    /// The Prometheus series as `name{label="value",...} -> value`.
+    pub fn series(samples: &[Sample]) -> std::collections::BTreeMap<String, f64> {
+        let mut out = std::collections::BTreeMap::new();
+        for s in samples {
+            let crate::sample::Prom::Series(p) = &s.prom else {
+                continue;
+            };
+            let labels: Vec<String> = p
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{v}\""))
+                .collect();
+            let key = if labels.is_empty() {
+                p.name.to_string()
+            } else {
+                format!("{}{{{}}}", p.name, labels.join(","))
+            };
+            assert!(out.insert(key.clone(), s.value).is_none(), "{key} twice");
+        }
+        out
     }
 
     pub fn close(a: f64, b: f64) -> bool {

@@ -14,6 +14,7 @@
 
 pub mod graphite;
 pub mod http;
+pub mod prometheus;
 pub mod statsd;
 pub mod stdout;
 pub mod syslog;
@@ -35,6 +36,7 @@ use tokio::time::Instant;
 pub enum HandlerConfig {
     Graphite(graphite::GraphiteConfig),
     Http(http::HttpConfig),
+    Prometheus(prometheus::PrometheusConfig),
     Statsd(statsd::StatsdConfig),
     Stdout(stdout::StdoutConfig),
     Syslog(syslog::SyslogConfig),
@@ -50,7 +52,15 @@ pub struct HandlerSpec {
 }
 
 /// The handler types a section may name with `type = "..."`.
-pub const TYPES: &[&str] = &["graphite", "http", "statsd", "stdout", "syslog", "zeromq"];
+pub const TYPES: &[&str] = &[
+    "graphite",
+    "http",
+    "prometheus",
+    "statsd",
+    "stdout",
+    "syslog",
+    "zeromq",
+];
 
 impl HandlerConfig {
     fn parse(kind: &str, key: &str, table: toml::Table) -> Result<Self, ConfigError> {
@@ -64,6 +74,11 @@ impl HandlerConfig {
                 let c: http::HttpConfig = options_from_table(key, table)?;
                 c.validate(key)?;
                 HandlerConfig::Http(c)
+            }
+            "prometheus" => {
+                let c: prometheus::PrometheusConfig = options_from_table(key, table)?;
+                c.validate(key)?;
+                HandlerConfig::Prometheus(c)
             }
             "statsd" => {
                 let c: statsd::StatsdConfig = options_from_table(key, table)?;
@@ -93,10 +108,23 @@ impl HandlerConfig {
         })
     }
 
+    /// Whether the handler takes Prometheus series (and not the Graphite
+    /// samples their collectors hide from Prometheus).
+    pub fn takes_series(&self) -> bool {
+        matches!(self, HandlerConfig::Prometheus(_))
+    }
+
+    /// Whether the handler only serves what the daemon collects (a scrape
+    /// endpoint), so that `agent --once` has nothing to deliver to it.
+    pub fn serves_scrapes(&self) -> bool {
+        matches!(self, HandlerConfig::Prometheus(_))
+    }
+
     fn type_name(&self) -> &'static str {
         match self {
             HandlerConfig::Graphite(_) => "graphite",
             HandlerConfig::Http(_) => "http",
+            HandlerConfig::Prometheus(_) => "prometheus",
             HandlerConfig::Statsd(_) => "statsd",
             HandlerConfig::Stdout(_) => "stdout",
             HandlerConfig::Syslog(_) => "syslog",
@@ -108,6 +136,7 @@ impl HandlerConfig {
         match self {
             HandlerConfig::Graphite(c) => toml::Table::try_from(c),
             HandlerConfig::Http(c) => toml::Table::try_from(c),
+            HandlerConfig::Prometheus(c) => toml::Table::try_from(c),
             HandlerConfig::Statsd(c) => toml::Table::try_from(c),
             HandlerConfig::Stdout(c) => toml::Table::try_from(c),
             HandlerConfig::Syslog(c) => toml::Table::try_from(c),
@@ -200,11 +229,33 @@ pub struct Queue {
     pub stats: Arc<Stats>,
     /// Those other queues, counted in this one's snapshot.
     parts: Mutex<Vec<std::sync::Weak<Queue>>>,
+    /// The handler takes Prometheus series (see [`Queue::accepts`]).
+    series: bool,
 }
 
 impl Queue {
     pub fn new(capacity: usize) -> Arc<Self> {
         Self::counting_into(capacity, Arc::default())
+    }
+
+    /// A queue for a handler that takes Prometheus series.
+    pub fn for_series(capacity: usize) -> Arc<Self> {
+        let mut q = Self::counting_into(capacity, Arc::default());
+        if let Some(q) = Arc::get_mut(&mut q) {
+            q.series = true;
+        }
+        q
+    }
+
+    /// Whether this queue's handler takes `s`: a Prometheus series only
+    /// goes to a handler that takes series, a sample hidden from
+    /// Prometheus only to one that does not.
+    pub fn accepts(&self, s: &Sample) -> bool {
+        match s.prom {
+            crate::sample::Prom::Mapped => true,
+            crate::sample::Prom::Hidden => !self.series,
+            crate::sample::Prom::Series(_) => self.series,
+        }
     }
 
     /// A queue whose counters are `stats`.
@@ -215,6 +266,7 @@ impl Queue {
             notify: Notify::new(),
             stats,
             parts: Mutex::new(Vec::new()),
+            series: false,
         })
     }
 
@@ -504,12 +556,18 @@ pub fn spawn(spec: &HandlerSpec, host: &str) -> Running {
     let capacity = match &spec.config {
         HandlerConfig::Graphite(c) => c.max_queue,
         HandlerConfig::Http(c) => c.max_queue,
+        // Taken whole at each wake-up; the cache behind it has its own bound.
+        HandlerConfig::Prometheus(_) => 1_000_000,
         HandlerConfig::Statsd(c) => c.max_queue,
         HandlerConfig::Stdout(_) => usize::MAX,
         HandlerConfig::Syslog(c) => c.max_queue,
         HandlerConfig::Zeromq(c) => c.max_queue,
     };
-    let queue = Queue::new(capacity);
+    let queue = if spec.config.takes_series() {
+        Queue::for_series(capacity)
+    } else {
+        Queue::new(capacity)
+    };
     let (tx, rx) = watch::channel(None);
     let delivery = Delivery {
         name: spec.name.clone(),
@@ -520,6 +578,7 @@ pub fn spawn(spec: &HandlerSpec, host: &str) -> Running {
     let task = match spec.config.clone() {
         HandlerConfig::Graphite(c) => tokio::spawn(graphite::run(delivery, c)),
         HandlerConfig::Http(c) => tokio::spawn(http::run(delivery, c, host.to_string())),
+        HandlerConfig::Prometheus(c) => tokio::spawn(prometheus::run(delivery, c)),
         HandlerConfig::Statsd(c) => tokio::spawn(statsd::run(delivery, c)),
         HandlerConfig::Stdout(c) => tokio::spawn(stdout::run(delivery, c)),
         HandlerConfig::Syslog(c) => tokio::spawn(syslog::run(delivery, c)),

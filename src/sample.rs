@@ -4,7 +4,10 @@
 //! [`MetricPath`] exactly as Diamond builds it:
 //! `path_prefix.hostname[.path_suffix].path.metric`.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
+
+pub use crate::prometheus::Kind as PromKind;
 
 /// How a value came to be: read as-is, or derived from a counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -30,6 +33,61 @@ pub struct Sample {
     pub delta: Option<f64>,
     /// Optional `key=value` tags for handlers that carry them.
     pub tags: Vec<(String, String)>,
+    /// What Prometheus makes of it.
+    pub prom: Prom,
+}
+
+/// Who a sample is for, and what Prometheus needs that a dotted name does
+/// not say. One reading of the source feeds both: a collector with series
+/// of its own (node_exporter's names) emits them beside its Graphite
+/// samples, raw counters included, and marks the Graphite ones hidden.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Prom {
+    /// For every handler; a Prometheus exposition derives its name from
+    /// the dotted one.
+    #[default]
+    Mapped,
+    /// For Graphite-style handlers only: its collector gives Prometheus
+    /// series of its own.
+    Hidden,
+    /// For Prometheus only: never sent to Graphite-style handlers.
+    Series(Box<Series>),
+}
+
+/// A Prometheus series: its family and labels (the value is the sample's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The family (and sample) name, valid as it is: `node_cpu_seconds_total`.
+    pub name: Cow<'static, str>,
+    pub kind: PromKind,
+    pub help: Cow<'static, str>,
+    pub labels: Vec<(&'static str, String)>,
+}
+
+/// A family a collector declares once, as a constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Family {
+    pub name: &'static str,
+    pub kind: PromKind,
+    pub help: &'static str,
+}
+
+impl Family {
+    pub const fn counter(name: &'static str, help: &'static str) -> Self {
+        Family {
+            name,
+            kind: PromKind::Counter,
+            help,
+        }
+    }
+
+    pub const fn gauge(name: &'static str, help: &'static str) -> Self {
+        Family {
+            name,
+            kind: PromKind::Gauge,
+            help,
+        }
+    }
 }
 
 impl Sample {
@@ -41,6 +99,21 @@ impl Sample {
             kind,
             delta: None,
             tags: Vec::new(),
+            prom: Prom::Mapped,
+        }
+    }
+
+    /// A Prometheus-only sample of `series` (no dotted name: only the
+    /// series names it).
+    pub fn series(series: Series, value: f64, timestamp: i64) -> Self {
+        Sample {
+            name: String::new(),
+            value,
+            timestamp,
+            kind: Kind::Gauge,
+            delta: None,
+            tags: Vec::new(),
+            prom: Prom::Series(Box::new(series)),
         }
     }
 

@@ -172,14 +172,24 @@ impl Plan {
                 "carbyne",
             )
         });
-        Ok(Plan {
+        let mut plan = Plan {
             collectors,
             logs,
             dry_run,
             handlers,
             self_path,
             host: host.unwrap_or_default(),
-        })
+        };
+        plan.ask_for_series();
+        Ok(plan)
+    }
+
+    /// Has the collectors emit Prometheus series when a handler takes them.
+    fn ask_for_series(&mut self) {
+        let wanted = self.handlers.iter().any(|h| h.config.takes_series());
+        for c in &mut self.collectors {
+            c.series = wanted;
+        }
     }
 }
 
@@ -196,9 +206,9 @@ impl FanOut {
             return;
         };
         for q in rest {
-            q.push(samples.iter().cloned());
+            q.push(samples.iter().filter(|s| q.accepts(s)).cloned());
         }
-        last.push(samples);
+        last.push(samples.into_iter().filter(|s| last.accepts(s)));
     }
 }
 
@@ -314,7 +324,18 @@ fn record(stats: &CollectorStats, o: &Outcome) {
 
 /// `agent --once`: every enabled collector once, every sample handed to
 /// every handler, delivery awaited. Returns one line per failure.
-pub async fn run_once(cfg: &Config, plan: Plan) -> Vec<String> {
+pub async fn run_once(cfg: &Config, mut plan: Plan) -> Vec<String> {
+    plan.handlers.retain(|h| {
+        let serves = h.config.serves_scrapes();
+        if serves {
+            log::info!(
+                "handlers.{}: a scrape endpoint is served by the daemon only; not started by --once",
+                h.name
+            );
+        }
+        !serves
+    });
+    plan.ask_for_series();
     let (running, fan) = start_handlers(&plan);
     let queues: Vec<(String, Arc<Queue>)> = running
         .iter()
@@ -891,6 +912,7 @@ mod tests {
             path: MetricPath::new("t", None, "", name),
             filter: Filter::default(),
             collector: c,
+            series: false,
         }
     }
 

@@ -1,0 +1,610 @@
+//! prometheus: an HTTP endpoint that Prometheus scrapes, as node_exporter's
+//! (`127.0.0.1:9100/metrics` by default, the port carbyne takes over).
+//!
+//! Collection stays on the schedule: every run's samples land in a cache
+//! here, and a scrape serves the cache, rendered once per change (text
+//! format 0.0.4, or OpenMetrics 1.0 when the scraper asks for it, gzipped
+//! when it accepts gzip). Collectors with series of their own give
+//! node_exporter's families (`node_cpu_seconds_total{cpu,mode}`, raw
+//! counters); every other sample (log parsers, the agent's own metrics)
+//! becomes a gauge named after its dotted name, sanitised as
+//! graphite_exporter does, its tags as labels.
+//!
+//! A series is served until a newer run of its family leaves it out (an
+//! unmounted file system goes at the next run) or, for every series, until
+//! it is `expiry` seconds old (a collector that stopped). The cache is
+//! bounded by `max_bytes`; a new series beyond it is dropped and counted.
+
+use super::{Backoff, Delivery, DeliveryError};
+use crate::config::ConfigError;
+use crate::prometheus::{Exposition, Format, Kind};
+use crate::sample::{Prom, Sample};
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// `[handlers.prometheus]` options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusConfig {
+    /// Address and port to serve scrapes on (node_exporter's port).
+    pub listen: String,
+    /// The path of the metrics.
+    pub path: String,
+    /// Seconds a series is served after its last value.
+    pub expiry: f64,
+    /// Most bytes of series held (names, labels, values); beyond it new
+    /// series are dropped and counted.
+    pub max_bytes: usize,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        PrometheusConfig {
+            listen: "127.0.0.1:9100".into(),
+            path: "/metrics".into(),
+            expiry: 300.0,
+            max_bytes: 64 << 20,
+        }
+    }
+}
+
+impl PrometheusConfig {
+    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::new(
+                format!("{key}.listen"),
+                format!(
+                    "{:?} is not an address and port such as 127.0.0.1:9100",
+                    self.listen
+                ),
+            ));
+        }
+        if !self.path.starts_with('/') || self.path.contains(['?', '#', ' ']) {
+            return Err(ConfigError::new(
+                format!("{key}.path"),
+                format!("{:?} is not a URL path such as /metrics", self.path),
+            ));
+        }
+        super::check_seconds(key, &[("expiry", self.expiry)])?;
+        if self.max_bytes < 4096 {
+            return Err(ConfigError::new(
+                format!("{key}.max_bytes"),
+                "must be at least 4096",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The bytes a series costs in the cache, roughly: its strings, the map
+/// entry and the value.
+fn series_cost(labels: &[(String, String)]) -> usize {
+    64 + labels
+        .iter()
+        .map(|(k, v)| 48 + k.len() + v.len())
+        .sum::<usize>()
+}
+
+/// One family's series and when each was last given.
+#[derive(Debug)]
+struct CachedFamily {
+    kind: Kind,
+    help: String,
+    /// The newest run that gave this family; series it left out go.
+    latest: i64,
+    /// A family of a collector's own (swept by run), not a mapped name.
+    native: bool,
+    series: HashMap<Vec<(String, String)>, (f64, i64)>,
+}
+
+/// The latest value of every series, and the renderings of them.
+#[derive(Debug, Default)]
+pub struct Cache {
+    families: HashMap<String, CachedFamily>,
+    bytes: usize,
+    max_bytes: usize,
+    /// New series refused because the cache was full.
+    pub refused: u64,
+    refusing: bool,
+    /// Families whose series could not be written (a name clash), each said once.
+    clashes: HashSet<String>,
+    rendered: [Option<Bytes>; 2],
+    gzipped: [Option<Bytes>; 2],
+}
+
+impl Cache {
+    pub fn new(max_bytes: usize) -> Self {
+        Cache {
+            max_bytes,
+            ..Default::default()
+        }
+    }
+
+    /// Takes in one batch of samples (whole collector runs).
+    pub fn update(&mut self, samples: Vec<Sample>) {
+        for s in samples {
+            self.put(s);
+        }
+        self.sweep_runs();
+        self.rendered = [None, None];
+        self.gzipped = [None, None];
+    }
+
+    fn put(&mut self, s: Sample) {
+        let (name, kind, help, labels, native) = match s.prom {
+            Prom::Hidden => return,
+            Prom::Series(p) => {
+                let labels = p
+                    .labels
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect();
+                (
+                    p.name.into_owned(),
+                    p.kind,
+                    p.help.into_owned(),
+                    labels,
+                    true,
+                )
+            }
+            Prom::Mapped => (
+                crate::prometheus::metric_name(&s.name),
+                Kind::Gauge,
+                format!("Graphite metric {}", s.name),
+                s.tags,
+                false,
+            ),
+        };
+        let family = match self.families.get_mut(&name) {
+            Some(f) => f,
+            None => {
+                if self.full(name.len() + help.len() + 96) {
+                    return;
+                }
+                self.bytes += name.len() + help.len() + 96;
+                self.families.entry(name).or_insert(CachedFamily {
+                    kind,
+                    help,
+                    latest: s.timestamp,
+                    native,
+                    series: HashMap::new(),
+                })
+            }
+        };
+        family.latest = family.latest.max(s.timestamp);
+        if let Some(v) = family.series.get_mut(&labels) {
+            *v = (s.value, s.timestamp);
+            return;
+        }
+        let cost = series_cost(&labels);
+        if self.bytes + cost > self.max_bytes {
+            self.refused += 1;
+            if !self.refusing {
+                self.refusing = true;
+                log::warn!(
+                    "prometheus: the cache holds max_bytes ({}); new series are dropped",
+                    self.max_bytes
+                );
+            }
+            return;
+        }
+        self.bytes += cost;
+        family.series.insert(labels, (s.value, s.timestamp));
+    }
+
+    fn full(&mut self, cost: usize) -> bool {
+        if self.bytes + cost > self.max_bytes {
+            self.refused += 1;
+            return true;
+        }
+        false
+    }
+
+    /// Drops the series a newer run of their family left out.
+    fn sweep_runs(&mut self) {
+        let mut freed = 0;
+        for f in self.families.values_mut().filter(|f| f.native) {
+            let latest = f.latest;
+            f.series.retain(|labels, (_, ts)| {
+                let keep = *ts >= latest;
+                if !keep {
+                    freed += series_cost(labels);
+                }
+                keep
+            });
+        }
+        self.release(freed);
+    }
+
+    /// Drops the series last given before `oldest` (unix seconds), and
+    /// families left empty.
+    pub fn expire(&mut self, oldest: i64) {
+        let mut freed = 0;
+        let mut changed = false;
+        self.families.retain(|name, f| {
+            f.series.retain(|labels, (_, ts)| {
+                let keep = *ts >= oldest;
+                if !keep {
+                    freed += series_cost(labels);
+                    changed = true;
+                }
+                keep
+            });
+            if f.series.is_empty() {
+                freed += name.len() + f.help.len() + 96;
+                changed = true;
+                return false;
+            }
+            true
+        });
+        self.release(freed);
+        if changed {
+            self.rendered = [None, None];
+            self.gzipped = [None, None];
+        }
+    }
+
+    fn release(&mut self, freed: usize) {
+        self.bytes = self.bytes.saturating_sub(freed);
+        if self.refusing && self.bytes < self.max_bytes / 2 {
+            self.refusing = false;
+        }
+    }
+
+    /// The number of series held.
+    pub fn len(&self) -> usize {
+        self.families.values().map(|f| f.series.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The exposition in `format`, rendered once per change.
+    pub fn render(&mut self, format: Format) -> Bytes {
+        let slot = format as usize;
+        if let Some(b) = &self.rendered[slot] {
+            return b.clone();
+        }
+        let mut exp = Exposition::new();
+        for (name, f) in &self.families {
+            for (labels, (value, _)) in &f.series {
+                let pairs: Vec<(&str, &str)> = labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                if let Err(e) = exp.add(name, f.kind, &f.help, &pairs, *value) {
+                    if self.clashes.insert(name.clone()) {
+                        log::warn!("prometheus: {e}; that series is left out");
+                    }
+                }
+            }
+        }
+        let mut text = String::with_capacity(self.bytes / 2 + 1024);
+        exp.write(format, &mut text);
+        let b = Bytes::from(text);
+        self.rendered[slot] = Some(b.clone());
+        b
+    }
+
+    /// [`Cache::render`], gzipped.
+    pub fn render_gzip(&mut self, format: Format) -> Bytes {
+        let slot = format as usize;
+        if let Some(b) = &self.gzipped[slot] {
+            return b.clone();
+        }
+        let plain = self.render(format);
+        let mut e = flate2::write::GzEncoder::new(
+            Vec::with_capacity(plain.len() / 4),
+            flate2::Compression::fast(),
+        );
+        // Writing into a Vec cannot fail.
+        let _ = e.write_all(&plain);
+        let b = Bytes::from(e.finish().unwrap_or_default());
+        self.gzipped[slot] = Some(b.clone());
+        b
+    }
+}
+
+/// What the HTTP side shares with the handler task.
+struct Shared {
+    cache: Mutex<Cache>,
+    expiry: i64,
+    scrapes: AtomicU64,
+}
+
+impl Shared {
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Whether an `Accept-Encoding` header accepts gzip (and does not refuse it with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let q_zero = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f64>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !q_zero
+        })
+}
+
+async fn scrape(shared: Arc<Shared>, headers: HeaderMap) -> Response {
+    shared.scrapes.fetch_add(1, Ordering::Relaxed);
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(accept);
+    let gzip = accepts_gzip(&headers);
+    let body = {
+        let mut cache = shared.cache();
+        cache.expire(crate::scheduler::unix_now() as i64 - shared.expiry);
+        if gzip {
+            cache.render_gzip(format)
+        } else {
+            cache.render(format)
+        }
+    };
+    let mut r = (StatusCode::OK, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
+    r
+}
+
+/// Serves scrapes until `stop` says so; a port that cannot be bound (an old
+/// node_exporter still on it) is tried again with backoff meanwhile.
+async fn serve(
+    cfg: PrometheusConfig,
+    name: String,
+    shared: Arc<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(Duration::from_secs(30));
+    let mut said = false;
+    let listener = loop {
+        match tokio::net::TcpListener::bind(&cfg.listen).await {
+            Ok(l) => break l,
+            Err(e) => {
+                if !said {
+                    said = true;
+                    log::warn!("{name}: cannot listen on {}: {e}; trying again", cfg.listen);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.next_wait()) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    };
+    log::info!("{name}: serving http://{}{}", cfg.listen, cfg.path);
+    let router = axum::Router::new().route(
+        &cfg.path,
+        axum::routing::get(move |headers: HeaderMap| scrape(shared.clone(), headers)),
+    );
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        log::warn!("{name}: {e}");
+    }
+}
+
+pub async fn run(mut d: Delivery, cfg: PrometheusConfig) -> Result<(), DeliveryError> {
+    let shared = Arc::new(Shared {
+        cache: Mutex::new(Cache::new(cfg.max_bytes)),
+        expiry: cfg.expiry.ceil() as i64,
+        scrapes: AtomicU64::new(0),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(serve(cfg, d.name.clone(), shared.clone(), stop_rx));
+    let mut refused = 0;
+    loop {
+        let batch = d.queue.take(usize::MAX);
+        if !batch.is_empty() {
+            let n = batch.len();
+            let mut cache = shared.cache();
+            cache.update(batch);
+            let now_refused = cache.refused;
+            drop(cache);
+            d.queue
+                .stats
+                .dropped
+                .fetch_add(now_refused - refused, Ordering::Relaxed);
+            refused = now_refused;
+            d.sent(n);
+            continue;
+        }
+        if d.deadline().is_some() {
+            let _ = stop_tx.send(true);
+            let _ = server.await;
+            return Ok(());
+        }
+        d.wait_for_work().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{Family, Kind as SampleKind, Series};
+    use std::borrow::Cow;
+
+    const CPU: Family = Family::counter(
+        "node_cpu_seconds_total",
+        "Seconds the CPUs spent in each mode.",
+    );
+
+    fn series(cpu: &str, v: f64, ts: i64) -> Sample {
+        Sample::series(
+            Series {
+                name: Cow::Borrowed(CPU.name),
+                kind: CPU.kind,
+                help: Cow::Borrowed(CPU.help),
+                labels: vec![("cpu", cpu.into()), ("mode", "user".into())],
+            },
+            v,
+            ts,
+        )
+    }
+
+    fn text(c: &mut Cache) -> String {
+        String::from_utf8(c.render(Format::Text).to_vec()).expect("utf-8")
+    }
+
+    #[test]
+    fn series_and_mapped_names_hidden_left_out() {
+        let mut c = Cache::new(1 << 20);
+        let mut hidden = Sample::new(
+            "servers.h.cpu.total.user".into(),
+            3.0,
+            100,
+            SampleKind::Rate,
+        );
+        hidden.prom = Prom::Hidden;
+        let mut tagged = Sample::new(
+            "servers.h.nginx.2xx-count".into(),
+            7.0,
+            100,
+            SampleKind::Gauge,
+        );
+        tagged.tags = vec![("vhost".into(), "a.example".into())];
+        c.update(vec![series("0", 12.5, 100), hidden, tagged]);
+        assert_eq!(
+            text(&mut c),
+            "# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.\n\
+             # TYPE node_cpu_seconds_total counter\n\
+             node_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 12.5\n\
+             # HELP servers_h_nginx_2xx_count Graphite metric servers.h.nginx.2xx-count\n\
+             # TYPE servers_h_nginx_2xx_count gauge\n\
+             servers_h_nginx_2xx_count{vhost=\"a.example\"} 7\n"
+        );
+    }
+
+    #[test]
+    fn a_newer_run_replaces_its_family_and_old_series_expire() {
+        let mut c = Cache::new(1 << 20);
+        c.update(vec![series("0", 1.0, 100), series("1", 2.0, 100)]);
+        c.update(vec![Sample::new("a.b".into(), 5.0, 100, SampleKind::Gauge)]);
+        assert_eq!(c.len(), 3);
+        // The next run has only cpu 0: cpu 1 goes, the mapped a.b stays.
+        c.update(vec![series("0", 3.0, 110)]);
+        let t = text(&mut c);
+        assert!(
+            t.contains("node_cpu_seconds_total{cpu=\"0\",mode=\"user\"} 3\n"),
+            "{t}"
+        );
+        assert!(!t.contains("cpu=\"1\""), "{t}");
+        assert!(t.contains("a_b 5\n"), "{t}");
+        c.expire(105);
+        assert_eq!(c.len(), 1);
+        c.expire(111);
+        assert!(c.is_empty());
+        assert_eq!(text(&mut c), "");
+    }
+
+    #[test]
+    fn the_cache_is_bounded_in_bytes() {
+        let mut c = Cache::new(8192);
+        let many: Vec<Sample> = (0..1000)
+            .map(|i| series(&i.to_string(), 1.0, 100))
+            .collect();
+        c.update(many);
+        assert!(c.bytes <= 8192, "{}", c.bytes);
+        assert!(c.len() > 10 && c.len() < 1000, "{}", c.len());
+        assert_eq!(c.refused as usize, 1000 - c.len());
+        // Freed room is used again.
+        c.expire(101);
+        c.update(vec![series("x", 1.0, 200)]);
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn gzip_is_what_the_client_accepts() {
+        let mut h = HeaderMap::new();
+        assert!(!accepts_gzip(&h));
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        assert!(accepts_gzip(&h));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("br, GZIP;q=0.5"),
+        );
+        assert!(accepts_gzip(&h));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0, identity"),
+        );
+        assert!(!accepts_gzip(&h));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        assert!(!accepts_gzip(&h));
+    }
+
+    #[test]
+    fn gzipped_rendering_decodes_to_the_plain_one() {
+        use std::io::Read;
+        let mut c = Cache::new(1 << 20);
+        c.update(vec![series("0", 1.0, 100)]);
+        let gz = c.render_gzip(Format::OpenMetrics);
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut out)
+            .expect("gzip");
+        assert_eq!(out.as_bytes(), &c.render(Format::OpenMetrics)[..]);
+        assert!(out.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn config_is_checked() {
+        let ok = PrometheusConfig::default();
+        assert!(ok.validate("handlers.p").is_ok());
+        let bad = PrometheusConfig {
+            listen: "localhost".into(),
+            ..ok.clone()
+        };
+        assert!(bad
+            .validate("handlers.p")
+            .unwrap_err()
+            .to_string()
+            .contains("listen"));
+        let bad = PrometheusConfig {
+            path: "metrics".into(),
+            ..ok.clone()
+        };
+        assert!(bad
+            .validate("handlers.p")
+            .unwrap_err()
+            .to_string()
+            .contains("path"));
+        let bad = PrometheusConfig { expiry: 0.0, ..ok };
+        assert!(bad.validate("handlers.p").is_err());
+    }
+}
