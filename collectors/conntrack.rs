@@ -5,9 +5,13 @@
 //! `/proc/sys/net/ipv4/netfilter/ip_conntrack_{count,max}` (Diamond sends
 //! both under the `ip_` names). Nothing is sent where netfilter's
 //! connection tracking is not loaded. Off by default, as in Diamond.
+//!
+//! For Prometheus, node_exporter's `node_nf_conntrack_entries` and
+//! `node_nf_conntrack_entries_limit` from the same files.
 
 use super::{read_optional, CollectError, Collector, Emit, Missing};
 use crate::config::Config;
+use crate::sample::Family;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -34,6 +38,18 @@ const SOURCES: [(&str, [&str; 2]); 2] = [
     ),
 ];
 
+/// node_exporter's family of each of [`SOURCES`].
+const FAMILIES: [Family; 2] = [
+    Family::gauge(
+        "node_nf_conntrack_entries",
+        "Number of currently allocated flow entries for connection tracking.",
+    ),
+    Family::gauge(
+        "node_nf_conntrack_entries_limit",
+        "Maximum size of connection tracking table.",
+    ),
+];
+
 pub struct Conntrack {
     root: PathBuf,
     missing: [Missing; 4],
@@ -51,9 +67,13 @@ impl Conntrack {
 }
 
 impl Collector for Conntrack {
+    fn native_series(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
         let mut missing = self.missing.iter_mut();
-        for (name, files) in SOURCES {
+        for ((name, files), family) in SOURCES.iter().zip(&FAMILIES) {
             // Each file has its own `Missing`, in order; the first file
             // there wins.
             let mut found = false;
@@ -71,6 +91,7 @@ impl Collector for Conntrack {
                     message: format!("not a count: {:?}", text.trim()),
                 })?;
                 out.gauge(name, v as f64);
+                out.series(family, Vec::new(), v as f64);
                 found = true;
             }
         }

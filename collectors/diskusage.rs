@@ -490,7 +490,8 @@ mod tests {
 
     #[test]
     fn node_exporter_series_for_whole_devices_from_the_first_run() {
-        let mut c = DiskUsage::new(&DiskUsageConfig::default(), &Config::default()).expect("config");
+        let mut c =
+            DiskUsage::new(&DiskUsageConfig::default(), &Config::default()).expect("config");
         c.udev_dir = fixture("udev");
         let (first, _) = two_runs(&mut c, 10.0, |c, _| {
             c.file = fixture("proc/server-a/diskstats");

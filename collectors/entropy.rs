@@ -1,9 +1,13 @@
 //! entropy: the kernel's available entropy, as Diamond's
 //! EntropyStatCollector: `entropy.available` (bits), from
 //! `/proc/sys/kernel/random/entropy_avail`.
+//!
+//! For Prometheus, node_exporter's `node_entropy_available_bits` and
+//! `node_entropy_pool_size_bits` (from `poolsize` beside it).
 
 use super::{read_optional, CollectError, Collector, Emit, Missing};
 use crate::config::Config;
+use crate::sample::Family;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -12,9 +16,15 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields, default)]
 pub struct EntropyConfig {}
 
+const AVAILABLE: Family =
+    Family::gauge("node_entropy_available_bits", "Bits of available entropy.");
+const POOL: Family = Family::gauge("node_entropy_pool_size_bits", "Bits of entropy pool.");
+
 pub struct Entropy {
     file: PathBuf,
+    pool: PathBuf,
     missing: Missing,
+    pool_missing: Missing,
     buf: String,
 }
 
@@ -22,13 +32,19 @@ impl Entropy {
     pub fn new(_opts: &EntropyConfig, cfg: &Config) -> Self {
         Entropy {
             file: cfg.proc_root.join("sys/kernel/random/entropy_avail"),
+            pool: cfg.proc_root.join("sys/kernel/random/poolsize"),
             missing: Missing::default(),
+            pool_missing: Missing::default(),
             buf: String::new(),
         }
     }
 }
 
 impl Collector for Entropy {
+    fn native_series(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
         let Some(text) = read_optional(&self.file, &mut self.buf, &mut self.missing)? else {
             return Ok(());
@@ -38,6 +54,14 @@ impl Collector for Entropy {
             message: format!("not a number: {:?}", text.trim()),
         })?;
         out.gauge("available", bits as f64);
+        out.series(&AVAILABLE, Vec::new(), bits as f64);
+        if out.wants_series() {
+            if let Some(text) = read_optional(&self.pool, &mut self.buf, &mut self.pool_missing)? {
+                if let Ok(bits) = text.trim().parse::<u64>() {
+                    out.series(&POOL, Vec::new(), bits as f64);
+                }
+            }
+        }
         Ok(())
     }
 }

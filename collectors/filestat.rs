@@ -2,11 +2,16 @@
 //! FilestatCollector: `files.assigned`, `files.unused`, `files.max`; and,
 //! with `collect_user_data`, Diamond's per-user counts by lsof's file type
 //! (`files.user.<user>.<TYPE>`), counted from `/proc` without running lsof.
+//!
+//! For Prometheus, node_exporter's `node_filefd_allocated` and
+//! `node_filefd_maximum`, and the per-user counts as
+//! `carbyne_filestat_user_open_files{type,user}`.
 
 mod accounts;
 
 use super::{read_optional, CollectError, Collector, Emit, Missing};
 use crate::config::{Config, ConfigError};
+use crate::sample::Family;
 use accounts::lookup_account;
 pub use accounts::Account;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, StatxFlags};
@@ -115,7 +120,24 @@ pub fn parse(text: &str) -> Option<[u64; 3]> {
     Some([it.next()??, it.next()??, it.next()??])
 }
 
+const ALLOCATED: Family = Family::gauge(
+    "node_filefd_allocated",
+    "File descriptor statistics: allocated.",
+);
+const MAXIMUM: Family = Family::gauge(
+    "node_filefd_maximum",
+    "File descriptor statistics: maximum.",
+);
+const USER_FILES: Family = Family::gauge(
+    "carbyne_filestat_user_open_files",
+    "Open files of a user by lsof's TYPE (Diamond's files.user.<user>.<TYPE>).",
+);
+
 impl Collector for Filestat {
+    fn native_series(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
         let Some(text) = read_optional(&self.file, &mut self.buf, &mut self.missing)? else {
             return Ok(());
@@ -127,6 +149,8 @@ impl Collector for Filestat {
         out.gauge("assigned", assigned as f64);
         out.gauge("unused", unused as f64);
         out.gauge("max", max as f64);
+        out.series(&ALLOCATED, Vec::new(), assigned as f64);
+        out.series(&MAXIMUM, Vec::new(), max as f64);
         if let Some(users) = &mut self.users {
             users.collect(out)?;
         }
@@ -193,6 +217,11 @@ impl PerUser {
                     .filter_map(|uid| tally.by_uid.get(uid)?.get(ty.as_str()))
                     .sum();
                 out.gauge(&format!("user.{name}.{ty}"), n as f64);
+                out.series(
+                    &USER_FILES,
+                    vec![("type", ty.clone()), ("user", name.to_string())],
+                    n as f64,
+                );
             }
         }
         Ok(())

@@ -4,9 +4,15 @@
 //! `rx_errors`, `rx_drop`, `rx_fifo`, `rx_frame`, `rx_compressed`,
 //! `rx_multicast`, `tx_packets`, `tx_errors`, `tx_drop`, `tx_fifo`,
 //! `tx_colls`, `tx_carrier`, `tx_compressed`.
+//!
+//! For Prometheus, node_exporter's netdev families from the same reading,
+//! raw counters of every interface (node_exporter filters none):
+//! `node_network_receive_bytes_total{device}` and the other fifteen
+//! columns under node_exporter's names.
 
 use super::{byte_units, read_optional, CollectError, Collector, Emit, Missing};
 use crate::config::{compile_regex, Config, ConfigError};
+use crate::sample::PromKind;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -75,6 +81,26 @@ pub fn parse(text: &str) -> impl Iterator<Item = (&str, [u64; 16])> {
     })
 }
 
+/// node_exporter's names of the columns of `/proc/net/dev`.
+pub const NODE_COLUMNS: [&str; 16] = [
+    "receive_bytes",
+    "receive_packets",
+    "receive_errs",
+    "receive_drop",
+    "receive_fifo",
+    "receive_frame",
+    "receive_compressed",
+    "receive_multicast",
+    "transmit_bytes",
+    "transmit_packets",
+    "transmit_errs",
+    "transmit_drop",
+    "transmit_fifo",
+    "transmit_colls",
+    "transmit_carrier",
+    "transmit_compressed",
+];
+
 pub struct Network {
     file: PathBuf,
     interfaces: regex::Regex,
@@ -120,11 +146,26 @@ impl Network {
 }
 
 impl Collector for Network {
+    fn native_series(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
         let Some(text) = read_optional(&self.file, &mut self.buf, &mut self.missing)? else {
             return Ok(());
         };
         for (dev, counters) in parse(text) {
+            if out.wants_series() {
+                for (col, raw) in NODE_COLUMNS.iter().zip(counters) {
+                    out.series_named(
+                        format!("node_network_{col}_total"),
+                        PromKind::Counter,
+                        format!("Network device statistic {col}."),
+                        vec![("device", dev.to_string())],
+                        raw as f64,
+                    );
+                }
+            }
             if !self.interfaces.is_match(dev) {
                 continue;
             }
@@ -171,7 +212,17 @@ mod tests {
             "proc/busy-t0/net/dev",
             "proc/busy-t1/net/dev",
         );
-        assert!(first.is_empty(), "no rate on the first run");
+        assert!(values(&first).is_empty(), "no rate on the first run");
+        // Prometheus has the raw counters of every interface from the start.
+        let p = crate::collectors::testutil::series(&first);
+        assert_eq!(p.len() % 16, 0);
+        assert!(p.contains_key("node_network_receive_bytes_total{device=\"lo\"}"));
+        assert!(p.contains_key("node_network_transmit_colls_total{device=\"docker0\"}"));
+        let eth0 = |c: &str| p[&format!("node_network_{c}_total{{device=\"eth0\"}}")];
+        assert_eq!(eth0("receive_bytes"), 104678650371.0);
+        assert_eq!(eth0("receive_multicast"), 210.0);
+        assert_eq!(eth0("transmit_bytes"), 749456393508.0);
+        assert_eq!(eth0("transmit_compressed"), 945.0);
         let v = values(&second);
         // eth0: 1 000 000 bytes and 1 000 packets more in 10 s.
         assert_eq!(v["eth0.rx_byte"], 100_000.0);

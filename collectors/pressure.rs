@@ -3,9 +3,14 @@
 //! had it): `pressure.<res>.{some,full}.{avg10,avg60,avg300}` (the share
 //! of time stalled, percent, as the kernel averages it) and `.total`
 //! (microseconds stalled per second).
+//!
+//! For Prometheus, node_exporter's families from the same reading:
+//! `node_pressure_{cpu,io,memory}_waiting_seconds_total` (`some`) and
+//! `node_pressure_{io,memory}_stalled_seconds_total` (`full`), in seconds.
 
 use super::{read_optional, CollectError, Collector, Emit, Missing};
 use crate::config::Config;
+use crate::sample::Family;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -29,6 +34,34 @@ pub fn parse_line(line: &str) -> Option<(&str, [f64; 3], u64)> {
     Some((kind, avg, total))
 }
 
+/// node_exporter's family of a resource's `some` or `full` line (none
+/// for the cpu's `full`, which node_exporter does not send).
+fn family(res: &str, kind: &str) -> Option<Family> {
+    Some(match (res, kind) {
+        ("cpu", "some") => Family::counter(
+            "node_pressure_cpu_waiting_seconds_total",
+            "Total time in seconds that processes have waited for CPU time",
+        ),
+        ("io", "some") => Family::counter(
+            "node_pressure_io_waiting_seconds_total",
+            "Total time in seconds that processes have waited due to IO congestion",
+        ),
+        ("io", "full") => Family::counter(
+            "node_pressure_io_stalled_seconds_total",
+            "Total time in seconds no process could make progress due to IO congestion",
+        ),
+        ("memory", "some") => Family::counter(
+            "node_pressure_memory_waiting_seconds_total",
+            "Total time in seconds that processes have waited for memory",
+        ),
+        ("memory", "full") => Family::counter(
+            "node_pressure_memory_stalled_seconds_total",
+            "Total time in seconds no process could make progress due to memory congestion",
+        ),
+        _ => return None,
+    })
+}
+
 pub struct Pressure {
     files: [PathBuf; 3],
     missing: [Missing; 3],
@@ -46,6 +79,10 @@ impl Pressure {
 }
 
 impl Collector for Pressure {
+    fn native_series(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
         for ((file, res), missing) in self.files.iter().zip(RESOURCES).zip(&mut self.missing) {
             let Some(text) = read_optional(file, &mut self.buf, missing)? else {
@@ -57,6 +94,9 @@ impl Collector for Pressure {
                     out.gauge(&format!("{res}.{kind}.{name}"), v);
                 }
                 out.rate(&format!("{res}.{kind}.total"), total);
+                if let Some(f) = family(res, kind) {
+                    out.series(&f, Vec::new(), total as f64 / 1e6);
+                }
             }
         }
         Ok(())
@@ -79,7 +119,15 @@ mod tests {
             });
             c.files = RESOURCES.map(|r| dir.join(r));
         });
-        assert_eq!(first.len(), 3 * 2 * 3, "no totals on the first run");
+        assert_eq!(values(&first).len(), 3 * 2 * 3, "no totals on the first run");
+        let p = crate::collectors::testutil::series(&first);
+        assert_eq!(p.len(), 5, "{p:?}");
+        assert_eq!(
+            p["node_pressure_cpu_waiting_seconds_total"],
+            2_226.853441
+        );
+        assert!(p.contains_key("node_pressure_io_stalled_seconds_total"));
+        assert!(p.contains_key("node_pressure_memory_waiting_seconds_total"));
         let v = values(&second);
         assert_eq!(v["cpu.some.avg10"], 1.92);
         assert_eq!(v["cpu.some.avg300"], 2.12);

@@ -1,9 +1,14 @@
 //! sockstat: socket counts from `/proc/net/sockstat` (and `sockstat6`,
 //! summed in), as Diamond's SockstatCollector: `sockets.{used,tcp_inuse,
 //! tcp_orphan,tcp_tw,tcp_alloc,tcp_mem,udp_inuse,udp_mem}`.
+//!
+//! For Prometheus, node_exporter's sockstat families from the same reading:
+//! every field as `node_sockstat_<PROTO>_<field>` (`TCP6` apart from
+//! `TCP`), `node_sockstat_sockets_used`, and `_mem_bytes` beside `_mem`.
 
 use super::{read, CollectError, Collector, Emit};
 use crate::config::Config;
+use crate::sample::PromKind;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -55,6 +60,46 @@ pub fn accumulate(text: &str, acc: &mut [Option<u64>; 8]) {
     }
 }
 
+/// node_exporter's series of a sockstat/sockstat6 text; `page` is the
+/// page size that `mem` counts in.
+pub fn series(text: &str, page: f64, out: &mut Emit) {
+    for line in text.lines() {
+        let Some((proto, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let mut it = rest.split_ascii_whitespace();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            let Ok(v) = v.parse::<u64>() else { continue };
+            let v = v as f64;
+            if proto == "sockets" {
+                if k == "used" {
+                    out.series_named(
+                        "node_sockstat_sockets_used".into(),
+                        PromKind::Gauge,
+                        "Number of IPv4 sockets in use.".into(),
+                        Vec::new(),
+                        v,
+                    );
+                }
+                continue;
+            }
+            let mut put = |field: &str, v: f64| {
+                out.series_named(
+                    format!("node_sockstat_{proto}_{field}"),
+                    PromKind::Gauge,
+                    format!("Number of {proto} sockets in state {field}."),
+                    Vec::new(),
+                    v,
+                )
+            };
+            put(k, v);
+            if k == "mem" {
+                put("mem_bytes", v * page);
+            }
+        }
+    }
+}
+
 pub struct Sockstat {
     v4: PathBuf,
     v6: PathBuf,
@@ -72,12 +117,24 @@ impl Sockstat {
 }
 
 impl Collector for Sockstat {
+    fn native_series(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
         let mut acc = [None; 8];
-        accumulate(read(&self.v4, &mut self.buf)?, &mut acc);
+        let page = rustix::param::page_size() as f64;
+        let text = read(&self.v4, &mut self.buf)?;
+        accumulate(text, &mut acc);
+        if out.wants_series() {
+            series(text, page, out);
+        }
         // No IPv6 in the kernel: no sockstat6, nothing to add.
         if let Ok(text) = read(&self.v6, &mut self.buf) {
             accumulate(text, &mut acc);
+            if out.wants_series() {
+                series(text, page, out);
+            }
         }
         for (name, v) in METRICS.iter().zip(acc) {
             if let Some(v) = v {
@@ -100,6 +157,28 @@ mod tests {
         };
         let mut c = Sockstat::new(&SockstatConfig {}, &cfg);
         values(&two_runs(&mut c, 1.0, |_, _| {}).0)
+    }
+
+    #[test]
+    fn node_exporter_series_per_protocol() {
+        let cfg = Config {
+            proc_root: fixture("proc/server-a"),
+            ..Config::default()
+        };
+        let mut c = Sockstat::new(&SockstatConfig {}, &cfg);
+        let p = crate::collectors::testutil::series(&two_runs(&mut c, 1.0, |_, _| {}).0);
+        let page = rustix::param::page_size() as f64;
+        assert_eq!(p["node_sockstat_sockets_used"], 1289.0);
+        assert_eq!(p["node_sockstat_TCP_inuse"], 112.0);
+        assert_eq!(p["node_sockstat_TCP6_inuse"], 23.0);
+        assert_eq!(p["node_sockstat_TCP_mem"], 58.0);
+        assert_eq!(p["node_sockstat_TCP_mem_bytes"], 58.0 * page);
+        assert_eq!(p["node_sockstat_UDP_mem_bytes"], 9.0 * page);
+        assert_eq!(p["node_sockstat_FRAG6_memory"], 0.0);
+        assert_eq!(p["node_sockstat_UDPLITE_inuse"], 0.0);
+        // sockets 1, TCP 5, UDP 2, UDPLITE 1, RAW 1, FRAG 2, and the five
+        // IPv6 lines 6 fields; two `mem` with their `mem_bytes`.
+        assert_eq!(p.len(), 18 + 2, "{p:?}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::{read, CollectError, Collector, Emit};
 use crate::config::Config;
+use crate::sample::PromKind;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -44,9 +45,48 @@ impl Vmstat {
     }
 }
 
+/// Whether node_exporter's vmstat collector sends a field by default
+/// (its `^(oom_kill|pgpg|pswp|pg.*fault).*`).
+pub fn node_field(key: &str) -> bool {
+    key.starts_with("oom_kill")
+        || key.starts_with("pgpg")
+        || key.starts_with("pswp")
+        || key
+            .strip_prefix("pg")
+            .is_some_and(|rest| rest.contains("fault"))
+}
+
+/// node_exporter's series of a `/proc/vmstat` text: `node_vmstat_<field>`, untyped.
+pub fn series(text: &str, out: &mut Emit) {
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(' ') else {
+            continue;
+        };
+        if !node_field(k) {
+            continue;
+        }
+        if let Ok(v) = v.trim().parse::<u64>() {
+            out.series_named(
+                format!("node_vmstat_{k}"),
+                PromKind::Untyped,
+                format!("/proc/vmstat information field {k}."),
+                Vec::new(),
+                v as f64,
+            );
+        }
+    }
+}
+
 impl Collector for Vmstat {
+    fn native_series(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
         let text = read(&self.file, &mut self.buf)?;
+        if out.wants_series() {
+            series(text, out);
+        }
         for (name, raw) in parse(text) {
             out.rate(name, raw);
         }
@@ -57,6 +97,28 @@ impl Collector for Vmstat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_exporter_fields() {
+        for k in [
+            "oom_kill",
+            "pgpgin",
+            "pswpout",
+            "pgfault",
+            "pgmajfault",
+            "pgdemote_fault",
+        ] {
+            assert!(node_field(k), "{k}");
+        }
+        for k in [
+            "nr_free_pages",
+            "pgalloc_normal",
+            "fault",
+            "workingset_refault_anon",
+        ] {
+            assert!(!node_field(k), "{k}");
+        }
+    }
     use crate::collectors::testutil::{fixture, two_runs, values};
 
     #[test]
@@ -69,7 +131,25 @@ mod tests {
                 "proc/server-b/vmstat"
             });
         });
-        assert!(first.is_empty());
+        assert!(values(&first).is_empty());
+        let p = crate::collectors::testutil::series(&first);
+        let text = std::fs::read_to_string(fixture("proc/server-a/vmstat")).expect("fixture");
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix(' ')?.parse::<f64>().ok())
+                .expect(k)
+        };
+        for k in [
+            "pgfault",
+            "pgmajfault",
+            "pgpgin",
+            "pgpgout",
+            "pswpin",
+            "pswpout",
+        ] {
+            assert_eq!(p[&format!("node_vmstat_{k}")], get(k), "{k}");
+        }
+        assert!(p.keys().all(|k| node_field(&k["node_vmstat_".len()..])));
         let v = values(&second);
         assert_eq!(v["pgfault"], 25_000.0);
         assert_eq!(v["pgmajfault"], 5.0);
