@@ -40,6 +40,7 @@ pub const DROPINS: &[(&str, &str)] = &[
         "processresources.toml",
         include_str!("../conf.d/processresources.toml"),
     ),
+    ("prometheus.toml", include_str!("../conf.d/prometheus.toml")),
     ("regex.toml", include_str!("../conf.d/regex.toml")),
     (
         "server-carbon.toml",

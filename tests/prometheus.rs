@@ -11,33 +11,9 @@
 mod common;
 
 use carbyne::prometheus::{Exposition, Format, Kind};
-use common::{free_port, Child};
+use common::prom::{lints, promtool, query_until, start_prometheus};
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn promtool(text: &str) -> (i32, String) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (tests/run.sh installs Debian's prometheus)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("promtool");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), said)
-}
 
 #[test]
 fn hostile_input_always_gives_an_exposition_promtool_parses() {
@@ -119,13 +95,7 @@ fn hostile_input_always_gives_an_exposition_promtool_parses() {
         let mut text = String::new();
         e.write_text(&mut text);
         let (code, said) = promtool(&text);
-        let lints: Vec<&str> = said
-            .lines()
-            .filter(|l| {
-                !l.contains("should be written in 'snake_case' not 'camelCase'")
-                    && !l.contains("non-counter metrics should not have \"_total\" suffix")
-            })
-            .collect();
+        let lints = lints(&said);
         assert!(
             code == 0 || (code == 3 && lints.is_empty()),
             "round {round}: promtool exit {code}: {said}\n{text}"
@@ -202,25 +172,6 @@ impl Drop for Exporter {
     }
 }
 
-/// `GET path` on 127.0.0.1:port (HTTP/1.0: no chunked answer), the body.
-fn get(port: u16, path: &str) -> Option<String> {
-    use std::io::Read;
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(conn, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut text = String::new();
-    conn.read_to_string(&mut text).ok()?;
-    text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
-}
-
-fn query(port: u16, promql: &str) -> Vec<serde_json::Value> {
-    let q: String = form_urlencoded::byte_serialize(promql.as_bytes()).collect();
-    get(port, &format!("/api/v1/query?query={q}"))
-        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["data"]["result"].as_array().cloned())
-        .unwrap_or_default()
-}
-
 #[test]
 fn a_real_prometheus_scrapes_what_is_written() {
     let mut e = Exposition::new();
@@ -245,40 +196,9 @@ fn a_real_prometheus_scrapes_what_is_written() {
     let exporter = Exporter::start(e);
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "global: {{scrape_interval: 1s, scrape_timeout: 1s}}\n\
-             scrape_configs:\n  - job_name: carbyne\n    static_configs: [{{targets: ['127.0.0.1:{}']}}]\n",
-            exporter.port
-        ),
-    )
-    .expect("config");
-    let port = free_port();
-    let _prometheus = Child(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("prometheus (tests/run.sh installs Debian's prometheus)"),
-    );
-    let start = std::time::Instant::now();
-    let mut found = Vec::new();
-    while start.elapsed() < Duration::from_secs(45) {
-        found = query(port, "{__name__=~\"carbyne_test.*\"}");
-        if found.len() == 3 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let (_prometheus, port) =
+        start_prometheus(dir.path(), &[format!("127.0.0.1:{}", exporter.port)]);
+    let found = query_until(port, "{__name__=~\"carbyne_test.*\"}", |f| f.len() == 3);
     let series: std::collections::BTreeMap<String, (serde_json::Value, String)> = found
         .iter()
         .map(|s| {

@@ -32,6 +32,11 @@ if ! command -v promtool >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
 fi
 
+# node_exporter 1.5, whose families carbyne's exposition is compared with (tests/node_exporter.rs).
+if ! command -v prometheus-node-exporter >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-node-exporter
+fi
+
 # lintian checks the .deb (packaging/test-deb.sh).
 if command -v dpkg >/dev/null 2>&1 && ! command -v lintian >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod graphite_web;
+pub mod prom;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
