@@ -119,13 +119,14 @@ mod tests {
             });
             c.files = RESOURCES.map(|r| dir.join(r));
         });
-        assert_eq!(values(&first).len(), 3 * 2 * 3, "no totals on the first run");
+        assert_eq!(
+            values(&first).len(),
+            3 * 2 * 3,
+            "no totals on the first run"
+        );
         let p = crate::collectors::testutil::series(&first);
         assert_eq!(p.len(), 5, "{p:?}");
-        assert_eq!(
-            p["node_pressure_cpu_waiting_seconds_total"],
-            2_226.853441
-        );
+        assert_eq!(p["node_pressure_cpu_waiting_seconds_total"], 2_226.853441);
         assert!(p.contains_key("node_pressure_io_stalled_seconds_total"));
         assert!(p.contains_key("node_pressure_memory_waiting_seconds_total"));
         let v = values(&second);

@@ -7,8 +7,9 @@
 //! when it accepts gzip). Collectors with series of their own give
 //! node_exporter's families (`node_cpu_seconds_total{cpu,mode}`, raw
 //! counters); every other sample (log parsers, the agent's own metrics)
-//! becomes a gauge named after its dotted name, sanitised as
-//! graphite_exporter does, its tags as labels.
+//! becomes a gauge named by graphite_exporter's mapping rules
+//! (`mapping_file`), or after its dotted name sanitised as
+//! graphite_exporter does where no rule matches; its tags are labels.
 //!
 //! A series is served until a newer run of its family leaves it out (an
 //! unmounted file system goes at the next run) or, for every series, until
@@ -17,6 +18,7 @@
 
 use super::{Backoff, Delivery, DeliveryError};
 use crate::config::ConfigError;
+use crate::prometheus::mapping::{Mapped, Mapper};
 use crate::prometheus::{Exposition, Format, Kind};
 use crate::sample::{Prom, Sample};
 use axum::body::Bytes;
@@ -42,6 +44,9 @@ pub struct PrometheusConfig {
     /// Most bytes of series held (names, labels, values); beyond it new
     /// series are dropped and counted.
     pub max_bytes: usize,
+    /// graphite_exporter's mapping rules (YAML) for the samples without a
+    /// family of their own; "" for none.
+    pub mapping_file: String,
 }
 
 impl Default for PrometheusConfig {
@@ -51,6 +56,7 @@ impl Default for PrometheusConfig {
             path: "/metrics".into(),
             expiry: 300.0,
             max_bytes: 64 << 20,
+            mapping_file: String::new(),
         }
     }
 }
@@ -73,6 +79,7 @@ impl PrometheusConfig {
             ));
         }
         super::check_seconds(key, &[("expiry", self.expiry)])?;
+        self.mapper(key)?;
         if self.max_bytes < 4096 {
             return Err(ConfigError::new(
                 format!("{key}.max_bytes"),
@@ -82,6 +89,30 @@ impl PrometheusConfig {
         Ok(())
     }
 }
+
+impl PrometheusConfig {
+    /// The rules of `mapping_file` (none when it is ""); an error names
+    /// the file and line.
+    pub fn mapper(&self, key: &str) -> Result<Option<Mapper>, ConfigError> {
+        if self.mapping_file.is_empty() {
+            return Ok(None);
+        }
+        Mapper::load(std::path::Path::new(&self.mapping_file))
+            .map(Some)
+            .map_err(|e| {
+                ConfigError::new(
+                    format!("{key}.mapping_file"),
+                    format!("{}: {e}", self.mapping_file),
+                )
+            })
+    }
+}
+
+/// Most names whose mapping is remembered; past it the memo starts afresh.
+const MEMO_NAMES: usize = 100_000;
+
+/// What the rules made of a dotted name: `None` to drop it.
+type MemoEntry = Option<(String, Vec<(String, String)>, Option<String>)>;
 
 /// The bytes a series costs in the cache, roughly: its strings, the map
 /// entry and the value.
@@ -117,6 +148,11 @@ pub struct Cache {
     clashes: HashSet<String>,
     rendered: [Option<Bytes>; 2],
     gzipped: [Option<Bytes>; 2],
+    mapper: Option<Mapper>,
+    /// The mapping of each dotted name seen, so the rules run once per name.
+    memo: HashMap<String, MemoEntry>,
+    /// Samples a rule dropped.
+    pub mapped_away: u64,
 }
 
 impl Cache {
@@ -125,6 +161,35 @@ impl Cache {
             max_bytes,
             ..Default::default()
         }
+    }
+
+    /// A cache whose samples without a family go through `mapper`.
+    pub fn with_mapper(max_bytes: usize, mapper: Option<Mapper>) -> Self {
+        Cache {
+            max_bytes,
+            mapper,
+            ..Default::default()
+        }
+    }
+
+    /// The family, labels and help of a dotted name (`None`: dropped).
+    fn mapped(&mut self, dotted: &str) -> MemoEntry {
+        let Some(mapper) = &self.mapper else {
+            return Some((crate::prometheus::metric_name(dotted), Vec::new(), None));
+        };
+        if let Some(m) = self.memo.get(dotted) {
+            return m.clone();
+        }
+        let m = match mapper.map(dotted) {
+            Mapped::Drop => None,
+            Mapped::Unmatched => Some((crate::prometheus::metric_name(dotted), Vec::new(), None)),
+            Mapped::To { name, labels, help } => Some((name, labels, help)),
+        };
+        if self.memo.len() >= MEMO_NAMES {
+            self.memo.clear();
+        }
+        self.memo.insert(dotted.to_string(), m.clone());
+        m
     }
 
     /// Takes in one batch of samples (whole collector runs).
@@ -154,13 +219,20 @@ impl Cache {
                     true,
                 )
             }
-            Prom::Mapped => (
-                crate::prometheus::metric_name(&s.name),
-                Kind::Gauge,
-                format!("Graphite metric {}", s.name),
-                s.tags,
-                false,
-            ),
+            Prom::Mapped => {
+                let Some((name, mut labels, help)) = self.mapped(&s.name) else {
+                    self.mapped_away += 1;
+                    return;
+                };
+                // The rule's labels win over tags of the same name.
+                for (k, v) in s.tags {
+                    if !labels.iter().any(|(l, _)| *l == k) {
+                        labels.push((k, v));
+                    }
+                }
+                let help = help.unwrap_or_else(|| format!("Graphite metric {}", s.name));
+                (name, Kind::Gauge, help, labels, false)
+            }
         };
         let family = match self.families.get_mut(&name) {
             Some(f) => f,
@@ -417,8 +489,15 @@ async fn serve(
 }
 
 pub async fn run(mut d: Delivery, cfg: PrometheusConfig) -> Result<(), DeliveryError> {
+    // Checked with the configuration; a file changed since is said here.
+    let mapper = cfg
+        .mapper(&format!("handlers.{}", d.name))
+        .unwrap_or_else(|e| {
+            log::error!("{e}; samples keep their sanitised names");
+            None
+        });
     let shared = Arc::new(Shared {
-        cache: Mutex::new(Cache::new(cfg.max_bytes)),
+        cache: Mutex::new(Cache::with_mapper(cfg.max_bytes, mapper)),
         expiry: cfg.expiry.ceil() as i64,
         scrapes: AtomicU64::new(0),
     });
@@ -527,6 +606,67 @@ mod tests {
         c.expire(111);
         assert!(c.is_empty());
         assert_eq!(text(&mut c), "");
+    }
+
+    #[test]
+    fn mapping_rules_name_and_label_the_other_samples() {
+        let rules = "mappings:\n\
+            - match: servers.*.nginx.*\n  name: nginx_responses\n  labels: {host: $1, status: $2}\n  help: Responses.\n\
+            - match: servers.*.debug.*\n  action: drop\n  name: x\n";
+        let mut c = Cache::with_mapper(1 << 20, Some(Mapper::parse(rules).expect("rules")));
+        let g = |n: &str, v: f64| Sample::new(n.into(), v, 100, SampleKind::Gauge);
+        let mut tagged = g("servers.web01.nginx.5xx", 2.0);
+        tagged.tags = vec![
+            ("host".into(), "tag-loses".into()),
+            ("dc".into(), "eu".into()),
+        ];
+        c.update(vec![
+            g("servers.web01.nginx.2xx", 10.0),
+            tagged,
+            g("servers.web01.debug.x", 1.0),
+            g("servers.web01.other-thing", 3.0),
+        ]);
+        assert_eq!(c.mapped_away, 1);
+        assert_eq!(
+            text(&mut c),
+            "# HELP nginx_responses Responses.\n\
+             # TYPE nginx_responses gauge\n\
+             nginx_responses{dc=\"eu\",host=\"web01\",status=\"5xx\"} 2\n\
+             nginx_responses{host=\"web01\",status=\"2xx\"} 10\n\
+             # HELP servers_web01_other_thing Graphite metric servers.web01.other-thing\n\
+             # TYPE servers_web01_other_thing gauge\n\
+             servers_web01_other_thing 3\n"
+        );
+    }
+
+    #[test]
+    fn a_bad_mapping_file_fails_the_check_with_file_and_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mapping.yml");
+        std::fs::write(
+            &path,
+            "mappings:\n- match: a.*\n  name: x\n- match: '(b'\n  match_type: regex\n  name: y\n",
+        )
+        .expect("write");
+        let cfg = PrometheusConfig {
+            mapping_file: path.display().to_string(),
+            ..Default::default()
+        };
+        let e = cfg
+            .validate("handlers.prom")
+            .expect_err("bad regex")
+            .to_string();
+        assert!(e.contains("handlers.prom.mapping_file"), "{e}");
+        assert!(e.contains("mapping.yml: line 4: mappings[1]"), "{e}");
+        let cfg = PrometheusConfig {
+            mapping_file: dir.path().join("none.yml").display().to_string(),
+            ..Default::default()
+        };
+        assert!(cfg
+            .validate("handlers.prom")
+            .unwrap_err()
+            .to_string()
+            .contains("none.yml"));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! never one that Prometheus refuses (the tests have `promtool check
 //! metrics` judge the text format and a real Prometheus scrape both).
 
+pub mod mapping;
+
 use std::collections::BTreeMap;
 use std::fmt::Write;
 

@@ -1,0 +1,482 @@
+//! Mapping rules from dotted (Graphite or statsd) names to Prometheus
+//! families and labels, in graphite_exporter's YAML format (the mapper it
+//! shares with statsd_exporter):
+//!
+//! ```yaml
+//! mappings:
+//! - match: "servers.*.nginx.*"
+//!   name: nginx_requests
+//!   labels: {host: "$1", status: "$2"}
+//! - match: 'servers\.(.*)\.postfix\.(.*)'
+//!   match_type: regex
+//!   name: "postfix_${2}"
+//!   labels: {host: "$1"}
+//! - match: "servers.*.debug.*"
+//!   action: drop
+//!   name: dropped
+//! ```
+//!
+//! As the exporters do: glob rules are tried before regex rules, each kind
+//! in file order, the first that matches wins. A glob's `*` matches within
+//! one dot-separated field and the whole name must match; a regex may
+//! match anywhere in the name. `$1`/`${1}` in the name and label values
+//! are the captures (a regex rule also expands `$name`, as Go's
+//! `Regexp.Expand` does). The expanded name is made a valid metric name.
+//! A name no rule matches keeps its sanitised dotted name.
+
+use regex::{Regex, RegexSet};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+enum MatchType {
+    #[default]
+    Glob,
+    Regex,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+enum Action {
+    #[default]
+    Map,
+    Drop,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Defaults {
+    #[serde(default)]
+    match_type: MatchType,
+    #[serde(default)]
+    glob_disable_ordering: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    #[serde(rename = "match")]
+    pattern: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    action: Action,
+    match_type: Option<MatchType>,
+    help: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    #[serde(default)]
+    defaults: Defaults,
+    #[serde(default)]
+    mappings: Vec<RuleSpec>,
+}
+
+#[derive(Debug)]
+struct Rule {
+    kind: MatchType,
+    regex: Regex,
+    name: String,
+    labels: Vec<(String, String)>,
+    drop: bool,
+    help: Option<String>,
+}
+
+/// What a rule makes of a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mapped {
+    /// No rule matched.
+    Unmatched,
+    /// A rule said `action: drop`.
+    Drop,
+    /// The family name (valid), its labels, and the rule's help text.
+    To {
+        name: String,
+        labels: Vec<(String, String)>,
+        help: Option<String>,
+    },
+}
+
+/// A set of mapping rules, compiled.
+#[derive(Debug, Default)]
+pub struct Mapper {
+    rules: Vec<Rule>,
+    /// The glob rules' regexes, in file order (their indexes in `globs`).
+    glob_set: Option<RegexSet>,
+    globs: Vec<usize>,
+    regexes: Vec<usize>,
+}
+
+/// Why a mapping file was refused: the line (1-based, when known) and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+pub struct MappingError {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// The line of the `n`th (0-based) rule's `match:` in `text`; `None`
+/// when the file is not written one key per line.
+fn rule_line(text: &str, n: usize) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let t = l.trim_start();
+            let t = t.strip_prefix('-').map_or(t, str::trim_start);
+            t.starts_with("match:")
+        })
+        .map(|(i, _)| i + 1)
+        .nth(n)
+}
+
+/// A glob as an anchored regex: each `*` is `([^.]*)`, the rest literal.
+fn glob_regex(glob: &str) -> Result<Regex, String> {
+    if glob.is_empty() || glob.split('.').any(str::is_empty) {
+        return Err(format!("invalid glob {glob:?}: an empty field"));
+    }
+    let mut re = String::with_capacity(glob.len() * 2 + 2);
+    re.push('^');
+    for (i, part) in glob.split('*').enumerate() {
+        if i > 0 {
+            re.push_str("([^.]*)");
+        }
+        re.push_str(&regex::escape(part));
+    }
+    re.push('$');
+    Regex::new(&re).map_err(|e| e.to_string())
+}
+
+/// Whether `t` is a valid name template: letters, digits, `_` and `$N` /
+/// `${N}` references, not starting with a digit (the exporters' check).
+fn valid_name_template(t: &str) -> bool {
+    let b = t.as_bytes();
+    let mut i = 0;
+    let mut first = true;
+    while i < b.len() {
+        if b[i] == b'$' {
+            let mut j = i + 1;
+            let braced = b.get(j) == Some(&b'{');
+            if braced {
+                j += 1;
+            }
+            let start = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            if j == start {
+                return false;
+            }
+            if braced {
+                if b.get(j) != Some(&b'}') {
+                    return false;
+                }
+                j += 1;
+            }
+            i = j;
+        } else {
+            let c = b[i];
+            if !(c.is_ascii_alphabetic() || c == b'_' || (!first && c.is_ascii_digit())) {
+                return false;
+            }
+            i += 1;
+        }
+        first = false;
+    }
+    !t.is_empty()
+}
+
+fn valid_label_name(k: &str) -> bool {
+    let mut c = k.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A glob rule's template with its captures: `$N` and `${N}` (digits only,
+/// as the exporters' glob formatter reads them), everything else as is.
+fn expand_glob(template: &str, caps: &regex::Captures) -> String {
+    let b = template.as_bytes();
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            let mut j = i + 1;
+            let braced = b.get(j) == Some(&b'{');
+            if braced {
+                j += 1;
+            }
+            let start = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            let closed = !braced || b.get(j) == Some(&b'}');
+            if j > start && closed {
+                let n: usize = template[start..j].parse().unwrap_or(usize::MAX);
+                out.push_str(caps.get(n).map_or("", |m| m.as_str()));
+                i = if braced { j + 1 } else { j };
+                continue;
+            }
+        }
+        // A char boundary: `$` is ASCII, and so is every byte skipped above.
+        let ch_len = template[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&template[i..i + ch_len]);
+        i += ch_len;
+    }
+    out
+}
+
+impl Mapper {
+    /// Reads and compiles a mapping file.
+    pub fn load(path: &std::path::Path) -> Result<Mapper, MappingError> {
+        let text = std::fs::read_to_string(path).map_err(|e| MappingError {
+            line: None,
+            message: e.to_string(),
+        })?;
+        Mapper::parse(&text)
+    }
+
+    /// Compiles the rules of a mapping file's text.
+    pub fn parse(text: &str) -> Result<Mapper, MappingError> {
+        if text.trim().is_empty() {
+            return Ok(Mapper::default());
+        }
+        let spec: FileSpec = yaml_serde::from_str(text).map_err(|e| MappingError {
+            line: e.location().map(|l| l.line()),
+            message: e.to_string(),
+        })?;
+        if spec.defaults.glob_disable_ordering {
+            return Err(MappingError {
+                line: None,
+                message:
+                    "defaults.glob_disable_ordering is not supported: rules apply in file order"
+                        .into(),
+            });
+        }
+        let mut m = Mapper::default();
+        let mut glob_patterns = Vec::new();
+        for (n, r) in spec.mappings.into_iter().enumerate() {
+            let err = |message: String| MappingError {
+                line: rule_line(text, n),
+                message: format!("mappings[{n}] (match {:?}): {message}", r.pattern),
+            };
+            if r.name.is_empty() {
+                return Err(err("no name (every rule needs one, a drop rule too)".into()));
+            }
+            if !valid_name_template(&r.name) {
+                return Err(err(format!(
+                    "name {:?} is not letters, digits, _ and $N captures",
+                    r.name
+                )));
+            }
+            for k in r.labels.keys() {
+                if !valid_label_name(k) || k.starts_with("__") {
+                    return Err(err(format!("label name {k:?} is not valid")));
+                }
+            }
+            let kind = r.match_type.unwrap_or(spec.defaults.match_type);
+            let regex = match kind {
+                MatchType::Glob => glob_regex(&r.pattern).map_err(err)?,
+                MatchType::Regex => {
+                    Regex::new(&r.pattern).map_err(|e| err(format!("invalid regex: {e}")))?
+                }
+            };
+            match kind {
+                MatchType::Glob => {
+                    m.globs.push(m.rules.len());
+                    glob_patterns.push(regex.as_str().to_string());
+                }
+                MatchType::Regex => m.regexes.push(m.rules.len()),
+            }
+            m.rules.push(Rule {
+                kind,
+                regex,
+                name: r.name,
+                labels: r.labels.into_iter().collect(),
+                drop: r.action == Action::Drop,
+                help: r.help,
+            });
+        }
+        if !glob_patterns.is_empty() {
+            m.glob_set = Some(RegexSet::new(&glob_patterns).map_err(|e| MappingError {
+                line: None,
+                message: e.to_string(),
+            })?);
+        }
+        Ok(m)
+    }
+
+    /// The number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// What the rules make of `name`.
+    pub fn map(&self, name: &str) -> Mapped {
+        let glob = self
+            .glob_set
+            .as_ref()
+            .and_then(|set| set.matches(name).iter().next())
+            .map(|i| self.globs[i]);
+        let found = glob.or_else(|| {
+            self.regexes
+                .iter()
+                .copied()
+                .find(|&i| self.rules[i].regex.is_match(name))
+        });
+        let Some(i) = found else {
+            return Mapped::Unmatched;
+        };
+        let rule = &self.rules[i];
+        if rule.drop {
+            return Mapped::Drop;
+        }
+        let Some(caps) = rule.regex.captures(name) else {
+            return Mapped::Unmatched;
+        };
+        let expand = |t: &str| match rule.kind {
+            MatchType::Glob => expand_glob(t, &caps),
+            MatchType::Regex => {
+                let mut s = String::new();
+                caps.expand(t, &mut s);
+                s
+            }
+        };
+        Mapped::To {
+            name: super::metric_name(&expand(&rule.name)),
+            labels: rule
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), expand(v)))
+                .collect(),
+            help: rule.help.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to(name: &str, labels: &[(&str, &str)]) -> Mapped {
+        Mapped::To {
+            name: name.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            help: None,
+        }
+    }
+
+    const RULES: &str = r#"
+mappings:
+- match: 'servers\.([^.]+)\.app\.(.*)'
+  match_type: regex
+  name: "app_${2}"
+  labels: {host: "$1"}
+- match: "servers.*.nginx.*"
+  name: nginx_requests
+  labels:
+    host: "$1"
+    status: "${2}"
+- match: "servers.*.debug.*"
+  action: drop
+  name: dropped
+- match: "servers.*.nginx.2xx"
+  name: never_reached
+- match: "servers.web*.cpu.*"
+  name: "cpu_$2_seconds"
+  labels: {host: "web$1"}
+"#;
+
+    #[test]
+    fn globs_first_in_order_then_regexes() {
+        let m = Mapper::parse(RULES).expect("rules");
+        assert_eq!(m.len(), 5);
+        assert_eq!(
+            m.map("servers.web01.nginx.2xx"),
+            to("nginx_requests", &[("host", "web01"), ("status", "2xx")])
+        );
+        assert_eq!(m.map("servers.web01.debug.x"), Mapped::Drop);
+        // `*` is one field, partial globs too; `$2_` is capture 2 then `_`.
+        assert_eq!(
+            m.map("servers.web01.cpu.user"),
+            to("cpu_user_seconds", &[("host", "web01")])
+        );
+        assert_eq!(m.map("servers.db01.cpu.user"), Mapped::Unmatched);
+        assert_eq!(m.map("servers.a.b.nginx.2xx"), Mapped::Unmatched);
+        // The regex matches where no glob does; its name is made valid.
+        assert_eq!(
+            m.map("servers.db01.app.requests.ok-count"),
+            to("app_requests_ok_count", &[("host", "db01")])
+        );
+        assert_eq!(m.map("other.name"), Mapped::Unmatched);
+    }
+
+    #[test]
+    fn a_regex_rule_matches_anywhere_and_expands_as_go_does() {
+        let m = Mapper::parse(
+            "mappings:\n- match: 'b\\.(?P<what>[a-z]+)'\n  match_type: regex\n  name: x_${1}\n  labels: {w: \"$what\", raw: \"$1_\"}\n",
+        )
+        .expect("rules");
+        // Unanchored; `$1_` names a group `1_`, which is empty.
+        assert_eq!(m.map("a.b.cd.e"), to("x_cd", &[("raw", ""), ("w", "cd")]));
+    }
+
+    #[test]
+    fn defaults_match_type_and_help() {
+        let m = Mapper::parse(
+            "defaults:\n  match_type: regex\nmappings:\n- match: '^a\\.(.+)$'\n  name: a\n  help: The a.\n  labels: {rest: \"$1\"}\n",
+        )
+        .expect("rules");
+        assert_eq!(
+            m.map("a.b.c"),
+            Mapped::To {
+                name: "a".into(),
+                labels: vec![("rest".into(), "b.c".into())],
+                help: Some("The a.".into())
+            }
+        );
+    }
+
+    #[test]
+    fn bad_files_name_the_line() {
+        let cases: &[(&str, Option<usize>, &str)] = &[
+            ("mappings:\n- match: a.*\n  name: [x\n", Some(3), ""),
+            ("mappings:\n- match: a.*\n  nmae: x\n", Some(3), "nmae"),
+            ("mappings:\n- match: a.*\n  name: x\n- match: \"b..c\"\n  name: y\n", Some(4), "empty field"),
+            ("mappings:\n- match: a.*\n  name: x\n- match: '(b'\n  match_type: regex\n  name: y\n", Some(4), "invalid regex"),
+            ("mappings:\n- match: a.*\n", Some(2), "no name"),
+            ("mappings:\n- match: a.*\n  name: 1x\n", Some(2), "not letters"),
+            ("mappings:\n- match: a.*\n  name: x-y\n", Some(2), "not letters"),
+            ("mappings:\n- match: a.*\n  name: x\n  labels: {\"a-b\": c}\n", Some(2), "label name"),
+            ("mappings:\n- match: a.*\n  name: x\n  action: keep\n", Some(4), "keep"),
+            ("mappings:\n- match: a.*\n  name: x\n  match_type: fuzzy\n", Some(4), "fuzzy"),
+        ];
+        for (text, line, word) in cases {
+            let e = Mapper::parse(text).expect_err(text);
+            assert_eq!(e.line, *line, "{text}: {e}");
+            assert!(e.to_string().contains(word), "{text}: {e}");
+        }
+        assert!(Mapper::parse("").expect("empty").is_empty());
+        assert!(Mapper::parse("mappings: []\n").expect("none").is_empty());
+    }
+
+    #[test]
+    fn glob_templates() {
+        let re = glob_regex("a.*.c*").expect("glob");
+        let caps = re.captures("a.bb.cdd").expect("match");
+        assert_eq!(expand_glob("x_$1_${2}_$3_$", &caps), "x_bb_dd__$");
+        assert_eq!(expand_glob("é$1{", &caps), "ébb{");
+        assert!(re.captures("a.b.b.cdd").is_none());
+    }
+}
