@@ -18,9 +18,10 @@
 
 use super::{Backoff, Delivery, DeliveryError};
 use crate::config::ConfigError;
-use crate::prometheus::mapping::{Mapped, Mapper};
+use crate::prometheus::mapping::Mapper;
+use crate::prometheus::naming::Namer;
 use crate::prometheus::{Exposition, Format, Kind};
-use crate::sample::{Prom, Sample};
+use crate::sample::Sample;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -108,12 +109,6 @@ impl PrometheusConfig {
     }
 }
 
-/// Most names whose mapping is remembered; past it the memo starts afresh.
-const MEMO_NAMES: usize = 100_000;
-
-/// What the rules made of a dotted name: `None` to drop it.
-type MemoEntry = Option<(String, Vec<(String, String)>, Option<String>)>;
-
 /// The bytes a series costs in the cache, roughly: its strings, the map
 /// entry and the value.
 fn series_cost(labels: &[(String, String)]) -> usize {
@@ -148,11 +143,7 @@ pub struct Cache {
     clashes: HashSet<String>,
     rendered: [Option<Bytes>; 2],
     gzipped: [Option<Bytes>; 2],
-    mapper: Option<Mapper>,
-    /// The mapping of each dotted name seen, so the rules run once per name.
-    memo: HashMap<String, MemoEntry>,
-    /// Samples a rule dropped.
-    pub mapped_away: u64,
+    namer: Namer,
 }
 
 impl Cache {
@@ -167,29 +158,14 @@ impl Cache {
     pub fn with_mapper(max_bytes: usize, mapper: Option<Mapper>) -> Self {
         Cache {
             max_bytes,
-            mapper,
+            namer: Namer::new(mapper),
             ..Default::default()
         }
     }
 
-    /// The family, labels and help of a dotted name (`None`: dropped).
-    fn mapped(&mut self, dotted: &str) -> MemoEntry {
-        let Some(mapper) = &self.mapper else {
-            return Some((crate::prometheus::metric_name(dotted), Vec::new(), None));
-        };
-        if let Some(m) = self.memo.get(dotted) {
-            return m.clone();
-        }
-        let m = match mapper.map(dotted) {
-            Mapped::Drop => None,
-            Mapped::Unmatched => Some((crate::prometheus::metric_name(dotted), Vec::new(), None)),
-            Mapped::To { name, labels, help } => Some((name, labels, help)),
-        };
-        if self.memo.len() >= MEMO_NAMES {
-            self.memo.clear();
-        }
-        self.memo.insert(dotted.to_string(), m.clone());
-        m
+    /// Samples a mapping rule dropped.
+    pub fn mapped_away(&self) -> u64 {
+        self.namer.dropped
     }
 
     /// Takes in one batch of samples (whole collector runs).
@@ -203,37 +179,11 @@ impl Cache {
     }
 
     fn put(&mut self, s: Sample) {
-        let (name, kind, help, labels, native) = match s.prom {
-            Prom::Hidden => return,
-            Prom::Series(p) => {
-                let labels = p
-                    .labels
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect();
-                (
-                    p.name.into_owned(),
-                    p.kind,
-                    p.help.into_owned(),
-                    labels,
-                    true,
-                )
-            }
-            Prom::Mapped => {
-                let Some((name, mut labels, help)) = self.mapped(&s.name) else {
-                    self.mapped_away += 1;
-                    return;
-                };
-                // The rule's labels win over tags of the same name.
-                for (k, v) in s.tags {
-                    if !labels.iter().any(|(l, _)| *l == k) {
-                        labels.push((k, v));
-                    }
-                }
-                let help = help.unwrap_or_else(|| format!("Graphite metric {}", s.name));
-                (name, Kind::Gauge, help, labels, false)
-            }
+        let Some(n) = self.namer.name(s) else {
+            return;
         };
+        let (name, kind, help, labels, native) = (n.name, n.kind, n.help, n.labels, n.native);
+        let s = (n.value, n.timestamp);
         let family = match self.families.get_mut(&name) {
             Some(f) => f,
             None => {
@@ -244,15 +194,15 @@ impl Cache {
                 self.families.entry(name).or_insert(CachedFamily {
                     kind,
                     help,
-                    latest: s.timestamp,
+                    latest: s.1,
                     native,
                     series: HashMap::new(),
                 })
             }
         };
-        family.latest = family.latest.max(s.timestamp);
+        family.latest = family.latest.max(s.1);
         if let Some(v) = family.series.get_mut(&labels) {
-            *v = (s.value, s.timestamp);
+            *v = s;
             return;
         }
         let cost = series_cost(&labels);
@@ -268,7 +218,7 @@ impl Cache {
             return;
         }
         self.bytes += cost;
-        family.series.insert(labels, (s.value, s.timestamp));
+        family.series.insert(labels, s);
     }
 
     fn full(&mut self, cost: usize) -> bool {
@@ -532,7 +482,7 @@ pub async fn run(mut d: Delivery, cfg: PrometheusConfig) -> Result<(), DeliveryE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::{Family, Kind as SampleKind, Series};
+    use crate::sample::{Family, Kind as SampleKind, Prom, Series};
     use std::borrow::Cow;
 
     const CPU: Family = Family::counter(
@@ -626,7 +576,7 @@ mod tests {
             g("servers.web01.debug.x", 1.0),
             g("servers.web01.other-thing", 3.0),
         ]);
-        assert_eq!(c.mapped_away, 1);
+        assert_eq!(c.mapped_away(), 1);
         assert_eq!(
             text(&mut c),
             "# HELP nginx_responses Responses.\n\

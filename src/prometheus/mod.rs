@@ -6,6 +6,7 @@
 //! metrics` judge the text format and a real Prometheus scrape both).
 
 pub mod mapping;
+pub mod naming;
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

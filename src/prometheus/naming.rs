@@ -1,0 +1,205 @@
+//! A sample's Prometheus identity, the same for a scrape and for
+//! remote_write: a collector's own series as it gives them, every other
+//! sample through the mapping rules (or its sanitised dotted name), with
+//! valid names, `_total` on counters, and labels valid, sorted and
+//! without duplicates.
+
+use super::mapping::{Mapped, Mapper};
+use super::{label_name, metric_name, Kind};
+use crate::sample::{Prom, Sample};
+use std::collections::HashMap;
+
+/// Most names whose mapping is remembered; past it the memo starts afresh.
+const MEMO_NAMES: usize = 100_000;
+
+/// What the rules made of a dotted name: `None` to drop it.
+type MemoEntry = Option<(String, Vec<(String, String)>, Option<String>)>;
+
+/// A sample as Prometheus names it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Named {
+    /// A valid metric name (a counter's ends in `_total`).
+    pub name: String,
+    pub kind: Kind,
+    pub help: String,
+    /// Valid label names, sorted, each once.
+    pub labels: Vec<(String, String)>,
+    /// A collector's own series (replaced run by run), not a mapped name.
+    pub native: bool,
+    pub value: f64,
+    /// Unix seconds.
+    pub timestamp: i64,
+}
+
+/// Names samples; keeps the mapping of each dotted name seen.
+#[derive(Debug, Default)]
+pub struct Namer {
+    mapper: Option<Mapper>,
+    memo: HashMap<String, MemoEntry>,
+    /// Samples a rule dropped.
+    pub dropped: u64,
+}
+
+/// Valid, sorted, unique label names; `le` and `quantile`, which only
+/// histograms and summaries have, become `exported_le`/`exported_quantile`
+/// (as Prometheus renames a clash); the first of two alike stays.
+pub fn clean_labels(labels: &mut Vec<(String, String)>) {
+    for (k, _) in labels.iter_mut() {
+        let valid = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && !k.starts_with("__")
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            *k = label_name(k);
+        }
+        if k == "le" || k == "quantile" {
+            k.insert_str(0, "exported_");
+        }
+    }
+    labels.sort_by(|a, b| a.0.cmp(&b.0));
+    labels.dedup_by(|later, first| later.0 == first.0);
+}
+
+impl Namer {
+    pub fn new(mapper: Option<Mapper>) -> Self {
+        Namer {
+            mapper,
+            ..Default::default()
+        }
+    }
+
+    /// The family, labels and help of a dotted name (`None`: dropped).
+    fn mapped(&mut self, dotted: &str) -> MemoEntry {
+        let Some(mapper) = &self.mapper else {
+            return Some((metric_name(dotted), Vec::new(), None));
+        };
+        if let Some(m) = self.memo.get(dotted) {
+            return m.clone();
+        }
+        let m = match mapper.map(dotted) {
+            Mapped::Drop => None,
+            Mapped::Unmatched => Some((metric_name(dotted), Vec::new(), None)),
+            Mapped::To { name, labels, help } => Some((name, labels, help)),
+        };
+        if self.memo.len() >= MEMO_NAMES {
+            self.memo.clear();
+        }
+        self.memo.insert(dotted.to_string(), m.clone());
+        m
+    }
+
+    /// `s` as Prometheus names it; `None` for a sample hidden from
+    /// Prometheus or dropped by a rule (counted in `dropped`).
+    pub fn name(&mut self, s: Sample) -> Option<Named> {
+        let (mut name, kind, help, mut labels, native) = match s.prom {
+            Prom::Hidden => return None,
+            Prom::Series(p) => {
+                let labels = p
+                    .labels
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect();
+                (
+                    p.name.into_owned(),
+                    p.kind,
+                    p.help.into_owned(),
+                    labels,
+                    true,
+                )
+            }
+            Prom::Mapped => {
+                let Some((name, mut labels, help)) = self.mapped(&s.name) else {
+                    self.dropped += 1;
+                    return None;
+                };
+                // The rule's labels win over tags of the same name.
+                for (k, v) in s.tags {
+                    if !labels.iter().any(|(l, _)| *l == k) {
+                        labels.push((k, v));
+                    }
+                }
+                let help = help.unwrap_or_else(|| format!("Graphite metric {}", s.name));
+                (name, Kind::Gauge, help, labels, false)
+            }
+        };
+        if native {
+            name = metric_name(&name);
+        }
+        if kind == Kind::Counter && !name.ends_with("_total") {
+            name.push_str("_total");
+        }
+        clean_labels(&mut labels);
+        Some(Named {
+            name,
+            kind,
+            help,
+            labels,
+            native,
+            value: s.value,
+            timestamp: s.timestamp,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{Kind as SampleKind, Series};
+    use std::borrow::Cow;
+
+    #[test]
+    fn series_mapped_hidden_and_dropped() {
+        let rules = "mappings:\n- match: a.*.drop\n  action: drop\n  name: x\n- match: a.*.c\n  name: a_c\n  labels: {b: $1}\n";
+        let mut n = Namer::new(Some(Mapper::parse(rules).expect("rules")));
+        let series = Sample::series(
+            Series {
+                name: Cow::Borrowed("node_forks"),
+                kind: Kind::Counter,
+                help: Cow::Borrowed("Forks."),
+                labels: vec![("z", "1".into()), ("le", "2".into()), ("a-b", "3".into())],
+            },
+            7.0,
+            100,
+        );
+        let got = n.name(series).expect("series");
+        assert_eq!(got.name, "node_forks_total");
+        assert!(got.native);
+        assert_eq!(
+            got.labels,
+            [
+                ("a_b".to_string(), "3".to_string()),
+                ("exported_le".into(), "2".into()),
+                ("z".into(), "1".into())
+            ]
+        );
+        let mut tagged = Sample::new("a.x.c".into(), 1.0, 100, SampleKind::Gauge);
+        tagged.tags = vec![("b".into(), "loses".into()), ("__x".into(), "y".into())];
+        let got = n.name(tagged).expect("mapped");
+        assert_eq!((got.name.as_str(), got.kind), ("a_c", Kind::Gauge));
+        assert_eq!(
+            got.labels,
+            [
+                ("_x".to_string(), "y".to_string()),
+                ("b".into(), "x".into())
+            ]
+        );
+        assert_eq!(got.help, "Graphite metric a.x.c");
+        assert_eq!(
+            n.name(Sample::new("a.x.drop".into(), 1.0, 1, SampleKind::Gauge)),
+            None
+        );
+        assert_eq!(n.dropped, 1);
+        let mut hidden = Sample::new("a.x.c".into(), 1.0, 1, SampleKind::Gauge);
+        hidden.prom = Prom::Hidden;
+        assert_eq!(n.name(hidden), None);
+        assert_eq!(n.dropped, 1, "hidden is not dropped by a rule");
+        let got = n
+            .name(Sample::new(
+                "other.thing-1".into(),
+                2.0,
+                1,
+                SampleKind::Gauge,
+            ))
+            .expect("unmatched");
+        assert_eq!(got.name, "other_thing_1");
+    }
+}
