@@ -15,6 +15,7 @@
 pub mod graphite;
 pub mod http;
 pub mod prometheus;
+pub mod remote_write;
 pub mod statsd;
 pub mod stdout;
 pub mod syslog;
@@ -37,6 +38,7 @@ pub enum HandlerConfig {
     Graphite(graphite::GraphiteConfig),
     Http(http::HttpConfig),
     Prometheus(prometheus::PrometheusConfig),
+    RemoteWrite(remote_write::RemoteWriteConfig),
     Statsd(statsd::StatsdConfig),
     Stdout(stdout::StdoutConfig),
     Syslog(syslog::SyslogConfig),
@@ -56,6 +58,7 @@ pub const TYPES: &[&str] = &[
     "graphite",
     "http",
     "prometheus",
+    "remote_write",
     "statsd",
     "stdout",
     "syslog",
@@ -79,6 +82,11 @@ impl HandlerConfig {
                 let c: prometheus::PrometheusConfig = options_from_table(key, table)?;
                 c.validate(key)?;
                 HandlerConfig::Prometheus(c)
+            }
+            "remote_write" => {
+                let c: remote_write::RemoteWriteConfig = options_from_table(key, table)?;
+                c.validate(key)?;
+                HandlerConfig::RemoteWrite(c)
             }
             "statsd" => {
                 let c: statsd::StatsdConfig = options_from_table(key, table)?;
@@ -111,7 +119,10 @@ impl HandlerConfig {
     /// Whether the handler takes Prometheus series (and not the Graphite
     /// samples their collectors hide from Prometheus).
     pub fn takes_series(&self) -> bool {
-        matches!(self, HandlerConfig::Prometheus(_))
+        matches!(
+            self,
+            HandlerConfig::Prometheus(_) | HandlerConfig::RemoteWrite(_)
+        )
     }
 
     /// Whether the handler only serves what the daemon collects (a scrape
@@ -125,6 +136,7 @@ impl HandlerConfig {
             HandlerConfig::Graphite(_) => "graphite",
             HandlerConfig::Http(_) => "http",
             HandlerConfig::Prometheus(_) => "prometheus",
+            HandlerConfig::RemoteWrite(_) => "remote_write",
             HandlerConfig::Statsd(_) => "statsd",
             HandlerConfig::Stdout(_) => "stdout",
             HandlerConfig::Syslog(_) => "syslog",
@@ -137,6 +149,7 @@ impl HandlerConfig {
             HandlerConfig::Graphite(c) => toml::Table::try_from(c),
             HandlerConfig::Http(c) => toml::Table::try_from(c),
             HandlerConfig::Prometheus(c) => toml::Table::try_from(c),
+            HandlerConfig::RemoteWrite(c) => toml::Table::try_from(c),
             HandlerConfig::Statsd(c) => toml::Table::try_from(c),
             HandlerConfig::Stdout(c) => toml::Table::try_from(c),
             HandlerConfig::Syslog(c) => toml::Table::try_from(c),
@@ -374,6 +387,21 @@ impl Delivery {
         }
     }
 
+    /// [`Delivery::pause`] for work that runs beside other work of the same
+    /// handler (its shards), through a shared reference.
+    pub async fn pause_shared(&self, d: Duration) {
+        let mut stop = self.stop.clone();
+        let until = Instant::now() + d;
+        let until = match self.deadline() {
+            Some(dl) => until.min(dl),
+            None => until,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => {}
+            _ = stop.changed() => {}
+        }
+    }
+
     /// A delivery for one part of this handler's work (one destination of
     /// several): its own bounded queue, counting into this handler's
     /// counters, and its own stop signal, which the caller sends once it
@@ -558,6 +586,7 @@ pub fn spawn(spec: &HandlerSpec, host: &str) -> Running {
         HandlerConfig::Http(c) => c.max_queue,
         // Taken whole at each wake-up; the cache behind it has its own bound.
         HandlerConfig::Prometheus(_) => 1_000_000,
+        HandlerConfig::RemoteWrite(c) => c.max_queue,
         HandlerConfig::Statsd(c) => c.max_queue,
         HandlerConfig::Stdout(_) => usize::MAX,
         HandlerConfig::Syslog(c) => c.max_queue,
@@ -579,6 +608,7 @@ pub fn spawn(spec: &HandlerSpec, host: &str) -> Running {
         HandlerConfig::Graphite(c) => tokio::spawn(graphite::run(delivery, c)),
         HandlerConfig::Http(c) => tokio::spawn(http::run(delivery, c, host.to_string())),
         HandlerConfig::Prometheus(c) => tokio::spawn(prometheus::run(delivery, c)),
+        HandlerConfig::RemoteWrite(c) => tokio::spawn(remote_write::run(delivery, c)),
         HandlerConfig::Statsd(c) => tokio::spawn(statsd::run(delivery, c)),
         HandlerConfig::Stdout(c) => tokio::spawn(stdout::run(delivery, c)),
         HandlerConfig::Syslog(c) => tokio::spawn(syslog::run(delivery, c)),

@@ -43,6 +43,10 @@ pub const DROPINS: &[(&str, &str)] = &[
     ("prometheus.toml", include_str!("../conf.d/prometheus.toml")),
     ("regex.toml", include_str!("../conf.d/regex.toml")),
     (
+        "remote_write.toml",
+        include_str!("../conf.d/remote_write.toml"),
+    ),
+    (
         "server-carbon.toml",
         include_str!("../conf.d/server-carbon.toml"),
     ),

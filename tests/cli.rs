@@ -365,8 +365,8 @@ fn conf_d_examples_show_every_key_with_its_default() {
         seen += 1;
     }
     assert_eq!(
-        seen, 39,
-        "twenty-five collectors, seven handlers, four parsers, two receivers, the web server"
+        seen, 40,
+        "twenty-five collectors, eight handlers, four parsers, two receivers, the web server"
     );
 }
 

@@ -37,6 +37,11 @@ if ! command -v prometheus-node-exporter >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-node-exporter
 fi
 
+# VictoriaMetrics, a remote_write receiver (tests/remote_write.rs; Prometheus is the other).
+if ! command -v victoria-metrics >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends victoria-metrics
+fi
+
 # lintian checks the .deb (packaging/test-deb.sh).
 if command -v dpkg >/dev/null 2>&1 && ! command -v lintian >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian

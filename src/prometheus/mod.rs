@@ -7,6 +7,7 @@
 
 pub mod mapping;
 pub mod naming;
+pub mod remote;
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -99,6 +99,16 @@ pub fn query_until(
 /// A real Prometheus scraping `targets` (`host:port`, job `carbyne`) every
 /// second, its data in `dir`; its HTTP port.
 pub fn start_prometheus(dir: &Path, targets: &[String]) -> (Child, u16) {
+    start_prometheus_with(dir, targets, &[], free_port())
+}
+
+/// [`start_prometheus`] with extra arguments, on `port`.
+pub fn start_prometheus_with(
+    dir: &Path,
+    targets: &[String],
+    args: &[&str],
+    port: u16,
+) -> (Child, u16) {
     let cfg = dir.join("prometheus.yml");
     let list: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
     std::fs::write(
@@ -110,9 +120,9 @@ pub fn start_prometheus(dir: &Path, targets: &[String]) -> (Child, u16) {
         ),
     )
     .expect("config");
-    let port = free_port();
     let child = Child(
         Command::new("prometheus")
+            .args(args)
             .arg(format!("--config.file={}", cfg.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",

@@ -1,0 +1,447 @@
+//! remote_write: samples into Prometheus, VictoriaMetrics, Thanos, Mimir
+//! or any store that takes Prometheus remote_write 1.0.
+//!
+//! Samples are named as a scrape of the prometheus handler shows them
+//! (node_exporter's families for the collectors that have them, mapping
+//! rules or sanitised names for the rest), with `external_labels` added.
+//! Each round takes up to `max_samples_per_send` x `max_shards` samples
+//! from the queue, groups them into series and spreads the series over
+//! `max_shards` shards by the hash of their labels: a series is always in
+//! one shard, which sends its requests one after the other, so a series'
+//! samples arrive in time order; the shards send at the same time.
+//!
+//! A 5xx or 429 answer, a timeout or a connection error is retried with
+//! exponential backoff (the round waits; the queue holds what comes
+//! meanwhile, bounded by `max_queue`); a 4xx answer drops that request's
+//! samples, counts them, and is logged once.
+
+use super::{Backoff, Delivery, DeliveryError};
+use crate::config::ConfigError;
+use crate::prometheus::mapping::Mapper;
+use crate::prometheus::naming::Namer;
+use crate::prometheus::remote::{self, TimeSeries};
+use axum::body::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// `[handlers.remote_write]` options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteWriteConfig {
+    /// The receiver's endpoint, e.g. `http://prometheus:9090/api/v1/write`.
+    pub url: String,
+    /// Seconds allowed for each request.
+    pub timeout: f64,
+    /// Most samples in one request.
+    pub max_samples_per_send: usize,
+    /// Requests in flight at once (series spread over them by hash).
+    pub max_shards: usize,
+    /// Most samples held while the receiver is unreachable; beyond it the oldest are dropped.
+    pub max_queue: usize,
+    /// Longest wait between retries, in seconds.
+    pub max_backoff: f64,
+    /// Labels added to every series that has none of that name (`instance`, `job`, ...).
+    pub external_labels: BTreeMap<String, String>,
+    /// Extra request headers (e.g. `X-Scope-OrgID` for Mimir and Cortex).
+    pub headers: BTreeMap<String, String>,
+    /// HTTP basic authentication; "" for none.
+    pub basic_auth_username: String,
+    pub basic_auth_password: String,
+    /// `Authorization: Bearer <token>`; "" for none.
+    pub bearer_token: String,
+    /// A PEM file of CA certificates to trust beside the system's; "" for none.
+    pub ca_file: String,
+    /// graphite_exporter's mapping rules for the samples without a
+    /// node_exporter family; "" for none.
+    pub mapping_file: String,
+}
+
+impl Default for RemoteWriteConfig {
+    fn default() -> Self {
+        RemoteWriteConfig {
+            url: String::new(),
+            timeout: 30.0,
+            max_samples_per_send: 2000,
+            max_shards: 4,
+            max_queue: 100_000,
+            max_backoff: 30.0,
+            external_labels: BTreeMap::new(),
+            headers: BTreeMap::new(),
+            basic_auth_username: String::new(),
+            basic_auth_password: String::new(),
+            bearer_token: String::new(),
+            ca_file: String::new(),
+            mapping_file: String::new(),
+        }
+    }
+}
+
+impl RemoteWriteConfig {
+    pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|e| ConfigError::new(format!("{key}.url"), format!("{:?}: {e}", self.url)))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(ConfigError::new(
+                format!("{key}.url"),
+                format!("{:?}: not an http(s) URL", self.url),
+            ));
+        }
+        super::check_seconds(
+            key,
+            &[("timeout", self.timeout), ("max_backoff", self.max_backoff)],
+        )?;
+        if self.max_samples_per_send == 0 || self.max_queue == 0 {
+            return Err(ConfigError::new(
+                format!("{key}.max_samples_per_send"),
+                "max_samples_per_send and max_queue must be at least 1",
+            ));
+        }
+        if !(1..=64).contains(&self.max_shards) {
+            return Err(ConfigError::new(
+                format!("{key}.max_shards"),
+                "must be 1 to 64",
+            ));
+        }
+        for k in self.external_labels.keys() {
+            let valid = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && !k.starts_with("__")
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(ConfigError::new(
+                    format!("{key}.external_labels"),
+                    format!("{k:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not __)"),
+                ));
+            }
+        }
+        if !self.bearer_token.is_empty() && !self.basic_auth_username.is_empty() {
+            return Err(ConfigError::new(
+                format!("{key}.bearer_token"),
+                "set either bearer_token or basic_auth_username, not both",
+            ));
+        }
+        self.client()
+            .map_err(|e| ConfigError::new(key.to_string(), e))?;
+        self.mapper(key)?;
+        Ok(())
+    }
+
+    fn mapper(&self, key: &str) -> Result<Option<Mapper>, ConfigError> {
+        if self.mapping_file.is_empty() {
+            return Ok(None);
+        }
+        Mapper::load(std::path::Path::new(&self.mapping_file))
+            .map(Some)
+            .map_err(|e| {
+                ConfigError::new(
+                    format!("{key}.mapping_file"),
+                    format!("{}: {e}", self.mapping_file),
+                )
+            })
+    }
+
+    fn client(&self) -> Result<reqwest::Client, String> {
+        use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+        let mut headers = HeaderMap::new();
+        for (k, v) in &self.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| format!("headers: {k:?} is not a header name"))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|_| format!("headers.{k}: not a valid header value"))?;
+            headers.insert(name, value);
+        }
+        let mut b = reqwest::Client::builder()
+            .timeout(Duration::from_secs_f64(self.timeout))
+            .default_headers(headers)
+            .user_agent(concat!("carbyne/", env!("CARGO_PKG_VERSION")));
+        if !self.ca_file.is_empty() {
+            let f = &self.ca_file;
+            let pem = std::fs::read(f).map_err(|e| format!("ca_file: {f}: {e}"))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("ca_file: {f}: {e}"))?
+            {
+                b = b.add_root_certificate(cert);
+            }
+        }
+        b.build().map_err(|e| e.to_string())
+    }
+}
+
+/// What the shards of a round share.
+struct Round<'a> {
+    d: &'a Delivery,
+    cfg: &'a RemoteWriteConfig,
+    client: &'a reqwest::Client,
+    /// Samples the receiver refused (4xx).
+    rejected: AtomicU64,
+    /// A 4xx was logged already.
+    said_4xx: &'a AtomicBool,
+    /// The deadline passed with this many samples unsent.
+    unsent: AtomicU64,
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Round<'_> {
+    fn note(&self, msg: String) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(msg);
+    }
+
+    async fn post(&self, body: Bytes) -> Result<reqwest::Response, reqwest::Error> {
+        let mut req = self
+            .client
+            .post(&self.cfg.url)
+            .header("Content-Encoding", "snappy")
+            .header("Content-Type", "application/x-protobuf")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+            .body(body);
+        if !self.cfg.basic_auth_username.is_empty() {
+            req = req.basic_auth(
+                &self.cfg.basic_auth_username,
+                Some(&self.cfg.basic_auth_password),
+            );
+        } else if !self.cfg.bearer_token.is_empty() {
+            req = req.bearer_auth(&self.cfg.bearer_token);
+        }
+        req.send().await
+    }
+
+    /// Sends one shard's series, request after request, each retried
+    /// until taken, refused, or the deadline passes.
+    async fn shard(&self, series: Vec<TimeSeries>) {
+        let mut backoff = Backoff::new(Duration::from_secs_f64(self.cfg.max_backoff));
+        let reqs = remote::requests(series, self.cfg.max_samples_per_send);
+        let mut left: usize = reqs.iter().map(|(_, n)| n).sum();
+        for (req, n) in reqs {
+            let body = match remote::encode(&req) {
+                Ok(b) => Bytes::from(b),
+                Err(e) => {
+                    self.d.failed(&format!("snappy: {e}"));
+                    self.rejected.fetch_add(n as u64, Ordering::Relaxed);
+                    left -= n;
+                    continue;
+                }
+            };
+            loop {
+                if self.d.past_deadline() {
+                    // This request and the ones after it stay unsent.
+                    self.unsent.fetch_add(left as u64, Ordering::Relaxed);
+                    return;
+                }
+                match self.post(body.clone()).await {
+                    Ok(resp) if resp.status().is_success() => {
+                        self.d.sent(n);
+                        backoff.reset();
+                        left -= n;
+                        break;
+                    }
+                    Ok(resp)
+                        if resp.status().is_client_error()
+                            && resp.status() != reqwest::StatusCode::TOO_MANY_REQUESTS =>
+                    {
+                        // Refused as it is: sending it again cannot help.
+                        let status = resp.status();
+                        let text = resp.text().await.unwrap_or_default();
+                        let excerpt: String = text.chars().take(200).collect();
+                        self.d
+                            .queue
+                            .stats
+                            .dropped
+                            .fetch_add(n as u64, Ordering::Relaxed);
+                        self.rejected.fetch_add(n as u64, Ordering::Relaxed);
+                        let msg = format!("{status}: {}", excerpt.trim());
+                        if !self.said_4xx.swap(true, Ordering::Relaxed) {
+                            log::warn!(
+                                "{} {}: {msg}; {n} samples dropped (said once; counted in dropped)",
+                                self.d.name,
+                                self.cfg.url
+                            );
+                        }
+                        self.d.queue.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        self.note(msg);
+                        left -= n;
+                        break;
+                    }
+                    Ok(resp) => {
+                        let status = resp.status();
+                        self.d.failed(&format!("{}: {status}", self.cfg.url));
+                        self.note(status.to_string());
+                        self.d.pause_shared(backoff.next_wait()).await;
+                    }
+                    Err(e) => {
+                        let msg = if e.is_timeout() {
+                            "timed out".to_string()
+                        } else if e.is_connect() {
+                            "connection refused or unreachable".to_string()
+                        } else {
+                            e.to_string()
+                        };
+                        self.d.failed(&format!("{}: {msg}", self.cfg.url));
+                        self.note(msg);
+                        self.d.pause_shared(backoff.next_wait()).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The handler task.
+pub async fn run(mut d: Delivery, cfg: RemoteWriteConfig) -> Result<(), DeliveryError> {
+    let key = format!("handlers.{}", d.name);
+    let client = cfg
+        .client()
+        .map_err(|e| DeliveryError(format!("{} {}: {e}", d.name, cfg.url)))?;
+    // Checked with the configuration; a file changed since is said here.
+    let mapper = cfg.mapper(&key).unwrap_or_else(|e| {
+        log::error!("{e}; samples keep their sanitised names");
+        None
+    });
+    let mut namer = Namer::new(mapper);
+    let external: Vec<(String, String)> = cfg
+        .external_labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let said_4xx = AtomicBool::new(false);
+    let mut rejected = 0u64;
+    let mut last_error: Option<String> = None;
+    let per_round = cfg.max_samples_per_send.saturating_mul(cfg.max_shards);
+    loop {
+        if d.queue.is_empty() {
+            if d.deadline().is_some() {
+                if rejected > 0 {
+                    return Err(DeliveryError(format!(
+                        "{} {}: {} ({rejected} samples refused)",
+                        d.name,
+                        cfg.url,
+                        last_error.unwrap_or_default()
+                    )));
+                }
+                return Ok(());
+            }
+            d.wait_for_work().await;
+            continue;
+        }
+        if d.past_deadline() {
+            return Err(d.undelivered(&cfg.url, last_error.as_deref()));
+        }
+        let batch = d.queue.take(per_round);
+        let named = batch.into_iter().filter_map(|s| namer.name(s)).collect();
+        let mut shards: Vec<Vec<TimeSeries>> = vec![Vec::new(); cfg.max_shards];
+        for g in remote::group(named, &external) {
+            shards[(g.hash % cfg.max_shards as u64) as usize].push(g.series);
+        }
+        let round = Round {
+            d: &d,
+            cfg: &cfg,
+            client: &client,
+            rejected: AtomicU64::new(0),
+            said_4xx: &said_4xx,
+            unsent: AtomicU64::new(0),
+            last_error: std::sync::Mutex::new(None),
+        };
+        futures_util::future::join_all(
+            shards
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| round.shard(s)),
+        )
+        .await;
+        rejected += round.rejected.load(Ordering::Relaxed);
+        let unsent = round.unsent.load(Ordering::Relaxed);
+        if let Some(e) = round
+            .last_error
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+        {
+            last_error = Some(e);
+        }
+        if unsent > 0 {
+            return Err(DeliveryError(format!(
+                "{} {}: {} ({} samples not delivered)",
+                d.name,
+                cfg.url,
+                last_error.as_deref().unwrap_or("not delivered in time"),
+                unsent as usize + d.queue.len()
+            )));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_settings_name_their_key() {
+        let ok = RemoteWriteConfig {
+            url: "http://127.0.0.1:9090/api/v1/write".into(),
+            ..Default::default()
+        };
+        assert!(ok.validate("handlers.rw").is_ok());
+        let cases: Vec<(RemoteWriteConfig, &str)> = vec![
+            (
+                RemoteWriteConfig {
+                    url: "ftp://x/".into(),
+                    ..ok.clone()
+                },
+                "handlers.rw.url",
+            ),
+            (
+                RemoteWriteConfig {
+                    max_shards: 0,
+                    ..ok.clone()
+                },
+                "handlers.rw.max_shards",
+            ),
+            (
+                RemoteWriteConfig {
+                    max_samples_per_send: 0,
+                    ..ok.clone()
+                },
+                "handlers.rw.max_samples_per_send",
+            ),
+            (
+                RemoteWriteConfig {
+                    external_labels: [("__x".to_string(), "y".to_string())].into(),
+                    ..ok.clone()
+                },
+                "handlers.rw.external_labels",
+            ),
+            (
+                RemoteWriteConfig {
+                    bearer_token: "t".into(),
+                    basic_auth_username: "u".into(),
+                    ..ok.clone()
+                },
+                "handlers.rw.bearer_token",
+            ),
+            (
+                RemoteWriteConfig {
+                    ca_file: "/nonexistent.pem".into(),
+                    ..ok.clone()
+                },
+                "ca_file",
+            ),
+            (
+                RemoteWriteConfig {
+                    headers: [("Bad Header".to_string(), "x".to_string())].into(),
+                    ..ok.clone()
+                },
+                "headers",
+            ),
+            (
+                RemoteWriteConfig {
+                    mapping_file: "/nonexistent.yml".into(),
+                    ..ok.clone()
+                },
+                "handlers.rw.mapping_file",
+            ),
+        ];
+        for (cfg, want) in cases {
+            let e = cfg.validate("handlers.rw").expect_err(want).to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+    }
+}
