@@ -182,7 +182,12 @@ impl Cache {
         let Some(n) = self.namer.name(s) else {
             return;
         };
-        let (name, kind, help, labels, native) = (n.name, n.kind, n.help, n.labels, n.native);
+        let (name, kind, help, native) = (n.name.into_owned(), n.kind, n.help.into_owned(), n.native);
+        let labels: Vec<(String, String)> = n
+            .labels
+            .into_iter()
+            .map(|(k, v)| (k.into_owned(), v))
+            .collect();
         let s = (n.value, n.timestamp);
         let family = match self.families.get_mut(&name) {
             Some(f) => f,

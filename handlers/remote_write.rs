@@ -19,7 +19,7 @@ use super::{Backoff, Delivery, DeliveryError};
 use crate::config::ConfigError;
 use crate::prometheus::mapping::Mapper;
 use crate::prometheus::naming::Namer;
-use crate::prometheus::remote::{self, TimeSeries};
+use crate::prometheus::remote::{self, Grouped};
 use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -173,6 +173,7 @@ struct Round<'a> {
     d: &'a Delivery,
     cfg: &'a RemoteWriteConfig,
     client: &'a reqwest::Client,
+    external: &'a [(String, String)],
     /// Samples the receiver refused (4xx).
     rejected: AtomicU64,
     /// A 4xx was logged already.
@@ -208,12 +209,15 @@ impl Round<'_> {
 
     /// Sends one shard's series, request after request, each retried
     /// until taken, refused, or the deadline passes.
-    async fn shard(&self, series: Vec<TimeSeries>) {
+    async fn shard(&self, series: Vec<Grouped>) {
         let mut backoff = Backoff::new(Duration::from_secs_f64(self.cfg.max_backoff));
-        let reqs = remote::requests(series, self.cfg.max_samples_per_send);
+        let reqs = remote::plan(&series, self.cfg.max_samples_per_send);
         let mut left: usize = reqs.iter().map(|(_, n)| n).sum();
-        for (req, n) in reqs {
-            let body = match remote::encode(&req) {
+        let mut raw = Vec::new();
+        for (parts, n) in reqs {
+            raw.clear();
+            remote::encode_protobuf(&series, &parts, self.external, &mut raw);
+            let body = match remote::compress(&raw) {
                 Ok(b) => Bytes::from(b),
                 Err(e) => {
                     self.d.failed(&format!("snappy: {e}"));
@@ -328,14 +332,15 @@ pub async fn run(mut d: Delivery, cfg: RemoteWriteConfig) -> Result<(), Delivery
         }
         let batch = d.queue.take(per_round);
         let named = batch.into_iter().filter_map(|s| namer.name(s)).collect();
-        let mut shards: Vec<Vec<TimeSeries>> = vec![Vec::new(); cfg.max_shards];
-        for g in remote::group(named, &external) {
-            shards[(g.hash % cfg.max_shards as u64) as usize].push(g.series);
+        let mut shards: Vec<Vec<Grouped>> = vec![Vec::new(); cfg.max_shards];
+        for g in remote::group(named) {
+            shards[(g.hash % cfg.max_shards as u64) as usize].push(g);
         }
         let round = Round {
             d: &d,
             cfg: &cfg,
             client: &client,
+            external: &external,
             rejected: AtomicU64::new(0),
             said_4xx: &said_4xx,
             unsent: AtomicU64::new(0),

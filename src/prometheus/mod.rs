@@ -38,6 +38,13 @@ pub fn metric_name(raw: &str) -> String {
     sanitize(raw)
 }
 
+/// Whether `name` is a valid metric name as it is (no colon: those are
+/// for recording rules).
+pub fn valid_metric_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
 /// `raw` as a label name: `[a-zA-Z_][a-zA-Z0-9_]*`, as [`metric_name`]. A
 /// leading `__` (kept for Prometheus's own labels) becomes one underscore.
 pub fn label_name(raw: &str) -> String {

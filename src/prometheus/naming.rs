@@ -7,6 +7,7 @@
 use super::mapping::{Mapped, Mapper};
 use super::{label_name, metric_name, Kind};
 use crate::sample::{Prom, Sample};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Most names whose mapping is remembered; past it the memo starts afresh.
@@ -19,11 +20,11 @@ type MemoEntry = Option<(String, Vec<(String, String)>, Option<String>)>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Named {
     /// A valid metric name (a counter's ends in `_total`).
-    pub name: String,
+    pub name: Cow<'static, str>,
     pub kind: Kind,
-    pub help: String,
+    pub help: Cow<'static, str>,
     /// Valid label names, sorted, each once.
-    pub labels: Vec<(String, String)>,
+    pub labels: Vec<(Cow<'static, str>, String)>,
     /// A collector's own series (replaced run by run), not a mapped name.
     pub native: bool,
     pub value: f64,
@@ -43,16 +44,16 @@ pub struct Namer {
 /// Valid, sorted, unique label names; `le` and `quantile`, which only
 /// histograms and summaries have, become `exported_le`/`exported_quantile`
 /// (as Prometheus renames a clash); the first of two alike stays.
-pub fn clean_labels(labels: &mut Vec<(String, String)>) {
+pub fn clean_labels(labels: &mut Vec<(Cow<'static, str>, String)>) {
     for (k, _) in labels.iter_mut() {
         let valid = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
             && !k.starts_with("__")
-            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
         if !valid {
-            *k = label_name(k);
+            *k = Cow::Owned(label_name(k));
         }
         if k == "le" || k == "quantile" {
-            k.insert_str(0, "exported_");
+            k.to_mut().insert_str(0, "exported_");
         }
     }
     labels.sort_by(|a, b| a.0.cmp(&b.0));
@@ -93,39 +94,38 @@ impl Namer {
         let (mut name, kind, help, mut labels, native) = match s.prom {
             Prom::Hidden => return None,
             Prom::Series(p) => {
+                let p = *p;
                 let labels = p
                     .labels
                     .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
+                    .map(|(k, v)| (Cow::Borrowed(k), v))
                     .collect();
-                (
-                    p.name.into_owned(),
-                    p.kind,
-                    p.help.into_owned(),
-                    labels,
-                    true,
-                )
+                (p.name, p.kind, p.help, labels, true)
             }
             Prom::Mapped => {
-                let Some((name, mut labels, help)) = self.mapped(&s.name) else {
+                let Some((name, rule_labels, help)) = self.mapped(&s.name) else {
                     self.dropped += 1;
                     return None;
                 };
+                let mut labels: Vec<(Cow<'static, str>, String)> = rule_labels
+                    .into_iter()
+                    .map(|(k, v)| (Cow::Owned(k), v))
+                    .collect();
                 // The rule's labels win over tags of the same name.
                 for (k, v) in s.tags {
                     if !labels.iter().any(|(l, _)| *l == k) {
-                        labels.push((k, v));
+                        labels.push((Cow::Owned(k), v));
                     }
                 }
                 let help = help.unwrap_or_else(|| format!("Graphite metric {}", s.name));
-                (name, Kind::Gauge, help, labels, false)
+                (Cow::Owned(name), Kind::Gauge, Cow::Owned(help), labels, false)
             }
         };
-        if native {
-            name = metric_name(&name);
+        if native && !super::valid_metric_name(&name) {
+            name = Cow::Owned(metric_name(&name));
         }
         if kind == Kind::Counter && !name.ends_with("_total") {
-            name.push_str("_total");
+            name.to_mut().push_str("_total");
         }
         clean_labels(&mut labels);
         Some(Named {
@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(
             got.labels,
             [
-                ("a_b".to_string(), "3".to_string()),
+                (Cow::Borrowed("a_b"), "3".to_string()),
                 ("exported_le".into(), "2".into()),
                 ("z".into(), "1".into())
             ]
@@ -174,11 +174,11 @@ mod tests {
         let mut tagged = Sample::new("a.x.c".into(), 1.0, 100, SampleKind::Gauge);
         tagged.tags = vec![("b".into(), "loses".into()), ("__x".into(), "y".into())];
         let got = n.name(tagged).expect("mapped");
-        assert_eq!((got.name.as_str(), got.kind), ("a_c", Kind::Gauge));
+        assert_eq!((&*got.name, got.kind), ("a_c", Kind::Gauge));
         assert_eq!(
             got.labels,
             [
-                ("_x".to_string(), "y".to_string()),
+                (Cow::Borrowed("_x"), "y".to_string()),
                 ("b".into(), "x".into())
             ]
         );

@@ -5,8 +5,10 @@
 //! are in time order.
 
 use super::naming::Named;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::ops::Range;
 
 /// `prometheus.WriteRequest` (field 2 is reserved; metadata, 3, is not sent).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -42,91 +44,73 @@ pub struct Point {
     pub timestamp: i64,
 }
 
-/// A series with the hash of its labels (which shard sends it).
+/// A series: its name, labels (valid, sorted) and samples in time order,
+/// with the hash of its name and labels (which shard sends it). The
+/// external labels join at encoding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grouped {
     pub hash: u64,
-    pub series: TimeSeries,
+    pub name: Cow<'static, str>,
+    pub labels: Vec<(Cow<'static, str>, String)>,
+    pub points: Vec<Point>,
 }
 
-fn label_hash(labels: &[Label]) -> u64 {
-    foldhash::fast::FixedState::with_seed(0x5eed).hash_one(labels)
+fn series_hash(name: &str, labels: &[(Cow<'static, str>, String)]) -> u64 {
+    foldhash::fast::FixedState::with_seed(0x5eed).hash_one((name, labels))
 }
 
-/// Groups named samples into series: labels in remote_write's order, with
-/// `external` (sorted, valid) added where a series has no label of that
-/// name, samples in time order.
-pub fn group(named: Vec<Named>, external: &[(String, String)]) -> Vec<Grouped> {
+/// Groups named samples into series, each series' samples in time order.
+pub fn group(named: Vec<Named>) -> Vec<Grouped> {
     let mut out: Vec<Grouped> = Vec::new();
     let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
     for n in named {
-        let mut labels = Vec::with_capacity(n.labels.len() + external.len() + 1);
-        labels.push(Label {
-            name: "__name__".into(),
-            value: n.name,
-        });
-        // Both lists are sorted: merge them, the series' own label winning.
-        let mut ext = external.iter().peekable();
-        for (k, v) in n.labels {
-            while let Some((ek, ev)) = ext.next_if(|(ek, _)| *ek < k) {
-                labels.push(Label {
-                    name: ek.clone(),
-                    value: ev.clone(),
-                });
-            }
-            if ext.peek().is_some_and(|(ek, _)| *ek == k) {
-                ext.next();
-            }
-            labels.push(Label { name: k, value: v });
-        }
-        labels.extend(ext.map(|(k, v)| Label {
-            name: k.clone(),
-            value: v.clone(),
-        }));
         let point = Point {
             value: n.value,
             timestamp: n.timestamp.saturating_mul(1000),
         };
-        let hash = label_hash(&labels);
+        let hash = series_hash(&n.name, &n.labels);
         let slot = index.entry(hash).or_default();
-        match slot.iter().find(|&&i| out[i].series.labels == labels) {
-            Some(&i) => out[i].series.samples.push(point),
+        match slot
+            .iter()
+            .find(|&&i| out[i].name == n.name && out[i].labels == n.labels)
+        {
+            Some(&i) => out[i].points.push(point),
             None => {
                 slot.push(out.len());
                 out.push(Grouped {
                     hash,
-                    series: TimeSeries {
-                        labels,
-                        samples: vec![point],
-                    },
+                    name: n.name,
+                    labels: n.labels,
+                    points: vec![point],
                 });
             }
         }
     }
     for g in &mut out {
-        if g.series.samples.len() > 1 {
-            g.series.samples.sort_by_key(|p| p.timestamp);
+        if g.points.len() > 1 {
+            g.points.sort_by_key(|p| p.timestamp);
         }
     }
     out
 }
 
+/// One request's share of the series: (series index, its samples' range).
+pub type Part = (usize, Range<usize>);
+
 /// Requests of at most `max_samples` samples each, in order: a series
-/// longer than that is split, its earlier samples first.
-pub fn requests(series: Vec<TimeSeries>, max_samples: usize) -> Vec<(WriteRequest, usize)> {
+/// longer than that is split, its earlier samples first. Each with its
+/// sample count.
+pub fn plan(series: &[Grouped], max_samples: usize) -> Vec<(Vec<Part>, usize)> {
     let max = max_samples.max(1);
     let mut out = Vec::new();
-    let mut cur = WriteRequest::default();
+    let mut cur = Vec::new();
     let mut n = 0;
-    for mut ts in series {
-        while !ts.samples.is_empty() {
-            let room = max - n;
-            let take = ts.samples.len().min(room);
-            let rest = ts.samples.split_off(take);
-            cur.timeseries.push(TimeSeries {
-                labels: ts.labels.clone(),
-                samples: std::mem::replace(&mut ts.samples, rest),
-            });
+    for (i, g) in series.iter().enumerate() {
+        let mut from = 0;
+        while from < g.points.len() {
+            let take = (g.points.len() - from).min(max - n);
+            cur.push((i, from..from + take));
+            from += take;
             n += take;
             if n == max {
                 out.push((std::mem::take(&mut cur), n));
@@ -140,10 +124,142 @@ pub fn requests(series: Vec<TimeSeries>, max_samples: usize) -> Vec<(WriteReques
     out
 }
 
-/// The request's body: protobuf, then snappy's block format.
+/// A series' labels in remote_write's order: `__name__`, then its own and
+/// the external ones merged by name (its own winning).
+fn labels<'a>(
+    g: &'a Grouped,
+    external: &'a [(String, String)],
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    let mut own = g.labels.iter().map(|(k, v)| (&**k, v.as_str())).peekable();
+    let mut ext = external
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .peekable();
+    std::iter::once(("__name__", &*g.name)).chain(std::iter::from_fn(move || {
+        match (own.peek(), ext.peek()) {
+            (Some(o), Some(e)) if e.0 < o.0 => ext.next(),
+            (Some(o), Some(e)) if e.0 == o.0 => {
+                ext.next();
+                own.next()
+            }
+            (Some(_), _) => own.next(),
+            (None, _) => ext.next(),
+        }
+    }))
+}
+
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A string field's bytes (proto3 leaves out an empty one).
+fn str_field_len(s: &str) -> usize {
+    if s.is_empty() {
+        0
+    } else {
+        1 + varint_len(s.len() as u64) + s.len()
+    }
+}
+
+fn put_str_field(out: &mut Vec<u8>, tag: u8, s: &str) {
+    if !s.is_empty() {
+        out.push(tag);
+        put_varint(out, s.len() as u64);
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+fn point_len(p: &Point) -> usize {
+    let v = if p.value != 0.0 { 9 } else { 0 };
+    let t = if p.timestamp != 0 {
+        1 + varint_len(p.timestamp as u64)
+    } else {
+        0
+    };
+    v + t
+}
+
+/// The protobuf `WriteRequest` of `parts`, appended to `out`: the bytes
+/// prost writes for the same message, without building it.
+pub fn encode_protobuf(
+    series: &[Grouped],
+    parts: &[Part],
+    external: &[(String, String)],
+    out: &mut Vec<u8>,
+) {
+    for (i, range) in parts {
+        let g = &series[*i];
+        let points = &g.points[range.clone()];
+        let mut len = 0;
+        for (k, v) in labels(g, external) {
+            let l = str_field_len(k) + str_field_len(v);
+            len += 1 + varint_len(l as u64) + l;
+        }
+        for p in points {
+            let l = point_len(p);
+            len += 1 + varint_len(l as u64) + l;
+        }
+        out.push(0x0a); // WriteRequest.timeseries
+        put_varint(out, len as u64);
+        for (k, v) in labels(g, external) {
+            out.push(0x0a); // TimeSeries.labels
+            put_varint(out, (str_field_len(k) + str_field_len(v)) as u64);
+            put_str_field(out, 0x0a, k);
+            put_str_field(out, 0x12, v);
+        }
+        for p in points {
+            out.push(0x12); // TimeSeries.samples
+            put_varint(out, point_len(p) as u64);
+            if p.value != 0.0 {
+                out.push(0x09);
+                out.extend_from_slice(&p.value.to_le_bytes());
+            }
+            if p.timestamp != 0 {
+                out.push(0x10);
+                put_varint(out, p.timestamp as u64);
+            }
+        }
+    }
+}
+
+/// The same request as prost's message (what a receiver decodes).
+pub fn write_request(
+    series: &[Grouped],
+    parts: &[Part],
+    external: &[(String, String)],
+) -> WriteRequest {
+    WriteRequest {
+        timeseries: parts
+            .iter()
+            .map(|(i, range)| TimeSeries {
+                labels: labels(&series[*i], external)
+                    .map(|(k, v)| Label {
+                        name: k.to_string(),
+                        value: v.to_string(),
+                    })
+                    .collect(),
+                samples: series[*i].points[range.clone()].to_vec(),
+            })
+            .collect(),
+    }
+}
+
+/// Snappy's block format, as remote_write's body.
+pub fn compress(raw: &[u8]) -> Result<Vec<u8>, snap::Error> {
+    snap::raw::Encoder::new().compress_vec(raw)
+}
+
+/// A message's body: protobuf, then snappy's block format.
 pub fn encode(req: &WriteRequest) -> Result<Vec<u8>, snap::Error> {
-    let raw = prost::Message::encode_to_vec(req);
-    snap::raw::Encoder::new().compress_vec(&raw)
+    compress(&prost::Message::encode_to_vec(req))
 }
 
 /// Reads a body back (what a receiver does).
@@ -161,12 +277,12 @@ mod tests {
 
     fn named(name: &str, labels: &[(&str, &str)], value: f64, ts: i64) -> Named {
         Named {
-            name: name.into(),
+            name: Cow::Owned(name.into()),
             kind: Kind::Gauge,
-            help: String::new(),
+            help: Cow::Borrowed(""),
             labels: labels
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (Cow::Owned(k.to_string()), v.to_string()))
                 .collect(),
             native: false,
             value,
@@ -181,6 +297,10 @@ mod tests {
             .collect()
     }
 
+    fn whole(g: &[Grouped]) -> Vec<Part> {
+        g.iter().enumerate().map(|(i, s)| (i, 0..s.points.len())).collect()
+    }
+
     #[test]
     fn series_grouped_name_first_external_labels_merged_time_ordered() {
         let ext = vec![
@@ -188,17 +308,15 @@ mod tests {
             ("instance".to_string(), "web01".to_string()),
             ("z".to_string(), "last".to_string()),
         ];
-        let g = group(
-            vec![
-                named("m", &[("cpu", "0"), ("instance", "own")], 2.0, 20),
-                named("m", &[("cpu", "1")], 5.0, 10),
-                named("m", &[("cpu", "0"), ("instance", "own")], 1.0, 10),
-            ],
-            &ext,
-        );
+        let g = group(vec![
+            named("m", &[("cpu", "0"), ("instance", "own")], 2.0, 20),
+            named("m", &[("cpu", "1")], 5.0, 10),
+            named("m", &[("cpu", "0"), ("instance", "own")], 1.0, 10),
+        ]);
         assert_eq!(g.len(), 2);
+        let req = write_request(&g, &whole(&g), &ext);
         assert_eq!(
-            names(&g[0].series),
+            names(&req.timeseries[0]),
             [
                 ("__name__", "m"),
                 ("a", "ext"),
@@ -208,7 +326,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            g[0].series.samples,
+            req.timeseries[0].samples,
             [
                 Point {
                     value: 1.0,
@@ -220,7 +338,7 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(names(&g[1].series)[3], ("instance", "web01"));
+        assert_eq!(names(&req.timeseries[1])[3], ("instance", "web01"));
         assert_ne!(g[0].hash, g[1].hash);
     }
 
@@ -231,13 +349,13 @@ mod tests {
                 .map(|i| named("a", &[], i as f64, i))
                 .chain((0..2).map(|i| named("b", &[], i as f64, i)))
                 .collect(),
-            &[],
         );
-        let reqs = requests(g.into_iter().map(|g| g.series).collect(), 3);
+        let reqs = plan(&g, 3);
         let shape: Vec<Vec<(String, Vec<f64>)>> = reqs
             .iter()
-            .map(|(r, _)| {
-                r.timeseries
+            .map(|(parts, _)| {
+                write_request(&g, parts, &[])
+                    .timeseries
                     .iter()
                     .map(|t| {
                         (
@@ -252,32 +370,65 @@ mod tests {
             shape,
             [
                 vec![("a".to_string(), vec![0.0, 1.0, 2.0])],
-                vec![
-                    ("a".to_string(), vec![3.0, 4.0]),
-                    ("b".to_string(), vec![0.0])
-                ],
+                vec![("a".to_string(), vec![3.0, 4.0]), ("b".to_string(), vec![0.0])],
                 vec![("b".to_string(), vec![1.0])],
             ]
         );
-        assert_eq!(
-            reqs.iter().map(|(_, n)| n).collect::<Vec<_>>(),
-            [&3, &3, &1]
-        );
+        assert_eq!(reqs.iter().map(|(_, n)| n).collect::<Vec<_>>(), [&3, &3, &1]);
+    }
+
+    #[test]
+    fn the_hand_encoding_is_prosts_byte_for_byte() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for round in 0..200 {
+            let n = rng.usize(1..40);
+            let named: Vec<Named> = (0..n)
+                .map(|_| {
+                    let long = "x".repeat(rng.usize(0..300));
+                    let value = match rng.u8(0..5) {
+                        0 => 0.0,
+                        1 => -0.0,
+                        2 => f64::NAN,
+                        3 => -1e300,
+                        _ => rng.f64() * 1e6,
+                    };
+                    let ts = match rng.u8(0..4) {
+                        0 => 0,
+                        1 => -5,
+                        _ => rng.i64(0..2_000_000_000),
+                    };
+                    named(
+                        &format!("m{}", rng.u8(0..4)),
+                        &[("k", if rng.bool() { "" } else { "v\u{e9}" }), ("long", &long)],
+                        value,
+                        ts,
+                    )
+                })
+                .collect();
+            let g = group(named);
+            let ext = vec![("job".to_string(), String::new())];
+            for (parts, _) in plan(&g, rng.usize(1..10)) {
+                let mut mine = Vec::new();
+                encode_protobuf(&g, &parts, &ext, &mut mine);
+                let theirs = prost::Message::encode_to_vec(&write_request(&g, &parts, &ext));
+                assert_eq!(mine, theirs, "round {round}");
+            }
+        }
+        assert_eq!(varint_len(0), 1);
+        assert_eq!(varint_len(127), 1);
+        assert_eq!(varint_len(128), 2);
+        assert_eq!(varint_len(u64::MAX), 10);
     }
 
     #[test]
     fn the_body_reads_back() {
-        let req = WriteRequest {
-            timeseries: group(vec![named("x_total", &[("k", "v\"\n")], -1.5, 7)], &[])
-                .into_iter()
-                .map(|g| g.series)
-                .collect(),
-        };
-        let body = encode(&req).expect("encode");
+        let g = group(vec![named("x_total", &[("k", "v\"\n")], -1.5, 7)]);
+        let req = write_request(&g, &whole(&g), &[]);
+        let mut raw = Vec::new();
+        encode_protobuf(&g, &whole(&g), &[], &mut raw);
+        let body = compress(&raw).expect("snappy");
         assert_eq!(decode(&body).expect("decode"), req);
-        // Protobuf field 1 (timeseries), length-delimited, after snappy's
-        // length preamble: not the raw protobuf.
-        assert_ne!(body, prost::Message::encode_to_vec(&req));
+        assert_eq!(encode(&req).expect("encode"), body);
         assert!(decode(b"garbage").is_err());
     }
 }
