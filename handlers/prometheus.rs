@@ -48,6 +48,8 @@ pub struct PrometheusConfig {
     /// graphite_exporter's mapping rules (YAML) for the samples without a
     /// family of their own; "" for none.
     pub mapping_file: String,
+    /// Most scrape connections open at once; one more is closed at once.
+    pub max_connections: usize,
 }
 
 impl Default for PrometheusConfig {
@@ -58,6 +60,7 @@ impl Default for PrometheusConfig {
             expiry: 300.0,
             max_bytes: 64 << 20,
             mapping_file: String::new(),
+            max_connections: 64,
         }
     }
 }
@@ -81,6 +84,12 @@ impl PrometheusConfig {
         }
         super::check_seconds(key, &[("expiry", self.expiry)])?;
         self.mapper(key)?;
+        if self.max_connections == 0 {
+            return Err(ConfigError::new(
+                format!("{key}.max_connections"),
+                "must be at least 1",
+            ));
+        }
         if self.max_bytes < 4096 {
             return Err(ConfigError::new(
                 format!("{key}.max_bytes"),
@@ -182,7 +191,8 @@ impl Cache {
         let Some(n) = self.namer.name(s) else {
             return;
         };
-        let (name, kind, help, native) = (n.name.into_owned(), n.kind, n.help.into_owned(), n.native);
+        let (name, kind, help, native) =
+            (n.name.into_owned(), n.kind, n.help.into_owned(), n.native);
         let labels: Vec<(String, String)> = n
             .labels
             .into_iter()
@@ -402,8 +412,11 @@ async fn scrape(shared: Arc<Shared>, headers: HeaderMap) -> Response {
     r
 }
 
-/// Serves scrapes until `stop` says so; a port that cannot be bound (an old
-/// node_exporter still on it) is tried again with backoff meanwhile.
+/// Serves scrapes until `stop` says so, within the bounds of
+/// `server::http` (a port facing the network: slow and idle clients hold
+/// a slot each, never the agent's file descriptors); a port that cannot be
+/// bound (an old node_exporter still on it) is tried again with backoff
+/// meanwhile.
 async fn serve(
     cfg: PrometheusConfig,
     name: String,
@@ -432,15 +445,11 @@ async fn serve(
         &cfg.path,
         axum::routing::get(move |headers: HeaderMap| scrape(shared.clone(), headers)),
     );
-    let shutdown = async move {
-        let _ = stop.wait_for(|s| *s).await;
+    let limits = crate::server::http::Limits {
+        max_connections: cfg.max_connections,
+        ..Default::default()
     };
-    if let Err(e) = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        log::warn!("{name}: {e}");
-    }
+    crate::server::http::serve(listener, router, limits, Default::default(), stop).await;
 }
 
 pub async fn run(mut d: Delivery, cfg: PrometheusConfig) -> Result<(), DeliveryError> {

@@ -2,6 +2,7 @@
 //! configures.
 
 pub mod carbon;
+pub mod http;
 pub mod js;
 pub mod statsd;
 pub mod web;
