@@ -18,7 +18,7 @@
 
 use super::{Backoff, Delivery, DeliveryError};
 use crate::config::ConfigError;
-use crate::prometheus::mapping::Mapper;
+use crate::prometheus::mapping::{Mapper, NODE_NAMESPACE, NODE_NAMESPACE_WHY};
 use crate::prometheus::naming::Namer;
 use crate::prometheus::{Exposition, Format, Kind};
 use crate::sample::Sample;
@@ -108,7 +108,10 @@ impl PrometheusConfig {
             return Ok(None);
         }
         Mapper::load(std::path::Path::new(&self.mapping_file))
-            .map(Some)
+            .and_then(|m| {
+                m.naming_into(NODE_NAMESPACE, NODE_NAMESPACE_WHY)?;
+                Ok(Some(m))
+            })
             .map_err(|e| {
                 ConfigError::new(
                     format!("{key}.mapping_file"),

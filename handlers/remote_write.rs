@@ -17,7 +17,7 @@
 
 use super::{Backoff, Delivery, DeliveryError};
 use crate::config::ConfigError;
-use crate::prometheus::mapping::Mapper;
+use crate::prometheus::mapping::{Mapper, NODE_NAMESPACE, NODE_NAMESPACE_WHY};
 use crate::prometheus::naming::Namer;
 use crate::prometheus::remote::{self, Grouped};
 use axum::body::Bytes;
@@ -132,7 +132,10 @@ impl RemoteWriteConfig {
             return Ok(None);
         }
         Mapper::load(std::path::Path::new(&self.mapping_file))
-            .map(Some)
+            .and_then(|m| {
+                m.naming_into(NODE_NAMESPACE, NODE_NAMESPACE_WHY)?;
+                Ok(Some(m))
+            })
             .map_err(|e| {
                 ConfigError::new(
                     format!("{key}.mapping_file"),

@@ -28,6 +28,12 @@ use regex::{Regex, RegexSet};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+/// The names node_exporter's families have: the collectors' own. A rule
+/// naming into it would merge Graphite samples into them.
+pub const NODE_NAMESPACE: &str = "node_";
+pub const NODE_NAMESPACE_WHY: &str =
+    "node_ names are the collectors' own node_exporter families; a rule may not map into them";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 enum MatchType {
@@ -85,6 +91,8 @@ struct Rule {
     labels: Vec<(String, String)>,
     drop: bool,
     help: Option<String>,
+    /// The line of its `match:` in the file, when known.
+    line: Option<usize>,
 }
 
 /// What a rule makes of a name.
@@ -299,6 +307,7 @@ impl Mapper {
                 labels: r.labels.into_iter().collect(),
                 drop: r.action == Action::Drop,
                 help: r.help,
+                line: rule_line(text, n),
             });
         }
         if !glob_patterns.is_empty() {
@@ -308,6 +317,23 @@ impl Mapper {
             })?);
         }
         Ok(m)
+    }
+
+    /// The first mapping rule (not a drop rule) whose name starts with
+    /// `prefix`, as an error naming its line.
+    pub fn naming_into(&self, prefix: &str, why: &str) -> Result<(), MappingError> {
+        match self
+            .rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| !r.drop && r.name.starts_with(prefix))
+        {
+            Some((n, r)) => Err(MappingError {
+                line: r.line,
+                message: format!("mappings[{n}]: name {:?}: {why}", r.name),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The number of rules.
@@ -469,6 +495,22 @@ mappings:
         }
         assert!(Mapper::parse("").expect("empty").is_empty());
         assert!(Mapper::parse("mappings: []\n").expect("none").is_empty());
+    }
+
+    #[test]
+    fn a_rule_into_a_reserved_namespace_is_named_with_its_line() {
+        let m = Mapper::parse(
+            "mappings:\n- match: a.*\n  action: drop\n  name: node_x\n- match: b.*\n  name: ok\n- match: c.*\n  name: node_load1\n",
+        )
+        .expect("rules");
+        let e = m.naming_into("node_", "reserved").expect_err("node_load1");
+        assert_eq!(e.line, Some(7));
+        assert!(
+            e.to_string()
+                .contains("mappings[2]: name \"node_load1\": reserved"),
+            "{e}"
+        );
+        assert!(m.naming_into("zzz_", "reserved").is_ok());
     }
 
     #[test]

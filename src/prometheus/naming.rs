@@ -118,7 +118,13 @@ impl Namer {
                     }
                 }
                 let help = help.unwrap_or_else(|| format!("Graphite metric {}", s.name));
-                (Cow::Owned(name), Kind::Gauge, Cow::Owned(help), labels, false)
+                (
+                    Cow::Owned(name),
+                    Kind::Gauge,
+                    Cow::Owned(help),
+                    labels,
+                    false,
+                )
             }
         };
         if native && !super::valid_metric_name(&name) {

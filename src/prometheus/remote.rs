@@ -298,7 +298,10 @@ mod tests {
     }
 
     fn whole(g: &[Grouped]) -> Vec<Part> {
-        g.iter().enumerate().map(|(i, s)| (i, 0..s.points.len())).collect()
+        g.iter()
+            .enumerate()
+            .map(|(i, s)| (i, 0..s.points.len()))
+            .collect()
     }
 
     #[test]
@@ -370,11 +373,17 @@ mod tests {
             shape,
             [
                 vec![("a".to_string(), vec![0.0, 1.0, 2.0])],
-                vec![("a".to_string(), vec![3.0, 4.0]), ("b".to_string(), vec![0.0])],
+                vec![
+                    ("a".to_string(), vec![3.0, 4.0]),
+                    ("b".to_string(), vec![0.0])
+                ],
                 vec![("b".to_string(), vec![1.0])],
             ]
         );
-        assert_eq!(reqs.iter().map(|(_, n)| n).collect::<Vec<_>>(), [&3, &3, &1]);
+        assert_eq!(
+            reqs.iter().map(|(_, n)| n).collect::<Vec<_>>(),
+            [&3, &3, &1]
+        );
     }
 
     #[test]
@@ -399,7 +408,10 @@ mod tests {
                     };
                     named(
                         &format!("m{}", rng.u8(0..4)),
-                        &[("k", if rng.bool() { "" } else { "v\u{e9}" }), ("long", &long)],
+                        &[
+                            ("k", if rng.bool() { "" } else { "v\u{e9}" }),
+                            ("long", &long),
+                        ],
                         value,
                         ts,
                     )
