@@ -1,9 +1,16 @@
 //! tcp: TCP counters from `/proc/net/netstat` (`TcpExt:`) and
 //! `/proc/net/snmp` (`Tcp:`), as Diamond's TCPCollector: `tcp.<Key>`, per
 //! second, except the `gauges` (`CurrEstab`, `MaxConn`), sent as they are.
+//!
+//! For Prometheus, node_exporter's netstat families from the same two
+//! files: `node_netstat_<Proto>_<Field>` (untyped, raw) for the fields its
+//! default `--collector.netstat.fields` selects, of every table (`Ip`,
+//! `IpExt`, `Icmp`, `Tcp`, `TcpExt`, `Udp`, `UdpLite`); the udp collector
+//! gives `/proc/net/snmp6`'s.
 
 use super::{read_optional, CollectError, Collector, Emit, Missing};
 use crate::config::{Config, ConfigError};
+use crate::sample::PromKind;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -62,6 +69,50 @@ pub fn table<'t>(text: &'t str, proto: &str) -> Vec<(&'t str, i64)> {
         .collect()
 }
 
+/// node_exporter 1.5's default `--collector.netstat.fields`.
+const NODE_FIELDS: &str = r"^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$";
+
+static NODE_FIELDS_RE: std::sync::LazyLock<Option<regex::Regex>> =
+    std::sync::LazyLock::new(|| regex::Regex::new(NODE_FIELDS).ok());
+
+/// Emits `node_netstat_<proto>_<field>` when node_exporter sends that field.
+pub fn netstat_series(proto: &str, field: &str, value: f64, out: &mut Emit) {
+    let key = format!("{proto}_{field}");
+    if !NODE_FIELDS_RE.as_ref().is_some_and(|r| r.is_match(&key)) {
+        return;
+    }
+    out.series_named(
+        format!("node_netstat_{key}"),
+        PromKind::Untyped,
+        format!("Statistic {proto}{field}."),
+        Vec::new(),
+        value,
+    );
+}
+
+/// node_exporter's series of every table of a netstat/snmp text (lines in
+/// pairs: `Proto: keys`, `Proto: values`).
+fn tables_series(text: &str, out: &mut Emit) {
+    let mut lines = text.lines();
+    while let (Some(keys), Some(values)) = (lines.next(), lines.next()) {
+        let (Some((p, keys)), Some((q, values))) = (keys.split_once(':'), values.split_once(':'))
+        else {
+            continue;
+        };
+        if p != q {
+            continue;
+        }
+        for (k, v) in keys
+            .split_ascii_whitespace()
+            .zip(values.split_ascii_whitespace())
+        {
+            if let Ok(v) = v.parse::<f64>() {
+                netstat_series(p, k, v, out);
+            }
+        }
+    }
+}
+
 pub struct Tcp {
     /// (file, its table's name)
     sources: [(PathBuf, &'static str); 2],
@@ -98,11 +149,18 @@ impl Tcp {
 }
 
 impl Collector for Tcp {
+    fn native_series(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
         for ((file, proto), missing) in self.sources.iter().zip(&mut self.missing) {
             let Some(text) = read_optional(file, &mut self.buf, missing)? else {
                 continue;
             };
+            if out.wants_series() {
+                tables_series(text, out);
+            }
             for (key, value) in table(text, proto) {
                 if !self.allowed.is_empty() && !self.allowed.iter().any(|a| a == key) {
                     continue;
@@ -192,6 +250,33 @@ mod tests {
             v.len(),
             keys("proc/t1/net/netstat", "TcpExt") + keys("proc/t1/net/snmp", "Tcp")
         );
+    }
+
+    #[test]
+    fn node_exporter_netstat_series_of_both_files() {
+        let (first, _) = runs(&TcpConfig::default());
+        let p = crate::collectors::testutil::series(&first);
+        let raw = |f: &str, proto: &str, k: &str| raw(f, proto, k) as f64;
+        assert_eq!(
+            p["node_netstat_Tcp_CurrEstab"],
+            raw("proc/t0/net/snmp", "Tcp", "CurrEstab")
+        );
+        assert_eq!(
+            p["node_netstat_TcpExt_ListenDrops"],
+            raw("proc/t0/net/netstat", "TcpExt", "ListenDrops")
+        );
+        assert_eq!(
+            p["node_netstat_Udp_NoPorts"],
+            raw("proc/t0/net/snmp", "Udp", "NoPorts")
+        );
+        assert_eq!(
+            p["node_netstat_Ip_Forwarding"],
+            raw("proc/t0/net/snmp", "Ip", "Forwarding")
+        );
+        // Only node_exporter's default fields.
+        assert!(!p.contains_key("node_netstat_TcpExt_TCPLoss"));
+        assert!(!p.contains_key("node_netstat_Ip_InReceives"));
+        assert!(p.keys().all(|k| k.starts_with("node_netstat_")));
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! udp: UDP counters from `/proc/net/snmp` (`Udp:`), as Diamond's
 //! UDPCollector, with IPv6's (`/proc/net/snmp6`, `Udp6<Key>`) added in
 //! where the kernel has them: `udp.<Key>`, per second.
+//!
+//! For Prometheus, node_exporter's netstat families of `/proc/net/snmp6`
+//! (`node_netstat_Ip6_InOctets`, `node_netstat_Udp6_InDatagrams`, ...);
+//! the tcp collector gives those of `/proc/net/snmp` and `netstat`.
 
 use super::tcp::table;
 use super::{read_optional, CollectError, Collector, Emit, Missing};
@@ -42,6 +46,21 @@ pub fn udp6(text: &str) -> impl Iterator<Item = (&str, u64)> {
     })
 }
 
+/// node_exporter's series of a `/proc/net/snmp6` text: `Ip6InOctets 5`
+/// is the field `InOctets` of `Ip6` (the name up to its `6`).
+fn snmp6_series(text: &str, out: &mut Emit) {
+    for line in text.lines() {
+        let mut it = line.split_ascii_whitespace();
+        let (Some(key), Some(v)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let Some(i) = key.find('6') else { continue };
+        if let Ok(v) = v.parse::<f64>() {
+            super::tcp::netstat_series(&key[..=i], &key[i + 1..], v, out);
+        }
+    }
+}
+
 pub struct Udp {
     snmp: PathBuf,
     snmp6: PathBuf,
@@ -76,6 +95,10 @@ impl Udp {
 }
 
 impl Collector for Udp {
+    fn native_series(&self) -> bool {
+        true
+    }
+
     fn collect(&mut self, out: &mut Emit) -> Result<(), CollectError> {
         self.sums.clear();
         let Some(text) = read_optional(&self.snmp, &mut self.buf, &mut self.missing[0])? else {
@@ -88,6 +111,9 @@ impl Collector for Udp {
             .filter_map(|(k, v)| Some((k.to_string(), u64::try_from(v).ok()?)))
             .collect();
         if let Some(text) = read_optional(&self.snmp6, &mut self.buf, &mut self.missing[1])? {
+            if out.wants_series() {
+                snmp6_series(text, out);
+            }
             for (key, v) in udp6(text) {
                 if let Some((_, sum)) = self.sums.iter_mut().find(|(k, _)| k == key) {
                     *sum = sum.wrapping_add(v);
@@ -117,7 +143,12 @@ mod tests {
                 dir.join("none")
             };
         });
-        assert!(first.is_empty());
+        assert!(values(&first).is_empty());
+        let p = crate::collectors::testutil::series(&first);
+        assert_eq!(v6, p.contains_key("node_netstat_Udp6_InDatagrams"), "{p:?}");
+        assert!(p
+            .keys()
+            .all(|k| k.starts_with("node_netstat_") && k.contains('6')));
         second
     }
 

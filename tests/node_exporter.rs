@@ -27,12 +27,14 @@ const COLLECTORS: &[&str] = &[
     "entropy",
     "filestat",
     "pressure",
+    "tcp",
+    "udp",
 ];
 
 /// The node_exporter families carbyne's collectors are to give: every
 /// family whose name one of these matches (node_exporter's cpu, stat,
 /// meminfo, filesystem, diskstats, loadavg, vmstat, sockstat, netdev,
-/// entropy, filefd and pressure collectors).
+/// entropy, filefd, pressure and netstat collectors).
 const COVERED: &[&str] = &[
     r"^node_cpu_(guest_)?seconds_total$",
     r"^node_(intr_total|context_switches_total|forks_total|boot_time_seconds|procs_running|procs_blocked)$",
@@ -46,6 +48,7 @@ const COVERED: &[&str] = &[
     r"^node_entropy_",
     r"^node_filefd_",
     r"^node_pressure_",
+    r"^node_netstat_",
 ];
 
 /// A parsed exposition: family name -> (type, label set -> value).
