@@ -20,7 +20,7 @@ use super::{Backoff, Delivery, DeliveryError};
 use crate::config::ConfigError;
 use crate::prometheus::mapping::{Mapper, NODE_NAMESPACE, NODE_NAMESPACE_WHY};
 use crate::prometheus::naming::Namer;
-use crate::prometheus::{Exposition, Format, Kind};
+use crate::prometheus::{Conflict, Exposition, Format};
 use crate::sample::Sample;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -121,37 +121,19 @@ impl PrometheusConfig {
     }
 }
 
-/// The bytes a series costs in the cache, roughly: its strings, the map
-/// entry and the value.
-fn series_cost(labels: &[(String, String)]) -> usize {
-    64 + labels
-        .iter()
-        .map(|(k, v)| 48 + k.len() + v.len())
-        .sum::<usize>()
-}
-
-/// One family's series and when each was last given.
-#[derive(Debug)]
-struct CachedFamily {
-    kind: Kind,
-    help: String,
-    /// The newest run that gave this family; series it left out go.
-    latest: i64,
-    /// A family of a collector's own (swept by run), not a mapped name.
-    native: bool,
-    series: HashMap<Vec<(String, String)>, (f64, i64)>,
-}
-
 /// The latest value of every series, and the renderings of them.
 #[derive(Debug, Default)]
 pub struct Cache {
-    families: HashMap<String, CachedFamily>,
+    exp: Exposition,
+    /// The newest run of each family of a collector's own: the series an
+    /// update leaves older than it go.
+    latest: HashMap<String, i64>,
     bytes: usize,
     max_bytes: usize,
     /// New series refused because the cache was full.
     pub refused: u64,
     refusing: bool,
-    /// Families whose series could not be written (a name clash), each said once.
+    /// Families whose series could not be taken (a name clash), each said once.
     clashes: HashSet<String>,
     rendered: [Option<Bytes>; 2],
     gzipped: [Option<Bytes>; 2],
@@ -182,110 +164,76 @@ impl Cache {
 
     /// Takes in one batch of samples (whole collector runs).
     pub fn update(&mut self, samples: Vec<Sample>) {
+        let mut swept = false;
         for s in samples {
-            self.put(s);
+            swept |= self.put(s);
         }
-        self.sweep_runs();
+        if swept {
+            let latest = &self.latest;
+            let freed = self
+                .exp
+                .retain(|family, ts| latest.get(family).is_none_or(|l| ts >= *l));
+            self.release(freed);
+        }
         self.rendered = [None, None];
         self.gzipped = [None, None];
     }
 
-    fn put(&mut self, s: Sample) {
+    /// Takes one sample; whether a family of a collector's own has a
+    /// newer run now (its older series are to go).
+    fn put(&mut self, s: Sample) -> bool {
         let Some(n) = self.namer.name(s) else {
-            return;
+            return false;
         };
-        let (name, kind, help, native) =
-            (n.name.into_owned(), n.kind, n.help.into_owned(), n.native);
-        let labels: Vec<(String, String)> = n
-            .labels
-            .into_iter()
-            .map(|(k, v)| (k.into_owned(), v))
-            .collect();
-        let s = (n.value, n.timestamp);
-        let family = match self.families.get_mut(&name) {
-            Some(f) => f,
-            None => {
-                if self.full(name.len() + help.len() + 96) {
-                    return;
+        let labels: Vec<(&str, &str)> = n.labels.iter().map(|(k, v)| (&**k, v.as_str())).collect();
+        // At most what a new series and family take (their strings, the
+        // label block's quotes and commas, the maps' entries).
+        let most = n.name.len()
+            + n.help.len()
+            + labels.iter().map(|(k, v)| k.len() + 2 * v.len() + 4).sum::<usize>()
+            + 130;
+        let full = self.bytes + most > self.max_bytes;
+        match self
+            .exp
+            .add_at(&n.name, n.kind, &n.help, &labels, n.value, n.timestamp, !full)
+        {
+            Ok(added) => {
+                self.bytes += added.new_series + added.new_family;
+                if n.native {
+                    let l = self.latest.entry(added.family).or_insert(n.timestamp);
+                    if n.timestamp > *l {
+                        *l = n.timestamp;
+                        return true;
+                    }
                 }
-                self.bytes += name.len() + help.len() + 96;
-                self.families.entry(name).or_insert(CachedFamily {
-                    kind,
-                    help,
-                    latest: s.1,
-                    native,
-                    series: HashMap::new(),
-                })
+                false
             }
-        };
-        family.latest = family.latest.max(s.1);
-        if let Some(v) = family.series.get_mut(&labels) {
-            *v = s;
-            return;
-        }
-        let cost = series_cost(&labels);
-        if self.bytes + cost > self.max_bytes {
-            self.refused += 1;
-            if !self.refusing {
-                self.refusing = true;
-                log::warn!(
-                    "prometheus: the cache holds max_bytes ({}); new series are dropped",
-                    self.max_bytes
-                );
-            }
-            return;
-        }
-        self.bytes += cost;
-        family.series.insert(labels, s);
-    }
-
-    fn full(&mut self, cost: usize) -> bool {
-        if self.bytes + cost > self.max_bytes {
-            self.refused += 1;
-            return true;
-        }
-        false
-    }
-
-    /// Drops the series a newer run of their family left out.
-    fn sweep_runs(&mut self) {
-        let mut freed = 0;
-        for f in self.families.values_mut().filter(|f| f.native) {
-            let latest = f.latest;
-            f.series.retain(|labels, (_, ts)| {
-                let keep = *ts >= latest;
-                if !keep {
-                    freed += series_cost(labels);
+            Err(Conflict::Full) => {
+                self.refused += 1;
+                if !self.refusing {
+                    self.refusing = true;
+                    log::warn!(
+                        "prometheus: the cache holds max_bytes ({}); new series are dropped",
+                        self.max_bytes
+                    );
                 }
-                keep
-            });
+                false
+            }
+            Err(e) => {
+                if self.clashes.insert(n.name.to_string()) {
+                    log::warn!("prometheus: {e}; that series is left out");
+                }
+                false
+            }
         }
-        self.release(freed);
     }
 
     /// Drops the series last given before `oldest` (unix seconds), and
     /// families left empty.
     pub fn expire(&mut self, oldest: i64) {
-        let mut freed = 0;
-        let mut changed = false;
-        self.families.retain(|name, f| {
-            f.series.retain(|labels, (_, ts)| {
-                let keep = *ts >= oldest;
-                if !keep {
-                    freed += series_cost(labels);
-                    changed = true;
-                }
-                keep
-            });
-            if f.series.is_empty() {
-                freed += name.len() + f.help.len() + 96;
-                changed = true;
-                return false;
-            }
-            true
-        });
-        self.release(freed);
-        if changed {
+        let freed = self.exp.retain(|_, ts| ts >= oldest);
+        if freed > 0 {
+            self.release(freed);
             self.rendered = [None, None];
             self.gzipped = [None, None];
         }
@@ -300,11 +248,11 @@ impl Cache {
 
     /// The number of series held.
     pub fn len(&self) -> usize {
-        self.families.values().map(|f| f.series.len()).sum()
+        self.exp.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.exp.is_empty()
     }
 
     /// The exposition in `format`, rendered once per change.
@@ -313,22 +261,8 @@ impl Cache {
         if let Some(b) = &self.rendered[slot] {
             return b.clone();
         }
-        let mut exp = Exposition::new();
-        for (name, f) in &self.families {
-            for (labels, (value, _)) in &f.series {
-                let pairs: Vec<(&str, &str)> = labels
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
-                if let Err(e) = exp.add(name, f.kind, &f.help, &pairs, *value) {
-                    if self.clashes.insert(name.clone()) {
-                        log::warn!("prometheus: {e}; that series is left out");
-                    }
-                }
-            }
-        }
-        let mut text = String::with_capacity(self.bytes / 2 + 1024);
-        exp.write(format, &mut text);
+        let mut text = String::with_capacity(self.bytes + 1024);
+        self.exp.write(format, &mut text);
         let b = Bytes::from(text);
         self.rendered[slot] = Some(b.clone());
         b

@@ -9,6 +9,7 @@ pub mod mapping;
 pub mod naming;
 pub mod remote;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -119,6 +120,8 @@ pub enum Conflict {
         name: String,
         kind: &'static str,
     },
+    #[error("no room for a new series")]
+    Full,
 }
 
 /// The two formats a scrape may ask for.
@@ -177,8 +180,9 @@ impl Format {
 struct Family {
     help: String,
     kind: Kind,
-    /// Label pairs (sorted by name) to value: one line per distinct set.
-    series: BTreeMap<Vec<(String, String)>, f64>,
+    /// Each series by its labels as written (`{a="b",c="d"}`, or "" for
+    /// none; names sorted): its value and when it was given.
+    series: BTreeMap<String, (f64, i64)>,
 }
 
 /// Series gathered by family, written as one exposition.
@@ -189,6 +193,61 @@ pub struct Exposition {
     pub duplicates: u64,
 }
 
+/// What [`Exposition::add_at`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    /// The family's name as written (valid; `_total` on a counter).
+    pub family: String,
+    /// Bytes a new series holds (0 when the series was there).
+    pub new_series: usize,
+    /// Bytes a new family holds (0 when the family was there).
+    pub new_family: usize,
+}
+
+/// The labels as written in the exposition: names made valid (`le` and
+/// `quantile`, which only histograms and summaries have, become
+/// `exported_le`/`exported_quantile`, as Prometheus renames a clash),
+/// sorted, the first of two alike kept, values escaped.
+fn label_block(labels: &[(&str, &str)]) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let mut pairs: Vec<(Cow<str>, &str)> = labels
+        .iter()
+        .map(|(k, v)| {
+            let valid = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && !k.starts_with("__")
+                && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+            let mut k = if valid {
+                Cow::Borrowed(*k)
+            } else {
+                Cow::Owned(label_name(k))
+            };
+            if k == "le" || k == "quantile" {
+                k.to_mut().insert_str(0, "exported_");
+            }
+            (k, *v)
+        })
+        .collect();
+    // Two raw names that sanitise alike: the first given stays (the sort
+    // is stable).
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs.dedup_by(|later, first| later.0 == first.0);
+    let mut out = String::with_capacity(2 + pairs.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>());
+    out.push('{');
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        push_label_value(&mut out, v);
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
 impl Exposition {
     pub fn new() -> Self {
         Self::default()
@@ -196,11 +255,10 @@ impl Exposition {
 
     /// Adds a series. `name` and the label names are made valid here (a
     /// label named `le` or `quantile` becomes `exported_le`, as Prometheus
-    /// renames a clash); two
-    /// series of one family with the same labels are one series, the later
-    /// value kept (and counted in `duplicates`). A family keeps the type
-    /// and help text it was first given; a series of another type under
-    /// the same name is refused.
+    /// renames a clash); two series of one family with the same labels are
+    /// one series, the later value kept (and counted in `duplicates`). A
+    /// family keeps the type and help text it was first given; a series of
+    /// another type under the same name is refused.
     pub fn add(
         &mut self,
         name: &str,
@@ -209,72 +267,125 @@ impl Exposition {
         labels: &[(&str, &str)],
         value: f64,
     ) -> Result<(), Conflict> {
-        let mut name = metric_name(name);
+        self.add_at(name, kind, help, labels, value, 0, true)
+            .map(|_| ())
+    }
+
+    /// [`Exposition::add`], remembering `ts` (unix seconds) with the value
+    /// for [`Exposition::retain`]; with `allow_new` false only a series
+    /// that is there already is updated (a new one is [`Conflict::Full`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_at(
+        &mut self,
+        name: &str,
+        kind: Kind,
+        help: &str,
+        labels: &[(&str, &str)],
+        value: f64,
+        ts: i64,
+        allow_new: bool,
+    ) -> Result<Added, Conflict> {
+        let mut name: Cow<str> = if valid_metric_name(name) {
+            Cow::Borrowed(name)
+        } else {
+            Cow::Owned(metric_name(name))
+        };
         // A counter's samples end in `_total` (OpenMetrics requires it, and
         // Prometheus's conventions ask it of the text format).
         if kind == Kind::Counter && !name.ends_with("_total") {
-            name.push_str("_total");
+            name.to_mut().push_str("_total");
         }
-        // In OpenMetrics the counter `x_total` is the family `x`: a gauge
-        // named `x` beside it would be the same family.
-        let clash = match kind {
-            Kind::Counter => name
-                .strip_suffix("_total")
-                .filter(|base| {
-                    self.families
-                        .get(*base)
-                        .is_some_and(|f| f.kind != Kind::Counter)
-                })
-                .map(|base| (name.clone(), base.to_string(), self.families[base].kind)),
-            _ => self
-                .families
-                .get(&format!("{name}_total"))
-                .filter(|f| f.kind == Kind::Counter)
-                .map(|_| (format!("{name}_total"), name.clone(), kind)),
-        };
-        if let Some((counter, name, kind)) = clash {
-            return Err(Conflict::Family {
-                counter,
-                name,
-                kind: kind.as_str(),
-            });
-        }
-        let family = self.families.entry(name.clone()).or_insert_with(|| Family {
+        let block = label_block(labels);
+        let mut new_family = 0;
+        if !self.families.contains_key(&*name) {
+            if !allow_new {
+                return Err(Conflict::Full);
+            }
+            // In OpenMetrics the counter `x_total` is the family `x`: a
+            // gauge named `x` beside it would be the same family.
+            let clash = match kind {
+                Kind::Counter => name
+                    .strip_suffix("_total")
+                    .and_then(|base| Some((base, self.families.get(base)?)))
+                    .filter(|(_, f)| f.kind != Kind::Counter)
+                    .map(|(base, f)| (name.to_string(), base.to_string(), f.kind)),
+                _ => self
+                    .families
+                    .get(&format!("{name}_total"))
+                    .filter(|f| f.kind == Kind::Counter)
+                    .map(|_| (format!("{name}_total"), name.to_string(), kind)),
+            };
+            if let Some((counter, name, kind)) = clash {
+                return Err(Conflict::Family {
+                    counter,
+                    name,
+                    kind: kind.as_str(),
+                });
+            }
             // Prometheus wants a help text; the name stands in for none.
-            help: if help.trim().is_empty() {
-                name.clone()
+            let help = if help.trim().is_empty() {
+                name.to_string()
             } else {
                 help.to_string()
-            },
-            kind,
-            series: BTreeMap::new(),
-        });
+            };
+            new_family = name.len() + help.len() + 64;
+            self.families.insert(
+                name.to_string(),
+                Family {
+                    help,
+                    kind,
+                    series: BTreeMap::new(),
+                },
+            );
+        }
+        let Some(family) = self.families.get_mut(&*name) else {
+            unreachable!("the family was just found or made")
+        };
         if family.kind != kind {
             return Err(Conflict::Kind {
-                name,
+                name: name.into_owned(),
                 had: family.kind.as_str(),
                 asked: kind.as_str(),
             });
         }
-        let mut pairs: Vec<(String, String)> = labels
-            .iter()
-            .map(|(k, v)| {
-                let mut k = label_name(k);
-                // Only histograms and summaries have these labels.
-                if k == "le" || k == "quantile" {
-                    k.insert_str(0, "exported_");
-                }
-                (k, v.to_string())
-            })
-            .collect();
-        // Two raw names that sanitise alike: the first given stays (the
-        // sort is stable).
-        pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        pairs.dedup_by(|later, first| later.0 == first.0);
-        if family.series.insert(pairs, value).is_some() {
-            self.duplicates += 1;
+        let mut new_series = 0;
+        match family.series.get_mut(&block) {
+            Some(v) => {
+                *v = (value, ts);
+                self.duplicates += 1;
+            }
+            None if !allow_new => return Err(Conflict::Full),
+            None => {
+                new_series = block.len() + 64;
+                family.series.insert(block, (value, ts));
+            }
         }
-        Ok(())
+        Ok(Added {
+            family: name.into_owned(),
+            new_series,
+            new_family,
+        })
+    }
+
+    /// Keeps the series `keep(family, ts)` says to keep; a family left
+    /// without series goes. Returns the bytes freed.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, i64) -> bool) -> usize {
+        let mut freed = 0;
+        self.families.retain(|name, f| {
+            f.series.retain(|block, (_, ts)| {
+                let k = keep(name, *ts);
+                if !k {
+                    freed += block.len() + 64;
+                }
+                k
+            });
+            if f.series.is_empty() {
+                freed += name.len() + f.help.len() + 64;
+                return false;
+            }
+            true
+        });
+        freed
     }
 
     /// The number of series held.
@@ -322,24 +433,18 @@ impl Family {
     /// `# HELP`, `# TYPE` under `family_name`, then one line per series
     /// under the sample name `name`.
     fn write(&self, out: &mut String, family_name: &str, name: &str, kind: &str) {
-        let _ = write!(out, "# HELP {family_name} ");
+        out.push_str("# HELP ");
+        out.push_str(family_name);
+        out.push(' ');
         push_help(out, &self.help);
-        let _ = write!(out, "\n# TYPE {family_name} {kind}\n");
-        for (labels, value) in &self.series {
+        out.push_str("\n# TYPE ");
+        out.push_str(family_name);
+        out.push(' ');
+        out.push_str(kind);
+        out.push('\n');
+        for (labels, (value, _)) in &self.series {
             out.push_str(name);
-            if !labels.is_empty() {
-                out.push('{');
-                for (i, (k, v)) in labels.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(k);
-                    out.push_str("=\"");
-                    push_label_value(out, v);
-                    out.push('"');
-                }
-                out.push('}');
-            }
+            out.push_str(labels);
             out.push(' ');
             push_value(out, *value);
             out.push('\n');
