@@ -695,7 +695,21 @@ mod tests {
         let pid = child.id().to_string();
         std::os::unix::fs::symlink(format!("/proc/{pid}"), dir.path().join(&pid)).expect("link");
         let mut buf = Vec::new();
-        let tally = scan(dir.path(), &mut buf);
+        // The child's descriptors as the kernel lists them; a loaded
+        // machine once showed a scan without its pipe, so a few tries.
+        let mut tally = scan(dir.path(), &mut buf);
+        for _ in 0..5 {
+            let whole = tally.as_ref().is_ok_and(|t| {
+                t.host.contains_key("FIFO")
+                    && t.host.contains_key("CHR")
+                    && t.host.contains_key("DIR")
+            });
+            if whole {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            tally = scan(dir.path(), &mut buf);
+        }
         let _ = child.kill();
         let _ = child.wait();
         let tally = tally.expect("scan");
@@ -705,9 +719,10 @@ mod tests {
         let t = &tally.by_uid[&uid];
         // cwd and rtd; stdout; stderr; stdin, the program and its
         // libraries (and whatever this test's own runner let it inherit).
-        assert_eq!(t["DIR"], 2, "{t:?}");
-        assert!(t["FIFO"] >= 1 && t["CHR"] >= 1, "{t:?}");
-        assert!(t["REG"] >= 3, "{t:?}");
+        let n = |k: &str| t.get(k).copied().unwrap_or(0);
+        assert_eq!(n("DIR"), 2, "{t:?}");
+        assert!(n("FIFO") >= 1 && n("CHR") >= 1, "{t:?}");
+        assert!(n("REG") >= 3, "{t:?}");
         assert_eq!(tally.host, *t);
         let root = lookup_account(0, true).expect("root");
         assert!(root.groups.contains(&"root".to_string()), "{root:?}");

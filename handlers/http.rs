@@ -193,23 +193,8 @@ pub async fn run(mut d: Delivery, cfg: HttpConfig, host: String) -> Result<(), D
     let mut last_error: Option<String> = None;
     let mut rejected = 0u64;
     loop {
-        if d.queue.is_empty() {
-            if d.deadline().is_some() {
-                if rejected > 0 {
-                    return Err(DeliveryError(format!(
-                        "{} {}: {} ({rejected} samples rejected)",
-                        d.name,
-                        cfg.url,
-                        last_error.unwrap_or_default()
-                    )));
-                }
-                return Ok(());
-            }
-            d.wait_for_work().await;
-            continue;
-        }
-        if d.past_deadline() {
-            return Err(d.undelivered(&cfg.url, last_error.as_deref()));
+        if let Some(done) = d.ready(&cfg.url, last_error.as_deref(), rejected).await {
+            return done;
         }
         let mut batch = d.queue.take(cfg.max_batch);
         let (text, n) = body(&batch, cfg.format, &host, cfg.max_batch_bytes);

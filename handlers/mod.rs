@@ -387,6 +387,37 @@ impl Delivery {
         }
     }
 
+    /// Between two batches of a handler that sends requests: waits for
+    /// samples; `Some` when the handler is done: stopping with nothing
+    /// left (an error when the peer refused `rejected` samples), or past
+    /// its deadline with samples left.
+    pub async fn ready(
+        &mut self,
+        peer: &str,
+        last_error: Option<&str>,
+        rejected: u64,
+    ) -> Option<Result<(), DeliveryError>> {
+        loop {
+            if !self.queue.is_empty() {
+                if self.past_deadline() {
+                    return Some(Err(self.undelivered(peer, last_error)));
+                }
+                return None;
+            }
+            if self.deadline().is_some() {
+                if rejected > 0 {
+                    return Some(Err(DeliveryError(format!(
+                        "{} {peer}: {} ({rejected} samples rejected)",
+                        self.name,
+                        last_error.unwrap_or_default()
+                    ))));
+                }
+                return Some(Ok(()));
+            }
+            self.wait_for_work().await;
+        }
+    }
+
     /// [`Delivery::pause`] for work that runs beside other work of the same
     /// handler (its shards), through a shared reference.
     pub async fn pause_shared(&self, d: Duration) {

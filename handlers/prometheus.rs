@@ -18,7 +18,7 @@
 
 use super::{Backoff, Delivery, DeliveryError};
 use crate::config::ConfigError;
-use crate::prometheus::mapping::{Mapper, NODE_NAMESPACE, NODE_NAMESPACE_WHY};
+use crate::prometheus::mapping::Mapper;
 use crate::prometheus::naming::Namer;
 use crate::prometheus::{Conflict, Exposition, Format};
 use crate::sample::Sample;
@@ -104,20 +104,7 @@ impl PrometheusConfig {
     /// The rules of `mapping_file` (none when it is ""); an error names
     /// the file and line.
     pub fn mapper(&self, key: &str) -> Result<Option<Mapper>, ConfigError> {
-        if self.mapping_file.is_empty() {
-            return Ok(None);
-        }
-        Mapper::load(std::path::Path::new(&self.mapping_file))
-            .and_then(|m| {
-                m.naming_into(NODE_NAMESPACE, NODE_NAMESPACE_WHY)?;
-                Ok(Some(m))
-            })
-            .map_err(|e| {
-                ConfigError::new(
-                    format!("{key}.mapping_file"),
-                    format!("{}: {e}", self.mapping_file),
-                )
-            })
+        Mapper::for_handler(key, &self.mapping_file)
     }
 }
 
@@ -190,13 +177,21 @@ impl Cache {
         // label block's quotes and commas, the maps' entries).
         let most = n.name.len()
             + n.help.len()
-            + labels.iter().map(|(k, v)| k.len() + 2 * v.len() + 4).sum::<usize>()
+            + labels
+                .iter()
+                .map(|(k, v)| k.len() + 2 * v.len() + 4)
+                .sum::<usize>()
             + 130;
         let full = self.bytes + most > self.max_bytes;
-        match self
-            .exp
-            .add_at(&n.name, n.kind, &n.help, &labels, n.value, n.timestamp, !full)
-        {
+        match self.exp.add_at(
+            &n.name,
+            n.kind,
+            &n.help,
+            &labels,
+            n.value,
+            n.timestamp,
+            !full,
+        ) {
             Ok(added) => {
                 self.bytes += added.new_series + added.new_family;
                 if n.native {

@@ -17,7 +17,7 @@
 
 use super::{Backoff, Delivery, DeliveryError};
 use crate::config::ConfigError;
-use crate::prometheus::mapping::{Mapper, NODE_NAMESPACE, NODE_NAMESPACE_WHY};
+use crate::prometheus::mapping::Mapper;
 use crate::prometheus::naming::Namer;
 use crate::prometheus::remote::{self, Grouped};
 use axum::body::Bytes;
@@ -128,20 +128,7 @@ impl RemoteWriteConfig {
     }
 
     fn mapper(&self, key: &str) -> Result<Option<Mapper>, ConfigError> {
-        if self.mapping_file.is_empty() {
-            return Ok(None);
-        }
-        Mapper::load(std::path::Path::new(&self.mapping_file))
-            .and_then(|m| {
-                m.naming_into(NODE_NAMESPACE, NODE_NAMESPACE_WHY)?;
-                Ok(Some(m))
-            })
-            .map_err(|e| {
-                ConfigError::new(
-                    format!("{key}.mapping_file"),
-                    format!("{}: {e}", self.mapping_file),
-                )
-            })
+        Mapper::for_handler(key, &self.mapping_file)
     }
 
     fn client(&self) -> Result<reqwest::Client, String> {
@@ -315,23 +302,8 @@ pub async fn run(mut d: Delivery, cfg: RemoteWriteConfig) -> Result<(), Delivery
     let mut last_error: Option<String> = None;
     let per_round = cfg.max_samples_per_send.saturating_mul(cfg.max_shards);
     loop {
-        if d.queue.is_empty() {
-            if d.deadline().is_some() {
-                if rejected > 0 {
-                    return Err(DeliveryError(format!(
-                        "{} {}: {} ({rejected} samples refused)",
-                        d.name,
-                        cfg.url,
-                        last_error.unwrap_or_default()
-                    )));
-                }
-                return Ok(());
-            }
-            d.wait_for_work().await;
-            continue;
-        }
-        if d.past_deadline() {
-            return Err(d.undelivered(&cfg.url, last_error.as_deref()));
+        if let Some(done) = d.ready(&cfg.url, last_error.as_deref(), rejected).await {
+            return done;
         }
         let batch = d.queue.take(per_round);
         let named = batch.into_iter().filter_map(|s| namer.name(s)).collect();

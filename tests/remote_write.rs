@@ -386,7 +386,7 @@ fn a_receiver_answering_400_costs_only_its_own_samples() {
     // The refusing receiver fails the run, by name; the good one is whole.
     assert!(!out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("bad") && stderr.contains("refused"),
+        stderr.contains("bad") && stderr.contains("rejected"),
         "{stderr}"
     );
     assert!(!stderr.contains("handlers.prom"), "{stderr}");

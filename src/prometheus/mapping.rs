@@ -336,6 +336,28 @@ impl Mapper {
         }
     }
 
+    /// The rules of a handler's `mapping_file` (none when it is ""), which
+    /// may not name into `node_`; an error names the key, file and line.
+    pub fn for_handler(
+        key: &str,
+        path: &str,
+    ) -> Result<Option<Mapper>, crate::config::ConfigError> {
+        if path.is_empty() {
+            return Ok(None);
+        }
+        Mapper::load(std::path::Path::new(path))
+            .and_then(|m| {
+                m.naming_into(NODE_NAMESPACE, NODE_NAMESPACE_WHY)?;
+                Ok(Some(m))
+            })
+            .map_err(|e| {
+                crate::config::ConfigError::new(
+                    format!("{key}.mapping_file"),
+                    format!("{path}: {e}"),
+                )
+            })
+    }
+
     /// The number of rules.
     pub fn len(&self) -> usize {
         self.rules.len()

@@ -233,7 +233,12 @@ fn label_block(labels: &[(&str, &str)]) -> String {
     // is stable).
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
     pairs.dedup_by(|later, first| later.0 == first.0);
-    let mut out = String::with_capacity(2 + pairs.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>());
+    let mut out = String::with_capacity(
+        2 + pairs
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>(),
+    );
     out.push('{');
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {
