@@ -82,7 +82,11 @@ fn encode_rate() -> f64 {
         let mut bytes = 0;
         let mut raw = Vec::new();
         for chunk in input.chunks(2000) {
-            let named = chunk.iter().cloned().filter_map(|s| namer.name(s)).collect();
+            let named = chunk
+                .iter()
+                .cloned()
+                .filter_map(|s| namer.name(s))
+                .collect();
             let series = remote::group(named);
             for (parts, _) in remote::plan(&series, 2000) {
                 raw.clear();
@@ -170,7 +174,10 @@ fn main() {
     );
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "VictoriaMetrics did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "VictoriaMetrics did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let t0 = std::time::SystemTime::now()
@@ -187,7 +194,10 @@ fn main() {
     }
     println!("| remote_write (10 000 series, 2 000 samples per request) | samples/s |");
     println!("|---|---|");
-    println!("| named, grouped and encoded, in process (median of 7) | {:.0} |", enc);
+    println!(
+        "| named, grouped and encoded, in process (median of 7) | {:.0} |",
+        enc
+    );
     println!(
         "| sent into VictoriaMetrics, per CPU second of the sender (median of 5, 1 000 000 each) | {:.0} |",
         median(cpu)
