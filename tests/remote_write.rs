@@ -428,3 +428,84 @@ fn a_receiver_answering_400_costs_only_its_own_samples() {
     }
     assert_eq!(series as f64, n, "the same series went to both");
 }
+
+#[test]
+fn tls_to_a_prometheus_with_its_certificate_in_ca_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(d.join("key.pem"))
+        .arg("-out")
+        .arg(d.join("cert.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl (tests/run.sh installs it)");
+    assert!(made.success());
+    std::fs::write(
+        d.join("web.yml"),
+        format!(
+            "tls_server_config:\n  cert_file: {:?}\n  key_file: {:?}\n",
+            d.join("cert.pem"),
+            d.join("key.pem")
+        ),
+    )
+    .expect("web config");
+    let web = format!("--web.config.file={}", d.join("web.yml").display());
+    let port = free_port();
+    let _prometheus =
+        start_prometheus_with(d, &[], &["--web.enable-remote-write-receiver", &web], port);
+    wait_for_port(port);
+    let handler = |ca: &str| {
+        format!(
+            "[handlers.tls]\ntype = \"remote_write\"\nurl = \"https://127.0.0.1:{port}/api/v1/write\"\n\
+             max_backoff = 0.2\n{ca}external_labels = {{ job = \"tls\" }}\n"
+        )
+    };
+    // Without the certificate the server is not trusted: nothing is sent.
+    let cfg = write_config(d, "proc/server-a", "flush_timeout = 2\n", &handler(""));
+    let out = run(&["agent", "--once", "--config", cfg.to_str().expect("path")]);
+    assert!(
+        !out.status.success(),
+        "an untrusted certificate was accepted"
+    );
+    let ca = format!("ca_file = {:?}\n", d.join("cert.pem"));
+    let cfg = write_config(d, "proc/server-a", "", &handler(&ca));
+    let out = run(&["agent", "--once", "--config", cfg.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Prometheus's own API is behind the same TLS: ask it with curl.
+    let start = Instant::now();
+    let mut body = String::new();
+    while start.elapsed() < Duration::from_secs(30) {
+        let o = Command::new("curl")
+            .args(["-s", "--cacert"])
+            .arg(d.join("cert.pem"))
+            .arg(format!(
+                "https://127.0.0.1:{port}/api/v1/query?query=node_load1%7Bjob%3D%22tls%22%7D"
+            ))
+            .output()
+            .expect("curl");
+        body = String::from_utf8_lossy(&o.stdout).into_owned();
+        if body.contains("0.52") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(body.contains("\"0.52\""), "{body}");
+}

@@ -37,6 +37,10 @@ if ! command -v prometheus-node-exporter >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-node-exporter
 fi
 
+# openssl and curl make and use a certificate for remote_write over TLS (tests/remote_write.rs).
+command -v openssl >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl curl; }
+
 # VictoriaMetrics, a remote_write receiver (tests/remote_write.rs; Prometheus is the other).
 if ! command -v victoria-metrics >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends victoria-metrics
