@@ -69,6 +69,9 @@ pub struct WebServerConfig {
     pub max_find_results: usize,
     /// Requests evaluated at once; others wait their turn.
     pub max_concurrent_requests: usize,
+    /// Connections open at once; one more is closed at once (a client
+    /// must send its headers within 30 s, a connection lasts an hour).
+    pub max_connections: usize,
     /// Seconds a request may take before it is answered 503.
     pub request_timeout: f64,
     /// Whisper files kept open for reading between requests (each still
@@ -106,6 +109,7 @@ impl Default for WebServerConfig {
             max_points_per_request: 10_000_000,
             max_find_results: 1_000_000,
             max_concurrent_requests: 8,
+            max_connections: 256,
             request_timeout: 30.0,
             keep_open_files: 10_000,
             max_image_pixels: 4096 * 4096,
@@ -136,6 +140,7 @@ impl WebServerConfig {
             ("max_points_per_request", self.max_points_per_request),
             ("max_find_results", self.max_find_results),
             ("max_concurrent_requests", self.max_concurrent_requests),
+            ("max_connections", self.max_connections),
             ("max_image_pixels", self.max_image_pixels as usize),
         ] {
             if v == 0 {
@@ -224,6 +229,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await?;
+    let max_connections = cfg.max_connections;
     let root = cfg.storage_dir.clone().unwrap_or(storage_dir);
     log::info!(
         "web server on http://{} reading {}{}{}",
@@ -323,12 +329,22 @@ pub async fn run(
         .route("/version/", get(version))
         .fallback(not_found)
         .with_state(app);
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // Bounded: slow or idle clients hold a slot each, never the
+    // process's descriptors (axum::serve has no such bounds).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let limits = crate::server::http::Limits {
+        max_connections,
+        header_timeout: Duration::from_secs(30),
+        max_lifetime: Duration::from_secs(3600),
+    };
+    crate::server::http::serve(listener, router, limits, Default::default(), stop_rx).await;
     sweeper.abort();
     log::info!("web server stopped");
-    served
+    Ok(())
 }
 
 /// Request parameters, query string then form body, in order.
