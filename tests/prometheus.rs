@@ -229,3 +229,48 @@ fn a_real_prometheus_scrapes_what_is_written() {
     let asked = exporter.asked.lock().expect("lock").clone();
     assert!(asked.contains(&Format::OpenMetrics), "{asked:?}");
 }
+
+#[test]
+fn histograms_and_summaries_pass_promtool() {
+    use carbyne::prometheus::Distribution;
+    let mut e = Exposition::new();
+    for (i, m) in ["get", "put \"x\"\n"].iter().enumerate() {
+        let h = Distribution {
+            points: vec![(0.005, 0.0), (0.5, i as f64), (10.0, 3.0)],
+            sum: 4.25,
+            count: 5.0,
+        };
+        e.add_distribution(
+            "carbyne_rpc_seconds",
+            Kind::Histogram,
+            "RPC time.",
+            &[("method", m)],
+            h,
+            1,
+            true,
+        )
+        .expect("histogram");
+        let q = Distribution {
+            points: vec![(0.5, 0.1), (0.9, 0.4), (0.99, f64::NAN)],
+            sum: 4.25,
+            count: 5.0,
+        };
+        e.add_distribution(
+            "carbyne_lat_seconds",
+            Kind::Summary,
+            "Latency.",
+            &[("method", m)],
+            q,
+            1,
+            true,
+        )
+        .expect("summary");
+    }
+    let mut text = String::new();
+    e.write_text(&mut text);
+    let (code, said) = promtool(&text);
+    assert!(
+        code == 0 || (code == 3 && lints(&said).is_empty()),
+        "promtool exit {code}: {said}\n{text}"
+    );
+}

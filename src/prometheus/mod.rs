@@ -19,6 +19,10 @@ pub enum Kind {
     Counter,
     Gauge,
     Untyped,
+    /// Cumulative buckets, `_sum` and `_count` (a [`Distribution`]).
+    Histogram,
+    /// Quantiles, `_sum` and `_count` (a [`Distribution`]).
+    Summary,
 }
 
 impl Kind {
@@ -27,8 +31,36 @@ impl Kind {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
             Kind::Untyped => "untyped",
+            Kind::Histogram => "histogram",
+            Kind::Summary => "summary",
         }
     }
+
+    /// The sample names a family of this kind writes beside its own.
+    fn suffixes(self) -> &'static [&'static str] {
+        match self {
+            Kind::Histogram => &["_bucket", "_sum", "_count"],
+            Kind::Summary => &["_sum", "_count"],
+            _ => &[],
+        }
+    }
+}
+
+/// A histogram's or a summary's series: upper bounds (`le`) with the
+/// cumulative count at or under each (the last `+Inf`), or quantiles with
+/// their values; and the sum and count of the observations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Distribution {
+    pub points: Vec<(f64, f64)>,
+    pub sum: f64,
+    pub count: f64,
+}
+
+/// A series' value.
+#[derive(Debug, Clone, PartialEq)]
+enum Point {
+    Scalar(f64),
+    Distribution(Distribution),
 }
 
 /// `raw` as a metric name: `[a-zA-Z_][a-zA-Z0-9_]*`, each other character
@@ -122,6 +154,8 @@ pub enum Conflict {
     },
     #[error("no room for a new series")]
     Full,
+    #[error("{name} and {other} would write the same sample names (a histogram or summary's _bucket, _sum, _count)")]
+    Shadowed { name: String, other: String },
 }
 
 /// The two formats a scrape may ask for.
@@ -182,7 +216,7 @@ struct Family {
     kind: Kind,
     /// Each series by its labels as written (`{a="b",c="d"}`, or "" for
     /// none; names sorted): its value and when it was given.
-    series: BTreeMap<String, (f64, i64)>,
+    series: BTreeMap<String, (Point, i64)>,
 }
 
 /// Series gathered by family, written as one exposition.
@@ -290,6 +324,75 @@ impl Exposition {
         ts: i64,
         allow_new: bool,
     ) -> Result<Added, Conflict> {
+        if matches!(kind, Kind::Histogram | Kind::Summary) {
+            return Err(Conflict::Kind {
+                name: name.to_string(),
+                had: kind.as_str(),
+                asked: "single value",
+            });
+        }
+        self.add_point(
+            name,
+            kind,
+            help,
+            labels,
+            Point::Scalar(value),
+            ts,
+            allow_new,
+        )
+    }
+
+    /// Adds a histogram's (`kind` [`Kind::Histogram`]: `points` are upper
+    /// bounds with cumulative counts, a `+Inf` one added when missing) or a
+    /// summary's series (`points` are quantiles with their values).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_distribution(
+        &mut self,
+        name: &str,
+        kind: Kind,
+        help: &str,
+        labels: &[(&str, &str)],
+        mut value: Distribution,
+        ts: i64,
+        allow_new: bool,
+    ) -> Result<Added, Conflict> {
+        if !matches!(kind, Kind::Histogram | Kind::Summary) {
+            return Err(Conflict::Kind {
+                name: name.to_string(),
+                had: kind.as_str(),
+                asked: "distribution",
+            });
+        }
+        if kind == Kind::Histogram
+            && value
+                .points
+                .last()
+                .is_none_or(|(le, _)| *le != f64::INFINITY)
+        {
+            value.points.push((f64::INFINITY, value.count));
+        }
+        self.add_point(
+            name,
+            kind,
+            help,
+            labels,
+            Point::Distribution(value),
+            ts,
+            allow_new,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_point(
+        &mut self,
+        name: &str,
+        kind: Kind,
+        help: &str,
+        labels: &[(&str, &str)],
+        value: Point,
+        ts: i64,
+        allow_new: bool,
+    ) -> Result<Added, Conflict> {
         let mut name: Cow<str> = if valid_metric_name(name) {
             Cow::Borrowed(name)
         } else {
@@ -325,6 +428,30 @@ impl Exposition {
                     counter,
                     name,
                     kind: kind.as_str(),
+                });
+            }
+            // A histogram or summary `x` writes `x_sum`, `x_count` (and
+            // `x_bucket`): no family of those names beside it.
+            if let Some(taken) = kind
+                .suffixes()
+                .iter()
+                .map(|suffix| format!("{name}{suffix}"))
+                .chain(
+                    self.families
+                        .iter()
+                        .filter(|(base, f)| {
+                            f.kind
+                                .suffixes()
+                                .iter()
+                                .any(|suffix| name.strip_prefix(base.as_str()) == Some(*suffix))
+                        })
+                        .map(|(base, _)| base.clone()),
+                )
+                .find(|n| self.families.contains_key(n))
+            {
+                return Err(Conflict::Shadowed {
+                    name: name.into_owned(),
+                    other: taken,
                 });
             }
             // Prometheus wants a help text; the name stands in for none.
@@ -425,13 +552,46 @@ impl Exposition {
         for (name, family) in &self.families {
             let (family_name, kind) = match family.kind {
                 Kind::Counter => (name.strip_suffix("_total").unwrap_or(name), "counter"),
-                Kind::Gauge => (name.as_str(), "gauge"),
                 Kind::Untyped => (name.as_str(), "unknown"),
+                k => (name.as_str(), k.as_str()),
             };
             family.write(out, family_name, name, kind);
         }
         out.push_str("# EOF\n");
     }
+}
+
+/// One sample line: `name` + `suffix`, the label block with `extra`
+/// (`le` or `quantile`) added at its end, the value.
+fn line(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &str,
+    extra: Option<(&str, f64)>,
+    value: f64,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    match extra {
+        None => out.push_str(labels),
+        Some((k, at)) => {
+            match labels.strip_suffix('}') {
+                Some(open) => {
+                    out.push_str(open);
+                    out.push(',');
+                }
+                None => out.push('{'),
+            }
+            out.push_str(k);
+            out.push_str("=\"");
+            push_value(out, at);
+            out.push_str("\"}");
+        }
+    }
+    out.push(' ');
+    push_value(out, value);
+    out.push('\n');
 }
 
 impl Family {
@@ -448,11 +608,20 @@ impl Family {
         out.push_str(kind);
         out.push('\n');
         for (labels, (value, _)) in &self.series {
-            out.push_str(name);
-            out.push_str(labels);
-            out.push(' ');
-            push_value(out, *value);
-            out.push('\n');
+            match value {
+                Point::Scalar(v) => line(out, name, "", labels, None, *v),
+                Point::Distribution(d) => {
+                    let (suffix, label) = match self.kind {
+                        Kind::Histogram => ("_bucket", "le"),
+                        _ => ("", "quantile"),
+                    };
+                    for (at, v) in &d.points {
+                        line(out, name, suffix, labels, Some((label, *at)), *v);
+                    }
+                    line(out, name, "_sum", labels, None, d.sum);
+                    line(out, name, "_count", labels, None, d.count);
+                }
+            }
         }
     }
 }
@@ -535,6 +704,64 @@ mod tests {
         e.add("temp", Kind::Untyped, "", &[], 1.0)
             .expect("same family");
         assert!(e.add("temp", Kind::Counter, "", &[], 1.0).is_err());
+    }
+
+    #[test]
+    fn histograms_and_summaries_write_their_sample_lines() {
+        let mut e = Exposition::new();
+        let h = Distribution {
+            points: vec![(0.1, 1.0), (1.0, 3.0)],
+            sum: 2.5,
+            count: 4.0,
+        };
+        e.add_distribution(
+            "rpc_seconds",
+            Kind::Histogram,
+            "RPCs.",
+            &[("m", "get")],
+            h,
+            1,
+            true,
+        )
+        .expect("histogram");
+        let q = Distribution {
+            points: vec![(0.5, 0.2), (0.99, 0.9)],
+            sum: 2.5,
+            count: 4.0,
+        };
+        e.add_distribution("lat_seconds", Kind::Summary, "Latency.", &[], q, 1, true)
+            .expect("summary");
+        let mut t = String::new();
+        e.write_text(&mut t);
+        assert_eq!(
+            t,
+            "# HELP lat_seconds Latency.\n# TYPE lat_seconds summary\n\
+             lat_seconds{quantile=\"0.5\"} 0.2\nlat_seconds{quantile=\"0.99\"} 0.9\n\
+             lat_seconds_sum 2.5\nlat_seconds_count 4\n\
+             # HELP rpc_seconds RPCs.\n# TYPE rpc_seconds histogram\n\
+             rpc_seconds_bucket{m=\"get\",le=\"0.1\"} 1\nrpc_seconds_bucket{m=\"get\",le=\"1\"} 3\n\
+             rpc_seconds_bucket{m=\"get\",le=\"+Inf\"} 4\n\
+             rpc_seconds_sum{m=\"get\"} 2.5\nrpc_seconds_count{m=\"get\"} 4\n"
+        );
+        // The sample names they write are taken, both ways.
+        assert!(matches!(
+            e.add("rpc_seconds_count", Kind::Gauge, "", &[], 1.0),
+            Err(Conflict::Shadowed { .. })
+        ));
+        e.add("x_sum", Kind::Gauge, "", &[], 1.0).expect("gauge");
+        let d = Distribution {
+            points: vec![],
+            sum: 0.0,
+            count: 0.0,
+        };
+        assert!(matches!(
+            e.add_distribution("x", Kind::Summary, "", &[], d.clone(), 1, true),
+            Err(Conflict::Shadowed { .. })
+        ));
+        assert!(e.add("y", Kind::Histogram, "", &[], 1.0).is_err());
+        assert!(e
+            .add_distribution("y", Kind::Gauge, "", &[], d, 1, true)
+            .is_err());
     }
 
     #[test]
