@@ -103,9 +103,16 @@ pub enum CollectError {
 /// 0 anyway) and reads in large chunks: two or three `read`s per file.
 pub fn read<'b>(path: &Path, buf: &'b mut String) -> Result<&'b str, CollectError> {
     use std::io::Read;
-    buf.clear();
-    buf.reserve(16 * 1024);
-    let res = std::fs::File::open(path).and_then(|f| (&f).take(u64::MAX).read_to_string(buf));
+    let mut bytes = std::mem::take(buf).into_bytes();
+    bytes.clear();
+    bytes.reserve(16 * 1024);
+    let res = std::fs::File::open(path).and_then(|f| (&f).take(u64::MAX).read_to_end(&mut bytes));
+    // A name the kernel lists may hold any bytes (an interface, a mount
+    // point): those that are not UTF-8 read as U+FFFD, the rest as it is.
+    *buf = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
     match res {
         Ok(_) => Ok(buf.as_str()),
         Err(source) => Err(CollectError::Io {
@@ -741,6 +748,19 @@ pub(crate) mod testutil {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_that_is_not_utf8_reads_with_a_replacement_character() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("dev");
+        std::fs::write(&f, b"  eth\xff0: 1 2\n  lo: 3 4\n").expect("write");
+        let mut buf = String::new();
+        let text = read(&f, &mut buf).expect("read");
+        assert_eq!(text, "  eth\u{fffd}0: 1 2\n  lo: 3 4\n");
+        // The buffer is reused, valid text as it is.
+        std::fs::write(&f, b"ok\n").expect("write");
+        assert_eq!(read(&f, &mut buf).expect("read"), "ok\n");
+    }
 
     #[test]
     fn whitelist_wins_and_matches_at_start() {

@@ -528,15 +528,19 @@ impl Backoff {
 /// finite number of seconds (`timeout`, `max_backoff`, ...).
 pub fn check_seconds(key: &str, values: &[(&str, f64)]) -> Result<(), ConfigError> {
     for (k, v) in values {
-        if !(v.is_finite() && *v > 0.0) {
+        // A year at most: beyond, a Duration overflows soon after.
+        if !(v.is_finite() && *v > 0.0 && *v <= MAX_SECONDS) {
             return Err(ConfigError::new(
                 format!("{key}.{k}"),
-                "must be a positive number of seconds",
+                "must be a positive number of seconds, at most a year (31536000)",
             ));
         }
     }
     Ok(())
 }
+
+/// The longest time a handler setting may name.
+pub const MAX_SECONDS: f64 = 31_536_000.0;
 
 /// Checks a network peer given as `host`, `port` and a TCP/UDP `proto`.
 pub fn check_inet_peer(
@@ -639,7 +643,9 @@ pub fn spawn(spec: &HandlerSpec, host: &str) -> Running {
         HandlerConfig::Graphite(c) => tokio::spawn(graphite::run(delivery, c)),
         HandlerConfig::Http(c) => tokio::spawn(http::run(delivery, c, host.to_string())),
         HandlerConfig::Prometheus(c) => tokio::spawn(prometheus::run(delivery, c)),
-        HandlerConfig::RemoteWrite(c) => tokio::spawn(remote_write::run(delivery, c)),
+        HandlerConfig::RemoteWrite(c) => {
+            tokio::spawn(remote_write::run(delivery, c, host.to_string()))
+        }
         HandlerConfig::Statsd(c) => tokio::spawn(statsd::run(delivery, c)),
         HandlerConfig::Stdout(c) => tokio::spawn(stdout::run(delivery, c)),
         HandlerConfig::Syslog(c) => tokio::spawn(syslog::run(delivery, c)),

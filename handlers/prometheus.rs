@@ -76,7 +76,13 @@ impl PrometheusConfig {
                 ),
             ));
         }
-        if !self.path.starts_with('/') || self.path.contains(['?', '#', ' ']) {
+        // Letters, digits and `/-._~` only: the router reads `:`, `*`, `{`
+        // and `}` as its own syntax.
+        let plain = self
+            .path
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"/-._~".contains(&c));
+        if !self.path.starts_with('/') || !plain || self.path.contains("//") {
             return Err(ConfigError::new(
                 format!("{key}.path"),
                 format!("{:?} is not a URL path such as /metrics", self.path),
@@ -84,10 +90,10 @@ impl PrometheusConfig {
         }
         super::check_seconds(key, &[("expiry", self.expiry)])?;
         self.mapper(key)?;
-        if self.max_connections == 0 {
+        if !(1..=100_000).contains(&self.max_connections) {
             return Err(ConfigError::new(
                 format!("{key}.max_connections"),
-                "must be at least 1",
+                "must be 1 to 100000",
             ));
         }
         if self.max_bytes < 4096 {
@@ -631,15 +637,24 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("listen"));
+        for path in ["metrics", "/:x", "/{x}", "/*x", "/metrics}", "/a b", "//x"] {
+            let bad = PrometheusConfig {
+                path: path.into(),
+                ..ok.clone()
+            };
+            let e = bad.validate("handlers.p").expect_err(path).to_string();
+            assert!(e.contains("path"), "{path}: {e}");
+        }
         let bad = PrometheusConfig {
-            path: "metrics".into(),
+            max_connections: usize::MAX,
             ..ok.clone()
         };
-        assert!(bad
-            .validate("handlers.p")
-            .unwrap_err()
-            .to_string()
-            .contains("path"));
+        assert!(bad.validate("handlers.p").is_err());
+        let bad = PrometheusConfig {
+            expiry: 1e20,
+            ..ok.clone()
+        };
+        assert!(bad.validate("handlers.p").is_err());
         let bad = PrometheusConfig { expiry: 0.0, ..ok };
         assert!(bad.validate("handlers.p").is_err());
     }

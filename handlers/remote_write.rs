@@ -281,7 +281,25 @@ impl Round<'_> {
 }
 
 /// The handler task.
-pub async fn run(mut d: Delivery, cfg: RemoteWriteConfig) -> Result<(), DeliveryError> {
+/// The labels added to every series: `external_labels`, and `instance`
+/// set to the agent's hostname unless they name one (so that two hosts'
+/// series never meet under one name in the receiver).
+pub fn external_labels(cfg: &RemoteWriteConfig, host: &str) -> Vec<(String, String)> {
+    let mut labels = cfg.external_labels.clone();
+    if !host.is_empty() {
+        labels
+            .entry("instance".into())
+            .or_insert_with(|| host.to_string());
+    }
+    labels.into_iter().collect()
+}
+
+/// The handler task; `host` is the agent's hostname (the default `instance`).
+pub async fn run(
+    mut d: Delivery,
+    cfg: RemoteWriteConfig,
+    host: String,
+) -> Result<(), DeliveryError> {
     let key = format!("handlers.{}", d.name);
     let client = cfg
         .client()
@@ -292,11 +310,7 @@ pub async fn run(mut d: Delivery, cfg: RemoteWriteConfig) -> Result<(), Delivery
         None
     });
     let mut namer = Namer::new(mapper);
-    let external: Vec<(String, String)> = cfg
-        .external_labels
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let external = external_labels(&cfg, &host);
     let said_4xx = AtomicBool::new(false);
     let mut rejected = 0u64;
     let mut last_error: Option<String> = None;
@@ -352,6 +366,28 @@ pub async fn run(mut d: Delivery, cfg: RemoteWriteConfig) -> Result<(), Delivery
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hostname_is_the_default_instance() {
+        let mut cfg = RemoteWriteConfig::default();
+        assert_eq!(
+            external_labels(&cfg, "web01"),
+            [("instance".to_string(), "web01".to_string())]
+        );
+        assert!(external_labels(&cfg, "").is_empty());
+        cfg.external_labels = [
+            ("instance".to_string(), "web01:9100".to_string()),
+            ("job".to_string(), "node".to_string()),
+        ]
+        .into();
+        assert_eq!(
+            external_labels(&cfg, "web01"),
+            [
+                ("instance".to_string(), "web01:9100".to_string()),
+                ("job".to_string(), "node".to_string())
+            ]
+        );
+    }
 
     #[test]
     fn bad_settings_name_their_key() {

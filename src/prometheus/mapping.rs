@@ -28,6 +28,13 @@ use regex::{Regex, RegexSet};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+/// The largest mapping file read (a rule is a few lines; this is
+/// thousands of rules).
+pub const MAX_FILE_BYTES: usize = 1 << 20;
+
+/// The deepest `{`/`[` nesting taken (brackets in regexes count too).
+const MAX_NESTING: usize = 64;
+
 /// The names node_exporter's families have: the collectors' own. A rule
 /// naming into it would merge Graphite samples into them.
 pub const NODE_NAMESPACE: &str = "node_";
@@ -241,10 +248,21 @@ fn expand_glob(template: &str, caps: &regex::Captures) -> String {
 impl Mapper {
     /// Reads and compiles a mapping file.
     pub fn load(path: &std::path::Path) -> Result<Mapper, MappingError> {
-        let text = std::fs::read_to_string(path).map_err(|e| MappingError {
+        use std::io::Read;
+        let err = |message: String| MappingError {
             line: None,
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes))
+            .map_err(|e| err(e.to_string()))?;
+        if bytes.len() > MAX_FILE_BYTES {
+            return Err(err(format!(
+                "larger than {MAX_FILE_BYTES} bytes: not a mapping file"
+            )));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| err(format!("not UTF-8: {e}")))?;
         Mapper::parse(&text)
     }
 
@@ -252,6 +270,24 @@ impl Mapper {
     pub fn parse(text: &str) -> Result<Mapper, MappingError> {
         if text.trim().is_empty() {
             return Ok(Mapper::default());
+        }
+        // The YAML reader takes time growing with the square of the
+        // nesting: a mapping file needs four levels of it.
+        let mut depth = 0usize;
+        for (n, line) in text.lines().enumerate() {
+            for c in line.bytes() {
+                match c {
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+                if depth > MAX_NESTING {
+                    return Err(MappingError {
+                        line: Some(n + 1),
+                        message: format!("nested deeper than {MAX_NESTING} levels"),
+                    });
+                }
+            }
         }
         let spec: FileSpec = yaml_serde::from_str(text).map_err(|e| MappingError {
             line: e.location().map(|l| l.line()),
@@ -311,9 +347,10 @@ impl Mapper {
             });
         }
         if !glob_patterns.is_empty() {
+            let n = glob_patterns.len();
             m.glob_set = Some(RegexSet::new(&glob_patterns).map_err(|e| MappingError {
                 line: None,
-                message: e.to_string(),
+                message: format!("the {n} glob rules, compiled together: {e}"),
             })?);
         }
         Ok(m)
@@ -516,6 +553,20 @@ mappings:
             assert!(e.to_string().contains(word), "{text}: {e}");
         }
         assert!(Mapper::parse("").expect("empty").is_empty());
+        let deep = format!(
+            "mappings:\n- match: a.*\n  name: x\n  labels: {}\n",
+            "{a: ".repeat(100)
+        );
+        let e = Mapper::parse(&deep).expect_err("deep");
+        assert_eq!(e.line, Some(4), "{e}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = dir.path().join("big.yml");
+        std::fs::write(&big, "#".repeat(MAX_FILE_BYTES + 1)).expect("write");
+        assert!(Mapper::load(&big)
+            .expect_err("big")
+            .to_string()
+            .contains("larger"));
+        assert!(Mapper::load(std::path::Path::new("/dev/zero")).is_err());
         assert!(Mapper::parse("mappings: []\n").expect("none").is_empty());
     }
 

@@ -147,6 +147,12 @@ impl WebServerConfig {
                 return Err(ConfigError::new(format!("{key}.{k}"), "must be at least 1"));
             }
         }
+        if self.max_connections > 100_000 {
+            return Err(ConfigError::new(
+                format!("{key}.max_connections"),
+                "must be 1 to 100000",
+            ));
+        }
         for (k, v) in [
             ("request_timeout", self.request_timeout),
             ("carbonlink_timeout", self.carbonlink_timeout),
