@@ -421,12 +421,14 @@ impl Delivery {
     /// [`Delivery::pause`] for work that runs beside other work of the same
     /// handler (its shards), through a shared reference.
     pub async fn pause_shared(&self, d: Duration) {
-        let mut stop = self.stop.clone();
         let until = Instant::now() + d;
-        let until = match self.deadline() {
-            Some(dl) => until.min(dl),
-            None => until,
-        };
+        if let Some(dl) = self.deadline() {
+            // Stopping already: the request is no news (a clone of the
+            // receiver would see it as new on every call and never wait).
+            tokio::time::sleep_until(until.min(dl)).await;
+            return;
+        }
+        let mut stop = self.stop.clone();
         tokio::select! {
             _ = tokio::time::sleep_until(until) => {}
             _ = stop.changed() => {}
@@ -698,6 +700,34 @@ mod tests {
 
     fn s(i: i64) -> Sample {
         Sample::new(format!("m{i}"), i as f64, i, Kind::Gauge)
+    }
+
+    #[tokio::test]
+    async fn a_shared_pause_waits_until_stop_is_asked() {
+        let (tx, rx) = watch::channel(None);
+        let d = Delivery {
+            name: "t".into(),
+            queue: Queue::new(1),
+            stop: rx,
+            failing: AtomicBool::new(false),
+        };
+        let t = Instant::now();
+        d.pause_shared(Duration::from_millis(150)).await;
+        assert!(t.elapsed() >= Duration::from_millis(140), "{:?}", t.elapsed());
+        // A stop request wakes it at once.
+        let t = Instant::now();
+        let wake = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = tx.send(Some(Instant::now() + Duration::from_secs(5)));
+        };
+        tokio::join!(d.pause_shared(Duration::from_secs(10)), wake);
+        assert!(t.elapsed() < Duration::from_secs(2));
+        // Stopping, a pause still waits (up to the deadline): retries do
+        // not storm while the handler delivers what it holds.
+        let t = Instant::now();
+        d.pause_shared(Duration::from_millis(150)).await;
+        d.pause_shared(Duration::from_millis(150)).await;
+        assert!(t.elapsed() >= Duration::from_millis(280), "{:?}", t.elapsed());
     }
 
     #[test]
