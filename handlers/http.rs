@@ -182,9 +182,10 @@ fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
 
 /// The handler task. `host` is the agent's hostname for the JSON `host` field.
 pub async fn run(mut d: Delivery, cfg: HttpConfig, host: String) -> Result<(), DeliveryError> {
+    let shown = super::shown_url(&cfg.url);
     let client = cfg
         .client()
-        .map_err(|e| DeliveryError(format!("{} {}: {e}", d.name, cfg.url)))?;
+        .map_err(|e| DeliveryError(format!("{} {}: {e}", d.name, shown)))?;
     let content_type = match cfg.format {
         Format::Json => "application/json",
         Format::Plain => "text/plain",
@@ -193,7 +194,7 @@ pub async fn run(mut d: Delivery, cfg: HttpConfig, host: String) -> Result<(), D
     let mut last_error: Option<String> = None;
     let mut rejected = 0u64;
     loop {
-        if let Some(done) = d.ready(&cfg.url, last_error.as_deref(), rejected).await {
+        if let Some(done) = d.ready(&shown, last_error.as_deref(), rejected).await {
             return done;
         }
         let mut batch = d.queue.take(cfg.max_batch);
@@ -227,14 +228,14 @@ pub async fn run(mut d: Delivery, cfg: HttpConfig, host: String) -> Result<(), D
                 let msg = format!("{status}: {}", excerpt.trim());
                 d.failed(&format!(
                     "{}: {msg}; batch of {} dropped",
-                    cfg.url,
+                    shown,
                     batch.len()
                 ));
                 last_error = Some(msg);
             }
             Ok(resp) => {
                 let status = resp.status();
-                d.failed(&format!("{}: {status}", cfg.url));
+                d.failed(&format!("{}: {status}", shown));
                 last_error = Some(status.to_string());
                 d.queue.put_back(batch);
                 d.pause(backoff.next_wait()).await;
@@ -245,9 +246,9 @@ pub async fn run(mut d: Delivery, cfg: HttpConfig, host: String) -> Result<(), D
                 } else if e.is_connect() {
                     "connection refused or unreachable".to_string()
                 } else {
-                    e.to_string()
+                    e.without_url().to_string()
                 };
-                d.failed(&format!("{}: {msg}", cfg.url));
+                d.failed(&format!("{}: {msg}", shown));
                 last_error = Some(msg);
                 d.queue.put_back(batch);
                 d.pause(backoff.next_wait()).await;

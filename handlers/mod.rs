@@ -79,13 +79,15 @@ impl HandlerConfig {
                 HandlerConfig::Http(c)
             }
             "prometheus" => {
-                let c: prometheus::PrometheusConfig = options_from_table(key, table)?;
+                let mut c: prometheus::PrometheusConfig = options_from_table(key, table)?;
                 c.validate(key)?;
+                c.mapping_digest = crate::prometheus::mapping::Mapper::file_digest(&c.mapping_file);
                 HandlerConfig::Prometheus(c)
             }
             "remote_write" => {
-                let c: remote_write::RemoteWriteConfig = options_from_table(key, table)?;
+                let mut c: remote_write::RemoteWriteConfig = options_from_table(key, table)?;
                 c.validate(key)?;
+                c.mapping_digest = crate::prometheus::mapping::Mapper::file_digest(&c.mapping_file);
                 HandlerConfig::RemoteWrite(c)
             }
             "statsd" => {
@@ -544,6 +546,26 @@ pub fn check_seconds(key: &str, values: &[(&str, f64)]) -> Result<(), ConfigErro
 /// The longest time a handler setting may name.
 pub const MAX_SECONDS: f64 = 31_536_000.0;
 
+/// A URL as messages show it: without a user name, password or query
+/// (where tokens go), so that logs never carry credentials.
+pub fn shown_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            if u.query().is_some() {
+                u.set_query(Some("..."));
+            }
+            u.to_string()
+        }
+        Err(_) => url
+            .split(['@', '?'])
+            .next_back()
+            .unwrap_or_default()
+            .to_string(),
+    }
+}
+
 /// Checks a network peer given as `host`, `port` and a TCP/UDP `proto`.
 pub fn check_inet_peer(
     key: &str,
@@ -713,7 +735,11 @@ mod tests {
         };
         let t = Instant::now();
         d.pause_shared(Duration::from_millis(150)).await;
-        assert!(t.elapsed() >= Duration::from_millis(140), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(140),
+            "{:?}",
+            t.elapsed()
+        );
         // A stop request wakes it at once.
         let t = Instant::now();
         let wake = async {
@@ -727,7 +753,47 @@ mod tests {
         let t = Instant::now();
         d.pause_shared(Duration::from_millis(150)).await;
         d.pause_shared(Duration::from_millis(150)).await;
-        assert!(t.elapsed() >= Duration::from_millis(280), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() >= Duration::from_millis(280),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
+    fn an_edited_mapping_file_makes_a_changed_handler() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("m.yml");
+        std::fs::write(&f, "mappings:\n- match: a.*\n  name: a\n").expect("write");
+        let sections = || {
+            let t: toml::Table = toml::from_str(&format!(
+                "[prom]\ntype = \"prometheus\"\nmapping_file = {:?}\n",
+                f.display().to_string()
+            ))
+            .expect("toml");
+            let mut m = BTreeMap::new();
+            m.insert(
+                "prom".to_string(),
+                t["prom"].as_table().expect("table").clone(),
+            );
+            HandlerConfig::resolve_all(&m, false).expect("resolve")
+        };
+        let (a, b) = (sections(), sections());
+        assert_eq!(a, b, "the same file: the same handler");
+        std::fs::write(&f, "mappings:\n- match: a.*\n  name: b\n").expect("write");
+        assert_ne!(a, sections(), "an edited file: a handler to restart");
+    }
+
+    #[test]
+    fn urls_are_shown_without_credentials() {
+        assert_eq!(
+            shown_url("https://user:s3cret@rw.example.com:8443/api/v1/write?token=abc"),
+            "https://rw.example.com:8443/api/v1/write?..."
+        );
+        assert_eq!(
+            shown_url("http://127.0.0.1:9090/w"),
+            "http://127.0.0.1:9090/w"
+        );
     }
 
     #[test]

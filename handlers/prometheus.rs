@@ -48,6 +48,10 @@ pub struct PrometheusConfig {
     /// graphite_exporter's mapping rules (YAML) for the samples without a
     /// family of their own; "" for none.
     pub mapping_file: String,
+    /// The mapping file's digest when the configuration was read: a
+    /// reload (SIGHUP) restarts the handler when the file changed.
+    #[serde(skip)]
+    pub mapping_digest: u64,
     /// Most scrape connections open at once; one more is closed at once.
     pub max_connections: usize,
 }
@@ -60,6 +64,7 @@ impl Default for PrometheusConfig {
             expiry: 300.0,
             max_bytes: 64 << 20,
             mapping_file: String::new(),
+            mapping_digest: 0,
             max_connections: 64,
         }
     }
@@ -301,23 +306,28 @@ impl Shared {
     }
 }
 
-/// Whether an `Accept-Encoding` header accepts gzip (and does not refuse it with `q=0`).
+/// Whether an `Accept-Encoding` header accepts gzip: named with a
+/// quality above 0, or not named and `*` above 0.
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
+    let (mut gzip, mut any) = (None::<bool>, None::<bool>);
+    for coding in headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';').map(str::trim);
-            let name = parts.next().unwrap_or("");
-            let q_zero = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.parse::<f64>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !q_zero
-        })
+    {
+        let mut parts = coding.split(';').map(str::trim);
+        let name = parts.next().unwrap_or("");
+        let q = parts
+            .find_map(|p| p.strip_prefix("q="))
+            .map_or(1.0, |q| q.parse::<f64>().unwrap_or(0.0));
+        if name.eq_ignore_ascii_case("gzip") {
+            gzip = Some(q > 0.0);
+        } else if name == "*" {
+            any = Some(q > 0.0);
+        }
+    }
+    gzip.or(any).unwrap_or(false)
 }
 
 async fn scrape(shared: Arc<Shared>, headers: HeaderMap) -> Response {
@@ -387,7 +397,7 @@ async fn serve(
         max_connections: cfg.max_connections,
         ..Default::default()
     };
-    crate::server::http::serve(listener, router, limits, Default::default(), stop).await;
+    crate::server::http::serve(listener, router, limits, stop).await;
 }
 
 pub async fn run(mut d: Delivery, cfg: PrometheusConfig) -> Result<(), DeliveryError> {
@@ -608,6 +618,16 @@ mod tests {
             HeaderValue::from_static("identity"),
         );
         assert!(!accepts_gzip(&h));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0, *"),
+        );
+        assert!(!accepts_gzip(&h), "the named coding wins over *");
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("br, *;q=0.1"),
+        );
+        assert!(accepts_gzip(&h));
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub struct RemoteWriteConfig {
     /// graphite_exporter's mapping rules for the samples without a
     /// node_exporter family; "" for none.
     pub mapping_file: String,
+    /// The mapping file's digest when the configuration was read: a
+    /// reload (SIGHUP) restarts the handler when the file changed.
+    #[serde(skip)]
+    pub mapping_digest: u64,
 }
 
 impl Default for RemoteWriteConfig {
@@ -74,6 +78,7 @@ impl Default for RemoteWriteConfig {
             bearer_token: String::new(),
             ca_file: String::new(),
             mapping_file: String::new(),
+            mapping_digest: 0,
         }
     }
 }
@@ -162,6 +167,8 @@ impl RemoteWriteConfig {
 struct Round<'a> {
     d: &'a Delivery,
     cfg: &'a RemoteWriteConfig,
+    /// The URL as messages show it.
+    shown: &'a str,
     client: &'a reqwest::Client,
     external: &'a [(String, String)],
     /// Samples the receiver refused (4xx).
@@ -248,7 +255,7 @@ impl Round<'_> {
                             log::warn!(
                                 "{} {}: {msg}; {n} samples dropped (said once; counted in dropped)",
                                 self.d.name,
-                                self.cfg.url
+                                self.shown
                             );
                         }
                         self.d.queue.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -258,7 +265,7 @@ impl Round<'_> {
                     }
                     Ok(resp) => {
                         let status = resp.status();
-                        self.d.failed(&format!("{}: {status}", self.cfg.url));
+                        self.d.failed(&format!("{}: {status}", self.shown));
                         self.note(status.to_string());
                         self.d.pause_shared(backoff.next_wait()).await;
                     }
@@ -268,9 +275,9 @@ impl Round<'_> {
                         } else if e.is_connect() {
                             "connection refused or unreachable".to_string()
                         } else {
-                            e.to_string()
+                            e.without_url().to_string()
                         };
-                        self.d.failed(&format!("{}: {msg}", self.cfg.url));
+                        self.d.failed(&format!("{}: {msg}", self.shown));
                         self.note(msg);
                         self.d.pause_shared(backoff.next_wait()).await;
                     }
@@ -301,9 +308,10 @@ pub async fn run(
     host: String,
 ) -> Result<(), DeliveryError> {
     let key = format!("handlers.{}", d.name);
+    let shown = super::shown_url(&cfg.url);
     let client = cfg
         .client()
-        .map_err(|e| DeliveryError(format!("{} {}: {e}", d.name, cfg.url)))?;
+        .map_err(|e| DeliveryError(format!("{} {}: {e}", d.name, shown)))?;
     // Checked with the configuration; a file changed since is said here.
     let mapper = cfg.mapper(&key).unwrap_or_else(|e| {
         log::error!("{e}; samples keep their sanitised names");
@@ -316,7 +324,7 @@ pub async fn run(
     let mut last_error: Option<String> = None;
     let per_round = cfg.max_samples_per_send.saturating_mul(cfg.max_shards);
     loop {
-        if let Some(done) = d.ready(&cfg.url, last_error.as_deref(), rejected).await {
+        if let Some(done) = d.ready(&shown, last_error.as_deref(), rejected).await {
             return done;
         }
         let batch = d.queue.take(per_round);
@@ -328,6 +336,7 @@ pub async fn run(
         let round = Round {
             d: &d,
             cfg: &cfg,
+            shown: &shown,
             client: &client,
             external: &external,
             rejected: AtomicU64::new(0),
@@ -355,7 +364,7 @@ pub async fn run(
             return Err(DeliveryError(format!(
                 "{} {}: {} ({} samples not delivered)",
                 d.name,
-                cfg.url,
+                shown,
                 last_error.as_deref().unwrap_or("not delivered in time"),
                 unsent as usize + d.queue.len()
             )));

@@ -213,9 +213,6 @@ impl FanOut {
 }
 
 fn start_handlers(plan: &Plan) -> (Vec<Running>, FanOut) {
-    if plan.handlers.is_empty() {
-        log::warn!("no handler configured: samples go nowhere (--dry-run prints them)");
-    }
     let running: Vec<Running> = plan
         .handlers
         .iter()
@@ -325,6 +322,7 @@ fn record(stats: &CollectorStats, o: &Outcome) {
 /// `agent --once`: every enabled collector once, every sample handed to
 /// every handler, delivery awaited. Returns one line per failure.
 pub async fn run_once(cfg: &Config, mut plan: Plan) -> Vec<String> {
+    let before = plan.handlers.len();
     plan.handlers.retain(|h| {
         let serves = h.config.serves_scrapes();
         if serves {
@@ -335,6 +333,13 @@ pub async fn run_once(cfg: &Config, mut plan: Plan) -> Vec<String> {
         }
         !serves
     });
+    if plan.handlers.is_empty() {
+        if before > 0 {
+            log::warn!("the only handlers are scrape endpoints, which --once does not start: samples go nowhere");
+        } else {
+            log::warn!("no handler configured: samples go nowhere (--dry-run prints them)");
+        }
+    }
     plan.ask_for_series();
     let (running, fan) = start_handlers(&plan);
     let queues: Vec<(String, Arc<Queue>)> = running

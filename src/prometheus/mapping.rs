@@ -395,6 +395,18 @@ impl Mapper {
             })
     }
 
+    /// A digest of a mapping file's bytes (0 for none or unreadable): a
+    /// handler whose file changed is a changed handler at a reload.
+    pub fn file_digest(path: &str) -> u64 {
+        use std::hash::BuildHasher;
+        if path.is_empty() {
+            return 0;
+        }
+        std::fs::read(path)
+            .map(|b| foldhash::fast::FixedState::with_seed(1).hash_one(&b))
+            .unwrap_or(0)
+    }
+
     /// The number of rules.
     pub fn len(&self) -> usize {
         self.rules.len()

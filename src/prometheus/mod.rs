@@ -112,12 +112,14 @@ fn push_label_value(out: &mut String, value: &str) {
     }
 }
 
-/// A help text: backslash and newline escaped.
-fn push_help(out: &mut String, help: &str) {
+/// A help text: backslash and newline escaped, and in OpenMetrics the
+/// double quote too.
+fn push_help(out: &mut String, help: &str, openmetrics: bool) {
     for c in help.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
+            '"' if openmetrics => out.push_str("\\\""),
             c => out.push(c),
         }
     }
@@ -541,7 +543,7 @@ impl Exposition {
     /// line per series, families by name and series by labels.
     pub fn write_text(&self, out: &mut String) {
         for (name, family) in &self.families {
-            family.write(out, name, name, family.kind.as_str());
+            family.write(out, name, name, family.kind.as_str(), false);
         }
     }
 
@@ -555,7 +557,7 @@ impl Exposition {
                 Kind::Untyped => (name.as_str(), "unknown"),
                 k => (name.as_str(), k.as_str()),
             };
-            family.write(out, family_name, name, kind);
+            family.write(out, family_name, name, kind, true);
         }
         out.push_str("# EOF\n");
     }
@@ -597,11 +599,18 @@ fn line(
 impl Family {
     /// `# HELP`, `# TYPE` under `family_name`, then one line per series
     /// under the sample name `name`.
-    fn write(&self, out: &mut String, family_name: &str, name: &str, kind: &str) {
+    fn write(
+        &self,
+        out: &mut String,
+        family_name: &str,
+        name: &str,
+        kind: &str,
+        openmetrics: bool,
+    ) {
         out.push_str("# HELP ");
         out.push_str(family_name);
         out.push(' ');
-        push_help(out, &self.help);
+        push_help(out, &self.help, openmetrics);
         out.push_str("\n# TYPE ");
         out.push_str(family_name);
         out.push(' ');
@@ -762,6 +771,21 @@ mod tests {
         assert!(e
             .add_distribution("y", Kind::Gauge, "", &[], d, 1, true)
             .is_err());
+    }
+
+    #[test]
+    fn openmetrics_escapes_quotes_in_help_and_the_text_format_does_not() {
+        let mut e = Exposition::new();
+        e.add("g", Kind::Gauge, "a \"quoted\" \\ word", &[], 1.0)
+            .expect("add");
+        let (mut t, mut o) = (String::new(), String::new());
+        e.write_text(&mut t);
+        e.write_openmetrics(&mut o);
+        assert!(t.starts_with("# HELP g a \"quoted\" \\\\ word\n"), "{t}");
+        assert!(
+            o.starts_with("# HELP g a \\\"quoted\\\" \\\\ word\n"),
+            "{o}"
+        );
     }
 
     #[test]

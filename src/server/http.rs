@@ -1,6 +1,6 @@
 //! HTTP/1 serving with bounds, for endpoints that face the network: at
-//! most `max_connections` open at once (one more is closed at once, and
-//! counted), a request's headers read within `header_timeout`, and a
+//! most `max_connections` open at once (one more is closed at once, said
+//! once in the log), a request's headers read within `header_timeout`, and a
 //! connection closed after `max_lifetime` (keep-alive scrapers simply
 //! connect again). A slow or idle client can hold one slot, never the
 //! process's file descriptors, which its collectors need.
@@ -10,7 +10,6 @@
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -33,20 +32,12 @@ impl Default for Limits {
     }
 }
 
-/// Counts of what the bounds did.
-#[derive(Debug, Default)]
-pub struct Refusals {
-    /// Connections closed at once: `max_connections` were open.
-    pub over_limit: AtomicU64,
-}
-
 /// Serves `router` on `listener` within `limits` until `stop` becomes true;
 /// the connections open then finish their request (within their bounds).
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
     limits: Limits,
-    refusals: Arc<Refusals>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
@@ -67,7 +58,6 @@ pub async fn serve(
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            refusals.over_limit.fetch_add(1, Ordering::Relaxed);
             if !said_full {
                 said_full = true;
                 log::warn!(
@@ -103,7 +93,6 @@ mod tests {
         limits: Limits,
     ) -> (
         u16,
-        Arc<Refusals>,
         tokio::sync::watch::Sender<bool>,
         tokio::runtime::Runtime,
     ) {
@@ -114,11 +103,10 @@ mod tests {
             .expect("runtime");
         let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let refusals = Arc::new(Refusals::default());
         let (tx, rx) = tokio::sync::watch::channel(false);
         let router = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
-        rt.spawn(serve(listener, router, limits, refusals.clone(), rx));
-        (port, refusals, tx, rt)
+        rt.spawn(serve(listener, router, limits, rx));
+        (port, tx, rt)
     }
 
     fn get(port: u16) -> std::io::Result<String> {
@@ -132,7 +120,7 @@ mod tests {
 
     #[test]
     fn idle_and_half_sent_connections_are_bounded() {
-        let (port, refusals, stop, _rt) = start(Limits {
+        let (port, stop, _rt) = start(Limits {
             max_connections: 4,
             header_timeout: Duration::from_millis(500),
             max_lifetime: Duration::from_secs(60),
@@ -150,7 +138,6 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         let r = get(port).unwrap_or_default();
         assert!(!r.contains("hello"), "{r}");
-        assert!(refusals.over_limit.load(Ordering::Relaxed) >= 1);
         // Past the header timeout the slow ones are closed, and their
         // slots serve again.
         std::thread::sleep(Duration::from_millis(900));

@@ -347,7 +347,7 @@ pub async fn run(
         header_timeout: Duration::from_secs(30),
         max_lifetime: Duration::from_secs(3600),
     };
-    crate::server::http::serve(listener, router, limits, Default::default(), stop_rx).await;
+    crate::server::http::serve(listener, router, limits, stop_rx).await;
     sweeper.abort();
     log::info!("web server stopped");
     Ok(())
