@@ -160,6 +160,23 @@ impl Cache {
         self.namer.dropped
     }
 
+    /// Takes over what `old` holds (a handler restarted by a reload), so
+    /// that scrapes do not find an empty page until every collector ran
+    /// again; with `mapping_changed`, only the collectors' own families
+    /// (mapped names would be the old rules').
+    pub fn carry_over(&mut self, old: &Cache, mapping_changed: bool) {
+        self.exp = old.exp.clone();
+        self.latest = old.latest.clone();
+        self.bytes = old.bytes;
+        if mapping_changed {
+            let latest = &self.latest;
+            let freed = self.exp.retain(|family, _| latest.contains_key(family));
+            self.release(freed);
+        }
+        self.rendered = [None, None];
+        self.gzipped = [None, None];
+    }
+
     /// Takes in one batch of samples (whole collector runs).
     pub fn update(&mut self, samples: Vec<Sample>) {
         let mut swept = false;
@@ -298,7 +315,13 @@ struct Shared {
     cache: Mutex<Cache>,
     expiry: i64,
     scrapes: AtomicU64,
+    mapping_digest: u64,
 }
+
+/// The running prometheus handlers' caches by listen address: a handler
+/// that a reload restarts takes over its predecessor's.
+static RUNNING: std::sync::LazyLock<Mutex<HashMap<String, std::sync::Weak<Shared>>>> =
+    std::sync::LazyLock::new(|| Mutex::new(HashMap::new()));
 
 impl Shared {
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -412,7 +435,18 @@ pub async fn run(mut d: Delivery, cfg: PrometheusConfig) -> Result<(), DeliveryE
         cache: Mutex::new(Cache::with_mapper(cfg.max_bytes, mapper)),
         expiry: cfg.expiry.ceil() as i64,
         scrapes: AtomicU64::new(0),
+        mapping_digest: cfg.mapping_digest,
     });
+    {
+        let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = running.get(&cfg.listen).and_then(std::sync::Weak::upgrade) {
+            let changed = old.mapping_digest != cfg.mapping_digest;
+            let from = old.cache();
+            shared.cache().carry_over(&from, changed);
+        }
+        running.retain(|_, w| w.strong_count() > 0);
+        running.insert(cfg.listen.clone(), Arc::downgrade(&shared));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = tokio::spawn(serve(cfg, d.name.clone(), shared.clone(), stop_rx));
     let mut refused = 0;

@@ -361,3 +361,53 @@ fn prometheus_scrapes_it_and_answers_promql() {
         .as_str()
         .is_some_and(|d| !d.is_empty()));
 }
+
+#[test]
+fn a_reload_that_restarts_the_handler_keeps_the_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let path = dir.path().join("carbyne.toml");
+    let cfg = format!(
+        "hostname = \"testhost\"\nstate_dir = {:?}\ninterval = 10\n\
+         [handlers.prometheus]\nlisten = \"127.0.0.1:{port}\"\n",
+        dir.path().join("state")
+    );
+    std::fs::write(&path, &cfg).expect("config");
+    let child = Child(
+        bin()
+            .args(["agent", "--config", path.to_str().expect("path")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("carbyne"),
+    );
+    wait_for_port(port);
+    let has_load = || {
+        get_with(port, "/metrics", "")
+            .map(|(_, b)| String::from_utf8_lossy(&b).contains("\nnode_load1 "))
+    };
+    let start = std::time::Instant::now();
+    while has_load() != Some(true) {
+        assert!(start.elapsed() < Duration::from_secs(15), "no first run");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A changed section restarts the handler; the next run is 10 s after
+    // the first (runs are on multiples of the interval).
+    std::fs::write(&path, format!("{cfg}expiry = 200.0\n")).expect("config");
+    common::signal(&child.0, "-HUP");
+    let (mut answered, mut empty) = (0, 0);
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        match has_load() {
+            Some(true) => answered += 1,
+            Some(false) => empty += 1,
+            None => {}
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        empty, 0,
+        "{empty} pages without the series, {answered} with"
+    );
+    assert!(answered > 20, "{answered} answers");
+}

@@ -212,7 +212,7 @@ impl Format {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Family {
     help: String,
     kind: Kind,
@@ -222,7 +222,7 @@ struct Family {
 }
 
 /// Series gathered by family, written as one exposition.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Exposition {
     families: BTreeMap<String, Family>,
     /// Series given twice (the later value is kept).
