@@ -34,8 +34,8 @@ fn samples(rounds: usize, t0: i64) -> Vec<Sample> {
                     kind: Kind::Counter,
                     help: Cow::Borrowed("Seconds the CPUs spent in each mode."),
                     labels: vec![
-                        ("cpu", (i / MODES.len()).to_string()),
-                        ("mode", MODES[i % MODES.len()].to_string()),
+                        (Cow::Borrowed("cpu"), (i / MODES.len()).to_string()),
+                        (Cow::Borrowed("mode"), MODES[i % MODES.len()].to_string()),
                     ],
                 },
                 (r * 100 + i) as f64 * 0.01,

@@ -296,7 +296,7 @@ impl<'a> Emit<'a> {
                     name: Cow::Borrowed(family.name),
                     kind: family.kind,
                     help: Cow::Borrowed(family.help),
-                    labels,
+                    labels: borrowed(labels),
                 },
                 value,
             );
@@ -319,7 +319,7 @@ impl<'a> Emit<'a> {
                     name: Cow::Owned(name),
                     kind,
                     help: Cow::Owned(help),
-                    labels,
+                    labels: borrowed(labels),
                 },
                 value,
             );
@@ -366,6 +366,14 @@ impl<'a> Emit<'a> {
     pub fn finish(self) -> (Vec<Sample>, CounterState) {
         (self.samples, self.counters.finish())
     }
+}
+
+/// A collector's label names (static) as a series holds them.
+fn borrowed(labels: Vec<(&'static str, String)>) -> Vec<(Cow<'static, str>, String)> {
+    labels
+        .into_iter()
+        .map(|(k, v)| (Cow::Borrowed(k), v))
+        .collect()
 }
 
 /// A configured collector, ready to be scheduled.

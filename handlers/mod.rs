@@ -328,6 +328,7 @@ impl Queue {
         if skip > 0 {
             self.stats.dropped.fetch_add(skip as u64, Ordering::Relaxed);
         }
+        self.notify.notify_one();
     }
 
     pub fn len(&self) -> usize {
@@ -640,6 +641,33 @@ impl Running {
 /// Starts the task of one handler; `host` is the agent's hostname (for
 /// handlers whose messages carry it).
 pub fn spawn(spec: &HandlerSpec, host: &str) -> Running {
+    spawn_after(spec, host, None)
+}
+
+/// The task of a handler, started once `gate` opens (when given).
+fn start<F>(
+    gate: Option<tokio::sync::oneshot::Receiver<()>>,
+    task: F,
+) -> tokio::task::JoinHandle<Result<(), DeliveryError>>
+where
+    F: std::future::Future<Output = Result<(), DeliveryError>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Some(gate) = gate {
+            let _ = gate.await;
+        }
+        task.await
+    })
+}
+
+/// [`spawn`], its queue taking samples at once but its task starting when
+/// `gate` opens: a handler that takes over from one a reload replaced sends
+/// what that one left first.
+pub fn spawn_after(
+    spec: &HandlerSpec,
+    host: &str,
+    gate: Option<tokio::sync::oneshot::Receiver<()>>,
+) -> Running {
     let capacity = match &spec.config {
         HandlerConfig::Graphite(c) => c.max_queue,
         HandlerConfig::Http(c) => c.max_queue,
@@ -664,16 +692,16 @@ pub fn spawn(spec: &HandlerSpec, host: &str) -> Running {
         failing: AtomicBool::new(false),
     };
     let task = match spec.config.clone() {
-        HandlerConfig::Graphite(c) => tokio::spawn(graphite::run(delivery, c)),
-        HandlerConfig::Http(c) => tokio::spawn(http::run(delivery, c, host.to_string())),
-        HandlerConfig::Prometheus(c) => tokio::spawn(prometheus::run(delivery, c)),
+        HandlerConfig::Graphite(c) => start(gate, graphite::run(delivery, c)),
+        HandlerConfig::Http(c) => start(gate, http::run(delivery, c, host.to_string())),
+        HandlerConfig::Prometheus(c) => start(gate, prometheus::run(delivery, c)),
         HandlerConfig::RemoteWrite(c) => {
-            tokio::spawn(remote_write::run(delivery, c, host.to_string()))
+            start(gate, remote_write::run(delivery, c, host.to_string()))
         }
-        HandlerConfig::Statsd(c) => tokio::spawn(statsd::run(delivery, c)),
-        HandlerConfig::Stdout(c) => tokio::spawn(stdout::run(delivery, c)),
-        HandlerConfig::Syslog(c) => tokio::spawn(syslog::run(delivery, c)),
-        HandlerConfig::Zeromq(c) => tokio::spawn(zeromq::run(delivery, c)),
+        HandlerConfig::Statsd(c) => start(gate, statsd::run(delivery, c)),
+        HandlerConfig::Stdout(c) => start(gate, stdout::run(delivery, c)),
+        HandlerConfig::Syslog(c) => start(gate, syslog::run(delivery, c)),
+        HandlerConfig::Zeromq(c) => start(gate, zeromq::run(delivery, c)),
     };
     Running {
         name: spec.name.clone(),

@@ -492,7 +492,7 @@ mod tests {
                 name: Cow::Borrowed(CPU.name),
                 kind: CPU.kind,
                 help: Cow::Borrowed(CPU.help),
-                labels: vec![("cpu", cpu.into()), ("mode", "user".into())],
+                labels: vec![("cpu".into(), cpu.into()), ("mode".into(), "user".into())],
             },
             v,
             ts,

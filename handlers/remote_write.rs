@@ -20,6 +20,7 @@ use crate::config::ConfigError;
 use crate::prometheus::mapping::Mapper;
 use crate::prometheus::naming::Namer;
 use crate::prometheus::remote::{self, Grouped};
+use crate::sample::Sample;
 use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -175,8 +176,8 @@ struct Round<'a> {
     rejected: AtomicU64,
     /// A 4xx was logged already.
     said_4xx: &'a AtomicBool,
-    /// The deadline passed with this many samples unsent.
-    unsent: AtomicU64,
+    /// What the deadline left unsent, as samples again (for the queue).
+    unsent: std::sync::Mutex<Vec<Sample>>,
     last_error: std::sync::Mutex<Option<String>>,
 }
 
@@ -209,31 +210,33 @@ impl Round<'_> {
     async fn shard(&self, series: Vec<Grouped>) {
         let mut backoff = Backoff::new(Duration::from_secs_f64(self.cfg.max_backoff));
         let reqs = remote::plan(&series, self.cfg.max_samples_per_send);
-        let mut left: usize = reqs.iter().map(|(_, n)| n).sum();
         let mut raw = Vec::new();
-        for (parts, n) in reqs {
+        for (r, (parts, n)) in reqs.iter().enumerate() {
+            let n = *n;
             raw.clear();
-            remote::encode_protobuf(&series, &parts, self.external, &mut raw);
+            remote::encode_protobuf(&series, parts, self.external, &mut raw);
             let body = match remote::compress(&raw) {
                 Ok(b) => Bytes::from(b),
                 Err(e) => {
                     self.d.failed(&format!("snappy: {e}"));
                     self.rejected.fetch_add(n as u64, Ordering::Relaxed);
-                    left -= n;
                     continue;
                 }
             };
             loop {
                 if self.d.past_deadline() {
-                    // This request and the ones after it stay unsent.
-                    self.unsent.fetch_add(left as u64, Ordering::Relaxed);
+                    // This request and the ones after it stay unsent: back
+                    // to samples, so the queue keeps them.
+                    let mut unsent = self.unsent.lock().unwrap_or_else(|p| p.into_inner());
+                    for (parts, _) in &reqs[r..] {
+                        unsent.extend(remote::samples(&series, parts));
+                    }
                     return;
                 }
                 match self.post(body.clone()).await {
                     Ok(resp) if resp.status().is_success() => {
                         self.d.sent(n);
                         backoff.reset();
-                        left -= n;
                         break;
                     }
                     Ok(resp)
@@ -260,7 +263,6 @@ impl Round<'_> {
                         }
                         self.d.queue.stats.errors.fetch_add(1, Ordering::Relaxed);
                         self.note(msg);
-                        left -= n;
                         break;
                     }
                     Ok(resp) => {
@@ -341,7 +343,7 @@ pub async fn run(
             external: &external,
             rejected: AtomicU64::new(0),
             said_4xx: &said_4xx,
-            unsent: AtomicU64::new(0),
+            unsent: std::sync::Mutex::new(Vec::new()),
             last_error: std::sync::Mutex::new(None),
         };
         futures_util::future::join_all(
@@ -352,7 +354,6 @@ pub async fn run(
         )
         .await;
         rejected += round.rejected.load(Ordering::Relaxed);
-        let unsent = round.unsent.load(Ordering::Relaxed);
         if let Some(e) = round
             .last_error
             .into_inner()
@@ -360,13 +361,18 @@ pub async fn run(
         {
             last_error = Some(e);
         }
-        if unsent > 0 {
+        let unsent = round.unsent.into_inner().unwrap_or_else(|p| p.into_inner());
+        if !unsent.is_empty() {
+            // Kept, ahead of the rest: a handler taking over (a reload)
+            // sends them first, in order.
+            let n = unsent.len();
+            d.queue.put_back(unsent);
             return Err(DeliveryError(format!(
                 "{} {}: {} ({} samples not delivered)",
                 d.name,
                 shown,
                 last_error.as_deref().unwrap_or("not delivered in time"),
-                unsent as usize + d.queue.len()
+                n.max(d.queue.len())
             )));
         }
     }

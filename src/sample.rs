@@ -61,7 +61,7 @@ pub struct Series {
     pub name: Cow<'static, str>,
     pub kind: PromKind,
     pub help: Cow<'static, str>,
-    pub labels: Vec<(&'static str, String)>,
+    pub labels: Vec<(Cow<'static, str>, String)>,
 }
 
 /// A family a collector declares once, as a constant.

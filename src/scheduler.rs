@@ -840,17 +840,60 @@ pub async fn run_daemon(
         };
         let carry = collecting.stop().await;
         let mut old = std::mem::take(&mut handlers);
+        let mut gates = HashMap::new();
         for spec in &plan.handlers {
             match old.iter().position(|(s, _)| s == spec) {
                 Some(i) => handlers.push(old.remove(i)),
-                None => handlers.push((spec.clone(), handlers::spawn(spec, &plan.host))),
+                None => {
+                    // One that replaces a handler of the same name (not a
+                    // scrape endpoint, which takes its cache over itself)
+                    // starts once that one has handed over what it holds.
+                    let replaces = old.iter().any(|(s, _)| s.name == spec.name)
+                        && !spec.config.serves_scrapes();
+                    let gate = replaces.then(|| {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        gates.insert(spec.name.clone(), tx);
+                        rx
+                    });
+                    handlers.push((spec.clone(), handlers::spawn_after(spec, &plan.host, gate)));
+                }
             }
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(flush_timeout);
         for (_, r) in old {
+            // A handler whose section changed gets what its predecessor
+            // could not deliver in flush_timeout, ahead of its own.
+            let heir = handlers
+                .iter()
+                .find(|(s, _)| s.name == r.name)
+                .map(|(_, n)| n.queue.clone());
+            let gate = gates.remove(&r.name);
             tokio::spawn(async move {
-                if let Err(e) = r.stop(deadline).await {
-                    log::error!("{e}");
+                let (name, queue) = (r.name.clone(), r.queue.clone());
+                let result = r.stop(deadline).await;
+                match heir {
+                    Some(heir) => {
+                        let left: Vec<Sample> = queue
+                            .take(usize::MAX)
+                            .into_iter()
+                            .filter(|s| heir.accepts(s))
+                            .collect();
+                        if !left.is_empty() {
+                            log::info!(
+                                "{name}: {} samples not delivered before the reload go to the new settings",
+                                left.len()
+                            );
+                            heir.put_back(left);
+                        }
+                    }
+                    None => {
+                        if let Err(e) = result {
+                            log::error!("{e}");
+                        }
+                    }
+                }
+                if let Some(gate) = gate {
+                    let _ = gate.send(());
                 }
             });
         }

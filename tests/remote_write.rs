@@ -509,3 +509,48 @@ fn tls_to_a_prometheus_with_its_certificate_in_ca_file() {
     }
     assert!(body.contains("\"0.52\""), "{body}");
 }
+
+#[test]
+fn a_reload_while_the_receiver_is_down_hands_the_queue_to_the_new_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prom_port = free_port();
+    let handlers = rw_handler("prom", prom_port, "/api/v1/write", dir.path());
+    let cfg = write_config(
+        dir.path(),
+        "proc/server-a",
+        "interval = 1\nflush_timeout = 1\n",
+        &handlers,
+    );
+    let started = now();
+    let agent = Child(
+        bin()
+            .args(["agent", "--config", cfg.to_str().expect("path")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("carbyne"),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    // The section changes while nothing listens: the handler restarts.
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, format!("{text}max_shards = 2\n")).expect("config");
+    signal(&agent.0, "-HUP");
+    std::thread::sleep(Duration::from_secs(3));
+    let _prometheus = start_prometheus_receiver(dir.path(), prom_port);
+    query_until(prom_port, "count_over_time(node_load1[5m])", |r| {
+        r.first()
+            .and_then(|s| s["value"][1].as_str()?.parse::<f64>().ok())
+            .is_some_and(|n| n as i64 >= now() - started - 2)
+    });
+    let points = prometheus_export(prom_port, "node_load1");
+    let first = points
+        .values()
+        .next()
+        .and_then(|p| p.first())
+        .map(|p| p.0 / 1000)
+        .unwrap_or(i64::MAX);
+    assert!(
+        first <= started + 2,
+        "the first sample is from {first}; the agent started at {started}: the queue before the reload was lost"
+    );
+}

@@ -95,12 +95,7 @@ impl Namer {
             Prom::Hidden => return None,
             Prom::Series(p) => {
                 let p = *p;
-                let labels = p
-                    .labels
-                    .into_iter()
-                    .map(|(k, v)| (Cow::Borrowed(k), v))
-                    .collect();
-                (p.name, p.kind, p.help, labels, true)
+                (p.name, p.kind, p.help, p.labels, true)
             }
             Prom::Mapped => {
                 let Some((name, rule_labels, help)) = self.mapped(&s.name) else {
@@ -161,7 +156,11 @@ mod tests {
                 name: Cow::Borrowed("node_forks"),
                 kind: Kind::Counter,
                 help: Cow::Borrowed("Forks."),
-                labels: vec![("z", "1".into()), ("le", "2".into()), ("a-b", "3".into())],
+                labels: vec![
+                    ("z".into(), "1".into()),
+                    ("le".into(), "2".into()),
+                    ("a-b".into(), "3".into()),
+                ],
             },
             7.0,
             100,

@@ -124,6 +124,30 @@ pub fn plan(series: &[Grouped], max_samples: usize) -> Vec<(Vec<Part>, usize)> {
     out
 }
 
+/// The samples of `parts` as Prometheus-only samples again (named as sent,
+/// without the external labels), to be kept when they could not be sent.
+pub fn samples(series: &[Grouped], parts: &[Part]) -> Vec<crate::sample::Sample> {
+    let mut out = Vec::new();
+    for (i, range) in parts {
+        let g = &series[*i];
+        for p in &g.points[range.clone()] {
+            out.push(crate::sample::Sample::series(
+                crate::sample::Series {
+                    name: g.name.clone(),
+                    // Named already (a counter's `_total` on): a gauge
+                    // keeps the name as it is.
+                    kind: super::Kind::Gauge,
+                    help: Cow::Borrowed(""),
+                    labels: g.labels.clone(),
+                },
+                p.value,
+                p.timestamp.div_euclid(1000),
+            ));
+        }
+    }
+    out
+}
+
 /// A series' labels in remote_write's order: `__name__`, then its own and
 /// the external ones merged by name (its own winning).
 fn labels<'a>(
@@ -430,6 +454,23 @@ mod tests {
         assert_eq!(varint_len(127), 1);
         assert_eq!(varint_len(128), 2);
         assert_eq!(varint_len(u64::MAX), 10);
+    }
+
+    #[test]
+    fn unsent_parts_become_samples_that_name_the_same_series() {
+        let g = group(vec![
+            named("x_total", &[("k", "v")], 1.5, 7),
+            named("x_total", &[("k", "v")], 2.5, 8),
+        ]);
+        let back = samples(&g, &[(0, 1..2)]);
+        assert_eq!(back.len(), 1);
+        assert_eq!((back[0].value, back[0].timestamp), (2.5, 8));
+        let mut namer = crate::prometheus::naming::Namer::new(None);
+        let again = group(back.into_iter().filter_map(|s| namer.name(s)).collect());
+        assert_eq!(
+            (&again[0].name, &again[0].labels),
+            (&g[0].name, &g[0].labels)
+        );
     }
 
     #[test]
