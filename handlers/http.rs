@@ -70,14 +70,7 @@ impl Default for HttpConfig {
 
 impl HttpConfig {
     pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| ConfigError::new(format!("{key}.url"), format!("{:?}: {e}", self.url)))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(ConfigError::new(
-                format!("{key}.url"),
-                format!("{:?}: not an http(s) URL", self.url),
-            ));
-        }
+        super::check_http_url(key, &self.url)?;
         for (name, value) in &self.headers {
             reqwest::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
                 ConfigError::new(

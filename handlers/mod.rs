@@ -547,6 +547,19 @@ pub fn check_seconds(key: &str, values: &[(&str, f64)]) -> Result<(), ConfigErro
 /// The longest time a handler setting may name.
 pub const MAX_SECONDS: f64 = 31_536_000.0;
 
+/// Checks a handler's `url`: http or https, with a host. The message
+/// shows it without credentials.
+pub fn check_http_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    let bad = |why: String| {
+        ConfigError::new(format!("{key}.url"), format!("{:?}: {why}", shown_url(url)))
+    };
+    let u = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(bad("not an http(s) URL".into()));
+    }
+    Ok(())
+}
+
 /// A URL as messages show it: without a user name, password or query
 /// (where tokens go), so that logs never carry credentials.
 pub fn shown_url(url: &str) -> String {

@@ -86,14 +86,7 @@ impl Default for RemoteWriteConfig {
 
 impl RemoteWriteConfig {
     pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| ConfigError::new(format!("{key}.url"), format!("{:?}: {e}", self.url)))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(ConfigError::new(
-                format!("{key}.url"),
-                format!("{:?}: not an http(s) URL", self.url),
-            ));
-        }
+        super::check_http_url(key, &self.url)?;
         super::check_seconds(
             key,
             &[("timeout", self.timeout), ("max_backoff", self.max_backoff)],

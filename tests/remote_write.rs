@@ -161,6 +161,26 @@ fn rw_handler(name: &str, port: u16, path: &str, dir: &std::path::Path) -> Strin
     )
 }
 
+/// Waits (45 s at most) until the Prometheus at `port` holds `node_load1`
+/// samples for about every second since `started`: the time of the first,
+/// and how many there are.
+fn first_load_sample(port: u16, started: i64) -> (i64, usize) {
+    query_until(port, "count_over_time(node_load1[5m])", |r| {
+        r.first()
+            .and_then(|s| s["value"][1].as_str()?.parse::<f64>().ok())
+            .is_some_and(|n| n as i64 >= now() - started - 2)
+    });
+    let points = prometheus_export(port, "node_load1");
+    let series = points.values().next();
+    (
+        series
+            .and_then(|p| p.first())
+            .map(|p| p.0 / 1000)
+            .unwrap_or(i64::MAX),
+        series.map_or(0, Vec::len),
+    )
+}
+
 #[test]
 fn a_known_sequence_reaches_prometheus_and_victoriametrics() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -287,22 +307,7 @@ fn a_receiver_down_for_a_while_gets_everything_once_back() {
     std::thread::sleep(Duration::from_secs(5));
     let up = now();
     let _prometheus = start_prometheus_receiver(dir.path(), prom_port);
-    let found = query_until(prom_port, "count_over_time(node_load1[5m])", |r| {
-        r.first()
-            .and_then(|s| s["value"][1].as_str()?.parse::<f64>().ok())
-            .is_some_and(|n| n as i64 >= now() - started - 2)
-    });
-    let n: f64 = found
-        .first()
-        .and_then(|s| s["value"][1].as_str()?.parse().ok())
-        .unwrap_or(0.0);
-    let points = prometheus_export(prom_port, "node_load1");
-    let first = points
-        .values()
-        .next()
-        .and_then(|p| p.first())
-        .map(|p| p.0 / 1000)
-        .unwrap_or(i64::MAX);
+    let (first, n) = first_load_sample(prom_port, started);
     assert!(
         first <= up - 3,
         "the first sample is from {first}, the receiver came up at {up} ({n} samples)"
@@ -537,20 +542,14 @@ fn a_reload_while_the_receiver_is_down_hands_the_queue_to_the_new_settings() {
     signal(&agent.0, "-HUP");
     std::thread::sleep(Duration::from_secs(3));
     let _prometheus = start_prometheus_receiver(dir.path(), prom_port);
-    query_until(prom_port, "count_over_time(node_load1[5m])", |r| {
-        r.first()
-            .and_then(|s| s["value"][1].as_str()?.parse::<f64>().ok())
-            .is_some_and(|n| n as i64 >= now() - started - 2)
-    });
-    let points = prometheus_export(prom_port, "node_load1");
-    let first = points
-        .values()
-        .next()
-        .and_then(|p| p.first())
-        .map(|p| p.0 / 1000)
-        .unwrap_or(i64::MAX);
+    let (first, n) = first_load_sample(prom_port, started);
     assert!(
         first <= started + 2,
         "the first sample is from {first}; the agent started at {started}: the queue before the reload was lost"
+    );
+    assert!(
+        n as i64 >= now() - started - 3,
+        "{n} samples over {} s",
+        now() - started
     );
 }
