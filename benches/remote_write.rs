@@ -71,11 +71,11 @@ fn external() -> Vec<(String, String)> {
 }
 
 /// Samples per second of naming, grouping and encoding 2000-sample requests.
-fn encode_rate() -> f64 {
-    let batch = samples(10, 1_700_000_000);
+fn encode_rate(reps: usize, rounds: usize) -> f64 {
+    let batch = samples(rounds, 1_700_000_000);
     let ext = external();
     let mut rates = Vec::new();
-    for _ in 0..7 {
+    for _ in 0..reps {
         let input = batch.clone();
         let start = Instant::now();
         let mut namer = Namer::new(None);
@@ -158,7 +158,11 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let enc = encode_rate();
+    // `cargo bench` passes --bench; `cargo test` runs it once, small, as a
+    // check that it works.
+    let full = std::env::args().any(|a| a == "--bench");
+    let (reps, rounds) = if full { (5, 100) } else { (1, 2) };
+    let enc = encode_rate(if full { 7 } else { 1 }, if full { 10 } else { 1 });
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let _vm = Kill(
@@ -186,9 +190,9 @@ fn main() {
         .unwrap_or(0)
         - 3600;
     let (mut wall, mut cpu) = (Vec::new(), Vec::new());
-    for rep in 0..5 {
+    for rep in 0..reps {
         // Later timestamps each time: every sample is new to the receiver.
-        let (w, c) = into_victoria(port, 100, t0 + rep * 100);
+        let (w, c) = into_victoria(port, rounds, t0 + rep as i64 * 100);
         wall.push(w);
         cpu.push(c);
     }

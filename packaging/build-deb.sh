@@ -51,6 +51,7 @@ for f in conf.d/*.toml; do
     install -D -m 0644 "$f" "$root/etc/carbyne/conf.d/00-$(basename "$f")"
 done
 install -D -m 0644 packaging/debian/cron.d "$root/etc/cron.d/carbyne"
+install -D -m 0644 packaging/debian/lintian-overrides "$root/usr/share/lintian/overrides/carbyne"
 for unit in carbyne-agent.service carbyne-server.service; do
     install -D -m 0644 "packaging/debian/$unit" "$root/lib/systemd/system/$unit"
 done
