@@ -694,22 +694,24 @@ mod tests {
             .expect("sleep");
         let pid = child.id().to_string();
         std::os::unix::fs::symlink(format!("/proc/{pid}"), dir.path().join(&pid)).expect("link");
-        let mut buf = Vec::new();
-        // The child's descriptors as the kernel lists them; a loaded
-        // machine once showed a scan without its pipe, so a few tries.
-        let mut tally = scan(dir.path(), &mut buf);
-        for _ in 0..5 {
-            let whole = tally.as_ref().is_ok_and(|t| {
-                t.host.contains_key("FIFO")
-                    && t.host.contains_key("CHR")
-                    && t.host.contains_key("DIR")
-            });
-            if whole {
+        // Until `sleep` sleeps, the dynamic loader may still be mapping its
+        // libraries (a loaded machine showed only two REG files): wait for
+        // it to sleep with a library mapped (bounded).
+        let started = std::time::Instant::now();
+        while started.elapsed() < std::time::Duration::from_secs(5) {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let sleeping = state
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('S'));
+            let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+            if sleeping && maps.contains(".so") {
                 break;
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            tally = scan(dir.path(), &mut buf);
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
+        let mut buf = Vec::new();
+        let tally = scan(dir.path(), &mut buf);
         let _ = child.kill();
         let _ = child.wait();
         let tally = tally.expect("scan");
