@@ -234,13 +234,7 @@ pub async fn run(mut d: Delivery, cfg: HttpConfig, host: String) -> Result<(), D
                 d.pause(backoff.next_wait()).await;
             }
             Err(e) => {
-                let msg = if e.is_timeout() {
-                    "timed out".to_string()
-                } else if e.is_connect() {
-                    "connection refused or unreachable".to_string()
-                } else {
-                    e.without_url().to_string()
-                };
+                let msg = super::brief_http(e);
                 d.failed(&format!("{}: {msg}", shown));
                 last_error = Some(msg);
                 d.queue.put_back(batch);

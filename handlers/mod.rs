@@ -613,6 +613,18 @@ pub fn brief_zmq(e: &::zeromq::ZmqError) -> String {
     }
 }
 
+/// A short description of a failed HTTP request, without its URL (which
+/// may carry credentials).
+pub fn brief_http(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection refused or unreachable".into()
+    } else {
+        e.without_url().to_string()
+    }
+}
+
 /// A short description of an I/O error: `connection refused`, `timed out`, ...
 pub fn brief(e: &std::io::Error) -> String {
     use std::io::ErrorKind::*;

@@ -104,10 +104,7 @@ impl RemoteWriteConfig {
             ));
         }
         for k in self.external_labels.keys() {
-            let valid = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                && !k.starts_with("__")
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
+            if !crate::prometheus::valid_label_name(k) || k.starts_with("__") {
                 return Err(ConfigError::new(
                     format!("{key}.external_labels"),
                     format!("{k:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*, not __)"),
@@ -265,13 +262,7 @@ impl Round<'_> {
                         self.d.pause_shared(backoff.next_wait()).await;
                     }
                     Err(e) => {
-                        let msg = if e.is_timeout() {
-                            "timed out".to_string()
-                        } else if e.is_connect() {
-                            "connection refused or unreachable".to_string()
-                        } else {
-                            e.without_url().to_string()
-                        };
+                        let msg = super::brief_http(e);
                         self.d.failed(&format!("{}: {msg}", self.shown));
                         self.note(msg);
                         self.d.pause_shared(backoff.next_wait()).await;

@@ -161,6 +161,18 @@ fn rw_handler(name: &str, port: u16, path: &str, dir: &std::path::Path) -> Strin
     )
 }
 
+/// The agent as a daemon on `cfg`.
+fn start_agent(cfg: &std::path::Path) -> Child {
+    Child(
+        bin()
+            .args(["agent", "--config", cfg.to_str().expect("path")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("carbyne"),
+    )
+}
+
 /// Waits (45 s at most) until the Prometheus at `port` holds `node_load1`
 /// samples for about every second since `started`: the time of the first,
 /// and how many there are.
@@ -295,14 +307,7 @@ fn a_receiver_down_for_a_while_gets_everything_once_back() {
         &handlers,
     );
     let started = now();
-    let _agent = Child(
-        bin()
-            .args(["agent", "--config", cfg.to_str().expect("path")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("carbyne"),
-    );
+    let _agent = start_agent(&cfg);
     // Nothing listens for the first seconds.
     std::thread::sleep(Duration::from_secs(5));
     let up = now();
@@ -527,14 +532,7 @@ fn a_reload_while_the_receiver_is_down_hands_the_queue_to_the_new_settings() {
         &handlers,
     );
     let started = now();
-    let agent = Child(
-        bin()
-            .args(["agent", "--config", cfg.to_str().expect("path")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("carbyne"),
-    );
+    let agent = start_agent(&cfg);
     std::thread::sleep(Duration::from_secs(3));
     // The section changes while nothing listens: the handler restarts.
     let text = std::fs::read_to_string(&cfg).expect("config");

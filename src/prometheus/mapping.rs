@@ -166,78 +166,54 @@ fn glob_regex(glob: &str) -> Result<Regex, String> {
     Regex::new(&re).map_err(|e| e.to_string())
 }
 
+/// A `$N` or `${N}` capture reference (digits only, as the exporters'
+/// formatter reads them) at byte `i` of `t`: its number and where it ends.
+fn capture_ref(t: &str, i: usize) -> Option<(usize, usize)> {
+    let b = t.as_bytes();
+    if b.get(i) != Some(&b'$') {
+        return None;
+    }
+    let braced = b.get(i + 1) == Some(&b'{');
+    let start = i + 1 + usize::from(braced);
+    let end = start + b[start..].iter().take_while(|c| c.is_ascii_digit()).count();
+    if end == start || (braced && b.get(end) != Some(&b'}')) {
+        return None;
+    }
+    let n = t[start..end].parse().unwrap_or(usize::MAX);
+    Some((n, end + usize::from(braced)))
+}
+
 /// Whether `t` is a valid name template: letters, digits, `_` and `$N` /
 /// `${N}` references, not starting with a digit (the exporters' check).
 fn valid_name_template(t: &str) -> bool {
     let b = t.as_bytes();
     let mut i = 0;
-    let mut first = true;
     while i < b.len() {
-        if b[i] == b'$' {
-            let mut j = i + 1;
-            let braced = b.get(j) == Some(&b'{');
-            if braced {
-                j += 1;
-            }
-            let start = j;
-            while j < b.len() && b[j].is_ascii_digit() {
-                j += 1;
-            }
-            if j == start {
-                return false;
-            }
-            if braced {
-                if b.get(j) != Some(&b'}') {
-                    return false;
-                }
-                j += 1;
-            }
-            i = j;
-        } else {
-            let c = b[i];
-            if !(c.is_ascii_alphabetic() || c == b'_' || (!first && c.is_ascii_digit())) {
-                return false;
-            }
-            i += 1;
+        if let Some((_, end)) = capture_ref(t, i) {
+            i = end;
+            continue;
         }
-        first = false;
+        let c = b[i];
+        if !(c.is_ascii_alphabetic() || c == b'_' || (i > 0 && c.is_ascii_digit())) {
+            return false;
+        }
+        i += 1;
     }
     !t.is_empty()
 }
 
-fn valid_label_name(k: &str) -> bool {
-    let mut c = k.chars();
-    c.next()
-        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
-        && c.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// A glob rule's template with its captures: `$N` and `${N}` (digits only,
-/// as the exporters' glob formatter reads them), everything else as is.
+/// A glob rule's template with its captures: `$N` and `${N}`, everything
+/// else as is.
 fn expand_glob(template: &str, caps: &regex::Captures) -> String {
-    let b = template.as_bytes();
     let mut out = String::with_capacity(template.len() + 16);
     let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'$' {
-            let mut j = i + 1;
-            let braced = b.get(j) == Some(&b'{');
-            if braced {
-                j += 1;
-            }
-            let start = j;
-            while j < b.len() && b[j].is_ascii_digit() {
-                j += 1;
-            }
-            let closed = !braced || b.get(j) == Some(&b'}');
-            if j > start && closed {
-                let n: usize = template[start..j].parse().unwrap_or(usize::MAX);
-                out.push_str(caps.get(n).map_or("", |m| m.as_str()));
-                i = if braced { j + 1 } else { j };
-                continue;
-            }
+    while i < template.len() {
+        if let Some((n, end)) = capture_ref(template, i) {
+            out.push_str(caps.get(n).map_or("", |m| m.as_str()));
+            i = end;
+            continue;
         }
-        // A char boundary: `$` is ASCII, and so is every byte skipped above.
+        // A char boundary: `$` is ASCII, and so is every byte a reference spans.
         let ch_len = template[i..].chars().next().map_or(1, char::len_utf8);
         out.push_str(&template[i..i + ch_len]);
         i += ch_len;
@@ -318,7 +294,7 @@ impl Mapper {
                 )));
             }
             for k in r.labels.keys() {
-                if !valid_label_name(k) || k.starts_with("__") {
+                if !super::valid_label_name(k) || k.starts_with("__") {
                     return Err(err(format!("label name {k:?} is not valid")));
                 }
             }

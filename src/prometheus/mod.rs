@@ -78,6 +78,13 @@ pub fn valid_metric_name(name: &str) -> bool {
         && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
+/// Whether `name` is a valid label name as it is (`[a-zA-Z_][a-zA-Z0-9_]*`;
+/// a leading `__` is valid but kept for Prometheus's own labels).
+pub fn valid_label_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
 /// `raw` as a label name: `[a-zA-Z_][a-zA-Z0-9_]*`, as [`metric_name`]. A
 /// leading `__` (kept for Prometheus's own labels) becomes one underscore.
 pub fn label_name(raw: &str) -> String {
@@ -251,10 +258,7 @@ fn label_block(labels: &[(&str, &str)]) -> String {
     let mut pairs: Vec<(Cow<str>, &str)> = labels
         .iter()
         .map(|(k, v)| {
-            let valid = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                && !k.starts_with("__")
-                && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
-            let mut k = if valid {
+            let mut k = if valid_label_name(k) && !k.starts_with("__") {
                 Cow::Borrowed(*k)
             } else {
                 Cow::Owned(label_name(k))

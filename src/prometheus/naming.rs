@@ -5,7 +5,7 @@
 //! without duplicates.
 
 use super::mapping::{Mapped, Mapper};
-use super::{label_name, metric_name, Kind};
+use super::{label_name, metric_name, valid_label_name, Kind};
 use crate::sample::{Prom, Sample};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -46,10 +46,7 @@ pub struct Namer {
 /// (as Prometheus renames a clash); the first of two alike stays.
 pub fn clean_labels(labels: &mut Vec<(Cow<'static, str>, String)>) {
     for (k, _) in labels.iter_mut() {
-        let valid = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && !k.starts_with("__")
-            && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
-        if !valid {
+        if !valid_label_name(k) || k.starts_with("__") {
             *k = Cow::Owned(label_name(k));
         }
         if k == "le" || k == "quantile" {
