@@ -2,8 +2,8 @@
 //! shards by key, and the Graphite lines of a flush.
 
 use super::parse::{parse_line, split_on, Op, Update};
-use super::{HistogramSpec, StatsdServerConfig};
-use crate::server::{held_note, js, Throttle};
+use super::StatsdServerConfig;
+use crate::server::{held_note, Throttle};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
@@ -15,45 +15,45 @@ type Hasher = foldhash::fast::RandomState;
 type Map<V> = HashMap<Box<str>, V, Hasher>;
 
 /// statsd's own counters, kept like any other counter.
-struct Internal {
-    bad_lines: String,
-    packets: String,
-    metrics: String,
-    lag: String,
+pub(super) struct Internal {
+    pub(super) bad_lines: String,
+    pub(super) packets: String,
+    pub(super) metrics: String,
+    pub(super) lag: String,
     /// Counted only once something was dropped, so a server that drops
     /// nothing flushes exactly what etsy statsd flushes.
-    dropped_keys: String,
-    dropped_members: String,
+    pub(super) dropped_keys: String,
+    pub(super) dropped_members: String,
 }
 
 /// One shard's keys. A key lives in exactly one shard (chosen by its hash),
 /// so its updates keep their order whichever socket they arrive on, and
 /// receivers working on different shards never wait for each other.
 #[derive(Default)]
-struct Store {
-    counters: Map<f64>,
+pub(super) struct Store {
+    pub(super) counters: Map<f64>,
     /// Values since the last flush and their sample-rate-weighted count.
-    timers: Map<(Vec<f64>, f64)>,
+    pub(super) timers: Map<(Vec<f64>, f64)>,
     /// Value, and whether a line set it since the last flush (tracked only
     /// when a flush deletes such gauges).
-    gauges: Map<(f64, bool)>,
-    sets: Map<HashSet<Box<str>, Hasher>>,
+    pub(super) gauges: Map<(f64, bool)>,
+    pub(super) sets: Map<HashSet<Box<str>, Hasher>>,
 }
 
 /// What the shards may hold, and what they dropped for it.
-struct Limits {
-    max_keys: AtomicUsize,
-    keys: AtomicUsize,
+pub(super) struct Limits {
+    pub(super) max_keys: AtomicUsize,
+    pub(super) keys: AtomicUsize,
     /// Lines dropped for `max_keys`, since start, and as last reported.
-    dropped: AtomicU64,
-    dropped_reported: AtomicU64,
-    max_members: AtomicUsize,
-    max_member_bytes: AtomicUsize,
+    pub(super) dropped: AtomicU64,
+    pub(super) dropped_reported: AtomicU64,
+    pub(super) max_members: AtomicUsize,
+    pub(super) max_member_bytes: AtomicUsize,
     /// Set members dropped for the two bounds above, since start, and as
     /// last reported.
-    dropped_members: AtomicU64,
-    dropped_members_reported: AtomicU64,
-    log: Throttle,
+    pub(super) dropped_members: AtomicU64,
+    pub(super) dropped_members_reported: AtomicU64,
+    pub(super) log: Throttle,
 }
 
 impl Limits {
@@ -95,7 +95,7 @@ impl Limits {
     }
 
     /// What was dropped since the last call: (lines for new keys, set members).
-    fn dropped_since(&self) -> (u64, u64) {
+    pub(super) fn dropped_since(&self) -> (u64, u64) {
         let since = |all: &AtomicU64, reported: &AtomicU64| {
             let now = all.load(Ordering::Relaxed);
             now - reported.swap(now, Ordering::Relaxed)
@@ -173,7 +173,7 @@ impl Store {
     }
 
     /// After a flush, as statsd: zero or delete what was flushed.
-    fn reset(&mut self, c: &StatsdServerConfig, internal: &[&str; 3], limits: &Limits) {
+    pub(super) fn reset(&mut self, c: &StatsdServerConfig, internal: &[&str; 3], limits: &Limits) {
         let all = c.delete_idle_stats;
         let before = self.counters.len() + self.timers.len() + self.gauges.len() + self.sets.len();
         if c.delete_counters || all {
@@ -204,19 +204,19 @@ impl Store {
 
 /// Everything received since the last flush, in shards by key.
 pub struct Aggregator {
-    cfg: StatsdServerConfig,
-    shards: Vec<Mutex<Store>>,
-    hasher: Hasher,
-    limits: Limits,
-    internal: Internal,
+    pub(super) cfg: StatsdServerConfig,
+    pub(super) shards: Vec<Mutex<Store>>,
+    pub(super) hasher: Hasher,
+    pub(super) limits: Limits,
+    pub(super) internal: Internal,
     /// Lines that were not statsd lines, since start.
-    bad_lines_total: AtomicU64,
+    pub(super) bad_lines_total: AtomicU64,
     /// Unix time of the last message.
-    last_msg_seen: AtomicI64,
-    old_timestamp: AtomicI64,
+    pub(super) last_msg_seen: AtomicI64,
+    pub(super) old_timestamp: AtomicI64,
 }
 
-fn lock(m: &Mutex<Store>) -> MutexGuard<'_, Store> {
+pub(super) fn lock(m: &Mutex<Store>) -> MutexGuard<'_, Store> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -262,7 +262,7 @@ impl Aggregator {
         a
     }
 
-    fn shard(&self, key: &str) -> &Mutex<Store> {
+    pub(super) fn shard(&self, key: &str) -> &Mutex<Store> {
         let i = match self.shards.len() {
             1 => 0,
             n => (self.hasher.hash_one(key) % n as u64) as usize,
@@ -271,7 +271,7 @@ impl Aggregator {
     }
 
     /// Adds to one of statsd's own counters.
-    fn add(&self, key: &str, v: f64) {
+    pub(super) fn add(&self, key: &str, v: f64) {
         lock(self.shard(key)).count(Cow::Borrowed(key), v, &self.limits, true);
     }
 
@@ -369,153 +369,6 @@ impl Aggregator {
             .store(crate::whisper::unix_now(), Ordering::Relaxed);
     }
 
-    fn namespaces(&self) -> [Vec<String>; 5] {
-        let c = &self.cfg;
-        if c.legacy_namespace {
-            let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-            return [
-                s(&["stats"]),
-                s(&["stats"]),
-                s(&["stats", "timers"]),
-                s(&["stats", "gauges"]),
-                s(&["stats", "sets"]),
-            ];
-        }
-        let base: Vec<String> = if c.global_prefix.is_empty() {
-            vec![]
-        } else {
-            vec![c.global_prefix.clone()]
-        };
-        let with = |p: &str| {
-            let mut v = base.clone();
-            if !p.is_empty() {
-                v.push(p.to_string());
-            }
-            v
-        };
-        [
-            base.clone(),
-            with(&c.prefix_counter),
-            with(&c.prefix_timer),
-            with(&c.prefix_gauge),
-            with(&c.prefix_set),
-        ]
-    }
-
-    /// The Graphite lines of one flush at unix time `ts` (each ending in a
-    /// newline), then resets as statsd does, one shard at a time (the others
-    /// keep receiving).
-    pub fn flush(&self, ts: i64) -> String {
-        let start = std::time::Instant::now();
-        let c = &self.cfg;
-        let (keys, members) = self.limits.dropped_since();
-        for (k, n) in [
-            (&self.internal.dropped_keys, keys),
-            (&self.internal.dropped_members, members),
-        ] {
-            if n > 0 {
-                self.add(k, n as f64);
-            }
-        }
-        let old = self.old_timestamp.swap(ts, Ordering::Relaxed);
-        if old > 0 {
-            let lag = (ts - old) as f64 - c.flush_interval;
-            let k = &self.internal.lag;
-            let mut s = lock(self.shard(k));
-            if s.gauges.insert(k.as_str().into(), (lag, false)).is_none() {
-                self.limits.keys.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        let suffix = if c.global_suffix.is_empty() {
-            String::new()
-        } else {
-            format!(".{}", c.global_suffix)
-        };
-        let fmt = |ns: &[String], key: &str, extra: &[&str]| -> String {
-            let mut split = key.split(';');
-            let name = split.next().unwrap_or_default();
-            let tags: Vec<&str> = split.collect();
-            let mut parts: Vec<&str> = ns.iter().map(String::as_str).collect();
-            parts.push(name);
-            parts.extend_from_slice(extra);
-            let tags = if tags.is_empty() {
-                String::new()
-            } else {
-                format!(";{}", tags.join(";"))
-            };
-            format!("{}{suffix}{tags}", parts.join("."))
-        };
-        let [global, counter_ns, timer_ns, gauge_ns, set_ns] = self.namespaces();
-        let mut out = String::new();
-        let mut line = |name: String, v: f64| {
-            use std::fmt::Write;
-            let _ = writeln!(out, "{name} {} {ts}", js::to_string(v));
-        };
-        let mut num_stats = 0u64;
-        let secs = c.flush_interval;
-        let internal = [
-            self.internal.bad_lines.as_str(),
-            self.internal.packets.as_str(),
-            self.internal.metrics.as_str(),
-        ];
-        for shard in &self.shards {
-            let mut s = lock(shard);
-            for (key, value) in &s.counters {
-                let rate = value / secs;
-                if c.legacy_namespace {
-                    line(fmt(&counter_ns, key, &[]), rate);
-                    if c.flush_counts {
-                        line(fmt(&["stats_counts".to_string()], key, &[]), *value);
-                    }
-                } else {
-                    line(fmt(&counter_ns, key, &["rate"]), rate);
-                    if c.flush_counts {
-                        line(fmt(&counter_ns, key, &["count"]), *value);
-                    }
-                }
-                num_stats += 1;
-            }
-            for (key, (values, count)) in &s.timers {
-                for (stat, v) in timer_stats(
-                    values,
-                    *count,
-                    secs,
-                    &c.percent_threshold,
-                    &c.histogram,
-                    key,
-                ) {
-                    let parts: Vec<&str> = stat.split('.').collect();
-                    line(fmt(&timer_ns, key, &parts), v);
-                }
-                num_stats += 1;
-            }
-            for (key, (v, _)) in &s.gauges {
-                line(fmt(&gauge_ns, key, &[]), *v);
-                num_stats += 1;
-            }
-            for (key, members) in &s.sets {
-                line(fmt(&set_ns, key, &["count"]), members.len() as f64);
-                num_stats += 1;
-            }
-            s.reset(c, &internal, &self.limits);
-        }
-        let calc = start.elapsed().as_millis() as f64;
-        let p = &c.prefix_stats;
-        if c.legacy_namespace {
-            line(format!("{p}.numStats{suffix}"), num_stats as f64);
-            line(
-                format!("stats.{p}.graphiteStats.calculationtime{suffix}"),
-                calc,
-            );
-            line(format!("stats.{p}.processing_time{suffix}"), calc);
-        } else {
-            line(fmt(&global, p, &["numStats"]), num_stats as f64);
-            line(fmt(&global, p, &["graphiteStats", "calculationtime"]), calc);
-            line(fmt(&global, p, &["processing_time"]), calc);
-        }
-        out
-    }
-
     /// Every shard's entries of one kind, sorted by key.
     fn gather<V>(&self, pick: impl Fn(&Store) -> Vec<(String, V)>) -> Vec<(String, V)> {
         let mut v: Vec<(String, V)> = self.shards.iter().flat_map(|s| pick(&lock(s))).collect();
@@ -580,118 +433,10 @@ fn remove_matching<V>(items: &mut Map<V>, matches: impl Fn(&str) -> bool, gone: 
     });
 }
 
-/// statsd's timer statistics, in its order (`count_90`, `mean_90`, ...,
-/// `std`, `upper`, `lower`, `count`, `count_ps`, `sum`, `sum_squares`,
-/// `mean`, `median`, `histogram.bin_*`).
-pub fn timer_stats(
-    values: &[f64],
-    count: f64,
-    secs: f64,
-    pcts: &[f64],
-    histogram: &[HistogramSpec],
-    key: &str,
-) -> Vec<(String, f64)> {
-    let mut out = Vec::new();
-    if values.is_empty() {
-        out.push(("count".to_string(), 0.0));
-        out.push(("count_ps".to_string(), 0.0));
-        return out;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let n = v.len();
-    let (min, max) = (v[0], v[n - 1]);
-    let mut cum = vec![min];
-    let mut cum_sq = vec![min * min];
-    for i in 1..n {
-        cum.push(v[i] + cum[i - 1]);
-        cum_sq.push(v[i] * v[i] + cum_sq[i - 1]);
-    }
-    let (mut sum, mut sum_sq, mut mean, mut boundary) = (min, min * min, min, max);
-    for &pct in pcts {
-        let mut num = n;
-        if n > 1 {
-            num = ((pct.abs() / 100.0 * n as f64) + 0.5).floor() as usize;
-            if num == 0 {
-                continue;
-            }
-            if pct > 0.0 {
-                boundary = v[num - 1];
-                sum = cum[num - 1];
-                sum_sq = cum_sq[num - 1];
-            } else {
-                boundary = v[n - num];
-                let before = if n > num { cum[n - num - 1] } else { 0.0 };
-                let before_sq = if n > num { cum_sq[n - num - 1] } else { 0.0 };
-                sum = cum[n - 1] - before;
-                sum_sq = cum_sq[n - 1] - before_sq;
-            }
-            mean = sum / num as f64;
-        }
-        let clean = js::to_string(pct)
-            .replacen('.', "_", 1)
-            .replacen('-', "top", 1);
-        out.push((format!("count_{clean}"), num as f64));
-        out.push((format!("mean_{clean}"), mean));
-        out.push((
-            format!("{}_{clean}", if pct > 0.0 { "upper" } else { "lower" }),
-            boundary,
-        ));
-        out.push((format!("sum_{clean}"), sum));
-        out.push((format!("sum_squares_{clean}"), sum_sq));
-    }
-    let sum = cum[n - 1];
-    let sum_sq = cum_sq[n - 1];
-    let mean = sum / n as f64;
-    let diffs: f64 = v
-        .iter()
-        .map(|x| (x - mean) * (x - mean))
-        .fold(0.0, |a, b| a + b);
-    let mid = n / 2;
-    let median = if n % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    };
-    out.push(("std".into(), (diffs / n as f64).sqrt()));
-    out.push(("upper".into(), max));
-    out.push(("lower".into(), min));
-    out.push(("count".into(), count));
-    out.push(("count_ps".into(), count / secs));
-    out.push(("sum".into(), sum));
-    out.push(("sum_squares".into(), sum_sq));
-    out.push(("mean".into(), mean));
-    out.push(("median".into(), median));
-    if let Some(h) = histogram.iter().find(|h| key.contains(&h.metric)) {
-        let mut i = 0;
-        for b in &h.bins {
-            let (inf, limit, label) = match b {
-                toml::Value::String(s) if s == "inf" => (true, f64::INFINITY, "inf".to_string()),
-                other => {
-                    let x = other
-                        .as_float()
-                        .or_else(|| other.as_integer().map(|i| i as f64))
-                        .unwrap_or(f64::INFINITY);
-                    (false, x, js::to_string(x))
-                }
-            };
-            let mut freq = 0;
-            while i < n && (inf || v[i] < limit) {
-                freq += 1;
-                i += 1;
-            }
-            out.push((
-                format!("histogram.bin_{}", label.replacen('.', "_", 1)),
-                freq as f64,
-            ));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::js;
 
     fn agg() -> Aggregator {
         Aggregator::new(

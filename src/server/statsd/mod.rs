@@ -8,11 +8,13 @@
 
 mod admin;
 mod aggregate;
+mod flush;
 mod parse;
 mod tcp;
 mod udp;
 
-pub use aggregate::{timer_stats, Aggregator};
+pub use aggregate::Aggregator;
+pub use flush::timer_stats;
 
 use crate::config::ConfigError;
 use serde::{Deserialize, Serialize};
