@@ -81,18 +81,7 @@ impl PrometheusConfig {
                 ),
             ));
         }
-        // Letters, digits and `/-._~` only: the router reads `:`, `*`, `{`
-        // and `}` as its own syntax.
-        let plain = self
-            .path
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"/-._~".contains(&c));
-        if !self.path.starts_with('/') || !plain || self.path.contains("//") {
-            return Err(ConfigError::new(
-                format!("{key}.path"),
-                format!("{:?} is not a URL path such as /metrics", self.path),
-            ));
-        }
+        check_path(&format!("{key}.path"), &self.path)?;
         super::check_seconds(key, &[("expiry", self.expiry)])?;
         self.mapper(key)?;
         if !(1..=100_000).contains(&self.max_connections) {
@@ -109,6 +98,21 @@ impl PrometheusConfig {
         }
         Ok(())
     }
+}
+
+/// A scrape path (`/metrics`): letters, digits and `/-._~` only, since the
+/// router reads `:`, `*`, `{` and `}` as its own syntax.
+pub fn check_path(key: &str, path: &str) -> Result<(), ConfigError> {
+    let plain = path
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || b"/-._~".contains(&c));
+    if !path.starts_with('/') || !plain || path.contains("//") {
+        return Err(ConfigError::new(
+            key,
+            format!("{path:?} is not a URL path such as /metrics"),
+        ));
+    }
+    Ok(())
 }
 
 impl PrometheusConfig {
@@ -331,7 +335,7 @@ impl Shared {
 
 /// Whether an `Accept-Encoding` header accepts gzip: named with a
 /// quality above 0, or not named and `*` above 0.
-fn accepts_gzip(headers: &HeaderMap) -> bool {
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
     let (mut gzip, mut any) = (None::<bool>, None::<bool>);
     for coding in headers
         .get_all(header::ACCEPT_ENCODING)

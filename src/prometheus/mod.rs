@@ -234,6 +234,9 @@ pub struct Exposition {
     families: BTreeMap<String, Family>,
     /// Series given twice (the later value is kept).
     pub duplicates: u64,
+    /// Counters keep their names as given, without `_total`: the text
+    /// format only, as statsd_exporter serves them.
+    plain_counters: bool,
 }
 
 /// What [`Exposition::add_at`] did.
@@ -296,6 +299,15 @@ fn label_block(labels: &[(&str, &str)]) -> String {
 impl Exposition {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An exposition whose counters keep their names as given (no
+    /// `_total`), for the text format only.
+    pub fn with_plain_counters() -> Self {
+        Exposition {
+            plain_counters: true,
+            ..Self::default()
+        }
     }
 
     /// Adds a series. `name` and the label names are made valid here (a
@@ -406,7 +418,7 @@ impl Exposition {
         };
         // A counter's samples end in `_total` (OpenMetrics requires it, and
         // Prometheus's conventions ask it of the text format).
-        if kind == Kind::Counter && !name.ends_with("_total") {
+        if kind == Kind::Counter && !self.plain_counters && !name.ends_with("_total") {
             name.to_mut().push_str("_total");
         }
         let block = label_block(labels);

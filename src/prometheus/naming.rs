@@ -76,7 +76,9 @@ impl Namer {
         let m = match mapper.map(dotted) {
             Mapped::Drop => None,
             Mapped::Unmatched => Some((metric_name(dotted), Vec::new(), None)),
-            Mapped::To { name, labels, help } => Some((name, labels, help)),
+            Mapped::To {
+                name, labels, help, ..
+            } => Some((name, labels, help)),
         };
         if self.memo.len() >= MEMO_NAMES {
             self.memo.clear();

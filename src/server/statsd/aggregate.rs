@@ -31,11 +31,11 @@ pub(super) struct Internal {
 /// receivers working on different shards never wait for each other.
 #[derive(Default)]
 pub(super) struct Store {
-    pub(super) counters: Map<f64>,
+    /// Value, and whether a line counted it since the last flush.
+    pub(super) counters: Map<(f64, bool)>,
     /// Values since the last flush and their sample-rate-weighted count.
     pub(super) timers: Map<(Vec<f64>, f64)>,
-    /// Value, and whether a line set it since the last flush (tracked only
-    /// when a flush deletes such gauges).
+    /// Value, and whether a line set it since the last flush.
     pub(super) gauges: Map<(f64, bool)>,
     pub(super) sets: Map<HashSet<Box<str>, Hasher>>,
 }
@@ -112,7 +112,7 @@ impl Limits {
 }
 
 impl Store {
-    fn apply(&mut self, op: Op<'_>, limits: &Limits, cfg: &StatsdServerConfig) {
+    fn apply(&mut self, op: Op<'_>, limits: &Limits) {
         let key = op.key;
         match op.update {
             Update::Count(v) => self.count(key, v, limits, false),
@@ -127,7 +127,6 @@ impl Store {
                 None => {}
             },
             Update::Gauge(v, delta) => {
-                let touched = cfg.delete_gauges || cfg.delete_idle_stats;
                 match self.gauges.get_mut(&*key) {
                     // statsd adds only to a gauge that is set and not 0.
                     Some(g) => {
@@ -136,10 +135,10 @@ impl Store {
                         } else {
                             g.0 = v;
                         }
-                        g.1 |= touched;
+                        g.1 = true;
                     }
                     None if limits.room() => {
-                        self.gauges.insert(Box::from(key), (v, touched));
+                        self.gauges.insert(Box::from(key), (v, true));
                     }
                     None => {}
                 }
@@ -163,12 +162,13 @@ impl Store {
     /// statsd's own counters (`own`) never count against `max_keys`.
     fn count(&mut self, key: Cow<'_, str>, v: f64, limits: &Limits, own: bool) {
         if let Some(c) = self.counters.get_mut(&*key) {
-            *c += v;
+            c.0 += v;
+            c.1 = true;
         } else if own {
             limits.keys.fetch_add(1, Ordering::Relaxed);
-            self.counters.insert(Box::from(key), v);
+            self.counters.insert(Box::from(key), (v, true));
         } else if limits.room() {
-            self.counters.insert(Box::from(key), v);
+            self.counters.insert(Box::from(key), (v, true));
         }
     }
 
@@ -180,7 +180,7 @@ impl Store {
             self.counters
                 .retain(|k, _| internal.iter().any(|i| k.contains(i)));
         }
-        self.counters.values_mut().for_each(|v| *v = 0.0);
+        self.counters.values_mut().for_each(|v| *v = (0.0, false));
         if c.delete_timers || all {
             self.timers.clear();
         } else {
@@ -195,7 +195,10 @@ impl Store {
             self.sets.values_mut().for_each(HashSet::clear);
         }
         if c.delete_gauges || all {
+            // The gauges lines set (statsd's own lag gauge stays).
             self.gauges.retain(|_, g| !g.1);
+        } else {
+            self.gauges.values_mut().for_each(|g| g.1 = false);
         }
         let after = self.counters.len() + self.timers.len() + self.gauges.len() + self.sets.len();
         limits.forget(before - after);
@@ -355,7 +358,7 @@ impl Aggregator {
             if !ops.is_empty() {
                 let mut s = lock(shard);
                 for op in ops {
-                    s.apply(op, &self.limits, &self.cfg);
+                    s.apply(op, &self.limits);
                 }
             }
         }
@@ -381,7 +384,7 @@ impl Aggregator {
         self.gather(|s| {
             s.counters
                 .iter()
-                .map(|(k, v)| (k.to_string(), *v))
+                .map(|(k, v)| (k.to_string(), v.0))
                 .collect()
         })
     }
@@ -488,6 +491,31 @@ mod tests {
         assert!(a.gauges().contains(&("g2".to_string(), 6.0)));
         a.flush(1010);
         assert!(a.gauges().iter().all(|(k, _)| k.starts_with("statsd.")));
+    }
+
+    #[test]
+    fn a_flush_gives_only_what_lines_changed_since_the_last() {
+        let a = agg();
+        let updates = |a: &Aggregator| {
+            let mut got = Vec::new();
+            a.flush_into(1000, Some(&mut |u| got.push(format!("{u:?}"))));
+            got.retain(|u| !u.contains("\"statsd."));
+            got.sort();
+            got
+        };
+        a.packet(b"c:2|c|@0.5\ng:3|g\ng:+1|g\nt:5|ms|@0.5\nt:7|ms|@0.5\ns:x|s");
+        assert_eq!(
+            updates(&a),
+            [
+                "Counter(\"c\", 4.0)",
+                "Gauge(\"g\", 4.0)",
+                "Timer(\"t\", [5.0, 7.0], 4.0)"
+            ]
+        );
+        // Idle keys (kept by statsd at 0, or at their value) are not given.
+        assert!(updates(&a).is_empty());
+        a.packet(b"g:-1|g");
+        assert_eq!(updates(&a), ["Gauge(\"g\", 3.0)"]);
     }
 
     #[test]

@@ -3,6 +3,17 @@
 
 use super::aggregate::{lock, Aggregator};
 use super::HistogramSpec;
+
+/// What one key's lines did since the last flush.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Update<'a> {
+    /// The sum counted (each value over its sample rate).
+    Counter(&'a str, f64),
+    /// The value now.
+    Gauge(&'a str, f64),
+    /// The timings (milliseconds) and their count weighted by sample rate.
+    Timer(&'a str, &'a [f64], f64),
+}
 use crate::server::js;
 use std::sync::atomic::Ordering;
 
@@ -44,6 +55,13 @@ impl Aggregator {
     /// newline), then resets as statsd does, one shard at a time (the others
     /// keep receiving).
     pub fn flush(&self, ts: i64) -> String {
+        self.flush_into(ts, None)
+    }
+
+    /// [`Aggregator::flush`], also giving `updates` what lines changed
+    /// since the last flush: each counter counted, gauge set and timer
+    /// timed (the Prometheus exposition's input).
+    pub fn flush_into(&self, ts: i64, mut updates: Option<&mut dyn FnMut(Update<'_>)>) -> String {
         let start = std::time::Instant::now();
         let c = &self.cfg;
         let (keys, members) = self.limits.dropped_since();
@@ -98,7 +116,24 @@ impl Aggregator {
         ];
         for shard in &self.shards {
             let mut s = lock(shard);
-            for (key, value) in &s.counters {
+            if let Some(give) = updates.as_mut() {
+                for (key, (v, touched)) in &s.counters {
+                    if *touched {
+                        give(Update::Counter(key, *v));
+                    }
+                }
+                for (key, (v, touched)) in &s.gauges {
+                    if *touched {
+                        give(Update::Gauge(key, *v));
+                    }
+                }
+                for (key, (values, count)) in &s.timers {
+                    if !values.is_empty() {
+                        give(Update::Timer(key, values, *count));
+                    }
+                }
+            }
+            for (key, (value, _)) in &s.counters {
                 let rate = value / secs;
                 if c.legacy_namespace {
                     line(fmt(&counter_ns, key, &[]), rate);

@@ -8,13 +8,16 @@
 
 mod admin;
 mod aggregate;
+mod exposition;
 mod flush;
 mod parse;
+mod scrape;
 mod tcp;
 mod udp;
 
 pub use aggregate::Aggregator;
-pub use flush::timer_stats;
+pub use exposition::{escape_name, Exporter};
+pub use flush::{timer_stats, Update};
 
 use crate::config::ConfigError;
 use serde::{Deserialize, Serialize};
@@ -85,6 +88,15 @@ pub struct StatsdServerConfig {
     pub max_set_members: usize,
     /// Longest set member; a longer one is dropped and counted likewise.
     pub max_set_member_bytes: usize,
+    /// Where Prometheus scrapes the aggregated metrics, as statsd_exporter
+    /// serves them ("" for nowhere; statsd_exporter's port is 9102).
+    pub prometheus_listen: String,
+    pub prometheus_path: String,
+    /// statsd_exporter's mapping rules (YAML); "" for none.
+    pub mapping_file: String,
+    /// Most bytes of Prometheus series held; past it new series are
+    /// dropped and counted.
+    pub prometheus_max_bytes: usize,
 }
 
 impl Default for StatsdServerConfig {
@@ -119,6 +131,10 @@ impl Default for StatsdServerConfig {
             max_line_bytes: 65_536,
             max_set_members: 100_000,
             max_set_member_bytes: 1024,
+            prometheus_listen: String::new(),
+            prometheus_path: "/metrics".into(),
+            mapping_file: String::new(),
+            prometheus_max_bytes: 64 << 20,
         }
     }
 }
@@ -170,6 +186,31 @@ impl StatsdServerConfig {
                 return Err(ConfigError::new(format!("{key}.{k}"), "must be at least 1"));
             }
         }
+        if !self.prometheus_listen.is_empty()
+            && self
+                .prometheus_listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(ConfigError::new(
+                format!("{key}.prometheus_listen"),
+                format!(
+                    "{:?} is not an address and port such as 127.0.0.1:9102 (or \"\" for none)",
+                    self.prometheus_listen
+                ),
+            ));
+        }
+        crate::handlers::prometheus::check_path(
+            &format!("{key}.prometheus_path"),
+            &self.prometheus_path,
+        )?;
+        self.mapper(key)?;
+        if self.prometheus_max_bytes < 4096 {
+            return Err(ConfigError::new(
+                format!("{key}.prometheus_max_bytes"),
+                "must be at least 4096",
+            ));
+        }
         if !(self.idle_timeout.is_finite() && self.idle_timeout >= 0.0) {
             return Err(ConfigError::new(
                 format!("{key}.idle_timeout"),
@@ -177,6 +218,23 @@ impl StatsdServerConfig {
             ));
         }
         Ok(())
+    }
+}
+
+impl StatsdServerConfig {
+    /// The rules of `mapping_file` (none when it is ""); an error names the
+    /// key, the file and the line.
+    pub fn mapper(&self, key: &str) -> Result<crate::prometheus::mapping::Mapper, ConfigError> {
+        use crate::prometheus::mapping::Mapper;
+        if self.mapping_file.is_empty() {
+            return Ok(Mapper::default());
+        }
+        Mapper::load(std::path::Path::new(&self.mapping_file)).map_err(|e| {
+            ConfigError::new(
+                format!("{key}.mapping_file"),
+                format!("{}: {e}", self.mapping_file),
+            )
+        })
     }
 }
 
@@ -223,6 +281,34 @@ pub async fn run(
         cfg.listen,
         cfg.admin
     );
+
+    // The Prometheus side, when asked for: rendered at each flush.
+    let page = Arc::new(scrape::Page::default());
+    let (scrape_stop, scrape_stopped) = tokio::sync::watch::channel(false);
+    let mut exporter = if cfg.prometheus_listen.is_empty() {
+        None
+    } else {
+        // Checked with the configuration; a file broken since is said here.
+        let mapper = cfg.mapper("server.statsd").unwrap_or_else(|e| {
+            log::error!("{e}; statsd names are exposed escaped");
+            Default::default()
+        });
+        let mut ex = Exporter::new(mapper, cfg.prometheus_max_bytes);
+        let listener = tokio::net::TcpListener::bind(&cfg.prometheus_listen).await?;
+        page.set(ex.render(unix_ms()));
+        log::info!(
+            "statsd server: Prometheus scrapes http://{}{}",
+            cfg.prometheus_listen,
+            cfg.prometheus_path
+        );
+        tokio::spawn(scrape::serve(
+            listener,
+            cfg.prometheus_path.clone(),
+            page.clone(),
+            scrape_stopped,
+        ));
+        Some(ex)
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
@@ -301,11 +387,20 @@ pub async fn run(
             _ = &mut shutdown => true,
             Some(new) = reloads.recv() => {
                 shared.agg.set_limits(&new);
-                // The limits apply at once; the rest as started.
+                // The mapping file is read again, as statsd_exporter does
+                // at SIGHUP (the configuration check has read it).
+                if let Some(ex) = exporter.as_mut() {
+                    match new.mapper("server.statsd") {
+                        Ok(m) => ex.set_mapper(m),
+                        Err(e) => log::error!("{e}; the rules before stay"),
+                    }
+                }
+                // The limits and mapping apply at once; the rest as started.
                 let running = StatsdServerConfig {
                     max_keys: new.max_keys,
                     max_set_members: new.max_set_members,
                     max_set_member_bytes: new.max_set_member_bytes,
+                    mapping_file: new.mapping_file.clone(),
                     ..cfg.clone()
                 };
                 let changed = crate::server::changed_keys(&running, &new);
@@ -332,16 +427,34 @@ pub async fn run(
             _ => now,
         };
         last_ts = Some(ts);
-        let lines = shared.agg.flush(ts);
+        let lines = match exporter.as_mut() {
+            Some(ex) => {
+                let now_ms = unix_ms();
+                let lines = shared
+                    .agg
+                    .flush_into(ts, Some(&mut |u| ex.apply(u, now_ms)));
+                ex.expire(now_ms);
+                page.set(ex.render(now_ms));
+                lines
+            }
+            None => shared.agg.flush(ts),
+        };
         pending.push_back(lines);
         while pending.len() > cfg.max_pending_flushes {
             pending.pop_front();
         }
         send_pending(&cfg, &shared, &mut pending).await;
         if last {
+            let _ = scrape_stop.send(true);
             return Ok(());
         }
     }
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Sends held flushes to Graphite, each followed by statsd's graphiteStats.

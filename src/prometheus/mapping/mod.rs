@@ -24,6 +24,11 @@
 //! `Regexp.Expand` does). The expanded name is made a valid metric name.
 //! A name no rule matches keeps its sanitised dotted name.
 
+mod observe;
+
+pub use observe::{parse_go_duration, MetricType, Observe, ObserverType, Options};
+
+use observe::{HistogramSpec, OptionSpec, QuantileSpec, SummarySpec};
 use regex::{Regex, RegexSet};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -57,6 +62,24 @@ enum Action {
     Drop,
 }
 
+/// A duration as YAML gives it: Go's text (`10m`), or nanoseconds.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DurationSpec {
+    Text(String),
+    Nanos(u64),
+}
+
+impl DurationSpec {
+    fn text(self) -> String {
+        match self {
+            DurationSpec::Text(t) => t,
+            DurationSpec::Nanos(0) => "0".into(),
+            DurationSpec::Nanos(n) => format!("{n}ns"),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Defaults {
@@ -64,6 +87,18 @@ struct Defaults {
     match_type: MatchType,
     #[serde(default)]
     glob_disable_ordering: bool,
+    #[serde(default, alias = "timer_type")]
+    observer_type: Option<String>,
+    #[serde(default)]
+    buckets: Option<Vec<f64>>,
+    #[serde(default)]
+    quantiles: Option<Vec<QuantileSpec>>,
+    #[serde(default)]
+    summary_options: Option<SummarySpec>,
+    #[serde(default)]
+    histogram_options: Option<HistogramSpec>,
+    #[serde(default)]
+    ttl: Option<DurationSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +114,25 @@ struct RuleSpec {
     action: Action,
     match_type: Option<MatchType>,
     help: Option<String>,
+    /// statsd_exporter's keys (graphite_exporter's samples are gauges).
+    #[serde(default)]
+    match_metric_type: Option<MetricType>,
+    #[serde(default, alias = "timer_type")]
+    observer_type: Option<String>,
+    #[serde(default)]
+    buckets: Option<Vec<f64>>,
+    #[serde(default)]
+    quantiles: Option<Vec<QuantileSpec>>,
+    #[serde(default)]
+    summary_options: Option<SummarySpec>,
+    #[serde(default)]
+    histogram_options: Option<HistogramSpec>,
+    #[serde(default)]
+    ttl: Option<DurationSpec>,
+    #[serde(default)]
+    scale: Option<f64>,
+    #[serde(default)]
+    honor_labels: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +152,9 @@ struct Rule {
     labels: Vec<(String, String)>,
     drop: bool,
     help: Option<String>,
+    /// The statsd type it is for; any when `None`.
+    metric_type: Option<MetricType>,
+    options: Options,
     /// The line of its `match:` in the file, when known.
     line: Option<usize>,
 }
@@ -109,11 +166,13 @@ pub enum Mapped {
     Unmatched,
     /// A rule said `action: drop`.
     Drop,
-    /// The family name (valid), its labels, and the rule's help text.
+    /// The family name (valid), its labels, the rule's help text, and
+    /// the rule (for [`Mapper::options`]).
     To {
         name: String,
         labels: Vec<(String, String)>,
         help: Option<String>,
+        rule: usize,
     },
 }
 
@@ -125,6 +184,8 @@ pub struct Mapper {
     glob_set: Option<RegexSet>,
     globs: Vec<usize>,
     regexes: Vec<usize>,
+    /// `defaults:`'s options, for names no rule maps.
+    defaults: Options,
 }
 
 /// Why a mapping file was refused: the line (1-based, when known) and what.
@@ -277,7 +338,29 @@ impl Mapper {
                         .into(),
             });
         }
-        let mut m = Mapper::default();
+        let d = spec.defaults;
+        let defaults = OptionSpec {
+            observer_type: d.observer_type,
+            buckets: d.buckets,
+            quantiles: d.quantiles,
+            summary_options: d.summary_options,
+            histogram_options: d.histogram_options,
+            ttl: d.ttl.map(DurationSpec::text),
+            scale: None,
+            honor_labels: None,
+        }
+        .resolve(&Options::default())
+        .map_err(|message| MappingError {
+            line: text
+                .lines()
+                .position(|l| l.trim_start().starts_with("defaults:"))
+                .map(|i| i + 1),
+            message: format!("defaults: {message}"),
+        })?;
+        let mut m = Mapper {
+            defaults,
+            ..Mapper::default()
+        };
         let mut glob_patterns = Vec::new();
         for (n, r) in spec.mappings.into_iter().enumerate() {
             let err = |message: String| MappingError {
@@ -298,7 +381,19 @@ impl Mapper {
                     return Err(err(format!("label name {k:?} is not valid")));
                 }
             }
-            let kind = r.match_type.unwrap_or(spec.defaults.match_type);
+            let options = OptionSpec {
+                observer_type: r.observer_type,
+                buckets: r.buckets,
+                quantiles: r.quantiles,
+                summary_options: r.summary_options,
+                histogram_options: r.histogram_options,
+                ttl: r.ttl.map(DurationSpec::text),
+                scale: r.scale,
+                honor_labels: r.honor_labels,
+            }
+            .resolve(&m.defaults)
+            .map_err(err)?;
+            let kind = r.match_type.unwrap_or(d.match_type);
             let regex = match kind {
                 MatchType::Glob => glob_regex(&r.pattern).map_err(err)?,
                 MatchType::Regex => {
@@ -319,6 +414,8 @@ impl Mapper {
                 labels: r.labels.into_iter().collect(),
                 drop: r.action == Action::Drop,
                 help: r.help,
+                metric_type: r.match_metric_type,
+                options,
                 line: rule_line(text, n),
             });
         }
@@ -392,17 +489,33 @@ impl Mapper {
         self.rules.is_empty()
     }
 
-    /// What the rules make of `name`.
+    /// What the rules make of a Graphite `name` (a gauge, to rules that
+    /// name a `match_metric_type`).
     pub fn map(&self, name: &str) -> Mapped {
-        let glob = self
-            .glob_set
-            .as_ref()
-            .and_then(|set| set.matches(name).iter().next())
-            .map(|i| self.globs[i]);
+        self.map_typed(name, MetricType::Gauge)
+    }
+
+    /// The options of a rule [`Mapped::To`] named, or `defaults:`'s.
+    pub fn options(&self, rule: Option<usize>) -> &Options {
+        rule.and_then(|i| self.rules.get(i))
+            .map_or(&self.defaults, |r| &r.options)
+    }
+
+    /// What the rules make of `name`, a statsd metric of type `t`: rules
+    /// for another `match_metric_type` are passed over.
+    pub fn map_typed(&self, name: &str, t: MetricType) -> Mapped {
+        let fits = |i: &usize| self.rules[*i].metric_type.is_none_or(|m| m == t);
+        let glob = self.glob_set.as_ref().and_then(|set| {
+            set.matches(name)
+                .iter()
+                .map(|i| self.globs[i])
+                .find(|i| fits(i))
+        });
         let found = glob.or_else(|| {
             self.regexes
                 .iter()
                 .copied()
+                .filter(|i| fits(i))
                 .find(|&i| self.rules[i].regex.is_match(name))
         });
         let Some(i) = found else {
@@ -431,6 +544,7 @@ impl Mapper {
                 .map(|(k, v)| (k.clone(), expand(v)))
                 .collect(),
             help: rule.help.clone(),
+            rule: i,
         }
     }
 }
@@ -439,8 +553,9 @@ impl Mapper {
 mod tests {
     use super::*;
 
-    fn to(name: &str, labels: &[(&str, &str)]) -> Mapped {
+    fn to(rule: usize, name: &str, labels: &[(&str, &str)]) -> Mapped {
         Mapped::To {
+            rule,
             name: name.into(),
             labels: labels
                 .iter()
@@ -477,20 +592,20 @@ mappings:
         assert_eq!(m.len(), 5);
         assert_eq!(
             m.map("servers.web01.nginx.2xx"),
-            to("nginx_requests", &[("host", "web01"), ("status", "2xx")])
+            to(1, "nginx_requests", &[("host", "web01"), ("status", "2xx")])
         );
         assert_eq!(m.map("servers.web01.debug.x"), Mapped::Drop);
         // `*` is one field, partial globs too; `$2_` is capture 2 then `_`.
         assert_eq!(
             m.map("servers.web01.cpu.user"),
-            to("cpu_user_seconds", &[("host", "web01")])
+            to(4, "cpu_user_seconds", &[("host", "web01")])
         );
         assert_eq!(m.map("servers.db01.cpu.user"), Mapped::Unmatched);
         assert_eq!(m.map("servers.a.b.nginx.2xx"), Mapped::Unmatched);
         // The regex matches where no glob does; its name is made valid.
         assert_eq!(
             m.map("servers.db01.app.requests.ok-count"),
-            to("app_requests_ok_count", &[("host", "db01")])
+            to(0, "app_requests_ok_count", &[("host", "db01")])
         );
         assert_eq!(m.map("other.name"), Mapped::Unmatched);
     }
@@ -502,7 +617,10 @@ mappings:
         )
         .expect("rules");
         // Unanchored; `$1_` names a group `1_`, which is empty.
-        assert_eq!(m.map("a.b.cd.e"), to("x_cd", &[("raw", ""), ("w", "cd")]));
+        assert_eq!(
+            m.map("a.b.cd.e"),
+            to(0, "x_cd", &[("raw", ""), ("w", "cd")])
+        );
     }
 
     #[test]
@@ -516,7 +634,8 @@ mappings:
             Mapped::To {
                 name: "a".into(),
                 labels: vec![("rest".into(), "b.c".into())],
-                help: Some("The a.".into())
+                help: Some("The a.".into()),
+                rule: 0,
             }
         );
     }
@@ -572,6 +691,71 @@ mappings:
             "{e}"
         );
         assert!(m.naming_into("zzz_", "reserved").is_ok());
+    }
+
+    #[test]
+    fn statsd_keys_type_the_rules_and_their_timers() {
+        let m = Mapper::parse(
+            r#"
+defaults:
+  timer_type: histogram
+  buckets: [0.1, 1]
+  ttl: 5m
+mappings:
+- match: "api.*.time"
+  match_metric_type: counter
+  name: api_calls
+- match: "api.*.time"
+  name: api_seconds
+  labels: {route: "$1"}
+  observer_type: summary
+  summary_options:
+    quantiles: [{quantile: 0.99, error: 0.001}, {quantile: 0.5, error: 0.05}]
+    max_age: 1m
+    age_buckets: 3
+  ttl: 0
+  scale: 0.5
+  honor_labels: true
+- match: "db.*"
+  match_metric_type: timer
+  name: db_seconds
+"#,
+        )
+        .expect("rules");
+        assert!(matches!(
+            m.map_typed("api.get.time", MetricType::Counter),
+            Mapped::To { ref name, rule: 0, .. } if name == "api_calls"
+        ));
+        let Mapped::To { name, rule, .. } = m.map_typed("api.get.time", MetricType::Observer)
+        else {
+            panic!("no rule for the timer")
+        };
+        assert_eq!((name.as_str(), rule), ("api_seconds", 1));
+        let o = m.options(Some(rule));
+        assert_eq!(o.observe.kind, ObserverType::Summary);
+        assert_eq!(&*o.observe.quantiles, &[0.5, 0.99]);
+        assert_eq!(o.observe.max_age, std::time::Duration::from_secs(60));
+        assert_eq!(o.observe.age_buckets, 3);
+        // A rule's ttl 0 keeps the defaults'.
+        assert_eq!(o.ttl, std::time::Duration::from_secs(300));
+        assert!(o.honor_labels && o.scale == 0.5);
+        // `timer` is `observer`; a gauge passes over a timer rule.
+        assert!(matches!(
+            m.map_typed("db.q", MetricType::Observer),
+            Mapped::To { rule: 2, .. }
+        ));
+        assert_eq!(m.map_typed("db.q", MetricType::Gauge), Mapped::Unmatched);
+        assert_eq!(m.map("db.q"), Mapped::Unmatched);
+        let d = m.options(None);
+        assert_eq!(d.observe.kind, ObserverType::Histogram);
+        assert_eq!(&*d.observe.buckets, &[0.1, 1.0]);
+        // Bad options name the rule's line, or the defaults'.
+        let e = Mapper::parse("mappings:\n- match: a.*\n  name: x\n  observer_type: gauge\n")
+            .expect_err("type");
+        assert_eq!(e.line, Some(2), "{e}");
+        let e = Mapper::parse("defaults:\n  ttl: 5 minutes\nmappings: []\n").expect_err("ttl");
+        assert_eq!(e.line, Some(1), "{e}");
+        assert!(e.to_string().contains("defaults: ttl"), "{e}");
     }
 
     #[test]
