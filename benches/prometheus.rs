@@ -4,6 +4,10 @@
 //! format, in OpenMetrics, and gzipped (a scrape after a run renders once;
 //! a scrape between runs serves the rendering kept).
 //!
+//! And what the statsd server's exposition adds to a flush: 10 000 keys
+//! (counters with tags, gauges, timers of 10 timings into histograms and
+//! summaries) flushed with and without it.
+//!
 //! Run: `cargo bench --bench prometheus` (the scrape over HTTP beside
 //! node_exporter: `bash benches/scrape.sh`).
 
@@ -66,5 +70,62 @@ fn scrape(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, scrape);
+/// One flush's lines: 4 000 counters over 2 tags, 2 000 gauges, 4 000
+/// timers of 10 timings each (half under a histogram rule).
+fn statsd_lines() -> Vec<String> {
+    let mut lines = Vec::new();
+    for i in 0..4000 {
+        lines.push(format!(
+            "app.requests.{i}:{}|c|#region:eu,code:2xx",
+            i % 7 + 1
+        ));
+    }
+    for i in 0..2000 {
+        lines.push(format!("app.queue.{i}:{}|g", i * 3));
+    }
+    for i in 0..4000 {
+        let kind = if i % 2 == 0 { "hist" } else { "sum" };
+        for j in 0..10 {
+            lines.push(format!("app.{kind}.{i}:{}|ms", (i * 7 + j * 13) % 900));
+        }
+    }
+    lines
+}
+
+fn statsd_flush(c: &mut Criterion) {
+    use carbyne::prometheus::mapping::Mapper;
+    use carbyne::server::statsd::{Aggregator, Exporter, StatsdServerConfig};
+    let mapper = || {
+        Mapper::parse(
+            "mappings:\n- match: \"app.hist.*\"\n  name: app_hist_seconds\n  labels: {n: \"$1\"}\n  observer_type: histogram\n",
+        )
+        .expect("rules")
+    };
+    let lines = statsd_lines();
+    let packets: Vec<String> = lines.chunks(20).map(|c| c.join("\n")).collect();
+    let agg = Aggregator::new(StatsdServerConfig::default(), 2);
+    let fill = |agg: &Aggregator| {
+        agg.packets(packets.iter().map(|p| p.as_bytes()));
+    };
+    c.bench_function("statsd_flush/graphite_only", |b| {
+        b.iter(|| {
+            fill(&agg);
+            black_box(agg.flush(1_700_000_000).len())
+        })
+    });
+    let mut ex = Exporter::new(mapper(), 256 << 20);
+    let mut t = 1_700_000_000_000i64;
+    c.bench_function("statsd_flush/graphite_and_prometheus", |b| {
+        b.iter(|| {
+            fill(&agg);
+            t += 10_000;
+            let lines = agg.flush_into(t / 1000, Some(&mut |u| ex.apply(u, t)));
+            ex.expire(t);
+            black_box((lines.len(), ex.render(t).len()))
+        })
+    });
+    eprintln!("{} series, {} bytes held", ex.len(), ex.bytes());
+}
+
+criterion_group!(benches, scrape, statsd_flush);
 criterion_main!(benches);

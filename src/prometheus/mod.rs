@@ -455,15 +455,13 @@ impl Exposition {
                 .iter()
                 .map(|suffix| format!("{name}{suffix}"))
                 .chain(
-                    self.families
-                        .iter()
-                        .filter(|(base, f)| {
-                            f.kind
-                                .suffixes()
-                                .iter()
-                                .any(|suffix| name.strip_prefix(base.as_str()) == Some(*suffix))
-                        })
-                        .map(|(base, _)| base.clone()),
+                    // A family whose samples this name would be: its name
+                    // less a suffix (looked up, not scanned for).
+                    ["_bucket", "_sum", "_count"].iter().filter_map(|suffix| {
+                        let base = name.strip_suffix(suffix)?;
+                        let f = self.families.get(base)?;
+                        f.kind.suffixes().contains(suffix).then(|| base.to_string())
+                    }),
                 )
                 .find(|n| self.families.contains_key(n))
             {
