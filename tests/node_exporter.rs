@@ -172,6 +172,69 @@ fn the_same_families_labels_and_values_as_node_exporter() {
     }
 }
 
+/// NFS mounts (none on a test machine): node_exporter and carbyne read the
+/// same fixture procfs (`self -> 1`, its mountstats and mountinfo: an NFSv4
+/// mount over TCP, an NFSv3 one over UDP, one with statistics version 1.0,
+/// the first mounted twice), and must give the same mountstats families,
+/// label sets and values, exactly.
+#[test]
+fn nfs_mountstats_as_node_exporter_reads_them() {
+    let procfs = common::fixture("proc/nfs");
+    let node_port = free_port();
+    let _node = Child(
+        Command::new("prometheus-node-exporter")
+            .arg(format!("--web.listen-address=127.0.0.1:{node_port}"))
+            .arg(format!("--path.procfs={}", procfs.display()))
+            .args(["--collector.disable-defaults", "--collector.mountstats"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus-node-exporter (tests/run.sh installs Debian's)"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let path = dir.path().join("carbyne.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "hostname = \"testhost\"\nstate_dir = {:?}\ninterval = 1\nproc_root = {:?}\n\
+             [handlers.prometheus]\nlisten = \"127.0.0.1:{port}\"\n\
+             [collectors.mountstats]\nenabled = true\n",
+            dir.path().join("state"),
+            procfs
+        ),
+    )
+    .expect("config");
+    let _carbyne = Child(
+        bin()
+            .args(["agent", "--config", path.to_str().expect("path")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("carbyne"),
+    );
+    wait_for_port(node_port);
+    wait_for_port(port);
+    let nfs = |f: Families| -> Families {
+        f.into_iter()
+            .filter(|(name, _)| name.starts_with("node_mountstats_"))
+            .collect()
+    };
+    let theirs = nfs(scrape(node_port));
+    let mut ours = nfs(scrape(port));
+    let start = std::time::Instant::now();
+    while ours.is_empty() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(200));
+        ours = nfs(scrape(port));
+    }
+    assert!(theirs.len() > 40, "{theirs:#?}");
+    let names = |f: &Families| f.keys().cloned().collect::<BTreeSet<_>>();
+    assert_eq!(names(&ours), names(&theirs));
+    for (name, family) in &theirs {
+        assert_eq!(ours.get(name), Some(family), "{name}");
+    }
+}
+
 fn compare(
     before: &Families,
     ours: &Families,
