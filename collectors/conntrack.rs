@@ -7,7 +7,9 @@
 //! connection tracking is not loaded. Off by default, as in Diamond.
 //!
 //! For Prometheus, node_exporter's `node_nf_conntrack_entries` and
-//! `node_nf_conntrack_entries_limit` from the same files.
+//! `node_nf_conntrack_entries_limit` from the same files, and its
+//! `node_nf_conntrack_stat_*` from `/proc/net/stat/nf_conntrack` (each
+//! column summed over the CPUs' rows).
 
 use super::{read_optional, CollectError, Collector, Emit, Missing};
 use crate::config::Config;
@@ -50,9 +52,41 @@ const FAMILIES: [Family; 2] = [
     ),
 ];
 
+/// node_exporter's statistics families, by their column in
+/// `/proc/net/stat/nf_conntrack` (gauges, as node_exporter gives them).
+const STAT_FAMILIES: [(&str, Family); 8] = [
+    ("found", Family::gauge("node_nf_conntrack_stat_found", "Number of searched entries which were successful.")),
+    ("invalid", Family::gauge("node_nf_conntrack_stat_invalid", "Number of packets seen which can not be tracked.")),
+    ("ignore", Family::gauge("node_nf_conntrack_stat_ignore", "Number of packets seen which are already connected to a conntrack entry.")),
+    ("insert", Family::gauge("node_nf_conntrack_stat_insert", "Number of entries inserted into the list.")),
+    ("insert_failed", Family::gauge("node_nf_conntrack_stat_insert_failed", "Number of entries for which list insertion was attempted but failed.")),
+    ("drop", Family::gauge("node_nf_conntrack_stat_drop", "Number of packets dropped due to conntrack failure.")),
+    ("early_drop", Family::gauge("node_nf_conntrack_stat_early_drop", "Number of dropped conntrack entries to make room for new ones, if maximum table size was reached.")),
+    ("search_restart", Family::gauge("node_nf_conntrack_stat_search_restart", "Number of conntrack table lookups which had to be restarted due to hashtable resizes.")),
+];
+
+/// The columns of `/proc/net/stat/nf_conntrack` (a header, then one row of
+/// hexadecimal counters per CPU), each summed over the rows.
+pub fn stat_sums(text: &str) -> Vec<(&str, u64)> {
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let mut sums: Vec<(&str, u64)> = header.split_ascii_whitespace().map(|c| (c, 0)).collect();
+    for row in lines {
+        for (slot, field) in sums.iter_mut().zip(row.split_ascii_whitespace()) {
+            slot.1 = slot
+                .1
+                .wrapping_add(u64::from_str_radix(field, 16).unwrap_or(0));
+        }
+    }
+    sums
+}
+
 pub struct Conntrack {
     root: PathBuf,
     missing: [Missing; 4],
+    stat_missing: Missing,
     buf: String,
 }
 
@@ -61,6 +95,7 @@ impl Conntrack {
         Conntrack {
             root: cfg.proc_root.clone(),
             missing: Default::default(),
+            stat_missing: Missing::default(),
             buf: String::new(),
         }
     }
@@ -95,6 +130,17 @@ impl Collector for Conntrack {
                 found = true;
             }
         }
+        if out.wants_series() {
+            let path = self.root.join("net/stat/nf_conntrack");
+            if let Some(text) = read_optional(&path, &mut self.buf, &mut self.stat_missing)? {
+                let sums = stat_sums(text);
+                for (column, family) in &STAT_FAMILIES {
+                    if let Some((_, v)) = sums.iter().find(|(c, _)| c == column) {
+                        out.series(family, Vec::new(), *v as f64);
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -118,6 +164,23 @@ mod tests {
         let mut c = Conntrack::new(&ConntrackConfig {}, &cfg);
         let (first, _) = two_runs(&mut c, 10.0, |_, _| {});
         values(&first)
+    }
+
+    #[test]
+    fn statistics_are_summed_over_the_cpus() {
+        let text = std::fs::read_to_string(crate::collectors::testutil::fixture(
+            "proc/conntrack/net/stat/nf_conntrack",
+        ))
+        .expect("fixture");
+        let sums = stat_sums(&text);
+        let get = |c: &str| sums.iter().find(|(n, _)| *n == c).map(|(_, v)| *v);
+        assert_eq!(get("found"), Some(0xa1b2 + 0xf00));
+        assert_eq!(get("search_restart"), Some(15));
+        assert_eq!(get("entries"), Some(2 * 1234));
+        // Garbage reads as 0; a short row sums what it has.
+        let s = stat_sums("found drop\nzz 1\n2\n");
+        assert_eq!(s, [("found", 2), ("drop", 1)]);
+        assert!(stat_sums("").is_empty());
     }
 
     #[test]

@@ -172,20 +172,22 @@ fn the_same_families_labels_and_values_as_node_exporter() {
     }
 }
 
-/// NFS mounts (none on a test machine): node_exporter and carbyne read the
-/// same fixture procfs (`self -> 1`, its mountstats and mountinfo: an NFSv4
-/// mount over TCP, an NFSv3 one over UDP, one with statistics version 1.0,
-/// the first mounted twice), and must give the same mountstats families,
-/// label sets and values, exactly.
-#[test]
-fn nfs_mountstats_as_node_exporter_reads_them() {
-    let procfs = common::fixture("proc/nfs");
+/// Starts node_exporter with only `collector`, reading the fixture procfs
+/// `procfs`, and the agent with only `collector` reading the same; their
+/// scrapes' families whose names start with `prefix` (the agent's once its
+/// first run is in).
+fn fixture_families(
+    procfs: &std::path::Path,
+    collector: &str,
+    prefix: &str,
+) -> (Families, Families) {
     let node_port = free_port();
     let _node = Child(
         Command::new("prometheus-node-exporter")
             .arg(format!("--web.listen-address=127.0.0.1:{node_port}"))
             .arg(format!("--path.procfs={}", procfs.display()))
-            .args(["--collector.disable-defaults", "--collector.mountstats"])
+            .arg("--collector.disable-defaults")
+            .arg(format!("--collector.{collector}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -199,7 +201,7 @@ fn nfs_mountstats_as_node_exporter_reads_them() {
         format!(
             "hostname = \"testhost\"\nstate_dir = {:?}\ninterval = 1\nproc_root = {:?}\n\
              [handlers.prometheus]\nlisten = \"127.0.0.1:{port}\"\n\
-             [collectors.mountstats]\nenabled = true\n",
+             [collectors.{collector}]\nenabled = true\n",
             dir.path().join("state"),
             procfs
         ),
@@ -215,24 +217,57 @@ fn nfs_mountstats_as_node_exporter_reads_them() {
     );
     wait_for_port(node_port);
     wait_for_port(port);
-    let nfs = |f: Families| -> Families {
+    let only = |f: Families| -> Families {
         f.into_iter()
-            .filter(|(name, _)| name.starts_with("node_mountstats_"))
+            .filter(|(name, _)| name.starts_with(prefix))
             .collect()
     };
-    let theirs = nfs(scrape(node_port));
-    let mut ours = nfs(scrape(port));
+    let theirs = only(scrape(node_port));
+    let mut ours = only(scrape(port));
     let start = std::time::Instant::now();
     while ours.is_empty() && start.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(200));
-        ours = nfs(scrape(port));
+        ours = only(scrape(port));
     }
-    assert!(theirs.len() > 40, "{theirs:#?}");
+    (theirs, ours)
+}
+
+/// The same families, label sets and values, exactly.
+fn assert_same(theirs: &Families, ours: &Families) {
     let names = |f: &Families| f.keys().cloned().collect::<BTreeSet<_>>();
-    assert_eq!(names(&ours), names(&theirs));
-    for (name, family) in &theirs {
+    assert_eq!(names(ours), names(theirs));
+    for (name, family) in theirs {
         assert_eq!(ours.get(name), Some(family), "{name}");
     }
+}
+
+/// Connection tracking's statistics from a fixture procfs (two CPUs' rows
+/// of hexadecimal counters), as node_exporter sums them.
+#[test]
+fn conntrack_statistics_as_node_exporter_reads_them() {
+    let (theirs, ours) = fixture_families(
+        &common::fixture("proc/conntrack"),
+        "conntrack",
+        "node_nf_conntrack_",
+    );
+    assert_eq!(theirs.len(), 10, "{theirs:#?}");
+    assert_same(&theirs, &ours);
+}
+
+/// NFS mounts (none on a test machine): node_exporter and carbyne read the
+/// same fixture procfs (`self -> 1`, its mountstats and mountinfo: an NFSv4
+/// mount over TCP, an NFSv3 one over UDP, one with statistics version 1.0,
+/// the first mounted twice), and must give the same mountstats families,
+/// label sets and values, exactly.
+#[test]
+fn nfs_mountstats_as_node_exporter_reads_them() {
+    let (theirs, ours) = fixture_families(
+        &common::fixture("proc/nfs"),
+        "mountstats",
+        "node_mountstats_",
+    );
+    assert!(theirs.len() > 40, "{theirs:#?}");
+    assert_same(&theirs, &ours);
 }
 
 fn compare(
