@@ -428,8 +428,10 @@ impl Exposition {
                 return Err(Conflict::Full);
             }
             // In OpenMetrics the counter `x_total` is the family `x`: a
-            // gauge named `x` beside it would be the same family.
+            // gauge named `x` beside it would be the same family (text
+            // only, with plain counters: two families).
             let clash = match kind {
+                _ if self.plain_counters => None,
                 Kind::Counter => name
                     .strip_suffix("_total")
                     .and_then(|base| Some((base, self.families.get(base)?)))

@@ -196,9 +196,9 @@ pub struct MappingError {
     pub message: String,
 }
 
-/// The line of the `n`th (0-based) rule's `match:` in `text`; `None`
-/// when the file is not written one key per line.
-fn rule_line(text: &str, n: usize) -> Option<usize> {
+/// The lines (1-based) of the rules' `match:` keys in `text`, in order
+/// (fewer than the rules when the file is not written one key per line).
+fn rule_lines(text: &str) -> Vec<usize> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| {
@@ -207,8 +207,12 @@ fn rule_line(text: &str, n: usize) -> Option<usize> {
             t.starts_with("match:")
         })
         .map(|(i, _)| i + 1)
-        .nth(n)
+        .collect()
 }
+
+/// The most rules a file may hold: more is not a mapping file someone
+/// keeps by hand, and compiling their globs together costs memory.
+pub const MAX_RULES: usize = 10_000;
 
 /// A glob as an anchored regex: each `*` is `([^.]*)`, the rest literal.
 fn glob_regex(glob: &str) -> Result<Regex, String> {
@@ -362,9 +366,20 @@ impl Mapper {
             ..Mapper::default()
         };
         let mut glob_patterns = Vec::new();
+        if spec.mappings.len() > MAX_RULES {
+            return Err(MappingError {
+                line: None,
+                message: format!(
+                    "{} rules: at most {MAX_RULES} are taken",
+                    spec.mappings.len()
+                ),
+            });
+        }
+        let lines = rule_lines(text);
+        let rule_line = |n: usize| lines.get(n).copied();
         for (n, r) in spec.mappings.into_iter().enumerate() {
             let err = |message: String| MappingError {
-                line: rule_line(text, n),
+                line: rule_line(n),
                 message: format!("mappings[{n}] (match {:?}): {message}", r.pattern),
             };
             if r.name.is_empty() {
@@ -416,12 +431,16 @@ impl Mapper {
                 help: r.help,
                 metric_type: r.match_metric_type,
                 options,
-                line: rule_line(text, n),
+                line: rule_line(n),
             });
         }
         if !glob_patterns.is_empty() {
             let n = glob_patterns.len();
-            m.glob_set = Some(RegexSet::new(&glob_patterns).map_err(|e| MappingError {
+            // The glob rules compiled together: room for MAX_RULES of them.
+            let set = regex::RegexSetBuilder::new(&glob_patterns)
+                .size_limit(256 << 20)
+                .build();
+            m.glob_set = Some(set.map_err(|e| MappingError {
                 line: None,
                 message: format!("the {n} glob rules, compiled together: {e}"),
             })?);

@@ -26,6 +26,27 @@ pub(super) struct Internal {
     pub(super) dropped_members: String,
 }
 
+/// A timer's timings since the last flush.
+#[derive(Default)]
+pub(super) struct Timer {
+    pub(super) values: Vec<f64>,
+    /// Their count, each weighted by 1 / its sample rate.
+    pub(super) count: f64,
+    /// The position and weight of each timing whose weight is not 1 (sent
+    /// with a sample rate), in order: most timers have none.
+    pub(super) weights: Vec<(u32, f64)>,
+}
+
+impl Timer {
+    fn push(&mut self, v: f64, weight: f64) {
+        if weight != 1.0 {
+            self.weights.push((self.values.len() as u32, weight));
+        }
+        self.values.push(v);
+        self.count += weight;
+    }
+}
+
 /// One shard's keys. A key lives in exactly one shard (chosen by its hash),
 /// so its updates keep their order whichever socket they arrive on, and
 /// receivers working on different shards never wait for each other.
@@ -34,7 +55,7 @@ pub(super) struct Store {
     /// Value, and whether a line counted it since the last flush.
     pub(super) counters: Map<(f64, bool)>,
     /// Values since the last flush and their sample-rate-weighted count.
-    pub(super) timers: Map<(Vec<f64>, f64)>,
+    pub(super) timers: Map<Timer>,
     /// Value, and whether a line set it since the last flush.
     pub(super) gauges: Map<(f64, bool)>,
     pub(super) sets: Map<HashSet<Box<str>, Hasher>>,
@@ -117,12 +138,11 @@ impl Store {
         match op.update {
             Update::Count(v) => self.count(key, v, limits, false),
             Update::Time(v, weight) => match self.timers.get_mut(&*key) {
-                Some(t) => {
-                    t.0.push(v);
-                    t.1 += weight;
-                }
+                Some(t) => t.push(v, weight),
                 None if limits.room() => {
-                    self.timers.insert(Box::from(key), (vec![v], weight));
+                    let mut t = Timer::default();
+                    t.push(v, weight);
+                    self.timers.insert(Box::from(key), t);
                 }
                 None => {}
             },
@@ -185,8 +205,9 @@ impl Store {
             self.timers.clear();
         } else {
             for t in self.timers.values_mut() {
-                t.0.clear();
-                t.1 = 0.0;
+                t.values.clear();
+                t.weights.clear();
+                t.count = 0.0;
             }
         }
         if c.delete_sets || all {
@@ -397,7 +418,7 @@ impl Aggregator {
         self.gather(|s| {
             s.timers
                 .iter()
-                .map(|(k, t)| (k.to_string(), t.0.clone()))
+                .map(|(k, t)| (k.to_string(), t.values.clone()))
                 .collect()
         })
     }
@@ -509,7 +530,7 @@ mod tests {
             [
                 "Counter(\"c\", 4.0)",
                 "Gauge(\"g\", 4.0)",
-                "Timer(\"t\", [5.0, 7.0], 4.0)"
+                "Timer(\"t\", [5.0, 7.0], [(0, 2.0), (1, 2.0)])"
             ]
         );
         // Idle keys (kept by statsd at 0, or at their value) are not given.

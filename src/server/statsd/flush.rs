@@ -11,8 +11,9 @@ pub enum Update<'a> {
     Counter(&'a str, f64),
     /// The value now.
     Gauge(&'a str, f64),
-    /// The timings (milliseconds) and their count weighted by sample rate.
-    Timer(&'a str, &'a [f64], f64),
+    /// The timings (milliseconds), and the position and weight (1 / the
+    /// sample rate) of those whose weight is not 1.
+    Timer(&'a str, &'a [f64], &'a [(u32, f64)]),
 }
 use crate::server::js;
 use std::sync::atomic::Ordering;
@@ -127,9 +128,9 @@ impl Aggregator {
                         give(Update::Gauge(key, *v));
                     }
                 }
-                for (key, (values, count)) in &s.timers {
-                    if !values.is_empty() {
-                        give(Update::Timer(key, values, *count));
+                for (key, t) in &s.timers {
+                    if !t.values.is_empty() {
+                        give(Update::Timer(key, &t.values, &t.weights));
                     }
                 }
             }
@@ -148,10 +149,10 @@ impl Aggregator {
                 }
                 num_stats += 1;
             }
-            for (key, (values, count)) in &s.timers {
+            for (key, t) in &s.timers {
                 for (stat, v) in timer_stats(
-                    values,
-                    *count,
+                    &t.values,
+                    t.count,
                     secs,
                     &c.percent_threshold,
                     &c.histogram,

@@ -137,10 +137,14 @@ pub struct Counts {
     /// By the update's type: counter, gauge, observer.
     pub conflicts: [u64; 3],
     pub negative_counters: u64,
+    /// Counter sums and timings that are not finite numbers.
+    pub illegal_values: u64,
     pub unmapped: u64,
     pub dropped_by_rule: u64,
     /// New series refused for `prometheus_max_bytes`.
     pub full: u64,
+    /// Series the exposition refused (none expected: `apply` checks first).
+    pub refused: u64,
 }
 
 /// The series the statsd server exposes, and how its names map.
@@ -162,6 +166,34 @@ fn metric_type(u: &Update<'_>) -> (MetricType, usize) {
         Update::Gauge(..) => (MetricType::Gauge, 1),
         Update::Timer(..) => (MetricType::Observer, 2),
     }
+}
+
+/// The names of the server's own counts, which no update may take.
+const OWN_PREFIX: &str = "statsd_exporter_";
+
+/// A flush's timings of one key in seconds, `scale`d, with their weights
+/// (`weights` gives those that are not 1); and how many were left out for
+/// not being finite. A weight that is not a positive finite number (from a
+/// sample rate of 0) counts 1, as statsd_exporter reads `@0` as no rate.
+fn observations(values: &[f64], weights: &[(u32, f64)], scale: f64) -> (Vec<(f64, f64)>, u64) {
+    let mut out = Vec::with_capacity(values.len());
+    let mut bad = 0;
+    let mut weights = weights.iter().peekable();
+    for (i, ms) in values.iter().enumerate() {
+        let mut w = 1.0;
+        if let Some((_, given)) = weights.next_if(|(at, _)| *at as usize == i) {
+            if given.is_finite() && *given > 0.0 {
+                w = *given;
+            }
+        }
+        let x = ms / 1000.0 * scale;
+        if x.is_finite() {
+            out.push((x, w));
+        } else {
+            bad += 1;
+        }
+    }
+    (out, bad)
 }
 
 /// A statsd key's name and its tags (`name;k=v;k2=v2`), tag names escaped;
@@ -300,11 +332,31 @@ impl Exporter {
         if *unmapped {
             self.counts.unmapped += 1;
         }
-        if let Update::Counter(_, v) = update {
-            if v < 0.0 {
+        // statsd_exporter's own names are the server's.
+        if family_name.starts_with(OWN_PREFIX) {
+            self.counts.conflicts[slot] += 1;
+            return;
+        }
+        let scale = options.scale;
+        let mut observed = Vec::new();
+        match update {
+            Update::Counter(_, v) if !(v * scale).is_finite() => {
+                self.counts.illegal_values += 1;
+                return;
+            }
+            Update::Counter(_, v) if v < 0.0 => {
                 self.counts.negative_counters += 1;
                 return;
             }
+            Update::Timer(_, values, weights) => {
+                let bad;
+                (observed, bad) = observations(values, weights, scale);
+                self.counts.illegal_values += bad;
+                if observed.is_empty() {
+                    return;
+                }
+            }
+            _ => {}
         }
         let kind = match (t, options.observe.kind) {
             (MetricType::Counter, _) => Kind::Counter,
@@ -408,8 +460,11 @@ impl Exporter {
             return;
         };
         series.updated_ms = now_ms;
-        series.ttl_ms = options.ttl.as_millis() as i64;
-        let scale = options.scale;
+        // A ttl under a millisecond is a millisecond, not for ever.
+        series.ttl_ms = match options.ttl.as_millis() as i64 {
+            0 if !options.ttl.is_zero() => 1,
+            ms => ms,
+        };
         match (&mut series.value, update) {
             (Value::Counter(c), Update::Counter(_, v)) => *c += v * scale,
             (Value::Gauge(g), Update::Gauge(_, v)) => *g = v * scale,
@@ -420,30 +475,25 @@ impl Exporter {
                     sum,
                     count,
                 },
-                Update::Timer(_, values, weight),
+                _,
             ) => {
-                let w = weight / values.len() as f64;
-                for ms in values {
-                    let x = ms / 1000.0 * scale;
-                    let i = bounds.partition_point(|b| *b < x);
-                    counts[i] += w;
+                for &(x, w) in &observed {
+                    counts[bounds.partition_point(|b| *b < x)] += w;
                     *sum += x * w;
+                    *count += w;
                 }
-                *count += weight;
             }
             (
                 Value::Summary {
                     window, sum, count, ..
                 },
-                Update::Timer(_, values, weight),
+                _,
             ) => {
-                let w = weight / values.len() as f64;
-                for ms in values {
-                    let x = ms / 1000.0 * scale;
+                for &(x, w) in &observed {
                     window.observe(x, now_ms);
                     *sum += x * w;
+                    *count += w;
                 }
-                *count += weight;
             }
             _ => {}
         }
@@ -478,82 +528,17 @@ impl Exporter {
     /// server's own counts under statsd_exporter's names.
     pub fn render(&mut self, now_ms: i64) -> String {
         let mut exp = Exposition::with_plain_counters();
-        let own =
-            |exp: &mut Exposition, name: &str, kind, help: &str, labels: &[(&str, &str)], v| {
-                let _ = exp.add(name, kind, help, labels, v);
+        // In name order, so that what the exposition might refuse is
+        // refused alike at every flush (the conflict checks of `apply`
+        // leave it nothing to refuse).
+        let mut names: Vec<&String> = self.families.keys().collect();
+        names.sort();
+        let names: Vec<String> = names.into_iter().cloned().collect();
+        let mut refused = 0u64;
+        for name in &names {
+            let Some(f) = self.families.get_mut(name) else {
+                continue;
             };
-        let c = self.counts;
-        for (i, t) in ["counter", "gauge", "observer"].iter().enumerate() {
-            own(
-                &mut exp,
-                "statsd_exporter_events_conflict_total",
-                Kind::Counter,
-                "Updates dropped because their name is exposed with another type.",
-                &[("type", t)],
-                c.conflicts[i] as f64,
-            );
-        }
-        for (reason, n) in [
-            ("illegal_negative_counter", c.negative_counters),
-            ("max_bytes", c.full),
-        ] {
-            own(
-                &mut exp,
-                "statsd_exporter_events_error_total",
-                Kind::Counter,
-                "Updates dropped: a counter's negative sum since the last flush, or a new series past prometheus_max_bytes.",
-                &[("reason", reason)],
-                n as f64,
-            );
-        }
-        own(
-            &mut exp,
-            "statsd_exporter_events_unmapped_total",
-            Kind::Counter,
-            "Updates no mapping rule matched.",
-            &[],
-            c.unmapped as f64,
-        );
-        own(
-            &mut exp,
-            "statsd_exporter_events_actions_total",
-            Kind::Counter,
-            "Updates a mapping rule dropped.",
-            &[("action", "drop")],
-            c.dropped_by_rule as f64,
-        );
-        own(
-            &mut exp,
-            "statsd_exporter_loaded_mappings",
-            Kind::Gauge,
-            "The mapping rules loaded.",
-            &[],
-            self.mapper.len() as f64,
-        );
-        let mut per_kind = [0usize; 4];
-        for f in self.families.values() {
-            let i = match f.kind {
-                Kind::Counter => 0,
-                Kind::Gauge => 1,
-                Kind::Histogram => 2,
-                _ => 3,
-            };
-            per_kind[i] += f.series.len();
-        }
-        for (i, t) in ["counter", "gauge", "histogram", "summary"]
-            .iter()
-            .enumerate()
-        {
-            own(
-                &mut exp,
-                "statsd_exporter_metrics_total",
-                Kind::Gauge,
-                "The series exposed, by type.",
-                &[("type", t)],
-                per_kind[i] as f64,
-            );
-        }
-        for (name, f) in &mut self.families {
             for s in f.series.values_mut() {
                 let labels: Vec<(&str, &str)> = s
                     .labels
@@ -604,9 +589,93 @@ impl Exporter {
                     }
                 };
                 if let Err(e) = added {
-                    log::debug!("statsd: {e}");
+                    refused += 1;
+                    if let Some(held) = self.said.ready() {
+                        log::warn!(
+                            "statsd: {e}; that series is left out{}",
+                            crate::server::held_note(held)
+                        );
+                    }
                 }
             }
+        }
+        let own =
+            |exp: &mut Exposition, name: &str, kind, help: &str, labels: &[(&str, &str)], v| {
+                let _ = exp.add(name, kind, help, labels, v);
+            };
+        self.counts.refused += refused;
+        let c = self.counts;
+        for (i, t) in ["counter", "gauge", "observer"].iter().enumerate() {
+            own(
+                &mut exp,
+                "statsd_exporter_events_conflict_total",
+                Kind::Counter,
+                "Updates dropped because their name is exposed with another type.",
+                &[("type", t)],
+                c.conflicts[i] as f64,
+            );
+        }
+        for (reason, n) in [
+            ("illegal_negative_counter", c.negative_counters),
+            ("illegal_value", c.illegal_values),
+            ("max_bytes", c.full),
+            ("refused", c.refused),
+        ] {
+            own(
+                &mut exp,
+                "statsd_exporter_events_error_total",
+                Kind::Counter,
+                "Updates dropped: a counter's negative sum since the last flush, a value that is not a finite number, or a new series past prometheus_max_bytes.",
+                &[("reason", reason)],
+                n as f64,
+            );
+        }
+        own(
+            &mut exp,
+            "statsd_exporter_events_unmapped_total",
+            Kind::Counter,
+            "Updates no mapping rule matched.",
+            &[],
+            c.unmapped as f64,
+        );
+        own(
+            &mut exp,
+            "statsd_exporter_events_actions_total",
+            Kind::Counter,
+            "Updates a mapping rule dropped.",
+            &[("action", "drop")],
+            c.dropped_by_rule as f64,
+        );
+        own(
+            &mut exp,
+            "statsd_exporter_loaded_mappings",
+            Kind::Gauge,
+            "The mapping rules loaded.",
+            &[],
+            self.mapper.len() as f64,
+        );
+        let mut per_kind = [0usize; 4];
+        for f in self.families.values() {
+            let i = match f.kind {
+                Kind::Counter => 0,
+                Kind::Gauge => 1,
+                Kind::Histogram => 2,
+                _ => 3,
+            };
+            per_kind[i] += f.series.len();
+        }
+        for (i, t) in ["counter", "gauge", "histogram", "summary"]
+            .iter()
+            .enumerate()
+        {
+            own(
+                &mut exp,
+                "statsd_exporter_metrics_total",
+                Kind::Gauge,
+                "The series exposed, by type.",
+                &[("type", t)],
+                per_kind[i] as f64,
+            );
         }
         let mut out = String::with_capacity(self.bytes + 4096);
         exp.write_text(&mut out);

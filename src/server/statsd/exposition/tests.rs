@@ -75,8 +75,11 @@ fn timers_are_seconds_in_histograms_weighted_by_sample_rate() {
     .expect("rules");
     let mut ex = Exporter::new(m, 1 << 20);
     // Two timings at sample rate 0.5: a count of 4.
-    ex.apply(Update::Timer("rpc.get", &[5.0, 50.0], 4.0), T0);
-    ex.apply(Update::Timer("rpc.get", &[2000.0], 1.0), T0 + 10_000);
+    ex.apply(
+        Update::Timer("rpc.get", &[5.0, 50.0], &[(0, 2.0), (1, 2.0)]),
+        T0,
+    );
+    ex.apply(Update::Timer("rpc.get", &[2000.0], &[]), T0 + 10_000);
     let p = page(&mut ex, T0 + 10_000);
     let get = |s: &str| value(&p, &format!("rpc_seconds_{s}"));
     assert_eq!(get("bucket{method=\"get\",le=\"0.01\"}"), 2.0);
@@ -91,7 +94,7 @@ fn timers_are_seconds_in_histograms_weighted_by_sample_rate() {
 fn summaries_are_within_one_percent_over_their_window() {
     let mut ex = Exporter::new(Mapper::default(), 1 << 20);
     let values: Vec<f64> = (1..=1000).map(|i| f64::from(i) * 1.7).collect();
-    ex.apply(Update::Timer("db.query", &values, 1000.0), T0);
+    ex.apply(Update::Timer("db.query", &values, &[]), T0);
     let p = page(&mut ex, T0 + 1000);
     assert!(p.contains("# TYPE db_query summary\n"), "{p}");
     for (q, exact) in [("0.5", 0.850), ("0.9", 1.530), ("0.99", 1.683)] {
@@ -154,7 +157,7 @@ mappings:
     assert_eq!(value(&p, "statsd_exporter_loaded_mappings"), 4.0);
     assert!(!p.contains("junk"), "{p}");
     // A counter named like a summary's _count is refused too.
-    ex.apply(Update::Timer("lat", &[1.0], 1.0), T0);
+    ex.apply(Update::Timer("lat", &[1.0], &[]), T0);
     ex.apply(Update::Counter("lat_count", 1.0), T0);
     let p = page(&mut ex, T0);
     assert!(!p.contains("# TYPE lat_count"), "{p}");
@@ -189,4 +192,77 @@ fn ttl_expires_idle_series_and_max_bytes_bounds_new_ones() {
     assert_eq!((ex.len(), ex.bytes()), (0, 0));
     ex.apply(Update::Gauge("c", 1.0), T0 + 100_000);
     assert_eq!(ex.len(), 1);
+}
+
+#[test]
+fn each_timing_keeps_its_own_sample_rate() {
+    let m = Mapper::parse(
+        "mappings:\n- match: \"h.*\"\n  name: h\n  observer_type: histogram\n  buckets: [0.01]\n",
+    )
+    .expect("rules");
+    let mut ex = Exporter::new(m, 1 << 20);
+    // 1 ms at rate 1 and 1000 ms at rate 0.01, in one flush.
+    ex.apply(Update::Timer("h.x", &[1.0, 1000.0], &[(1, 100.0)]), T0);
+    let p = page(&mut ex, T0);
+    assert_eq!(value(&p, "h_bucket{le=\"0.01\"}"), 1.0);
+    assert_eq!(value(&p, "h_bucket{le=\"+Inf\"}"), 101.0);
+    assert!((value(&p, "h_sum") - 100.001).abs() < 1e-9, "{p}");
+    // A sample rate of 0 (weight inf) counts 1, as statsd_exporter reads it.
+    ex.apply(Update::Timer("h.x", &[1.0], &[(0, f64::INFINITY)]), T0);
+    assert_eq!(value(&page(&mut ex, T0), "h_count"), 102.0);
+}
+
+#[test]
+fn values_that_are_not_finite_are_dropped_and_counted() {
+    let mut ex = Exporter::new(Mapper::default(), 1 << 20);
+    ex.apply(Update::Timer("t", &[f64::INFINITY, 5.0, f64::NAN], &[]), T0);
+    ex.apply(Update::Timer("u", &[f64::INFINITY], &[]), T0);
+    ex.apply(Update::Counter("c", f64::INFINITY), T0);
+    ex.apply(Update::Counter("c", 2.0), T0);
+    let p = page(&mut ex, T0);
+    assert_eq!(value(&p, "t_count"), 1.0);
+    assert_eq!(value(&p, "c"), 2.0);
+    assert!(!p.contains("\nu_count"), "{p}");
+    assert_eq!(
+        value(
+            &p,
+            "statsd_exporter_events_error_total{reason=\"illegal_value\"}"
+        ),
+        4.0
+    );
+    // A scale that overflows is the same.
+    let m =
+        Mapper::parse("mappings:\n- match: \"s.*\"\n  name: s\n  scale: 1e300\n").expect("rules");
+    let mut ex = Exporter::new(m, 1 << 20);
+    ex.apply(Update::Timer("s.x", &[1e12], &[]), T0);
+    assert!(!page(&mut ex, T0).contains("\ns_count"));
+}
+
+#[test]
+fn the_servers_own_names_are_its_own_and_text_families_may_neighbour() {
+    let mut ex = Exporter::new(Mapper::default(), 1 << 20);
+    ex.apply(Update::Gauge("statsd_exporter_loaded_mappings", 42.0), T0);
+    ex.apply(Update::Counter("foo_total", 1.0), T0);
+    ex.apply(Update::Gauge("foo", 2.0), T0);
+    let p = page(&mut ex, T0);
+    assert_eq!(value(&p, "statsd_exporter_loaded_mappings"), 0.0);
+    assert_eq!(
+        value(&p, "statsd_exporter_events_conflict_total{type=\"gauge\"}"),
+        1.0
+    );
+    // Two families in the text format (statsd_exporter serves both).
+    assert_eq!((value(&p, "foo_total"), value(&p, "foo")), (1.0, 2.0));
+    assert_eq!(
+        value(&p, "statsd_exporter_events_error_total{reason=\"refused\"}"),
+        0.0
+    );
+}
+
+#[test]
+fn a_ttl_under_a_millisecond_is_not_for_ever() {
+    let m = Mapper::parse("defaults:\n  ttl: 500us\nmappings: []\n").expect("rules");
+    let mut ex = Exporter::new(m, 1 << 20);
+    ex.apply(Update::Gauge("g", 1.0), T0);
+    ex.expire(T0 + 1);
+    assert!(ex.is_empty());
 }

@@ -7,9 +7,9 @@ use std::collections::VecDeque;
 
 /// A quantile is within this fraction of the true value.
 const RELATIVE_ERROR: f64 = 0.01;
-/// Bins per sketch (and per sign): 1% bins cover nine decades of values;
+/// Bins per sketch (and per sign): 1% bins cover eighteen decades of values;
 /// past them the lowest values merge (the high quantiles stay exact to 1%).
-const SKETCH_BINS: u32 = 1024;
+const SKETCH_BINS: u32 = 2048;
 
 /// A summary's observations over its window, in slices: each slice's
 /// sketch, from the oldest; the quantiles merge the slices younger than
