@@ -53,20 +53,6 @@ pattern = ^web\\..*\\.last
 aggregationMethod = last
 ";
 
-/// A small deterministic generator (xorshift), so a failure can be replayed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Lines over many names (every schema and aggregation rule, tagged names
 /// with unsorted tags), timestamps out of order, duplicates, NaN.
 fn stream(seed: u64, now: i64) -> Vec<String> {

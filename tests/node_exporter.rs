@@ -91,13 +91,19 @@ fn scrape(port: u16) -> Families {
 /// Starts the agent with `COLLECTORS` every second and a prometheus
 /// handler on a free port.
 fn start_carbyne(dir: &std::path::Path) -> (Child, u16) {
+    start_carbyne_with(dir, "", COLLECTORS)
+}
+
+/// The agent every second with `top` (top-level keys), `collectors` and a
+/// prometheus handler on a free port.
+fn start_carbyne_with(dir: &std::path::Path, top: &str, collectors: &[&str]) -> (Child, u16) {
     let port = free_port();
     let mut cfg = format!(
-        "hostname = \"testhost\"\nstate_dir = {:?}\ninterval = 1\n\
+        "hostname = \"testhost\"\nstate_dir = {:?}\ninterval = 1\n{top}\
          [handlers.prometheus]\nlisten = \"127.0.0.1:{port}\"\n",
         dir.join("state")
     );
-    for c in COLLECTORS {
+    for c in collectors {
         cfg.push_str(&format!("[collectors.{c}]\nenabled = true\n"));
     }
     let path = dir.join("carbyne.toml");
@@ -115,10 +121,16 @@ fn start_carbyne(dir: &std::path::Path) -> (Child, u16) {
 }
 
 fn start_node_exporter() -> (Child, u16) {
+    start_node_exporter_with(&[])
+}
+
+/// node_exporter on a free port with `args`.
+fn start_node_exporter_with(args: &[String]) -> (Child, u16) {
     let port = free_port();
     let child = Child(
         Command::new("prometheus-node-exporter")
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -181,42 +193,17 @@ fn fixture_families(
     collector: &str,
     prefix: &str,
 ) -> (Families, Families) {
-    let node_port = free_port();
-    let _node = Child(
-        Command::new("prometheus-node-exporter")
-            .arg(format!("--web.listen-address=127.0.0.1:{node_port}"))
-            .arg(format!("--path.procfs={}", procfs.display()))
-            .arg("--collector.disable-defaults")
-            .arg(format!("--collector.{collector}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus-node-exporter (tests/run.sh installs Debian's)"),
-    );
+    let (_node, node_port) = start_node_exporter_with(&[
+        format!("--path.procfs={}", procfs.display()),
+        "--collector.disable-defaults".into(),
+        format!("--collector.{collector}"),
+    ]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let path = dir.path().join("carbyne.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "hostname = \"testhost\"\nstate_dir = {:?}\ninterval = 1\nproc_root = {:?}\n\
-             [handlers.prometheus]\nlisten = \"127.0.0.1:{port}\"\n\
-             [collectors.{collector}]\nenabled = true\n",
-            dir.path().join("state"),
-            procfs
-        ),
-    )
-    .expect("config");
-    let _carbyne = Child(
-        bin()
-            .args(["agent", "--config", path.to_str().expect("path")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("carbyne"),
+    let (_carbyne, port) = start_carbyne_with(
+        dir.path(),
+        &format!("proc_root = {procfs:?}\n"),
+        &[collector],
     );
-    wait_for_port(node_port);
-    wait_for_port(port);
     let only = |f: Families| -> Families {
         f.into_iter()
             .filter(|(name, _)| name.starts_with(prefix))

@@ -35,21 +35,6 @@ mappings:
   name: dropped
 "#;
 
-/// A small seeded generator (xorshift), so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// What the page must hold after the stream: each series' value, and the
 /// timings of each summary (seconds).
 #[derive(Default)]

@@ -436,3 +436,21 @@ pub fn http(port: u16, method: &str, path: &str, params: &[(String, String)]) ->
     assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
     (status, raw[split..].to_vec())
 }
+
+/// A small deterministic generator (xorshift), so a failure can be replayed.
+#[allow(dead_code)]
+pub struct Rng(pub u64);
+
+#[allow(dead_code)]
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
