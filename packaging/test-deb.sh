@@ -124,9 +124,14 @@ zhas /usr/share/man/man5/carbyne.toml.5.gz 'max_cache_bytes' || fail "carbyne.to
 if command -v systemd-analyze >/dev/null; then
     step "systemd-analyze verify"
     for unit in carbyne-agent.service carbyne-server.service; do
-        # Unknown keys are only warned about: any word from verify fails.
-        out=$(systemd-analyze verify "/lib/systemd/system/$unit" 2>&1) || fail "$unit: $out"
-        [ -z "$out" ] || fail "$unit: $out"
+        # Unknown keys are only warned about: any word from verify about
+        # carbyne's units fails. What it says about other packages' units
+        # (graphite-carbon's "Standard output type syslog is obsolete", on
+        # many of our users' machines) is theirs to mend, not a failure here.
+        out=$(systemd-analyze verify "/lib/systemd/system/$unit" 2>&1) || true
+        ours=$(printf '%s\n' "$out" | grep -i 'carbyne' || true)
+        [ -z "$ours" ] || fail "$unit: $ours"
+        [ -z "$out" ] || printf 'test-deb: verify %s faulted other units only:\n%s\n' "$unit" "$out" >&2
         grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "/lib/systemd/system/$unit" || fail "$unit: no ExecReload"
         grep -q '^RestartPreventExitStatus=2$' "/lib/systemd/system/$unit" || fail "$unit: restarts on a bad configuration"
     done
