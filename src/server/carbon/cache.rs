@@ -36,6 +36,8 @@ pub struct Counters {
     pub errors: AtomicU64,
     /// Lines that were not `name value timestamp` or had a bad name.
     pub rejected: AtomicU64,
+    /// Points that could not be written before shutdown (a full disk).
+    pub lost_points: AtomicU64,
     /// Points written and update operations since start (never reset).
     pub total_points: AtomicU64,
     pub total_updates: AtomicU64,
@@ -345,6 +347,7 @@ impl Cache {
     /// and empty, keeping up to `open_files` files open.
     pub fn writer(&self, store: &Store, part: usize, open_files: usize) {
         let mut files = Handles::new(open_files);
+        let mut failing = crate::handlers::Backoff::new(Duration::from_secs(5));
         loop {
             let closing = self.closing.load(Ordering::Relaxed);
             // Under max_updates_per_second, wait for the next update while
@@ -361,13 +364,24 @@ impl Cache {
                 }
             }
             match self.drain_one(Duration::from_millis(200), part) {
-                Some((metric, points)) => self.write(store, &mut files, metric, points, closing),
+                Some((metric, points)) => {
+                    if self.write(store, &mut files, metric, points, closing) {
+                        failing.reset();
+                    } else if !closing {
+                        // The disk refuses (full, read-only): the points wait
+                        // in the cache; try again after a while.
+                        std::thread::sleep(failing.next_wait());
+                    }
+                }
                 None if closing => return,
                 None => {}
             }
         }
     }
 
+    /// Writes a metric's points; false when the file could not be made or
+    /// written (a full disk, say): the points are back in the cache then,
+    /// to be written when the disk takes them, except while closing.
     fn write(
         &self,
         store: &Store,
@@ -375,39 +389,43 @@ impl Cache {
         metric: Box<str>,
         mut points: Vec<(f64, f64)>,
         closing: bool,
-    ) {
+    ) -> bool {
         let c = &self.counters;
         let path = names::path(&store.root, &metric);
-        let metric = &*metric;
         files.renew();
-        if !files.has(metric) {
+        if !files.has(&metric) {
             // Opened straight away: a file that is not there yet is created
             // (no separate look for it first).
-            let opened = match files.open(metric, &path) {
+            let opened = match files.open(&metric, &path) {
                 Err(whisper::WhisperError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound =>
                 {
-                    if !self.create(store, metric, &path) {
-                        return;
+                    match self.create(store, &metric, &path) {
+                        Created::Yes => files.open(&metric, &path),
+                        Created::NotYet => return true,
+                        Created::Failed => return self.keep(metric, points, closing),
                     }
-                    files.open(metric, &path)
                 }
                 // A damaged file (truncated by a crash of another writer,
                 // say) is moved aside once and the metric starts afresh,
                 // rather than failing every later point.
                 Err(e @ whisper::WhisperError::Corrupt { .. }) => {
-                    if !set_aside(&path, &e) || !self.create(store, metric, &path) {
+                    if !set_aside(&path, &e) {
                         c.errors.fetch_add(1, Ordering::Relaxed);
-                        return;
+                        return self.keep(metric, points, closing);
                     }
-                    files.open(metric, &path)
+                    match self.create(store, &metric, &path) {
+                        Created::Yes => files.open(&metric, &path),
+                        Created::NotYet => return true,
+                        Created::Failed => return self.keep(metric, points, closing),
+                    }
                 }
                 other => other,
             };
             if let Err(e) = opened {
                 c.errors.fetch_add(1, Ordering::Relaxed);
                 self.log_error(format_args!("cannot open {}: {e}", path.display()));
-                return;
+                return self.keep(metric, points, closing);
             }
         }
         if let Some(b) = &self.updates {
@@ -425,11 +443,11 @@ impl Cache {
         let pts: Vec<(i64, f64)> = points.iter().map(|(t, v)| (*t as i64, *v)).collect();
         let start = Instant::now();
         let written = files
-            .get(metric)
+            .get(&metric)
             .ok_or_else(|| whisper::WhisperError::InvalidConfiguration("no handle".into()))
             .and_then(|w| w.update_many(&pts, None));
         if written.is_err() {
-            files.forget(metric);
+            files.forget(&metric);
         }
         match written {
             Ok(()) => {
@@ -445,9 +463,59 @@ impl Cache {
             Err(e) => {
                 c.errors.fetch_add(1, Ordering::Relaxed);
                 self.log_error(format_args!("cannot write {}: {e}", path.display()));
+                // Written again whole: whisper's update of the same points
+                // is the same, so a half-done one is mended.
+                return self.keep(metric, points, closing);
             }
         }
+        true
     }
+
+    /// Puts a metric's unwritten points back in the cache, before any that
+    /// came since (returns false, for [`Cache::write`]); while closing they
+    /// cannot wait any longer and are counted lost.
+    fn keep(&self, metric: Box<str>, points: Points, closing: bool) -> bool {
+        if closing {
+            self.counters
+                .lost_points
+                .fetch_add(points.len() as u64, Ordering::Relaxed);
+            self.log_error(format_args!(
+                "{} points of {metric} not written at shutdown ({} in all so far)",
+                points.len(),
+                self.counters.lost_points.load(Ordering::Relaxed)
+            ));
+            return false;
+        }
+        let mut i = lock(&self.inner);
+        let parts = i.parts.len();
+        let n = points.len();
+        let part = &mut i.parts[partition(&metric, parts)];
+        let grown = match part.points.get_mut(&metric) {
+            Some(newer) => {
+                let before = newer.capacity();
+                let mut all = points;
+                all.append(newer);
+                *newer = all;
+                newer.capacity().saturating_sub(before) * POINT_BYTES
+            }
+            None => {
+                let bytes = metric_bytes(&metric, &points);
+                part.points.insert(metric, points);
+                bytes
+            }
+        };
+        i.size += n;
+        i.bytes += grown;
+        false
+    }
+}
+
+/// What [`Cache::create`] did.
+enum Created {
+    Yes,
+    /// Over the create rate: the points are dropped, as carbon drops them.
+    NotYet,
+    Failed,
 }
 
 impl Cache {
@@ -459,14 +527,14 @@ impl Cache {
     }
 
     /// Creates the file of a new metric as the schemas say, within the
-    /// create rate; false (counted) when it may not or cannot be created.
-    fn create(&self, store: &Store, metric: &str, path: &std::path::Path) -> bool {
+    /// create rate (counted when it may not or cannot be created).
+    fn create(&self, store: &Store, metric: &str, path: &std::path::Path) -> Created {
         let c = &self.counters;
         if let Some(b) = &self.creates {
             if !lock(b).take() {
                 // As carbon: the points of a metric it may not create yet are dropped.
                 c.dropped_creates.fetch_add(1, Ordering::Relaxed);
-                return false;
+                return Created::NotYet;
             }
         }
         let rules = store.rules();
@@ -501,12 +569,12 @@ impl Cache {
                     schema.name,
                     agg.name
                 );
-                true
+                Created::Yes
             }
             Err(e) => {
                 c.errors.fetch_add(1, Ordering::Relaxed);
                 self.log_error(format_args!("cannot create {}: {e}", path.display()));
-                false
+                Created::Failed
             }
         }
     }
