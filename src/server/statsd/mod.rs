@@ -42,7 +42,8 @@ pub struct StatsdServerConfig {
     pub listen: String,
     /// Address of the management interface.
     pub admin: String,
-    /// Where flushes go (Graphite plaintext over TCP).
+    /// Where flushes go (Graphite plaintext over TCP); "" for nowhere
+    /// (a server scraped by Prometheus only).
     pub graphite: String,
     /// Seconds between flushes.
     pub flush_interval: f64,
@@ -146,6 +147,10 @@ impl StatsdServerConfig {
             ("admin", &self.admin),
             ("graphite", &self.graphite),
         ] {
+            // No Graphite: the Prometheus page only.
+            if k == "graphite" && v.is_empty() {
+                continue;
+            }
             let ok = v
                 .rsplit_once(':')
                 .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
@@ -439,11 +444,13 @@ pub async fn run(
             }
             None => shared.agg.flush(ts),
         };
-        pending.push_back(lines);
-        while pending.len() > cfg.max_pending_flushes {
-            pending.pop_front();
+        if !cfg.graphite.is_empty() {
+            pending.push_back(lines);
+            while pending.len() > cfg.max_pending_flushes {
+                pending.pop_front();
+            }
+            send_pending(&cfg, &shared, &mut pending).await;
         }
-        send_pending(&cfg, &shared, &mut pending).await;
         if last {
             let _ = scrape_stop.send(true);
             return Ok(());

@@ -76,7 +76,7 @@ impl Window {
                 let v = merged
                     .as_ref()
                     .and_then(|m| {
-                        let v = m.quantile(q).ok().flatten()?;
+                        let v = m.quantile(nearest_rank(q, m.count())).ok().flatten()?;
                         Some(v.clamp(m.min()?, m.max()?))
                     })
                     .unwrap_or(f64::NAN);
@@ -87,5 +87,44 @@ impl Window {
 
     pub(super) fn bytes(&self) -> usize {
         self.slices.iter().map(|(_, s)| s.length() * 8 + 192).sum()
+    }
+}
+
+/// The sketch's quantile argument that reads the value at the nearest
+/// rank, `ceil(q * n)` of `n` (as the client library's summaries answer):
+/// the sketch reads rank `floor(q' * (n - 1))`, which would put the 0.99
+/// quantile of 10 values on the 9th, hiding the one slow outlier.
+fn nearest_rank(q: f64, n: usize) -> f64 {
+    if n < 2 || q <= 0.0 {
+        return q;
+    }
+    let rank = ((q * n as f64).ceil() as usize).clamp(1, n) - 1;
+    ((rank as f64 + 0.5) / (n - 1) as f64).min(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_read_at_the_nearest_rank() {
+        let mut w = Window::new(std::time::Duration::from_secs(600), 5);
+        for v in [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 1000.0] {
+            w.observe(v, 0);
+        }
+        let q = w.quantiles(&[0.0, 0.5, 0.9, 0.99, 1.0], 1);
+        // Within the sketch's 1% (and a rounding).
+        let near = |got: f64, want: f64| (got - want).abs() <= want * 0.0101;
+        for ((_, got), want) in q.iter().zip([1.0, 5.0, 9.0, 1000.0, 1000.0]) {
+            assert!(near(*got, want), "{q:?}");
+        }
+        let mut w = Window::new(std::time::Duration::from_secs(600), 5);
+        for v in [5.0, 15.0, 25.0] {
+            w.observe(v, 0);
+        }
+        let q = w.quantiles(&[0.5, 0.9, 0.99], 1);
+        for ((_, got), want) in q.iter().zip([15.0, 25.0, 25.0]) {
+            assert!(near(*got, want), "{q:?}");
+        }
     }
 }
