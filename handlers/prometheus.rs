@@ -20,7 +20,7 @@ use super::{Backoff, Delivery, DeliveryError};
 use crate::config::ConfigError;
 use crate::prometheus::mapping::Mapper;
 use crate::prometheus::naming::Namer;
-use crate::prometheus::{Conflict, Exposition, Format};
+use crate::prometheus::{Conflict, Exposition, Format, Kind};
 use crate::sample::Sample;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -140,6 +140,8 @@ pub struct Cache {
     rendered: [Option<Bytes>; 2],
     gzipped: [Option<Bytes>; 2],
     namer: Namer,
+    /// Adds node_time_seconds and node_uname_info at each update.
+    host_facts: bool,
 }
 
 impl Cache {
@@ -157,6 +159,13 @@ impl Cache {
             namer: Namer::new(mapper),
             ..Default::default()
         }
+    }
+
+    /// With node_exporter's `node_time_seconds` and `node_uname_info`
+    /// added at each update (the handler's cache; not the tests').
+    pub fn with_host_facts(mut self) -> Self {
+        self.host_facts = true;
+        self
     }
 
     /// Samples a mapping rule dropped.
@@ -194,8 +203,53 @@ impl Cache {
                 .retain(|family, ts| latest.get(family).is_none_or(|l| ts >= *l));
             self.release(freed);
         }
+        if self.host_facts {
+            self.host_facts();
+        }
         self.rendered = [None, None];
         self.gzipped = [None, None];
+    }
+
+    /// node_exporter's `node_time_seconds` (as of this run: a scrape
+    /// serves the page of the last run) and `node_uname_info`: what
+    /// dashboards made for node_exporter pick hosts by and count uptime from.
+    fn host_facts(&mut self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let u = rustix::system::uname();
+        let text = |c: &std::ffi::CStr| c.to_string_lossy().into_owned();
+        let uname = [
+            ("domainname", text(u.domainname())),
+            ("machine", text(u.machine())),
+            ("nodename", text(u.nodename())),
+            ("release", text(u.release())),
+            ("sysname", text(u.sysname())),
+            ("version", text(u.version())),
+        ];
+        let labels: Vec<(&str, &str)> = uname.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        for (name, help, labels, value) in [
+            (
+                "node_time_seconds",
+                "System time in seconds since epoch (1970).",
+                &[][..],
+                now,
+            ),
+            (
+                "node_uname_info",
+                "Labeled system information as provided by the uname system call.",
+                &labels[..],
+                1.0,
+            ),
+        ] {
+            let full = self.bytes + 1024 > self.max_bytes;
+            if let Ok(added) =
+                self.exp
+                    .add_at(name, Kind::Gauge, help, labels, value, now as i64, !full)
+            {
+                self.bytes += added.new_series + added.new_family;
+            }
+        }
     }
 
     /// Takes one sample; whether a family of a collector's own has a
@@ -436,7 +490,7 @@ pub async fn run(mut d: Delivery, cfg: PrometheusConfig) -> Result<(), DeliveryE
             None
         });
     let shared = Arc::new(Shared {
-        cache: Mutex::new(Cache::with_mapper(cfg.max_bytes, mapper)),
+        cache: Mutex::new(Cache::with_mapper(cfg.max_bytes, mapper).with_host_facts()),
         expiry: cfg.expiry.ceil() as i64,
         scrapes: AtomicU64::new(0),
         mapping_digest: cfg.mapping_digest,

@@ -49,6 +49,7 @@ const COVERED: &[&str] = &[
     r"^node_filefd_",
     r"^node_pressure_",
     r"^node_netstat_",
+    r"^node_(uname_info|time_seconds)$",
 ];
 
 /// A parsed exposition: family name -> (type, label set -> value).
