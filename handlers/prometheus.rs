@@ -52,6 +52,10 @@ pub struct PrometheusConfig {
     /// reload (SIGHUP) restarts the handler when the file changed.
     #[serde(skip)]
     pub mapping_digest: u64,
+    /// The agent's `<prefix>.<host>.`, left off names no rule maps (set
+    /// from the configuration's path_prefix and hostname).
+    #[serde(skip)]
+    pub host_root: String,
     /// Most scrape connections open at once; one more is closed at once.
     pub max_connections: usize,
 }
@@ -65,6 +69,7 @@ impl Default for PrometheusConfig {
             max_bytes: 64 << 20,
             mapping_file: String::new(),
             mapping_digest: 0,
+            host_root: String::new(),
             max_connections: 64,
         }
     }
@@ -165,6 +170,12 @@ impl Cache {
     /// added at each update (the handler's cache; not the tests').
     pub fn with_host_facts(mut self) -> Self {
         self.host_facts = true;
+        self
+    }
+
+    /// Names no rule maps lose `root` (the agent's `<prefix>.<host>.`).
+    pub fn with_host_root(mut self, root: &str) -> Self {
+        self.namer = std::mem::take(&mut self.namer).with_host_root(root);
         self
     }
 
@@ -490,7 +501,11 @@ pub async fn run(mut d: Delivery, cfg: PrometheusConfig) -> Result<(), DeliveryE
             None
         });
     let shared = Arc::new(Shared {
-        cache: Mutex::new(Cache::with_mapper(cfg.max_bytes, mapper).with_host_facts()),
+        cache: Mutex::new(
+            Cache::with_mapper(cfg.max_bytes, mapper)
+                .with_host_root(&cfg.host_root)
+                .with_host_facts(),
+        ),
         expiry: cfg.expiry.ceil() as i64,
         scrapes: AtomicU64::new(0),
         mapping_digest: cfg.mapping_digest,

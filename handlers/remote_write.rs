@@ -61,6 +61,10 @@ pub struct RemoteWriteConfig {
     /// reload (SIGHUP) restarts the handler when the file changed.
     #[serde(skip)]
     pub mapping_digest: u64,
+    /// The agent's `<prefix>.<host>.`, left off names no rule maps (set
+    /// from the configuration's path_prefix and hostname).
+    #[serde(skip)]
+    pub host_root: String,
 }
 
 impl Default for RemoteWriteConfig {
@@ -80,6 +84,7 @@ impl Default for RemoteWriteConfig {
             ca_file: String::new(),
             mapping_file: String::new(),
             mapping_digest: 0,
+            host_root: String::new(),
         }
     }
 }
@@ -303,7 +308,7 @@ pub async fn run(
         log::error!("{e}; samples keep their sanitised names");
         None
     });
-    let mut namer = Namer::new(mapper);
+    let mut namer = Namer::new(mapper).with_host_root(&cfg.host_root);
     let external = external_labels(&cfg, &host);
     let said_4xx = AtomicBool::new(false);
     let mut rejected = 0u64;

@@ -19,9 +19,11 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/n
 # CARBYNE_DEB_PROFILE: the Cargo profile the binary is built with (release
 # unless said; the package test uses the tests' dev build, see test-deb.sh).
 profile=${CARBYNE_DEB_PROFILE:-release}
+# Cargo's output folder: CARGO_TARGET_DIR when set, as Cargo reads it.
+target=${CARGO_TARGET_DIR:-target}
 case "$profile" in
-    dev) bindir=target/debug ;;
-    *) bindir=target/$profile ;;
+    dev) bindir=$target/debug ;;
+    *) bindir=$target/$profile ;;
 esac
 cargo build --profile "$profile" --locked --quiet
 if [ "$profile" = release ]; then

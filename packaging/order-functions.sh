@@ -43,7 +43,7 @@ order_file() {
     normalize < "$symbols" | paste -d '\t' - "$symbols" \
         | awk -F '\t' 'NR == FNR { want[$0] = 1; n++; next }
                        ($1 in want) { print $2; if (!($1 in seen)) { seen[$1] = 1; found++ } }
-                       END { printf "%d of %d listed agent functions found\n", found, n > "/dev/stderr" }' \
+                       END { printf "%d of %d listed agent functions found (the others are inlined or named otherwise by this build, and keep their place)\n", found, n > "/dev/stderr" }' \
             packaging/agent-functions.txt -
 }
 
@@ -55,7 +55,7 @@ case "${1:-}" in
     --relink)
         need nm c++filt readelf
         profile=${2:?usage: order-functions.sh --relink PROFILE}
-        binary=target/$profile/carbyne
+        binary=${CARGO_TARGET_DIR:-target}/$profile/carbyne
         if ! readelf -p .comment "$binary" | grep -q 'Linker: LLD'; then
             echo "$binary was not linked by lld: its functions keep the default order" >&2
             exit 0

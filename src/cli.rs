@@ -16,8 +16,8 @@ pub const EXIT_FAILED: i32 = 1;
 #[command(
     name = "carbyne",
     version,
-    about = "Host metrics agent, Diamond-compatible, shipping to Graphite",
-    long_about = "carbyne collects a server's metrics (CPU, disk space, disk I/O, load, memory, NFS, sockets, vmstat) with Diamond's metric names and ships them to Graphite.\n\nLog verbosity follows RUST_LOG (error, warn, info, debug)."
+    about = "Host metrics agent, Diamond-compatible, for Graphite and Prometheus",
+    long_about = "carbyne collects a server's metrics (CPU, disk space, disk I/O, load, memory, NFS, sockets, vmstat) with Diamond's metric names and ships them to Graphite, statsd, HTTP, syslog or ZeroMQ; Prometheus scrapes them with node_exporter's names, or they go by remote_write. `carbyne server` runs the receivers: a statsd server (which Prometheus may scrape as statsd_exporter) and a carbon receiver with graphite-web's API.\n\nLog verbosity follows RUST_LOG (error, warn, info, debug)."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -182,6 +182,11 @@ impl MetricPath {
         MetricPath { base }
     }
 
+    /// Everything before a metric's name, with its trailing dot.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// The full name of `metric` under this path.
     pub fn name(&self, metric: &str) -> String {
         let mut s = String::with_capacity(self.base.len() + metric.len());

@@ -164,6 +164,18 @@ impl Plan {
                 .filter(|h| h.enabled)
                 .collect()
         };
+        // Names no mapping rule maps lose the agent's root in Prometheus.
+        let root = MetricPath::new(&cfg.path_prefix, host.as_deref(), &cfg.path_suffix, ".")
+            .base()
+            .to_string();
+        let mut handlers = handlers;
+        for h in &mut handlers {
+            match &mut h.config {
+                HandlerConfig::Prometheus(c) => c.host_root = root.clone(),
+                HandlerConfig::RemoteWrite(c) => c.host_root = root.clone(),
+                _ => {}
+            }
+        }
         let self_path = cfg.self_metrics.then(|| {
             MetricPath::new(
                 &cfg.path_prefix,

@@ -39,6 +39,9 @@ pub struct Namer {
     memo: HashMap<String, MemoEntry>,
     /// Samples a rule dropped.
     pub dropped: u64,
+    /// `servers.<host>.`: left off a name no rule maps, so one metric has
+    /// one name across hosts (Prometheus tells hosts apart by `instance`).
+    host_root: String,
 }
 
 /// Valid, sorted, unique label names; `le` and `quantile`, which only
@@ -65,17 +68,32 @@ impl Namer {
         }
     }
 
+    /// Leaves `root` (the agent's `<prefix>.<host>.`) off the names no
+    /// rule maps.
+    pub fn with_host_root(mut self, root: &str) -> Self {
+        self.host_root = root.to_string();
+        self
+    }
+
+    /// The family name of a dotted name no rule maps.
+    fn unmapped(&self, dotted: &str) -> String {
+        match dotted.strip_prefix(self.host_root.as_str()) {
+            Some(rest) if !self.host_root.is_empty() && !rest.is_empty() => metric_name(rest),
+            _ => metric_name(dotted),
+        }
+    }
+
     /// The family, labels and help of a dotted name (`None`: dropped).
     fn mapped(&mut self, dotted: &str) -> MemoEntry {
         let Some(mapper) = &self.mapper else {
-            return Some((metric_name(dotted), Vec::new(), None));
+            return Some((self.unmapped(dotted), Vec::new(), None));
         };
         if let Some(m) = self.memo.get(dotted) {
             return m.clone();
         }
         let m = match mapper.map(dotted) {
             Mapped::Drop => None,
-            Mapped::Unmatched => Some((metric_name(dotted), Vec::new(), None)),
+            Mapped::Unmatched => Some((self.unmapped(dotted), Vec::new(), None)),
             Mapped::To {
                 name, labels, help, ..
             } => Some((name, labels, help)),
@@ -205,5 +223,36 @@ mod tests {
             ))
             .expect("unmatched");
         assert_eq!(got.name, "other_thing_1");
+    }
+    #[test]
+    fn the_agents_root_is_left_off_unmapped_names_only() {
+        let s = |name: &str| Sample::new(name.into(), 1.0, 0, crate::sample::Kind::Gauge);
+        let mut n = Namer::new(Some(
+            Mapper::parse(
+                "mappings:\n- match: servers.*.nginx.*\n  name: nginx\n  labels: {host: \"$1\"}\n",
+            )
+            .expect("rules"),
+        ))
+        .with_host_root("servers.web01.");
+        let name = |n: &mut Namer, x: &str| n.name(s(x)).map(|m| m.name.to_string());
+        // Rules see the whole Graphite name, as graphite_exporter's do.
+        assert_eq!(
+            name(&mut n, "servers.web01.nginx.2xx").as_deref(),
+            Some("nginx")
+        );
+        assert_eq!(
+            name(&mut n, "servers.web01.carbyne.x").as_deref(),
+            Some("carbyne_x")
+        );
+        // Another root, or the root alone, keep their names.
+        assert_eq!(
+            name(&mut n, "logs.web01.x").as_deref(),
+            Some("logs_web01_x")
+        );
+        let mut plain = Namer::new(None).with_host_root("servers.web01.");
+        assert_eq!(
+            name(&mut plain, "servers.web01.cpu.x").as_deref(),
+            Some("cpu_x")
+        );
     }
 }

@@ -267,6 +267,15 @@ fn valid_name_template(t: &str) -> bool {
     !t.is_empty()
 }
 
+/// The highest `$N`/`${N}` reference in `t` (0 for none).
+fn highest_ref(t: &str) -> usize {
+    (0..t.len())
+        .filter_map(|i| capture_ref(t, i))
+        .map(|(n, _)| n)
+        .max()
+        .unwrap_or(0)
+}
+
 /// A glob rule's template with its captures: `$N` and `${N}`, everything
 /// else as is.
 fn expand_glob(template: &str, caps: &regex::Captures) -> String {
@@ -415,6 +424,19 @@ impl Mapper {
                     Regex::new(&r.pattern).map_err(|e| err(format!("invalid regex: {e}")))?
                 }
             };
+            // A capture the match does not have would always be empty.
+            let captures = regex.captures_len() - 1;
+            let highest = std::iter::once(r.name.as_str())
+                .chain(r.labels.values().map(String::as_str))
+                .map(highest_ref)
+                .max()
+                .unwrap_or(0);
+            if highest > captures {
+                return Err(err(format!(
+                    "${highest} is used, but the match has {captures} capture{}",
+                    if captures == 1 { "" } else { "s" }
+                )));
+            }
             match kind {
                 MatchType::Glob => {
                     m.globs.push(m.rules.len());
@@ -672,6 +694,8 @@ mappings:
             ("mappings:\n- match: a.*\n  name: x\n  labels: {\"a-b\": c}\n", Some(2), "label name"),
             ("mappings:\n- match: a.*\n  name: x\n  action: keep\n", Some(4), "keep"),
             ("mappings:\n- match: a.*\n  name: x\n  match_type: fuzzy\n", Some(4), "fuzzy"),
+            ("mappings:\n- match: a.*\n  name: x\n  labels: {b: \"$2\"}\n", Some(2), "$2 is used, but the match has 1 capture"),
+            ("mappings:\n- match: 'a(b)'\n  match_type: regex\n  name: x_${3}\n", Some(2), "has 1 capture"),
         ];
         for (text, line, word) in cases {
             let e = Mapper::parse(text).expect_err(text);
