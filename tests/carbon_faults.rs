@@ -6,7 +6,6 @@
 
 mod common;
 
-use carbyne::whisper::Whisper;
 use common::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -133,23 +132,9 @@ fn a_full_disk_keeps_the_points_until_there_is_room() {
     let status = child.0.wait().expect("wait");
     assert!(status.success(), "{err}");
     assert!(err.contains("No space left on device"), "{err}");
-    let mut missing = Vec::new();
-    for (name, ts, v) in &sent {
-        let path = store.join(format!("{}.wsp", name.replace('.', "/")));
-        let got = Whisper::open(&path, false)
-            .ok()
-            .and_then(|w| w.fetch(ts - 1, Some(*ts), None, None).ok().flatten())
-            .and_then(|s| s.values.first().copied().flatten());
-        if got != Some(*v) {
-            missing.push(format!("{name} {ts}: {got:?}"));
-        }
-    }
-    assert!(
-        missing.is_empty(),
-        "{} of {} points lost: {:?}",
-        missing.len(),
-        sent.len(),
-        &missing[..missing.len().min(5)]
+    assert_points_written(
+        &store,
+        sent.iter().map(|(name, ts, v)| (name.as_str(), *ts, *v)),
     );
     drop(fs);
 }

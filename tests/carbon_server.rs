@@ -385,23 +385,9 @@ fn sigterm_under_load_writes_every_point_sent() {
     assert!(err.contains("line rejected"), "{err}");
 
     let root = dir.path().join("whisper");
-    let mut missing = Vec::new();
-    for ((name, ts), v) in &sent {
-        let path = root.join(format!("{}.wsp", name.replace('.', "/")));
-        let got = Whisper::open(&path, false)
-            .ok()
-            .and_then(|w| w.fetch(ts - 1, Some(*ts), None, None).ok().flatten())
-            .and_then(|s| s.values.first().copied().flatten());
-        if got != Some(*v) {
-            missing.push(format!("{name} {ts}: {got:?}"));
-        }
-    }
-    assert!(
-        missing.is_empty(),
-        "{} of {} points not written: {:?}",
-        missing.len(),
-        sent.len(),
-        &missing[..missing.len().min(5)]
+    assert_points_written(
+        &root,
+        sent.iter().map(|((name, ts), v)| (name.as_str(), *ts, *v)),
     );
     assert!(!root.join("escape.wsp").exists() && !dir.path().join("escape.wsp").exists());
 }

@@ -454,3 +454,28 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// Asserts that every `(name, timestamp, value)` is in the whisper files
+/// under `root` (one file per name, carbon's layout), naming the first
+/// ones missing.
+#[allow(dead_code)]
+pub fn assert_points_written<'a>(root: &Path, sent: impl IntoIterator<Item = (&'a str, i64, f64)>) {
+    let (mut missing, mut n) = (Vec::new(), 0);
+    for (name, ts, v) in sent {
+        n += 1;
+        let path = root.join(format!("{}.wsp", name.replace('.', "/")));
+        let got = carbyne::whisper::Whisper::open(&path, false)
+            .ok()
+            .and_then(|w| w.fetch(ts - 1, Some(ts), None, None).ok().flatten())
+            .and_then(|s| s.values.first().copied().flatten());
+        if got != Some(v) {
+            missing.push(format!("{name} {ts}: {got:?}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {n} points not written: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
