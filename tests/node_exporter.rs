@@ -92,15 +92,16 @@ fn scrape(port: u16) -> Families {
 /// Starts the agent with `COLLECTORS` every second and a prometheus
 /// handler on a free port.
 fn start_carbyne(dir: &std::path::Path) -> (Child, u16) {
-    start_carbyne_with(dir, "", COLLECTORS)
+    start_carbyne_with(dir, "interval = 1\n", COLLECTORS)
 }
 
-/// The agent every second with `top` (top-level keys), `collectors` and a
-/// prometheus handler on a free port.
+/// The agent with `top` (top-level keys, its interval among them),
+/// `collectors` and a prometheus handler on a free port; its configuration
+/// is `dir/carbyne.toml`.
 fn start_carbyne_with(dir: &std::path::Path, top: &str, collectors: &[&str]) -> (Child, u16) {
     let port = free_port();
     let mut cfg = format!(
-        "hostname = \"testhost\"\nstate_dir = {:?}\ninterval = 1\n{top}\
+        "hostname = \"testhost\"\nstate_dir = {:?}\n{top}\
          [handlers.prometheus]\nlisten = \"127.0.0.1:{port}\"\n",
         dir.join("state")
     );
@@ -202,7 +203,7 @@ fn fixture_families(
     let dir = tempfile::tempdir().expect("tempdir");
     let (_carbyne, port) = start_carbyne_with(
         dir.path(),
-        &format!("proc_root = {procfs:?}\n"),
+        &format!("interval = 1\nproc_root = {procfs:?}\n"),
         &[collector],
     );
     let only = |f: Families| -> Families {
@@ -451,23 +452,9 @@ fn prometheus_scrapes_it_and_answers_promql() {
 #[test]
 fn a_reload_that_restarts_the_handler_keeps_the_page() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
+    let (child, port) = start_carbyne_with(dir.path(), "interval = 10\n", &[]);
     let path = dir.path().join("carbyne.toml");
-    let cfg = format!(
-        "hostname = \"testhost\"\nstate_dir = {:?}\ninterval = 10\n\
-         [handlers.prometheus]\nlisten = \"127.0.0.1:{port}\"\n",
-        dir.path().join("state")
-    );
-    std::fs::write(&path, &cfg).expect("config");
-    let child = Child(
-        bin()
-            .args(["agent", "--config", path.to_str().expect("path")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("carbyne"),
-    );
-    wait_for_port(port);
+    let cfg = std::fs::read_to_string(&path).expect("config");
     let has_load = || {
         get_with(port, "/metrics", "")
             .map(|(_, b)| String::from_utf8_lossy(&b).contains("\nnode_load1 "))

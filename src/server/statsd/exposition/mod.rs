@@ -150,7 +150,9 @@ pub struct Counts {
 /// The series the statsd server exposes, and how its names map.
 pub struct Exporter {
     mapper: Mapper,
-    targets: HashMap<(MetricType, Box<str>), Arc<Target>>,
+    /// By name, then by type (a [`Counts::conflicts`] index): looked up by
+    /// `&str`, with no key made per update.
+    targets: HashMap<Box<str>, [Option<Arc<Target>>; 3]>,
     targets_bytes: usize,
     families: HashMap<String, Family>,
     bytes: usize,
@@ -247,8 +249,12 @@ impl Exporter {
         self.families.is_empty()
     }
 
-    fn target(&mut self, t: MetricType, name: &str) -> Arc<Target> {
-        if let Some(found) = self.targets.get(&(t, Box::from(name))) {
+    fn target(&mut self, t: MetricType, slot: usize, name: &str) -> Arc<Target> {
+        if let Some(found) = self
+            .targets
+            .get(name)
+            .and_then(|by_type| by_type[slot].as_ref())
+        {
             return found.clone();
         }
         let target = match self.mapper.map_typed(name, t) {
@@ -281,7 +287,7 @@ impl Exporter {
             self.targets_bytes = 0;
         }
         self.targets_bytes += cost;
-        self.targets.insert((t, Box::from(name)), target.clone());
+        self.targets.entry(Box::from(name)).or_default()[slot] = Some(target.clone());
         target
     }
 
@@ -317,7 +323,7 @@ impl Exporter {
         if name.is_empty() {
             return;
         }
-        let target = self.target(t, name);
+        let target = self.target(t, slot, name);
         let Target::To {
             name: family_name,
             labels: rule_labels,
