@@ -179,7 +179,7 @@ fn main() {
         let n = n / scale;
         let batch = samples(n);
         let (secs, cpu) = rt.block_on(async {
-            let running = handlers::spawn(&spec, "web01");
+            let running = handlers::spawn(&spec, "web01", std::path::Path::new("/nonexistent"));
             // Let it connect (and the zeromq subscriber join) first.
             let warm = samples(10);
             running.queue.push(warm);

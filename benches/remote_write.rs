@@ -135,9 +135,10 @@ fn into_victoria(port: u16, rounds: usize, t0: i64) -> (f64, f64) {
         name: "bench".into(),
         enabled: true,
         config: HandlerConfig::RemoteWrite(cfg),
+        buffer: Default::default(),
     };
     rt.block_on(async move {
-        let running = spawn(&spec, "bench");
+        let running = spawn(&spec, "bench", std::path::Path::new("/nonexistent"));
         let (cpu0, start) = (cpu_seconds(), Instant::now());
         running.queue.push(input);
         while running.queue.snapshot().sent < n {

@@ -170,7 +170,11 @@ async fn spread(
 ) -> Result<(), DeliveryError> {
     let mut parts = Vec::new();
     for dest in dests {
-        let (part, stop) = d.part(cfg.max_queue);
+        let label = match &dest.instance {
+            Some(i) => format!("{}:{}:{i}", dest.server, dest.port),
+            None => format!("{}:{}", dest.server, dest.port),
+        };
+        let (part, stop) = d.part(cfg.max_queue, &label);
         let queue = part.queue.clone();
         let task = tokio::spawn(run_lines(
             part,
@@ -203,6 +207,8 @@ async fn spread(
                 queue.push(samples);
             }
         }
+        // Each destination's queue holds them now.
+        d.settle();
     }
     let deadline = d.deadline();
     let mut failures = Vec::new();

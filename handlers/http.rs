@@ -205,6 +205,7 @@ pub async fn run(mut d: Delivery, cfg: HttpConfig, host: String) -> Result<(), D
         match req.send().await {
             Ok(resp) if resp.status().is_success() => {
                 d.sent(batch.len());
+                d.settle();
                 backoff.reset();
                 last_error = None;
             }
@@ -218,6 +219,7 @@ pub async fn run(mut d: Delivery, cfg: HttpConfig, host: String) -> Result<(), D
                     .dropped
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
                 rejected += batch.len() as u64;
+                d.settle();
                 let msg = format!("{status}: {}", excerpt.trim());
                 d.failed(&format!(
                     "{}: {msg}; batch of {} dropped",

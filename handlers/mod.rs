@@ -15,6 +15,7 @@
 pub mod graphite;
 pub mod http;
 pub mod prometheus;
+pub mod queue;
 pub mod remote_write;
 pub mod statsd;
 pub mod stdout;
@@ -22,14 +23,15 @@ pub mod syslog;
 pub mod transport;
 pub mod zeromq;
 
+use crate::buffer::BufferConfig;
 use crate::config::{options_from_table, ConfigError};
-use crate::sample::Sample;
-use serde::Serialize;
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+pub use queue::{Queue, Stats, StatsSnapshot};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// The handler types, each with its options.
@@ -51,6 +53,8 @@ pub struct HandlerSpec {
     pub name: String,
     pub enabled: bool,
     pub config: HandlerConfig,
+    /// Where it keeps what it has not delivered.
+    pub buffer: BufferConfig,
 }
 
 /// The handler types a section may name with `type = "..."`.
@@ -197,10 +201,19 @@ impl HandlerConfig {
                     ))
                 }
             };
+            let buffer = BufferConfig::take_from(&key, &mut table)?;
+            let config = HandlerConfig::parse(&kind, &key, table)?;
+            if buffer.buffer == crate::buffer::Kind::Disk && config.serves_scrapes() {
+                return Err(ConfigError::new(
+                    format!("{key}.buffer"),
+                    "a scrape endpoint keeps nothing to deliver: \"disk\" is for handlers that send",
+                ));
+            }
             out.push(HandlerSpec {
                 name: name.clone(),
                 enabled,
-                config: HandlerConfig::parse(&kind, &key, table)?,
+                config,
+                buffer,
             });
         }
         Ok(out)
@@ -218,130 +231,20 @@ impl HandlerSpec {
             .options_table()
             .map_err(|e| ConfigError::new(format!("handlers.{}", self.name), e.to_string()))?;
         t.extend(opts);
+        if !self.config.serves_scrapes() {
+            t.extend(self.buffer.to_table());
+        }
         Ok(t)
     }
-}
 
-/// Counters of one handler, read by the self-metrics.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub sent: AtomicU64,
-    pub dropped: AtomicU64,
-    pub errors: AtomicU64,
-    /// Lines longer than a datagram, sent alone.
-    pub oversize: AtomicU64,
-}
-
-/// A bounded queue of samples waiting for one handler; when full, the
-/// oldest samples are dropped (and counted) to make room for new ones.
-#[derive(Debug)]
-pub struct Queue {
-    items: Mutex<VecDeque<Sample>>,
-    capacity: usize,
-    notify: Notify,
-    /// Shared by the queues of one handler that has several (one per
-    /// destination), so the handler's counters cover them all.
-    pub stats: Arc<Stats>,
-    /// Those other queues, counted in this one's snapshot.
-    parts: Mutex<Vec<std::sync::Weak<Queue>>>,
-    /// The handler takes Prometheus series (see [`Queue::accepts`]).
-    series: bool,
-}
-
-impl Queue {
-    pub fn new(capacity: usize) -> Arc<Self> {
-        Self::counting_into(capacity, Arc::default())
-    }
-
-    /// A queue for a handler that takes Prometheus series.
-    pub fn for_series(capacity: usize) -> Arc<Self> {
-        let mut q = Self::counting_into(capacity, Arc::default());
-        if let Some(q) = Arc::get_mut(&mut q) {
-            q.series = true;
-        }
-        q
-    }
-
-    /// Whether this queue's handler takes `s`: a Prometheus series only
-    /// goes to a handler that takes series, a sample hidden from
-    /// Prometheus only to one that does not.
-    pub fn accepts(&self, s: &Sample) -> bool {
-        match s.prom {
-            crate::sample::Prom::Mapped => true,
-            crate::sample::Prom::Hidden => !self.series,
-            crate::sample::Prom::Series(_) => self.series,
-        }
-    }
-
-    /// A queue whose counters are `stats`.
-    pub fn counting_into(capacity: usize, stats: Arc<Stats>) -> Arc<Self> {
-        Arc::new(Queue {
-            items: Mutex::new(VecDeque::new()),
-            capacity: capacity.max(1),
-            notify: Notify::new(),
-            stats,
-            parts: Mutex::new(Vec::new()),
-            series: false,
+    /// The disk buffer to open, when the section asks for one; its
+    /// directory defaults to `state_dir/buffers/<name>`.
+    pub fn buffer_spec(&self, state_dir: &Path) -> Option<crate::buffer::Spec> {
+        (self.buffer.buffer == crate::buffer::Kind::Disk).then(|| crate::buffer::Spec {
+            dir: self.buffer.dir(state_dir, &self.name),
+            max_bytes: self.buffer.max_buffer_bytes,
+            fsync: self.buffer.fsync,
         })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Sample>> {
-        // A panic while holding the lock leaves a queue that is still valid.
-        self.items.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Adds samples at the back, dropping the oldest beyond capacity.
-    pub fn push(&self, samples: impl IntoIterator<Item = Sample>) {
-        let mut q = self.lock();
-        let mut dropped = 0u64;
-        for s in samples {
-            if q.len() >= self.capacity {
-                q.pop_front();
-                dropped += 1;
-            }
-            q.push_back(s);
-        }
-        drop(q);
-        if dropped > 0 {
-            self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
-        }
-        self.notify.notify_one();
-    }
-
-    /// Takes up to `max` samples from the front.
-    pub fn take(&self, max: usize) -> Vec<Sample> {
-        let mut q = self.lock();
-        let n = q.len().min(max);
-        q.drain(..n).collect()
-    }
-
-    /// Puts back a batch that could not be delivered, in front, keeping the
-    /// bound (what no longer fits is the oldest, and is dropped).
-    pub fn put_back(&self, batch: Vec<Sample>) {
-        let mut q = self.lock();
-        let room = self.capacity.saturating_sub(q.len());
-        let skip = batch.len().saturating_sub(room);
-        for s in batch.into_iter().skip(skip).rev() {
-            q.push_front(s);
-        }
-        drop(q);
-        if skip > 0 {
-            self.stats.dropped.fetch_add(skip as u64, Ordering::Relaxed);
-        }
-        self.notify.notify_one();
-    }
-
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Waits until samples may have arrived.
-    pub async fn notified(&self) {
-        self.notify.notified().await
     }
 }
 
@@ -439,12 +342,22 @@ impl Delivery {
     }
 
     /// A delivery for one part of this handler's work (one destination of
-    /// several): its own bounded queue, counting into this handler's
-    /// counters, and its own stop signal, which the caller sends once it
-    /// has handed over everything.
-    pub fn part(&self, capacity: usize) -> (Delivery, watch::Sender<Option<Instant>>) {
+    /// several, named `label`): its own queue, bounded in memory or a disk
+    /// buffer of its own when the handler has one, counting into this
+    /// handler's counters, and its own stop signal, which the caller sends
+    /// once it has handed over everything.
+    pub fn part(&self, capacity: usize, label: &str) -> (Delivery, watch::Sender<Option<Instant>>) {
         let (stop, rx) = watch::channel(None);
-        let queue = Queue::counting_into(capacity, self.queue.stats.clone());
+        let stats = self.queue.stats.clone();
+        let queue = match self.queue.buffer() {
+            Some(spec) => {
+                Queue::durable(&spec.part(label), stats.clone(), false).unwrap_or_else(|e| {
+                    log::error!("{}: {e}; {label} keeps its samples in memory", self.name);
+                    Queue::counting_into(capacity, stats)
+                })
+            }
+            None => Queue::counting_into(capacity, stats),
+        };
         self.queue
             .parts
             .lock()
@@ -467,6 +380,12 @@ impl Delivery {
         } else {
             log::debug!("{}: {what}", self.name);
         }
+    }
+
+    /// Everything taken and not put back has reached the receiver (or
+    /// was refused for good): a disk buffer may forget it.
+    pub fn settle(&self) {
+        self.queue.settle();
     }
 
     /// Records delivered samples.
@@ -645,13 +564,25 @@ pub struct Running {
     task: tokio::task::JoinHandle<Result<(), DeliveryError>>,
 }
 
+/// How a handler ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// Everything delivered.
+    Delivered,
+    /// What it could not deliver is in its disk buffer, for the next run:
+    /// why, and how many samples wait there.
+    Buffered(String),
+}
+
 impl Running {
     /// Asks the handler to deliver what it holds by `deadline`, and waits
-    /// (a little past the deadline at most) for the outcome.
-    pub async fn stop(self, deadline: Instant) -> Result<(), DeliveryError> {
+    /// (a little past the deadline at most) for the outcome. A handler
+    /// with a disk buffer that could write everything it was given loses
+    /// nothing undelivered: that is [`Stopped::Buffered`], not an error.
+    pub async fn stop(self, deadline: Instant) -> Result<Stopped, DeliveryError> {
         let _ = self.stop.send(Some(deadline));
         let grace = deadline + Duration::from_secs(1);
-        match tokio::time::timeout_at(grace, self.task).await {
+        let r = match tokio::time::timeout_at(grace, self.task).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => Err(DeliveryError(format!("{}: task failed: {e}", self.name))),
             Err(_) => Err(DeliveryError(format!(
@@ -659,14 +590,27 @@ impl Running {
                 self.name,
                 self.queue.len()
             ))),
+        };
+        match r {
+            Ok(()) => Ok(Stopped::Delivered),
+            Err(e)
+                if self.queue.is_durable()
+                    && self.queue.stats.unbuffered.load(Ordering::Relaxed) == 0 =>
+            {
+                let held = self.queue.snapshot().buffered.unwrap_or(0);
+                Ok(Stopped::Buffered(format!(
+                    "{e}; {held} samples kept in the disk buffer for the next run"
+                )))
+            }
+            Err(e) => Err(e),
         }
     }
 }
 
 /// Starts the task of one handler; `host` is the agent's hostname (for
 /// handlers whose messages carry it).
-pub fn spawn(spec: &HandlerSpec, host: &str) -> Running {
-    spawn_after(spec, host, None)
+pub fn spawn(spec: &HandlerSpec, host: &str, state_dir: &Path) -> Running {
+    spawn_after(spec, host, state_dir, None)
 }
 
 /// The task of a handler, started once `gate` opens (when given).
@@ -691,6 +635,7 @@ where
 pub fn spawn_after(
     spec: &HandlerSpec,
     host: &str,
+    state_dir: &Path,
     gate: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> Running {
     let capacity = match &spec.config {
@@ -704,10 +649,25 @@ pub fn spawn_after(
         HandlerConfig::Syslog(c) => c.max_queue,
         HandlerConfig::Zeromq(c) => c.max_queue,
     };
-    let queue = if spec.config.takes_series() {
-        Queue::for_series(capacity)
-    } else {
-        Queue::new(capacity)
+    let series = spec.config.takes_series();
+    let memory = || {
+        if series {
+            Queue::for_series(capacity)
+        } else {
+            Queue::new(capacity)
+        }
+    };
+    let queue = match spec.buffer_spec(state_dir) {
+        // A Graphite handler with several destinations keeps one buffer
+        // for each, under its own, and one for what it has yet to route.
+        Some(b) => Queue::durable(&b, Arc::default(), series).unwrap_or_else(|e| {
+            log::error!(
+                "handlers.{}: cannot open its disk buffer: {e}; samples are kept in memory (max_queue)",
+                spec.name
+            );
+            memory()
+        }),
+        None => memory(),
     };
     let (tx, rx) = watch::channel(None);
     let delivery = Delivery {
@@ -736,42 +696,11 @@ pub fn spawn_after(
     }
 }
 
-/// A serializable view of a handler's counters.
-#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct StatsSnapshot {
-    pub sent: u64,
-    pub dropped: u64,
-    pub errors: u64,
-    pub queue: u64,
-    pub oversize: u64,
-}
-
-impl Queue {
-    /// The counters, and the samples held here and in the handler's other
-    /// queues.
-    pub fn snapshot(&self) -> StatsSnapshot {
-        let parts: usize = self
-            .parts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter_map(std::sync::Weak::upgrade)
-            .map(|q| q.len())
-            .sum();
-        StatsSnapshot {
-            sent: self.stats.sent.load(Ordering::Relaxed),
-            dropped: self.stats.dropped.load(Ordering::Relaxed),
-            errors: self.stats.errors.load(Ordering::Relaxed),
-            queue: (self.len() + parts) as u64,
-            oversize: self.stats.oversize.load(Ordering::Relaxed),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sample::Kind;
+    use crate::sample::Sample;
 
     fn s(i: i64) -> Sample {
         Sample::new(format!("m{i}"), i as f64, i, Kind::Gauge)
@@ -850,16 +779,6 @@ mod tests {
     }
 
     #[test]
-    fn full_queue_drops_oldest_and_counts() {
-        let q = Queue::new(3);
-        q.push((0..5).map(s));
-        assert_eq!(q.len(), 3);
-        assert_eq!(q.snapshot().dropped, 2);
-        let got: Vec<_> = q.take(10).into_iter().map(|x| x.timestamp).collect();
-        assert_eq!(got, [2, 3, 4]);
-    }
-
-    #[test]
     fn parts_count_into_their_handler() {
         let queue = Queue::new(10);
         let (_stop, rx) = watch::channel(None);
@@ -869,8 +788,8 @@ mod tests {
             stop: rx,
             failing: AtomicBool::new(false),
         };
-        let (a, _) = d.part(2);
-        let (b, _) = d.part(5);
+        let (a, _) = d.part(2, "a");
+        let (b, _) = d.part(5, "b");
         a.queue.push((0..3).map(s)); // one over its bound
         b.queue.push((0..4).map(s));
         b.sent(1);
@@ -880,24 +799,6 @@ mod tests {
         drop(a);
         drop(b);
         assert_eq!(queue.snapshot().queue, 1);
-    }
-
-    #[test]
-    fn put_back_keeps_order_and_bound() {
-        let q = Queue::new(4);
-        q.push((0..4).map(s));
-        let batch = q.take(2); // 0, 1
-        q.push([s(4), s(5)]); // queue: 2 3 4 5
-        q.put_back(batch); // no room: 0 and 1 are the oldest, dropped
-        assert_eq!(q.snapshot().dropped, 2);
-        let got: Vec<_> = q.take(10).into_iter().map(|x| x.timestamp).collect();
-        assert_eq!(got, [2, 3, 4, 5]);
-        q.push([s(7)]);
-        let b = q.take(1);
-        q.push([s(8)]);
-        q.put_back(b);
-        let got: Vec<_> = q.take(10).into_iter().map(|x| x.timestamp).collect();
-        assert_eq!(got, [7, 8]);
     }
 
     #[test]

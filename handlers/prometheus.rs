@@ -537,6 +537,7 @@ pub async fn run(mut d: Delivery, cfg: PrometheusConfig) -> Result<(), DeliveryE
                 .fetch_add(now_refused - refused, Ordering::Relaxed);
             refused = now_refused;
             d.sent(n);
+            d.settle();
             continue;
         }
         if d.deadline().is_some() {

@@ -351,7 +351,10 @@ pub async fn run(
             last_error = Some(e);
         }
         let unsent = round.unsent.into_inner().unwrap_or_else(|p| p.into_inner());
-        if !unsent.is_empty() {
+        if unsent.is_empty() {
+            // Every request of the round was taken or refused for good.
+            d.settle();
+        } else {
             // Kept, ahead of the rest: a handler taking over (a reload)
             // sends them first, in order.
             let n = unsent.len();

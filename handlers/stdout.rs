@@ -29,6 +29,7 @@ pub async fn run(mut d: Delivery, _cfg: StdoutConfig) -> Result<(), DeliveryErro
                 .stats
                 .dropped
                 .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            d.settle();
             continue;
         }
         buf.clear();
@@ -45,5 +46,6 @@ pub async fn run(mut d: Delivery, _cfg: StdoutConfig) -> Result<(), DeliveryErro
             return Err(DeliveryError(format!("{}: stdout: {e}", d.name)));
         }
         d.sent(batch.len());
+        d.settle();
     }
 }

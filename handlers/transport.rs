@@ -203,6 +203,111 @@ async fn send(conn: &mut Conn, payload: &str, link: &Link) -> std::io::Result<u6
     }
 }
 
+/// How long a connection must stay up after a write, with the peer's TCP
+/// having acknowledged every byte, before what was written is taken as
+/// received (and a disk buffer forgets it): a peer that resets the
+/// connection mid-batch makes its writer send again what it may have lost.
+/// Counted from the oldest write not yet confirmed, so that under a steady
+/// flow confirmations come this often.
+const CONFIRM_AFTER: Duration = Duration::from_millis(250);
+
+/// Most samples written and not yet confirmed: beyond, sending waits for
+/// the peer to catch up.
+const MAX_UNCONFIRMED: usize = 100_000;
+
+/// Bytes written to a stream connection the peer's TCP has not
+/// acknowledged yet; `None` for datagrams, which nothing acknowledges.
+fn unacknowledged(conn: &Conn) -> Option<usize> {
+    use std::os::fd::AsRawFd;
+    let fd = match conn {
+        Conn::Tcp(s) => s.as_raw_fd(),
+        Conn::UnixStream(s) => s.as_raw_fd(),
+        _ => return None,
+    };
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ writes one int through the pointer, which lives
+    // for the call; the descriptor is open (borrowed from `conn`).
+    let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) };
+    Some(if r == 0 {
+        n.max(0) as usize
+    } else {
+        usize::MAX
+    })
+}
+
+/// Samples written on the current connection and not yet confirmed.
+struct Unconfirmed {
+    samples: Vec<Sample>,
+    since: Option<tokio::time::Instant>,
+}
+
+impl Unconfirmed {
+    /// Confirms what was written when the connection has stayed up long
+    /// enough and the peer acknowledged every byte.
+    fn confirm(&mut self, d: &Delivery, conn: &Conn, at_end: bool) -> bool {
+        let old_enough = self.since.is_some_and(|t| t.elapsed() >= CONFIRM_AFTER) || at_end;
+        let acked = unacknowledged(conn).is_none_or(|n| n == 0);
+        if self.samples.is_empty() || (old_enough && acked) {
+            self.samples.clear();
+            self.since = None;
+            d.settle();
+            return true;
+        }
+        false
+    }
+
+    /// The connection failed: what it may have lost goes back in front of
+    /// `batch` (when given), to be sent again.
+    fn resend(&mut self, d: &Delivery, batch: Vec<Sample>) {
+        let mut all = std::mem::take(&mut self.samples);
+        all.extend(batch);
+        self.since = None;
+        if !all.is_empty() {
+            d.queue.put_back(all);
+        }
+    }
+}
+
+/// At the stop: closes our side and waits (briefly, within the deadline)
+/// for the peer to close its own, which says it read everything; a reset
+/// says it did not.
+async fn close(conn: &mut Conn, d: &Delivery) -> bool {
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    let until = d.deadline().map_or(until, |dl| until.min(dl));
+    let mut buf = [0u8; 512];
+    match conn {
+        Conn::Tcp(s) => {
+            if s.shutdown().await.is_err() {
+                return false;
+            }
+            loop {
+                match tokio::time::timeout_at(until, tokio::io::AsyncReadExt::read(s, &mut buf))
+                    .await
+                {
+                    Ok(Ok(0)) | Err(_) => return true,
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(_)) => return false,
+                }
+            }
+        }
+        Conn::UnixStream(s) => {
+            if s.shutdown().await.is_err() {
+                return false;
+            }
+            loop {
+                match tokio::time::timeout_at(until, tokio::io::AsyncReadExt::read(s, &mut buf))
+                    .await
+                {
+                    Ok(Ok(0)) | Err(_) => return true,
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(_)) => return false,
+                }
+            }
+        }
+        _ => true,
+    }
+}
+
 /// The handler task: sends each sample as the line `format` writes, until
 /// stopped; then delivers what it holds by the deadline or reports what it
 /// could not. UDP lines over the datagram limit are counted in `oversize`.
@@ -216,20 +321,11 @@ pub async fn run_lines(
     let mut conn: Option<Conn> = None;
     let mut last_error: Option<String> = None;
     let mut buf = String::new();
+    let mut pending = Unconfirmed {
+        samples: Vec::new(),
+        since: None,
+    };
     loop {
-        if d.queue.is_empty() {
-            if d.deadline().is_some() {
-                if let Some(Conn::Tcp(s)) = conn.as_mut() {
-                    let _ = s.shutdown().await;
-                }
-                return Ok(());
-            }
-            d.wait_for_work().await;
-            continue;
-        }
-        if d.past_deadline() {
-            return Err(d.undelivered(&peer, last_error.as_deref()));
-        }
         let closed = match &conn {
             Some(Conn::Tcp(s)) => closed_by_peer(s),
             Some(Conn::UnixStream(s)) => unix_closed_by_peer(s),
@@ -237,6 +333,44 @@ pub async fn run_lines(
         };
         if closed {
             conn = None;
+            pending.resend(&d, Vec::new());
+        }
+        if d.queue.is_empty() {
+            if d.deadline().is_some() {
+                let Some(c) = conn.as_mut() else {
+                    if pending.samples.is_empty() {
+                        d.settle();
+                        return Ok(());
+                    }
+                    pending.resend(&d, Vec::new());
+                    continue;
+                };
+                if close(c, &d).await {
+                    pending.confirm(&d, c, true);
+                    return Ok(());
+                }
+                conn = None;
+                pending.resend(&d, Vec::new());
+                if d.past_deadline() {
+                    return Err(d.undelivered(&peer, Some("connection reset before it was read")));
+                }
+                continue;
+            }
+            if let Some(c) = &conn {
+                if !pending.confirm(&d, c, false) {
+                    // Look again once it may be confirmed, or at new work.
+                    tokio::select! {
+                        _ = d.wait_for_work() => {}
+                        _ = tokio::time::sleep(CONFIRM_AFTER / 2) => {}
+                    }
+                    continue;
+                }
+            }
+            d.wait_for_work().await;
+            continue;
+        }
+        if d.past_deadline() {
+            return Err(d.undelivered(&peer, last_error.as_deref()));
         }
         let c = match conn.as_mut() {
             Some(c) => c,
@@ -251,6 +385,19 @@ pub async fn run_lines(
                 }
             },
         };
+        if !pending.confirm(&d, c, false) && pending.samples.len() >= MAX_UNCONFIRMED {
+            // The peer is behind: let it read before writing more.
+            d.pause(Duration::from_millis(20)).await;
+            if pending
+                .since
+                .is_some_and(|t| t.elapsed() > link.timeout + CONFIRM_AFTER)
+            {
+                d.failed(&format!("{peer}: not reading"));
+                conn = None;
+                pending.resend(&d, Vec::new());
+            }
+            continue;
+        }
         let batch = d.queue.take(link.batch);
         buf.clear();
         for s in &batch {
@@ -262,12 +409,19 @@ pub async fn run_lines(
                 d.sent(batch.len());
                 backoff.reset();
                 last_error = None;
+                if unacknowledged(c).is_none() {
+                    // Datagrams: nothing will say more.
+                    d.settle();
+                } else {
+                    pending.samples.extend(batch);
+                    pending.since.get_or_insert_with(tokio::time::Instant::now);
+                }
             }
             Err(e) => {
                 let msg = brief(&e);
                 d.failed(&format!("{peer}: {msg}"));
                 last_error = Some(msg);
-                d.queue.put_back(batch);
+                pending.resend(&d, batch);
                 conn = None;
                 d.pause(backoff.next_wait()).await;
             }

@@ -165,6 +165,7 @@ pub async fn run(mut d: Delivery, cfg: ZeromqConfig) -> Result<(), DeliveryError
         }
         if sent_all {
             d.sent(batch.len());
+            d.settle();
         } else {
             d.queue.put_back(batch);
             d.pause(backoff.next_wait()).await;

@@ -36,6 +36,16 @@ pub enum Command {
     Logster(Box<LogsterArgs>),
     /// Run the receivers configured under [server.*] (statsd server, carbon receiver, web server).
     Server(ConfigArg),
+    /// The handlers' disk buffers (buffer = "disk"): show what they hold,
+    /// deliver it now, or delete it.
+    Buffer {
+        #[arg(value_enum)]
+        action: crate::buffer::command::Action,
+        /// Only this handler's buffer (a [handlers.NAME] section).
+        handler: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Graphite's whisper tools, with their arguments and output.
     Whisper(WhisperArgs),
     /// Write the man pages (carbyne.1, one per command, carbyne.toml.5) into DIR.
@@ -719,6 +729,7 @@ fn logster_plan(a: &LogsterArgs) -> Result<(Config, Plan), String> {
             name: name.into(),
             enabled: true,
             config,
+            buffer: Default::default(),
         });
     }
     if a.dry_run {
@@ -726,6 +737,7 @@ fn logster_plan(a: &LogsterArgs) -> Result<(Config, Plan), String> {
             name: "dry-run".into(),
             enabled: true,
             config: HandlerConfig::Stdout(Default::default()),
+            buffer: Default::default(),
         }];
     }
     let cfg = Config {
@@ -766,6 +778,7 @@ fn logster_plan(a: &LogsterArgs) -> Result<(Config, Plan), String> {
             host: crate::hostname::HostnameMethod::Smart
                 .resolve(&crate::hostname::HostNames::from_system())
                 .unwrap_or_default(),
+            state_dir: a.state_dir.clone(),
         },
     ))
 }
@@ -1046,6 +1059,20 @@ pub fn main() -> i32 {
         Command::Logster(a) => logster(a),
         Command::Whisper(w) => whisper(w),
         Command::Server(a) => server(a),
+        Command::Buffer {
+            action,
+            handler,
+            config,
+        } => {
+            init_logging("warn");
+            match load(config) {
+                Ok(cfg) => crate::buffer::command::run(&cfg, *action, handler.as_deref()),
+                Err(e) => {
+                    eprintln!("carbyne: {e}");
+                    EXIT_CONFIG
+                }
+            }
+        }
         Command::Manpages { dir } => match manpages(dir) {
             Ok(()) => 0,
             Err(e) => {

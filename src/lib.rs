@@ -4,6 +4,7 @@
 //! collectors (`collectors/`) → [`scheduler`] → per-handler queues →
 //! handlers (`handlers/`). See ARCHITECTURE.md.
 
+pub mod buffer;
 pub mod cli;
 pub mod config;
 pub mod hostname;

@@ -140,6 +140,8 @@ pub struct Plan {
     pub self_path: Option<MetricPath>,
     /// The agent's hostname, for handlers whose messages carry it.
     pub host: String,
+    /// Where handlers' disk buffers go by default.
+    pub state_dir: std::path::PathBuf,
 }
 
 impl Plan {
@@ -157,6 +159,7 @@ impl Plan {
                 name: "dry-run".into(),
                 enabled: true,
                 config: HandlerConfig::Stdout(Default::default()),
+                buffer: Default::default(),
             }]
         } else {
             HandlerConfig::resolve_all(&cfg.handlers, false)?
@@ -191,6 +194,7 @@ impl Plan {
             handlers,
             self_path,
             host: host.unwrap_or_default(),
+            state_dir: cfg.state_dir.clone(),
         };
         plan.ask_for_series();
         Ok(plan)
@@ -228,21 +232,26 @@ fn start_handlers(plan: &Plan) -> (Vec<Running>, FanOut) {
     let running: Vec<Running> = plan
         .handlers
         .iter()
-        .map(|h| handlers::spawn(h, &plan.host))
+        .map(|h| handlers::spawn(h, &plan.host, &plan.state_dir))
         .collect();
     let queues = running.iter().map(|r| r.queue.clone()).collect();
     (running, FanOut(Arc::new(queues)))
 }
 
-async fn stop_handlers(running: Vec<Running>, flush_timeout: f64) -> Vec<String> {
+/// Stops the handlers, giving them `flush_timeout` to deliver: what
+/// could not be delivered and is lost, one line per handler, and what
+/// waits in disk buffers for the next run.
+async fn stop_handlers(running: Vec<Running>, flush_timeout: f64) -> (Vec<String>, Vec<String>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(flush_timeout);
-    let mut failures = Vec::new();
+    let (mut failures, mut buffered) = (Vec::new(), Vec::new());
     for r in running {
-        if let Err(e) = r.stop(deadline).await {
-            failures.push(e.to_string());
+        match r.stop(deadline).await {
+            Ok(handlers::Stopped::Delivered) => {}
+            Ok(handlers::Stopped::Buffered(why)) => buffered.push(why),
+            Err(e) => failures.push(e.to_string()),
         }
     }
-    failures
+    (failures, buffered)
 }
 
 /// The agent's own metrics: per collector run time, errors and samples, per
@@ -286,6 +295,13 @@ fn handler_samples(
     s: &handlers::StatsSnapshot,
     ts: i64,
 ) -> Vec<Sample> {
+    let buffer = s.buffered.map(|b| {
+        [
+            ("buffered", b),
+            ("buffer_bytes", s.buffer_bytes.unwrap_or(0)),
+            ("replayed", s.replayed),
+        ]
+    });
     [
         ("sent", s.sent),
         ("dropped", s.dropped),
@@ -294,6 +310,7 @@ fn handler_samples(
         ("oversize", s.oversize),
     ]
     .into_iter()
+    .chain(buffer.into_iter().flatten())
     .map(|(k, v)| {
         Sample::new(
             path.name(&format!("handlers.{name}.{k}")),
@@ -431,7 +448,10 @@ pub async fn run_once(cfg: &Config, mut plan: Plan) -> Vec<String> {
         }
         fan.send(samples);
     }
-    let undelivered = stop_handlers(running, cfg.flush_timeout).await;
+    let (undelivered, buffered) = stop_handlers(running, cfg.flush_timeout).await;
+    for b in &buffered {
+        log::warn!("{b}");
+    }
     if !plan.dry_run {
         let now: BTreeMap<&str, handlers::StatsSnapshot> = queues
             .iter()
@@ -826,7 +846,7 @@ pub async fn run_daemon(
     let mut handlers: Handlers = plan
         .handlers
         .iter()
-        .map(|h| (h.clone(), handlers::spawn(h, &plan.host)))
+        .map(|h| (h.clone(), handlers::spawn(h, &plan.host, &plan.state_dir)))
         .collect();
     let (mut fan, queues) = fan_out(&handlers);
     let mut flush_timeout = cfg.flush_timeout;
@@ -867,7 +887,10 @@ pub async fn run_daemon(
                         gates.insert(spec.name.clone(), tx);
                         rx
                     });
-                    handlers.push((spec.clone(), handlers::spawn_after(spec, &plan.host, gate)));
+                    handlers.push((
+                        spec.clone(),
+                        handlers::spawn_after(spec, &plan.host, &plan.state_dir, gate),
+                    ));
                 }
             }
         }
@@ -884,9 +907,12 @@ pub async fn run_daemon(
                 let (name, queue) = (r.name.clone(), r.queue.clone());
                 let result = r.stop(deadline).await;
                 match heir {
+                    // The same disk buffer: what the old settings took and
+                    // did not deliver is read again by the new ones.
+                    Some(heir) if Arc::ptr_eq(&heir, &queue) => queue.rewind(),
                     Some(heir) => {
                         let left: Vec<Sample> = queue
-                            .take(usize::MAX)
+                            .take(heir.capacity())
                             .into_iter()
                             .filter(|s| heir.accepts(s))
                             .collect();
@@ -897,12 +923,13 @@ pub async fn run_daemon(
                             );
                             heir.put_back(left);
                         }
+                        queue.settle();
                     }
-                    None => {
-                        if let Err(e) = result {
-                            log::error!("{e}");
-                        }
-                    }
+                    None => match result {
+                        Err(e) => log::error!("{e}"),
+                        Ok(handlers::Stopped::Buffered(why)) => log::warn!("{why}"),
+                        Ok(handlers::Stopped::Delivered) => {}
+                    },
                 }
                 if let Some(gate) = gate {
                     let _ = gate.send(());
@@ -921,11 +948,15 @@ pub async fn run_daemon(
     }
     log::info!("stopping: delivering what the handlers hold");
     collecting.stop().await;
-    stop_handlers(
+    let (failures, buffered) = stop_handlers(
         handlers.into_iter().map(|(_, r)| r).collect(),
         flush_timeout,
     )
-    .await
+    .await;
+    for b in buffered {
+        log::warn!("{b}");
+    }
+    failures
 }
 
 #[cfg(test)]
@@ -1020,9 +1051,11 @@ mod tests {
                     port,
                     ..GraphiteConfig::default()
                 }),
+                buffer: Default::default(),
             }],
             self_path: Some(MetricPath::new("t", None, "", "carbyne")),
             host: "t".into(),
+            state_dir: cfg.state_dir.clone(),
         };
         let (_reload, reloads) = tokio::sync::mpsc::channel(1);
         let failures = run_daemon(
