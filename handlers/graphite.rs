@@ -31,12 +31,14 @@ pub struct GraphiteConfig {
     /// `tcp` or `udp`.
     pub proto: Proto,
     /// Seconds allowed for connecting and for each write.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub timeout: f64,
     /// Most samples written at once.
     pub batch: usize,
     /// Most samples held while the server is unreachable; beyond it the oldest are dropped.
     pub max_queue: usize,
     /// Longest wait between reconnection attempts, in seconds.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub max_backoff: f64,
     /// Several carbon servers, `host:port[:instance]`, instead of
     /// `host`/`port`; each sample goes where `method` says.

@@ -37,6 +37,7 @@ pub struct HttpConfig {
     /// Gzip the body (`Content-Encoding: gzip`).
     pub gzip: bool,
     /// Seconds allowed for each request.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub timeout: f64,
     /// Most samples per request.
     pub max_batch: usize,
@@ -48,6 +49,7 @@ pub struct HttpConfig {
     /// Most samples held while the server is unreachable.
     pub max_queue: usize,
     /// Longest wait between retries, in seconds.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub max_backoff: f64,
 }
 

@@ -41,6 +41,7 @@ pub struct PrometheusConfig {
     /// The path of the metrics.
     pub path: String,
     /// Seconds a series is served after its last value.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub expiry: f64,
     /// Most bytes of series held (names, labels, values); beyond it new
     /// series are dropped and counted.

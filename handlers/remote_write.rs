@@ -34,6 +34,7 @@ pub struct RemoteWriteConfig {
     /// The receiver's endpoint, e.g. `http://prometheus:9090/api/v1/write`.
     pub url: String,
     /// Seconds allowed for each request.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub timeout: f64,
     /// Most samples in one request.
     pub max_samples_per_send: usize,
@@ -42,6 +43,7 @@ pub struct RemoteWriteConfig {
     /// Most samples held while the receiver is unreachable; beyond it the oldest are dropped.
     pub max_queue: usize,
     /// Longest wait between retries, in seconds.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub max_backoff: f64,
     /// Labels added to every series that has none of that name (`instance`, `job`, ...).
     pub external_labels: BTreeMap<String, String>,

@@ -30,12 +30,14 @@ pub struct StatsdConfig {
     /// Largest datagram; a single longer line is sent alone (and counted).
     pub max_datagram_bytes: usize,
     /// Seconds allowed for connecting and for each write.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub timeout: f64,
     /// Most samples written at once.
     pub batch: usize,
     /// Most samples held while the server is unreachable.
     pub max_queue: usize,
     /// Longest wait between reconnection attempts, in seconds.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub max_backoff: f64,
 }
 

@@ -39,12 +39,14 @@ pub struct SyslogConfig {
     /// The HOSTNAME field; empty for this machine's name.
     pub hostname: String,
     /// Seconds allowed for connecting and for each write.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub timeout: f64,
     /// Most messages written at once.
     pub batch: usize,
     /// Most samples held while the daemon is unreachable.
     pub max_queue: usize,
     /// Longest wait between reconnection attempts, in seconds.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub max_backoff: f64,
 }
 

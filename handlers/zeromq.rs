@@ -28,10 +28,12 @@ pub struct ZeromqConfig {
     /// One message per batch of lines instead of one per line.
     pub batch: bool,
     /// Seconds to wait at the start for a first subscriber.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub subscriber_wait: f64,
     /// Most samples held before they can be published.
     pub max_queue: usize,
     /// Longest wait between attempts to bind or connect, in seconds.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub max_backoff: f64,
 }
 

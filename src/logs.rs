@@ -22,6 +22,10 @@ pub struct LogCommon {
     pub file: String,
     /// Seconds between metric reports; the global `interval` when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::config::duration::opt_whole_seconds"
+    )]
     pub interval: Option<u64>,
     /// Where to start in a file never read before: `end` (only new lines) or `beginning`.
     pub start_at: StartAt,

@@ -67,6 +67,7 @@ pub struct CarbonServerConfig {
     /// Most TCP connections at once on each listener (line and pickle).
     pub max_connections: usize,
     /// Seconds a connection may stay silent before it is closed (0: never).
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub idle_timeout: f64,
     /// Bytes that the pickle messages being read and decoded may hold at
     /// once, across connections; past it, connections wait their turn.
@@ -74,6 +75,7 @@ pub struct CarbonServerConfig {
     /// First segment of the receiver's own metrics (`carbon.agents.<host>-<instance>.*`).
     pub carbon_metric_prefix: String,
     /// Seconds between the receiver's own metrics (0: none).
+    #[serde(deserialize_with = "crate::config::duration::whole_seconds")]
     pub carbon_metric_interval: u64,
     /// The `<instance>` of the own metrics' name.
     pub instance: String,

@@ -46,6 +46,7 @@ pub struct StatsdServerConfig {
     /// (a server scraped by Prometheus only).
     pub graphite: String,
     /// Seconds between flushes.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub flush_interval: f64,
     pub legacy_namespace: bool,
     pub global_prefix: String,
@@ -80,6 +81,7 @@ pub struct StatsdServerConfig {
     pub max_connections: usize,
     /// Seconds a TCP or admin connection may stay silent before it is
     /// closed (0: never).
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub idle_timeout: f64,
     /// Longest TCP or admin line; a longer one is skipped and counted as a
     /// bad line (as long as the largest UDP datagram by default).

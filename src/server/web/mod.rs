@@ -73,6 +73,7 @@ pub struct WebServerConfig {
     /// must send its headers within 30 s, a connection lasts an hour).
     pub max_connections: usize,
     /// Seconds a request may take before it is answered 503.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub request_timeout: f64,
     /// Whisper files kept open for reading between requests (each still
     /// looked up by path on every read, so a replaced or deleted file is
@@ -87,16 +88,20 @@ pub struct WebServerConfig {
     /// CARBONLINK_HOSTS.
     pub carbonlink_hosts: Vec<String>,
     /// Seconds one carbonlink question may take.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub carbonlink_timeout: f64,
     /// Other servers of the cluster (carbyne or graphite-web, `host:port`
     /// or an http URL), asked for their finds and renders as graphite-web's
     /// CLUSTER_SERVERS.
     pub cluster_servers: Vec<String>,
     /// Seconds a cluster server may take to answer a find.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub cluster_find_timeout: f64,
     /// Seconds a cluster server may take to answer a render.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub cluster_fetch_timeout: f64,
     /// Seconds a cluster server that failed is left out.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub cluster_retry_delay: f64,
 }
 

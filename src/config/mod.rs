@@ -5,6 +5,8 @@
 //! unknown key, a wrong type or a bad regex is reported with the file, the
 //! line and the key. Only then are the files merged.
 
+pub mod duration;
+
 use crate::hostname::HostnameMethod;
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -165,6 +167,10 @@ pub struct Common {
     pub enabled: Option<bool>,
     /// Seconds between runs; the global `interval` when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::config::duration::opt_whole_seconds"
+    )]
     pub interval: Option<u64>,
     /// The metric path segment (Diamond's `path`); `.` for none.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -301,11 +307,13 @@ pub struct Config {
     /// Segment after the hostname, if not empty.
     pub path_suffix: String,
     /// Default seconds between collector runs.
+    #[serde(deserialize_with = "crate::config::duration::whole_seconds")]
     pub interval: u64,
     /// Where `--once` keeps counters between runs.
     pub state_dir: PathBuf,
     /// Seconds each handler gets to deliver what it holds at the end of
     /// `--once` and on shutdown.
+    #[serde(deserialize_with = "crate::config::duration::seconds")]
     pub flush_timeout: f64,
     /// Root of the proc filesystem the collectors read (tests point it at fixtures).
     pub proc_root: PathBuf,
