@@ -70,13 +70,17 @@ fn bad_regex_is_rejected_naming_the_key() {
 
 #[test]
 fn bad_type_is_rejected_with_what_was_expected() {
-    let (err, code) = bad_config("interval = \"ten\"\n");
+    let (err, code) = bad_config("interval = true\n");
     assert_eq!(code, Some(2));
     assert!(
         err.contains("50-bad.toml") && err.contains("interval"),
         "{err}"
     );
-    assert!(err.contains("expected"), "{err}");
+    assert!(err.contains("expected seconds"), "{err}");
+    // A duration it cannot read says what it takes.
+    let (err, code) = bad_config("interval = \"ten\"\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("\"10s\", \"1m\""), "{err}");
 }
 
 #[test]
