@@ -4,7 +4,7 @@
 //! or one message per datagram), with reconnects under exponential backoff
 //! and jitter.
 
-use super::{brief, Backoff, Delivery, DeliveryError};
+use super::{brief, Backoff, Delivery, DeliveryError, Queue};
 use crate::sample::Sample;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -209,7 +209,7 @@ async fn send(conn: &mut Conn, payload: &str, link: &Link) -> std::io::Result<u6
 /// connection mid-batch makes its writer send again what it may have lost.
 /// Counted from the oldest write not yet confirmed, so that under a steady
 /// flow confirmations come this often.
-const CONFIRM_AFTER: Duration = Duration::from_millis(250);
+pub const CONFIRM_AFTER: Duration = Duration::from_millis(250);
 
 /// Most samples written and not yet confirmed: beyond, sending waits for
 /// the peer to catch up.
@@ -218,52 +218,82 @@ const MAX_UNCONFIRMED: usize = 100_000;
 /// Bytes written to a stream connection the peer's TCP has not
 /// acknowledged yet; `None` for datagrams, which nothing acknowledges.
 fn unacknowledged(conn: &Conn) -> Option<usize> {
+    use std::os::fd::AsFd;
+    match conn {
+        Conn::Tcp(s) => Some(unacknowledged_bytes(s.as_fd())),
+        Conn::UnixStream(s) => Some(unacknowledged_bytes(s.as_fd())),
+        _ => None,
+    }
+}
+
+/// Bytes written to stream socket `fd` that its peer has not
+/// acknowledged (`usize::MAX` when the kernel does not say).
+pub fn unacknowledged_bytes(fd: std::os::fd::BorrowedFd<'_>) -> usize {
     use std::os::fd::AsRawFd;
-    let fd = match conn {
-        Conn::Tcp(s) => s.as_raw_fd(),
-        Conn::UnixStream(s) => s.as_raw_fd(),
-        _ => return None,
-    };
     let mut n: libc::c_int = 0;
     // SAFETY: TIOCOUTQ writes one int through the pointer, which lives
-    // for the call; the descriptor is open (borrowed from `conn`).
-    let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) };
-    Some(if r == 0 {
+    // for the call; the descriptor is open (borrowed).
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    if r == 0 {
         n.max(0) as usize
     } else {
         usize::MAX
-    })
+    }
 }
 
-/// Samples written on the current connection and not yet confirmed.
-struct Unconfirmed {
+/// Samples written on the current stream connection and not yet
+/// confirmed: forgotten by the queue only once the connection stayed up
+/// [`CONFIRM_AFTER`] after them with every byte acknowledged, sent again
+/// when it failed before.
+#[derive(Default)]
+pub struct Unconfirmed {
     samples: Vec<Sample>,
-    since: Option<tokio::time::Instant>,
+    since: Option<std::time::Instant>,
 }
 
 impl Unconfirmed {
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Notes a batch written.
+    pub fn wrote(&mut self, batch: Vec<Sample>) {
+        self.samples.extend(batch);
+        self.since.get_or_insert_with(std::time::Instant::now);
+    }
+
+    /// Since the oldest write not yet confirmed.
+    pub fn age(&self) -> Duration {
+        self.since.map_or(Duration::ZERO, |t| t.elapsed())
+    }
+
     /// Confirms what was written when the connection has stayed up long
-    /// enough and the peer acknowledged every byte.
-    fn confirm(&mut self, d: &Delivery, conn: &Conn, at_end: bool) -> bool {
-        let old_enough = self.since.is_some_and(|t| t.elapsed() >= CONFIRM_AFTER) || at_end;
-        let acked = unacknowledged(conn).is_none_or(|n| n == 0);
+    /// enough (or is closed cleanly, `at_end`) and the peer acknowledged
+    /// every byte (`unacked`, `None` for datagrams); the queue settles it.
+    pub fn confirm(&mut self, queue: &Queue, unacked: Option<usize>, at_end: bool) -> bool {
+        let old_enough = self.age() >= CONFIRM_AFTER || at_end;
+        let acked = unacked.is_none_or(|n| n == 0);
         if self.samples.is_empty() || (old_enough && acked) {
             self.samples.clear();
             self.since = None;
-            d.settle();
+            queue.settle();
             return true;
         }
         false
     }
 
     /// The connection failed: what it may have lost goes back in front of
-    /// `batch` (when given), to be sent again.
-    fn resend(&mut self, d: &Delivery, batch: Vec<Sample>) {
+    /// `batch`, to be sent again.
+    pub fn resend(&mut self, queue: &Queue, batch: Vec<Sample>) {
         let mut all = std::mem::take(&mut self.samples);
         all.extend(batch);
         self.since = None;
         if !all.is_empty() {
-            d.queue.put_back(all);
+            queue.put_back(all);
         }
     }
 }
@@ -321,10 +351,7 @@ pub async fn run_lines(
     let mut conn: Option<Conn> = None;
     let mut last_error: Option<String> = None;
     let mut buf = String::new();
-    let mut pending = Unconfirmed {
-        samples: Vec::new(),
-        since: None,
-    };
+    let mut pending = Unconfirmed::default();
     loop {
         let closed = match &conn {
             Some(Conn::Tcp(s)) => closed_by_peer(s),
@@ -333,31 +360,31 @@ pub async fn run_lines(
         };
         if closed {
             conn = None;
-            pending.resend(&d, Vec::new());
+            pending.resend(&d.queue, Vec::new());
         }
         if d.queue.is_empty() {
             if d.deadline().is_some() {
                 let Some(c) = conn.as_mut() else {
-                    if pending.samples.is_empty() {
+                    if pending.is_empty() {
                         d.settle();
                         return Ok(());
                     }
-                    pending.resend(&d, Vec::new());
+                    pending.resend(&d.queue, Vec::new());
                     continue;
                 };
                 if close(c, &d).await {
-                    pending.confirm(&d, c, true);
+                    pending.confirm(&d.queue, unacknowledged(c), true);
                     return Ok(());
                 }
                 conn = None;
-                pending.resend(&d, Vec::new());
+                pending.resend(&d.queue, Vec::new());
                 if d.past_deadline() {
                     return Err(d.undelivered(&peer, Some("connection reset before it was read")));
                 }
                 continue;
             }
             if let Some(c) = &conn {
-                if !pending.confirm(&d, c, false) {
+                if !pending.confirm(&d.queue, unacknowledged(c), false) {
                     // Look again once it may be confirmed, or at new work.
                     tokio::select! {
                         _ = d.wait_for_work() => {}
@@ -385,7 +412,8 @@ pub async fn run_lines(
                 }
             },
         };
-        if !pending.confirm(&d, c, false) && pending.samples.len() >= MAX_UNCONFIRMED {
+        if !pending.confirm(&d.queue, unacknowledged(c), false) && pending.len() >= MAX_UNCONFIRMED
+        {
             // The peer is behind: let it read before writing more.
             d.pause(Duration::from_millis(20)).await;
             if pending
@@ -394,7 +422,7 @@ pub async fn run_lines(
             {
                 d.failed(&format!("{peer}: not reading"));
                 conn = None;
-                pending.resend(&d, Vec::new());
+                pending.resend(&d.queue, Vec::new());
             }
             continue;
         }
@@ -413,15 +441,14 @@ pub async fn run_lines(
                     // Datagrams: nothing will say more.
                     d.settle();
                 } else {
-                    pending.samples.extend(batch);
-                    pending.since.get_or_insert_with(tokio::time::Instant::now);
+                    pending.wrote(batch);
                 }
             }
             Err(e) => {
                 let msg = brief(&e);
                 d.failed(&format!("{peer}: {msg}"));
                 last_error = Some(msg);
-                pending.resend(&d, batch);
+                pending.resend(&d.queue, batch);
                 conn = None;
                 d.pause(backoff.next_wait()).await;
             }

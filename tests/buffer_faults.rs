@@ -433,3 +433,117 @@ fn each_destination_keeps_its_own_buffer_and_a_drain_delivers_it() {
         &missing[..missing.len().min(5)]
     );
 }
+
+/// Sends plaintext lines to a carbon line listener.
+fn send_lines(port: u16, lines: &[String]) {
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::io::Write::write_all(&mut c, text.as_bytes()).expect("send");
+}
+
+/// A carbon relay (`store = false`) with disk buffers in front of a
+/// destination that is down: points sent to it survive a SIGKILL and a
+/// restart, and reach the destination (a carbyne carbon receiver, over
+/// carbon's pickle protocol) once it is up; `buffer status` shows them
+/// meanwhile.
+#[test]
+fn relay_destinations_keep_points_on_disk_through_a_kill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (relay_port, dest_line, dest_pickle) = (free_port(), free_port(), free_port());
+    let relay_cfg = dir.path().join("relay.toml");
+    std::fs::write(
+        &relay_cfg,
+        format!(
+            "state_dir = {:?}\n[server.carbon]\nlisten = \"127.0.0.1:{relay_port}\"\npickle_listen = \"\"\n\
+             cache_query_listen = \"\"\nstore = false\ncarbon_metric_interval = 0\n\
+             [server.carbon.relay]\ndestinations = [\"127.0.0.1:{dest_pickle}:a\"]\nbuffer = \"disk\"\n",
+            dir.path().join("relay-state")
+        ),
+    )
+    .expect("relay config");
+    let storage = dir.path().join("whisper");
+    let dest_cfg = dir.path().join("dest.toml");
+    std::fs::write(
+        &dest_cfg,
+        format!(
+            "state_dir = {:?}\n[server.carbon]\nlisten = \"127.0.0.1:{dest_line}\"\n\
+             pickle_listen = \"127.0.0.1:{dest_pickle}\"\ncache_query_listen = \"\"\n\
+             carbon_metric_interval = 0\nstorage_dir = {:?}\n",
+            dir.path().join("dest-state"),
+            storage
+        ),
+    )
+    .expect("dest config");
+    let server = |cfg: &Path| {
+        bin()
+            .args(["server", "--config"])
+            .arg(cfg)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("carbyne server")
+    };
+    let base = now() / 60 * 60 - 3_600;
+    let points: Vec<(String, i64, f64)> = (0..400)
+        .map(|i| (format!("relayed.m{i}"), base + (i % 30) * 60, i as f64))
+        .collect();
+    let lines: Vec<String> = points
+        .iter()
+        .map(|(n, t, v)| format!("{n} {v} {t}"))
+        .collect();
+    // The destination is down: the first half goes to the relay, which is
+    // then killed; the second half to a relay started again, stopped.
+    let mut relay = server(&relay_cfg);
+    wait_for_port(relay_port);
+    send_lines(relay_port, &lines[..200]);
+    std::thread::sleep(Duration::from_millis(800));
+    kill(&mut relay);
+    let mut relay = server(&relay_cfg);
+    wait_for_port(relay_port);
+    send_lines(relay_port, &lines[200..]);
+    std::thread::sleep(Duration::from_millis(800));
+    term(&mut relay);
+    let path = relay_cfg.to_str().expect("path");
+    let st = run(&["buffer", "status", "relay", "--config", path]);
+    let text = String::from_utf8_lossy(&st.stdout);
+    let row: Vec<&str> = text
+        .lines()
+        .nth(1)
+        .expect("a row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row[0],
+        format!("relay[127.0.0.1:{dest_pickle}:a]"),
+        "{text}"
+    );
+    assert_eq!(row[1], "400", "{text}");
+    // The destination comes up; the relay, started again, sends it all.
+    let mut dest = server(&dest_cfg);
+    wait_for_port(dest_line);
+    let mut relay = server(&relay_cfg);
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = run(&["buffer", "status", "relay", "--config", path]);
+        let text = String::from_utf8_lossy(&st.stdout).to_string();
+        if text
+            .lines()
+            .nth(1)
+            .and_then(|l| l.split_whitespace().nth(1))
+            == Some("0")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the relay's buffer never emptied: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    term(&mut relay);
+    term(&mut dest);
+    assert_points_written(
+        &storage,
+        points.iter().map(|(n, t, v)| (n.as_str(), *t, *v)),
+    );
+}

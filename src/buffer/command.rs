@@ -93,37 +93,87 @@ pub fn table(rows: &[(String, Status)]) -> String {
     out
 }
 
-/// Runs `carbyne buffer ACTION [HANDLER]`; returns the exit status.
-pub fn run(cfg: &Config, action: Action, name: Option<&str>) -> i32 {
-    let handlers = match buffered(cfg, name) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("carbyne buffer: {e}");
-            return crate::cli::EXIT_CONFIG;
-        }
+/// The carbon receiver's relay destinations with a disk buffer, as
+/// `relay[host:port:instance]` and their buffers.
+fn relay_buffers(cfg: &Config) -> Vec<(String, Spec)> {
+    let Some(relay) = cfg.server.carbon.as_ref().and_then(|c| c.relay.as_ref()) else {
+        return Vec::new();
     };
-    if handlers.is_empty() {
+    relay
+        .destinations
+        .iter()
+        .filter_map(|d| {
+            let dest = crate::server::carbon::ring::Destination::parse(d).ok()?;
+            Some((format!("relay[{d}]"), relay.buffer_spec(&dest)?))
+        })
+        .collect()
+}
+
+/// Runs `carbyne buffer ACTION [HANDLER]`; returns the exit status.
+/// `relay` names the carbon receiver's relay destinations.
+pub fn run(cfg: &Config, action: Action, name: Option<&str>) -> i32 {
+    let relay = if name.is_none_or(|n| n == "relay") {
+        relay_buffers(cfg)
+    } else {
+        Vec::new()
+    };
+    let handlers = match (name, relay.is_empty()) {
+        (Some("relay"), false) => Vec::new(),
+        _ => match buffered(cfg, name) {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("carbyne buffer: {e}");
+                return crate::cli::EXIT_CONFIG;
+            }
+        },
+    };
+    if handlers.is_empty() && relay.is_empty() {
         println!("no handler has a disk buffer (buffer = \"disk\")");
         return 0;
     }
     match action {
-        Action::Status => status(&handlers),
-        Action::Discard => discard(&handlers),
-        Action::Drain => drain(cfg, handlers),
+        Action::Status => status(&handlers, &relay),
+        Action::Discard => discard(&handlers, &relay),
+        Action::Drain => {
+            if !relay.is_empty() {
+                println!("the relay's buffers are sent by `carbyne server`, once their destinations are back");
+            }
+            if handlers.is_empty() {
+                return 0;
+            }
+            drain(cfg, handlers)
+        }
     }
 }
 
-fn status(handlers: &[(HandlerSpec, Spec)]) -> i32 {
-    let mut rows = Vec::new();
-    let mut failed = false;
+/// Every buffer directory to show or discard: the handlers' (and their
+/// parts'), then the relay's.
+fn all_dirs(handlers: &[(HandlerSpec, Spec)], relay: &[(String, Spec)]) -> Vec<(String, Spec)> {
+    let mut out = Vec::new();
     for (h, spec) in handlers {
         for (label, dir) in dirs(&h.name, spec) {
-            match super::status(&dir) {
-                Ok(st) => rows.push((label, st)),
-                Err(e) => {
-                    eprintln!("carbyne buffer: {}: {e}", dir.display());
-                    failed = true;
-                }
+            out.push((
+                label,
+                Spec {
+                    dir,
+                    ..spec.clone()
+                },
+            ));
+        }
+    }
+    out.extend(relay.iter().cloned());
+    out
+}
+
+fn status(handlers: &[(HandlerSpec, Spec)], relay: &[(String, Spec)]) -> i32 {
+    let mut rows = Vec::new();
+    let mut failed = false;
+    for (label, spec) in all_dirs(handlers, relay) {
+        match super::status(&spec.dir) {
+            Ok(st) => rows.push((label, st)),
+            Err(e) => {
+                eprintln!("carbyne buffer: {}: {e}", spec.dir.display());
+                failed = true;
             }
         }
     }
@@ -135,22 +185,16 @@ fn status(handlers: &[(HandlerSpec, Spec)]) -> i32 {
     }
 }
 
-fn discard(handlers: &[(HandlerSpec, Spec)]) -> i32 {
+fn discard(handlers: &[(HandlerSpec, Spec)], relay: &[(String, Spec)]) -> i32 {
     let mut failed = false;
-    for (h, spec) in handlers {
-        for (label, dir) in dirs(&h.name, spec) {
-            let part = Spec {
-                dir: dir.clone(),
-                ..spec.clone()
-            };
-            match Disk::open(&part, Duration::from_secs(2)).map(Disk::discard) {
-                Ok((records, bytes)) => {
-                    println!("{label}: {records} records ({bytes} bytes) discarded")
-                }
-                Err(e) => {
-                    eprintln!("carbyne buffer: {e}");
-                    failed = true;
-                }
+    for (label, spec) in all_dirs(handlers, relay) {
+        match Disk::open(&spec, Duration::from_secs(2)).map(Disk::discard) {
+            Ok((records, bytes)) => {
+                println!("{label}: {records} records ({bytes} bytes) discarded")
+            }
+            Err(e) => {
+                eprintln!("carbyne buffer: {e}");
+                failed = true;
             }
         }
     }

@@ -505,10 +505,14 @@ pub fn load(sources: &Sources) -> Result<Config, ConfigError> {
     let merged = builder
         .build()
         .map_err(|e| ConfigError::general(None, e.to_string()))?;
-    let cfg: Config = merged
+    let mut cfg: Config = merged
         .try_deserialize()
         .map_err(|e| ConfigError::general(None, e.to_string()))?;
     cfg.validate(false)?;
+    // The relay's disk buffers default to a folder of state_dir.
+    if let Some(relay) = cfg.server.carbon.as_mut().and_then(|c| c.relay.as_mut()) {
+        relay.state_dir = cfg.state_dir.clone();
+    }
     Ok(cfg)
 }
 

@@ -1,16 +1,21 @@
 //! The relay: points forwarded to other carbon daemons, as carbon-relay
 //! does. Each point goes where the consistent-hash ring ([`super::ring`])
-//! or carbon's `relay-rules.conf` says; each destination has a bounded
-//! queue drained by its own thread, which sends carbon pickle messages and
-//! reconnects with backoff. Full queues drop points and count them.
+//! or carbon's `relay-rules.conf` says; each destination has a queue
+//! drained by its own thread, which sends carbon pickle messages and
+//! reconnects with backoff. Full queues drop points and count them. With
+//! `buffer = "disk"` each destination's queue is a disk buffer
+//! ([`crate::buffer`]): points wait there across restarts.
 
 use super::pickle::{self, Point};
 use super::ring::{Destination, Ring};
 use super::schemas::{parse_ini, SchemaError};
+use crate::buffer::{self, Fsync};
 use crate::config::ConfigError;
+use crate::handlers::transport::{unacknowledged_bytes, Unconfirmed};
+use crate::handlers::Queue;
+use crate::sample::{Kind, Sample};
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +40,17 @@ pub struct RelayConfig {
     pub max_queue_size: usize,
     /// Points per pickle message.
     pub max_datapoints_per_message: usize,
+    /// "memory" (max_queue_size points per destination) or "disk".
+    pub buffer: buffer::Kind,
+    /// With "disk": most bytes kept per destination.
+    pub max_buffer_bytes: u64,
+    /// With "disk": where; empty: state_dir/buffers/relay. Each
+    /// destination has a directory of its own in it.
+    pub buffer_dir: String,
+    pub fsync: Fsync,
+    /// The agent's state_dir (set when the configuration is loaded).
+    #[serde(skip)]
+    pub state_dir: PathBuf,
 }
 
 impl Default for RelayConfig {
@@ -47,12 +63,45 @@ impl Default for RelayConfig {
             diverse_replicas: true,
             max_queue_size: 100_000,
             max_datapoints_per_message: 500,
+            buffer: buffer::Kind::Memory,
+            max_buffer_bytes: 256 << 20,
+            buffer_dir: String::new(),
+            fsync: Fsync::Batch,
+            state_dir: PathBuf::new(),
         }
     }
 }
 
 impl RelayConfig {
+    /// The disk buffer of each destination, when there is one.
+    pub fn buffer_spec(&self, dest: &Destination) -> Option<buffer::Spec> {
+        if self.buffer != buffer::Kind::Disk {
+            return None;
+        }
+        let dir = if self.buffer_dir.is_empty() {
+            self.state_dir.join("buffers").join("relay")
+        } else {
+            PathBuf::from(&self.buffer_dir)
+        };
+        let label = match &dest.instance {
+            Some(i) => format!("{}:{}:{i}", dest.server, dest.port),
+            None => format!("{}:{}", dest.server, dest.port),
+        };
+        let spec = buffer::Spec {
+            dir,
+            max_bytes: self.max_buffer_bytes,
+            fsync: self.fsync,
+        };
+        Some(spec.part(&label))
+    }
+
     pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if self.max_buffer_bytes < buffer::MIN_BYTES {
+            return Err(ConfigError::new(
+                format!("{key}.max_buffer_bytes"),
+                format!("must be at least {} bytes", buffer::MIN_BYTES),
+            ));
+        }
         if self.destinations.is_empty() {
             return Err(ConfigError::new(
                 format!("{key}.destinations"),
@@ -220,10 +269,27 @@ fn routing(cfg: &RelayConfig) -> Result<(Vec<Destination>, Router), String> {
 /// One destination's queue and counters.
 struct Outbox {
     dest: Destination,
-    queue: Mutex<VecDeque<Point>>,
+    /// In memory (bounded by `max_queue_size` in [`Relay::send`]) or a
+    /// disk buffer.
+    queue: Arc<Queue>,
+    wake: Mutex<()>,
     ready: Condvar,
     sent: AtomicU64,
     dropped: AtomicU64,
+}
+
+impl Outbox {
+    fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed) + self.queue.stats.dropped.load(Ordering::Relaxed)
+    }
+}
+
+fn to_sample((name, ts, value): Point) -> Sample {
+    Sample::new(name, value, ts as i64, Kind::Gauge)
+}
+
+fn to_point(s: Sample) -> Point {
+    (s.name, s.timestamp as f64, s.value)
 }
 
 /// The running relay.
@@ -241,18 +307,22 @@ impl Relay {
     pub fn start(cfg: &RelayConfig) -> Result<Relay, String> {
         let (dests, router) = routing(cfg)?;
         let stopping = Arc::new(AtomicBool::new(false));
-        let outboxes: Vec<Arc<Outbox>> = dests
-            .into_iter()
-            .map(|dest| {
-                Arc::new(Outbox {
-                    dest,
-                    queue: Mutex::new(VecDeque::new()),
-                    ready: Condvar::new(),
-                    sent: AtomicU64::new(0),
-                    dropped: AtomicU64::new(0),
-                })
-            })
-            .collect();
+        let mut outboxes = Vec::new();
+        for dest in dests {
+            let queue = match cfg.buffer_spec(&dest) {
+                Some(spec) => Queue::durable(&spec, Arc::default(), false)
+                    .map_err(|e| format!("relay {}:{}: {e}", dest.server, dest.port))?,
+                None => Queue::new(usize::MAX),
+            };
+            outboxes.push(Arc::new(Outbox {
+                dest,
+                queue,
+                wake: Mutex::new(()),
+                ready: Condvar::new(),
+                sent: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
+            }));
+        }
         let mut threads = Vec::new();
         for o in &outboxes {
             let (o, stop, per) = (o.clone(), stopping.clone(), cfg.max_datapoints_per_message);
@@ -279,6 +349,13 @@ impl Relay {
             || dests.iter().zip(&self.outboxes).any(|(d, o)| *d != o.dest)
         {
             return Err("relay destinations changed: they take effect on restart".into());
+        }
+        if dests
+            .iter()
+            .zip(&self.outboxes)
+            .any(|(d, o)| cfg.buffer_spec(d).as_ref() != o.queue.buffer())
+        {
+            return Err("relay buffer settings changed: they take effect on restart".into());
         }
         *self.router.write().unwrap_or_else(|p| p.into_inner()) = router;
         self.max_queue.store(cfg.max_queue_size, Ordering::Relaxed);
@@ -327,14 +404,16 @@ impl Relay {
             if batch.is_empty() {
                 continue;
             }
-            let mut q = o.queue.lock().unwrap_or_else(|p| p.into_inner());
-            let room = self
-                .max_queue
-                .load(Ordering::Relaxed)
-                .saturating_sub(q.len());
+            // A disk buffer is bounded in bytes, by itself.
+            let room = if o.queue.is_durable() {
+                usize::MAX
+            } else {
+                self.max_queue
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(o.queue.len())
+            };
             let dropped = batch.len().saturating_sub(room);
-            q.extend(batch.into_iter().take(room));
-            drop(q);
+            o.queue.push(batch.into_iter().take(room).map(to_sample));
             if dropped > 0 {
                 o.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
             }
@@ -347,12 +426,11 @@ impl Relay {
         self.outboxes
             .iter()
             .map(|o| {
-                let queued = o.queue.lock().map_or(0, |q| q.len());
                 (
                     format!("{}:{}", o.dest.server, o.dest.port),
                     o.sent.load(Ordering::Relaxed),
-                    o.dropped.load(Ordering::Relaxed),
-                    queued,
+                    o.dropped(),
+                    o.queue.len(),
                 )
             })
             .collect()
@@ -369,47 +447,110 @@ impl Relay {
         for t in threads {
             let _ = t.join();
         }
-        for (d, _, dropped, queued) in self.stats() {
-            if dropped > 0 || queued > 0 {
+        for ((d, _, dropped, queued), o) in self.stats().into_iter().zip(&self.outboxes) {
+            if o.queue.is_durable() && queued > 0 {
+                log::warn!("relay {d}: {queued} points kept in the disk buffer for the next start");
+            } else if dropped > 0 || queued > 0 {
                 log::warn!("relay {d}: {dropped} points dropped, {queued} not delivered");
             }
         }
     }
 }
 
+/// Whether the peer closed (or reset) a connection it never writes on.
+fn closed_by_peer(c: &std::net::TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    loop {
+        match rustix::net::recv(c, &mut buf, rustix::net::RecvFlags::DONTWAIT) {
+            Ok((0, _)) => return true,
+            Ok(_) => continue,
+            Err(rustix::io::Errno::AGAIN) => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Closes our side at the stop and waits (2 s at most) for the peer to
+/// close its own: it read everything. A reset says it did not.
+fn close(c: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    if c.shutdown(std::net::Shutdown::Write).is_err() {
+        return false;
+    }
+    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = [0u8; 512];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return true
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
 /// One destination's thread: pickle messages over one connection,
 /// reconnecting with exponential backoff (0.5 s to 30 s, with jitter).
+/// What was written counts as delivered once the connection stayed up
+/// after it ([`Unconfirmed`]); a reset before sends it again.
 fn sender(o: &Outbox, stopping: &AtomicBool, per_message: usize) {
+    use std::os::fd::AsFd;
     let mut conn: Option<std::net::TcpStream> = None;
     let mut backoff = Duration::from_millis(500);
     let mut give_up: Option<Instant> = None;
+    let mut pending = Unconfirmed::default();
     loop {
         let stop = stopping.load(Ordering::Relaxed);
         if stop && give_up.is_none() {
             give_up = Some(Instant::now() + Duration::from_secs(5));
         }
-        let batch: Vec<Point> = {
-            let mut q = o.queue.lock().unwrap_or_else(|p| p.into_inner());
-            if q.is_empty() {
-                if stop {
+        if conn.as_ref().is_some_and(closed_by_peer) {
+            conn = None;
+            pending.resend(&o.queue, Vec::new());
+        }
+        if let Some(c) = &conn {
+            pending.confirm(&o.queue, Some(unacknowledged_bytes(c.as_fd())), false);
+        }
+        let batch: Vec<Point> = o
+            .queue
+            .take(per_message)
+            .into_iter()
+            .map(to_point)
+            .collect();
+        if batch.is_empty() {
+            if stop {
+                let closed = conn.as_mut().is_none_or(close);
+                if closed || give_up.is_some_and(|t| Instant::now() >= t) {
+                    if closed {
+                        pending.confirm(&o.queue, None, true);
+                    }
                     return;
                 }
-                q = o
-                    .ready
-                    .wait_timeout(q, Duration::from_millis(200))
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
+                conn = None;
+                pending.resend(&o.queue, Vec::new());
+                continue;
             }
-            let n = q.len().min(per_message);
-            q.drain(..n).collect()
-        };
-        if batch.is_empty() {
+            let guard = o.wake.lock().unwrap_or_else(|p| p.into_inner());
+            let wait = if pending.is_empty() { 200 } else { 50 };
+            let _ = o.ready.wait_timeout(guard, Duration::from_millis(wait));
             continue;
         }
         if give_up.is_some_and(|t| Instant::now() >= t) {
-            let left = o.queue.lock().map_or(0, |q| q.len()) + batch.len();
+            if o.queue.is_durable() {
+                // Kept on disk for the next start.
+                pending.resend(&o.queue, batch.into_iter().map(to_sample).collect());
+                return;
+            }
+            let left = o.queue.len() + batch.len() + pending.len();
             o.dropped.fetch_add(left as u64, Ordering::Relaxed);
-            o.queue.lock().map(|mut q| q.clear()).ok();
+            while !o.queue.take(usize::MAX).is_empty() {}
             return;
         }
         if conn.is_none() {
@@ -427,7 +568,7 @@ fn sender(o: &Outbox, stopping: &AtomicBool, per_message: usize) {
                     backoff = Duration::from_millis(500);
                 }
                 None => {
-                    requeue(o, batch);
+                    o.queue.put_back(batch.into_iter().map(to_sample).collect());
                     let jitter = fastrand::f64() * 0.2 + 0.9;
                     std::thread::sleep(backoff.mul_f64(jitter).min(Duration::from_secs(1)));
                     backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -436,23 +577,17 @@ fn sender(o: &Outbox, stopping: &AtomicBool, per_message: usize) {
             }
         }
         let frame = pickle::dumps(&batch);
+        let samples: Vec<Sample> = batch.into_iter().map(to_sample).collect();
         match conn.as_mut().map(|c| c.write_all(&frame)) {
             Some(Ok(())) => {
-                o.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                o.sent.fetch_add(samples.len() as u64, Ordering::Relaxed);
+                pending.wrote(samples);
             }
             _ => {
                 conn = None;
-                requeue(o, batch);
+                pending.resend(&o.queue, samples);
             }
         }
-    }
-}
-
-/// Puts a batch that could not go back at the front of the queue.
-fn requeue(o: &Outbox, batch: Vec<Point>) {
-    let mut q = o.queue.lock().unwrap_or_else(|p| p.into_inner());
-    for p in batch.into_iter().rev() {
-        q.push_front(p);
     }
 }
 
