@@ -185,15 +185,7 @@ async fn spread(
         ));
         parts.push((queue, stop, task));
     }
-    loop {
-        let batch = d.queue.take(cfg.batch.max(1000));
-        if batch.is_empty() {
-            if d.deadline().is_some() {
-                break;
-            }
-            d.wait_for_work().await;
-            continue;
-        }
+    let route = |batch: Vec<Sample>| {
         let mut per: Vec<Vec<Sample>> = vec![Vec::new(); parts.len()];
         for s in batch {
             let to = place(&s.name);
@@ -209,6 +201,56 @@ async fn spread(
                 queue.push(samples);
             }
         }
+    };
+    // The buffers of destinations no longer listed: their samples go where
+    // the ring now places them, then the buffers go.
+    if let Some(spec) = d.queue.buffer() {
+        let mine: Vec<std::path::PathBuf> = parts
+            .iter()
+            .filter_map(|(q, _, _)| q.buffer().map(|b| b.dir.clone()))
+            .collect();
+        for orphan in crate::buffer::command::part_dirs(&spec.dir) {
+            if mine.contains(&orphan) {
+                continue;
+            }
+            let ospec = crate::buffer::Spec {
+                dir: orphan.clone(),
+                ..spec.clone()
+            };
+            match super::Queue::durable(&ospec, std::sync::Arc::default(), false) {
+                Ok(q) => {
+                    let mut moved = 0;
+                    loop {
+                        let batch = q.take(10_000);
+                        if batch.is_empty() {
+                            break;
+                        }
+                        moved += batch.len();
+                        route(batch);
+                        q.settle();
+                    }
+                    drop(q);
+                    log::info!(
+                        "{}: {moved} samples buffered for a destination no longer listed ({}) go where the ring places them now",
+                        d.name,
+                        orphan.display()
+                    );
+                    let _ = std::fs::remove_dir_all(&orphan);
+                }
+                Err(e) => log::warn!("{}: {e}", d.name),
+            }
+        }
+    }
+    loop {
+        let batch = d.queue.take(cfg.batch.max(1000));
+        if batch.is_empty() {
+            if d.deadline().is_some() {
+                break;
+            }
+            d.wait_for_work().await;
+            continue;
+        }
+        route(batch);
         // Each destination's queue holds them now.
         d.settle();
     }

@@ -202,12 +202,43 @@ impl HandlerConfig {
                 }
             };
             let buffer = BufferConfig::take_from(&key, &mut table)?;
-            let config = HandlerConfig::parse(&kind, &key, table)?;
+            let config = HandlerConfig::parse(&kind, &key, table).map_err(|mut e| {
+                // serde lists the handler's own keys; these are taken first.
+                if e.message.contains("unknown field") {
+                    e.message.push_str(&format!(
+                        ", or one of the buffer keys: {}",
+                        crate::buffer::KEYS.join(", ")
+                    ));
+                }
+                e
+            })?;
             if buffer.buffer == crate::buffer::Kind::Disk && config.serves_scrapes() {
                 return Err(ConfigError::new(
                     format!("{key}.buffer"),
                     "a scrape endpoint keeps nothing to deliver: \"disk\" is for handlers that send",
                 ));
+            }
+            if buffer.buffer == crate::buffer::Kind::Disk && !buffer.buffer_dir.is_empty() {
+                if !Path::new(&buffer.buffer_dir).is_absolute() {
+                    return Err(ConfigError::new(
+                        format!("{key}.buffer_dir"),
+                        "must be an absolute path (the daemon and `carbyne buffer` run from different folders)",
+                    ));
+                }
+                let theirs = out.iter().find(|h: &&HandlerSpec| {
+                    h.buffer.buffer == crate::buffer::Kind::Disk
+                        && h.buffer.buffer_dir.trim_end_matches('/')
+                            == buffer.buffer_dir.trim_end_matches('/')
+                });
+                if let Some(h) = theirs {
+                    return Err(ConfigError::new(
+                        format!("{key}.buffer_dir"),
+                        format!(
+                            "handlers.{} keeps its buffer there too: each handler needs its own",
+                            h.name
+                        ),
+                    ));
+                }
             }
             out.push(HandlerSpec {
                 name: name.clone(),
@@ -593,10 +624,8 @@ impl Running {
         };
         match r {
             Ok(()) => Ok(Stopped::Delivered),
-            Err(e)
-                if self.queue.is_durable()
-                    && self.queue.stats.unbuffered.load(Ordering::Relaxed) == 0 =>
-            {
+            // Unless some could not be written and only memory holds them.
+            Err(e) if self.queue.is_durable() && self.queue.spilled() == 0 => {
                 let held = self.queue.snapshot().buffered.unwrap_or(0);
                 Ok(Stopped::Buffered(format!(
                     "{e}; {held} samples kept in the disk buffer for the next run"
@@ -838,5 +867,44 @@ mod tests {
         assert!(HandlerConfig::resolve_all(&bad, true)
             .expect("partial")
             .is_empty());
+    }
+
+    #[test]
+    fn disk_buffers_are_checked_with_the_configuration() {
+        let resolve = |text: &str| {
+            let t: toml::Table = toml::from_str(text).expect("toml");
+            let m: BTreeMap<String, toml::Table> = t
+                .into_iter()
+                .map(|(k, v)| (k, v.as_table().cloned().unwrap_or_default()))
+                .collect();
+            HandlerConfig::resolve_all(&m, false)
+        };
+        let two = "[a]\ntype = \"graphite\"\nbuffer = \"disk\"\nbuffer_dir = \"/var/tmp/b\"\n\
+                   [b]\ntype = \"http\"\nurl = \"http://x/\"\nbuffer = \"disk\"\nbuffer_dir = \"/var/tmp/b/\"\n";
+        let e = resolve(two).expect_err("shared");
+        assert_eq!(e.key.as_deref(), Some("handlers.b.buffer_dir"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("handlers.a keeps its buffer there too"),
+            "{e}"
+        );
+        let e = resolve("[g]\ntype = \"graphite\"\nbuffer = \"disk\"\nbuffer_dir = \"rel/dir\"\n")
+            .expect_err("relative");
+        assert!(e.to_string().contains("absolute"), "{e}");
+        let e = resolve("[prometheus]\nbuffer = \"disk\"\n").expect_err("scrape");
+        assert_eq!(e.key.as_deref(), Some("handlers.prometheus.buffer"), "{e}");
+        let e = resolve("[graphite]\nbuffer_size = 1\n").expect_err("unknown");
+        assert!(e.to_string().contains("max_buffer_bytes"), "{e}");
+        let e = resolve("[graphite]\nmax_buffer_bytes = 10\n").expect_err("small");
+        assert_eq!(
+            e.key.as_deref(),
+            Some("handlers.graphite.max_buffer_bytes"),
+            "{e}"
+        );
+        let ok = resolve("[graphite]\nbuffer = \"disk\"\nfsync = \"always\"\n").expect("valid");
+        let spec = ok[0]
+            .buffer_spec(Path::new("/var/lib/carbyne"))
+            .expect("disk");
+        assert_eq!(spec.dir, Path::new("/var/lib/carbyne/buffers/graphite"));
     }
 }

@@ -33,8 +33,22 @@ pub struct Stats {
 
 enum Store {
     Memory(VecDeque<Sample>),
-    Disk(Box<Disk>),
+    Disk(Box<Durable>),
 }
+
+/// A disk buffer, and the samples it could not write (the disk full, the
+/// directory gone): those wait in memory, behind what is on disk, and go
+/// to disk again once it takes writes; only beyond [`MAX_SPILL`] are the
+/// oldest of them dropped.
+struct Durable {
+    disk: Disk,
+    spill: VecDeque<Sample>,
+    /// Of the samples taken, how many came from `spill` (the last ones).
+    spill_taken: usize,
+}
+
+/// Most samples kept in memory while a disk buffer cannot be written.
+const MAX_SPILL: usize = 100_000;
 
 /// A bounded queue of samples waiting for one handler; when full, the
 /// oldest samples are dropped (and counted) to make room for new ones.
@@ -53,6 +67,8 @@ pub struct Queue {
     buffer: Option<Spec>,
     /// Set while writing to the disk buffer fails, so a streak is logged once.
     disk_failing: AtomicBool,
+    /// When a full buffer's dropping was last said (Unix seconds).
+    said_full: AtomicU64,
 }
 
 impl std::fmt::Debug for Queue {
@@ -117,6 +133,7 @@ impl Queue {
             series,
             buffer,
             disk_failing: AtomicBool::new(false),
+            said_full: AtomicU64::new(0),
         }
     }
 
@@ -134,7 +151,11 @@ impl Queue {
             log::warn!("buffer {d}");
         }
         let q = Arc::new(Self::build(
-            Store::Disk(Box::new(disk)),
+            Store::Disk(Box::new(Durable {
+                disk,
+                spill: VecDeque::new(),
+                spill_taken: 0,
+            })),
             usize::MAX,
             stats,
             series,
@@ -181,11 +202,25 @@ impl Queue {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Moves a disk buffer's own counts into the handler's counters.
+    /// Moves a disk buffer's own counts into the handler's counters, and
+    /// says (once a minute at most) when a full buffer dropped its oldest.
     fn count(&self, disk: &mut Disk) {
         let dropped = std::mem::take(&mut disk.dropped);
         if dropped > 0 {
             self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+            let now = crate::whisper::unix_now() as u64;
+            let last = self.said_full.load(Ordering::Relaxed);
+            if now >= last + 60
+                && self
+                    .said_full
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                log::warn!(
+                    "buffer {}: full (max_buffer_bytes) or damaged: {dropped} oldest samples dropped (counted in dropped; said once a minute)",
+                    disk.dir().display()
+                );
+            }
         }
         let replayed = std::mem::take(&mut disk.replayed);
         if replayed > 0 {
@@ -193,20 +228,55 @@ impl Queue {
         }
     }
 
-    fn disk_result(&self, dir: &std::path::Path, r: Result<(), (u64, String)>) {
-        match r {
-            Ok(()) => {
-                if self.disk_failing.swap(false, Ordering::Relaxed) {
-                    log::info!("buffer {}: writing again", dir.display());
+    /// Appends to a disk buffer, or keeps in memory what it cannot write.
+    fn push_durable(&self, d: &mut Durable, samples: Vec<Sample>) {
+        // Those kept in memory go first, to keep the order.
+        if !d.spill.is_empty() {
+            let held: Vec<Sample> = d.spill.drain(d.spill_taken.min(d.spill.len())..).collect();
+            match d.disk.push(&held) {
+                Ok(()) => {
+                    if self.disk_failing.swap(false, Ordering::Relaxed) {
+                        log::info!("buffer {}: writing again", d.disk.dir().display());
+                    }
                 }
+                Err(_) => d.spill.extend(held),
             }
-            Err((n, why)) => {
-                self.stats.unbuffered.fetch_add(n, Ordering::Relaxed);
-                self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+        }
+        let written = if d.spill.len() > d.spill_taken {
+            Err(None)
+        } else {
+            d.disk.push(&samples).map_err(Some)
+        };
+        if let Err(why) = written {
+            let n = samples.len();
+            self.stats.unbuffered.fetch_add(n as u64, Ordering::Relaxed);
+            d.spill.extend(samples);
+            let over = d.spill.len().saturating_sub(MAX_SPILL);
+            if over > 0 {
+                // The oldest not yet taken go.
+                let from = d.spill_taken.min(d.spill.len());
+                d.spill.drain(from..from + over.min(d.spill.len() - from));
+                self.stats.dropped.fetch_add(over as u64, Ordering::Relaxed);
+            }
+            if let Some(why) = why {
                 if !self.disk_failing.swap(true, Ordering::Relaxed) {
-                    log::error!("buffer {why}: {n} samples lost (counted in dropped)");
+                    log::error!(
+                        "buffer {why}; samples wait in memory (at most {MAX_SPILL}, then the oldest are dropped and counted) until it takes writes again"
+                    );
                 }
             }
+        } else if self.disk_failing.load(Ordering::Relaxed) && d.spill.is_empty() {
+            self.disk_failing.store(false, Ordering::Relaxed);
+            log::info!("buffer {}: writing again", d.disk.dir().display());
+        }
+        self.count(&mut d.disk);
+    }
+
+    /// Samples of a disk buffer's queue that only memory holds.
+    pub fn spilled(&self) -> usize {
+        match &*self.lock() {
+            Store::Memory(_) => 0,
+            Store::Disk(d) => d.spill.len(),
         }
     }
 
@@ -227,14 +297,9 @@ impl Queue {
                     self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
                 }
             }
-            Store::Disk(d) => {
-                let r = d.push(samples);
-                self.count(d);
-                let dir = d.dir().to_path_buf();
-                drop(store);
-                self.disk_result(&dir, r);
-            }
+            Store::Disk(d) => self.push_durable(d, samples.into_iter().collect()),
         }
+        drop(store);
         self.notify.notify_one();
     }
 
@@ -247,8 +312,14 @@ impl Queue {
                 q.drain(..n).collect()
             }
             Store::Disk(d) => {
-                let out = d.take(max, |s| self.accepts(s));
-                self.count(d);
+                let mut out = d.disk.take(max, |s| self.accepts(s));
+                self.count(&mut d.disk);
+                if out.len() < max && d.spill.len() > d.spill_taken {
+                    let from = d.spill_taken;
+                    let n = (max - out.len()).min(d.spill.len() - from);
+                    out.extend(d.spill.range(from..from + n).cloned());
+                    d.spill_taken += n;
+                }
                 out
             }
         }
@@ -270,13 +341,20 @@ impl Queue {
                 }
             }
             Store::Disk(d) => {
-                let r = d.put_back(batch);
-                self.count(d);
-                let dir = d.dir().to_path_buf();
-                drop(store);
-                self.disk_result(&dir, r);
+                // The last ones taken came from memory: they stay there.
+                let from_spill = d.spill_taken.min(batch.len());
+                let mut batch = batch;
+                batch.truncate(batch.len() - from_spill);
+                d.spill_taken -= from_spill;
+                if let Err((unwritten, _)) = d.disk.put_back(batch) {
+                    for s in unwritten.into_iter().rev() {
+                        d.spill.push_front(s);
+                    }
+                }
+                self.count(&mut d.disk);
             }
         }
+        drop(store);
         self.notify.notify_one();
     }
 
@@ -284,7 +362,9 @@ impl Queue {
     /// was refused for good): a disk buffer forgets it.
     pub fn settle(&self) {
         if let Store::Disk(d) = &mut *self.lock() {
-            d.settle();
+            d.disk.settle();
+            d.spill.drain(..d.spill_taken);
+            d.spill_taken = 0;
         }
     }
 
@@ -292,7 +372,8 @@ impl Queue {
     /// again (for the handler taking over after a reload).
     pub fn rewind(&self) {
         if let Store::Disk(d) = &mut *self.lock() {
-            d.rewind();
+            d.disk.rewind();
+            d.spill_taken = 0;
         }
         self.notify.notify_one();
     }
@@ -300,7 +381,7 @@ impl Queue {
     pub fn len(&self) -> usize {
         match &*self.lock() {
             Store::Memory(q) => q.len(),
-            Store::Disk(d) => d.len() as usize,
+            Store::Disk(d) => d.disk.len() as usize + d.spill.len() - d.spill_taken,
         }
     }
 
@@ -318,7 +399,7 @@ impl Queue {
     pub fn buffered(&self) -> Option<(u64, u64)> {
         match &*self.lock() {
             Store::Memory(_) => None,
-            Store::Disk(d) => Some((d.unsettled(), d.bytes())),
+            Store::Disk(d) => Some((d.disk.unsettled() + d.spill.len() as u64, d.disk.bytes())),
         }
     }
 

@@ -152,18 +152,43 @@ fn config(dir: &Path, port: u16, graphite: &str) -> std::path::PathBuf {
     )
 }
 
-fn start(cfg: &Path, witness: &Path) -> Child {
+/// A carbyne process, killed if the test ends (or fails) first.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+fn start(cfg: &Path, witness: &Path) -> Proc {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(witness)
         .expect("witness");
-    bin()
-        .args(["agent", "--config", cfg.to_str().expect("path")])
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn agent")
+    Proc(
+        bin()
+            .args(["agent", "--config", cfg.to_str().expect("path")])
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn agent"),
+    )
 }
 
 fn kill(child: &mut Child) {
@@ -476,12 +501,14 @@ fn relay_destinations_keep_points_on_disk_through_a_kill() {
     )
     .expect("dest config");
     let server = |cfg: &Path| {
-        bin()
-            .args(["server", "--config"])
-            .arg(cfg)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("carbyne server")
+        Proc(
+            bin()
+                .args(["server", "--config"])
+                .arg(cfg)
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("carbyne server"),
+        )
     };
     let base = now() / 60 * 60 - 3_600;
     let points: Vec<(String, i64, f64)> = (0..400)
@@ -546,4 +573,104 @@ fn relay_destinations_keep_points_on_disk_through_a_kill() {
         &storage,
         points.iter().map(|(n, t, v)| (n.as_str(), *t, *v)),
     );
+}
+
+/// The disk buffer on a file system that is full: what it cannot write
+/// waits in memory and is still delivered to a sink that is up; an
+/// `agent --once` that can neither write nor deliver fails (exit 1, the
+/// samples named) instead of claiming they were kept; once there is room
+/// again, the buffer takes writes again.
+#[test]
+fn a_full_disk_under_the_buffer_loses_nothing_a_live_sink_could_take() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs = Tmpfs::mount(&dir.path().join("small"), "64k");
+    let filler = dir.path().join("small/filler");
+    // Fill it, leaving less than one segment header free.
+    let mut f = std::fs::File::create(&filler).expect("filler");
+    let _ = std::io::Write::write_all(&mut f, &vec![0u8; 64 << 10]);
+    drop(f);
+    let port = free_port();
+    let buffer_dir = dir.path().join("small/buf");
+    let cfg = config(
+        dir.path(),
+        port,
+        &format!("buffer_dir = {:?}\n", buffer_dir.display().to_string()),
+    );
+    let path = cfg.to_str().expect("path");
+    let witness = dir.path().join("witness.txt");
+    let mut sink = Sink::new(port);
+    sink.up(None);
+    let mut agent = start(&cfg, &witness);
+    std::thread::sleep(Duration::from_secs(4));
+    term(&mut agent);
+    let ticks: BTreeSet<i64> = witnessed(&witness).iter().map(|(_, t)| *t).collect();
+    assert!(ticks.len() >= 3, "{ticks:?}");
+    assert_all_received(
+        &sink,
+        &witness,
+        Duration::from_secs(5),
+        "full disk, sink up",
+    );
+    // Neither disk nor sink: --once says the samples are lost.
+    sink.down();
+    let out = run(&["agent", "--once", "--config", path]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not delivered"), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    // Room again: the next run keeps what it cannot send.
+    std::fs::remove_file(&filler).expect("free the space");
+    let out = run(&["agent", "--once", "--config", path]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("kept in the disk buffer"), "{err}");
+    drop(fs);
+}
+
+/// A destination taken out of `destinations` while its buffer holds
+/// samples: they go where the ring now places them (the remaining
+/// destination), and its buffer goes.
+#[test]
+fn a_removed_destination_hands_its_buffer_to_the_ring() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (free_port(), free_port());
+    let both = format!("destinations = [\"127.0.0.1:{a}:a\", \"127.0.0.1:{b}:b\"]\n");
+    let cfg = config(dir.path(), a, &both);
+    let path = cfg.to_str().expect("path");
+    let witness = dir.path().join("witness.txt");
+    let mut sa = Sink::new(a);
+    sa.up(None);
+    // b is down: its share waits in its buffer.
+    let mut agent = start(&cfg, &witness);
+    std::thread::sleep(Duration::from_secs(3));
+    term(&mut agent);
+    let b_dir = dir
+        .path()
+        .join(format!("state/buffers/graphite/127.0.0.1_{b}_b"));
+    assert!(
+        carbyne::buffer::status(&b_dir).expect("status").records > 0,
+        "b's share is buffered"
+    );
+    // b leaves the list: the next run sends its share to a.
+    let cfg = config(
+        dir.path(),
+        a,
+        &format!("destinations = [\"127.0.0.1:{a}:a\"]\n"),
+    );
+    let out = run(&["agent", "--once", "--config", cfg.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut w = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&witness)
+        .expect("witness");
+    std::io::Write::write_all(&mut w, &out.stdout).expect("witness");
+    assert_all_received(&sa, &witness, Duration::from_secs(5), "removed destination");
+    assert!(!b_dir.exists(), "b's buffer is gone");
+    let st = run(&["buffer", "status", "--config", path]);
+    let text = String::from_utf8_lossy(&st.stdout);
+    assert!(!text.contains(&format!("_{b}_b")), "{text}");
 }

@@ -43,23 +43,29 @@ fn buffered(cfg: &Config, name: Option<&str>) -> Result<Vec<(HandlerSpec, Spec)>
     Ok(out)
 }
 
-/// A buffer's directory and those of its parts (one per destination of a
-/// Graphite handler with several), each with a label.
+/// The buffers of a handler's parts (one per destination of a Graphite
+/// handler with several): the folders in its own that hold a buffer.
+pub fn part_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.join("lock").is_file())
+        .collect();
+    out.sort();
+    out
+}
+
+/// A buffer's directory and those of its parts, each with a label.
 fn dirs(name: &str, spec: &Spec) -> Vec<(String, PathBuf)> {
     let mut out = vec![(name.to_string(), spec.dir.clone())];
-    if let Ok(rd) = std::fs::read_dir(&spec.dir) {
-        let mut parts: Vec<_> = rd
-            .filter_map(Result::ok)
-            .filter(|e| e.path().is_dir())
-            .map(|e| {
-                (
-                    format!("{name}[{}]", e.file_name().to_string_lossy()),
-                    e.path(),
-                )
-            })
-            .collect();
-        parts.sort();
-        out.extend(parts);
+    for p in part_dirs(&spec.dir) {
+        let label = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        out.push((format!("{name}[{label}]"), p));
     }
     out
 }
@@ -188,6 +194,10 @@ fn status(handlers: &[(HandlerSpec, Spec)], relay: &[(String, Spec)]) -> i32 {
 fn discard(handlers: &[(HandlerSpec, Spec)], relay: &[(String, Spec)]) -> i32 {
     let mut failed = false;
     for (label, spec) in all_dirs(handlers, relay) {
+        if !spec.dir.exists() {
+            println!("{label}: no buffer at {}", spec.dir.display());
+            continue;
+        }
         match Disk::open(&spec, Duration::from_secs(2)).map(Disk::discard) {
             Ok((records, bytes)) => {
                 println!("{label}: {records} records ({bytes} bytes) discarded")

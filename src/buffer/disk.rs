@@ -27,7 +27,7 @@ struct Segment {
 
 impl Segment {
     fn end(&self) -> u64 {
-        self.first + self.count
+        self.first.saturating_add(self.count)
     }
 }
 
@@ -72,6 +72,7 @@ pub struct Disk {
     total_bytes: u64,
     last_sync: Instant,
     dirty: bool,
+    ack_failing: bool,
     /// Records dropped to stay within `max_bytes` (the oldest).
     pub dropped: u64,
     /// Records delivered again after a restart.
@@ -84,8 +85,14 @@ fn seg_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.seg"))
 }
 
-/// The segments of `dir`, ascending.
-fn list(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+/// The highest sequence number a segment may start at: far beyond what
+/// any buffer reaches (a million records a second for 140 000 years), so
+/// that counting on from it never overflows.
+const MAX_SEQ: u64 = 1 << 62;
+
+/// The segments of `dir`, ascending: regular files named `<seq>.seg`.
+/// Other entries with that name are said in `damage` and left alone.
+fn list(dir: &Path, damage: &mut Vec<String>) -> std::io::Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
@@ -98,51 +105,100 @@ fn list(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
         let Some(n) = name.to_str().and_then(|n| n.strip_suffix(".seg")) else {
             continue;
         };
-        if let Ok(first) = n.parse::<u64>() {
-            out.push((first, e.path()));
+        let path = e.path();
+        match n.parse::<u64>() {
+            Ok(first) if first <= MAX_SEQ && e.file_type().is_ok_and(|t| t.is_file()) => {
+                out.push((first, path))
+            }
+            _ => damage.push(format!(
+                "{}: not a buffer segment; left alone",
+                path.display()
+            )),
         }
     }
     out.sort();
     Ok(out)
 }
 
-/// Reads the `ack` file: the first record not yet delivered.
-fn read_ack(dir: &Path) -> Option<u64> {
-    let b = std::fs::read(dir.join("ack")).ok()?;
+/// Moves a damaged file aside (`<name>.bad`), for a human to look at.
+fn set_aside(path: &Path) -> String {
+    let mut bad = path.as_os_str().to_owned();
+    bad.push(".bad");
+    match std::fs::rename(path, &bad) {
+        Ok(()) => format!("moved to {}", Path::new(&bad).display()),
+        Err(e) => format!("cannot move it aside: {e}"),
+    }
+}
+
+/// Reads the `ack` file: the first record not yet delivered; `Err(None)`
+/// when there is none, `Err(Some(why))` when it cannot be read.
+fn read_ack(dir: &Path) -> Result<u64, Option<String>> {
+    let b = match std::fs::read(dir.join("ack")) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(None),
+        Err(e) => return Err(Some(e.to_string())),
+    };
     if b.len() != 12 {
-        return None;
+        return Err(Some("not an acknowledgement".into()));
     }
     let mut v = [0; 8];
     v.copy_from_slice(&b[..8]);
     let crc = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
-    (crc32fast::hash(&v) == crc).then_some(u64::from_le_bytes(v))
+    if crc32fast::hash(&v) != crc {
+        return Err(Some("its checksum does not match".into()));
+    }
+    Ok(u64::from_le_bytes(v))
 }
 
-/// The records of a segment file's bytes: how many are whole, the bytes
-/// they take, and the damage that ended them early.
-fn scan(bytes: &[u8]) -> (u64, usize, Option<Damage>) {
+/// What a segment file holds.
+#[derive(Debug, Default, PartialEq)]
+struct Scan {
+    /// Records, damaged ones included (each keeps its place).
+    count: u64,
+    /// Of them, those whose checksum does not match (skipped when read).
+    damaged: u64,
+    /// The bytes of whole records: where a torn or unreadable one starts.
+    len: usize,
+    /// What ended the records early, if anything.
+    stop: Option<Damage>,
+}
+
+/// Reads a segment file's records: a record whose checksum does not match
+/// (a flipped bit) is counted and passed over; a header that cannot be a
+/// record (cut short, or a length beyond any sample) ends them.
+fn scan(bytes: &[u8]) -> Scan {
+    let mut sc = Scan::default();
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-        return (0, 0, Some(Damage::Malformed(0)));
+        sc.stop = Some(Damage::Malformed(0));
+        return sc;
     }
     let mut at = MAGIC.len();
-    let mut n = 0;
     loop {
         match record::frame(&bytes[at..]) {
             Ok(Some((len, _))) => {
                 at += len;
-                n += 1;
+                sc.count += 1;
             }
-            Ok(None) => return (n, at, None),
+            Ok(None) => break,
+            Err(Damage::Checksum(_)) => {
+                let len =
+                    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+                at += record::HEADER + len as usize;
+                sc.count += 1;
+                sc.damaged += 1;
+            }
             Err(d) => {
-                let moved = match d {
+                sc.stop = Some(match d {
                     Damage::Torn(o) => Damage::Torn(o + at),
-                    Damage::Checksum(o) => Damage::Checksum(o + at),
                     Damage::Malformed(o) => Damage::Malformed(o + at),
-                };
-                return (n, at, Some(moved));
+                    Damage::Checksum(o) => Damage::Checksum(o + at),
+                });
+                break;
             }
         }
     }
+    sc.len = at;
+    sc
 }
 
 impl Disk {
@@ -151,14 +207,21 @@ impl Disk {
     /// its segment there (said in [`Disk::damage`]).
     pub fn open(spec: &Spec, wait: Duration) -> Result<Disk, BufferError> {
         let dir = &spec.dir;
-        let io = |e| BufferError::Io(dir.clone(), e);
-        std::fs::create_dir_all(dir).map_err(io)?;
+        let at = |p: PathBuf| move |e| BufferError::Io(p, e);
+        if dir.exists() && !dir.is_dir() {
+            return Err(BufferError::Io(
+                dir.clone(),
+                std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+            ));
+        }
+        std::fs::create_dir_all(dir).map_err(at(dir.clone()))?;
+        let lock_path = dir.join("lock");
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(dir.join("lock"))
-            .map_err(io)?;
+            .open(&lock_path)
+            .map_err(at(lock_path.clone()))?;
         let until = Instant::now() + wait;
         loop {
             match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
@@ -167,52 +230,80 @@ impl Disk {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(rustix::io::Errno::WOULDBLOCK) => return Err(BufferError::Busy(dir.clone())),
-                Err(e) => return Err(io(e.into())),
+                Err(e) => return Err(BufferError::Io(lock_path, e.into())),
             }
         }
-        let mut segments = VecDeque::new();
+        let mut segments: VecDeque<Segment> = VecDeque::new();
         let mut damage = Vec::new();
         let mut total_bytes = 0;
-        for (first, path) in list(dir).map_err(io)? {
-            let bytes = std::fs::read(&path).map_err(io)?;
-            let (count, len, hurt) = scan(&bytes);
-            if let Some(d) = hurt {
-                if len == 0 {
-                    // Not a segment of ours (or its header was never
-                    // written): nothing in it can be read.
-                    damage.push(format!("{}: not a buffer segment; removed", path.display()));
-                    let _ = std::fs::remove_file(&path);
-                    continue;
-                }
+        for (first, path) in list(dir, &mut damage).map_err(at(dir.clone()))? {
+            let bytes = std::fs::read(&path).map_err(at(path.clone()))?;
+            let sc = scan(&bytes);
+            if sc.len == 0 || segments.back().is_some_and(|s| first < s.end()) {
+                // Not a segment of ours, or one overlapping the one before.
                 damage.push(format!(
-                    "{}: {d}; {} bytes after it cut off",
+                    "{}: not a buffer segment; {}",
                     path.display(),
-                    bytes.len() - len
+                    set_aside(&path)
                 ));
-                let f = OpenOptions::new().write(true).open(&path).map_err(io)?;
-                f.set_len(len as u64).map_err(io)?;
+                continue;
             }
-            if count == 0 {
+            if sc.damaged > 0 {
+                damage.push(format!(
+                    "{}: {} records whose checksum does not match; skipped",
+                    path.display(),
+                    sc.damaged
+                ));
+            }
+            if let Some(d) = &sc.stop {
+                damage.push(format!(
+                    "{}: {d}; the {} bytes from there cut off",
+                    path.display(),
+                    bytes.len() - sc.len
+                ));
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(at(path.clone()))?;
+                f.set_len(sc.len as u64).map_err(at(path.clone()))?;
+            }
+            if sc.count == 0 {
                 // Only a header: nothing to keep, and its name is the one
                 // the next segment would take.
                 let _ = std::fs::remove_file(&path);
                 continue;
             }
-            total_bytes += len as u64;
+            total_bytes += sc.len as u64;
             segments.push_back(Segment {
                 first,
-                count,
-                bytes: len as u64,
+                count: sc.count,
+                bytes: sc.len as u64,
             });
         }
         let first = segments.front().map(|s| s.first);
         let end = segments.back().map(|s| s.end());
-        let ack = read_ack(dir);
-        let next_seq = end.unwrap_or(0).max(ack.unwrap_or(0));
-        let acked = ack
-            .unwrap_or(first.unwrap_or(0))
-            .max(first.unwrap_or(0))
-            .min(next_seq);
+        let ack = match (read_ack(dir), first, end) {
+            (Ok(a), Some(f), Some(e)) if a > e || a < f => {
+                // Not one this buffer wrote (or its records were lost):
+                // from the oldest, at least once.
+                damage.push(format!(
+                    "{}: acknowledges record {a}, outside the records held ({f}..{e}); delivering them all",
+                    dir.join("ack").display()
+                ));
+                None
+            }
+            (Ok(a), _, _) => Some(a.min(MAX_SEQ)),
+            (Err(Some(why)), _, _) => {
+                damage.push(format!(
+                    "{}: {why}; delivering every record held",
+                    dir.join("ack").display()
+                ));
+                None
+            }
+            (Err(None), _, _) => None,
+        };
+        let next_seq = end.or(ack).unwrap_or(0);
+        let acked = ack.unwrap_or(first.unwrap_or(next_seq));
         let mut disk = Disk {
             spec: spec.clone(),
             segment_bytes: (spec.max_bytes / 8).clamp(16 << 10, 16 << 20),
@@ -230,6 +321,7 @@ impl Disk {
             total_bytes,
             last_sync: Instant::now(),
             dirty: false,
+            ack_failing: false,
             dropped: 0,
             replayed: 0,
             damage,
@@ -293,12 +385,12 @@ impl Disk {
 
     /// Appends `samples`; returns how many could not be written (the disk
     /// full, the directory gone), which are lost.
-    pub fn push(&mut self, samples: impl IntoIterator<Item = Sample>) -> Result<(), (u64, String)> {
+    pub fn push(&mut self, samples: &[Sample]) -> Result<(), String> {
         let mut buf = Vec::new();
         let mut n = 0u64;
         for s in samples {
             let before = buf.len();
-            record::encode(&s, &mut buf);
+            record::encode(s, &mut buf);
             if buf.len() - before > record::HEADER + record::MAX_PAYLOAD {
                 buf.truncate(before);
                 self.dropped += 1;
@@ -330,18 +422,20 @@ impl Disk {
             self.drop_oldest();
         }
         if self.writer.is_none() || self.writer_bytes() >= self.segment_bytes {
-            self.roll().map_err(|e| (n, e.to_string()))?;
+            self.roll().map_err(|e| {
+                format!("{}: {e}", seg_path(&self.spec.dir, self.next_seq).display())
+            })?;
         }
-        let dir = self.spec.dir.clone();
+        let path = seg_path(&self.spec.dir, self.segments.back().map_or(0, |s| s.first));
         let Some(w) = self.writer.as_mut() else {
-            return Err((n, format!("{}: no segment open", dir.display())));
+            return Err(format!("{}: no segment open", self.spec.dir.display()));
         };
         if let Err(e) = w.write_all(&buf) {
             // Nothing written half: back to the last whole record.
             let len = self.segments.back().map(|s| s.bytes).unwrap_or(0);
             let _ = w.set_len(len);
             let _ = w.seek(SeekFrom::Start(len));
-            return Err((n, format!("{}: {e}", dir.display())));
+            return Err(format!("{}: {e}", path.display()));
         }
         if let Some(seg) = self.segments.back_mut() {
             seg.count += n;
@@ -493,15 +587,22 @@ impl Disk {
                 r.file.read_exact(&mut frame[record::HEADER..])?;
                 Ok(frame)
             });
+            let whole = read.is_ok();
             let decoded = read.ok().and_then(|f| record::decode(&f).ok().flatten());
-            match decoded {
-                Some((s, n)) => {
+            match (decoded, whole) {
+                (Some((s, n)), _) => {
                     let seq = self.read_seq;
                     r.seq += 1;
                     self.read_seq += 1;
                     return Some((seq, s, n));
                 }
-                None => self.skip_segment(end),
+                // Read whole but damaged (a flipped bit): that one is lost.
+                (None, true) => {
+                    r.seq += 1;
+                    self.read_seq += 1;
+                    self.dropped += 1;
+                }
+                (None, false) => self.skip_segment(end),
             }
         }
     }
@@ -536,13 +637,14 @@ impl Disk {
     /// Puts back taken samples, in front, in order: they are the last
     /// ones taken. Samples beyond what is in flight (handed over from
     /// another queue) are appended.
-    pub fn put_back(&mut self, batch: Vec<Sample>) -> Result<(), (u64, String)> {
+    pub fn put_back(&mut self, mut batch: Vec<Sample>) -> Result<(), (Vec<Sample>, String)> {
         let extra = batch.len().saturating_sub(self.in_flight.len());
-        let mut it = batch.into_iter();
+        let rest = batch.split_off(extra);
         if extra > 0 {
-            self.push(it.by_ref().take(extra))?;
+            if let Err(why) = self.push(&batch) {
+                return Err((batch, why));
+            }
         }
-        let rest: Vec<Sample> = it.collect();
         let seqs = self.in_flight.split_off(self.in_flight.len() - rest.len());
         for (seq, s) in seqs.into_iter().zip(rest).rev() {
             if seq >= self.acked {
@@ -591,20 +693,29 @@ impl Disk {
                 Ok(())
             })
             .and_then(|_| std::fs::rename(&tmp, dir.join("ack")));
-        if let Err(e) = done {
-            // Records are then delivered again after a restart: duplicates,
-            // not losses.
-            log::debug!("{}: cannot write the acknowledgement: {e}", dir.display());
+        match done {
+            Ok(()) => self.ack_failing = false,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                // Records are then delivered again after a restart:
+                // duplicates, not losses.
+                if !std::mem::replace(&mut self.ack_failing, true) {
+                    log::warn!(
+                        "{}: cannot write the acknowledgement: {e}; after a restart, records already delivered are sent again",
+                        dir.join("ack").display()
+                    );
+                }
+            }
         }
     }
 
-    /// Deletes the segments wholly before the acknowledgement (and the
-    /// segment being written when everything in it is settled and it is
-    /// large enough to be worth starting again).
+    /// Deletes the segments wholly before the acknowledgement, the one
+    /// being written too once everything in it is settled: delivered
+    /// records never hold the disk.
     fn forget_settled(&mut self) {
         while let Some(seg) = self.segments.front() {
             let last = self.segments.len() == 1;
-            if seg.end() > self.acked || (last && seg.bytes < self.segment_bytes / 2) {
+            if seg.end() > self.acked || (last && seg.count == 0) {
                 break;
             }
             let (first, bytes) = (seg.first, seg.bytes);
@@ -653,9 +764,9 @@ pub fn inspect(dir: &Path) -> std::io::Result<Status> {
         dir: dir.to_path_buf(),
         ..Status::default()
     };
-    let segs = list(dir)?;
-    let ack = read_ack(dir);
-    let mut end = ack.unwrap_or(0);
+    let mut damage = Vec::new();
+    let segs = list(dir, &mut damage)?;
+    let ack = read_ack(dir).ok();
     let mut first_unacked_seen = false;
     for (first, path) in segs {
         let bytes = match std::fs::read(&path) {
@@ -664,28 +775,40 @@ pub fn inspect(dir: &Path) -> std::io::Result<Status> {
             Err(e) => return Err(e),
         };
         st.bytes += bytes.len() as u64;
-        let (count, _, hurt) = scan(&bytes);
-        if let Some(d) = hurt {
-            st.damage = Some(format!("{}: {d}", path.display()));
+        let sc = scan(&bytes);
+        if sc.damaged > 0 {
+            damage.push(format!(
+                "{}: {} records damaged",
+                path.display(),
+                sc.damaged
+            ));
         }
+        if let Some(d) = &sc.stop {
+            damage.push(format!("{}: {d}", path.display()));
+        }
+        let end = first.saturating_add(sc.count);
         let from = ack.unwrap_or(first).max(first);
-        st.records += (first + count).saturating_sub(from);
-        end = end.max(first + count);
-        if !first_unacked_seen && first + count > from {
+        st.records += end.saturating_sub(from);
+        if !first_unacked_seen && end > from {
             first_unacked_seen = true;
             let mut at = MAGIC.len();
             let mut seq = first;
-            while let Ok(Some((s, n))) = record::decode(&bytes[at..]) {
+            while let Ok(Some((len, _))) = record::frame(&bytes[at..]) {
                 if seq >= from {
-                    st.oldest = Some(s.timestamp);
+                    st.oldest = record::decode(&bytes[at..])
+                        .ok()
+                        .flatten()
+                        .map(|(s, _)| s.timestamp);
                     break;
                 }
-                at += n;
+                at += len;
                 seq += 1;
             }
         }
     }
-    let _ = end;
+    if !damage.is_empty() {
+        st.damage = Some(damage.join("; "));
+    }
     Ok(st)
 }
 
@@ -715,7 +838,7 @@ mod tests {
         let t = tempfile::tempdir().expect("tempdir");
         let sp = spec(t.path(), 1 << 20);
         let mut d = Disk::open(&sp, Duration::ZERO).expect("open");
-        d.push((0..10).map(s)).expect("push");
+        d.push(&(0..10).map(s).collect::<Vec<_>>()).expect("push");
         assert_eq!(stamps(&d.take(4, |_| true)), [0, 1, 2, 3]);
         d.settle();
         assert_eq!(stamps(&d.take(3, |_| true)), [4, 5, 6]);
@@ -726,7 +849,7 @@ mod tests {
         assert_eq!(stamps(&d.take(100, |_| true)), [4, 5, 6, 7, 8, 9]);
         assert_eq!(d.replayed, 6);
         d.settle();
-        d.push([s(10)]).expect("push");
+        d.push(&[s(10)]).expect("push");
         drop(d);
         let mut d = Disk::open(&sp, Duration::ZERO).expect("reopen");
         assert_eq!(stamps(&d.take(100, |_| true)), [10]);
@@ -748,7 +871,7 @@ mod tests {
         let t = tempfile::tempdir().expect("tempdir");
         let sp = spec(t.path(), 1 << 20);
         let mut d = Disk::open(&sp, Duration::ZERO).expect("open");
-        d.push((0..6).map(s)).expect("push");
+        d.push(&(0..6).map(s).collect::<Vec<_>>()).expect("push");
         let mut b = d.take(4, |_| true);
         let tail = b.split_off(2);
         d.put_back(tail).expect("put back"); // 2, 3
@@ -767,9 +890,12 @@ mod tests {
         let t = tempfile::tempdir().expect("tempdir");
         let sp = spec(t.path(), 1 << 20);
         let mut d = Disk::open(&sp, Duration::ZERO).expect("open");
-        d.push((0..5).map(s)).expect("push");
+        d.push(&(0..5).map(s).collect::<Vec<_>>()).expect("push");
         drop(d);
-        let (_, path) = list(t.path()).expect("list").pop().expect("a segment");
+        let (_, path) = list(t.path(), &mut Vec::new())
+            .expect("list")
+            .pop()
+            .expect("a segment");
         let len = std::fs::metadata(&path).expect("meta").len();
         let f = OpenOptions::new().write(true).open(&path).expect("open");
         f.set_len(len - 3).expect("tear");
@@ -777,7 +903,7 @@ mod tests {
         assert_eq!(d.damage.len(), 1, "{:?}", d.damage);
         assert_eq!(stamps(&d.take(100, |_| true)), [0, 1, 2, 3]);
         // Appends after the cut read back whole.
-        d.push([s(9)]).expect("push");
+        d.push(&[s(9)]).expect("push");
         assert_eq!(stamps(&d.take(100, |_| true)), [9]);
     }
 
@@ -788,8 +914,9 @@ mod tests {
         let sp = spec(t.path(), max);
         let mut d = Disk::open(&sp, Duration::ZERO).expect("open");
         for i in 0..100 {
-            d.push((i * 100..i * 100 + 100).map(s)).expect("push");
-            let on_disk: u64 = list(t.path())
+            d.push(&(i * 100..i * 100 + 100).map(s).collect::<Vec<_>>())
+                .expect("push");
+            let on_disk: u64 = list(t.path(), &mut Vec::new())
                 .expect("list")
                 .iter()
                 .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
@@ -810,14 +937,15 @@ mod tests {
         let sp = spec(t.path(), 256 << 10); // 32 KiB segments
         let mut d = Disk::open(&sp, Duration::ZERO).expect("open");
         for i in 0..20 {
-            d.push((i * 100..i * 100 + 100).map(s)).expect("push");
+            d.push(&(i * 100..i * 100 + 100).map(s).collect::<Vec<_>>())
+                .expect("push");
         }
-        assert!(list(t.path()).expect("list").len() > 2);
+        assert!(list(t.path(), &mut Vec::new()).expect("list").len() > 2);
         while !d.take(500, |_| true).is_empty() {
             d.settle();
         }
         d.settle();
-        assert!(list(t.path()).expect("list").len() <= 1);
+        assert!(list(t.path(), &mut Vec::new()).expect("list").len() <= 1);
         let st = inspect(t.path()).expect("status");
         assert_eq!((st.records, st.oldest), (0, None));
     }
@@ -827,7 +955,7 @@ mod tests {
         let t = tempfile::tempdir().expect("tempdir");
         let sp = spec(t.path(), 1 << 20);
         let mut d = Disk::open(&sp, Duration::ZERO).expect("open");
-        d.push((0..10).map(s)).expect("push");
+        d.push(&(0..10).map(s).collect::<Vec<_>>()).expect("push");
         d.take(3, |_| true);
         d.settle();
         let st = inspect(t.path()).expect("status");
@@ -835,5 +963,89 @@ mod tests {
         assert_eq!(st.oldest, Some(1_003));
         assert!(st.bytes > 0);
         assert_eq!(d.oldest(), Some(1_003));
+    }
+
+    #[test]
+    fn a_flipped_bit_costs_one_record_not_the_rest() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let sp = spec(t.path(), 1 << 20);
+        let mut d = Disk::open(&sp, Duration::ZERO).expect("open");
+        d.push(&(0..5).map(s).collect::<Vec<_>>()).expect("push");
+        drop(d);
+        let (_, path) = list(t.path(), &mut Vec::new())
+            .expect("list")
+            .pop()
+            .expect("a segment");
+        let mut bytes = std::fs::read(&path).expect("read");
+        // In the second record's payload.
+        let first_len = record::frame(&bytes[MAGIC.len()..])
+            .expect("frame")
+            .expect("one")
+            .0;
+        bytes[MAGIC.len() + first_len + record::HEADER + 2] ^= 0x10;
+        std::fs::write(&path, &bytes).expect("write");
+        let mut d = Disk::open(&sp, Duration::ZERO).expect("reopen");
+        assert!(
+            d.damage
+                .iter()
+                .any(|m| m.contains("1 records whose checksum")),
+            "{:?}",
+            d.damage
+        );
+        assert_eq!(stamps(&d.take(100, |_| true)), [0, 2, 3, 4]);
+        assert_eq!(d.dropped, 1);
+        assert_eq!(inspect(t.path()).expect("status").records, 5);
+    }
+
+    #[test]
+    fn an_acknowledgement_that_does_not_fit_the_records_is_not_trusted() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let sp = spec(t.path(), 1 << 20);
+        let mut d = Disk::open(&sp, Duration::ZERO).expect("open");
+        d.push(&(0..4).map(s).collect::<Vec<_>>()).expect("push");
+        drop(d);
+        for ack in [5_000u64, u64::MAX - 10] {
+            let mut b = ack.to_le_bytes().to_vec();
+            b.extend_from_slice(&crc32fast::hash(&b).to_le_bytes());
+            std::fs::write(t.path().join("ack"), &b).expect("ack");
+            let mut d = Disk::open(&sp, Duration::ZERO).expect("reopen");
+            assert!(
+                d.damage
+                    .iter()
+                    .any(|m| m.contains("outside the records held")),
+                "{:?}",
+                d.damage
+            );
+            assert_eq!(stamps(&d.take(100, |_| true)), [0, 1, 2, 3], "ack {ack}");
+        }
+        std::fs::write(t.path().join("ack"), b"garbage\n").expect("ack");
+        let mut d = Disk::open(&sp, Duration::ZERO).expect("reopen");
+        assert!(
+            d.damage
+                .iter()
+                .any(|m| m.contains("not an acknowledgement")),
+            "{:?}",
+            d.damage
+        );
+        assert_eq!(d.take(100, |_| true).len(), 4);
+    }
+
+    #[test]
+    fn files_that_are_not_segments_are_left_alone() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let sp = spec(t.path(), 1 << 20);
+        let mut d = Disk::open(&sp, Duration::ZERO).expect("open");
+        d.push(&(0..3).map(s).collect::<Vec<_>>()).expect("push");
+        drop(d);
+        std::fs::create_dir(t.path().join("00000000000000000300.seg")).expect("a folder");
+        std::fs::write(t.path().join("18446744073709551600.seg"), b"CBYNBUF1").expect("huge");
+        std::fs::write(t.path().join("00000000000000000900.seg"), b"not ours").expect("bad magic");
+        let mut d = Disk::open(&sp, Duration::ZERO).expect("reopen");
+        assert_eq!(stamps(&d.take(100, |_| true)), [0, 1, 2]);
+        assert_eq!(d.damage.len(), 3, "{:?}", d.damage);
+        assert!(t.path().join("00000000000000000900.seg.bad").exists());
+        d.push(&[s(7)]).expect("push");
+        assert_eq!(stamps(&d.take(100, |_| true)), [7]);
+        assert!(inspect(t.path()).is_ok());
     }
 }

@@ -479,3 +479,39 @@ pub fn assert_points_written<'a>(root: &Path, sent: impl IntoIterator<Item = (&'
         &missing[..missing.len().min(5)]
     );
 }
+
+/// A tmpfs mounted for the test, unmounted when dropped.
+#[allow(dead_code)]
+pub struct Tmpfs(PathBuf);
+
+#[allow(dead_code)]
+impl Tmpfs {
+    pub fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).expect("mount point");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "mounting a tmpfs needs root (tests/run.sh runs as root)"
+        );
+        Tmpfs(at.to_path_buf())
+    }
+
+    pub fn resize(&self, size: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount {}", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

@@ -44,7 +44,7 @@ pub struct RelayConfig {
     pub buffer: buffer::Kind,
     /// With "disk": most bytes kept per destination.
     pub max_buffer_bytes: u64,
-    /// With "disk": where; empty: state_dir/buffers/relay. Each
+    /// With "disk": where; empty: state_dir/relay-buffers. Each
     /// destination has a directory of its own in it.
     pub buffer_dir: String,
     pub fsync: Fsync,
@@ -79,7 +79,8 @@ impl RelayConfig {
             return None;
         }
         let dir = if self.buffer_dir.is_empty() {
-            self.state_dir.join("buffers").join("relay")
+            // Apart from the handlers' buffers (state_dir/buffers/<name>).
+            self.state_dir.join("relay-buffers")
         } else {
             PathBuf::from(&self.buffer_dir)
         };
@@ -96,6 +97,12 @@ impl RelayConfig {
     }
 
     pub fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        if !self.buffer_dir.is_empty() && !std::path::Path::new(&self.buffer_dir).is_absolute() {
+            return Err(ConfigError::new(
+                format!("{key}.buffer_dir"),
+                "must be an absolute path",
+            ));
+        }
         if self.max_buffer_bytes < buffer::MIN_BYTES {
             return Err(ConfigError::new(
                 format!("{key}.max_buffer_bytes"),
