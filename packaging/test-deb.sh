@@ -159,6 +159,33 @@ runuser -u carbyne -- carbyne config check >"$tmp/effective.toml" || fail "confi
 grep -q 'port = 57957' "$tmp/effective.toml" || fail "50-graphite.toml did not override the shipped port"
 runuser -u carbyne -- carbyne agent --once --dry-run >"$tmp/dry-run.txt" 2>/dev/null || fail "dry run with drop-ins"
 ! grep -q '\.sockets\.' "$tmp/dry-run.txt" || fail "50-sockstat.toml did not turn sockstat off"
+
+step "cron's --once through a Graphite outage: the shipped disk buffer keeps the samples"
+# Port 57957 has no listener: the run keeps what it could not send.
+runuser -u carbyne -- carbyne agent --once >/dev/null 2>"$tmp/once.err" \
+    || fail "--once with Graphite down did not exit 0: $(cat "$tmp/once.err")"
+grep -q 'kept in the disk buffer' "$tmp/once.err" || fail "--once did not say it kept the samples: $(cat "$tmp/once.err")"
+runuser -u carbyne -- carbyne buffer status graphite >"$tmp/status.txt" || fail "buffer status"
+held=$(awk 'NR == 2 { print $2 }' "$tmp/status.txt")
+[ "${held:-0}" -gt 0 ] || fail "nothing in the buffer: $(cat "$tmp/status.txt")"
+grep -q '/var/lib/carbyne/buffers/graphite' "$tmp/status.txt" || fail "the buffer is not in state_dir: $(cat "$tmp/status.txt")"
+# Graphite is back: a drain delivers every record.
+python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 57957)); s.listen(8); s.settimeout(30)
+c, _ = s.accept(); c.settimeout(10); n = 0
+while True:
+    b = c.recv(65536)
+    if not b: break
+    n += b.count(b"\n")
+print(n)
+' >"$tmp/got.txt" &
+sink=$!
+sleep 1
+runuser -u carbyne -- carbyne buffer drain graphite >/dev/null 2>"$tmp/drain.err" || fail "buffer drain: $(cat "$tmp/drain.err")"
+wait "$sink" || fail "the sink got nothing"
+[ "$(cat "$tmp/got.txt")" -ge "$held" ] || fail "drain delivered $(cat "$tmp/got.txt") of $held"
 rm /etc/carbyne/conf.d/50-graphite.toml /etc/carbyne/conf.d/50-sockstat.toml
 
 step "given the whisper folder's group, a graphite-web user reads the metrics, not the state"

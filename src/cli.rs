@@ -41,7 +41,8 @@ pub enum Command {
     Buffer {
         #[arg(value_enum)]
         action: crate::buffer::command::Action,
-        /// Only this handler's buffer (a [handlers.NAME] section).
+        /// Only this handler's buffer (a [handlers.NAME] section), or
+        /// "relay" for the carbon relay's destinations.
         handler: Option<String>,
         #[command(flatten)]
         config: ConfigArg,

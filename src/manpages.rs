@@ -111,7 +111,11 @@ fn roff(text: &str) -> String {
 fn extra_sections(page: &str) -> String {
     let mut s = String::new();
     let service = matches!(page, "carbyne" | "carbyne-agent" | "carbyne-server");
-    let config = service || matches!(page, "carbyne-config" | "carbyne-config-check");
+    let config = service
+        || matches!(
+            page,
+            "carbyne-config" | "carbyne-config-check" | "carbyne-buffer"
+        );
     if config {
         s.push_str(
             ".SH FILES\n\
@@ -120,7 +124,9 @@ fn extra_sections(page: &str) -> String {
              The package ships one per plugin as 00-NAME.toml; put your own settings in a file that sorts after \
              them, such as 50-NAME.toml, and leave the shipped ones as they are.\n\
              .TP\n/var/lib/carbyne\nState: the agent's counters between cron runs (agent-counters.json), \
-             the handlers' counts of the last run (agent-handlers.json), log positions (logs/).\n\
+             the handlers' counts of the last run (agent-handlers.json), log positions (logs/), the handlers' disk \
+             buffers (buffers/NAME/, with buffer = \"disk\"; see \\fBcarbyne buffer\\fR) and the carbon relay's \
+             (relay-buffers/).\n\
              .TP\n/var/lib/carbyne/whisper\nThe carbon receiver's whisper files (storage_dir); kept when the package is purged.\n",
         );
     }
@@ -135,7 +141,8 @@ fn extra_sections(page: &str) -> String {
     }
     s.push_str(
         ".SH EXIT STATUS\n\
-         .TP\n0\nEverything succeeded.\n\
+         .TP\n0\nEverything succeeded; for agent --once, also when what a handler could not deliver was kept in \
+         its disk buffer for the next run (a warning says so).\n\
          .TP\n1\nSomething failed: a collector, a handler that could not deliver, a file that could not be read or written.\n\
          .TP\n2\nThe configuration or the command line cannot be used (the message names the file, line and key).\n\
          .SH SEE ALSO\n\\fBcarbyne.toml\\fR(5)\n",
