@@ -368,6 +368,19 @@ impl Queue {
         }
     }
 
+    /// The first `n` samples taken and not settled (in the order taken)
+    /// have reached the receiver. (Samples a full disk left in memory are
+    /// counted after those read from disk.)
+    pub fn settle_first(&self, n: usize) {
+        if let Store::Disk(d) = &mut *self.lock() {
+            let from_disk = n.min(d.disk.in_flight());
+            d.disk.settle_first(from_disk);
+            let from_spill = (n - from_disk).min(d.spill_taken);
+            d.spill.drain(..from_spill);
+            d.spill_taken -= from_spill;
+        }
+    }
+
     /// Forgets what was taken and not settled: a disk buffer reads it
     /// again (for the handler taking over after a reload).
     pub fn rewind(&self) {

@@ -7,6 +7,7 @@
 use super::{brief, Backoff, Delivery, DeliveryError, Queue};
 use crate::sample::Sample;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket, UnixDatagram, UnixStream};
@@ -134,6 +135,14 @@ fn octet_counted(payload: &str) -> String {
     out
 }
 
+/// The length of [`octet_counted`]'s output, without making it.
+fn octet_counted_len(payload: &str) -> usize {
+    payload
+        .split_terminator('\n')
+        .map(|m| m.len().to_string().len() + 1 + m.len())
+        .sum()
+}
+
 /// Whether the server closed a unix stream connection.
 fn unix_closed_by_peer(s: &UnixStream) -> bool {
     let mut buf = [0u8; 64];
@@ -204,12 +213,11 @@ async fn send(conn: &mut Conn, payload: &str, link: &Link) -> std::io::Result<u6
 }
 
 /// How long a connection must stay up after a write, with the peer's TCP
-/// having acknowledged every byte, before what was written is taken as
+/// having acknowledged its bytes, before what was written is taken as
 /// received (and a disk buffer forgets it): a peer that resets the
-/// connection mid-batch makes its writer send again what it may have lost.
-/// Counted from the oldest write not yet confirmed, so that under a steady
-/// flow confirmations come this often.
-pub const CONFIRM_AFTER: Duration = Duration::from_millis(250);
+/// connection mid-batch, having read only part of what its kernel took,
+/// makes its writer send again what it may have lost.
+pub const CONFIRM_AFTER: Duration = Duration::from_millis(50);
 
 /// Most samples written and not yet confirmed: beyond, sending waits for
 /// the peer to catch up.
@@ -242,56 +250,80 @@ pub fn unacknowledged_bytes(fd: std::os::fd::BorrowedFd<'_>) -> usize {
 }
 
 /// Samples written on the current stream connection and not yet
-/// confirmed: forgotten by the queue only once the connection stayed up
-/// [`CONFIRM_AFTER`] after them with every byte acknowledged, sent again
-/// when it failed before.
+/// confirmed, write by write: a write is confirmed once the peer's TCP
+/// acknowledged its last byte and the connection stayed up
+/// [`CONFIRM_AFTER`] after it (or closed cleanly); the queue then settles
+/// it. When the connection fails first, all of them are sent again.
 #[derive(Default)]
 pub struct Unconfirmed {
+    writes: VecDeque<Write>,
+    /// Bytes written on this connection.
+    written: u64,
+    samples: usize,
+}
+
+struct Write {
     samples: Vec<Sample>,
-    since: Option<std::time::Instant>,
+    /// `written` after it.
+    end: u64,
+    at: std::time::Instant,
 }
 
 impl Unconfirmed {
     pub fn len(&self) -> usize {
-        self.samples.len()
+        self.samples
     }
 
     pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
+        self.writes.is_empty()
     }
 
-    /// Notes a batch written.
-    pub fn wrote(&mut self, batch: Vec<Sample>) {
-        self.samples.extend(batch);
-        self.since.get_or_insert_with(std::time::Instant::now);
+    /// Notes a batch written, of `bytes` on the wire.
+    pub fn wrote(&mut self, batch: Vec<Sample>, bytes: usize) {
+        self.written += bytes as u64;
+        self.samples += batch.len();
+        self.writes.push_back(Write {
+            samples: batch,
+            end: self.written,
+            at: std::time::Instant::now(),
+        });
     }
 
     /// Since the oldest write not yet confirmed.
     pub fn age(&self) -> Duration {
-        self.since.map_or(Duration::ZERO, |t| t.elapsed())
+        self.writes
+            .front()
+            .map_or(Duration::ZERO, |w| w.at.elapsed())
     }
 
-    /// Confirms what was written when the connection has stayed up long
-    /// enough (or is closed cleanly, `at_end`) and the peer acknowledged
-    /// every byte (`unacked`, `None` for datagrams); the queue settles it.
+    /// Confirms the writes the peer acknowledged (`unacked`: the bytes it
+    /// has not, `None` for datagrams) that are old enough (any age when the
+    /// connection was closed cleanly, `at_end`); the queue settles them.
+    /// True when nothing is left unconfirmed.
     pub fn confirm(&mut self, queue: &Queue, unacked: Option<usize>, at_end: bool) -> bool {
-        let old_enough = self.age() >= CONFIRM_AFTER || at_end;
-        let acked = unacked.is_none_or(|n| n == 0);
-        if self.samples.is_empty() || (old_enough && acked) {
-            self.samples.clear();
-            self.since = None;
-            queue.settle();
-            return true;
+        let acked = self.written.saturating_sub(unacked.unwrap_or(0) as u64);
+        let mut n = 0;
+        while let Some(w) = self.writes.front() {
+            if w.end > acked || !(at_end || w.at.elapsed() >= CONFIRM_AFTER) {
+                break;
+            }
+            n += w.samples.len();
+            self.writes.pop_front();
         }
-        false
+        if n > 0 {
+            self.samples -= n;
+            queue.settle_first(n);
+        }
+        self.writes.is_empty()
     }
 
     /// The connection failed: what it may have lost goes back in front of
-    /// `batch`, to be sent again.
+    /// `batch`, to be sent again on a new connection.
     pub fn resend(&mut self, queue: &Queue, batch: Vec<Sample>) {
-        let mut all = std::mem::take(&mut self.samples);
+        let mut all: Vec<Sample> = self.writes.drain(..).flat_map(|w| w.samples).collect();
         all.extend(batch);
-        self.since = None;
+        self.written = 0;
+        self.samples = 0;
         if !all.is_empty() {
             queue.put_back(all);
         }
@@ -416,10 +448,7 @@ pub async fn run_lines(
         {
             // The peer is behind: let it read before writing more.
             d.pause(Duration::from_millis(20)).await;
-            if pending
-                .since
-                .is_some_and(|t| t.elapsed() > link.timeout + CONFIRM_AFTER)
-            {
+            if pending.age() > link.timeout + CONFIRM_AFTER {
                 d.failed(&format!("{peer}: not reading"));
                 conn = None;
                 pending.resend(&d.queue, Vec::new());
@@ -441,7 +470,12 @@ pub async fn run_lines(
                     // Datagrams: nothing will say more.
                     d.settle();
                 } else {
-                    pending.wrote(batch);
+                    let bytes = if link.framing == Framing::Messages {
+                        octet_counted_len(&buf)
+                    } else {
+                        buf.len()
+                    };
+                    pending.wrote(batch, bytes);
                 }
             }
             Err(e) => {

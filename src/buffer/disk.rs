@@ -658,12 +658,25 @@ impl Disk {
     /// for good): the acknowledgement moves up to the first record still
     /// waiting, and segments wholly before it are deleted.
     pub fn settle(&mut self) {
-        self.in_flight.clear();
+        self.settle_first(self.in_flight.len());
+    }
+
+    /// Records taken and not settled.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The first `n` records taken (in the order they were taken) have
+    /// been delivered: the acknowledgement moves up to the first record
+    /// still in flight or waiting.
+    pub fn settle_first(&mut self, n: usize) {
+        self.in_flight.drain(..n.min(self.in_flight.len()));
         let to = self
             .window
             .front()
             .map_or(self.read_seq, |(s, _)| *s)
-            .min(self.read_seq);
+            .min(self.read_seq)
+            .min(self.in_flight.front().copied().unwrap_or(u64::MAX));
         if to > self.acked {
             self.acked = to;
             self.write_ack();

@@ -588,7 +588,7 @@ fn sender(o: &Outbox, stopping: &AtomicBool, per_message: usize) {
         match conn.as_mut().map(|c| c.write_all(&frame)) {
             Some(Ok(())) => {
                 o.sent.fetch_add(samples.len() as u64, Ordering::Relaxed);
-                pending.wrote(samples);
+                pending.wrote(samples, frame.len());
             }
             _ => {
                 conn = None;
