@@ -288,7 +288,8 @@ impl SelfMetrics {
     }
 }
 
-/// `handlers.<name>.{sent,dropped,errors,queue,oversize}`.
+/// `handlers.<name>.{sent,dropped,errors,queue,oversize}`, and with a
+/// disk buffer `{buffered,buffer_bytes,replayed}`.
 fn handler_samples(
     path: &MetricPath,
     name: &str,
@@ -1131,5 +1132,48 @@ mod tests {
         let (e, wait) = t.next(1_700_000_001.0);
         assert_eq!(e, 1_700_000_010);
         assert!(wait <= Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_disk_buffer_adds_its_own_metrics() {
+        let path = MetricPath::new("servers", Some("h"), "", "carbyne");
+        let mut snap = handlers::StatsSnapshot {
+            sent: 5,
+            dropped: 2,
+            errors: 1,
+            queue: 3,
+            oversize: 0,
+            buffered: None,
+            buffer_bytes: None,
+            replayed: 0,
+            unbuffered: 0,
+        };
+        let names = |s: &handlers::StatsSnapshot| -> Vec<(String, f64)> {
+            handler_samples(&path, "graphite", s, 1)
+                .into_iter()
+                .map(|x| (x.name, x.value))
+                .collect()
+        };
+        assert_eq!(names(&snap).len(), 5, "memory: no buffer metrics");
+        snap.buffered = Some(40);
+        snap.buffer_bytes = Some(4096);
+        snap.replayed = 7;
+        let got = names(&snap);
+        for (name, v) in [
+            ("buffered", 40.0),
+            ("buffer_bytes", 4096.0),
+            ("replayed", 7.0),
+            ("dropped", 2.0),
+        ] {
+            assert!(
+                got.contains(&(format!("servers.h.carbyne.handlers.graphite.{name}"), v)),
+                "{name}: {got:?}"
+            );
+        }
+        // An older run's counts (without these fields) still read.
+        let old: handlers::StatsSnapshot =
+            serde_json::from_str(r#"{"sent":1,"dropped":0,"errors":0,"queue":0,"oversize":0}"#)
+                .expect("old file");
+        assert_eq!(old.buffered, None);
     }
 }
