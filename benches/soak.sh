@@ -116,7 +116,7 @@ interval = 1
 state_dir = "{WORK}/state"
 [handlers.graphite]
 port = {sink.port}
-max_queue = 1000000
+buffer = "disk"
 """)
 env = dict(os.environ, RUST_LOG="warn")
 server = subprocess.Popen([BIN, "server", "--config", os.path.join(WORK, "server.toml")], env=env)

@@ -139,6 +139,17 @@ fn extra_sections(page: &str) -> String {
              naming the file, line and key, and the running one stays.\n",
         );
     }
+    if page == "carbyne-buffer" {
+        s.push_str(
+            ".SH EXIT STATUS\n\
+             .TP\n0\nDone: for drain, every record delivered.\n\
+             .TP\n1\nA buffer is held by a running carbyne (the agent: stop it first), cannot be read, or a drain left \
+             records undelivered (said on stderr).\n\
+             .TP\n2\nThe configuration cannot be used, or names no such handler, or one without a disk buffer.\n\
+             .SH SEE ALSO\n\\fBcarbyne.toml\\fR(5)\n",
+        );
+        return s;
+    }
     s.push_str(
         ".SH EXIT STATUS\n\
          .TP\n0\nEverything succeeded; for agent --once, also when what a handler could not deliver was kept in \
@@ -161,7 +172,8 @@ pub fn config_page() -> String {
          order, the later file winning. The package ships one drop-in per plugin as conf.d/00-NAME.toml; put your own \
          settings in a drop-in that sorts after them (50-NAME.toml). \\fBcarbyne config check\\fR prints the merged \
          result or the error (file, line, key). Each key below is shown with its default; a key shown commented out \
-         in the example has no default or is off.\n",
+         in the example has no default or is off. A time (an interval, a timeout, a backoff) is seconds, or a \
+         duration with a unit: \"500ms\", \"10s\", \"1m\", \"1h30m\", \"1d\"; an interval is whole seconds.\n",
         env!("CARGO_PKG_VERSION")
     ));
     s.push_str(".SH THE MAIN FILE\n");

@@ -925,6 +925,14 @@ pub async fn run_daemon(
                             heir.put_back(left);
                         }
                         queue.settle();
+                        let stays = queue.len();
+                        if let (Some(b), true) = (queue.buffer(), stays > 0) {
+                            log::warn!(
+                                "{name}: {stays} samples stay in the disk buffer {} (more than the new settings' queue takes); \
+                                 they are sent when buffer = \"disk\" comes back, or `carbyne buffer discard` deletes them",
+                                b.dir.display()
+                            );
+                        }
                     }
                     None => match result {
                         Err(e) => log::error!("{e}"),

@@ -523,6 +523,12 @@ impl Config {
         if self.interval == 0 {
             return Err(ConfigError::new("interval", "must be at least 1 second"));
         }
+        if !self.state_dir.is_absolute() {
+            return Err(ConfigError::new(
+                "state_dir",
+                "must be an absolute path (cron, the service and `carbyne buffer` start in different folders)",
+            ));
+        }
         if !(self.flush_timeout.is_finite() && self.flush_timeout >= 0.0) {
             return Err(ConfigError::new(
                 "flush_timeout",
@@ -549,7 +555,25 @@ impl Config {
         if let Some(w) = &self.server.web {
             w.validate("server.web")?;
         }
-        crate::handlers::HandlerConfig::resolve_all(&self.handlers, partial)?;
+        let specs = crate::handlers::HandlerConfig::resolve_all(&self.handlers, partial)?;
+        // Two disk buffers in one folder, defaults included, would mix
+        // their samples.
+        let mut seen: Vec<(PathBuf, &str)> = Vec::new();
+        for h in &specs {
+            if let Some(b) = h.buffer_spec(&self.state_dir) {
+                let dir = PathBuf::from(b.dir.to_string_lossy().trim_end_matches('/'));
+                if let Some((_, other)) = seen.iter().find(|(d, _)| *d == dir) {
+                    return Err(ConfigError::new(
+                        format!("handlers.{}.buffer_dir", h.name),
+                        format!(
+                            "{}: handlers.{other} keeps its buffer there too: each handler needs its own",
+                            dir.display()
+                        ),
+                    ));
+                }
+                seen.push((dir, &h.name));
+            }
+        }
         Ok(())
     }
 
@@ -784,5 +808,21 @@ mod tests {
             "[logs.mail]\nfile = \"/x\"\nparser = \"PostfixLogster\"\n",
         );
         assert!(load(&Sources::find(Some(&f)).expect("sources")).is_ok());
+    }
+
+    #[test]
+    fn two_disk_buffers_in_one_folder_are_refused_defaults_included() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let f = write(
+            d.path(),
+            "carbyne.toml",
+            "state_dir = \"/var/lib/carbyne\"\n[handlers.graphite]\nbuffer = \"disk\"\n\
+             [handlers.backup]\ntype = \"graphite\"\nbuffer = \"disk\"\nbuffer_dir = \"/var/lib/carbyne/buffers/graphite/\"\n",
+        );
+        let e = load(&Sources::find(Some(&f)).expect("sources")).expect_err("one folder");
+        assert!(e.to_string().contains("keeps its buffer there too"), "{e}");
+        let f = write(d.path(), "carbyne.toml", "state_dir = \"relstate\"\n");
+        let e = load(&Sources::find(Some(&f)).expect("sources")).expect_err("relative");
+        assert_eq!(e.key.as_deref(), Some("state_dir"), "{e}");
     }
 }

@@ -513,6 +513,8 @@ fn sender(o: &Outbox, stopping: &AtomicBool, per_message: usize) {
     let mut backoff = Duration::from_millis(500);
     let mut give_up: Option<Instant> = None;
     let mut pending = Unconfirmed::default();
+    // Set while the destination cannot be reached, so a streak is said once.
+    let mut failing = false;
     loop {
         let stop = stopping.load(Ordering::Relaxed);
         if stop && give_up.is_none() {
@@ -573,8 +575,21 @@ fn sender(o: &Outbox, stopping: &AtomicBool, per_message: usize) {
                     let _ = c.set_write_timeout(Some(Duration::from_secs(10)));
                     conn = Some(c);
                     backoff = Duration::from_millis(500);
+                    if std::mem::take(&mut failing) {
+                        log::info!("relay {addr}: delivering again");
+                    }
                 }
                 None => {
+                    if !std::mem::replace(&mut failing, true) {
+                        let held = if o.queue.is_durable() {
+                            "in its disk buffer"
+                        } else {
+                            "in memory (max_queue_size)"
+                        };
+                        log::warn!(
+                            "relay {addr}: cannot connect; holding points {held} and retrying"
+                        );
+                    }
                     o.queue.put_back(batch.into_iter().map(to_sample).collect());
                     let jitter = fastrand::f64() * 0.2 + 0.9;
                     std::thread::sleep(backoff.mul_f64(jitter).min(Duration::from_secs(1)));
