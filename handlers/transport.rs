@@ -336,37 +336,28 @@ impl Unconfirmed {
 async fn close(conn: &mut Conn, d: &Delivery) -> bool {
     let until = tokio::time::Instant::now() + Duration::from_secs(2);
     let until = d.deadline().map_or(until, |dl| until.min(dl));
-    let mut buf = [0u8; 512];
     match conn {
-        Conn::Tcp(s) => {
-            if s.shutdown().await.is_err() {
-                return false;
-            }
-            loop {
-                match tokio::time::timeout_at(until, tokio::io::AsyncReadExt::read(s, &mut buf))
-                    .await
-                {
-                    Ok(Ok(0)) | Err(_) => return true,
-                    Ok(Ok(_)) => continue,
-                    Ok(Err(_)) => return false,
-                }
-            }
-        }
-        Conn::UnixStream(s) => {
-            if s.shutdown().await.is_err() {
-                return false;
-            }
-            loop {
-                match tokio::time::timeout_at(until, tokio::io::AsyncReadExt::read(s, &mut buf))
-                    .await
-                {
-                    Ok(Ok(0)) | Err(_) => return true,
-                    Ok(Ok(_)) => continue,
-                    Ok(Err(_)) => return false,
-                }
-            }
-        }
+        Conn::Tcp(s) => close_stream(s, until).await,
+        Conn::UnixStream(s) => close_stream(s, until).await,
         _ => true,
+    }
+}
+
+async fn close_stream<S>(s: &mut S, until: tokio::time::Instant) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    if s.shutdown().await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 512];
+    loop {
+        match tokio::time::timeout_at(until, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Err(_) => return true,
+            Ok(Ok(_)) => continue,
+            Ok(Err(_)) => return false,
+        }
     }
 }
 

@@ -842,6 +842,20 @@ mod tests {
         }
     }
 
+    /// A buffer in `dir` holding samples `0..n` in one segment, closed:
+    /// its spec and the segment's path.
+    fn one_segment(dir: &Path, n: i64) -> (Spec, PathBuf) {
+        let sp = spec(dir, 1 << 20);
+        let mut d = Disk::open(&sp, Duration::ZERO).expect("open");
+        d.push(&(0..n).map(s).collect::<Vec<_>>()).expect("push");
+        drop(d);
+        let (_, path) = list(dir, &mut Vec::new())
+            .expect("list")
+            .pop()
+            .expect("a segment");
+        (sp, path)
+    }
+
     fn stamps(v: &[Sample]) -> Vec<i64> {
         v.iter().map(|s| s.timestamp - 1_000).collect()
     }
@@ -901,14 +915,7 @@ mod tests {
     #[test]
     fn a_torn_last_record_is_cut_off_and_the_rest_delivered() {
         let t = tempfile::tempdir().expect("tempdir");
-        let sp = spec(t.path(), 1 << 20);
-        let mut d = Disk::open(&sp, Duration::ZERO).expect("open");
-        d.push(&(0..5).map(s).collect::<Vec<_>>()).expect("push");
-        drop(d);
-        let (_, path) = list(t.path(), &mut Vec::new())
-            .expect("list")
-            .pop()
-            .expect("a segment");
+        let (sp, path) = one_segment(t.path(), 5);
         let len = std::fs::metadata(&path).expect("meta").len();
         let f = OpenOptions::new().write(true).open(&path).expect("open");
         f.set_len(len - 3).expect("tear");
@@ -981,14 +988,7 @@ mod tests {
     #[test]
     fn a_flipped_bit_costs_one_record_not_the_rest() {
         let t = tempfile::tempdir().expect("tempdir");
-        let sp = spec(t.path(), 1 << 20);
-        let mut d = Disk::open(&sp, Duration::ZERO).expect("open");
-        d.push(&(0..5).map(s).collect::<Vec<_>>()).expect("push");
-        drop(d);
-        let (_, path) = list(t.path(), &mut Vec::new())
-            .expect("list")
-            .pop()
-            .expect("a segment");
+        let (sp, path) = one_segment(t.path(), 5);
         let mut bytes = std::fs::read(&path).expect("read");
         // In the second record's payload.
         let first_len = record::frame(&bytes[MAGIC.len()..])
