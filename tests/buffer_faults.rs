@@ -175,6 +175,28 @@ impl std::ops::DerefMut for Proc {
     }
 }
 
+/// A folder, a config sending to a sink's port (down until `up`), and
+/// the witness file for the agent's stdout.
+struct Setup {
+    dir: tempfile::TempDir,
+    cfg: std::path::PathBuf,
+    witness: std::path::PathBuf,
+    sink: Sink,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let cfg = config(dir.path(), port, "");
+    let witness = dir.path().join("witness.txt");
+    Setup {
+        cfg,
+        witness,
+        sink: Sink::new(port),
+        dir,
+    }
+}
+
 fn start(cfg: &Path, witness: &Path) -> Proc {
     let out = std::fs::OpenOptions::new()
         .create(true)
@@ -236,11 +258,12 @@ fn assert_all_received(sink: &Sink, witness: &Path, limit: Duration, what: &str)
 
 #[test]
 fn a_sink_down_for_a_while_then_up_gets_everything() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let cfg = config(dir.path(), port, "");
-    let witness = dir.path().join("witness.txt");
-    let mut sink = Sink::new(port);
+    let Setup {
+        dir: _dir,
+        cfg,
+        witness,
+        mut sink,
+    } = setup();
     sink.up(None);
     let mut agent = start(&cfg, &witness);
     std::thread::sleep(Duration::from_secs(2));
@@ -256,11 +279,12 @@ fn a_sink_down_for_a_while_then_up_gets_everything() {
 
 #[test]
 fn a_sink_resetting_connections_mid_batch_loses_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let cfg = config(dir.path(), port, "");
-    let witness = dir.path().join("witness.txt");
-    let mut sink = Sink::new(port);
+    let Setup {
+        dir: _dir,
+        cfg,
+        witness,
+        mut sink,
+    } = setup();
     // Each connection is reset after 700 bytes: inside the first or
     // second batch of 20 lines.
     sink.up(Some(700));
@@ -274,11 +298,12 @@ fn a_sink_resetting_connections_mid_batch_loses_nothing() {
 
 #[test]
 fn the_agent_killed_at_random_moments_twenty_times_loses_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let cfg = config(dir.path(), port, "");
-    let witness = dir.path().join("witness.txt");
-    let mut sink = Sink::new(port);
+    let Setup {
+        dir: _dir,
+        cfg,
+        witness,
+        mut sink,
+    } = setup();
     let seed = 0x5eed_cafe_u64;
     let mut rng = Rng(seed);
     eprintln!("seed {seed:#x}");
