@@ -152,29 +152,6 @@ fn config(dir: &Path, port: u16, graphite: &str) -> std::path::PathBuf {
     )
 }
 
-/// A carbyne process, killed if the test ends (or fails) first.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl std::ops::Deref for Proc {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Proc {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
 /// A folder, a config sending to a sink's port (down until `up`), and
 /// the witness file for the agent's stdout.
 struct Setup {
@@ -484,14 +461,6 @@ fn each_destination_keeps_its_own_buffer_and_a_drain_delivers_it() {
     );
 }
 
-/// Sends plaintext lines to a carbon line listener.
-fn send_lines(port: u16, lines: &[String]) {
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let mut text = lines.join("\n");
-    text.push('\n');
-    std::io::Write::write_all(&mut c, text.as_bytes()).expect("send");
-}
-
 /// A carbon relay (`store = false`) with disk buffers in front of a
 /// destination that is down: points sent to it survive a SIGKILL and a
 /// restart, and reach the destination (a carbyne carbon receiver, over
@@ -547,12 +516,12 @@ fn relay_destinations_keep_points_on_disk_through_a_kill() {
     // then killed; the second half to a relay started again, stopped.
     let mut relay = server(&relay_cfg);
     wait_for_port(relay_port);
-    send_lines(relay_port, &lines[..200]);
+    send(relay_port, &lines[..200]);
     std::thread::sleep(Duration::from_millis(800));
     kill(&mut relay);
     let mut relay = server(&relay_cfg);
     wait_for_port(relay_port);
-    send_lines(relay_port, &lines[200..]);
+    send(relay_port, &lines[200..]);
     std::thread::sleep(Duration::from_millis(800));
     term(&mut relay);
     let path = relay_cfg.to_str().expect("path");

@@ -142,62 +142,6 @@ fn two_carbon_caches(dir: &Path) -> [Cache; 2] {
     })
 }
 
-fn send(port: u16, lines: &[String]) {
-    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let mut text = lines.join("\n");
-    text.push('\n');
-    c.write_all(text.as_bytes()).expect("send");
-}
-
-/// Every `.wsp` under `root`, by relative path.
-fn files(root: &Path) -> Vec<PathBuf> {
-    fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, root, out);
-            } else if p.extension().is_some_and(|x| x == "wsp") {
-                out.push(p.strip_prefix(root).expect("prefix").to_path_buf());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.sort();
-    out
-}
-
-/// Waits until the files under `root` stop changing (carbon-cache writes on
-/// its own schedule).
-fn settled(root: &Path) {
-    let snapshot = || -> Vec<(PathBuf, u64, std::time::SystemTime)> {
-        files(root)
-            .into_iter()
-            .filter_map(|f| {
-                let m = std::fs::metadata(root.join(&f)).ok()?;
-                Some((f, m.len(), m.modified().ok()?))
-            })
-            .collect()
-    };
-    let start = Instant::now();
-    let mut last = snapshot();
-    let mut still = Instant::now();
-    while still.elapsed() < Duration::from_secs(3) {
-        // Bounded, but generous: on a loaded machine carbon-cache (Python)
-        // once took longer than 90 s to write everything it was sent.
-        assert!(
-            start.elapsed() < Duration::from_secs(240),
-            "carbon-cache never settled"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-        let now = snapshot();
-        if now != last || now.is_empty() {
-            last = now;
-            still = Instant::now();
-        }
-    }
-}
-
 /// Header and every archive's points over its whole retention, at `now`.
 type Contents = (String, Vec<Vec<Option<f64>>>);
 

@@ -515,3 +515,83 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
+
+/// Sends plaintext lines on one connection.
+pub fn send(port: u16, lines: &[String]) {
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut text = lines.join("\n");
+    text.push('\n');
+    c.write_all(text.as_bytes()).expect("send");
+}
+
+/// Every `.wsp` under `root`, by relative path.
+pub fn files(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else if p.extension().is_some_and(|x| x == "wsp") {
+                out.push(p.strip_prefix(root).expect("prefix").to_path_buf());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// Waits until the files under `root` stop changing (carbon-cache writes on
+/// its own schedule).
+pub fn settled(root: &Path) {
+    let snapshot = || -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+        files(root)
+            .into_iter()
+            .filter_map(|f| {
+                let m = std::fs::metadata(root.join(&f)).ok()?;
+                Some((f, m.len(), m.modified().ok()?))
+            })
+            .collect()
+    };
+    let start = Instant::now();
+    let mut last = snapshot();
+    let mut still = Instant::now();
+    while still.elapsed() < Duration::from_secs(3) {
+        // Bounded, but generous: on a loaded machine carbon-cache (Python)
+        // once took longer than 90 s to write everything it was sent.
+        assert!(
+            start.elapsed() < Duration::from_secs(240),
+            "carbon-cache never settled"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let now = snapshot();
+        if now != last || now.is_empty() {
+            last = now;
+            still = Instant::now();
+        }
+    }
+}
+
+/// A carbyne process, killed if the test ends (or fails) first.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Proc {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}

@@ -2,7 +2,7 @@
 //! keys in snake_case, and their checks.
 
 use super::cache::Strategy;
-use super::{relay, schemas};
+use super::{filters, relay, schemas};
 use crate::config::ConfigError;
 use crate::whisper::Allocation;
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,11 @@ pub struct CarbonServerConfig {
     pub schemas: Option<PathBuf>,
     /// carbon's storage-aggregation.conf; without it xFilesFactor 0.5, average.
     pub aggregation: Option<PathBuf>,
+    /// carbon's whitelist.conf (its USE_WHITELIST): only names one of its
+    /// expressions matches are kept, when it holds any.
+    pub whitelist: Option<PathBuf>,
+    /// carbon's blacklist.conf: names one of its expressions matches are dropped.
+    pub blacklist: Option<PathBuf>,
     /// Points held in the cache before receivers wait (0: unlimited).
     pub max_cache_size: usize,
     /// Bytes (names and points) held in the cache before receivers wait
@@ -79,6 +84,8 @@ impl Default for CarbonServerConfig {
             storage_dir: "/var/lib/carbyne/whisper".into(),
             schemas: None,
             aggregation: None,
+            whitelist: None,
+            blacklist: None,
             max_cache_size: 10_000_000,
             max_cache_bytes: 1 << 30,
             max_updates_per_second: 0.0,
@@ -131,6 +138,14 @@ impl CarbonServerConfig {
             .map_err(|e| e.at_key(&format!("{key}.schemas")))?;
         schemas::Rules::load(None, self.aggregation.as_deref())
             .map_err(|e| e.at_key(&format!("{key}.aggregation")))?;
+        for (k, path) in [
+            ("whitelist", &self.whitelist),
+            ("blacklist", &self.blacklist),
+        ] {
+            if let Some(p) = path {
+                filters::RegexList::load(p).map_err(|e| e.at_key(&format!("{key}.{k}")))?;
+            }
+        }
         match &self.relay {
             Some(r) => r.validate(&format!("{key}.relay"))?,
             None if !self.store => {
@@ -174,4 +189,3 @@ impl CarbonServerConfig {
         }
     }
 }
-

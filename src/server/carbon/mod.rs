@@ -8,6 +8,7 @@
 
 pub mod cache;
 mod config;
+pub mod filters;
 pub mod names;
 pub mod pickle;
 pub mod query;
@@ -108,6 +109,8 @@ struct Shared {
     /// Points go to the cache when storing.
     store: bool,
     relay: Option<relay::Relay>,
+    /// carbon's whitelist and blacklist.
+    filters: filters::Filters,
     rejects: Rejects,
     stopping: AtomicBool,
     /// Connections open on every listener (shutdown waits for them).
@@ -156,8 +159,16 @@ impl Drop for Reserved<'_> {
 }
 
 impl Shared {
-    /// Accepted points: to the relay, and to the cache when storing.
-    fn deliver(&self, batch: Vec<Parsed<'_>>) {
+    /// Accepted points: those the white- and blacklist keep, to the relay,
+    /// and to the cache when storing.
+    fn deliver(&self, mut batch: Vec<Parsed<'_>>) {
+        batch.retain(|(name, _, _)| self.filters.admits(name));
+        self.pass(batch);
+    }
+
+    /// Points past the lists (the receiver's own, as carbon stores its own
+    /// straight into its cache): to the relay, and to the cache when storing.
+    fn pass(&self, batch: Vec<Parsed<'_>>) {
         if let Some(r) = &self.relay {
             r.send(&batch);
         }
@@ -474,6 +485,14 @@ fn self_metrics(s: &Shared, prefix: &str) {
         ("droppedCreates".into(), take(&c.dropped_creates)),
         ("errors".into(), take(&c.errors)),
         ("rejectedLines".into(), take(&c.rejected)),
+        (
+            "blacklistMatches".into(),
+            take(&s.filters.blacklist_matches),
+        ),
+        (
+            "whitelistRejects".into(),
+            take(&s.filters.whitelist_rejects),
+        ),
     ];
     if ops > 0.0 {
         out.push(("pointsPerUpdate".into(), committed / ops));
@@ -491,7 +510,7 @@ fn self_metrics(s: &Shared, prefix: &str) {
         }
     }
     let now = now_f64();
-    s.deliver(
+    s.pass(
         out.into_iter()
             .map(|(k, v)| (Cow::Owned(format!("{prefix}.{k}")), now, v))
             .collect(),
@@ -521,6 +540,12 @@ fn reload(s: &Shared, store: &Store, old: &mut CarbonServerConfig, new: CarbonSe
         Ok(rules) => *store.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules),
         Err(e) => log::error!("carbon: {e}; the rules in force stay"),
     }
+    if let Err(e) = s
+        .filters
+        .set(new.whitelist.as_deref(), new.blacklist.as_deref())
+    {
+        log::error!("carbon: {e}; the lists in force stay");
+    }
     s.cache
         .set_limits(Some(new.max_cache_size), Some(new.max_cache_bytes));
     s.idle_ms
@@ -536,6 +561,8 @@ fn reload(s: &Shared, store: &Store, old: &mut CarbonServerConfig, new: CarbonSe
     let mut running = old.clone();
     running.schemas.clone_from(&new.schemas);
     running.aggregation.clone_from(&new.aggregation);
+    running.whitelist.clone_from(&new.whitelist);
+    running.blacklist.clone_from(&new.blacklist);
     running.max_cache_size = new.max_cache_size;
     running.max_cache_bytes = new.max_cache_bytes;
     running.idle_timeout = new.idle_timeout;
@@ -601,6 +628,8 @@ pub async fn run(
             ),
             None => None,
         },
+        filters: filters::Filters::new(cfg.whitelist.as_deref(), cfg.blacklist.as_deref())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?,
         stopping: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
         max_name: max_name_bytes(&cfg.storage_dir),
@@ -713,12 +742,23 @@ pub async fn run(
             let _ = tokio::task::spawn_blocking(move || self_metrics(&s, &p)).await;
         }
     };
-    tokio::pin!(shutdown, own);
+    // Changed list files are read again, as carbon does every 10 s.
+    let s = shared.clone();
+    let lists = async move {
+        let mut ticker = tokio::time::interval(filters::RECHECK);
+        loop {
+            ticker.tick().await;
+            let s = s.clone();
+            let _ = tokio::task::spawn_blocking(move || s.filters.refresh()).await;
+        }
+    };
+    tokio::pin!(shutdown, own, lists);
     let mut running = cfg.clone();
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             _ = &mut own => break,
+            _ = &mut lists => break,
             Some(new) = reloads.recv() => reload(&shared, &store, &mut running, new),
         }
     }
