@@ -209,7 +209,7 @@ async fn spread(
             .iter()
             .filter_map(|(q, _, _)| q.buffer().map(|b| b.dir.clone()))
             .collect();
-        for orphan in crate::buffer::command::part_dirs(&spec.dir) {
+        for orphan in crate::buffer::part_dirs(&spec.dir) {
             if mine.contains(&orphan) {
                 continue;
             }

@@ -27,8 +27,6 @@ pub struct Stats {
     pub oversize: AtomicU64,
     /// Records read back from a disk buffer after a restart.
     pub replayed: AtomicU64,
-    /// Samples a disk buffer could not write (the disk full), lost.
-    pub unbuffered: AtomicU64,
 }
 
 enum Store {
@@ -233,13 +231,8 @@ impl Queue {
         // Those kept in memory go first, to keep the order.
         if !d.spill.is_empty() {
             let held: Vec<Sample> = d.spill.drain(d.spill_taken.min(d.spill.len())..).collect();
-            match d.disk.push(&held) {
-                Ok(()) => {
-                    if self.disk_failing.swap(false, Ordering::Relaxed) {
-                        log::info!("buffer {}: writing again", d.disk.dir().display());
-                    }
-                }
-                Err(_) => d.spill.extend(held),
+            if d.disk.push(&held).is_err() {
+                d.spill.extend(held);
             }
         }
         let written = if d.spill.len() > d.spill_taken {
@@ -248,14 +241,16 @@ impl Queue {
             d.disk.push(&samples).map_err(Some)
         };
         if let Err(why) = written {
-            let n = samples.len();
-            self.stats.unbuffered.fetch_add(n as u64, Ordering::Relaxed);
             d.spill.extend(samples);
-            let over = d.spill.len().saturating_sub(MAX_SPILL);
+            // Beyond the bound, the oldest not yet taken go.
+            let from = d.spill_taken.min(d.spill.len());
+            let over = d
+                .spill
+                .len()
+                .saturating_sub(MAX_SPILL)
+                .min(d.spill.len() - from);
             if over > 0 {
-                // The oldest not yet taken go.
-                let from = d.spill_taken.min(d.spill.len());
-                d.spill.drain(from..from + over.min(d.spill.len() - from));
+                d.spill.drain(from..from + over);
                 self.stats.dropped.fetch_add(over as u64, Ordering::Relaxed);
             }
             if let Some(why) = why {
@@ -265,8 +260,7 @@ impl Queue {
                     );
                 }
             }
-        } else if self.disk_failing.load(Ordering::Relaxed) && d.spill.is_empty() {
-            self.disk_failing.store(false, Ordering::Relaxed);
+        } else if self.disk_failing.swap(false, Ordering::Relaxed) {
             log::info!("buffer {}: writing again", d.disk.dir().display());
         }
         self.count(&mut d.disk);
@@ -447,7 +441,6 @@ impl Queue {
             buffered: buffered.map(|b| b.0),
             buffer_bytes: buffered.map(|b| b.1),
             replayed: self.stats.replayed.load(Ordering::Relaxed),
-            unbuffered: self.stats.unbuffered.load(Ordering::Relaxed),
         }
     }
 }
@@ -467,8 +460,6 @@ pub struct StatsSnapshot {
     pub buffer_bytes: Option<u64>,
     #[serde(default)]
     pub replayed: u64,
-    #[serde(default)]
-    pub unbuffered: u64,
 }
 
 #[cfg(test)]

@@ -1154,7 +1154,6 @@ mod tests {
             buffered: None,
             buffer_bytes: None,
             replayed: 0,
-            unbuffered: 0,
         };
         let names = |s: &handlers::StatsSnapshot| -> Vec<(String, f64)> {
             handler_samples(&path, "graphite", s, 1)

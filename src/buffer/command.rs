@@ -43,24 +43,10 @@ fn buffered(cfg: &Config, name: Option<&str>) -> Result<Vec<(HandlerSpec, Spec)>
     Ok(out)
 }
 
-/// The buffers of a handler's parts (one per destination of a Graphite
-/// handler with several): the folders in its own that hold a buffer.
-pub fn part_dirs(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_dir() && p.join("lock").is_file())
-        .collect();
-    out.sort();
-    out
-}
-
 /// A buffer's directory and those of its parts, each with a label.
 fn dirs(name: &str, spec: &Spec) -> Vec<(String, PathBuf)> {
     let mut out = vec![(name.to_string(), spec.dir.clone())];
-    for p in part_dirs(&spec.dir) {
+    for p in super::part_dirs(&spec.dir) {
         let label = p
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
@@ -230,17 +216,20 @@ fn drain(cfg: &Config, handlers: Vec<(HandlerSpec, Spec)>) -> i32 {
             return crate::cli::EXIT_FAILED;
         }
     }
-    let plan = crate::scheduler::Plan {
-        collectors: Vec::new(),
-        logs: Vec::new(),
-        dry_run: false,
-        handlers: handlers.into_iter().map(|(h, _)| h).collect(),
-        self_path: None,
-        host: crate::hostname::HostnameMethod::Smart
-            .resolve(&crate::hostname::HostNames::from_system())
-            .unwrap_or_default(),
-        state_dir: cfg.state_dir.clone(),
+    // The agent's own plan (hostname, names), with nothing to collect and
+    // only these handlers.
+    let names: Vec<String> = handlers.into_iter().map(|(h, _)| h.name).collect();
+    let mut plan = match crate::scheduler::Plan::new(cfg, false) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("carbyne buffer: {e}");
+            return crate::cli::EXIT_CONFIG;
+        }
     };
+    plan.collectors.clear();
+    plan.logs.clear();
+    plan.self_path = None;
+    plan.handlers.retain(|h| names.contains(&h.name));
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -743,14 +743,6 @@ impl Disk {
             }
         }
     }
-
-    /// The timestamp of the oldest record waiting, reading it if needed.
-    pub fn oldest(&self) -> Option<i64> {
-        if let Some((_, s)) = self.window.front() {
-            return Some(s.timestamp);
-        }
-        inspect(&self.spec.dir).ok().and_then(|s| s.oldest)
-    }
 }
 
 /// Of the records in `buf`, the newest that fit in `max` bytes, and how
@@ -982,7 +974,6 @@ mod tests {
         assert_eq!(st.records, 7);
         assert_eq!(st.oldest, Some(1_003));
         assert!(st.bytes > 0);
-        assert_eq!(d.oldest(), Some(1_003));
     }
 
     #[test]

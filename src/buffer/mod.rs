@@ -137,6 +137,20 @@ impl Spec {
     }
 }
 
+/// The buffers of a handler's parts (one per destination of a Graphite
+/// handler with several): the folders in its own that hold a buffer.
+pub fn part_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.join("lock").is_file())
+        .collect();
+    out.sort();
+    out
+}
+
 /// What a buffer holds, as `carbyne buffer status` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Status {
