@@ -268,9 +268,11 @@ fn conf_d_examples_show_every_key_with_its_default() {
                         keys.extend(r.keys().cloned());
                         keys.extend(relay.keys().cloned());
                     }
-                    ("schemas" | "aggregation" | "whitelist" | "blacklist", _) => {
-                        keys.push(k.clone())
-                    }
+                    (
+                        "schemas" | "aggregation" | "whitelist" | "blacklist" | "rewrite_rules"
+                        | "aggregation_rules",
+                        _,
+                    ) => keys.push(k.clone()),
                     ("storage_dir", _) if kind == "web" => keys.push(k.clone()),
                     _ => assert_eq!(
                         want.get(k),

@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = pickle::datapoints(v);
     }
     for line in String::from_utf8_lossy(data).lines() {
-        if let Ok(Some((name, ts, _))) = parse_line(line, 1.7e9, 4000) {
+        if let Ok((name, ts, _)) = parse_line(line, 1.7e9, 4000) {
             assert!(!name.is_empty() && (0.0..4_294_967_296.0).contains(&ts));
         }
     }

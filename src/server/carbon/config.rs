@@ -2,7 +2,8 @@
 //! keys in snake_case, and their checks.
 
 use super::cache::Strategy;
-use super::{filters, relay, schemas};
+use super::rules::{aggregation::AggregationRules, filters, rewrite::RewriteRules, Watched};
+use super::{relay, schemas};
 use crate::config::ConfigError;
 use crate::whisper::Allocation;
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,25 @@ pub struct CarbonServerConfig {
     pub whitelist: Option<PathBuf>,
     /// carbon's blacklist.conf: names one of its expressions matches are dropped.
     pub blacklist: Option<PathBuf>,
+    /// carbon's rewrite-rules.conf: `[pre]` renames received names before
+    /// the aggregation rules, `[post]` the names passed on after them.
+    pub rewrite_rules: Option<PathBuf>,
+    /// carbon's aggregation-rules.conf, as carbon-aggregator applies it
+    /// (the aggregated points are stored and relayed as received ones).
+    pub aggregation_rules: Option<PathBuf>,
+    /// carbon's FORWARD_ALL: pass on the received points too, not only the
+    /// aggregated ones (a name that is one of its own outputs never is).
+    pub forward_all: bool,
+    /// carbon's MAX_AGGREGATION_INTERVALS: how many frequencies back an
+    /// output metric keeps its intervals for late values.
+    pub max_aggregation_intervals: u64,
+    /// carbon's WRITE_BACK_FREQUENCY: seconds between computations of every
+    /// output metric when shorter than its rule's frequency (0: each rule's).
+    #[serde(deserialize_with = "crate::config::duration::whole_seconds")]
+    pub write_back_frequency: u64,
+    /// Bytes the aggregation buffers may hold; past it values are dropped
+    /// and counted (0: unlimited).
+    pub max_aggregation_bytes: usize,
     /// Points held in the cache before receivers wait (0: unlimited).
     pub max_cache_size: usize,
     /// Bytes (names and points) held in the cache before receivers wait
@@ -86,6 +106,12 @@ impl Default for CarbonServerConfig {
             aggregation: None,
             whitelist: None,
             blacklist: None,
+            rewrite_rules: None,
+            aggregation_rules: None,
+            forward_all: true,
+            max_aggregation_intervals: 5,
+            write_back_frequency: 0,
+            max_aggregation_bytes: 256 << 20,
             max_cache_size: 10_000_000,
             max_cache_bytes: 1 << 30,
             max_updates_per_second: 0.0,
@@ -146,6 +172,21 @@ impl CarbonServerConfig {
                 filters::RegexList::load(p).map_err(|e| e.at_key(&format!("{key}.{k}")))?;
             }
         }
+        if let Some(p) = &self.rewrite_rules {
+            Watched::open(p, RewriteRules::parse)
+                .map_err(|e| e.at_key(&format!("{key}.rewrite_rules")))?;
+        }
+        if let Some(p) = &self.aggregation_rules {
+            // carbon-aggregator does not start without its rules file.
+            if !p.exists() {
+                return Err(ConfigError::new(
+                    format!("{key}.aggregation_rules"),
+                    format!("{}: no such file", p.display()),
+                ));
+            }
+            Watched::open(p, AggregationRules::parse)
+                .map_err(|e| e.at_key(&format!("{key}.aggregation_rules")))?;
+        }
         match &self.relay {
             Some(r) => r.validate(&format!("{key}.relay"))?,
             None if !self.store => {
@@ -178,6 +219,18 @@ impl CarbonServerConfig {
             }
         }
         Ok(())
+    }
+
+    /// The settings the rule files take.
+    pub(super) fn rules(&self) -> super::rules::Settings<'_> {
+        super::rules::Settings {
+            rewrite_rules: self.rewrite_rules.as_deref(),
+            aggregation_rules: self.aggregation_rules.as_deref(),
+            forward_all: self.forward_all,
+            max_aggregation_intervals: self.max_aggregation_intervals,
+            write_back_frequency: self.write_back_frequency,
+            max_aggregation_bytes: self.max_aggregation_bytes,
+        }
     }
 
     pub(super) fn allocation(&self) -> Option<Allocation> {

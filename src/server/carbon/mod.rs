@@ -8,12 +8,12 @@
 
 pub mod cache;
 mod config;
-pub mod filters;
 pub mod names;
 pub mod pickle;
 pub mod query;
 pub mod relay;
 pub mod ring;
+pub mod rules;
 pub mod schemas;
 
 use cache::{Cache, Store};
@@ -29,10 +29,10 @@ fn py_float(s: &str) -> Option<f64> {
     s.parse::<f64>().ok()
 }
 
-/// One line as carbon's line receiver reads it: `(name, timestamp, value)`,
-/// `None` for a NaN value (dropped silently, as carbon does), or why it is
-/// rejected. `max_name`: the longest name whose file path the system takes.
-pub fn parse_line(line: &str, now: f64, max_name: usize) -> Result<Option<Parsed<'_>>, String> {
+/// One line as carbon's line receiver reads it: `(name, timestamp, value)`
+/// (a NaN value too: the lists count it before it is dropped silently, as
+/// carbon does), or why it is rejected. `max_name`: the longest name whose file path the system takes.
+pub fn parse_line(line: &str, now: f64, max_name: usize) -> Result<Parsed<'_>, String> {
     let mut f = line.split_whitespace();
     let (Some(name), Some(value), Some(ts), None) = (f.next(), f.next(), f.next(), f.next()) else {
         return Err("not `name value timestamp`".into());
@@ -47,7 +47,8 @@ pub fn parse_line(line: &str, now: f64, max_name: usize) -> Result<Option<Parsed
 /// no change), timestamp, value.
 pub type Parsed<'a> = (Cow<'a, str>, f64, f64);
 
-/// carbon's `metricReceived`: a point as stored, `None` for a NaN value.
+/// carbon's `metricReceived`: a point as stored (or, with a NaN value, as
+/// the lists see it before it is dropped).
 /// A timestamp whisper cannot store (before 1970, or from 2106 on: it keeps
 /// seconds in 32 bits) is rejected, as Python whisper refuses it.
 fn accept(
@@ -56,10 +57,7 @@ fn accept(
     value: f64,
     now: f64,
     max_name: usize,
-) -> Result<Option<Parsed<'_>>, String> {
-    if value.is_nan() {
-        return Ok(None);
-    }
+) -> Result<Parsed<'_>, String> {
     // carbon: a timestamp whose integer part is -1 means now.
     if ts.trunc() == -1.0 {
         ts = now;
@@ -74,7 +72,7 @@ fn accept(
         ));
     }
     let name = names::normalize(name).map_err(|e| format!("{name:?}: {e}"))?;
-    Ok(Some((name, ts, value)))
+    Ok((name, ts, value))
 }
 
 /// The longest name whose whisper file path under `root` stays within the
@@ -110,7 +108,9 @@ struct Shared {
     store: bool,
     relay: Option<relay::Relay>,
     /// carbon's whitelist and blacklist.
-    filters: filters::Filters,
+    filters: rules::filters::Filters,
+    /// carbon's rewrite and aggregation rules, and the aggregator's buffers.
+    rules: rules::Rules,
     rejects: Rejects,
     stopping: AtomicBool,
     /// Connections open on every listener (shutdown waits for them).
@@ -159,10 +159,15 @@ impl Drop for Reserved<'_> {
 }
 
 impl Shared {
-    /// Accepted points: those the white- and blacklist keep, to the relay,
-    /// and to the cache when storing.
-    fn deliver(&self, mut batch: Vec<Parsed<'_>>) {
-        batch.retain(|(name, _, _)| self.filters.admits(name));
+    /// Accepted points: those the white- and blacklist keep, through the
+    /// rewrite and aggregation rules, to the relay, and to the cache when
+    /// storing.
+    fn deliver(&self, mut batch: Vec<Parsed<'_>>, now: f64) {
+        // carbon asks the lists first, then drops NaN values.
+        batch.retain(|(name, _, value)| self.filters.admits(name) && !value.is_nan());
+        let batch = self.rules.process(batch, now, self.max_name, &|name, why| {
+            self.rejects.note(&self.cache, name, why)
+        });
         self.pass(batch);
     }
 
@@ -207,17 +212,16 @@ fn take_lines<'a>(s: &Shared, lines: impl Iterator<Item = &'a [u8]>) {
             Err(_) => {
                 let line = String::from_utf8_lossy(raw).trim().to_string();
                 parse_line(&line, now, s.max_name)
-                    .map(|p| p.map(|(n, t, v)| (Cow::Owned(n.into_owned()), t, v)))
+                    .map(|(n, t, v)| (Cow::Owned(n.into_owned()), t, v))
                     .map_err(|why| (why, line.clone()))
             }
         };
         match parsed {
-            Ok(Some(p)) => batch.push(p),
-            Ok(None) => {}
+            Ok(p) => batch.push(p),
             Err((why, line)) => s.rejects.note(&s.cache, &line, &why),
         }
     }
-    s.deliver(batch);
+    s.deliver(batch, now);
 }
 
 /// Whether a connection silent since `last` has passed the idle timeout
@@ -372,12 +376,11 @@ fn pickle_connection(mut stream: std::net::TcpStream, s: Arc<Shared>) {
         let mut batch = Vec::with_capacity(points.len());
         for (name, ts, value) in &points {
             match accept(name, *ts, *value, now, s.max_name) {
-                Ok(Some(p)) => batch.push(p),
-                Ok(None) => {}
+                Ok(p) => batch.push(p),
                 Err(why) => s.rejects.note(&s.cache, name, &why),
             }
         }
-        s.deliver(batch);
+        s.deliver(batch, now);
     }
 }
 
@@ -469,8 +472,10 @@ fn udp_loop(sock: std::net::UdpSocket, s: Arc<Shared>) {
     }
 }
 
-/// carbon's own metrics, stored (and relayed) like any others.
-fn self_metrics(s: &Shared, prefix: &str) {
+/// carbon's own metrics, stored (and relayed) like any others: the
+/// cache's under `prefix`, the aggregator's under `aggregator` (as
+/// carbon-aggregator names them).
+fn self_metrics(s: &Shared, prefix: &str, aggregator: &str) {
     let c = &s.cache.counters;
     let take = |a: &AtomicU64| a.swap(0, Ordering::Relaxed) as f64;
     let received = take(&c.metrics_received);
@@ -510,11 +515,15 @@ fn self_metrics(s: &Shared, prefix: &str) {
         }
     }
     let now = now_f64();
-    s.pass(
-        out.into_iter()
-            .map(|(k, v)| (Cow::Owned(format!("{prefix}.{k}")), now, v))
-            .collect(),
-    );
+    let own = out
+        .into_iter()
+        .map(|(k, v)| (Cow::Owned(format!("{prefix}.{k}")), now, v));
+    let aggregated = s
+        .rules
+        .own_metrics()
+        .into_iter()
+        .map(|(k, v)| (Cow::Owned(format!("{aggregator}.{k}")), now, v));
+    s.pass(own.chain(aggregated).collect());
 }
 
 /// Open files each writer may keep: what the config asks, within the
@@ -546,6 +555,13 @@ fn reload(s: &Shared, store: &Store, old: &mut CarbonServerConfig, new: CarbonSe
     {
         log::error!("carbon: {e}; the lists in force stay");
     }
+    let rules_taken = match s.rules.set(&new.rules()) {
+        Ok(()) => true,
+        Err(e) => {
+            log::error!("carbon: {e}; the rules in force stay");
+            false
+        }
+    };
     s.cache
         .set_limits(Some(new.max_cache_size), Some(new.max_cache_bytes));
     s.idle_ms
@@ -563,6 +579,14 @@ fn reload(s: &Shared, store: &Store, old: &mut CarbonServerConfig, new: CarbonSe
     running.aggregation.clone_from(&new.aggregation);
     running.whitelist.clone_from(&new.whitelist);
     running.blacklist.clone_from(&new.blacklist);
+    if rules_taken {
+        running.rewrite_rules.clone_from(&new.rewrite_rules);
+        running.aggregation_rules.clone_from(&new.aggregation_rules);
+        running.forward_all = new.forward_all;
+        running.max_aggregation_intervals = new.max_aggregation_intervals;
+        running.write_back_frequency = new.write_back_frequency;
+        running.max_aggregation_bytes = new.max_aggregation_bytes;
+    }
     running.max_cache_size = new.max_cache_size;
     running.max_cache_bytes = new.max_cache_bytes;
     running.idle_timeout = new.idle_timeout;
@@ -628,7 +652,11 @@ pub async fn run(
             ),
             None => None,
         },
-        filters: filters::Filters::new(cfg.whitelist.as_deref(), cfg.blacklist.as_deref())
+        filters: rules::filters::Filters::new(cfg.whitelist.as_deref(), cfg.blacklist.as_deref())
+            .map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+        })?,
+        rules: rules::Rules::new(&cfg.rules())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?,
         stopping: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
@@ -727,6 +755,10 @@ pub async fn run(
         "{}.agents.{host}-{}",
         cfg.carbon_metric_prefix, cfg.instance
     );
+    let aggregator = format!(
+        "{}.aggregator.{host}-{}",
+        cfg.carbon_metric_prefix, cfg.instance
+    );
     let interval = cfg.carbon_metric_interval;
     let s = shared.clone();
     let own = async move {
@@ -738,27 +770,49 @@ pub async fn run(
         loop {
             ticker.tick().await;
             let s = s.clone();
-            let p = prefix.clone();
-            let _ = tokio::task::spawn_blocking(move || self_metrics(&s, &p)).await;
+            let (p, a) = (prefix.clone(), aggregator.clone());
+            let _ = tokio::task::spawn_blocking(move || self_metrics(&s, &p, &a)).await;
         }
     };
-    // Changed list files are read again, as carbon does every 10 s.
+    // Changed rule files are read again, as carbon does every 10 s.
     let s = shared.clone();
     let lists = async move {
-        let mut ticker = tokio::time::interval(filters::RECHECK);
+        let mut ticker = tokio::time::interval(rules::RECHECK);
         loop {
             ticker.tick().await;
             let s = s.clone();
-            let _ = tokio::task::spawn_blocking(move || s.filters.refresh()).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                s.filters.refresh();
+                s.rules.refresh();
+            })
+            .await;
         }
     };
-    tokio::pin!(shutdown, own, lists);
+    // The aggregator's output metrics compute when their time comes.
+    let s = shared.clone();
+    let aggregate = async move {
+        let mut ticker = tokio::time::interval(Duration::from_millis(250));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let s = s.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let points = s.rules.aggregated(now_f64(), false);
+                if !points.is_empty() {
+                    s.pass(points);
+                }
+            })
+            .await;
+        }
+    };
+    tokio::pin!(shutdown, own, lists, aggregate);
     let mut running = cfg.clone();
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             _ = &mut own => break,
             _ = &mut lists => break,
+            _ = &mut aggregate => break,
             Some(new) = reloads.recv() => reload(&shared, &store, &mut running, new),
         }
     }
@@ -774,6 +828,11 @@ pub async fn run(
         while s.connections.load(Ordering::Relaxed) > 0 && start.elapsed() < Duration::from_secs(6)
         {
             std::thread::sleep(Duration::from_millis(20));
+        }
+        // What the aggregator holds is computed now, not lost with it.
+        let points = s.rules.aggregated(now_f64(), true);
+        if !points.is_empty() {
+            s.pass(points);
         }
         if let Some(r) = &s.relay {
             r.stop();
@@ -806,20 +865,23 @@ mod tests {
         let now = 1_700_000_000.5;
         assert_eq!(
             parse_line("a.b 1.5 1700000000", now, 4000),
-            Ok(Some(("a.b".into(), 1_700_000_000.0, 1.5)))
+            Ok(("a.b".into(), 1_700_000_000.0, 1.5))
         );
         assert!(matches!(
             parse_line("a.b 1 1", now, 4000),
-            Ok(Some((Cow::Borrowed(_), _, _)))
+            Ok((Cow::Borrowed(_), _, _))
         ));
         assert_eq!(
             parse_line("  a.b\t2  -1  ", now, 4000),
-            Ok(Some(("a.b".into(), now, 2.0)))
+            Ok(("a.b".into(), now, 2.0))
         );
-        assert_eq!(parse_line("a.b nan 1700000000", now, 4000), Ok(None));
+        assert!(
+            matches!(parse_line("a.b nan 1700000000", now, 4000), Ok((_, _, v)) if v.is_nan()),
+            "NaN reaches the lists, which count it before it is dropped"
+        );
         assert_eq!(
             parse_line("x;b=1;a=2 inf 1700000000.7", now, 4000),
-            Ok(Some(("x;a=2;b=1".into(), 1_700_000_000.7, f64::INFINITY)))
+            Ok(("x;a=2;b=1".into(), 1_700_000_000.7, f64::INFINITY))
         );
         for bad in [
             "a.b 1",

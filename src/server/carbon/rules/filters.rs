@@ -10,15 +10,12 @@
 //! expression it cannot compile, the file is refused here, naming the
 //! line: at start `config check` fails, later the lists in force stay.
 
-use super::schemas::SchemaError;
+use super::super::schemas::SchemaError;
+use super::Watched;
 use regex::RegexSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
-
-/// How often changed files are looked for, as carbon does.
-pub const RECHECK: Duration = Duration::from_secs(10);
 
 /// The expressions of one list file.
 #[derive(Debug, Clone)]
@@ -54,16 +51,7 @@ impl RegexList {
 
     /// Reads a list file; a missing one is an empty list.
     pub fn load(path: &Path) -> Result<RegexList, SchemaError> {
-        let file = path.display().to_string();
-        match crate::config::read_text(path) {
-            Ok(text) => RegexList::parse(&text, &file),
-            Err(_) if !path.exists() => RegexList::parse("", &file),
-            Err(e) => Err(SchemaError {
-                file,
-                line: 0,
-                msg: e.to_string(),
-            }),
-        }
+        Watched::open(path, RegexList::parse).map(|w| w.value)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -75,29 +63,11 @@ impl RegexList {
     }
 }
 
-/// One list in force, with its file and when it was read.
-struct Watched {
-    path: PathBuf,
-    list: RegexList,
-    mtime: Option<SystemTime>,
-}
-
-impl Watched {
-    fn open(path: &Path) -> Result<Watched, SchemaError> {
-        Ok(Watched {
-            path: path.to_path_buf(),
-            mtime: mtime(path),
-            list: RegexList::load(path)?,
-        })
-    }
-}
-
-fn mtime(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
 /// The whitelist and the blacklist in force, when configured.
-type Lists = (Option<Arc<Watched>>, Option<Arc<Watched>>);
+type Lists = (
+    Option<Arc<Watched<RegexList>>>,
+    Option<Arc<Watched<RegexList>>>,
+);
 
 /// The receiver's lists and their counts.
 #[derive(Default)]
@@ -124,8 +94,11 @@ impl Filters {
         whitelist: Option<&Path>,
         blacklist: Option<&Path>,
     ) -> Result<(), SchemaError> {
-        let white = whitelist.map(Watched::open).transpose()?.map(Arc::new);
-        let black = blacklist.map(Watched::open).transpose()?.map(Arc::new);
+        let open = |p: &Path| Watched::open(p, RegexList::parse).map(Arc::new);
+        let (white, black) = (
+            whitelist.map(open).transpose()?,
+            blacklist.map(open).transpose()?,
+        );
         self.active
             .store(white.is_some() || black.is_some(), Ordering::Relaxed);
         *self.lists.write().unwrap_or_else(|p| p.into_inner()) = (white, black);
@@ -139,13 +112,13 @@ impl Filters {
         }
         let lists = self.lists.read().unwrap_or_else(|p| p.into_inner());
         if let Some(b) = &lists.1 {
-            if b.list.matches(name) {
+            if b.value.matches(name) {
                 self.blacklist_matches.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
         }
         if let Some(w) = &lists.0 {
-            if !w.list.is_empty() && !w.list.matches(name) {
+            if !w.value.is_empty() && !w.value.matches(name) {
                 self.whitelist_rejects.fetch_add(1, Ordering::Relaxed);
                 return false;
             }
@@ -161,21 +134,9 @@ impl Filters {
             return;
         }
         let (white, black) = self.lists.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let renew = |w: Option<Arc<Watched>>| -> Option<Arc<Watched>> {
+        let renew = |w: Option<Arc<Watched<RegexList>>>| {
             let w = w?;
-            if mtime(&w.path) == w.mtime {
-                return Some(w);
-            }
-            match Watched::open(&w.path) {
-                Ok(n) => {
-                    log::info!("carbon: {} read again", w.path.display());
-                    Some(Arc::new(n))
-                }
-                Err(e) => {
-                    log::error!("carbon: {e}; the list in force stays");
-                    Some(w)
-                }
-            }
+            Some(w.renewed(RegexList::parse).map(Arc::new).unwrap_or(w))
         };
         let new = (renew(white), renew(black));
         *self.lists.write().unwrap_or_else(|p| p.into_inner()) = new;
@@ -185,6 +146,7 @@ impl Filters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, SystemTime};
 
     #[test]
     fn lists_read_as_carbon_reads_them() {
