@@ -1,7 +1,10 @@
 //! The carbon receiver beside carbon-cache 1.1.10 in the same run: points
 //! per second from one TCP connection into existing whisper files, with
 //! 10 000 and 100 000 distinct metrics; points per update operation; peak
-//! RSS. Each server takes three runs; the median is reported.
+//! RSS. Each server takes three runs; the median is reported. With 10 000
+//! metrics, also carbyne with 50 aggregation rules and 20 rewrite rules
+//! ([`RULES`]) beside carbon-aggregator relaying into carbon-cache with the
+//! same files.
 //!
 //! Run: `cargo bench --bench carbon` (needs carbon 1.1.10 from PyPI, which
 //! `tests/run.sh` installs). Without `--bench` (as `cargo test` runs it) a
@@ -18,16 +21,57 @@ use std::time::{Duration, Instant};
 
 struct Server {
     child: Child,
+    /// carbon-aggregator, in front of `child` (carbon-cache).
+    front: Option<Child>,
     port: u16,
     storage: PathBuf,
     home: PathBuf,
 }
 
+impl Server {
+    fn pids(&self) -> Vec<u32> {
+        self.front
+            .iter()
+            .chain([&self.child])
+            .map(Child::id)
+            .collect()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for c in self.front.iter_mut().chain([&mut self.child]) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
+}
+
+/// The rules of the "rules" servers: 50 aggregation rules, one per group
+/// of 100 names for half the groups, every method in turn (each name
+/// matches one rule or none); 20 rewrite rules, 18 that match none of the
+/// bench's names and 2 that match every one and rewrite it to itself, so
+/// the files stay the same.
+fn rules() -> (String, String) {
+    let methods = ["sum", "avg", "min", "max", "count", "p50", "p95", "p99"];
+    let aggregation: String = (0..50)
+        .map(|k| {
+            format!(
+                "bench.all.g{k}.{m} (60) = {m} bench.g{k}.*\n",
+                m = methods[k % methods.len()]
+            )
+        })
+        .collect();
+    let mut rewrite = String::from("[pre]\n");
+    for k in 0..9 {
+        rewrite.push_str(&format!("^servers\\.web{k}\\.(\\w+)$ = hosts.web{k}.\\1\n"));
+    }
+    rewrite.push_str("\\.g(\\d+)\\. = .g\\1.\n[post]\n");
+    for k in 0..9 {
+        rewrite.push_str(&format!("\\.cpu{k}_total$ = .cpu{k}.total\n"));
+    }
+    rewrite.push_str("^bench\\.(g\\d+) = bench.\\1\n");
+    (aggregation, rewrite)
 }
 
 /// Starts `which` in a folder of its own under `dir`.
@@ -40,14 +84,31 @@ fn start(which: &str, dir: &Path) -> Server {
         "[default]\npattern = .*\nretentions = 60:1d\n",
     )
     .expect("schemas");
+    let (aggregation, rewrite) = rules();
+    std::fs::write(home.join("aggregation-rules.conf"), aggregation).expect("rules");
+    std::fs::write(home.join("rewrite-rules.conf"), rewrite).expect("rules");
     let port = common::free_port();
+    let mut front = None;
     let child = if let Some(writers) = which.strip_prefix("carbyne, writers ") {
+        let (writers, with_rules) = match writers.strip_suffix(", rules") {
+            Some(w) => (w, true),
+            None => (writers, false),
+        };
+        let rules = if with_rules {
+            format!(
+                "aggregation_rules = {:?}\nrewrite_rules = {:?}\n",
+                home.join("aggregation-rules.conf"),
+                home.join("rewrite-rules.conf")
+            )
+        } else {
+            String::new()
+        };
         std::fs::write(
             home.join("carbyne.toml"),
             format!(
                 "[server.carbon]\ncache_query_listen = \"\"\nlisten = \"127.0.0.1:{port}\"\npickle_listen = \"\"\nudp = false\n\
                  storage_dir = {storage:?}\nschemas = {:?}\ncreate = \"sparse\"\ncarbon_metric_interval = 0\n\
-                 writers = {writers}\n",
+                 writers = {writers}\n{rules}",
                 home.join("storage-schemas.conf")
             ),
         )
@@ -67,18 +128,26 @@ fn start(which: &str, dir: &Path) -> Server {
             ])
             .output()
             .expect("python3");
-        let exe =
-            PathBuf::from(String::from_utf8_lossy(&scripts.stdout).trim()).join("carbon-cache.py");
+        let scripts = PathBuf::from(String::from_utf8_lossy(&scripts.stdout).trim());
+        let exe = scripts.join("carbon-cache.py");
+        // With the aggregator in front, the cache takes its pickles.
+        let (line, pickle) = (common::free_port(), common::free_port());
+        let aggregated = which.starts_with("carbon-aggregator");
+        let line = if aggregated { line } else { port };
         std::fs::write(
             home.join("carbon.conf"),
             format!(
                 "[cache]\nSTORAGE_DIR = {h}\nLOCAL_DATA_DIR = {s}\nLOG_DIR = {h}/logs\nPID_DIR = {h}\n\
-                 LINE_RECEIVER_INTERFACE = 127.0.0.1\nLINE_RECEIVER_PORT = {port}\n\
-                 PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = {}\n\
+                 LINE_RECEIVER_INTERFACE = 127.0.0.1\nLINE_RECEIVER_PORT = {line}\n\
+                 PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = {pickle}\n\
                  CACHE_QUERY_INTERFACE = 127.0.0.1\nCACHE_QUERY_PORT = {}\n\
                  MAX_UPDATES_PER_SECOND = inf\nMAX_CREATES_PER_MINUTE = inf\nMAX_CACHE_SIZE = inf\n\
                  WHISPER_SPARSE_CREATE = True\nCARBON_METRIC_INTERVAL = 0\nENABLE_TAGS = False\n\
-                 LOG_UPDATES = True\nLOG_CREATES = False\nLOG_CACHE_HITS = False\nLOG_CACHE_QUEUE_SORTS = False\n",
+                 LOG_UPDATES = True\nLOG_CREATES = False\nLOG_CACHE_HITS = False\nLOG_CACHE_QUEUE_SORTS = False\n\
+                 [aggregator]\nLINE_RECEIVER_INTERFACE = 127.0.0.1\nLINE_RECEIVER_PORT = {port}\n\
+                 PICKLE_RECEIVER_INTERFACE = 127.0.0.1\nPICKLE_RECEIVER_PORT = {}\n\
+                 DESTINATIONS = 127.0.0.1:{pickle}\nMAX_QUEUE_SIZE = 10000000\nFORWARD_ALL = True\n\
+                 LOG_AGGREGATOR_MISSES = False\n",
                 common::free_port(),
                 common::free_port(),
                 h = home.display(),
@@ -86,6 +155,17 @@ fn start(which: &str, dir: &Path) -> Server {
             ),
         )
         .expect("carbon.conf");
+        if aggregated {
+            front = Some(
+                Command::new(scripts.join("carbon-aggregator.py"))
+                    .arg(format!("--config={}", home.join("carbon.conf").display()))
+                    .args(["--nodaemon", "start"])
+                    .stdout(std::fs::File::create(home.join("aggregator-log")).expect("log"))
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("carbon-aggregator"),
+            );
+        }
         // Without a daemon, carbon-cache logs to stdout.
         Command::new(exe)
             .arg(format!("--config={}", home.join("carbon.conf").display()))
@@ -98,6 +178,7 @@ fn start(which: &str, dir: &Path) -> Server {
     common::wait_for_port(port);
     Server {
         child,
+        front,
         port,
         storage,
         home,
@@ -125,14 +206,16 @@ fn send(port: u16, payload: &[u8]) {
     c.write_all(payload).expect("send");
 }
 
-/// Waits until the server has used no CPU for a second (its writers are idle).
-fn idle(pid: u32, limit: Duration) -> Instant {
+/// Waits until the server's processes have used no CPU for a second (its
+/// writers are idle).
+fn idle(pids: &[u32], limit: Duration) -> Instant {
+    let ticks = || pids.iter().map(|p| common::cpu_ticks(*p)).sum::<u64>();
     let start = Instant::now();
-    let mut last = common::cpu_ticks(pid);
+    let mut last = ticks();
     let mut since = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(50));
-        let now = common::cpu_ticks(pid);
+        let now = ticks();
         if now != last {
             last = now;
             since = Instant::now();
@@ -177,7 +260,12 @@ fn main() {
             "carbyne, writers 1",
             "carbyne, writers 2",
             "carbon-cache 1.1.10",
+            "carbyne, writers 1, rules",
+            "carbon-aggregator + carbon-cache 1.1.10, rules",
         ] {
+            if which.ends_with("rules") && metrics != 10_000 && common::full() {
+                continue;
+            }
             let ours = which.starts_with("carbyne");
             // `cargo bench --bench carbon -- <text>`: only the servers named so.
             let only: Vec<String> = std::env::args()
@@ -187,17 +275,19 @@ fn main() {
             if !only.is_empty() && !only.iter().any(|o| which.contains(o.as_str())) {
                 continue;
             }
-            if (!ours && !have_carbon) || (!common::full() && which != "carbyne, writers 1") {
+            if (!ours && !have_carbon)
+                || (!common::full() && !which.starts_with("carbyne, writers 1"))
+            {
                 continue;
             }
             let s = start(which, dir.path());
-            let pid = s.child.id();
+            let pids = s.pids();
             // The files first (not measured); then, REPEATS times, `rounds`
             // more points each, later ones each time (all within the day the
             // archive holds).
             let ts0 = carbyne::whisper::unix_now() / 60 * 60 - 60 * (REPEATS * rounds) as i64 - 120;
             send(s.port, &payload(metrics, 1, ts0 - 60));
-            idle(pid, Duration::from_secs(1800));
+            idle(&pids, Duration::from_secs(1800));
             let points = (metrics * rounds) as f64;
             let mut rates = Vec::new();
             for r in 0..REPEATS {
@@ -205,18 +295,22 @@ fn main() {
                 let data = payload(metrics, rounds, t0);
                 let start = Instant::now();
                 send(s.port, &data);
-                let done = idle(pid, Duration::from_secs(1800));
+                let done = idle(&pids, Duration::from_secs(1800));
                 let secs = done.duration_since(start).as_secs_f64().max(1e-3);
                 check(&s.storage, metrics, t0, rounds);
                 rates.push(points / secs);
             }
             rates.sort_by(f64::total_cmp);
-            let rss = common::status_kib(pid, "VmHWM:");
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
+            let rss: u64 = pids.iter().map(|p| common::status_kib(*p, "VmHWM:")).sum();
+            for p in &pids {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &p.to_string()])
+                    .status();
+            }
             let mut s = s;
-            let _ = s.child.wait();
+            for c in s.front.iter_mut().chain([&mut s.child]) {
+                let _ = c.wait();
+            }
             // The next server gets the disk space back.
             let _ = std::fs::remove_dir_all(&s.storage);
             let per_update = if ours {
