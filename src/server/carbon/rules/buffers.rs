@@ -13,8 +13,11 @@
 //! and counted.
 
 use super::aggregation::Method;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+type Hasher = foldhash::fast::RandomState;
 
 /// Bytes counted for an interval and for a metric beside their values.
 const INTERVAL_BYTES: usize = 96;
@@ -121,10 +124,51 @@ struct MetricBuffer {
     intervals: BTreeMap<i64, Interval>,
 }
 
-/// Every output metric's buffer, with the counts carbon reports.
+/// carbon's interval of a timestamp: `timestamp - (timestamp % frequency)`
+/// (timestamps are never negative here); in integers when the timestamp is
+/// whole, as most are, which gives the same.
+fn interval(ts: f64, frequency: u64) -> i64 {
+    if ts.fract() == 0.0 && ts < 9.0e15 {
+        let t = ts as i64;
+        t - t % frequency as i64
+    } else {
+        (ts - ts % frequency as f64) as i64
+    }
+}
+
+/// Where a route last found its output metric's buffer: the buffer's slot
+/// and the slot's generation then (a slot freed and reused has another).
+#[derive(Debug, Clone, Copy)]
+pub struct Hint {
+    slot: usize,
+    generation: u64,
+}
+
+impl Default for Hint {
+    /// No slot yet.
+    fn default() -> Hint {
+        Hint {
+            slot: usize::MAX,
+            generation: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    name: Arc<str>,
+    generation: u64,
+    buffer: Option<MetricBuffer>,
+}
+
+/// Every output metric's buffer, with the counts carbon reports. Buffers
+/// live in slots that routes keep a [`Hint`] to, so a value finds its
+/// buffer without hashing the name again.
 #[derive(Debug)]
 pub struct Buffers {
-    map: HashMap<Arc<str>, MetricBuffer>,
+    index: HashMap<Arc<str>, usize, Hasher>,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
     bytes: usize,
     pub max_bytes: usize,
     pub max_intervals: u64,
@@ -139,7 +183,9 @@ pub struct Buffers {
 impl Buffers {
     pub fn new(max_bytes: usize, max_intervals: u64, write_back: u64) -> Buffers {
         Buffers {
-            map: HashMap::new(),
+            index: HashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
             bytes: 0,
             max_bytes,
             max_intervals,
@@ -149,33 +195,61 @@ impl Buffers {
         }
     }
 
+    /// The slot of `metric`'s buffer, if it has one: `hint`'s when still
+    /// good, else looked up (and `hint` set).
+    fn find(&self, metric: &Arc<str>, hint: &mut Hint) -> Option<usize> {
+        if let Some(s) = self.slots.get(hint.slot) {
+            if s.generation == hint.generation && s.buffer.is_some() {
+                return Some(hint.slot);
+            }
+        }
+        let slot = *self.index.get(metric)?;
+        *hint = Hint {
+            slot,
+            generation: self.slots[slot].generation,
+        };
+        Some(slot)
+    }
+
     /// Takes `value` of time `ts` for `metric`, whose buffer a rule of
     /// `frequency` and `method` configures when it has none (as carbon's,
     /// the first rule to make it). False when dropped at the byte bound.
+    #[allow(clippy::too_many_arguments)]
     pub fn input(
         &mut self,
         metric: &Arc<str>,
+        hint: &mut Hint,
         frequency: u64,
         method: Method,
         ts: f64,
         value: f64,
         now: f64,
     ) -> bool {
-        let grows = |b: Option<&MetricBuffer>, key: i64| match b {
-            None => METRIC_BYTES + metric.len() + INTERVAL_BYTES,
-            Some(b) => match b.intervals.get(&key) {
-                None => INTERVAL_BYTES,
-                Some(i) => match i.values {
-                    Values::Kept(_) => 8,
-                    Values::Running { .. } => 0,
+        let max = self.max_bytes;
+        let over = move |bytes: usize, more: usize| max > 0 && bytes + more > max;
+        let interval = |f: u64| interval(ts, f);
+        if let Some(slot) = self.find(metric, hint) {
+            let Some(b) = self.slots[slot].buffer.as_mut() else {
+                return false;
+            };
+            let method = b.method;
+            let (more, entry) = match b.intervals.entry(interval(b.frequency)) {
+                Entry::Occupied(e) => match e.get().values {
+                    Values::Kept(_) => (8, Entry::Occupied(e)),
+                    Values::Running { .. } => (0, Entry::Occupied(e)),
                 },
-            },
-        };
-        let freq = self.map.get(metric).map_or(frequency, |b| b.frequency) as f64;
-        // carbon: timestamp - (timestamp % frequency); timestamps are >= 0.
-        let key = (ts - ts % freq) as i64;
-        let more = grows(self.map.get(metric), key);
-        if more > 0 && self.max_bytes > 0 && self.bytes + more > self.max_bytes {
+                e @ Entry::Vacant(_) => (INTERVAL_BYTES, e),
+            };
+            if more > 0 && over(self.bytes, more) {
+                self.dropped += 1;
+                return false;
+            }
+            self.bytes += more;
+            entry.or_insert_with(|| Interval::new(method)).input(value);
+            return true;
+        }
+        let more = METRIC_BYTES + metric.len() + INTERVAL_BYTES;
+        if over(self.bytes, more) {
             self.dropped += 1;
             return false;
         }
@@ -184,21 +258,36 @@ impl Buffers {
             0 => frequency,
             w => w.min(frequency),
         } as f64;
-        let b = self
-            .map
-            .entry(metric.clone())
-            .or_insert_with(|| MetricBuffer {
-                frequency,
-                method,
-                every,
-                next: now + every,
-                intervals: BTreeMap::new(),
-            });
-        let method = b.method;
-        b.intervals
-            .entry(key)
-            .or_insert_with(|| Interval::new(method))
-            .input(value);
+        let mut first = Interval::new(method);
+        first.input(value);
+        let buffer = MetricBuffer {
+            frequency,
+            method,
+            every,
+            next: now + every,
+            intervals: BTreeMap::from([(interval(frequency), first)]),
+        };
+        let slot = match self.free.pop() {
+            Some(i) => {
+                let s = &mut self.slots[i];
+                s.name = metric.clone();
+                s.buffer = Some(buffer);
+                i
+            }
+            None => {
+                self.slots.push(Slot {
+                    name: metric.clone(),
+                    generation: 0,
+                    buffer: Some(buffer),
+                });
+                self.slots.len() - 1
+            }
+        };
+        self.index.insert(metric.clone(), slot);
+        *hint = Hint {
+            slot,
+            generation: self.slots[slot].generation,
+        };
         true
     }
 
@@ -219,9 +308,12 @@ impl Buffers {
         let max_intervals = self.max_intervals as i64;
         let mut freed = 0;
         let mut sent = 0;
-        self.map.retain(|name, b| {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Some(b) = slot.buffer.as_mut() else {
+                continue;
+            };
             if !all && b.next > now {
-                return true;
+                continue;
             }
             // A computation missed (a busy or stopped clock) is not run twice.
             b.next += b.every;
@@ -231,6 +323,7 @@ impl Buffers {
             let f = b.frequency as i64;
             let threshold = (whole - whole.rem_euclid(f)) - max_intervals * f;
             let method = b.method;
+            let name = &slot.name;
             b.intervals.retain(|&key, i| {
                 if i.active {
                     i.active = false;
@@ -248,12 +341,16 @@ impl Buffers {
                 }
                 keep
             });
-            let keep = !b.intervals.is_empty();
-            if !keep {
-                freed += METRIC_BYTES + name.len();
+            if b.intervals.is_empty() {
+                // The slot goes back, and every hint to it with it.
+                freed += METRIC_BYTES + slot.name.len();
+                slot.buffer = None;
+                slot.generation += 1;
+                self.index.remove(&slot.name);
+                slot.name = Arc::from("");
+                self.free.push(i);
             }
-            keep
-        });
+        }
         self.bytes = self.bytes.saturating_sub(freed);
         self.sent += sent;
     }
@@ -261,12 +358,13 @@ impl Buffers {
     /// carbon's allocatedBuffers and bufferedDatapoints.
     pub fn sizes(&self) -> (usize, u64) {
         let points = self
-            .map
-            .values()
+            .slots
+            .iter()
+            .filter_map(|s| s.buffer.as_ref())
             .flat_map(|b| b.intervals.values())
             .map(Interval::len)
             .sum();
-        (self.map.len(), points)
+        (self.index.len(), points)
     }
 
     pub fn bytes(&self) -> usize {
@@ -311,7 +409,15 @@ mod tests {
         for (m, want) in expect {
             let mut b = Buffers::new(0, 5, 0);
             for x in v {
-                assert!(b.input(&name("out"), 60, m, 1_000_020.0, x, 1_000_030.0));
+                assert!(b.input(
+                    &name("out"),
+                    &mut Hint::default(),
+                    60,
+                    m,
+                    1_000_020.0,
+                    x,
+                    1_000_030.0
+                ));
             }
             let mut out = Vec::new();
             b.compute_due(1_000_090.0, &mut out);
@@ -322,9 +428,9 @@ mod tests {
     #[test]
     fn intervals_are_computed_again_when_late_values_come_then_forgotten() {
         let mut b = Buffers::new(0, 2, 0);
-        let m = name("a");
-        b.input(&m, 10, Method::Sum, 1005.0, 1.0, 1006.0);
-        b.input(&m, 10, Method::Sum, 1013.0, 2.0, 1006.0);
+        let (m, mut h) = (name("a"), Hint::default());
+        b.input(&m, &mut h, 10, Method::Sum, 1005.0, 1.0, 1006.0);
+        b.input(&m, &mut h, 10, Method::Sum, 1013.0, 2.0, 1006.0);
         let mut out = Vec::new();
         b.compute_due(1015.0, &mut out);
         assert!(out.is_empty(), "not due before 10 s");
@@ -334,7 +440,7 @@ mod tests {
             vec![(m.clone(), 1000.0, 1.0), (m.clone(), 1010.0, 2.0)]
         );
         // A late value: its interval computed again from all its values.
-        b.input(&m, 10, Method::Sum, 1001.0, 5.0, 1020.0);
+        b.input(&m, &mut h, 10, Method::Sum, 1001.0, 5.0, 1020.0);
         out.clear();
         b.compute_due(1026.0, &mut out);
         assert_eq!(out, vec![(m.clone(), 1000.0, 6.0)]);
@@ -349,18 +455,53 @@ mod tests {
     }
 
     #[test]
+    fn hints_follow_slots_that_are_freed_and_reused() {
+        let mut b = Buffers::new(0, 0, 0);
+        let (x, y) = (name("x"), name("y"));
+        let (mut hx, mut hy) = (Hint::default(), Hint::default());
+        b.input(&x, &mut hx, 10, Method::Sum, 100.0, 1.0, 100.0);
+        b.input(&y, &mut hy, 10, Method::Sum, 100.0, 2.0, 100.0);
+        let mut out = Vec::new();
+        // x goes (its interval is past 0 intervals back), y with it.
+        b.compute_due(200.0, &mut out);
+        assert_eq!(b.sizes(), (0, 0));
+        // z and y come back first and take the freed slots: the old hints
+        // of x and y must not lead there.
+        let z = name("z");
+        b.input(&z, &mut Hint::default(), 10, Method::Sum, 300.0, 3.0, 300.0);
+        b.input(&y, &mut Hint::default(), 10, Method::Sum, 300.0, 5.0, 300.0);
+        b.input(&x, &mut hx, 10, Method::Sum, 300.0, 7.0, 300.0);
+        b.input(&y, &mut hy, 10, Method::Sum, 300.0, 1.0, 300.0);
+        out.clear();
+        b.compute_all(300.0, &mut out);
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(out, vec![(x, 300.0, 7.0), (y, 300.0, 6.0), (z, 300.0, 3.0)]);
+    }
+
+    #[test]
     fn the_first_rule_configures_and_the_bound_drops_and_counts() {
         let mut b = Buffers::new(METRIC_BYTES + 1 + INTERVAL_BYTES + 16, 5, 0);
-        let m = name("p");
-        assert!(b.input(&m, 60, Method::Percentile(0.5), 60.0, 1.0, 61.0));
+        let (m, mut h) = (name("p"), Hint::default());
+        assert!(b.input(&m, &mut h, 60, Method::Percentile(0.5), 60.0, 1.0, 61.0));
         assert!(
-            b.input(&m, 10, Method::Sum, 61.0, 3.0, 61.0),
+            b.input(&m, &mut h, 10, Method::Sum, 61.0, 3.0, 61.0),
             "configured by the first"
         );
-        assert!(b.input(&m, 10, Method::Sum, 62.0, 2.0, 61.0));
-        assert!(!b.input(&m, 10, Method::Sum, 63.0, 9.0, 61.0), "bound");
+        assert!(b.input(&m, &mut h, 10, Method::Sum, 62.0, 2.0, 61.0));
         assert!(
-            !b.input(&name("q"), 10, Method::Sum, 63.0, 9.0, 61.0),
+            !b.input(&m, &mut h, 10, Method::Sum, 63.0, 9.0, 61.0),
+            "bound"
+        );
+        assert!(
+            !b.input(
+                &name("q"),
+                &mut Hint::default(),
+                10,
+                Method::Sum,
+                63.0,
+                9.0,
+                61.0
+            ),
             "bound"
         );
         assert_eq!(b.dropped, 2);

@@ -18,7 +18,7 @@ use super::names;
 use super::schemas::SchemaError;
 use super::Parsed;
 use aggregation::{AggregationRules, Method};
-use buffers::Buffers;
+use buffers::{Buffers, Hint};
 use rewrite::{RewriteRules, Stage};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -29,6 +29,8 @@ use std::time::{Duration, SystemTime};
 
 /// How often changed rule files are looked for, as carbon does.
 pub const RECHECK: Duration = Duration::from_secs(10);
+
+type Hasher = foldhash::fast::RandomState;
 
 /// Bytes of routes kept before they are all forgotten and worked out again.
 const MAX_ROUTE_BYTES: usize = 64 << 20;
@@ -96,8 +98,8 @@ fn mtime(path: &Path) -> Option<SystemTime> {
 #[derive(Debug)]
 struct Route {
     /// The output metrics it feeds, with the frequency and method of the
-    /// rule that named each.
-    outputs: Vec<(Arc<str>, u64, Method)>,
+    /// rule that named each, and where its buffer was last found.
+    outputs: Vec<(Arc<str>, u64, Method, Hint)>,
     forward: Forward,
 }
 
@@ -123,7 +125,7 @@ struct State {
     rewrite: Option<Watched<RewriteRules>>,
     aggregation: Option<Watched<AggregationRules>>,
     forward_all: bool,
-    routes: HashMap<Box<str>, Route>,
+    routes: HashMap<Box<str>, Route, Hasher>,
     route_bytes: usize,
     buffers: Buffers,
 }
@@ -144,7 +146,7 @@ impl Rules {
                 rewrite: None,
                 aggregation: None,
                 forward_all: true,
-                routes: HashMap::new(),
+                routes: HashMap::default(),
                 route_bytes: 0,
                 buffers: Buffers::new(0, 0, 0),
             }),
@@ -242,40 +244,34 @@ impl Rules {
         }
         let mut st = self.lock();
         let st = &mut *st;
-        let mut out = Vec::with_capacity(batch.len());
-        for (name, ts, value) in batch {
-            if !st.routes.contains_key(&*name) {
-                if st.route_bytes > MAX_ROUTE_BYTES {
-                    st.routes.clear();
-                    st.route_bytes = 0;
-                }
-                let route = route(st, &name, max_name, reject);
-                st.route_bytes += 64
-                    + name.len()
-                    + route
-                        .outputs
-                        .iter()
-                        .map(|(o, _, _)| 32 + o.len())
-                        .sum::<usize>()
-                    + match &route.forward {
-                        Forward::As(n) => n.len(),
-                        _ => 0,
-                    };
-                st.routes.insert(name.as_ref().into(), route);
+        let mut batch = batch;
+        batch.retain_mut(|point| {
+            // One lookup for a name seen before.
+            if let Some(route) = st.routes.get_mut(&*point.0) {
+                return follow(route, &mut st.buffers, point, now);
             }
-            let Some(route) = st.routes.get(&*name) else {
-                continue;
-            };
-            for (o, frequency, method) in &route.outputs {
-                st.buffers.input(o, *frequency, *method, ts, value, now);
+            if st.route_bytes > MAX_ROUTE_BYTES {
+                st.routes.clear();
+                st.route_bytes = 0;
             }
-            match &route.forward {
-                Forward::No => {}
-                Forward::Same => out.push((name, ts, value)),
-                Forward::As(n) => out.push((Cow::Owned(n.to_string()), ts, value)),
-            }
-        }
-        out
+            let mut route = route(st, &point.0, max_name, reject);
+            st.route_bytes += 64
+                + point.0.len()
+                + route
+                    .outputs
+                    .iter()
+                    .map(|(o, ..)| 48 + o.len())
+                    .sum::<usize>()
+                + match &route.forward {
+                    Forward::As(n) => n.len(),
+                    _ => 0,
+                };
+            let name: Box<str> = point.0.as_ref().into();
+            let keep = follow(&mut route, &mut st.buffers, point, now);
+            st.routes.insert(name, route);
+            keep
+        });
+        batch
     }
 
     /// The aggregated points due by `now` (`all`: every one pending, at
@@ -319,6 +315,23 @@ impl Rules {
     }
 }
 
+/// A point along its route: its value to the buffers of the output metrics
+/// it feeds; whether it is passed on (renamed in place if so).
+fn follow(route: &mut Route, buffers: &mut Buffers, point: &mut Parsed<'_>, now: f64) -> bool {
+    let (ts, value) = (point.1, point.2);
+    for (o, frequency, method, hint) in &mut route.outputs {
+        buffers.input(o, hint, *frequency, *method, ts, value, now);
+    }
+    match &route.forward {
+        Forward::No => false,
+        Forward::Same => true,
+        Forward::As(n) => {
+            point.0 = Cow::Owned(n.to_string());
+            true
+        }
+    }
+}
+
 /// A name that rules made, as the receiver would take it from a line.
 fn storable<'a>(name: &'a str, max_name: usize) -> Result<Cow<'a, str>, String> {
     if name.len() > max_name {
@@ -345,17 +358,22 @@ fn route(st: &State, name: &str, max_name: usize, reject: &dyn Fn(&str, &str)) -
             return none;
         }
     };
-    let mut outputs: Vec<(Arc<str>, u64, Method)> = Vec::new();
+    let mut outputs: Vec<(Arc<str>, u64, Method, Hint)> = Vec::new();
     if let Some(a) = &st.aggregation {
         for (rule, out) in a.value.matches(&pre) {
             match storable(&out, max_name) {
-                Ok(o) => outputs.push((Arc::from(o.as_ref()), rule.frequency, rule.method)),
+                Ok(o) => outputs.push((
+                    Arc::from(o.as_ref()),
+                    rule.frequency,
+                    rule.method,
+                    Hint::default(),
+                )),
                 Err(why) => reject(&out, &format!("aggregated from {pre:?}: {why}")),
             }
         }
     }
     // carbon passes a name on unless it is one of its own outputs.
-    if !st.forward_all || outputs.iter().any(|(o, _, _)| **o == *pre) {
+    if !st.forward_all || outputs.iter().any(|(o, ..)| **o == *pre) {
         return Route {
             outputs,
             forward: Forward::No,
