@@ -563,3 +563,65 @@ fn aggregation_and_rewrite_rules_write_what_carbon_aggregator_writes() {
         assert!(x > 50.0, "{metric}: {x}");
     }
 }
+
+/// `config check` reads the rule files as the server would, and refuses
+/// what carbon would skip or fail on, naming the file and line.
+#[test]
+fn config_check_names_the_rule_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = dir.path().join("whisper");
+    let check = |key: &str, file: &str, text: Option<&str>| {
+        let path = dir.path().join(file);
+        if let Some(t) = text {
+            std::fs::write(&path, t).expect("rules");
+        }
+        let cfg = dir.path().join(format!("{file}.toml"));
+        std::fs::write(
+            &cfg,
+            format!("[server.carbon]\nstorage_dir = {storage:?}\n{key} = {path:?}\n"),
+        )
+        .expect("config");
+        let out = run(&["config", "check", "--config", cfg.to_str().expect("path")]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    for (key, file, text, line) in [
+        (
+            "aggregation_rules",
+            "agg-method.conf",
+            "# ok\na.all (60) = sum a.*\na.b (60) = median a.*\n",
+            "line 3",
+        ),
+        (
+            "aggregation_rules",
+            "agg-field.conf",
+            "a.<x> (60) = sum a.<y>.*\n",
+            "line 1",
+        ),
+        (
+            "rewrite_rules",
+            "rewrite-group.conf",
+            "[pre]\n^a = b\n(x) = \\2\n",
+            "line 3",
+        ),
+        (
+            "rewrite_rules",
+            "rewrite-lookaround.conf",
+            "[post]\n(?=a) = b\n",
+            "line 2",
+        ),
+    ] {
+        let (code, err) = check(key, file, Some(text));
+        assert_eq!(code, Some(2), "{file}: {err}");
+        assert!(err.contains(file) && err.contains(line), "{file}: {err}");
+    }
+    // carbon-aggregator does not start without its rules file; a missing
+    // rewrite file is no rules, as in carbon.
+    let (code, err) = check("aggregation_rules", "missing.conf", None);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("missing.conf"), "{err}");
+    let (code, err) = check("rewrite_rules", "missing-rewrite.conf", None);
+    assert_eq!(code, Some(0), "{err}");
+}

@@ -187,6 +187,25 @@ impl CarbonServerConfig {
             Watched::open(p, AggregationRules::parse)
                 .map_err(|e| e.at_key(&format!("{key}.aggregation_rules")))?;
         }
+        for (k, v, max) in [
+            (
+                "max_aggregation_intervals",
+                self.max_aggregation_intervals,
+                1_000_000,
+            ),
+            (
+                "write_back_frequency",
+                self.write_back_frequency,
+                366 * 86_400,
+            ),
+        ] {
+            if v > max {
+                return Err(ConfigError::new(
+                    format!("{key}.{k}"),
+                    format!("{v}: at most {max}"),
+                ));
+            }
+        }
         match &self.relay {
             Some(r) => r.validate(&format!("{key}.relay"))?,
             None if !self.store => {

@@ -16,6 +16,9 @@
 use super::super::schemas::SchemaError;
 use regex::{Regex, RegexSet};
 
+/// The longest frequency taken: a year.
+const MAX_FREQUENCY: u64 = 366 * 86_400;
+
 /// How the values of one interval become one.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Method {
@@ -73,7 +76,8 @@ impl Rule {
         for p in &self.template {
             match p {
                 Piece::Text(t) => out.push_str(t),
-                Piece::Field(f) => out.push_str(caps.name(f).map_or("", |m| m.as_str())),
+                // A group that took no part: Python's None, as carbon writes it.
+                Piece::Field(f) => out.push_str(caps.name(f).map_or("None", |m| m.as_str())),
             }
         }
         Some(out)
@@ -113,12 +117,7 @@ impl AggregationRules {
                 msg,
             })?);
         }
-        let set =
-            RegexSet::new(rules.iter().map(|r| r.regex.as_str())).map_err(|e| SchemaError {
-                file: file.to_string(),
-                line: 0,
-                msg: e.to_string(),
-            })?;
+        let set = super::regex_set(rules.iter().map(|r| r.regex.as_str()), file)?;
         Ok(AggregationRules { rules, set })
     }
 
@@ -149,7 +148,12 @@ impl AggregationRules {
 
 /// `output_template (frequency) = method input_pattern`.
 fn parse_rule(line: &str) -> Result<Rule, String> {
-    let form = || format!("{line:?} is not `output_template (frequency) = method input_pattern`");
+    let form = || {
+        format!(
+            "{:?} is not `output_template (frequency) = method input_pattern`",
+            super::shown(line)
+        )
+    };
     let (left, right) = line.split_once('=').ok_or_else(form)?;
     let (l, r): (Vec<&str>, Vec<&str>) = (
         left.split_whitespace().collect(),
@@ -163,14 +167,16 @@ fn parse_rule(line: &str) -> Result<Rule, String> {
         .trim_end_matches(')')
         .parse::<u64>()
         .ok()
-        .filter(|f| *f > 0)
-        .ok_or_else(|| format!("frequency {frequency:?}: expected whole seconds, such as (60)"))?;
+        .filter(|f| (1..=MAX_FREQUENCY).contains(f))
+        .ok_or_else(|| {
+            format!("frequency {frequency:?}: expected whole seconds from 1 to {MAX_FREQUENCY}, such as (60)")
+        })?;
     let method = Method::parse(method).ok_or_else(|| {
         format!("unknown method {method:?}: expected sum, avg, min, max, count, p50, p75, p80, p90, p95, p99 or p999")
     })?;
     let pattern = input_regex(input);
-    let regex = Regex::new(&pattern)
-        .map_err(|e| format!("the input pattern {input:?} does not compile: {e}"))?;
+    let regex =
+        Regex::new(&pattern).map_err(|e| super::regex_error("the input pattern", input, &e))?;
     let template = template(output, &regex)?;
     Ok(Rule {
         regex,

@@ -124,6 +124,15 @@ struct MetricBuffer {
     intervals: BTreeMap<i64, Interval>,
 }
 
+/// The bytes a value takes in an interval of `method`: percentiles keep
+/// every value, the others a running one (counted with the interval).
+fn kept_bytes(method: Method) -> usize {
+    match method {
+        Method::Percentile(_) => 8,
+        _ => 0,
+    }
+}
+
 /// carbon's interval of a timestamp: `timestamp - (timestamp % frequency)`
 /// (timestamps are never negative here); in integers when the timestamp is
 /// whole, as most are, which gives the same.
@@ -238,7 +247,7 @@ impl Buffers {
                     Values::Kept(_) => (8, Entry::Occupied(e)),
                     Values::Running { .. } => (0, Entry::Occupied(e)),
                 },
-                e @ Entry::Vacant(_) => (INTERVAL_BYTES, e),
+                e @ Entry::Vacant(_) => (INTERVAL_BYTES + kept_bytes(method), e),
             };
             if more > 0 && over(self.bytes, more) {
                 self.dropped += 1;
@@ -248,7 +257,7 @@ impl Buffers {
             entry.or_insert_with(|| Interval::new(method)).input(value);
             return true;
         }
-        let more = METRIC_BYTES + metric.len() + INTERVAL_BYTES;
+        let more = METRIC_BYTES + metric.len() + INTERVAL_BYTES + kept_bytes(method);
         if over(self.bytes, more) {
             self.dropped += 1;
             return false;
@@ -480,7 +489,7 @@ mod tests {
 
     #[test]
     fn the_first_rule_configures_and_the_bound_drops_and_counts() {
-        let mut b = Buffers::new(METRIC_BYTES + 1 + INTERVAL_BYTES + 16, 5, 0);
+        let mut b = Buffers::new(METRIC_BYTES + 1 + INTERVAL_BYTES + 24, 5, 0);
         let (m, mut h) = (name("p"), Hint::default());
         assert!(b.input(&m, &mut h, 60, Method::Percentile(0.5), 60.0, 1.0, 61.0));
         assert!(
@@ -508,5 +517,8 @@ mod tests {
         let mut out = Vec::new();
         b.compute_all(62.0, &mut out);
         assert_eq!(out, vec![(m, 60.0, 2.0)]);
+        // Freed, every byte charged comes back (percentiles' values too).
+        b.compute_due(10_000.0, &mut out);
+        assert_eq!((b.sizes(), b.bytes()), ((0, 0), 0));
     }
 }

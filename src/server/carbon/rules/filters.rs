@@ -36,16 +36,12 @@ impl RegexList {
                 return Err(SchemaError {
                     file: file.to_string(),
                     line: i + 1,
-                    msg: format!("{pattern:?} is not a regular expression: {e}"),
+                    msg: super::regex_error("the expression", pattern, &e),
                 });
             }
             patterns.push(pattern.to_string());
         }
-        let set = RegexSet::new(&patterns).map_err(|e| SchemaError {
-            file: file.to_string(),
-            line: 0,
-            msg: e.to_string(),
-        })?;
+        let set = super::regex_set(&patterns, file)?;
         Ok(RegexList { set })
     }
 

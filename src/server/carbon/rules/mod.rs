@@ -41,6 +41,8 @@ pub struct Watched<T> {
     pub path: PathBuf,
     pub value: T,
     mtime: Option<SystemTime>,
+    /// The change last refused (logged once, not at every check).
+    refused: Mutex<Option<SystemTime>>,
 }
 
 impl<T> Watched<T> {
@@ -67,6 +69,7 @@ impl<T> Watched<T> {
             path: path.to_path_buf(),
             value,
             mtime,
+            refused: Mutex::new(None),
         })
     }
 
@@ -74,7 +77,9 @@ impl<T> Watched<T> {
     /// empty); `None` when it did not, or when it no longer reads, which is
     /// logged: the rules in force stay.
     pub fn renewed(&self, parse: fn(&str, &str) -> Result<T, SchemaError>) -> Option<Watched<T>> {
-        if mtime(&self.path) == self.mtime {
+        let now = mtime(&self.path);
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if now == self.mtime || (now.is_some() && *refused == now) {
             return None;
         }
         match Watched::open(&self.path, parse) {
@@ -84,6 +89,7 @@ impl<T> Watched<T> {
             }
             Err(e) => {
                 log::error!("carbon: {e}; the rules in force stay");
+                *refused = now;
                 None
             }
         }
@@ -101,6 +107,9 @@ struct Route {
     /// rule that named each, and where its buffer was last found.
     outputs: Vec<(Arc<str>, u64, Method, Hint)>,
     forward: Forward,
+    /// The names the rules made of it that cannot be stored, and why:
+    /// each of its points counts them.
+    rejects: Vec<(Box<str>, Box<str>)>,
 }
 
 #[derive(Debug)]
@@ -165,14 +174,35 @@ impl Rules {
     /// nothing changes when a file does not read. The buffers stay: an
     /// output metric keeps its frequency and method until it goes.
     pub fn set(&self, s: &Settings) -> Result<(), SchemaError> {
-        let rewrite = s
-            .rewrite_rules
-            .map(|p| Watched::open(p, RewriteRules::parse))
-            .transpose()?;
-        let aggregation = s
-            .aggregation_rules
-            .map(|p| Watched::open(p, AggregationRules::parse))
-            .transpose()?;
+        // A file in force that did not change is kept, with the routes
+        // worked out from it (a SIGHUP costs nothing then).
+        let same = |w: Option<(&Path, Option<SystemTime>)>, p: Option<&Path>| match (w, p) {
+            (Some((wp, wm)), Some(p)) => wp == p && wm == mtime(p),
+            (None, None) => true,
+            _ => false,
+        };
+        let (keep_rewrite, keep_aggregation, same_forward) = {
+            let st = self.lock();
+            (
+                same(
+                    st.rewrite.as_ref().map(|w| (w.path.as_path(), w.mtime)),
+                    s.rewrite_rules,
+                ),
+                same(
+                    st.aggregation.as_ref().map(|w| (w.path.as_path(), w.mtime)),
+                    s.aggregation_rules,
+                ),
+                st.forward_all == s.forward_all,
+            )
+        };
+        let rewrite = match s.rewrite_rules {
+            Some(p) if !keep_rewrite => Some(Watched::open(p, RewriteRules::parse)?),
+            _ => None,
+        };
+        let aggregation = match s.aggregation_rules {
+            Some(p) if !keep_aggregation => Some(Watched::open(p, AggregationRules::parse)?),
+            _ => None,
+        };
         if let Some(w) = &rewrite {
             for (name, line) in &w.value.ignored {
                 log::warn!(
@@ -182,20 +212,28 @@ impl Rules {
             }
         }
         let mut st = self.lock();
+        if !keep_rewrite {
+            st.rewrite = rewrite;
+        }
+        if !keep_aggregation {
+            st.aggregation = aggregation;
+        }
         self.active.store(
-            rewrite.is_some() || aggregation.is_some(),
+            st.rewrite.is_some() || st.aggregation.is_some(),
             Ordering::Relaxed,
         );
+        // Once aggregating, buffers may hold values whatever the rules
+        // become: they are still computed, and at shutdown.
         self.aggregating
-            .store(aggregation.is_some(), Ordering::Relaxed);
-        st.rewrite = rewrite;
-        st.aggregation = aggregation;
+            .fetch_or(st.aggregation.is_some(), Ordering::Relaxed);
         st.forward_all = s.forward_all;
         st.buffers.max_intervals = s.max_aggregation_intervals;
         st.buffers.write_back = s.write_back_frequency;
         st.buffers.max_bytes = s.max_aggregation_bytes;
-        st.routes.clear();
-        st.route_bytes = 0;
+        if !(keep_rewrite && keep_aggregation && same_forward) {
+            st.routes.clear();
+            st.route_bytes = 0;
+        }
         Ok(())
     }
 
@@ -248,13 +286,19 @@ impl Rules {
         batch.retain_mut(|point| {
             // One lookup for a name seen before.
             if let Some(route) = st.routes.get_mut(&*point.0) {
+                for (n, why) in &route.rejects {
+                    reject(n, why);
+                }
                 return follow(route, &mut st.buffers, point, now);
             }
             if st.route_bytes > MAX_ROUTE_BYTES {
                 st.routes.clear();
                 st.route_bytes = 0;
             }
-            let mut route = route(st, &point.0, max_name, reject);
+            let mut route = route(st, &point.0, max_name);
+            for (n, why) in &route.rejects {
+                reject(n, why);
+            }
             st.route_bytes += 64
                 + point.0.len()
                 + route
@@ -343,19 +387,77 @@ fn storable<'a>(name: &'a str, max_name: usize) -> Result<Cow<'a, str>, String> 
     names::normalize(name).map_err(|e| e.to_string())
 }
 
-/// What the rules in force make of `name`.
-fn route(st: &State, name: &str, max_name: usize, reject: &dyn Fn(&str, &str)) -> Route {
-    let none = Route {
-        outputs: Vec::new(),
-        forward: Forward::No,
+/// Why `pattern` (a `what`) does not compile, short for a long one (the
+/// regex crate's message repeats the whole pattern).
+pub fn regex_error(what: &str, pattern: &str, e: &regex::Error) -> String {
+    if pattern.len() <= 200 {
+        return format!("{what} {pattern:?} does not compile: {e}");
+    }
+    let detail = match e {
+        regex::Error::Syntax(s) => s
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or("a syntax error")
+            .to_string(),
+        other => other.to_string(),
     };
+    format!(
+        "{what} {:?} ({} bytes) does not compile: {detail}",
+        shown(pattern),
+        pattern.len()
+    )
+}
+
+/// One set of all the expressions of `file`, which tells in one pass which
+/// of them match. Past the regex engine's size limit (raised to 32 MiB of
+/// compiled program), the file is refused as a whole, saying so.
+pub fn regex_set<I, S>(patterns: I, file: &str) -> Result<regex::RegexSet, SchemaError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let patterns: Vec<S> = patterns.into_iter().collect();
+    regex::RegexSetBuilder::new(patterns.iter().map(AsRef::as_ref))
+        .size_limit(32 << 20)
+        .build()
+        .map_err(|e| SchemaError {
+            file: file.to_string(),
+            line: 0,
+            msg: match e {
+                regex::Error::CompiledTooBig(_) => format!(
+                    "its {} expressions together pass the regex engine's limit of 32 MiB compiled; \
+                     fewer or simpler ones fit (`[a-z0-9_]` rather than `\\w`, which stands for every Unicode letter and digit)",
+                    patterns.len()
+                ),
+                e => e.to_string(),
+            },
+        })
+}
+
+/// A name or line as shown in a message: its first 200 characters.
+pub fn shown(name: &str) -> String {
+    match name.char_indices().nth(200) {
+        Some((i, _)) => format!("{}...", &name[..i]),
+        None => name.to_string(),
+    }
+}
+
+/// What the rules in force make of `name`.
+fn route(st: &State, name: &str, max_name: usize) -> Route {
+    let mut rejects: Vec<(Box<str>, Box<str>)> = Vec::new();
     let rewrite = st.rewrite.as_ref().map(|w| &w.value);
     let pre = rewrite.map_or(Cow::Borrowed(name), |r| r.apply(Stage::Pre, name));
     let pre = match storable(&pre, max_name) {
         Ok(p) => p.into_owned(),
         Err(why) => {
-            reject(&pre, &format!("rewritten from {name:?} by [pre]: {why}"));
-            return none;
+            let why = format!("rewritten from {:?} by [pre]: {why}", shown(name));
+            rejects.push((shown(&pre).into(), why.into()));
+            return Route {
+                outputs: Vec::new(),
+                forward: Forward::No,
+                rejects,
+            };
         }
     };
     let mut outputs: Vec<(Arc<str>, u64, Method, Hint)> = Vec::new();
@@ -368,7 +470,10 @@ fn route(st: &State, name: &str, max_name: usize, reject: &dyn Fn(&str, &str)) -
                     rule.method,
                     Hint::default(),
                 )),
-                Err(why) => reject(&out, &format!("aggregated from {pre:?}: {why}")),
+                Err(why) => {
+                    let why = format!("aggregated from {:?}: {why}", shown(&pre));
+                    rejects.push((shown(&out).into(), why.into()));
+                }
             }
         }
     }
@@ -377,6 +482,7 @@ fn route(st: &State, name: &str, max_name: usize, reject: &dyn Fn(&str, &str)) -
         return Route {
             outputs,
             forward: Forward::No,
+            rejects,
         };
     }
     let post = rewrite.map_or(Cow::Borrowed(pre.as_str()), |r| r.apply(Stage::Post, &pre));
@@ -384,11 +490,16 @@ fn route(st: &State, name: &str, max_name: usize, reject: &dyn Fn(&str, &str)) -
         Ok(p) if p == name => Forward::Same,
         Ok(p) => Forward::As(p.into()),
         Err(why) => {
-            reject(&post, &format!("rewritten from {name:?}: {why}"));
+            let why = format!("rewritten from {:?}: {why}", shown(name));
+            rejects.push((shown(&post).into(), why.into()));
             Forward::No
         }
     };
-    Route { outputs, forward }
+    Route {
+        outputs,
+        forward,
+        rejects,
+    }
 }
 
 #[cfg(test)]
@@ -467,6 +578,36 @@ mod tests {
             vec![(Cow::Owned("servers.a.processor".into()), 1.0, 1.0)]
         );
         assert_eq!(rejected.borrow().len(), 1, "{:?}", rejected.borrow());
+    }
+
+    #[test]
+    fn rules_taken_away_leave_what_the_buffers_hold_and_rejects_count_each_point() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (rw, ag) = (dir.path().join("rewrite.conf"), dir.path().join("agg.conf"));
+        std::fs::write(&rw, "[pre]\n^bad = ../x\n").expect("rewrite");
+        std::fs::write(&ag, "all.<m> (60) = sum in.<m>\n").expect("aggregation");
+        let r = Rules::new(&settings(&rw, &ag)).expect("rules");
+        let count = std::cell::Cell::new(0);
+        let reject = |_: &str, _: &str| count.set(count.get() + 1);
+        let batch: Vec<Parsed> = vec![
+            ("in.x".into(), 60.0, 1.0),
+            ("bad.a".into(), 60.0, 1.0),
+            ("bad.a".into(), 61.0, 1.0),
+            ("in.x".into(), 61.0, 2.0),
+        ];
+        r.process(batch, 62.0, 4000, &reject);
+        assert_eq!(count.get(), 2, "each point a rule made unstorable counts");
+        // SIGHUP without the files: what the buffers hold is still computed.
+        r.set(&Settings {
+            rewrite_rules: None,
+            aggregation_rules: None,
+            ..settings(&rw, &ag)
+        })
+        .expect("set");
+        assert_eq!(
+            r.aggregated(63.0, true),
+            vec![(Cow::Owned("all.x".into()), 60.0, 3.0)]
+        );
     }
 
     #[test]

@@ -77,12 +77,15 @@ impl RewriteRules {
             let Some((pattern, replacement)) = line.split_once('=') else {
                 return Err(err(
                     n,
-                    format!("{line:?} is neither a [section] nor `regex = replacement`"),
+                    format!(
+                        "{:?} is neither a [section] nor `regex = replacement`",
+                        super::shown(line)
+                    ),
                 ));
             };
             let (pattern, replacement) = (pattern.trim(), replacement.trim());
             let regex = Regex::new(pattern)
-                .map_err(|e| err(n, format!("{pattern:?} is not a regular expression: {e}")))?;
+                .map_err(|e| err(n, super::regex_error("the expression", pattern, &e)))?;
             let replacement = py_replacement(replacement, &regex).map_err(|e| err(n, e))?;
             let rule = Rule { regex, replacement };
             match section {
