@@ -54,18 +54,68 @@ fn stream(seed: u64, now: i64) -> Vec<String> {
         .collect()
 }
 
-/// The sum of an own metric's points (one a second) over the last hour.
-fn own_total(root: &Path, metric: &str) -> f64 {
-    let dirs: Vec<PathBuf> = files(&root.join("carbon/agents"))
-        .into_iter()
-        .filter(|p| p.ends_with(format!("{metric}.wsp")))
-        .collect();
-    assert_eq!(dirs.len(), 1, "{metric} under {}: {dirs:?}", root.display());
-    let w = Whisper::open(&root.join("carbon/agents").join(&dirs[0]), false).expect("open");
-    let now = carbyne::whisper::unix_now();
-    w.fetch(now - 3_600, Some(now), None, None)
-        .expect("fetch")
-        .map_or(0.0, |s| s.values.iter().flatten().sum())
+/// carbyne's server on `cfg`, once it listens on `port`.
+fn server(cfg: &Path, port: u16) -> Proc {
+    let child = Proc(
+        bin()
+            .args(["server", "--config"])
+            .arg(cfg)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("carbyne server"),
+    );
+    wait_for_port(port);
+    child
+}
+
+/// Waits until what `read` finds (in carbon-cache's files) is not empty and
+/// has not changed for 3 s; at most 2 minutes.
+fn still<T: PartialEq + IsEmpty>(read: impl Fn() -> T) {
+    let (mut last, mut since) = (read(), Instant::now());
+    let start = Instant::now();
+    while since.elapsed() < Duration::from_secs(3) {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "carbon-cache never settled"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let now = read();
+        if now != last || now.is_empty() {
+            (last, since) = (now, Instant::now());
+        }
+    }
+}
+
+/// What [`still`] waits to be filled.
+trait IsEmpty {
+    fn is_empty(&self) -> bool;
+}
+
+impl<T> IsEmpty for BTreeSet<T> {
+    fn is_empty(&self) -> bool {
+        BTreeSet::is_empty(self)
+    }
+}
+
+impl<K, V> IsEmpty for std::collections::BTreeMap<K, V> {
+    fn is_empty(&self) -> bool {
+        std::collections::BTreeMap::is_empty(self)
+    }
+}
+
+/// Asserts carbon's count `metric` comes to `ours`: carbon's reaches its
+/// file when its cache writes it, so it is read again for up to a minute.
+fn same_count(metric: &str, ours: f64, theirs: impl Fn() -> f64) {
+    let until = Instant::now() + Duration::from_secs(60);
+    let x = loop {
+        let x = theirs();
+        if x == ours || Instant::now() > until {
+            break x;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(x, ours, "{metric}: carbon {x}, carbyne {ours}");
+    assert!(x > 50.0, "{metric}: {x}");
 }
 
 #[test]
@@ -102,15 +152,7 @@ fn whitelist_and_blacklist_keep_what_carbon_keeps() {
         ),
     )
     .expect("carbyne.toml");
-    let mut child = Proc(
-        bin()
-            .args(["server", "--config"])
-            .arg(&cfg)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("carbyne server"),
-    );
-    wait_for_port(oport);
+    let mut child = server(&cfg, oport);
     let lines = stream(11, now() / 60 * 60);
     send(cport, &lines);
     send(oport, &lines);
@@ -126,19 +168,7 @@ fn whitelist_and_blacklist_keep_what_carbon_keeps() {
     };
     // carbon-cache writes on its own time (its own metrics every second):
     // wait until what it kept stops changing.
-    let (mut last, mut still) = (kept(&theirs), Instant::now());
-    let start = Instant::now();
-    while still.elapsed() < Duration::from_secs(3) {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "carbon-cache never settled"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-        let now = kept(&theirs);
-        if now != last || now.is_empty() {
-            (last, still) = (now, Instant::now());
-        }
-    }
+    still(|| kept(&theirs));
     let (a, b) = (kept(&theirs), kept(&ours));
     assert_eq!(a, b, "the same names kept");
     let sent: BTreeSet<&str> = lines.iter().filter_map(|l| l.split(' ').next()).collect();
@@ -149,18 +179,9 @@ fn whitelist_and_blacklist_keep_what_carbon_keeps() {
         sent.len()
     );
     for m in ["blacklistMatches", "whitelistRejects"] {
-        let y = own_total(&ours, m);
-        // carbon's count reaches its file when its cache writes it.
-        let until = Instant::now() + Duration::from_secs(60);
-        let x = loop {
-            let x = own_total(&theirs, m);
-            if x == y || Instant::now() > until {
-                break x;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        };
-        assert_eq!(x, y, "{m}: carbon {x}, carbyne {y}");
-        assert!(x > 50.0, "{m}: {x}");
+        same_count(m, own_sum(&ours, "agents", m), || {
+            own_sum(&theirs, "agents", m)
+        });
     }
 }
 
@@ -456,15 +477,7 @@ fn aggregation_and_rewrite_rules_write_what_carbon_aggregator_writes() {
         ),
     )
     .expect("carbyne.toml");
-    let mut child = Proc(
-        bin()
-            .args(["server", "--config"])
-            .arg(&cfg)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("carbyne server"),
-    );
-    wait_for_port(oport);
+    let mut child = server(&cfg, oport);
     let lines = aggregator_stream(5, now());
     send(aport, &lines);
     send(oport, &lines);
@@ -474,19 +487,7 @@ fn aggregation_and_rewrite_rules_write_what_carbon_aggregator_writes() {
     signal(&child, "-TERM");
     assert!(child.wait().expect("wait").success());
     // carbon-cache writes on its own time: wait until its points stop changing.
-    let (mut last, mut still) = (points(&theirs), Instant::now());
-    let start = Instant::now();
-    while still.elapsed() < Duration::from_secs(3) {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "carbon-cache never settled"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-        let now = points(&theirs);
-        if now != last || now.is_empty() {
-            (last, still) = (now, Instant::now());
-        }
-    }
+    still(|| points(&theirs));
     let (a, b) = (points(&theirs), points(&ours));
     assert_eq!(
         a.keys().collect::<Vec<_>>(),
@@ -550,17 +551,9 @@ fn aggregation_and_rewrite_rules_write_what_carbon_aggregator_writes() {
         ("blacklistMatches", "agents"),
         ("aggregateDatapointsSent", "aggregator"),
     ] {
-        let y = own_sum(&ours, group, metric);
-        let until = Instant::now() + Duration::from_secs(60);
-        let x = loop {
-            let x = own_sum(&theirs, "aggregator", metric);
-            if x == y || Instant::now() > until {
-                break x;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        };
-        assert_eq!(x, y, "{metric}: carbon {x}, carbyne {y}");
-        assert!(x > 50.0, "{metric}: {x}");
+        same_count(metric, own_sum(&ours, group, metric), || {
+            own_sum(&theirs, "aggregator", metric)
+        });
     }
 }
 
