@@ -494,16 +494,6 @@ fn relay_destinations_keep_points_on_disk_through_a_kill() {
         ),
     )
     .expect("dest config");
-    let server = |cfg: &Path| {
-        Proc(
-            bin()
-                .args(["server", "--config"])
-                .arg(cfg)
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("carbyne server"),
-        )
-    };
     let base = now() / 60 * 60 - 3_600;
     let points: Vec<(String, i64, f64)> = (0..400)
         .map(|i| (format!("relayed.m{i}"), base + (i % 30) * 60, i as f64))
@@ -514,13 +504,11 @@ fn relay_destinations_keep_points_on_disk_through_a_kill() {
         .collect();
     // The destination is down: the first half goes to the relay, which is
     // then killed; the second half to a relay started again, stopped.
-    let mut relay = server(&relay_cfg);
-    wait_for_port(relay_port);
+    let mut relay = server(&relay_cfg, relay_port);
     send(relay_port, &lines[..200]);
     std::thread::sleep(Duration::from_millis(800));
     kill(&mut relay);
-    let mut relay = server(&relay_cfg);
-    wait_for_port(relay_port);
+    let mut relay = server(&relay_cfg, relay_port);
     send(relay_port, &lines[200..]);
     std::thread::sleep(Duration::from_millis(800));
     term(&mut relay);
@@ -540,9 +528,8 @@ fn relay_destinations_keep_points_on_disk_through_a_kill() {
     );
     assert_eq!(row[1], "400", "{text}");
     // The destination comes up; the relay, started again, sends it all.
-    let mut dest = server(&dest_cfg);
-    wait_for_port(dest_line);
-    let mut relay = server(&relay_cfg);
+    let mut dest = server(&dest_cfg, dest_line);
+    let mut relay = server(&relay_cfg, relay_port);
     let until = Instant::now() + Duration::from_secs(20);
     loop {
         let st = run(&["buffer", "status", "relay", "--config", path]);

@@ -54,55 +54,6 @@ fn stream(seed: u64, now: i64) -> Vec<String> {
         .collect()
 }
 
-/// carbyne's server on `cfg`, once it listens on `port`.
-fn server(cfg: &Path, port: u16) -> Proc {
-    let child = Proc(
-        bin()
-            .args(["server", "--config"])
-            .arg(cfg)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("carbyne server"),
-    );
-    wait_for_port(port);
-    child
-}
-
-/// Waits until what `read` finds (in carbon-cache's files) is not empty and
-/// has not changed for 3 s; at most 2 minutes.
-fn still<T: PartialEq + IsEmpty>(read: impl Fn() -> T) {
-    let (mut last, mut since) = (read(), Instant::now());
-    let start = Instant::now();
-    while since.elapsed() < Duration::from_secs(3) {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "carbon-cache never settled"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-        let now = read();
-        if now != last || now.is_empty() {
-            (last, since) = (now, Instant::now());
-        }
-    }
-}
-
-/// What [`still`] waits to be filled.
-trait IsEmpty {
-    fn is_empty(&self) -> bool;
-}
-
-impl<T> IsEmpty for BTreeSet<T> {
-    fn is_empty(&self) -> bool {
-        BTreeSet::is_empty(self)
-    }
-}
-
-impl<K, V> IsEmpty for std::collections::BTreeMap<K, V> {
-    fn is_empty(&self) -> bool {
-        std::collections::BTreeMap::is_empty(self)
-    }
-}
-
 /// Asserts carbon's count `metric` comes to `ours`: carbon's reaches its
 /// file when its cache writes it, so it is read again for up to a minute.
 fn same_count(metric: &str, ours: f64, theirs: impl Fn() -> f64) {
@@ -168,7 +119,7 @@ fn whitelist_and_blacklist_keep_what_carbon_keeps() {
     };
     // carbon-cache writes on its own time (its own metrics every second):
     // wait until what it kept stops changing.
-    still(|| kept(&theirs));
+    still(|| kept(&theirs), BTreeSet::is_empty);
     let (a, b) = (kept(&theirs), kept(&ours));
     assert_eq!(a, b, "the same names kept");
     let sent: BTreeSet<&str> = lines.iter().filter_map(|l| l.split(' ').next()).collect();
@@ -487,7 +438,7 @@ fn aggregation_and_rewrite_rules_write_what_carbon_aggregator_writes() {
     signal(&child, "-TERM");
     assert!(child.wait().expect("wait").success());
     // carbon-cache writes on its own time: wait until its points stop changing.
-    still(|| points(&theirs));
+    still(|| points(&theirs), std::collections::BTreeMap::is_empty);
     let (a, b) = (points(&theirs), points(&ours));
     assert_eq!(
         a.keys().collect::<Vec<_>>(),

@@ -544,33 +544,56 @@ pub fn files(root: &Path) -> Vec<PathBuf> {
 
 /// Waits until the files under `root` stop changing (carbon-cache writes on
 /// its own schedule).
+#[allow(dead_code)]
 pub fn settled(root: &Path) {
-    let snapshot = || -> Vec<(PathBuf, u64, std::time::SystemTime)> {
-        files(root)
-            .into_iter()
-            .filter_map(|f| {
-                let m = std::fs::metadata(root.join(&f)).ok()?;
-                Some((f, m.len(), m.modified().ok()?))
-            })
-            .collect()
-    };
+    still(
+        || -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+            files(root)
+                .into_iter()
+                .filter_map(|f| {
+                    let m = std::fs::metadata(root.join(&f)).ok()?;
+                    Some((f, m.len(), m.modified().ok()?))
+                })
+                .collect()
+        },
+        Vec::is_empty,
+    );
+}
+
+/// Waits until what `read` finds (in carbon-cache's files) is not `empty`
+/// and has not changed for 3 s. Bounded, but generous: on a loaded machine
+/// carbon-cache (Python) once took longer than 90 s to write everything it
+/// was sent.
+#[allow(dead_code)]
+pub fn still<T: PartialEq>(read: impl Fn() -> T, empty: impl Fn(&T) -> bool) {
+    let (mut last, mut since) = (read(), Instant::now());
     let start = Instant::now();
-    let mut last = snapshot();
-    let mut still = Instant::now();
-    while still.elapsed() < Duration::from_secs(3) {
-        // Bounded, but generous: on a loaded machine carbon-cache (Python)
-        // once took longer than 90 s to write everything it was sent.
+    while since.elapsed() < Duration::from_secs(3) {
         assert!(
             start.elapsed() < Duration::from_secs(240),
             "carbon-cache never settled"
         );
         std::thread::sleep(Duration::from_millis(300));
-        let now = snapshot();
-        if now != last || now.is_empty() {
-            last = now;
-            still = Instant::now();
+        let now = read();
+        if now != last || empty(&now) {
+            (last, since) = (now, Instant::now());
         }
     }
+}
+
+/// carbyne's server on `cfg`, once it listens on `port`.
+#[allow(dead_code)]
+pub fn server(cfg: &Path, port: u16) -> Proc {
+    let child = Proc(
+        bin()
+            .args(["server", "--config"])
+            .arg(cfg)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("carbyne server"),
+    );
+    wait_for_port(port);
+    child
 }
 
 /// A carbyne process, killed if the test ends (or fails) first.
