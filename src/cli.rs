@@ -34,6 +34,8 @@ pub enum Command {
     /// Logster's one-shot run: parse what LOGFILE gained since the last run
     /// and send the metrics (a crontab's `logster` line becomes `carbyne logster`).
     Logster(Box<LogsterArgs>),
+    /// Turn an existing carbon setup's configuration into carbyne's.
+    Migrate(crate::migrate::MigrateArgs),
     /// Run the receivers configured under [server.*] (statsd server, carbon receiver, web server).
     Server(ConfigArg),
     /// The handlers' disk buffers (buffer = "disk"): show what they hold,
@@ -369,7 +371,7 @@ fn whisper(args: &WhisperArgs) -> i32 {
 
 /// Prints `text` on stdout; a reader that went away (`| head`) ends the
 /// output quietly, as the Python scripts do, instead of a panic.
-fn print_quietly(text: &str) {
+pub(crate) fn print_quietly(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -1058,6 +1060,10 @@ pub fn main() -> i32 {
         Command::Agent(a) => agent(a),
         Command::Config(ConfigCommand::Check(a)) => config_check(a),
         Command::Logster(a) => logster(a),
+        Command::Migrate(a) => {
+            init_logging("warn");
+            crate::migrate::run(a)
+        }
         Command::Whisper(w) => whisper(w),
         Command::Server(a) => server(a),
         Command::Buffer {

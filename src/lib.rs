@@ -10,6 +10,7 @@ pub mod config;
 pub mod hostname;
 pub mod logs;
 pub mod manpages;
+pub mod migrate;
 pub mod pages;
 pub mod prometheus;
 pub mod rates;

@@ -67,6 +67,16 @@ python3 -m pip show graphite-web 2>/dev/null | grep -qx "Version: 1.1.10" && pyt
 python3 -c "import cairocffi" 2>/dev/null \
     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcairo2; }
 
+# The configuration files the real packages ship, which `carbyne migrate`
+# is tested on (tests/migrate.rs): carbon 1.1.10's sdist (conf/*.example)
+# and Debian's graphite-carbon (/etc/carbon; its service is not started).
+if [ ! -f "$peers/carbon-1.1.10/conf/carbon.conf.example" ]; then
+    python3 -m pip download --quiet --no-deps --no-binary :all: carbon==1.1.10 -d "$peers/dl"
+    tar -xzf "$peers/dl/carbon-1.1.10.tar.gz" -C "$peers"
+fi
+[ -f /etc/carbon/carbon.conf ] \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphite-carbon; }
+
 # The built-in page is tested in a real browser: Debian's Chromium, driven
 # by Playwright for Python (pointed at it; its own browser downloads are
 # not used).

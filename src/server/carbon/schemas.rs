@@ -41,7 +41,7 @@ impl SchemaError {
 /// One `[section]` of an INI file: its name, line, and keys (lowercased, as
 /// Python's ConfigParser does) with their values and lines.
 #[derive(Debug)]
-pub(super) struct Section {
+pub(crate) struct Section {
     pub name: String,
     pub line: usize,
     keys: Vec<(String, String, usize)>,
@@ -55,11 +55,18 @@ impl Section {
             .find(|(k, _, _)| k == key)
             .map(|(_, v, l)| (v.as_str(), *l))
     }
+
+    /// Every `(key, value, line)`, in file order.
+    pub fn keys(&self) -> impl Iterator<Item = (&str, &str, usize)> {
+        self.keys
+            .iter()
+            .map(|(k, v, l)| (k.as_str(), v.as_str(), *l))
+    }
 }
 
 /// Python ConfigParser's reading: `key = value` or `key: value`, `#` and
 /// `;` comment lines, indented lines continuing a value.
-pub(super) fn parse_ini(text: &str, file: &str) -> Result<Vec<Section>, SchemaError> {
+pub(crate) fn parse_ini(text: &str, file: &str) -> Result<Vec<Section>, SchemaError> {
     let err = |line: usize, msg: String| SchemaError {
         file: file.to_string(),
         line,

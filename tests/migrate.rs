@@ -1,0 +1,310 @@
+//! `carbyne migrate` on the configuration files the real packages ship
+//! (installed by `tests/run.sh`) and on hand-written ones that turn many
+//! options on: each result passes `carbyne config check` and says what it
+//! did not carry over.
+
+mod common;
+
+use common::{bin, peer};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+fn migrate(out: &Path, args: &[&str]) -> Output {
+    let o = bin()
+        .args(["migrate", "--output"])
+        .arg(out)
+        .args(args)
+        .output()
+        .expect("carbyne migrate");
+    assert!(
+        o.status.success(),
+        "carbyne migrate {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// `carbyne config check` on a migrated folder: its merged config.
+fn check(dir: &Path) -> String {
+    let o = bin()
+        .args(["config", "check", "--config"])
+        .arg(dir)
+        .output()
+        .expect("config check");
+    assert!(
+        o.status.success(),
+        "config check {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn read(p: PathBuf) -> String {
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// carbon 1.1.10's example files as a CONF_DIR: `x.conf.example` as `x.conf`.
+fn carbon_conf_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("dir");
+    let examples = peer("carbon-1.1.10/conf");
+    for f in [
+        "carbon",
+        "storage-schemas",
+        "storage-aggregation",
+        "relay-rules",
+        "aggregation-rules",
+        "rewrite-rules",
+        "whitelist",
+        "blacklist",
+    ] {
+        std::fs::copy(
+            examples.join(format!("{f}.conf.example")),
+            dir.path().join(format!("{f}.conf")),
+        )
+        .expect("copy example");
+    }
+    dir
+}
+
+#[test]
+fn carbons_example_conf_migrates_for_each_daemon() {
+    let conf = carbon_conf_dir();
+    let carbon_conf = conf.path().join("carbon.conf");
+    let out = tempfile::tempdir().expect("out");
+    let conf_dir = conf.path().display().to_string();
+
+    let cache = out.path().join("cache");
+    let o = migrate(&cache, &["carbon", carbon_conf.to_str().expect("utf-8")]);
+    let file = read(cache.join("conf.d/50-server-carbon.toml"));
+    let merged = check(&cache);
+    for want in [
+        "listen = \"0.0.0.0:2003\"",
+        "pickle_listen = \"0.0.0.0:2004\"",
+        "cache_query_listen = \"0.0.0.0:7002\"",
+        "udp = false",
+        "max_updates_per_second = 500",
+        "max_creates_per_minute = 50",
+        "create = \"fallocate\"",
+        "max_cache_size = 0",
+    ] {
+        assert!(merged.contains(want), "{want} not in\n{merged}");
+    }
+    // CONF_DIR is carbon.conf's folder; STORAGE_DIR its GRAPHITE_ROOT's storage.
+    assert!(
+        merged.contains(&format!("schemas = \"{conf_dir}/storage-schemas.conf\"")),
+        "{merged}"
+    );
+    let root = conf.path().parent().expect("parent").display().to_string();
+    assert!(
+        merged.contains(&format!("storage_dir = \"{root}/storage/whisper\"")),
+        "{merged}"
+    );
+    // What has no equivalent is in the file and on stderr.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(file.contains("# - ENABLE_LOGROTATION = True"), "{file}");
+    assert!(
+        stderr.contains("not carried over: ENABLE_LOGROTATION = True"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("LOG_UPDATES"),
+        "False is what carbyne does: {stderr}"
+    );
+
+    let relay = out.path().join("relay");
+    migrate(
+        &relay,
+        &[
+            "carbon",
+            "--program",
+            "relay",
+            carbon_conf.to_str().expect("utf-8"),
+        ],
+    );
+    let merged = check(&relay);
+    for want in [
+        "listen = \"0.0.0.0:2013\"",
+        "store = false",
+        "destinations = [\"127.0.0.1:2004\"]",
+        "method = \"rules\"",
+        "max_queue_size = 10000",
+    ] {
+        assert!(merged.contains(want), "{want} not in\n{merged}");
+    }
+    assert!(
+        merged.contains(&format!("{conf_dir}/relay-rules.conf")),
+        "{merged}"
+    );
+
+    let aggregator = out.path().join("aggregator");
+    migrate(
+        &aggregator,
+        &[
+            "carbon",
+            "--program",
+            "aggregator",
+            carbon_conf.to_str().expect("utf-8"),
+        ],
+    );
+    let merged = check(&aggregator);
+    for want in [
+        "listen = \"0.0.0.0:2023\"",
+        "method = \"consistent-hashing\"",
+        "forward_all = true",
+        "max_aggregation_intervals = 5",
+    ] {
+        assert!(merged.contains(want), "{want} not in\n{merged}");
+    }
+    assert!(
+        merged.contains(&format!("{conf_dir}/aggregation-rules.conf")),
+        "{merged}"
+    );
+    assert!(
+        merged.contains(&format!("{conf_dir}/rewrite-rules.conf")),
+        "{merged}"
+    );
+
+    // Written files are not replaced without --force.
+    let again = bin()
+        .args(["migrate", "--output"])
+        .arg(&cache)
+        .args(["carbon", carbon_conf.to_str().expect("utf-8")])
+        .output()
+        .expect("again");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+}
+
+#[test]
+fn debians_etc_carbon_migrates_onto_its_own_tree() {
+    let out = tempfile::tempdir().expect("out");
+    let o = migrate(out.path(), &["carbon", "/etc/carbon/carbon.conf"]);
+    let merged = check(out.path());
+    for want in [
+        "storage_dir = \"/var/lib/graphite/whisper/\"",
+        "schemas = \"/etc/carbon/storage-schemas.conf\"",
+        "listen = \"0.0.0.0:2003\"",
+    ] {
+        assert!(merged.contains(want), "{want} not in\n{merged}");
+    }
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("not carried over: USER = _graphite"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_carbon_conf_with_many_options_on() {
+    let conf = carbon_conf_dir();
+    std::fs::write(
+        conf.path().join("carbon.conf"),
+        "[DEFAULT]\nBASE = /srv/graphite\n\n\
+         [cache]\nSTORAGE_DIR = %(BASE)s/storage\nLOCAL_DATA_DIR = /srv/whisper\n\
+         LINE_RECEIVER_INTERFACE = 127.0.0.1\nENABLE_UDP_LISTENER = True\n\
+         UDP_RECEIVER_INTERFACE = 127.0.0.1\nMAX_CACHE_SIZE = 2000000\n\
+         MAX_UPDATES_PER_SECOND = inf\nMAX_CREATES_PER_MINUTE = inf\n\
+         CACHE_WRITE_STRATEGY = timesorted\nWHISPER_SPARSE_CREATE = true\n\
+         USE_WHITELIST = yes\nMETRIC_CLIENT_IDLE_TIMEOUT = 30\n\
+         MAX_RECEIVER_CONNECTIONS = 500\nCARBON_METRIC_INTERVAL = 10\n\
+         WHISPER_LOCK_WRITES = True\nENABLE_AMQP = True\nAMQP_HOST = mq\n\n\
+         [cache:b]\nLINE_RECEIVER_PORT = 2103\nPICKLE_RECEIVER_PORT = 2104\n\
+         CACHE_QUERY_PORT = 7102\nUDP_RECEIVER_PORT = 2103\n\n\
+         [aggregator-cache]\nLINE_RECEIVER_PORT = 2023\nPICKLE_RECEIVER_PORT = 2024\n\
+         FORWARD_ALL = False\nWRITE_BACK_FREQUENCY = 30\nMAX_AGGREGATION_INTERVALS = 3\n\
+         AGGREGATION_RULES = aggregation-rules.conf\n",
+    )
+    .expect("carbon.conf");
+    let carbon_conf = conf.path().join("carbon.conf");
+    let out = tempfile::tempdir().expect("out");
+    let b = out.path().join("b");
+    let o = migrate(
+        &b,
+        &[
+            "carbon",
+            "--instance",
+            "b",
+            carbon_conf.to_str().expect("utf-8"),
+        ],
+    );
+    let merged = check(&b);
+    for want in [
+        "listen = \"127.0.0.1:2103\"",
+        "pickle_listen = \"0.0.0.0:2104\"",
+        "cache_query_listen = \"0.0.0.0:7102\"",
+        "udp = true",
+        "storage_dir = \"/srv/whisper\"",
+        "max_cache_size = 2000000",
+        "max_updates_per_second = 0",
+        "max_creates_per_minute = 0",
+        "cache_write_strategy = \"sorted\"",
+        "create = \"sparse\"",
+        "idle_timeout = 30",
+        "max_connections = 500",
+        "carbon_metric_interval = 10",
+        "instance = \"b\"",
+    ] {
+        assert!(merged.contains(want), "{want} not in\n{merged}");
+    }
+    assert!(merged.contains("whitelist.conf"), "{merged}");
+    assert!(merged.contains("blacklist.conf"), "{merged}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    for left in [
+        "CACHE_WRITE_STRATEGY = timesorted",
+        "WHISPER_LOCK_WRITES = True",
+        "ENABLE_AMQP = True",
+        "AMQP_HOST = mq",
+    ] {
+        assert!(
+            stderr.contains(&format!("not carried over: {left}")),
+            "{left}: {stderr}"
+        );
+    }
+
+    let ac = out.path().join("aggregator-cache");
+    migrate(
+        &ac,
+        &[
+            "carbon",
+            "--program",
+            "aggregator-cache",
+            carbon_conf.to_str().expect("utf-8"),
+        ],
+    );
+    let merged = check(&ac);
+    for want in [
+        "listen = \"0.0.0.0:2023\"",
+        "store = true",
+        "forward_all = false",
+        "write_back_frequency = 30",
+        "max_aggregation_intervals = 3",
+    ] {
+        assert!(merged.contains(want), "{want} not in\n{merged}");
+    }
+    assert!(!merged.contains("[server.carbon.relay]"), "{merged}");
+}
+
+#[test]
+fn a_broken_carbon_conf_is_refused_with_its_line() {
+    let conf = carbon_conf_dir();
+    std::fs::write(
+        conf.path().join("carbon.conf"),
+        "[cache]\nLINE_RECEIVER_PORT = 2003\nMAX_CACHE_SIZE = lots\n",
+    )
+    .expect("carbon.conf");
+    let out = tempfile::tempdir().expect("out");
+    let o = bin()
+        .args(["migrate", "--output"])
+        .arg(out.path())
+        .arg("carbon")
+        .arg(conf.path().join("carbon.conf"))
+        .output()
+        .expect("migrate");
+    assert_eq!(o.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("carbon.conf: line 3"), "{stderr}");
+    assert!(stderr.contains("MAX_CACHE_SIZE = lots"), "{stderr}");
+    // Nothing written.
+    assert_eq!(std::fs::read_dir(out.path()).expect("out").count(), 0);
+}
