@@ -308,3 +308,88 @@ fn a_broken_carbon_conf_is_refused_with_its_line() {
     // Nothing written.
     assert_eq!(std::fs::read_dir(out.path()).expect("out").count(), 0);
 }
+
+/// statsd's own files from its npm package.
+fn statsd_file(name: &str) -> PathBuf {
+    peer(&format!("node_modules/statsd/{name}"))
+}
+
+#[test]
+fn statsds_example_configs_migrate() {
+    let out = tempfile::tempdir().expect("out");
+    let example = out.path().join("example");
+    migrate(
+        &example,
+        &[
+            "statsd",
+            statsd_file("exampleConfig.js").to_str().expect("utf-8"),
+        ],
+    );
+    let merged = check(&example);
+    for want in [
+        "listen = \"0.0.0.0:8125\"",
+        "admin = \"0.0.0.0:8126\"",
+        "graphite = \"graphite.example.com:2003\"",
+        "flush_interval = 10.0",
+        "legacy_namespace = true",
+    ] {
+        assert!(merged.contains(want), "{want} not in\n{merged}");
+    }
+
+    // The file statsd's Debian packaging installs as /etc/statsd/localConfig.js.
+    let debian = out.path().join("debian");
+    migrate(
+        &debian,
+        &[
+            "statsd",
+            statsd_file("debian/localConfig.js")
+                .to_str()
+                .expect("utf-8"),
+        ],
+    );
+    assert!(check(&debian).contains("graphite = \"localhost:2003\""));
+
+    // The proxy's file: the listener is carried, the proxy is listed.
+    let proxy = out.path().join("proxy");
+    let o = migrate(
+        &proxy,
+        &[
+            "statsd",
+            statsd_file("exampleProxyConfig.js")
+                .to_str()
+                .expect("utf-8"),
+        ],
+    );
+    let merged = check(&proxy);
+    assert!(merged.contains("listen = \"0.0.0.0:8125\""), "{merged}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("not carried over: nodes = [{host: \"127.0.0.1\", port: 8127"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("carbyne has no statsd proxy"), "{stderr}");
+}
+
+#[test]
+fn a_config_js_that_is_code_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let js = dir.path().join("config.js");
+    std::fs::write(
+        &js,
+        "{\n  graphiteHost: 'g'\n, graphite: { globalSuffix: require('os').hostname().split('.')[0] }\n}\n",
+    )
+    .expect("js");
+    let out = dir.path().join("out");
+    let o = bin()
+        .args(["migrate", "--output"])
+        .arg(&out)
+        .arg("statsd")
+        .arg(&js)
+        .output()
+        .expect("migrate");
+    assert_eq!(o.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("line 3, column 29"), "{stderr}");
+    assert!(stderr.contains("does not run config.js"), "{stderr}");
+    assert!(!out.exists());
+}

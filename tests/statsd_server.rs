@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 /// Statsd settings as (our TOML, statsd's JS object fields).
 struct Variant {
-    toml: &'static str,
+    /// `None`: ours is what `carbyne migrate statsd` makes of statsd's file
+    /// (only its addresses moved to free ports).
+    toml: Option<&'static str>,
     js: &'static str,
     sentinel: &'static str,
 }
@@ -160,22 +162,49 @@ fn run_variant(v: &Variant, seed: u64) {
         |t| t.contains("numStats"),
     );
     assert!(first.contains("numStats"), "etsy statsd did not start");
-    std::fs::write(
-        dir.path().join("carbyne.toml"),
-        format!(
-            "[server.statsd]\nlisten = \"127.0.0.1:{pb}\"\nadmin = \"127.0.0.1:{}\"\ngraphite = \"127.0.0.1:{}\"\n\
-             flush_interval = {}\n{}",
-            free_port(),
-            gb.local_addr().expect("addr").port(),
-            FLUSH_MS as f64 / 1000.0,
-            v.toml
-        ),
-    )
-    .expect("toml config");
+    let addresses = format!(
+        "[server.statsd]\nlisten = \"127.0.0.1:{pb}\"\nadmin = \"127.0.0.1:{}\"\ngraphite = \"127.0.0.1:{}\"\n",
+        free_port(),
+        gb.local_addr().expect("addr").port(),
+    );
+    let config = match v.toml {
+        Some(toml) => {
+            let file = dir.path().join("carbyne.toml");
+            std::fs::write(
+                &file,
+                format!(
+                    "{addresses}flush_interval = {}\n{toml}",
+                    FLUSH_MS as f64 / 1000.0
+                ),
+            )
+            .expect("toml config");
+            file
+        }
+        None => {
+            let out = dir.path().join("migrated");
+            let o = bin()
+                .args(["migrate", "--output"])
+                .arg(&out)
+                .arg("statsd")
+                .arg(dir.path().join("statsd.js"))
+                .output()
+                .expect("carbyne migrate");
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let migrated = std::fs::read_to_string(out.join("conf.d/50-server-statsd.toml"))
+                .expect("migrated file");
+            assert!(
+                migrated.contains(&format!("listen = \"127.0.0.1:{pa}\"")),
+                "{migrated}"
+            );
+            // Both cannot listen on one port: only the addresses move.
+            std::fs::write(out.join("conf.d/60-ports.toml"), &addresses).expect("ports");
+            out
+        }
+    };
     let _ours = Child(
         bin()
             .args(["server", "--config"])
-            .arg(dir.path().join("carbyne.toml"))
+            .arg(&config)
             .stderr(Stdio::null())
             .spawn()
             .expect("carbyne server"),
@@ -225,7 +254,7 @@ fn run_variant(v: &Variant, seed: u64) {
 fn same_flush_as_etsy_statsd_with_the_defaults() {
     run_variant(
         &Variant {
-            toml: "",
+            toml: Some(""),
             js: "",
             sentinel: "stats_counts.zz.sentinel",
         },
@@ -237,11 +266,11 @@ fn same_flush_as_etsy_statsd_with_the_defaults() {
 fn same_flush_as_etsy_statsd_with_every_naming_option() {
     run_variant(
         &Variant {
-            toml: "legacy_namespace = false\nglobal_prefix = \"glob\"\nprefix_counter = \"cnt\"\n\
+            toml: Some("legacy_namespace = false\nglobal_prefix = \"glob\"\nprefix_counter = \"cnt\"\n\
                    prefix_timer = \"tmr\"\nprefix_gauge = \"gge\"\nprefix_set = \"st\"\n\
                    global_suffix = \"sfx\"\nprefix_stats = \"sd\"\n\
                    percent_threshold = [90, -10, 99.5]\n\
-                   histogram = [{ metric = \"lat\", bins = [10, 100.5, \"inf\"] }]\n",
+                   histogram = [{ metric = \"lat\", bins = [10, 100.5, \"inf\"] }]\n"),
             js: ", prefixStats: \"sd\", percentThreshold: [90, -10, 99.5], \
                  histogram: [{ metric: \"lat\", bins: [10, 100.5, \"inf\"] }], \
                  graphite: { legacyNamespace: false, globalPrefix: \"glob\", prefixCounter: \"cnt\", \
@@ -256,11 +285,28 @@ fn same_flush_as_etsy_statsd_with_every_naming_option() {
 fn same_flush_as_etsy_statsd_deleting_idle_stats_without_counts() {
     run_variant(
         &Variant {
-            toml: "delete_idle_stats = true\nflush_counts = false\n",
+            toml: Some("delete_idle_stats = true\nflush_counts = false\n"),
             js: ", deleteIdleStats: true, flush_counts: false",
             sentinel: "stats.zz.sentinel",
         },
         3,
+    );
+}
+
+#[test]
+fn same_flush_as_etsy_statsd_on_what_migrate_makes_of_its_config_js() {
+    run_variant(
+        &Variant {
+            toml: None,
+            js: ",\n  // statsd's own styles: comments, single quotes, trailing commas\n  \
+                 prefixStats: 'sd', percentThreshold: [90, -10, 99.5,],\n  \
+                 histogram: [{ metric: 'lat', bins: [10, 100.5, 'inf'] }],\n  \
+                 deleteIdleStats: true, deleteCounters: false, flush_counts: false,\n  \
+                 graphite: { legacyNamespace: false, globalPrefix: 'glob', prefixCounter: \"\", \
+                 prefixTimer: 'tmr', globalSuffix: 'sfx' }, /* the rest as statsd's defaults */",
+            sentinel: "glob.zz.sentinel.rate.sfx",
+        },
+        4,
     );
 }
 

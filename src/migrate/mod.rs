@@ -7,6 +7,8 @@
 //! checks them before anything is written.
 
 pub mod carbon;
+pub mod js;
+pub mod statsd;
 
 use crate::config::{ConfigError, Sources};
 use std::fmt::Write as _;
@@ -42,6 +44,11 @@ pub enum Tool {
         #[arg(long, default_value = "a")]
         instance: String,
     },
+    /// etsy statsd's config.js (read, never run) as [server.statsd].
+    Statsd {
+        #[arg(default_value = "/etc/statsd/localConfig.js")]
+        file: PathBuf,
+    },
 }
 
 /// Runs `carbyne migrate`: reads, checks, writes or prints; what is not
@@ -53,6 +60,7 @@ pub fn run(args: &MigrateArgs) -> i32 {
             program,
             instance,
         } => carbon::migrate(file, *program, instance),
+        Tool::Statsd { file } => statsd::migrate(file),
     };
     let migration = match migration {
         Ok(m) => m,
