@@ -35,6 +35,10 @@ pub struct LogCommon {
     pub metric_prefix: String,
     /// Logster's `--metric-suffix`: a segment after each metric name.
     pub metric_suffix: String,
+    /// Logster's own names, `[metric_prefix.]metric[.metric_suffix]`,
+    /// without path_prefix, hostname or the log's name (what a crontab's
+    /// `logster` sent).
+    pub logster_names: bool,
 }
 
 impl Default for LogCommon {
@@ -47,6 +51,7 @@ impl Default for LogCommon {
             max_line_bytes: 65536,
             metric_prefix: String::new(),
             metric_suffix: String::new(),
+            logster_names: false,
         }
     }
 }
@@ -60,6 +65,7 @@ impl CommonKeys for LogCommon {
         "max_line_bytes",
         "metric_prefix",
         "metric_suffix",
+        "logster_names",
     ];
 }
 
@@ -224,7 +230,8 @@ impl LogJob {
 }
 
 /// Builds every enabled log job of `cfg` (all are checked), named
-/// `path_prefix.hostname[.path_suffix].<log name>.<metric>`.
+/// `path_prefix.hostname[.path_suffix].<log name>.<metric>` (or as
+/// Logster names them, with `logster_names`).
 pub fn build(cfg: &Config, hostname: Option<&str>) -> Result<Vec<LogJob>, ConfigError> {
     let mut out = Vec::new();
     for (name, lc) in &cfg.logs {
@@ -241,7 +248,11 @@ pub fn build(cfg: &Config, hostname: Option<&str>) -> Result<Vec<LogJob>, Config
                 "must be at least 1 second",
             ));
         }
-        let path = MetricPath::new(&cfg.path_prefix, hostname, &cfg.path_suffix, name);
+        let path = if lc.common.logster_names {
+            MetricPath::new("", None, "", ".")
+        } else {
+            MetricPath::new(&cfg.path_prefix, hostname, &cfg.path_suffix, name)
+        };
         let job = LogJob::new(name, lc, path, Duration::from_secs(interval))?;
         if lc.common.enabled {
             out.push(job);

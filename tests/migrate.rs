@@ -393,3 +393,112 @@ fn a_config_js_that_is_code_is_refused_with_its_line() {
     assert!(stderr.contains("does not run config.js"), "{stderr}");
     assert!(!out.exists());
 }
+
+/// What `carbyne logster --dry-run ARGS` prints for `log` read whole, as
+/// name -> value.
+fn logster_dry_run(args: &[&str], state: &Path) -> std::collections::BTreeMap<String, f64> {
+    let o = bin()
+        .args(["logster", "--dry-run", "--state-dir"])
+        .arg(state)
+        .args(args)
+        .output()
+        .expect("carbyne logster");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::parse_lines(&String::from_utf8_lossy(&o.stdout))
+        .into_iter()
+        .map(|(n, v, _)| (n, v))
+        .collect()
+}
+
+#[test]
+fn a_logster_crontab_runs_in_the_agent_under_logsters_names() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    let graphite = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = graphite.local_addr().expect("addr").port();
+    let (mail, app) = (d.join("mail.log"), d.join("app.log"));
+    std::fs::write(&mail, "").expect("mail.log");
+    std::fs::write(&app, "").expect("app.log");
+    std::fs::write(
+        d.join("crontab"),
+        format!(
+            "SHELL=/bin/sh\n\
+             * * * * * /usr/bin/logster -p mail -x prod --output=graphite --graphite-host=127.0.0.1:{port} PostfixLogster {} >/dev/null 2>&1\n\
+             */5 * * * * root /usr/local/bin/logster --metric-prefix web1 -o graphite --graphite-host 127.0.0.1:{port} --parser-options '-l WARN,ERROR,FATAL' logster.parsers.Log4jLogster.Log4jLogster {}\n",
+            mail.display(),
+            app.display()
+        ),
+    )
+    .expect("crontab");
+    let out = d.join("out");
+    migrate(
+        &out,
+        &["logster", d.join("crontab").to_str().expect("utf-8")],
+    );
+    check(&out);
+    std::fs::write(
+        out.join("carbyne.toml"),
+        format!("state_dir = \"{}\"\n", d.join("state").display()),
+    )
+    .expect("carbyne.toml");
+    // As logster's first run: where the files end is noted, nothing sent.
+    let agent = || {
+        let o = bin()
+            .args(["agent", "--once", "--config"])
+            .arg(&out)
+            .output()
+            .expect("agent");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    agent();
+    for (log, fixture) in [(&mail, "logs/maillog"), (&app, "logs/app.log")] {
+        std::fs::copy(common::fixture(fixture), log).expect("fixture");
+    }
+    agent();
+    let text = common::receive(graphite, std::time::Duration::from_secs(10), |t| {
+        t.contains("mail.lines_read.prod") && t.contains("web1.lines_read")
+    });
+    let ours: std::collections::BTreeMap<String, f64> = common::parse_lines(&text)
+        .into_iter()
+        .filter(|(n, _, _)| !n.starts_with("servers."))
+        .map(|(n, v, _)| (n, v))
+        .collect();
+    let mut theirs = logster_dry_run(
+        &[
+            "-p",
+            "mail",
+            "-x",
+            "prod",
+            "PostfixLogster",
+            mail.to_str().expect("utf-8"),
+        ],
+        &d.join("s1"),
+    );
+    theirs.extend(logster_dry_run(
+        &[
+            "-p",
+            "web1",
+            "--parser-options",
+            "-l WARN,ERROR,FATAL",
+            "Log4jLogster",
+            app.to_str().expect("utf-8"),
+        ],
+        &d.join("s2"),
+    ));
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        theirs.keys().collect::<Vec<_>>(),
+        "the names"
+    );
+    // Counts are equal; per-second figures (log4j's levels, postfix's
+    // *Sec) are over different times.
+    for (k, v) in &theirs {
+        let count = ["num", "total", "pct", "avgDelay", "lines_"]
+            .iter()
+            .any(|c| k.contains(c));
+        if count {
+            assert_eq!(ours[k], *v, "{k}");
+        }
+    }
+    assert!(ours.len() > 20, "{ours:?}");
+}

@@ -8,6 +8,7 @@
 
 pub mod carbon;
 pub mod js;
+pub mod logster;
 pub mod statsd;
 
 use crate::config::{ConfigError, Sources};
@@ -44,6 +45,12 @@ pub enum Tool {
         #[arg(long, default_value = "a")]
         instance: String,
     },
+    /// The crontab lines that run etsy's logster, as [logs.NAME] drop-ins
+    /// with Logster's names, and their outputs as handlers.
+    Logster {
+        /// A crontab (or any file of logster command lines).
+        file: PathBuf,
+    },
     /// etsy statsd's config.js (read, never run) as [server.statsd].
     Statsd {
         #[arg(default_value = "/etc/statsd/localConfig.js")]
@@ -61,6 +68,7 @@ pub fn run(args: &MigrateArgs) -> i32 {
             instance,
         } => carbon::migrate(file, *program, instance),
         Tool::Statsd { file } => statsd::migrate(file),
+        Tool::Logster { file } => logster::migrate(file),
     };
     let migration = match migration {
         Ok(m) => m,
