@@ -34,7 +34,7 @@ pub enum Command {
     /// Logster's one-shot run: parse what LOGFILE gained since the last run
     /// and send the metrics (a crontab's `logster` line becomes `carbyne logster`).
     Logster(Box<LogsterArgs>),
-    /// Turn an existing Logster, statsd or carbon setup's configuration into carbyne's.
+    /// Turn an existing Diamond, Logster, statsd or carbon configuration into carbyne's.
     Migrate(crate::migrate::MigrateArgs),
     /// Run the receivers configured under [server.*] (statsd server, carbon receiver, web server).
     Server(ConfigArg),

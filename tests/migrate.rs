@@ -502,3 +502,171 @@ fn a_logster_crontab_runs_in_the_agent_under_logsters_names() {
     }
     assert!(ours.len() > 20, "{ours:?}");
 }
+
+/// The names of `carbyne agent --once --dry-run` on `config`, without
+/// carbyne's own metrics.
+fn agent_names(config: &Path) -> std::collections::BTreeSet<String> {
+    let o = bin()
+        .args(["agent", "--once", "--dry-run", "--config"])
+        .arg(config)
+        .output()
+        .expect("agent");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::parse_lines(&String::from_utf8_lossy(&o.stdout))
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .filter(|n| !n.contains(".carbyne."))
+        .collect()
+}
+
+#[test]
+fn diamonds_example_conf_migrates() {
+    let out = tempfile::tempdir().expect("out");
+    let conf = peer("diamond-4.0.515/etc/diamond/diamond.conf.example");
+    let o = migrate(out.path(), &["diamond", conf.to_str().expect("utf-8")]);
+    let merged = check(out.path());
+    assert!(merged.contains("interval = 300"), "{merged}");
+    assert!(merged.contains("host = \"127.0.0.1\""), "{merged}");
+    // Only the six collectors the example enables run.
+    let cfg = format!("state_dir = \"{}\"\n", out.path().join("state").display());
+    let main = std::fs::read_to_string(out.path().join("carbyne.toml")).expect("main");
+    std::fs::write(out.path().join("carbyne.toml"), main + &cfg).expect("state_dir");
+    let paths: std::collections::BTreeSet<String> = agent_names(out.path())
+        .iter()
+        .filter_map(|n| n.split('.').nth(2).map(String::from))
+        .collect();
+    let want: std::collections::BTreeSet<String> =
+        ["cpu", "diskspace", "iostat", "loadavg", "memory", "vmstat"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+    assert!(paths.is_subset(&want), "{paths:?}");
+    // (vmstat sends rates only, from the second run on.)
+    for p in ["cpu", "loadavg", "memory"] {
+        assert!(paths.contains(p), "{p}: {paths:?}");
+    }
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("ArchiveHandler"), "{stderr}");
+}
+
+/// Diamond's rules, applied by hand to carbyne's default names: which
+/// collectors run (their own section's `enabled`, drop-ins winning),
+/// `path`, whitelists and blacklists matched at the start of the name
+/// after the path, and hostname, prefix and suffix.
+#[test]
+fn a_diamond_conf_gives_the_names_diamond_would() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    let (collectors, handlers) = (d.join("collectors"), d.join("handlers"));
+    std::fs::create_dir_all(&collectors).expect("collectors");
+    std::fs::create_dir_all(&handlers).expect("handlers");
+    std::fs::write(
+        d.join("diamond.conf"),
+        format!(
+            "[server]\nhandlers = diamond.handler.graphite.GraphiteHandler, diamond.handler.queue.QueueHandler\n\
+             collectors_config_path = {}\nhandlers_config_path = {}\n\n\
+             [handlers]\nkeys = rotated_file\n[[default]]\n[[GraphiteHandler]]\nhost = graphite.example.org\n\n\
+             [collectors]\n[[default]]\nhostname = web01\npath_prefix = systems\npath_suffix = dc1\ninterval = 60\nenabled = True\n\
+             [[LoadAverageCollector]]\nenabled = True\npath = load\nmetrics_whitelist = 0[15]\n\
+             [[MemoryCollector]]\nenabled = yes\nmetrics_blacklist = \"Vmalloc.*|Swap.*\"\n\
+             [[VMStatCollector]]\nenabled = True\n\
+             [[UptimeCollector]]\n# no enabled: [[default]]'s does not start it\n\
+             [[NetworkCollector eth1]]\nenabled = True\n\
+             [[CPUCollector]]\nenabled = True\n",
+            collectors.display(),
+            handlers.display()
+        ),
+    )
+    .expect("diamond.conf");
+    std::fs::write(
+        collectors.join("CPUCollector.conf"),
+        "percore = False\ninterval = 30\n",
+    )
+    .expect("cpu");
+    std::fs::write(
+        collectors.join("SockstatCollector.conf"),
+        "enabled = True\n",
+    )
+    .expect("sockstat");
+    std::fs::write(collectors.join("VMStatCollector.conf"), "enabled = False\n").expect("vmstat");
+    std::fs::write(
+        handlers.join("GraphiteHandler.conf"),
+        "port = 2103\nproto = udp\n",
+    )
+    .expect("graphite");
+    let out = d.join("out");
+    let o = migrate(
+        &out,
+        &["diamond", d.join("diamond.conf").to_str().expect("utf-8")],
+    );
+    let merged = check(&out);
+    for want in [
+        "host = \"graphite.example.org\"",
+        "port = 2103",
+        "proto = \"udp\"",
+        "interval = 60",
+    ] {
+        assert!(merged.contains(want), "{want} not in\n{merged}");
+    }
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("NetworkCollector eth1"), "{stderr}");
+    let state = format!("state_dir = \"{}\"\n", d.join("s1").display());
+    let main = std::fs::read_to_string(out.join("carbyne.toml")).expect("main");
+    std::fs::write(out.join("carbyne.toml"), main + &state).expect("state");
+    let ours = agent_names(&out);
+
+    // carbyne's names for the same collectors, unrenamed and unfiltered.
+    let reference = d.join("reference.toml");
+    std::fs::write(
+        &reference,
+        format!(
+            "hostname = \"h\"\nstate_dir = \"{}\"\n[collectors.cpu]\npercore = false\n{}",
+            d.join("s2").display(),
+            [
+                "diskspace",
+                "diskusage",
+                "network",
+                "tcp",
+                "udp",
+                "entropy",
+                "uptime",
+                "vmstat",
+                "mountstats",
+                "filestat",
+                "pressure",
+                "proc",
+            ]
+            .iter()
+            .map(|c| format!("[collectors.{c}]\nenabled = false\n"))
+            .collect::<String>()
+        ),
+    )
+    .expect("reference");
+    let whitelist = regex::Regex::new("^(?:0[15])").expect("re");
+    let blacklist = regex::Regex::new("^(?:Vmalloc.*|Swap.*)").expect("re");
+    let want: std::collections::BTreeSet<String> = agent_names(&reference)
+        .into_iter()
+        .filter_map(|n| {
+            let rest = n.strip_prefix("servers.h.")?;
+            let (path, rel) = rest.split_once('.')?;
+            let keep = match path {
+                "loadavg" => whitelist.is_match(rel),
+                "memory" => !blacklist.is_match(rel),
+                "cpu" | "sockets" => true,
+                _ => false,
+            };
+            let path = if path == "loadavg" { "load" } else { path };
+            keep.then(|| format!("systems.web01.dc1.{path}.{rel}"))
+        })
+        .collect();
+    assert_eq!(ours, want);
+    assert!(
+        ours.iter()
+            .any(|n| n.starts_with("systems.web01.dc1.sockets.")),
+        "{ours:?}"
+    );
+    assert!(
+        ours.iter().any(|n| n == "systems.web01.dc1.load.01"),
+        "{ours:?}"
+    );
+}

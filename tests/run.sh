@@ -68,11 +68,16 @@ python3 -c "import cairocffi" 2>/dev/null \
     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcairo2; }
 
 # The configuration files the real packages ship, which `carbyne migrate`
-# is tested on (tests/migrate.rs): carbon 1.1.10's sdist (conf/*.example)
-# and Debian's graphite-carbon (/etc/carbon; its service is not started).
+# is tested on (tests/migrate.rs): carbon 1.1.10's sdist (conf/*.example),
+# Diamond 4.0.515's wheel (etc/diamond/diamond.conf.example) and Debian's
+# graphite-carbon (/etc/carbon; its service is not started).
 if [ ! -f "$peers/carbon-1.1.10/conf/carbon.conf.example" ]; then
     python3 -m pip download --quiet --no-deps --no-binary :all: carbon==1.1.10 -d "$peers/dl"
     tar -xzf "$peers/dl/carbon-1.1.10.tar.gz" -C "$peers"
+fi
+if [ ! -f "$peers/diamond-4.0.515/etc/diamond/diamond.conf.example" ]; then
+    python3 -m pip download --quiet --no-deps diamond==4.0.515 -d "$peers/dl"
+    python3 -m zipfile -e "$peers/dl/diamond-4.0.515-py2.py3-none-any.whl" "$peers/diamond-4.0.515"
 fi
 [ -f /etc/carbon/carbon.conf ] \
     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphite-carbon; }

@@ -7,6 +7,8 @@
 //! checks them before anything is written.
 
 pub mod carbon;
+pub mod configobj;
+pub mod diamond;
 pub mod js;
 pub mod logster;
 pub mod statsd;
@@ -32,6 +34,12 @@ pub struct MigrateArgs {
 /// The setups `carbyne migrate` reads.
 #[derive(Debug, clap::Subcommand)]
 pub enum Tool {
+    /// Diamond's diamond.conf (and the collector and handler files it
+    /// merges) as carbyne.toml and conf.d drop-ins.
+    Diamond {
+        #[arg(default_value = "/etc/diamond/diamond.conf")]
+        file: PathBuf,
+    },
     /// One carbon daemon's section of carbon.conf as [server.carbon],
     /// pointing at its storage schemas, rule files and whisper tree.
     Carbon {
@@ -68,6 +76,7 @@ pub fn run(args: &MigrateArgs) -> i32 {
             instance,
         } => carbon::migrate(file, *program, instance),
         Tool::Statsd { file } => statsd::migrate(file),
+        Tool::Diamond { file } => diamond::migrate(file),
         Tool::Logster { file } => logster::migrate(file),
     };
     let migration = match migration {
