@@ -529,8 +529,7 @@ fn diamonds_example_conf_migrates() {
     assert!(merged.contains("host = \"127.0.0.1\""), "{merged}");
     // Only the six collectors the example enables run.
     let cfg = format!("state_dir = \"{}\"\n", out.path().join("state").display());
-    let main = std::fs::read_to_string(out.path().join("carbyne.toml")).expect("main");
-    std::fs::write(out.path().join("carbyne.toml"), main + &cfg).expect("state_dir");
+    std::fs::write(out.path().join("carbyne.toml"), cfg).expect("state_dir");
     let paths: std::collections::BTreeSet<String> = agent_names(out.path())
         .iter()
         .filter_map(|n| n.split('.').nth(2).map(String::from))
@@ -611,8 +610,7 @@ fn a_diamond_conf_gives_the_names_diamond_would() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("NetworkCollector eth1"), "{stderr}");
     let state = format!("state_dir = \"{}\"\n", d.join("s1").display());
-    let main = std::fs::read_to_string(out.join("carbyne.toml")).expect("main");
-    std::fs::write(out.join("carbyne.toml"), main + &state).expect("state");
+    std::fs::write(out.join("carbyne.toml"), state).expect("state");
     let ours = agent_names(&out);
 
     // carbyne's names for the same collectors, unrenamed and unfiltered.
@@ -669,4 +667,52 @@ fn a_diamond_conf_gives_the_names_diamond_would() {
         ours.iter().any(|n| n == "systems.web01.dc1.load.01"),
         "{ours:?}"
     );
+}
+
+#[test]
+fn force_replaces_an_earlier_run_and_two_migrations_never_share_a_handler() {
+    let dir = tempfile::tempdir().expect("dir");
+    let d = dir.path();
+    let conf = d.join("diamond.conf");
+    let write = |collectors: &str| {
+        std::fs::write(
+            &conf,
+            format!(
+                "[server]\nhandlers = diamond.handler.graphite.GraphiteHandler\n[handlers]\n[[GraphiteHandler]]\nhost = g1\n[collectors]\n{collectors}"
+            ),
+        )
+        .expect("diamond.conf")
+    };
+    write("[[CPUCollector]]\nenabled = True\n[[MemoryCollector]]\nenabled = True\n");
+    let out = d.join("out");
+    migrate(&out, &["diamond", conf.to_str().expect("utf-8")]);
+    assert!(out.join("conf.d/50-memory.toml").exists());
+    // Memory no longer runs: --force takes away the file the first run wrote.
+    write("[[CPUCollector]]\nenabled = True\n");
+    migrate(&out, &["--force", "diamond", conf.to_str().expect("utf-8")]);
+    assert!(!out.join("conf.d/50-memory.toml").exists());
+    assert!(!check(&out).contains("[collectors.memory]\nenabled = true"));
+
+    // A logster migration into the same folder would take over Diamond's
+    // [handlers.graphite]: refused, naming the file.
+    let cron = d.join("crontab");
+    std::fs::write(
+        &cron,
+        format!(
+            "* * * * * logster -o graphite --graphite-host g2:2003 PostfixLogster {}\n",
+            d.join("mail.log").display()
+        ),
+    )
+    .expect("crontab");
+    let o = bin()
+        .args(["migrate", "--output"])
+        .arg(&out)
+        .arg("logster")
+        .arg(&cron)
+        .output()
+        .expect("migrate");
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("50-graphite.toml"), "{stderr}");
+    assert!(stderr.contains("[handlers.graphite]"), "{stderr}");
 }

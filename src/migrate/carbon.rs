@@ -128,12 +128,48 @@ impl Settings {
         if p == 0.0 {
             return Ok(String::new());
         }
-        Ok(if host.contains(':') {
-            format!("[{host}]:{p}")
-        } else {
-            format!("{host}:{p}")
+        super::host_port(&host, p as u16, "0.0.0.0").map_err(|m| {
+            let line = self.keys.get(iface).map_or(0, |v| v.1);
+            self.err(line, format!("{iface}: {m}"))
         })
     }
+
+    /// A count carbyne takes as a whole number: `inf` (or more than any
+    /// count) is `unlimited`; below `min` is an error, since carbon would
+    /// not run as carbyne does.
+    fn count(
+        &mut self,
+        key: &str,
+        default: f64,
+        min: f64,
+        unlimited: Option<i64>,
+    ) -> Result<toml::Value, ConfigError> {
+        let n = self.number(key, default)?;
+        let line = self.keys.get(key).map_or(0, |v| v.1);
+        if n.is_nan() || n < min {
+            return Err(self.err(
+                line,
+                format!("{key} = {n}: carbon needs at least {min} (carbyne will not guess what was meant)"),
+            ));
+        }
+        if n >= 1e15 {
+            return unlimited.map(toml::Value::Integer).ok_or_else(|| {
+                self.err(line, format!("{key} = {n}: carbyne needs a whole number"))
+            });
+        }
+        Ok(toml::Value::Integer(n.floor() as i64))
+    }
+}
+
+/// A path as carbon takes it: `~` expanded, relative to where it runs
+/// (written out absolute, since carbyne runs elsewhere).
+fn local_path(p: &str) -> PathBuf {
+    let expanded = match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ if p == "~" => std::env::var_os("HOME").map_or_else(|| PathBuf::from(p), PathBuf::from),
+        _ => PathBuf::from(p),
+    };
+    std::path::absolute(&expanded).unwrap_or(expanded)
 }
 
 /// Python's `float()` of a carbon.conf value (its `int()` first gives the
@@ -169,6 +205,11 @@ fn interpolate(
     let mut out = String::new();
     let mut rest = value;
     while let Some(i) = rest.find('%') {
+        if out.len() > MAX_VALUE {
+            return Err(format!(
+                "interpolation makes a value over {MAX_VALUE} bytes"
+            ));
+        }
         out.push_str(&rest[..i]);
         rest = &rest[i + 1..];
         if let Some(r) = rest.strip_prefix('%') {
@@ -189,8 +230,16 @@ fn interpolate(
         }
     }
     out.push_str(rest);
+    if out.len() > MAX_VALUE {
+        return Err(format!(
+            "interpolation makes a value over {MAX_VALUE} bytes"
+        ));
+    }
     Ok(out)
 }
+
+/// Longest value interpolation may make (carbon's values are short).
+const MAX_VALUE: usize = 64 << 10;
 
 /// Keys that carbyne does on its own, with the value that means the same,
 /// and why any other value is not carried over. Keys not listed here and
@@ -263,11 +312,13 @@ fn fixed(key: &str, value: &str) -> Option<Option<&'static str>> {
         "CACHE_METRIC_NAMES_MAX" | "CACHE_METRIC_NAMES_TTL" => {
             Some("carbyne keeps each name's rule matches up to 64 MiB of them")
         }
+        "TAG_RELAY_NORMALIZED" => {
+            (!falsy).then_some("carbyne relays tagged names as they came (not normalized)")
+        }
         "BIND_PATTERNS"
         | "RAVEN_DSN"
         | "DYNAMIC_ROUTER"
         | "DYNAMIC_ROUTER_MAX_RETRIES"
-        | "ROUTER_HASH_TYPE"
         | "DESTINATION_SSL_CA"
         | "DESTINATION_POOL_REPLICAS"
         | "TCP_KEEPALIVE"
@@ -303,28 +354,46 @@ pub fn migrate(path: &Path, program: Program, instance: &str) -> Result<Migratio
     })?;
     let name = program.section();
     let own = format!("{name}:{instance}");
-    if !sections.iter().any(|s| s.name == name || s.name == own) {
-        return Err(ConfigError::general(
-            Some(path),
-            format!("no [{name}] section (carbon-{name} reads that one)"),
-        ));
-    }
+    let cfg_err = |line: usize, message: String| ConfigError {
+        file: Some(path.to_path_buf()),
+        line: Some(line),
+        key: None,
+        message,
+    };
+    // ConfigParser: each section read with [DEFAULT] under it, `%(x)s`
+    // resolved within that section; the instance's on top of the daemon's.
+    let defaults: Vec<(String, String, usize)> = sections
+        .iter()
+        .filter(|s| s.name == "DEFAULT")
+        .flat_map(|s| {
+            s.keys()
+                .map(|(k, v, l)| (k.to_ascii_uppercase(), v.to_string(), l))
+        })
+        .collect();
     let mut keys = BTreeMap::new();
-    for wanted in ["DEFAULT", name, &own] {
-        for s in sections.iter().filter(|s| s.name == wanted) {
-            for (k, v, line) in s.keys() {
-                keys.insert(k.to_ascii_uppercase(), (v.to_string(), line));
+    let mut found = false;
+    for wanted in [name, own.as_str()] {
+        let Some(section) = sections.iter().find(|s| s.name == wanted) else {
+            continue;
+        };
+        found = true;
+        let mut here: BTreeMap<String, (String, usize)> = defaults
+            .iter()
+            .map(|(k, v, l)| (k.clone(), (v.clone(), *l)))
+            .collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for (k, v, line) in section.keys() {
+            let k = k.to_ascii_uppercase();
+            if !seen.insert(k.clone()) {
+                return Err(cfg_err(line, format!("{k} appears twice in [{wanted}]")));
             }
+            here.insert(k, (v.to_string(), line));
         }
-    }
-    let raw = keys.clone();
-    for (k, (v, line)) in keys.iter_mut() {
-        *v = interpolate(v, &raw, 0).map_err(|m| ConfigError {
-            file: Some(path.to_path_buf()),
-            line: Some(*line),
-            key: None,
-            message: format!("{k}: {m}"),
-        })?;
+        let raw = here.clone();
+        for (k, (v, line)) in here.iter_mut() {
+            *v = interpolate(v, &raw, 0).map_err(|m| cfg_err(*line, format!("{k}: {m}")))?;
+        }
+        keys.extend(here);
     }
     let mut s = Settings {
         file: path.to_path_buf(),
@@ -336,12 +405,17 @@ pub fn migrate(path: &Path, program: Program, instance: &str) -> Result<Migratio
         &format!(", [{name}] and [{own}] (carbon-{name} --instance {instance})"),
     );
     out.comment("Keys carbon.conf leaves out are written with carbon's default.");
+    if !found {
+        out.comment(&format!(
+            "carbon.conf has no [{name}] section: carbon-{name} runs on its defaults, written here."
+        ));
+    }
     out.table("server.carbon");
 
     // Where carbon finds its files (carbon's conf.py, as with --config).
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let conf_dir = match s.get("CONF_DIR") {
-        Some((d, _)) => PathBuf::from(d),
+        Some((d, _)) => local_path(&d),
         None => abs
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
@@ -390,7 +464,7 @@ pub fn migrate(path: &Path, program: Program, instance: &str) -> Result<Migratio
     }
 
     match s.number("MAX_RECEIVER_CONNECTIONS", f64::INFINITY)? {
-        n if n.is_finite() && n >= 1.0 => {
+        n if n.is_finite() && (1.0..1e9).contains(&n) => {
             out.key("max_connections", number(n.floor()), "MAX_RECEIVER_CONNECTIONS")
         }
         n => out.left(format!(
@@ -431,12 +505,8 @@ pub fn migrate(path: &Path, program: Program, instance: &str) -> Result<Migratio
         s.string("CARBON_METRIC_PREFIX", "carbon"),
         "CARBON_METRIC_PREFIX",
     );
-    let interval = s.number("CARBON_METRIC_INTERVAL", 60.0)?;
-    out.key(
-        "carbon_metric_interval",
-        number(interval.max(0.0).floor()),
-        "CARBON_METRIC_INTERVAL",
-    );
+    let interval = s.count("CARBON_METRIC_INTERVAL", 60.0, 0.0, None)?;
+    out.key("carbon_metric_interval", interval, "CARBON_METRIC_INTERVAL");
     out.key("instance", instance, "--instance");
     out.key("store", program.stores(), "");
 
@@ -477,9 +547,9 @@ fn carry_storage(
 ) -> Result<(), ConfigError> {
     // STORAGE_DIR: the file's, else carbon's environment and layout.
     let storage = match s.get("STORAGE_DIR") {
-        Some((d, _)) => PathBuf::from(d),
+        Some((d, _)) => local_path(&d),
         None => match std::env::var_os("GRAPHITE_STORAGE_DIR") {
-            Some(d) => PathBuf::from(d),
+            Some(d) => local_path(&d.to_string_lossy()),
             None => {
                 let root = std::env::var_os("GRAPHITE_ROOT").map_or_else(
                     || {
@@ -494,7 +564,7 @@ fn carry_storage(
         },
     };
     let data = match s.get("LOCAL_DATA_DIR") {
-        Some((d, _)) => PathBuf::from(d),
+        Some((d, _)) => local_path(&d),
         None => storage.join("whisper"),
     };
     out.key(
@@ -525,28 +595,36 @@ fn carry_storage(
             "CONF_DIR/storage-aggregation.conf",
         );
     }
-    let size = s.number("MAX_CACHE_SIZE", f64::INFINITY)?;
+    let size = s.count("MAX_CACHE_SIZE", f64::INFINITY, 1.0, Some(0))?;
     out.key(
         "max_cache_size",
-        number(if size.is_finite() {
-            size.max(1.0).floor()
-        } else {
-            0.0
-        }),
+        size,
         "MAX_CACHE_SIZE (inf: 0, no bound in points; max_cache_bytes still bounds it)",
     );
-    let ups = s.number("MAX_UPDATES_PER_SECOND", 500.0)?;
-    out.key(
-        "max_updates_per_second",
-        number(if ups.is_finite() { ups.max(0.0) } else { 0.0 }),
-        "MAX_UPDATES_PER_SECOND (inf: 0, no limit)",
-    );
-    let cpm = s.number("MAX_CREATES_PER_MINUTE", f64::INFINITY)?;
-    out.key(
-        "max_creates_per_minute",
-        number(if cpm.is_finite() { cpm.max(0.0) } else { 0.0 }),
-        "MAX_CREATES_PER_MINUTE (inf: 0, no limit)",
-    );
+    // A rate of 0 stops carbon (no update, no create ever); 0 is "no
+    // limit" to carbyne, so it is refused rather than turned around.
+    for (key, default, ours) in [
+        ("MAX_UPDATES_PER_SECOND", 500.0, "max_updates_per_second"),
+        (
+            "MAX_CREATES_PER_MINUTE",
+            f64::INFINITY,
+            "max_creates_per_minute",
+        ),
+    ] {
+        let n = s.number(key, default)?;
+        if n.is_nan() || n <= 0.0 {
+            let line = s.keys.get(key).map_or(0, |v| v.1);
+            return Err(s.err(
+                line,
+                format!("{key} = {n}: carbon would never write (or divide by zero); carbyne will not guess what was meant"),
+            ));
+        }
+        out.key(
+            ours,
+            number(if n.is_finite() { n } else { 0.0 }),
+            &format!("{key} (inf: 0, no limit)"),
+        );
+    }
     let strategy = s.string("CACHE_WRITE_STRATEGY", "sorted");
     match strategy.as_str() {
         "sorted" | "max" | "naive" => out.key(
@@ -604,16 +682,19 @@ fn carry_rules(
         s.boolean("FORWARD_ALL", true)?,
         "FORWARD_ALL",
     );
-    let intervals = s.number("MAX_AGGREGATION_INTERVALS", 5.0)?;
+    let intervals = s.count("MAX_AGGREGATION_INTERVALS", 5.0, 1.0, None)?;
     out.key(
         "max_aggregation_intervals",
-        number(intervals.max(0.0).floor()),
+        intervals,
         "MAX_AGGREGATION_INTERVALS",
     );
-    let back = s.optional_number("WRITE_BACK_FREQUENCY")?;
+    let back = match s.optional_number("WRITE_BACK_FREQUENCY")? {
+        None => toml::Value::Integer(0),
+        Some(_) => s.count("WRITE_BACK_FREQUENCY", 0.0, 0.0, None)?,
+    };
     out.key(
         "write_back_frequency",
-        number(back.unwrap_or(0.0).max(0.0).floor()),
+        back,
         "WRITE_BACK_FREQUENCY (None: 0, each rule's frequency)",
     );
     Ok(())
@@ -669,31 +750,28 @@ fn carry_relay(
             ));
         }
     }
-    let rf = s.number("REPLICATION_FACTOR", 1.0)?;
-    out.key(
-        "replication_factor",
-        number(rf.max(1.0).floor()),
-        "REPLICATION_FACTOR",
-    );
+    if let Some((h, line)) = s
+        .get("ROUTER_HASH_TYPE")
+        .filter(|(h, _)| h != "None" && !h.is_empty())
+    {
+        return Err(s.err(
+            line,
+            format!("ROUTER_HASH_TYPE = {h}: carbyne's ring hashes as carbon's default (md5); another hash would send names elsewhere"),
+        ));
+    }
+    let rf = s.count("REPLICATION_FACTOR", 1.0, 1.0, None)?;
+    out.key("replication_factor", rf, "REPLICATION_FACTOR");
     out.key(
         "diverse_replicas",
         s.boolean("DIVERSE_REPLICAS", true)?,
         "DIVERSE_REPLICAS",
     );
-    let q = s.number("MAX_QUEUE_SIZE", 1000.0)?;
-    out.key(
-        "max_queue_size",
-        number(if q.is_finite() {
-            q.max(1.0).floor()
-        } else {
-            1e9
-        }),
-        "MAX_QUEUE_SIZE",
-    );
-    let per = s.number("MAX_DATAPOINTS_PER_MESSAGE", 500.0)?;
+    let q = s.count("MAX_QUEUE_SIZE", 1000.0, 1.0, Some(1_000_000_000))?;
+    out.key("max_queue_size", q, "MAX_QUEUE_SIZE");
+    let per = s.count("MAX_DATAPOINTS_PER_MESSAGE", 500.0, 1.0, None)?;
     out.key(
         "max_datapoints_per_message",
-        number(per.max(1.0).floor()),
+        per,
         "MAX_DATAPOINTS_PER_MESSAGE",
     );
     Ok(())
@@ -780,6 +858,47 @@ mod tests {
         assert!(e.to_string().contains("fast-hashing"), "{e}");
         let p = conf(dir.path(), "[cache]\nX = %(nope)s\n");
         assert!(migrate(&p, Program::Cache, "a").is_err());
+    }
+
+    #[test]
+    fn what_carbon_would_not_run_as_written_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        // An interpolation that doubles at every level: refused, not built.
+        let mut bomb = String::from("[cache]\n");
+        for level in 0..8 {
+            let refs = format!("%(v{})s", level + 1).repeat(40);
+            bomb.push_str(&format!("V{level} = {refs}\n"));
+        }
+        bomb.push_str(&format!("V8 = {}\n", "x".repeat(100)));
+        let p = conf(dir.path(), &bomb);
+        let start = std::time::Instant::now();
+        let e = migrate(&p, Program::Cache, "a").expect_err("bomb");
+        assert!(e.to_string().contains("bytes"), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        for text in [
+            "[cache]\nMAX_UPDATES_PER_SECOND = 0\n",
+            "[cache]\nMAX_CREATES_PER_MINUTE = -1\n",
+            "[cache]\nLINE_RECEIVER_PORT = 1\nline_receiver_port = 2\n",
+            "[cache]\nLINE_RECEIVER_INTERFACE = 127.0.0.1 # lo\n",
+        ] {
+            let p = conf(dir.path(), text);
+            assert!(migrate(&p, Program::Cache, "a").is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn default_applies_under_the_instance_section_too() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = conf(
+            dir.path(),
+            "[DEFAULT]\nLINE_RECEIVER_PORT = 9999\n[cache]\nLINE_RECEIVER_PORT = 2003\n[cache:a]\nX = 1\n",
+        );
+        let m = migrate(&p, Program::Cache, "a").expect("migrate");
+        assert!(
+            text(&m).contains("listen = \"0.0.0.0:9999\""),
+            "{}",
+            text(&m)
+        );
     }
 
     #[test]

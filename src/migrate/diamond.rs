@@ -1,7 +1,7 @@
 //! `carbyne migrate diamond diamond.conf`: Diamond's ConfigObj files (the
 //! main file, `[configs]` files, `collectors_config_path` and
 //! `handlers_config_path` drop-ins, merged as Diamond merges them) as
-//! `carbyne.toml` (hostname, prefix, suffix, interval), one
+//! `conf.d/50-diamond.toml` (hostname, prefix, suffix, interval), one
 //! `conf.d/50-<collector>.toml` per collector Diamond runs, one per
 //! handler, and `conf.d/50-diamond-off.toml` turning off carbyne's
 //! collectors Diamond did not run, so the same metric names come out.
@@ -38,7 +38,11 @@ const COLLECTORS: &[(&str, &str)] = &[
 
 /// Diamond's `str_to_bool`.
 fn boolean(v: &Val) -> Option<bool> {
-    match v.text().trim().to_ascii_lowercase().as_str() {
+    let Val::Str(v) = v else {
+        // A list (`True,`): str_to_bool fails on it.
+        return None;
+    };
+    match v.trim().to_ascii_lowercase().as_str() {
         "true" | "t" | "yes" | "y" => Some(true),
         "false" | "f" | "no" | "n" | "" => Some(false),
         _ => None,
@@ -77,6 +81,12 @@ fn load(path: &Path) -> Result<Section, ConfigError> {
         .and_then(|s| s.get("extension"))
         .map_or_else(|| ".conf".to_string(), Val::text);
     if let Some(dir) = c.sub("configs").and_then(|s| s.get("path")).map(Val::text) {
+        if !Path::new(&dir).is_dir() {
+            return Err(ConfigError::general(
+                Some(path),
+                format!("[configs] path = {dir}: no such folder (Diamond stops there too)"),
+            ));
+        }
         for f in dropins(Path::new(&dir), &ext) {
             let more = read(&f)?;
             c.merge(more);
@@ -106,7 +116,10 @@ fn load(path: &Path) -> Result<Section, ConfigError> {
 }
 
 /// A Diamond value as the TOML value of the type carbyne's default has.
-fn convert(v: &Val, like: &toml::Value) -> Option<toml::Value> {
+/// A string where a list goes is one item (Diamond wraps it), but for
+/// `filesystems` and `byte_unit`, which Diamond splits (on commas, on
+/// whitespace).
+fn convert(key: &str, v: &Val, like: &toml::Value) -> Option<toml::Value> {
     Some(match like {
         toml::Value::Boolean(_) => toml::Value::Boolean(boolean(v)?),
         toml::Value::Integer(_) => toml::Value::Integer(v.text().trim().parse().ok()?),
@@ -115,8 +128,13 @@ fn convert(v: &Val, like: &toml::Value) -> Option<toml::Value> {
         toml::Value::Array(_) => toml::Value::Array(
             match v {
                 Val::List(l) => l.clone(),
-                Val::Str(s) if s.trim().is_empty() => Vec::new(),
-                Val::Str(s) => s.split(',').map(|x| x.trim().to_string()).collect(),
+                Val::Str(s) if key == "filesystems" => {
+                    s.split(',').map(|x| x.trim().to_string()).collect()
+                }
+                Val::Str(s) if key == "byte_unit" => {
+                    s.split_whitespace().map(String::from).collect()
+                }
+                Val::Str(s) => vec![s.clone()],
             }
             .into_iter()
             .map(toml::Value::String)
@@ -125,6 +143,22 @@ fn convert(v: &Val, like: &toml::Value) -> Option<toml::Value> {
         _ => return None,
     })
 }
+
+/// Diamond 4.0.515's defaults where carbyne's own select more (newer
+/// interface and device names): written when the section leaves them out,
+/// so the same names come out.
+const DIAMOND_DEFAULTS: &[(&str, &str, &str)] = &[
+    (
+        "network",
+        "interfaces",
+        "eth, bond, em, p1p, eno, enp, ens, enx",
+    ),
+    (
+        "diskusage",
+        "devices",
+        "PhysicalDrive[0-9]+$|md[0-9]+$|sd[a-z]+[0-9]*$|x?vd[a-z]+[0-9]*$|disk[0-9]+$|dm\\-[0-9]+$",
+    ),
+];
 
 /// Keys of the base Collector that carbyne has once, globally.
 const GLOBAL_KEYS: &[&str] = &[
@@ -205,18 +239,27 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
         interval as i64,
         "interval (Diamond's default is 300 s)",
     );
+    main.key(
+        "self_metrics",
+        false,
+        "Diamond sent no metrics of its own (true adds <prefix>.<host>.carbyne.*)",
+    );
     for (k, v, line) in &c.sub("server").unwrap_or(&empty).keys {
         match k.as_str() {
-            "handlers"
-            | "collectors_config_path"
-            | "handlers_config_path"
-            | "collectors_path"
-            | "handlers_path"
-            | "user"
-            | "group"
-            | "pid_file"
-            | "metric_queue_size"
-            | "collectors_load_delay" => {}
+            "handlers" | "collectors_config_path" | "handlers_config_path" | "pid_file"
+            | "collectors_load_delay" | "handlers_path" => {}
+            "user" | "group" if v.text().is_empty() => {}
+            "metric_queue_size" if v.text() == "16384" => {}
+            "collectors_path"
+                if v.text().trim_end_matches('/') == "/usr/share/diamond/collectors" => {}
+            "user" | "group" => main.left(format!(
+                "[server] {k} = {} (line {line}): the package's service runs as its own user",
+                v.text()
+            )),
+            "collectors_path" => main.left(format!(
+                "[server] collectors_path = {} (line {line}): carbyne's collectors are built in; custom Python collectors are not carried over",
+                v.text()
+            )),
             _ => main.left(format!(
                 "[server] {k} = {} (line {line}): not a setting carbyne has",
                 v.text()
@@ -247,16 +290,34 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
             continue;
         }
         let Some((_, name)) = COLLECTORS.iter().find(|(c, _)| *c == class) else {
-            m.left.push(format!(
+            main.left(format!(
                 "[[{section}]] (line {line}): a collector carbyne does not have"
             ));
             continue;
         };
         if words.next().is_some() {
-            m.left.push(format!(
+            main.left(format!(
                 "[[{section}]] (line {line}): a second instance of {class}; carbyne runs one {name}"
             ));
             continue;
+        }
+        if s.get("metrics_whitelist").is_some() && s.get("metrics_blacklist").is_some()
+            || default.get("metrics_whitelist").is_some()
+                && default.get("metrics_blacklist").is_some()
+        {
+            return Err(err(format!(
+                "[[{section}]] (line {line}): metrics_whitelist and metrics_blacklist together; Diamond refuses that collector"
+            )));
+        }
+        for (sub, _, sline) in &s.subs {
+            main.left(format!(
+                "[[{section}]] [[[{sub}]]] (line {sline}): a subsection carbyne's {name} does not take{}",
+                if *name == "processresources" {
+                    " (write it as [collectors.processresources.process.NAME], see conf.d/processresources.toml)"
+                } else {
+                    ""
+                }
+            ));
         }
         running.push(*name);
         let like = defaults
@@ -270,6 +331,15 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
         // Diamond: the class's defaults, then [[default]], then its own.
         let mut merged = default.clone();
         merged.merge(s.clone());
+        for (c, k, v) in DIAMOND_DEFAULTS {
+            if c == name && merged.get(k).is_none() {
+                merged.set(k, Val::Str((*v).to_string()), 0);
+                if *k == "interfaces" {
+                    let list = v.split(", ").map(String::from).collect();
+                    merged.set(k, Val::List(list), 0);
+                }
+            }
+        }
         for (k, v, kline) in &merged.keys {
             match k.as_str() {
                 "enabled" => {}
@@ -281,7 +351,10 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
                         out.key("interval", n as i64, "interval");
                     }
                 }
-                "path" => out.key("path", v.text(), "path"),
+                "path" => {
+                    let p = v.text();
+                    out.key("path", if p.is_empty() { "." } else { p.as_str() }, "path")
+                }
                 "metrics_whitelist" | "metrics_blacklist" => match v {
                     Val::Str(re) => out.key(k, re.as_str(), k),
                     Val::List(_) => {
@@ -314,13 +387,19 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
                             | ("force_psutil", "False" | "false")
                     );
                     if !quiet {
-                        out.left(format!(
-                            "{k} = {} (line {kline}): carbyne reports its own collector times (carbyne.collectors.*)",
-                            v.text()
-                        ));
+                        let why = match k.as_str() {
+                            "measure_collector_time" => "carbyne reports its own collector times (carbyne.collectors.*)",
+                            "ttl_multiplier" => "carbyne's handlers send no TTL",
+                            _ => "carbyne reads /proc itself, one way",
+                        };
+                        out.left(format!("{k} = {} (line {kline}): {why}", v.text()));
                     }
                 }
-                other => match like.get(other).and_then(|d| convert(v, d).map(|c| (d, c))) {
+                "detailed" if *name == "memory" => {
+                    // Diamond: the key's presence, whatever its value.
+                    out.key("detailed", true, "detailed (Diamond: present at all)")
+                }
+                other => match like.get(other).and_then(|d| convert(other, v, d).map(|c| (d, c))) {
                     Some((_, value)) => out.key(other, value, other),
                     None if like.contains_key(other) => {
                         return Err(err(format!(
@@ -351,8 +430,10 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
         m.add("conf.d/50-diamond-off.toml", off);
     }
 
-    handlers(&c, path, &mut m)?;
-    m.files.insert(0, ("carbyne.toml".into(), String::new()));
+    handlers(&c, path, &mut m, &mut main)?;
+    // A drop-in, not carbyne.toml: the package's carbyne.toml stays.
+    m.files
+        .insert(0, ("conf.d/50-diamond.toml".into(), String::new()));
     let (text, left) = main.finish();
     m.files[0].1 = text;
     m.left.splice(0..0, left);
@@ -360,10 +441,20 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
 }
 
 /// `[server] handlers` as `[handlers.*]`.
-fn handlers(c: &Section, path: &Path, m: &mut Migration) -> Result<(), ConfigError> {
+fn handlers(
+    c: &Section,
+    path: &Path,
+    m: &mut Migration,
+    main: &mut Toml,
+) -> Result<(), ConfigError> {
     let empty = Section::default();
     let list: Vec<String> = match c.sub("server").and_then(|s| s.get("handlers")) {
-        None => vec!["diamond.handler.archive.ArchiveHandler".into()],
+        None => {
+            return Err(ConfigError::general(
+                Some(path),
+                "[server] has no handlers (Diamond does not start without them)",
+            ))
+        }
         Some(Val::Str(s)) => vec![s.clone()],
         Some(Val::List(l)) => l.clone(),
     };
@@ -404,6 +495,12 @@ fn handlers(c: &Section, path: &Path, m: &mut Migration) -> Result<(), ConfigErr
             }
             "StatsdHandler" => {
                 out.table("handlers.statsd");
+                if get("host", "").trim().is_empty() {
+                    return Err(ConfigError::general(
+                        Some(path),
+                        "[[StatsdHandler]] has no host (Diamond's default, '', sends nowhere useful); set one",
+                    ));
+                }
                 out.key("host", get("host", ""), "host");
                 out.key("port", num("port", "1234")? as i64, "port");
                 &["host", "port", "batch"]
@@ -411,6 +508,11 @@ fn handlers(c: &Section, path: &Path, m: &mut Migration) -> Result<(), ConfigErr
             "HttpPostHandler" => {
                 out.table("handlers.http");
                 out.key("url", get("url", "http://localhost/blah/blah/blah"), "url");
+                out.key(
+                    "format",
+                    "plain",
+                    "Diamond posts the metrics' plaintext lines",
+                );
                 out.key("max_batch", num("batch", "100")?.max(1.0) as i64, "batch");
                 &["url", "batch"]
             }
@@ -425,7 +527,7 @@ fn handlers(c: &Section, path: &Path, m: &mut Migration) -> Result<(), ConfigErr
                 &["port"]
             }
             _ => {
-                m.left.push(format!(
+                main.left(format!(
                     "handler {full}: carbyne's handlers are graphite, statsd, http, zeromq, syslog, prometheus and remote_write{}",
                     if class == "GraphitePickleHandler" {
                         " (graphite sends the line protocol: point it at carbon's line port)"
@@ -468,7 +570,7 @@ mod tests {
 
     #[test]
     fn options_take_carbynes_types_and_unknown_ones_are_listed() {
-        let m = run("[collectors]\n[[DiskSpaceCollector]]\nenabled = TRUE\nfilesystems = ext4, xfs\nexclude_filters = ^/boot,\nfrob = 1\n")
+        let m = run("[server]\nhandlers = diamond.handler.graphite.GraphiteHandler\n[collectors]\n[[DiskSpaceCollector]]\nenabled = TRUE\nfilesystems = ext4, xfs\nexclude_filters = ^/boot,\nfrob = 1\n")
             .expect("migrate");
         let (_, text) = m
             .files

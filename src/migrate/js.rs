@@ -95,6 +95,9 @@ struct Parser<'a> {
     s: &'a [u8],
     text: &'a str,
     i: usize,
+    /// The line at a position already counted, so counting goes on from
+    /// there (a file of many keys is not counted from its start each time).
+    counted: std::cell::Cell<(usize, usize)>,
 }
 
 /// Reads `text` as one literal; errors say `line L, column C: why`.
@@ -103,6 +106,7 @@ pub fn parse(text: &str) -> Result<Value, String> {
         s: text.as_bytes(),
         text,
         i: 0,
+        counted: std::cell::Cell::new((0, 1)),
     };
     p.space()?;
     // `config = (...)` is as good as `config = ...`.
@@ -126,10 +130,14 @@ impl Parser<'_> {
     }
 
     fn line(&self) -> usize {
-        self.text[..self.i.min(self.text.len())]
-            .matches('\n')
-            .count()
-            + 1
+        let at = self.i.min(self.text.len());
+        let (from, line) = match self.counted.get() {
+            (pos, line) if pos <= at => (pos, line),
+            _ => (0, 1),
+        };
+        let line = line + self.text[from..at].matches('\n').count();
+        self.counted.set((at, line));
+        line
     }
 
     fn err(&self, why: &str) -> String {
@@ -254,10 +262,8 @@ impl Parser<'_> {
             let line = self.line();
             let key = match self.peek() {
                 Some(q @ (b'"' | b'\'')) => self.string(q)?,
-                Some(c) if c.is_ascii_digit() => match self.number()? {
-                    Value::Number(n) => crate::server::js::to_string(n),
-                    _ => unreachable!("number() gives numbers"),
-                },
+                // A number as a key (`1: "x"`), kept as written.
+                Some(c) if c.is_ascii_digit() => self.word(),
                 _ => {
                     let w = self.word();
                     if w.is_empty() {

@@ -66,14 +66,11 @@ fn left(key: &str, v: &Value) -> Option<&'static str> {
     }
 }
 
-/// `host:port` for carbyne, bracketing an IPv6 address.
-fn address(host: &str, port: f64) -> String {
-    let p = port as u16;
-    if host.contains(':') {
-        format!("[{host}]:{p}")
-    } else {
-        format!("{host}:{p}")
-    }
+/// Whether a backend's module path is statsd's graphite backend
+/// (`./backends/graphite`, `/usr/share/statsd/backends/graphite.js`...).
+fn is_graphite(module: &str) -> bool {
+    let m = module.trim_end_matches(".js");
+    m == "backends/graphite" || m.ends_with("/backends/graphite")
 }
 
 /// config.js as `conf.d/50-server-statsd.toml`.
@@ -84,13 +81,33 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
     let Value::Object(members) = &config else {
         return Err(err("not an object literal { ... }".into()));
     };
+    // An error about a top-level key names its line.
+    let at = |key: &str, msg: String| ConfigError {
+        file: Some(path.to_path_buf()),
+        line: members
+            .iter()
+            .rev()
+            .find(|(k, _, _)| k == key)
+            .map(|(_, _, l)| *l),
+        key: None,
+        message: msg,
+    };
+    let address = |key: &str, host: &str, port: f64| {
+        super::host_port(host, port as u16, "0.0.0.0").map_err(|m| at(key, format!("{key}: {m}")))
+    };
     let mut out = Toml::new(path, " (etsy statsd's configuration)");
     out.comment("Keys config.js leaves out are written with statsd's defaults.");
     out.table("server.statsd");
 
     // The listener: the top-level object, or the first of `servers`.
     let server = match config.get("servers") {
-        Value::Array(list) if !list.is_empty() => {
+        Value::Array(list) if list.is_empty() => {
+            return Err(at(
+                "servers",
+                "servers = []: statsd then listens nowhere".into(),
+            ))
+        }
+        Value::Array(list) => {
             for (i, s) in list.iter().enumerate().skip(1) {
                 out.left(format!(
                     "servers[{i}] = {}: carbyne's statsd server listens on one address (UDP and TCP)",
@@ -106,10 +123,10 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
         _ => 8125.0,
     };
     if !(1.0..=65535.0).contains(&port) || port.fract() != 0.0 {
-        return Err(err(format!(
-            "port = {}: not a port",
-            server.get("port").show()
-        )));
+        return Err(at(
+            "port",
+            format!("port = {}: not a port", server.get("port").show()),
+        ));
     }
     let any = if server.get("address_ipv6").truthy() {
         "::"
@@ -126,7 +143,7 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
     };
     out.key(
         "listen",
-        address(&host, port),
+        address("address", &host, port)?,
         &format!("address:port (statsd's {kind}; carbyne takes UDP and TCP there)"),
     );
     if server.get("socket").truthy() {
@@ -140,10 +157,10 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
         _ => 8126.0,
     };
     if !(1.0..=65535.0).contains(&mgmt_port) || mgmt_port.fract() != 0.0 {
-        return Err(err(format!(
-            "mgmt_port = {}: not a port",
-            config.get("mgmt_port").show()
-        )));
+        return Err(at(
+            "mgmt_port",
+            format!("mgmt_port = {}: not a port", config.get("mgmt_port").show()),
+        ));
     }
     let mgmt_host = match config.get("mgmt_address") {
         v if v.truthy() => v.text(),
@@ -151,7 +168,7 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
     };
     out.key(
         "admin",
-        address(&mgmt_host, mgmt_port),
+        address("mgmt_address", &mgmt_host, mgmt_port)?,
         "mgmt_address:mgmt_port",
     );
 
@@ -161,13 +178,8 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
         Value::Array(b) => b.iter().map(Value::text).collect(),
         other => vec![other.text()],
     };
-    let graphite_backend = backends
-        .iter()
-        .any(|b| b == "./backends/graphite" || b == "backends/graphite");
-    for b in backends
-        .iter()
-        .filter(|b| !b.ends_with("backends/graphite"))
-    {
+    let graphite_backend = backends.iter().any(|b| is_graphite(b));
+    for b in backends.iter().filter(|b| !is_graphite(b)) {
         out.left(format!("backends: {b:?}: carbyne's statsd server flushes to Graphite only (and serves Prometheus, prometheus_listen)"));
     }
     let host = config.get("graphiteHost");
@@ -188,7 +200,13 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
                 _ => 2003.0,
             }
         };
-        address(&host.text(), port)
+        if !(1.0..=65535.0).contains(&port) || port.fract() != 0.0 {
+            return Err(at(
+                "graphitePort",
+                format!("graphitePort = {port}: not a port"),
+            ));
+        }
+        address("graphiteHost", &host.text(), port)?
     } else {
         out.comment("No graphiteHost (or no graphite backend): statsd sent its flushes nowhere.");
         String::new()
@@ -200,10 +218,13 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
         _ => 10000.0,
     };
     if !(flush.is_finite() && flush >= 10.0) {
-        return Err(err(format!(
-            "flushInterval = {}: not a number of milliseconds (10 or more)",
-            config.get("flushInterval").show()
-        )));
+        return Err(at(
+            "flushInterval",
+            format!(
+                "flushInterval = {}: not a number of milliseconds (10 or more)",
+                config.get("flushInterval").show()
+            ),
+        ));
     }
     out.key(
         "flush_interval",
@@ -217,12 +238,13 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
         Value::Undefined => true,
         Value::Bool(b) => *b,
         other => {
-            out.left(format!(
-                "graphite.legacyNamespace = {}: statsd tests it against true and false exactly; read as {}",
-                other.show(),
-                other.truthy()
-            ));
-            other.truthy()
+            return Err(at(
+                "graphite",
+                format!(
+                    "graphite.legacyNamespace = {}: statsd tests it against true and false exactly and mixes both namings for anything else; write true or false",
+                    other.show()
+                ),
+            ))
         }
     };
     out.key("legacy_namespace", legacy, "graphite.legacyNamespace");
@@ -261,10 +283,10 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
         v => vec![v.number()],
     };
     if thresholds.iter().any(|t| !t.is_finite()) {
-        return Err(err(format!(
-            "percentThreshold = {}: not numbers",
-            pct.show()
-        )));
+        return Err(at(
+            "percentThreshold",
+            format!("percentThreshold = {}: not numbers", pct.show()),
+        ));
     }
     out.key(
         "percent_threshold",
@@ -277,17 +299,21 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
         for h in list {
             let mut t = toml::Table::new();
             t.insert("metric".into(), h.get("metric").text().into());
-            let bins: Vec<toml::Value> = match h.get("bins") {
-                Value::Array(b) => b
-                    .iter()
-                    .map(|x| match x {
+            let mut bins: Vec<toml::Value> = Vec::new();
+            if let Value::Array(b) = h.get("bins") {
+                for x in b {
+                    bins.push(match x {
                         Value::String(s) if s == "inf" => toml::Value::from("inf"),
-                        Value::Number(n) if n.is_infinite() => toml::Value::from("inf"),
-                        other => number(other.number()),
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
+                        other if other.number().is_finite() => number(other.number()),
+                        other => {
+                            return Err(at(
+                                "histogram",
+                                format!("histogram bin {}: a number or 'inf'", other.show()),
+                            ))
+                        }
+                    });
+                }
+            }
             t.insert("bins".into(), bins.into());
             specs.push(t.into());
         }
