@@ -118,16 +118,22 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
         }
         _ => &config,
     };
-    let port = match server.get("port") {
-        v if v.truthy() => v.number(),
-        _ => 8125.0,
+    // statsd's `config.port || 8125`, and a port it is.
+    let port_of = |obj: &Value, key: &str, default: f64| {
+        let port = match obj.get(key) {
+            v if v.truthy() => v.number(),
+            _ => default,
+        };
+        if (1.0..=65535.0).contains(&port) && port.fract() == 0.0 {
+            Ok(port)
+        } else {
+            Err(at(
+                key,
+                format!("{key} = {}: not a port", obj.get(key).show()),
+            ))
+        }
     };
-    if !(1.0..=65535.0).contains(&port) || port.fract() != 0.0 {
-        return Err(at(
-            "port",
-            format!("port = {}: not a port", server.get("port").show()),
-        ));
-    }
+    let port = port_of(server, "port", 8125.0)?;
     let any = if server.get("address_ipv6").truthy() {
         "::"
     } else {
@@ -152,16 +158,7 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
             server.get("socket").show()
         ));
     }
-    let mgmt_port = match config.get("mgmt_port") {
-        v if v.truthy() => v.number(),
-        _ => 8126.0,
-    };
-    if !(1.0..=65535.0).contains(&mgmt_port) || mgmt_port.fract() != 0.0 {
-        return Err(at(
-            "mgmt_port",
-            format!("mgmt_port = {}: not a port", config.get("mgmt_port").show()),
-        ));
-    }
+    let mgmt_port = port_of(&config, "mgmt_port", 8126.0)?;
     let mgmt_host = match config.get("mgmt_address") {
         v if v.truthy() => v.text(),
         _ => "0.0.0.0".into(),
@@ -184,28 +181,13 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
     }
     let host = config.get("graphiteHost");
     let graphite = if graphite_backend && host.truthy() {
-        let pickle = config.get("graphiteProtocol").text() == "pickle";
-        let port = if pickle {
+        if config.get("graphiteProtocol").text() == "pickle" {
             out.left(
                 "graphiteProtocol = \"pickle\": carbyne sends Graphite's plaintext protocol, to graphitePort"
                     .into(),
             );
-            match config.get("graphitePort") {
-                v if v.truthy() => v.number(),
-                _ => 2003.0,
-            }
-        } else {
-            match config.get("graphitePort") {
-                v if v.truthy() => v.number(),
-                _ => 2003.0,
-            }
-        };
-        if !(1.0..=65535.0).contains(&port) || port.fract() != 0.0 {
-            return Err(at(
-                "graphitePort",
-                format!("graphitePort = {port}: not a port"),
-            ));
         }
+        let port = port_of(&config, "graphitePort", 2003.0)?;
         address("graphiteHost", &host.text(), port)?
     } else {
         out.comment("No graphiteHost (or no graphite backend): statsd sent its flushes nowhere.");
