@@ -188,6 +188,18 @@ wait "$sink" || fail "the sink got nothing"
 [ "$(cat "$tmp/got.txt")" -ge "$held" ] || fail "drain delivered $(cat "$tmp/got.txt") of $held"
 rm /etc/carbyne/conf.d/50-graphite.toml /etc/carbyne/conf.d/50-sockstat.toml
 
+step "a carbon setup migrated into /etc/carbyne, as the README says"
+# Debian's graphite-carbon (tests/run.sh installs it) leaves /etc/carbon.
+if [ -f /etc/carbon/carbon.conf ]; then
+    carbyne migrate --output /etc/carbyne carbon /etc/carbon/carbon.conf >/dev/null 2>"$tmp/migrate.err" \
+        || fail "migrate carbon: $(cat "$tmp/migrate.err")"
+    grep -q 'not carried over: USER = _graphite' "$tmp/migrate.err" || fail "migrate did not list USER: $(cat "$tmp/migrate.err")"
+    runuser -u carbyne -- carbyne config check >"$tmp/effective.toml" || fail "config check after migrate"
+    grep -q 'storage_dir = "/var/lib/graphite/whisper/"' "$tmp/effective.toml" \
+        || fail "the migrated receiver does not write into carbon's whisper tree"
+    rm /etc/carbyne/conf.d/50-server-carbon.toml
+fi
+
 step "given the whisper folder's group, a graphite-web user reads the metrics, not the state"
 useradd --system --no-create-home --user-group carbyne-web-test
 chgrp -R carbyne-web-test /var/lib/carbyne/whisper

@@ -301,7 +301,14 @@ impl Migration {
         if let Some(t) = target {
             for rel in &t.keep {
                 let text = crate::config::read_text(&t.dir.join(rel))?;
-                let theirs: toml::Table = text.parse().unwrap_or_default();
+                // Only another migration's files: the shipped 00-*.toml
+                // and an admin's own are there to be overridden.
+                let migrated = text.starts_with("# Written by `carbyne migrate`");
+                let theirs: toml::Table = if migrated {
+                    text.parse().unwrap_or_default()
+                } else {
+                    toml::Table::new()
+                };
                 let their_handlers = theirs.get("handlers").and_then(toml::Value::as_table);
                 for (path, ours) in &self.files {
                     let ours: toml::Table = ours.parse().unwrap_or_default();
