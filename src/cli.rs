@@ -670,7 +670,7 @@ pub(crate) fn logster_parser(
     }
 }
 
-fn host_port(opt: &str, v: Option<&str>) -> Result<(String, u16), String> {
+pub(crate) fn host_port(opt: &str, v: Option<&str>) -> Result<(String, u16), String> {
     let v = v.ok_or_else(|| format!("{opt} HOST:PORT is needed for this output"))?;
     let (h, p) = v
         .rsplit_once(':')

@@ -333,11 +333,13 @@ pub fn migrate(path: &Path) -> Result<Migration, ConfigError> {
         merged.merge(s.clone());
         for (c, k, v) in DIAMOND_DEFAULTS {
             if c == name && merged.get(k).is_none() {
-                merged.set(k, Val::Str((*v).to_string()), 0);
-                if *k == "interfaces" {
-                    let list = v.split(", ").map(String::from).collect();
-                    merged.set(k, Val::List(list), 0);
-                }
+                // Diamond's interfaces default is a list; devices one regex.
+                let value = if *k == "interfaces" {
+                    Val::List(v.split(", ").map(String::from).collect())
+                } else {
+                    Val::Str((*v).to_string())
+                };
+                merged.set(k, value, 0);
             }
         }
         for (k, v, kline) in &merged.keys {

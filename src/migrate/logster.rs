@@ -176,11 +176,9 @@ fn log_name(parser: &str, file: &str, taken: &BTreeMap<String, ()>) -> String {
     name
 }
 
-/// `HOST:PORT` split.
+/// `HOST:PORT` as `carbyne logster` reads it.
 fn host_port(v: &str) -> Option<(String, u16)> {
-    let (h, p) = v.rsplit_once(':')?;
-    let port = p.parse::<u16>().ok().filter(|p| *p > 0)?;
-    (!h.is_empty()).then(|| (h.trim_matches(['[', ']']).to_string(), port))
+    crate::cli::host_port("", Some(v)).ok()
 }
 
 /// Every logster line of `path` (a crontab, or a file of command lines).
