@@ -13,6 +13,7 @@ pub mod aggregation;
 pub mod buffers;
 pub mod filters;
 pub mod rewrite;
+mod routes;
 
 use super::names;
 use super::schemas::SchemaError;
@@ -20,8 +21,8 @@ use super::Parsed;
 use aggregation::{AggregationRules, Method};
 use buffers::{Buffers, Hint};
 use rewrite::{RewriteRules, Stage};
+use routes::{Forward, Route, Routes};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,8 +30,6 @@ use std::time::{Duration, SystemTime};
 
 /// How often changed rule files are looked for, as carbon does.
 pub const RECHECK: Duration = Duration::from_secs(10);
-
-type Hasher = foldhash::fast::RandomState;
 
 /// Bytes of routes kept before they are all forgotten and worked out again.
 const MAX_ROUTE_BYTES: usize = 64 << 20;
@@ -100,26 +99,6 @@ fn mtime(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// Where a received name goes.
-#[derive(Debug)]
-struct Route {
-    /// The output metrics it feeds, with the frequency and method of the
-    /// rule that named each, and where its buffer was last found.
-    outputs: Vec<(Arc<str>, u64, Method, Hint)>,
-    forward: Forward,
-    /// The names the rules made of it that cannot be stored, and why:
-    /// each of its points counts them.
-    rejects: Vec<(Box<str>, Box<str>)>,
-}
-
-#[derive(Debug)]
-enum Forward {
-    No,
-    /// Under the name it came with.
-    Same,
-    As(Box<str>),
-}
-
 /// The settings of `[server.carbon]` the rules take.
 pub struct Settings<'a> {
     pub rewrite_rules: Option<&'a Path>,
@@ -134,8 +113,7 @@ struct State {
     rewrite: Option<Watched<RewriteRules>>,
     aggregation: Option<Watched<AggregationRules>>,
     forward_all: bool,
-    routes: HashMap<Box<str>, Route, Hasher>,
-    route_bytes: usize,
+    routes: Routes,
     buffers: Buffers,
 }
 
@@ -155,8 +133,7 @@ impl Rules {
                 rewrite: None,
                 aggregation: None,
                 forward_all: true,
-                routes: HashMap::default(),
-                route_bytes: 0,
+                routes: Routes::new(MAX_ROUTE_BYTES),
                 buffers: Buffers::new(0, 0, 0),
             }),
             active: AtomicBool::new(false),
@@ -232,7 +209,6 @@ impl Rules {
         st.buffers.max_bytes = s.max_aggregation_bytes;
         if !(keep_rewrite && keep_aggregation && same_forward) {
             st.routes.clear();
-            st.route_bytes = 0;
         }
         Ok(())
     }
@@ -262,7 +238,6 @@ impl Rules {
         }
         if changed {
             st.routes.clear();
-            st.route_bytes = 0;
         }
     }
 
@@ -285,35 +260,17 @@ impl Rules {
         let mut batch = batch;
         batch.retain_mut(|point| {
             // One lookup for a name seen before.
-            if let Some(route) = st.routes.get_mut(&*point.0) {
-                for (n, why) in &route.rejects {
-                    reject(n, why);
+            let route = match st.routes.get_mut(&point.0) {
+                Some(route) => route,
+                None => {
+                    let route = route(st, &point.0, max_name);
+                    st.routes.insert(&point.0, route)
                 }
-                return follow(route, &mut st.buffers, point, now);
-            }
-            if st.route_bytes > MAX_ROUTE_BYTES {
-                st.routes.clear();
-                st.route_bytes = 0;
-            }
-            let mut route = route(st, &point.0, max_name);
+            };
             for (n, why) in &route.rejects {
                 reject(n, why);
             }
-            st.route_bytes += 64
-                + point.0.len()
-                + route
-                    .outputs
-                    .iter()
-                    .map(|(o, ..)| 48 + o.len())
-                    .sum::<usize>()
-                + match &route.forward {
-                    Forward::As(n) => n.len(),
-                    _ => 0,
-                };
-            let name: Box<str> = point.0.as_ref().into();
-            let keep = follow(&mut route, &mut st.buffers, point, now);
-            st.routes.insert(name, route);
-            keep
+            follow(route, &mut st.buffers, point, now)
         });
         batch
     }
