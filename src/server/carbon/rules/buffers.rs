@@ -13,7 +13,6 @@
 //! and counted.
 
 use super::aggregation::Method;
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -121,7 +120,25 @@ struct MetricBuffer {
     /// Seconds between computations, and the next one (Unix seconds).
     every: f64,
     next: f64,
+    /// The interval the last value fell in, kept out of `intervals`: most
+    /// values fall in the same one as the value before, and find it here
+    /// without a search (it goes back to `intervals` when computing).
+    last: Option<(i64, Interval)>,
+    /// The other intervals.
     intervals: BTreeMap<i64, Interval>,
+}
+
+impl MetricBuffer {
+    /// Makes the interval `key` the last one, if there is one.
+    fn make_last(&mut self, key: i64) {
+        if matches!(&self.last, Some((k, _)) if *k == key) {
+            return;
+        }
+        if let Some((k, i)) = self.last.take() {
+            self.intervals.insert(k, i);
+        }
+        self.last = self.intervals.remove(&key).map(|i| (key, i));
+    }
 }
 
 /// The bytes a value takes in an interval of `method`: percentiles keep
@@ -242,19 +259,24 @@ impl Buffers {
                 return false;
             };
             let method = b.method;
-            let (more, entry) = match b.intervals.entry(interval(b.frequency)) {
-                Entry::Occupied(e) => match e.get().values {
-                    Values::Kept(_) => (8, Entry::Occupied(e)),
-                    Values::Running { .. } => (0, Entry::Occupied(e)),
+            let key = interval(b.frequency);
+            b.make_last(key);
+            let more = match &b.last {
+                Some((_, i)) => match i.values {
+                    Values::Kept(_) => 8,
+                    Values::Running { .. } => 0,
                 },
-                e @ Entry::Vacant(_) => (INTERVAL_BYTES + kept_bytes(method), e),
+                None => INTERVAL_BYTES + kept_bytes(method),
             };
             if more > 0 && over(self.bytes, more) {
                 self.dropped += 1;
                 return false;
             }
             self.bytes += more;
-            entry.or_insert_with(|| Interval::new(method)).input(value);
+            b.last
+                .get_or_insert_with(|| (key, Interval::new(method)))
+                .1
+                .input(value);
             return true;
         }
         let more = METRIC_BYTES + metric.len() + INTERVAL_BYTES + kept_bytes(method);
@@ -274,7 +296,8 @@ impl Buffers {
             method,
             every,
             next: now + every,
-            intervals: BTreeMap::from([(interval(frequency), first)]),
+            last: Some((interval(frequency), first)),
+            intervals: BTreeMap::new(),
         };
         let slot = match self.free.pop() {
             Some(i) => {
@@ -333,6 +356,9 @@ impl Buffers {
             let threshold = (whole - whole.rem_euclid(f)) - max_intervals * f;
             let method = b.method;
             let name = &slot.name;
+            if let Some((k, i)) = b.last.take() {
+                b.intervals.insert(k, i);
+            }
             b.intervals.retain(|&key, i| {
                 if i.active {
                     i.active = false;
@@ -370,7 +396,7 @@ impl Buffers {
             .slots
             .iter()
             .filter_map(|s| s.buffer.as_ref())
-            .flat_map(|b| b.intervals.values())
+            .flat_map(|b| b.intervals.values().chain(b.last.as_ref().map(|(_, i)| i)))
             .map(Interval::len)
             .sum();
         (self.index.len(), points)
@@ -485,6 +511,37 @@ mod tests {
         b.compute_all(300.0, &mut out);
         out.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(out, vec![(x, 300.0, 7.0), (y, 300.0, 6.0), (z, 300.0, 3.0)]);
+    }
+
+    #[test]
+    fn values_going_back_and_forth_between_intervals_each_find_their_own() {
+        let mut b = Buffers::new(0, 5, 0);
+        let (m, mut h) = (name("a"), Hint::default());
+        for (ts, v) in [(1000.0, 1.0), (1010.0, 10.0), (1001.0, 3.0), (1011.0, 30.0)] {
+            assert!(b.input(&m, &mut h, 10, Method::Percentile(0.5), ts, v, 1000.0));
+        }
+        assert!(b.input(&m, &mut h, 10, Method::Percentile(0.5), 1002.0, 2.0, 1000.0));
+        assert_eq!(b.sizes(), (1, 5));
+        assert_eq!(b.bytes(), METRIC_BYTES + 1 + 2 * INTERVAL_BYTES + 5 * 8);
+        let mut out = Vec::new();
+        b.compute_all(1020.0, &mut out);
+        assert_eq!(
+            out,
+            vec![(m.clone(), 1000.0, 2.0), (m.clone(), 1010.0, 20.0)]
+        );
+        // Computed, the intervals stay until they are old; a value finds its.
+        assert!(b.input(
+            &m,
+            &mut h,
+            10,
+            Method::Percentile(0.5),
+            1013.0,
+            50.0,
+            1020.0
+        ));
+        out.clear();
+        b.compute_all(1021.0, &mut out);
+        assert_eq!(out, vec![(m, 1010.0, 30.0)]);
     }
 
     #[test]
