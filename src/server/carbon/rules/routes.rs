@@ -30,18 +30,19 @@ pub struct Route {
 }
 
 impl Route {
-    /// Bytes counted for a route of `name` (the table's bound).
-    fn bytes(&self, name: &str) -> usize {
-        64 + name.len()
+    /// Bytes the route holds outside the table.
+    fn heap_bytes(&self) -> usize {
+        size_of_val(self.outputs.as_slice())
             + self
                 .outputs
                 .iter()
-                .map(|(o, ..)| 48 + o.len())
+                .map(|(o, ..)| 16 + o.len())
                 .sum::<usize>()
+            + size_of_val(self.rejects.as_slice())
             + self
                 .rejects
                 .iter()
-                .map(|(n, why)| 32 + n.len() + why.len())
+                .map(|(n, why)| n.len() + why.len())
                 .sum::<usize>()
             + match &self.forward {
                 Forward::As(n) => n.len(),
@@ -66,9 +67,14 @@ pub struct Routes {
     named: Vec<(u32, u32, Route)>,
     names: String,
     hasher: Hasher,
-    bytes: usize,
+    /// Bytes the routes hold outside the table.
+    heap: usize,
     max_bytes: usize,
 }
+
+/// Bytes the hash index takes per name it has room for: a position and a
+/// control byte per bucket, with an eighth of the buckets kept empty.
+const INDEX_BYTES: usize = 6;
 
 impl Routes {
     pub fn new(max_bytes: usize) -> Routes {
@@ -77,7 +83,7 @@ impl Routes {
             named: Vec::new(),
             names: String::new(),
             hasher: Hasher::default(),
-            bytes: 0,
+            heap: 0,
             max_bytes,
         }
     }
@@ -96,14 +102,42 @@ impl Routes {
         Some(&mut self.named[at as usize].2)
     }
 
-    /// Keeps `route` for `name` (not yet kept), and gives it back.
+    /// The bytes the table and its routes hold (the vectors' and index's
+    /// whole capacity, not only what is used).
+    pub fn bytes(&self) -> usize {
+        self.heap
+            + self.named.capacity() * size_of::<(u32, u32, Route)>()
+            + self.names.capacity()
+            + self.index.capacity() * INDEX_BYTES
+    }
+
+    /// Keeps `route` for `name` (not yet kept), and gives it back. When the
+    /// table would pass its bound, growing for it, all are forgotten first.
     pub fn insert(&mut self, name: &str, route: Route) -> &mut Route {
-        let more = route.bytes(name);
+        // What growing for one more takes (each doubles when full).
+        let grows = |len: usize, capacity: usize, more: usize, size: usize| {
+            if len + more > capacity {
+                capacity.max(more).max(4) * size
+            } else {
+                0
+            }
+        };
+        let heap = route.heap_bytes();
+        let after = self.bytes()
+            + heap
+            + grows(
+                self.named.len(),
+                self.named.capacity(),
+                1,
+                size_of::<(u32, u32, Route)>(),
+            )
+            + grows(self.names.len(), self.names.capacity(), name.len(), 1)
+            + grows(self.index.len(), self.index.capacity(), 1, INDEX_BYTES);
         // Positions are 32-bit: the bound keeps the names well under 4 GiB.
-        if self.bytes + more > self.max_bytes || self.names.len() + name.len() > u32::MAX as usize {
+        if after > self.max_bytes || self.names.len() + name.len() > u32::MAX as usize {
             self.clear();
         }
-        self.bytes += more;
+        self.heap += heap;
         let at = self.named.len();
         self.named
             .push((self.names.len() as u32, name.len() as u32, route));
@@ -120,7 +154,7 @@ impl Routes {
         self.index = hashbrown::HashTable::new();
         self.named = Vec::new();
         self.names = String::new();
-        self.bytes = 0;
+        self.heap = 0;
     }
 
     #[cfg(test)]
@@ -166,13 +200,18 @@ mod tests {
             Some(&Forward::As("other".into()))
         );
         assert!(r.get_mut("a.b.m5000").is_none());
-        // Past the bound, all are forgotten; the one added is kept.
-        let mut small = Routes::new(1000);
-        for k in 0..20 {
-            small.insert(&format!("metric.{k:04}"), same());
+        // Past the bound, all are forgotten; the one added is kept. The
+        // bound holds for the memory the table has, growing included.
+        let mut small = Routes::new(64 << 10);
+        let mut cleared = 0;
+        for k in 0..10_000 {
+            let before = small.kept();
+            small.insert(&format!("metric.{k:05}"), same());
+            cleared += usize::from(small.kept() <= before);
+            assert!(small.bytes() <= 64 << 10, "{} at {k}", small.bytes());
         }
-        assert!(small.kept() < 20, "{}", small.kept());
-        assert!(small.get_mut("metric.0019").is_some());
-        assert!(small.get_mut("metric.0000").is_none());
+        assert!(cleared > 5, "{cleared}");
+        assert!(small.get_mut("metric.09999").is_some());
+        assert!(small.get_mut("metric.00000").is_none());
     }
 }
