@@ -30,15 +30,16 @@ pub struct Route {
 }
 
 impl Route {
-    /// Bytes the route holds outside the table.
+    /// Bytes the route holds outside the table: its vectors' whole
+    /// capacity, not only what is used.
     fn heap_bytes(&self) -> usize {
-        size_of_val(self.outputs.as_slice())
+        self.outputs.capacity() * size_of::<(Arc<str>, u64, Method, Hint)>()
             + self
                 .outputs
                 .iter()
                 .map(|(o, ..)| 16 + o.len())
                 .sum::<usize>()
-            + size_of_val(self.rejects.as_slice())
+            + self.rejects.capacity() * size_of::<(Box<str>, Box<str>)>()
             + self
                 .rejects
                 .iter()
@@ -113,7 +114,11 @@ impl Routes {
 
     /// Keeps `route` for `name` (not yet kept), and gives it back. When the
     /// table would pass its bound, growing for it, all are forgotten first.
-    pub fn insert(&mut self, name: &str, route: Route) -> &mut Route {
+    pub fn insert(&mut self, name: &str, mut route: Route) -> &mut Route {
+        // Built by pushing, its vectors have room for four or more; a route
+        // kept never grows, so it keeps only what it uses.
+        route.outputs.shrink_to_fit();
+        route.rejects.shrink_to_fit();
         // What growing for one more takes (each doubles when full).
         let grows = |len: usize, capacity: usize, more: usize, size: usize| {
             if len + more > capacity {
@@ -213,5 +218,21 @@ mod tests {
         assert!(cleared > 5, "{cleared}");
         assert!(small.get_mut("metric.09999").is_some());
         assert!(small.get_mut("metric.00000").is_none());
+    }
+
+    #[test]
+    #[allow(clippy::vec_init_then_push)]
+    fn a_route_kept_holds_and_counts_only_the_room_it_uses() {
+        // Built as the rules build it: pushing gives room for four.
+        let mut rejects = Vec::new();
+        rejects.push(("bad name".into(), "why".into()));
+        assert!(rejects.capacity() > 1);
+        let mut r = Routes::new(1 << 20);
+        let empty = r.bytes();
+        let route = r.insert("a.b", Route { rejects, ..same() });
+        assert_eq!(route.rejects.capacity(), 1);
+        let counted = route.heap_bytes();
+        assert_eq!(counted, size_of::<(Box<str>, Box<str>)>() + 8 + 3);
+        assert!(r.bytes() >= empty + counted);
     }
 }
