@@ -222,13 +222,5 @@ pub(super) fn run(a: &LogsterArgs) -> i32 {
     let Some(rt) = runtime() else {
         return EXIT_FAILED;
     };
-    let failures = rt.block_on(scheduler::run_once(&cfg, plan));
-    for f in &failures {
-        eprintln!("{f}");
-    }
-    if failures.is_empty() {
-        0
-    } else {
-        EXIT_FAILED
-    }
+    once(&rt, &cfg, plan)
 }

@@ -205,15 +205,7 @@ fn agent(args: &AgentArgs) -> i32 {
         return EXIT_FAILED;
     };
     if args.once {
-        let failures = rt.block_on(scheduler::run_once(&cfg, plan));
-        for f in &failures {
-            eprintln!("{f}");
-        }
-        if failures.is_empty() {
-            0
-        } else {
-            EXIT_FAILED
-        }
+        once(&rt, &cfg, plan)
     } else {
         log::info!(
             "carbyne {} agent: {} collectors, {} handlers",
@@ -232,6 +224,20 @@ fn agent(args: &AgentArgs) -> i32 {
             log::error!("{f}");
         }
         0
+    }
+}
+
+/// Runs every collector of `plan` once and waits for delivery; prints each
+/// failure and returns the exit code.
+fn once(rt: &tokio::runtime::Runtime, cfg: &Config, plan: Plan) -> i32 {
+    let failures = rt.block_on(scheduler::run_once(cfg, plan));
+    for f in &failures {
+        eprintln!("{f}");
+    }
+    if failures.is_empty() {
+        0
+    } else {
+        EXIT_FAILED
     }
 }
 

@@ -22,6 +22,17 @@ pub struct Series {
     pub values: Vec<Option<f64>>,
 }
 
+impl Series {
+    /// The known points as (timestamp, value), in time order.
+    pub fn known_points(&self) -> Vec<(i64, f64)> {
+        self.values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (self.from + i as i64 * self.step, v)))
+            .collect()
+    }
+}
+
 /// An archive's slots between two times as stored (`fetch_slots`):
 /// `len` values from `from` on, each known only where its slot holds its
 /// own timestamp.

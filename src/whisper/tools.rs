@@ -552,12 +552,7 @@ pub fn resize(path: &Path, retentions: &[String], o: &ResizeOptions) -> Result<S
     } else {
         out.push_str("Migrating data without aggregation...\n");
         for (_, s) in &data {
-            let pts: Vec<(i64, f64)> = s
-                .values
-                .iter()
-                .enumerate()
-                .filter_map(|(i, v)| v.map(|v| (s.from + i as i64 * s.step, v)))
-                .collect();
+            let pts = s.known_points();
             new.update_many(&pts, None)?;
         }
     }
@@ -649,12 +644,7 @@ fn fill_range(src: &Whisper, dst: &Whisper, tstart: f64, mut tstop: f64, now: f6
         }
         let from = if rtime > tstart { rtime } else { tstart };
         if let Some(s) = src.fetch(from as i64, Some(tstop as i64), Some(now as i64), None)? {
-            let points: Vec<(i64, f64)> = s
-                .values
-                .iter()
-                .enumerate()
-                .filter_map(|(i, v)| v.map(|v| (s.from + i as i64 * s.step, v)))
-                .collect();
+            let points = s.known_points();
             dst.update_many(&points, Some(now as i64))?;
         }
         tstop = from;

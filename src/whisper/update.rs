@@ -211,12 +211,7 @@ impl Whisper {
                 continue;
             }
             let s = from.archive_fetch(a, start.max(oldest), until)?;
-            let points: Vec<(i64, f64)> = s
-                .values
-                .iter()
-                .enumerate()
-                .filter_map(|(i, v)| v.map(|v| (s.from + i as i64 * s.step, v)))
-                .collect();
+            let points = s.known_points();
             if !points.is_empty() {
                 self.archive_update_many(idx, &points)?;
             }
