@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use super::cache::Cache;
 use super::pickle::{self, Pickler, Value};
-use super::{read_full, Shared};
+use super::receive::read_full;
+use super::Shared;
 use crate::whisper::{Aggregation, Whisper};
 
 /// The longest request taken; a longer one closes the connection.
