@@ -133,6 +133,15 @@ pub fn raise_open_file_limit() -> u64 {
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
+/// A read on a socket with a read timeout that ended because the timeout
+/// passed (Linux reports it as WouldBlock), not because the peer failed.
+pub fn read_timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
 /// ` (N more since ...)` for a throttled log line, or nothing.
 pub fn held_note(held: u64) -> String {
     if held == 0 {

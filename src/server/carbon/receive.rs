@@ -67,12 +67,7 @@ pub(super) fn connection(stream: std::net::TcpStream, s: Arc<Shared>) {
                 last = Instant::now();
                 b
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if crate::server::read_timed_out(&e) => {
                 if stop_at.is_some() || idle_past(&s, last) {
                     break;
                 }
@@ -126,12 +121,7 @@ pub(super) fn read_full(r: &mut impl std::io::Read, buf: &mut [u8], s: &Shared) 
                 got += n;
                 last = Instant::now();
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(e) if crate::server::read_timed_out(&e) => {
                 if stop_at.is_some() && (got == 0 || stop_at.is_some_and(|t| Instant::now() >= t))
                     || idle_past(s, last)
                 {

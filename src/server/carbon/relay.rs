@@ -490,14 +490,7 @@ fn close(c: &mut std::net::TcpStream) -> bool {
         match c.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return true
-            }
+            Err(e) if crate::server::read_timed_out(&e) => return true,
             Err(_) => return false,
         }
     }
